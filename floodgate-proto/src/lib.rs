@@ -1,0 +1,77 @@
+//! The WebSocket protocol (RFC 6455) with no I/O.
+//!
+//! `floodgate-proto` is the core of the [floodgate] client: bytes in,
+//! messages out; calls in, bytes to send out. It owns no socket, thread,
+//! timer or runtime, so the blocking client, a future async client and the
+//! tests all drive the same code, and every protocol rule can be checked
+//! with byte slices.
+//!
+//! # Tour
+//!
+//! - [`handshake`]: the opening handshake. [`handshake::ClientHandshake`]
+//!   builds the upgrade request and checks the answer (status 101, tokens,
+//!   `Sec-WebSocket-Accept`, subprotocol, extensions), with a bound on the
+//!   size of the answer.
+//! - [`Protocol`]: one open connection. Feed it a [`bytes::BytesMut`] of
+//!   received bytes with [`Protocol::read_message`] (or
+//!   [`Protocol::read_frame`]), send with `send_*`, and write out
+//!   [`Protocol::output`]. Pings are answered and the close handshake is
+//!   run as frames are decoded.
+//! - [`frame`]: headers and their encoding; [`mask`]: word-at-a-time
+//!   masking; [`utf8`]: incremental validation of fragmented text;
+//!   [`close`]: close codes and payloads; [`message`]: [`Message`] and
+//!   [`Text`].
+//! - Errors, split by blame: [`ProtocolError`] (the peer broke the
+//!   protocol; each knows its close code), [`HandshakeError`] (the upgrade
+//!   was refused or malformed), [`UsageError`] (the application asked for
+//!   something the protocol forbids).
+//!
+//! # Example
+//!
+//! A client reading a fragmented text message and answering a ping that
+//! arrived between its fragments:
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use floodgate_proto::{Config, Message, Protocol, Role};
+//!
+//! let mut client = Protocol::new(Role::Client, Config::default());
+//! let mut received = BytesMut::new();
+//! received.extend_from_slice(&[0x01, 0x03, b'f', b'o', b'o']); // text, not FIN
+//! received.extend_from_slice(&[0x89, 0x00]);                   // ping
+//! received.extend_from_slice(&[0x80, 0x03, b'b', b'a', b'r']); // continuation, FIN
+//!
+//! assert_eq!(client.read_message(&mut received).unwrap(), Some(Message::Ping(Default::default())));
+//! assert_eq!(client.read_message(&mut received).unwrap(), Some(Message::text("foobar")));
+//! assert_eq!(client.read_message(&mut received).unwrap(), None); // needs more bytes
+//!
+//! // The pong is waiting to be written: FIN + pong, masked, empty.
+//! assert_eq!(&client.output()[..2], &[0x8A, 0x80]);
+//! ```
+//!
+//! # Not provided
+//!
+//! No I/O, no clocks (timeouts are the I/O layer's), no extensions yet
+//! (permessage-deflate is planned), and no HTTP beyond the upgrade.
+//!
+//! [floodgate]: https://docs.rs/floodgate
+
+#![warn(missing_docs)]
+
+pub mod close;
+pub mod error;
+pub mod frame;
+pub mod handshake;
+pub mod mask;
+pub mod message;
+pub mod protocol;
+pub mod utf8;
+
+pub use close::{CloseCode, CloseFrame};
+pub use error::{HandshakeError, ProtocolError, UsageError};
+pub use frame::{Frame, OpCode};
+pub use message::{Message, Text};
+pub use protocol::{Config, Protocol, Role, State};
+
+/// Re-exported so that users of the protocol need not depend on `bytes`.
+pub use bytes;

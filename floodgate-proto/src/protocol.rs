@@ -1,0 +1,655 @@
+//! The connection state machine: bytes in, messages out; calls in, bytes to
+//! send out.
+//!
+//! [`Protocol`] owns no socket, thread or clock. The I/O layer reads into a
+//! [`BytesMut`] it owns and asks [`Protocol::read_message`] (or
+//! [`Protocol::read_frame`]) for what the bytes contain; it calls the
+//! `send_*` methods and writes out [`Protocol::output`]. Everything a peer
+//! can get wrong is checked here, so every rule is testable with byte
+//! slices.
+//!
+//! Control frames are handled as they are decoded: a ping queues its pong in
+//! the output at once, and a close queues the answering close, whatever the
+//! application does with the messages. The I/O layer only has to flush the
+//! output after each read.
+//!
+//! Any [`ProtocolError`] *fails the connection* (RFC 6455 §7.1.7): a close
+//! frame with the error's code is queued and no more data frames are
+//! accepted. The I/O layer then sends it, waits a moment for the peer's
+//! close ([`Protocol::discard_until_close`]) and drops the transport.
+
+use crate::close::{encode_close_payload, parse_close_payload, CloseCode, CloseFrame};
+use crate::error::{ProtocolError, UsageError};
+use crate::frame::{encode_frame, Frame, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use crate::mask::apply_mask;
+use crate::message::{Message, Text};
+use crate::utf8::Utf8Validator;
+use bytes::{Buf, BytesMut};
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+
+/// Which end of the connection this is. A client masks what it sends and
+/// refuses masked frames; a server the other way round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The connecting side.
+    Client,
+    /// The accepting side (used by floodgate's embedded test server).
+    Server,
+}
+
+/// Limits and behaviour of a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Largest accepted frame payload; `None` for no limit. Checked from the
+    /// header, before any byte of the payload is buffered. Default 16 MiB.
+    pub max_frame_size: Option<usize>,
+    /// Largest accepted message (all fragments together); `None` for no
+    /// limit. Default 64 MiB.
+    pub max_message_size: Option<usize>,
+    /// Answer pings with pongs automatically. Default true.
+    pub auto_pong: bool,
+}
+
+/// Default `max_frame_size`: 16 MiB.
+pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 << 20;
+/// Default `max_message_size`: 64 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 20;
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_frame_size: Some(DEFAULT_MAX_FRAME_SIZE),
+            max_message_size: Some(DEFAULT_MAX_MESSAGE_SIZE),
+            auto_pong: true,
+        }
+    }
+}
+
+/// Where the connection is in its life (RFC 6455 §4, §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Data flows both ways.
+    Open,
+    /// One side has sent a close frame; the other's is awaited.
+    Closing,
+    /// Both close frames were exchanged, or the transport ended.
+    Closed,
+}
+
+/// A data message being put together from fragments.
+#[derive(Debug)]
+struct Assembly {
+    opcode: OpCode,
+    /// Fragments collected so far (empty when frames are read raw).
+    data: BytesMut,
+    /// Payload bytes received so far, collected or not, for the size limit.
+    len: u64,
+    utf8: Option<Utf8Validator>,
+}
+
+/// The WebSocket protocol for one connection, without I/O.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use floodgate_proto::{Config, Message, Protocol, Role};
+///
+/// let mut client = Protocol::new(Role::Client, Config::default());
+/// // A server frame: FIN + text, unmasked, "hi".
+/// let mut buf = BytesMut::from(&[0x81, 0x02, b'h', b'i'][..]);
+/// assert_eq!(client.read_message(&mut buf).unwrap(), Some(Message::text("hi")));
+/// // A ping is answered in the output without being asked.
+/// let mut buf = BytesMut::from(&[0x89, 0x01, b'!'][..]);
+/// assert_eq!(client.read_message(&mut buf).unwrap(), Some(Message::Ping("!".into())));
+/// assert_eq!(client.output()[0], 0x8A); // FIN + pong
+/// ```
+#[derive(Debug)]
+pub struct Protocol {
+    role: Role,
+    config: Config,
+    /// Reserved bits owned by negotiated extensions (none yet).
+    extension_rsv: u8,
+    out: Vec<u8>,
+    rng: StdRng,
+    assembly: Option<Assembly>,
+    /// Whether an outgoing fragmented message is open.
+    sending_fragmented: bool,
+    close_sent: bool,
+    /// The peer's close, once received (`Some(None)`: a close without code).
+    close_received: Option<Option<CloseFrame>>,
+    transport_closed: bool,
+    failed: Option<ProtocolError>,
+    /// Payload bytes of a skipped frame still to skip (closing only).
+    discard_remaining: u64,
+    /// Bytes the buffer must hold for the next frame to complete.
+    needed: usize,
+}
+
+/// Output capacity kept after a flush; a larger buffer (left by one big
+/// message) is released so an idle connection stays small.
+const KEPT_OUTPUT_CAPACITY: usize = 256 << 10;
+
+impl Protocol {
+    /// A new connection in the [`State::Open`] state (the opening handshake
+    /// is done by [`crate::handshake`]).
+    pub fn new(role: Role, config: Config) -> Protocol {
+        Protocol::with_rng(role, config, StdRng::from_os_rng())
+    }
+
+    /// Like [`Protocol::new`], with masking keys drawn from a seeded
+    /// generator: for reproducible tests only, never on a real connection.
+    pub fn with_seed(role: Role, config: Config, seed: u64) -> Protocol {
+        Protocol::with_rng(role, config, StdRng::seed_from_u64(seed))
+    }
+
+    fn with_rng(role: Role, config: Config, rng: StdRng) -> Protocol {
+        Protocol {
+            role,
+            config,
+            extension_rsv: 0,
+            out: Vec::new(),
+            rng,
+            assembly: None,
+            sending_fragmented: false,
+            close_sent: false,
+            close_received: None,
+            transport_closed: false,
+            failed: None,
+            discard_remaining: 0,
+            needed: 2,
+        }
+    }
+
+    /// This side's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The connection state.
+    pub fn state(&self) -> State {
+        if self.transport_closed || (self.close_sent && self.close_received.is_some()) {
+            State::Closed
+        } else if self.close_sent || self.close_received.is_some() {
+            State::Closing
+        } else {
+            State::Open
+        }
+    }
+
+    /// Whether this side has sent (or queued) its close frame.
+    pub fn close_sent(&self) -> bool {
+        self.close_sent
+    }
+
+    /// The peer's close frame, once received: `Some(None)` means it carried
+    /// no code.
+    pub fn close_received(&self) -> Option<&Option<CloseFrame>> {
+        self.close_received.as_ref()
+    }
+
+    /// The error the connection was failed with, if any.
+    pub fn failure(&self) -> Option<&ProtocolError> {
+        self.failed.as_ref()
+    }
+
+    /// How many bytes the read buffer must hold before the next call can
+    /// make progress: a hint for how much to reserve before reading.
+    pub fn bytes_needed(&self) -> usize {
+        self.needed
+    }
+
+    /// Tells the protocol the transport has ended (EOF or reset).
+    pub fn receive_eof(&mut self) {
+        self.transport_closed = true;
+    }
+
+    // ----- receiving -------------------------------------------------------
+
+    /// Decodes the next complete message from the front of `buf`, consuming
+    /// the bytes it used. `Ok(None)` means `buf` holds no complete message
+    /// yet: read more and call again.
+    ///
+    /// Pings, pongs and the peer's close are returned too (as
+    /// [`Message::Ping`] etc.); their answers are already queued in the
+    /// output. After the peer's close, `Ok(None)` is returned for good.
+    ///
+    /// # Errors
+    ///
+    /// A [`ProtocolError`] fails the connection: a close frame with its code
+    /// is queued in the output and every later call returns the same error.
+    pub fn read_message(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, ProtocolError> {
+        loop {
+            let Some(frame) = self.next_frame(buf, true)? else {
+                return Ok(None);
+            };
+            let message = match frame.opcode {
+                OpCode::Text if frame.fin => Message::Text(Text::from_validated(frame.payload)),
+                OpCode::Binary if frame.fin => Message::Binary(frame.payload),
+                OpCode::Continuation if frame.fin => {
+                    let assembly = self.assembly.take().expect("continuation has an assembly");
+                    let data = assembly.data.freeze();
+                    match assembly.opcode {
+                        OpCode::Text => Message::Text(Text::from_validated(data)),
+                        _ => Message::Binary(data),
+                    }
+                }
+                OpCode::Text | OpCode::Binary | OpCode::Continuation => continue,
+                OpCode::Ping => Message::Ping(frame.payload),
+                OpCode::Pong => Message::Pong(frame.payload),
+                OpCode::Close => Message::Close(
+                    self.close_received.clone().expect("close frame was recorded"),
+                ),
+            };
+            return Ok(Some(message));
+        }
+    }
+
+    /// Decodes the next frame from the front of `buf` without assembling
+    /// messages: for callers that handle fragments themselves.
+    ///
+    /// Every rule is enforced as in [`read_message`](Self::read_message)
+    /// (including fragment sequencing and UTF-8 of text fragments), and
+    /// control frames are answered the same way.
+    ///
+    /// # Errors
+    ///
+    /// As for [`read_message`](Self::read_message).
+    pub fn read_frame(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
+        let frame = self.next_frame(buf, false)?;
+        if let Some(frame) = &frame {
+            if frame.opcode == OpCode::Continuation && frame.fin {
+                self.assembly = None;
+            }
+        }
+        Ok(frame)
+    }
+
+    /// After this side has sent its close (or failed the connection):
+    /// skips frames until the peer's close frame. Returns `Ok(true)` once it
+    /// has arrived, `Ok(false)` if more bytes are needed.
+    ///
+    /// Data frames met on the way are skipped without being buffered or
+    /// checked (the connection is ending), so a peer cannot make this wait
+    /// hold more than one control frame in memory.
+    ///
+    /// # Errors
+    ///
+    /// A frame header so broken that frames cannot be skipped.
+    pub fn discard_until_close(&mut self, buf: &mut BytesMut) -> Result<bool, ProtocolError> {
+        while self.close_received.is_none() {
+            if self.discard_remaining > 0 {
+                let skip = (buf.len() as u64).min(self.discard_remaining);
+                buf.advance(skip as usize);
+                self.discard_remaining -= skip;
+                if self.discard_remaining > 0 {
+                    return Ok(false);
+                }
+            }
+            let Some((header, header_len)) = FrameHeader::decode(buf)? else {
+                return Ok(false);
+            };
+            if header.opcode != OpCode::Close {
+                buf.advance(header_len);
+                self.discard_remaining = header.payload_len;
+                continue;
+            }
+            // Control frames are at most 125 bytes: safe to wait for whole.
+            let total = header_len + header.payload_len as usize;
+            if buf.len() < total {
+                self.needed = total;
+                return Ok(false);
+            }
+            buf.advance(header_len);
+            let mut payload = buf.split_to(header.payload_len as usize);
+            if let Some(key) = header.mask {
+                apply_mask(&mut payload, key);
+            }
+            // A malformed close still ends the wait: the peer has closed,
+            // whatever it said.
+            self.close_received = Some(parse_close_payload(&payload).unwrap_or(None));
+        }
+        Ok(true)
+    }
+
+    /// Decodes, checks and consumes one frame. `collect`: append data
+    /// fragments to the assembly (message mode) or not (frame mode).
+    #[inline]
+    fn next_frame(&mut self, buf: &mut BytesMut, collect: bool) -> Result<Option<Frame>, ProtocolError> {
+        if let Some(err) = &self.failed {
+            return Err(err.clone());
+        }
+        if self.close_received.is_some() {
+            return Ok(None);
+        }
+        match self.decode_frame(buf, collect) {
+            Ok(frame) => Ok(frame),
+            Err(err) => Err(self.fail(err)),
+        }
+    }
+
+    #[inline]
+    fn decode_frame(&mut self, buf: &mut BytesMut, collect: bool) -> Result<Option<Frame>, ProtocolError> {
+        let Some((header, header_len)) = FrameHeader::decode(buf)? else {
+            self.needed = MAX_HEADER_LEN;
+            return Ok(None);
+        };
+        self.check_header(&header)?;
+        // `check_header` bounded the length by the limits; without limits a
+        // length that does not fit in memory is refused here.
+        let payload_len = usize::try_from(header.payload_len).map_err(|_| ProtocolError::FrameTooLarge {
+            len: header.payload_len,
+            max: usize::MAX,
+        })?;
+        let total = header_len.saturating_add(payload_len);
+        if buf.len() < total {
+            self.needed = total;
+            return Ok(None);
+        }
+        self.needed = 2;
+        buf.advance(header_len);
+        let mut payload = buf.split_to(payload_len);
+        if let Some(key) = header.mask {
+            apply_mask(&mut payload, key);
+        }
+        let payload = payload.freeze();
+        match header.opcode {
+            OpCode::Text | OpCode::Binary if header.fin => {
+                if header.opcode == OpCode::Text && simdutf8::basic::from_utf8(&payload).is_err() {
+                    return Err(ProtocolError::InvalidUtf8);
+                }
+            }
+            OpCode::Text | OpCode::Binary => {
+                let mut utf8 = (header.opcode == OpCode::Text).then(Utf8Validator::default);
+                if let Some(v) = &mut utf8 {
+                    v.feed(&payload)?;
+                }
+                let data = if collect { BytesMut::from(&payload[..]) } else { BytesMut::new() };
+                self.assembly = Some(Assembly {
+                    opcode: header.opcode,
+                    data,
+                    len: payload.len() as u64,
+                    utf8,
+                });
+            }
+            OpCode::Continuation => {
+                let assembly = self.assembly.as_mut().expect("checked by check_header");
+                if let Some(v) = &mut assembly.utf8 {
+                    v.feed(&payload)?;
+                    if header.fin {
+                        v.finish()?;
+                    }
+                }
+                assembly.len += payload.len() as u64;
+                if collect {
+                    assembly.data.extend_from_slice(&payload);
+                }
+            }
+            OpCode::Ping => {
+                if self.config.auto_pong && !self.close_sent {
+                    self.encode(true, OpCode::Pong, &payload);
+                }
+            }
+            OpCode::Pong => {}
+            OpCode::Close => {
+                let frame = parse_close_payload(&payload)?;
+                if !self.close_sent {
+                    // Echo the code (RFC 6455 §5.5.1); a close without code
+                    // is answered by one without code.
+                    let reply = frame.as_ref().map(|f| CloseFrame::new(f.code, ""));
+                    self.encode_close(reply.as_ref());
+                }
+                self.close_received = Some(frame);
+            }
+        }
+        Ok(Some(Frame {
+            fin: header.fin,
+            rsv: header.rsv,
+            opcode: header.opcode,
+            payload,
+        }))
+    }
+
+    /// The checks that need the connection's context.
+    #[inline]
+    fn check_header(&self, header: &FrameHeader) -> Result<(), ProtocolError> {
+        if header.rsv & !self.extension_rsv != 0 {
+            return Err(ProtocolError::ReservedBits { bits: header.rsv });
+        }
+        match (self.role, header.mask.is_some()) {
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrameFromServer),
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrameFromClient),
+            _ => {}
+        }
+        if let Some(max) = self.config.max_frame_size {
+            if header.payload_len > max as u64 {
+                return Err(ProtocolError::FrameTooLarge {
+                    len: header.payload_len,
+                    max,
+                });
+            }
+        }
+        let so_far = match (header.opcode, &self.assembly) {
+            (OpCode::Continuation, None) => return Err(ProtocolError::ContinuationWithoutStart),
+            (OpCode::Text | OpCode::Binary, Some(_)) => {
+                return Err(ProtocolError::DataFrameInsideFragmentedMessage)
+            }
+            (OpCode::Continuation, Some(assembly)) => assembly.len,
+            (OpCode::Text | OpCode::Binary, None) => 0,
+            _ => return Ok(()),
+        };
+        if let Some(max) = self.config.max_message_size {
+            let len = so_far.saturating_add(header.payload_len);
+            if len > max as u64 {
+                return Err(ProtocolError::MessageTooLarge { len, max });
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails the connection: queues a close with the error's code (unless a
+    /// close was already sent) and refuses further frames.
+    fn fail(&mut self, err: ProtocolError) -> ProtocolError {
+        if !self.close_sent {
+            let mut reason = err.to_string();
+            truncate_at_char_boundary(&mut reason, crate::close::MAX_CLOSE_REASON);
+            self.encode_close(Some(&CloseFrame::new(err.close_code(), reason)));
+        }
+        self.assembly = None;
+        self.failed = Some(err.clone());
+        err
+    }
+
+    // ----- sending ---------------------------------------------------------
+
+    /// Queues a text message.
+    ///
+    /// # Errors
+    ///
+    /// [`UsageError::Closed`] once a close was sent;
+    /// [`UsageError::BadFragmentSequence`] inside a fragmented message sent
+    /// with [`send_frame`](Self::send_frame).
+    pub fn send_text(&mut self, text: &str) -> Result<(), UsageError> {
+        self.send_frame(OpCode::Text, text.as_bytes(), true)
+    }
+
+    /// Queues a binary message.
+    ///
+    /// # Errors
+    ///
+    /// As for [`send_text`](Self::send_text).
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), UsageError> {
+        self.send_frame(OpCode::Binary, data, true)
+    }
+
+    /// Queues any [`Message`]; a `Close` message starts the close handshake.
+    ///
+    /// # Errors
+    ///
+    /// As for the specific `send_*` methods.
+    pub fn send(&mut self, message: &Message) -> Result<(), UsageError> {
+        match message {
+            Message::Text(t) => self.send_frame(OpCode::Text, t.as_bytes(), true),
+            Message::Binary(b) => self.send_frame(OpCode::Binary, b, true),
+            Message::Ping(b) => self.send_frame(OpCode::Ping, b, true),
+            Message::Pong(b) => self.send_frame(OpCode::Pong, b, true),
+            Message::Close(frame) => self.send_close(frame.as_ref()),
+        }
+    }
+
+    /// Queues a ping.
+    ///
+    /// # Errors
+    ///
+    /// [`UsageError::ControlPayloadTooLong`] over 125 bytes; `Closed`.
+    pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), UsageError> {
+        self.send_frame(OpCode::Ping, payload, true)
+    }
+
+    /// Queues a pong (unsolicited pongs are allowed as heartbeats).
+    ///
+    /// # Errors
+    ///
+    /// As for [`send_ping`](Self::send_ping).
+    pub fn send_pong(&mut self, payload: &[u8]) -> Result<(), UsageError> {
+        self.send_frame(OpCode::Pong, payload, true)
+    }
+
+    /// Queues one raw frame. Data frames may be sent fragmented: a `Text`
+    /// or `Binary` frame with `fin = false`, then `Continuation` frames, the
+    /// last with `fin = true`. Control frames may go between fragments.
+    ///
+    /// ```
+    /// use floodgate_proto::{Config, OpCode, Protocol, Role};
+    /// let mut p = Protocol::new(Role::Client, Config::default());
+    /// p.send_frame(OpCode::Text, b"hel", false).unwrap();
+    /// p.send_frame(OpCode::Ping, b"", true).unwrap();
+    /// p.send_frame(OpCode::Continuation, b"lo", true).unwrap();
+    /// assert!(p.send_frame(OpCode::Continuation, b"!", true).is_err());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// A control frame that is fragmented or over 125 bytes, a fragment out
+    /// of sequence, or any frame after this side's close.
+    pub fn send_frame(&mut self, opcode: OpCode, payload: &[u8], fin: bool) -> Result<(), UsageError> {
+        if self.close_sent {
+            return Err(UsageError::Closed);
+        }
+        match opcode {
+            OpCode::Close => {
+                return Err(UsageError::BadFragmentSequence(
+                    "send a close with send_close, which validates its code and reason",
+                ))
+            }
+            OpCode::Ping | OpCode::Pong => {
+                if !fin {
+                    return Err(UsageError::FragmentedControlFrame);
+                }
+                if payload.len() > MAX_CONTROL_PAYLOAD {
+                    return Err(UsageError::ControlPayloadTooLong(payload.len()));
+                }
+            }
+            OpCode::Text | OpCode::Binary => {
+                if self.sending_fragmented {
+                    return Err(UsageError::BadFragmentSequence(
+                        "a new message was started before the fragmented one was finished",
+                    ));
+                }
+                self.sending_fragmented = !fin;
+            }
+            OpCode::Continuation => {
+                if !self.sending_fragmented {
+                    return Err(UsageError::BadFragmentSequence(
+                        "a continuation frame was sent with no fragmented message open",
+                    ));
+                }
+                self.sending_fragmented = !fin;
+            }
+        }
+        self.encode(fin, opcode, payload);
+        Ok(())
+    }
+
+    /// Starts the close handshake (or answers the peer's close): queues a
+    /// close frame. `None` sends a close without code.
+    ///
+    /// # Errors
+    ///
+    /// A code that must not be sent (1005, 1006, 1015, unregistered
+    /// ranges), a reason over 123 bytes, or a close already sent.
+    pub fn send_close(&mut self, frame: Option<&CloseFrame>) -> Result<(), UsageError> {
+        if self.close_sent {
+            return Err(UsageError::Closed);
+        }
+        let mut scratch = Vec::new();
+        encode_close_payload(frame, &mut scratch)?;
+        self.encode(true, OpCode::Close, &scratch);
+        self.close_sent = true;
+        Ok(())
+    }
+
+    fn encode_close(&mut self, frame: Option<&CloseFrame>) {
+        let mut payload = Vec::with_capacity(125);
+        // Only frames built from valid codes and truncated reasons come
+        // here; an invalid one is sent without code rather than not at all.
+        if encode_close_payload(frame, &mut payload).is_err() {
+            payload.clear();
+        }
+        self.encode(true, OpCode::Close, &payload);
+        self.close_sent = true;
+    }
+
+    #[inline]
+    fn encode(&mut self, fin: bool, opcode: OpCode, payload: &[u8]) {
+        let mask = match self.role {
+            Role::Client => Some(self.rng.next_u32().to_ne_bytes()),
+            Role::Server => None,
+        };
+        encode_frame(&mut self.out, fin, 0, opcode, mask, payload);
+    }
+
+    // ----- output ----------------------------------------------------------
+
+    /// Bytes waiting to be written to the transport, in order.
+    pub fn output(&self) -> &[u8] {
+        &self.out
+    }
+
+    /// Whether anything waits to be written.
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// Marks the first `n` bytes of [`output`](Self::output) as written.
+    pub fn consume_output(&mut self, n: usize) {
+        let n = n.min(self.out.len());
+        if n == self.out.len() {
+            self.out.clear();
+            if self.out.capacity() > KEPT_OUTPUT_CAPACITY {
+                self.out = Vec::new();
+            }
+        } else {
+            self.out.drain(..n);
+        }
+    }
+}
+
+fn truncate_at_char_boundary(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+}
+
+/// The default close frame a client sends when it ends a connection.
+pub fn normal_close() -> CloseFrame {
+    CloseFrame::new(CloseCode::NORMAL, "")
+}

@@ -1,0 +1,370 @@
+//! Connection options: [`ClientBuilder`] collects them, [`Client`] holds them
+//! validated and shared, and connects as many times as asked.
+//!
+//! Every option has a default chosen for a long-lived client that must not
+//! hang or grow without bound: a connect timeout, frame and message size
+//! limits, `TCP_NODELAY` on. Invalid options (a header that is not valid
+//! HTTP, a zero-sized buffer) are reported by [`ClientBuilder::build`], not
+//! in the middle of a connect.
+
+use crate::error::{ErrorKind, Result};
+use crate::socket::WebSocket;
+use floodgate_proto::protocol::{DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use crate::stream::Transport;
+
+/// What to send as `Origin`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// `http://host[:port]` (or `https://` for `wss://`), as
+    /// websocket-client sends by default.
+    FromUrl,
+    /// This value.
+    Custom(String),
+    /// No `Origin` header.
+    Suppress,
+}
+
+/// Every option of a connection. Built by [`ClientBuilder`]; read it back
+/// with [`Client::options`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Extra request headers.
+    pub headers: HeaderMap,
+    /// The `Origin` header.
+    pub origin: Origin,
+    /// Overrides the `Host` header (the TCP connection still goes to the
+    /// URL's host).
+    pub host: Option<String>,
+    /// Subprotocols offered, best first.
+    pub subprotocols: Vec<String>,
+    /// The `Cookie` header.
+    pub cookie: Option<String>,
+    /// Limit for the TCP connect and the handshake together (`None`:
+    /// none). Default 30 s.
+    pub connect_timeout: Option<Duration>,
+    /// Read timeout once connected (`None`: block). Default none.
+    pub read_timeout: Option<Duration>,
+    /// Write timeout once connected (`None`: block). Default none.
+    pub write_timeout: Option<Duration>,
+    /// How long `close` waits for the server's close and end of stream.
+    /// Default 5 s.
+    pub close_timeout: Duration,
+    /// Largest accepted frame (`None`: no limit). Default 16 MiB.
+    pub max_frame_size: Option<usize>,
+    /// Largest accepted message (`None`: no limit). Default 64 MiB.
+    pub max_message_size: Option<usize>,
+    /// Largest accepted handshake response head. Default 64 KiB.
+    pub max_handshake_size: usize,
+    /// `TCP_NODELAY`. Default on: WebSocket messages are small writes that
+    /// Nagle's algorithm would delay.
+    pub nodelay: bool,
+    /// `SO_RCVBUF` in bytes (`None`: the OS default).
+    pub recv_buffer_size: Option<usize>,
+    /// `SO_SNDBUF` in bytes (`None`: the OS default).
+    pub send_buffer_size: Option<usize>,
+    /// TCP keepalive idle time (`None`: off).
+    pub tcp_keepalive: Option<Duration>,
+    /// Bytes asked of the socket per read. Default 128 KiB.
+    pub read_chunk_size: usize,
+    /// Return pings, pongs and the close frame from `recv` as messages.
+    /// Default off (they are still answered).
+    pub return_control_frames: bool,
+    /// Answer pings automatically. Default on.
+    pub auto_pong: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            headers: HeaderMap::new(),
+            origin: Origin::FromUrl,
+            host: None,
+            subprotocols: Vec::new(),
+            cookie: None,
+            connect_timeout: Some(Duration::from_secs(30)),
+            read_timeout: None,
+            write_timeout: None,
+            close_timeout: Duration::from_secs(5),
+            max_frame_size: Some(DEFAULT_MAX_FRAME_SIZE),
+            max_message_size: Some(DEFAULT_MAX_MESSAGE_SIZE),
+            max_handshake_size: floodgate_proto::handshake::DEFAULT_MAX_HEAD_SIZE,
+            nodelay: true,
+            recv_buffer_size: None,
+            send_buffer_size: None,
+            tcp_keepalive: None,
+            read_chunk_size: 128 << 10,
+            return_control_frames: false,
+            auto_pong: true,
+        }
+    }
+}
+
+impl Options {
+    pub(crate) fn protocol_config(&self) -> floodgate_proto::Config {
+        floodgate_proto::Config {
+            max_frame_size: self.max_frame_size,
+            max_message_size: self.max_message_size,
+            auto_pong: self.auto_pong,
+        }
+    }
+}
+
+/// Collects connection options; finish with [`build`](Self::build) or
+/// [`connect`](Self::connect).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// let ws = floodgate::Client::builder()
+///     .header("Authorization", "Bearer s3cr3t")
+///     .subprotocol("v2.chat")
+///     .connect_timeout(Duration::from_secs(5))
+///     .max_message_size(Some(1 << 20))
+///     .connect("ws://127.0.0.1:9001/feed")?;
+/// # Ok::<(), floodgate::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use = "a builder does nothing until build() or connect()"]
+pub struct ClientBuilder {
+    options: Options,
+    /// The first invalid option, reported by `build`.
+    invalid: Option<String>,
+}
+
+impl ClientBuilder {
+    /// Adds a request header (may be called several times for one name).
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+            (Ok(name), Ok(value)) => {
+                self.options.headers.append(name, value);
+            }
+            _ => {
+                self.invalid
+                    .get_or_insert_with(|| format!("header {name:?}: {value:?} is not a valid HTTP header"));
+            }
+        }
+        self
+    }
+
+    /// Sends this `Origin` instead of the one derived from the URL.
+    pub fn origin(mut self, origin: impl Into<String>) -> Self {
+        self.options.origin = Origin::Custom(origin.into());
+        self
+    }
+
+    /// Sends no `Origin` header.
+    pub fn suppress_origin(mut self) -> Self {
+        self.options.origin = Origin::Suppress;
+        self
+    }
+
+    /// Sends this `Host` header instead of the URL's host (the TCP
+    /// connection still goes to the URL's host).
+    pub fn host_header(mut self, host: impl Into<String>) -> Self {
+        self.options.host = Some(host.into());
+        self
+    }
+
+    /// Offers a subprotocol (call again to offer more, best first).
+    pub fn subprotocol(mut self, protocol: impl Into<String>) -> Self {
+        self.options.subprotocols.push(protocol.into());
+        self
+    }
+
+    /// Sends this `Cookie` header (`"a=1; b=2"`).
+    pub fn cookie(mut self, cookie: impl Into<String>) -> Self {
+        self.options.cookie = Some(cookie.into());
+        self
+    }
+
+    /// Limits the TCP connect and the handshake together.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.options.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// Waits for the TCP connect and handshake without limit.
+    pub fn no_connect_timeout(mut self) -> Self {
+        self.options.connect_timeout = None;
+        self
+    }
+
+    /// Read timeout once connected (`None`: block).
+    pub fn read_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.options.read_timeout = timeout;
+        self
+    }
+
+    /// Write timeout once connected (`None`: block).
+    pub fn write_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.options.write_timeout = timeout;
+        self
+    }
+
+    /// How long `close` waits for the server's answer.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.options.close_timeout = timeout;
+        self
+    }
+
+    /// Largest accepted frame (`None`: no limit).
+    pub fn max_frame_size(mut self, limit: Option<usize>) -> Self {
+        self.options.max_frame_size = limit;
+        self
+    }
+
+    /// Largest accepted message (`None`: no limit).
+    pub fn max_message_size(mut self, limit: Option<usize>) -> Self {
+        self.options.max_message_size = limit;
+        self
+    }
+
+    /// Largest accepted handshake response head.
+    pub fn max_handshake_size(mut self, limit: usize) -> Self {
+        self.options.max_handshake_size = limit;
+        self
+    }
+
+    /// `TCP_NODELAY` (default on).
+    pub fn nodelay(mut self, on: bool) -> Self {
+        self.options.nodelay = on;
+        self
+    }
+
+    /// `SO_RCVBUF`, set before connecting so that TCP window scaling can
+    /// use it.
+    pub fn recv_buffer_size(mut self, bytes: usize) -> Self {
+        self.options.recv_buffer_size = Some(bytes);
+        self
+    }
+
+    /// `SO_SNDBUF`.
+    pub fn send_buffer_size(mut self, bytes: usize) -> Self {
+        self.options.send_buffer_size = Some(bytes);
+        self
+    }
+
+    /// TCP keepalive with this idle time.
+    pub fn tcp_keepalive(mut self, idle: Duration) -> Self {
+        self.options.tcp_keepalive = Some(idle);
+        self
+    }
+
+    /// Bytes asked of the socket per read (default 128 KiB).
+    pub fn read_chunk_size(mut self, bytes: usize) -> Self {
+        self.options.read_chunk_size = bytes;
+        self
+    }
+
+    /// Return pings, pongs and the close frame from `recv`.
+    pub fn return_control_frames(mut self, on: bool) -> Self {
+        self.options.return_control_frames = on;
+        self
+    }
+
+    /// Answer pings automatically (default on).
+    pub fn auto_pong(mut self, on: bool) -> Self {
+        self.options.auto_pong = on;
+        self
+    }
+
+    /// Checks the options and returns a [`Client`] that connects with them.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] naming the first invalid option.
+    pub fn build(self) -> Result<Client> {
+        if let Some(reason) = self.invalid {
+            return Err(ErrorKind::Config(reason).into());
+        }
+        let o = &self.options;
+        if o.read_chunk_size == 0 {
+            return Err(ErrorKind::Config("read_chunk_size must be at least 1 byte".into()).into());
+        }
+        if o.max_handshake_size < 128 {
+            return Err(ErrorKind::Config("max_handshake_size below 128 bytes cannot hold a handshake".into()).into());
+        }
+        if let (Some(frame), Some(message)) = (o.max_frame_size, o.max_message_size) {
+            if frame > message {
+                return Err(ErrorKind::Config(format!(
+                    "max_frame_size ({frame}) is larger than max_message_size ({message})"
+                ))
+                .into());
+            }
+        }
+        if o.recv_buffer_size == Some(0) || o.send_buffer_size == Some(0) {
+            return Err(ErrorKind::Config("socket buffer sizes must be above 0".into()).into());
+        }
+        Ok(Client {
+            options: Arc::new(self.options),
+        })
+    }
+
+    /// Builds and connects in one call.
+    ///
+    /// # Errors
+    ///
+    /// As for [`build`](Self::build) and [`Client::connect`].
+    pub fn connect(self, url: &str) -> Result<WebSocket> {
+        self.build()?.connect(url)
+    }
+}
+
+/// Validated options, cheap to clone and share; connects as often as asked.
+///
+/// ```no_run
+/// let client = floodgate::Client::builder().subprotocol("chat").build()?;
+/// let a = client.connect("ws://127.0.0.1:9001/a")?;
+/// let b = client.connect("ws://127.0.0.1:9001/b")?;
+/// # Ok::<(), floodgate::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    options: Arc<Options>,
+}
+
+impl Client {
+    /// A builder with the default options.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// The options this client connects with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Opens a connection to `url` (`ws://host[:port]/path?query`).
+    ///
+    /// # Errors
+    ///
+    /// An unusable URL, `wss://` (not yet supported), a failed or timed-out
+    /// TCP connect, or a refused handshake.
+    pub fn connect(&self, url: &str) -> Result<WebSocket> {
+        crate::connect::connect(url, &self.options)
+    }
+
+    /// Runs the handshake for `url` over a transport the caller connected
+    /// (a Unix socket, a tunnel, an in-memory pipe). The URL gives the
+    /// `Host`, path and origin; no TCP connection is made.
+    ///
+    /// ```no_run
+    /// # #[cfg(unix)] {
+    /// let unix = std::os::unix::net::UnixStream::connect("/run/app.sock")?;
+    /// let ws = floodgate::Client::default().connect_over(unix, "ws://localhost/feed")?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// An unusable URL, a refused or timed-out handshake.
+    pub fn connect_over<S: Transport>(&self, stream: S, url: &str) -> Result<WebSocket<S>> {
+        let target = crate::connect::parse_url(url)?;
+        let request = crate::connect::client_request(&target, &self.options);
+        let deadline = self.options.connect_timeout.map(|t| Instant::now() + t);
+        WebSocket::client_handshake(stream, &request, &self.options, deadline)
+    }
+}

@@ -1,0 +1,159 @@
+//! The client's error type, split by blame.
+//!
+//! [`Error`] is a box around [`ErrorKind`] so that `Result<Message, Error>`
+//! stays two words on the receive hot path. Match on [`Error::kind`] to tell
+//! what happened: the network ([`ErrorKind::Io`], [`ErrorKind::Connect`]), a
+//! timeout, the server refusing the upgrade ([`ErrorKind::Handshake`]), the
+//! server breaking the protocol ([`ErrorKind::Protocol`]), the application
+//! misusing the API ([`ErrorKind::Usage`]), or the connection having ended
+//! ([`ErrorKind::ConnectionClosed`], [`ErrorKind::AbnormalClosure`],
+//! [`ErrorKind::AlreadyClosed`]).
+
+use floodgate_proto::{CloseFrame, HandshakeError, ProtocolError, UsageError};
+use std::fmt;
+use std::io;
+
+/// What went wrong; see [`Error::kind`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The URL could not be used.
+    #[error("invalid WebSocket URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// The feature is not implemented in this version.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A builder option was invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// No TCP connection could be made.
+    #[error("could not connect to {target}: {source}; check the host, port and that a server is listening")]
+    Connect {
+        /// Host and port (and each address tried).
+        target: String,
+        /// The last error met.
+        #[source]
+        source: io::Error,
+    },
+    /// An operation did not finish within its timeout. The connection is
+    /// still usable after a read or write timeout.
+    #[error("timed out {0}")]
+    Timeout(&'static str),
+    /// Reading or writing the transport failed.
+    #[error("I/O error on the WebSocket transport: {0}")]
+    Io(#[from] io::Error),
+    /// The server did not accept the upgrade.
+    #[error("WebSocket handshake failed: {0}")]
+    Handshake(#[from] HandshakeError),
+    /// The server broke the WebSocket protocol; the connection was failed
+    /// with the close code the error implies.
+    #[error("the server broke the WebSocket protocol, connection closed with code {code}: {0}", code = .0.close_code())]
+    Protocol(#[from] ProtocolError),
+    /// The application asked for something the protocol does not allow.
+    #[error("{0}")]
+    Usage(#[from] UsageError),
+    /// The close handshake happened: the peer closed (or answered our close)
+    /// with this frame (`None`: a close without status code).
+    #[error("the WebSocket connection was closed{}", closed_with(.0))]
+    ConnectionClosed(Option<CloseFrame>),
+    /// The transport ended without a close handshake (close code 1006).
+    #[error("the server ended the connection without a WebSocket close (code 1006)")]
+    AbnormalClosure,
+    /// The connection was already closed by an earlier call.
+    #[error("the WebSocket connection is already closed; connect again to go on")]
+    AlreadyClosed,
+}
+
+fn closed_with(frame: &Option<CloseFrame>) -> String {
+    match frame {
+        Some(frame) => format!(" with code {frame}"),
+        None => " without status code".to_owned(),
+    }
+}
+
+/// The error of every fallible floodgate call.
+///
+/// ```
+/// # fn main() {
+/// match floodgate::connect("ws://127.0.0.1:1/") {
+///     Err(e) if matches!(e.kind(), floodgate::ErrorKind::Connect { .. }) => {}
+///     other => panic!("expected a connect error, got {other:?}"),
+/// }
+/// # }
+/// ```
+pub struct Error(Box<ErrorKind>);
+
+impl Error {
+    /// What went wrong.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.0
+    }
+
+    /// The error's kind, by value.
+    pub fn into_kind(self) -> ErrorKind {
+        *self.0
+    }
+
+    /// Whether the connection ended with a close handshake (or was already
+    /// closed): the normal end of a connection, not a failure.
+    pub fn is_closed(&self) -> bool {
+        matches!(*self.0, ErrorKind::ConnectionClosed(_) | ErrorKind::AlreadyClosed)
+    }
+
+    /// Whether a read or write timed out (the connection is still usable).
+    pub fn is_timeout(&self) -> bool {
+        matches!(*self.0, ErrorKind::Timeout(_))
+    }
+
+    /// The close frame, if the connection was closed by a close handshake.
+    pub fn close_frame(&self) -> Option<&CloseFrame> {
+        match &*self.0 {
+            ErrorKind::ConnectionClosed(frame) => frame.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&*self.0)
+    }
+}
+
+impl From<ErrorKind> for Error {
+    fn from(kind: ErrorKind) -> Self {
+        Error(Box::new(kind))
+    }
+}
+
+macro_rules! error_from {
+    ($($source:ty),*) => {$(
+        impl From<$source> for Error {
+            fn from(err: $source) -> Self {
+                Error(Box::new(ErrorKind::from(err)))
+            }
+        }
+    )*};
+}
+
+error_from!(io::Error, HandshakeError, ProtocolError, UsageError);
+
+/// The result of floodgate calls.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,649 @@
+//! [`WebSocket`]: the low-level blocking connection.
+//!
+//! One struct drives one [`Protocol`] over one [`Transport`]. The receive
+//! path reads large chunks (128 KiB by default) into a single `BytesMut`
+//! and decodes as many frames as each read holds; a message that arrived in
+//! one frame is handed out as a slice of that buffer, not a copy. The send
+//! path encodes header and masked payload into one buffer and writes it
+//! with one `write` call in the common case.
+//!
+//! Control frames are handled where they are decoded: pings are answered
+//! and the peer's close is answered before `recv` returns, whatever the
+//! caller does next.
+//!
+//! Closing follows RFC 6455 §7: the side that closes sends a close frame
+//! and waits (bounded by `close_timeout`) for the other's; a client then
+//! waits for the server to end the TCP connection, and shuts it down itself
+//! if the server does not.
+
+use crate::config::Options;
+use crate::error::{Error, ErrorKind, Result};
+use crate::stream::{Stream, Transport};
+use bytes::{Buf, BytesMut};
+use floodgate_proto::handshake::{parse_response_head, ClientHandshake, ClientRequest};
+use floodgate_proto::{CloseCode, CloseFrame, Frame, Message, OpCode, Protocol, ProtocolError, Role, State};
+use http::{HeaderMap, StatusCode};
+use std::io;
+use std::time::{Duration, Instant};
+
+/// A WebSocket connection with blocking calls.
+///
+/// Made by [`crate::connect`] or [`crate::Client::connect`]. `S` is the
+/// transport; the default, [`Stream`], is what `connect` returns.
+///
+/// ```no_run
+/// let mut ws = floodgate::connect("ws://127.0.0.1:9001/echo")?;
+/// ws.send_text("hello")?;
+/// let reply = ws.recv()?;
+/// println!("{}", reply.as_text().unwrap_or("<binary>"));
+/// ws.close(1000, "done")?;
+/// # Ok::<(), floodgate::Error>(())
+/// ```
+///
+/// Dropping a `WebSocket` closes the socket without a close handshake; call
+/// [`close`](Self::close) to end it cleanly.
+#[derive(Debug)]
+pub struct WebSocket<S = Stream> {
+    stream: S,
+    proto: Protocol,
+    read_buf: BytesMut,
+    status: StatusCode,
+    headers: HeaderMap,
+    subprotocol: Option<String>,
+    read_chunk_size: usize,
+    close_timeout: Duration,
+    return_control_frames: bool,
+    /// The transport has ended (EOF, shut down, or failed).
+    finished: bool,
+}
+
+/// Why a wait at the end of a connection stopped.
+#[derive(Debug, PartialEq, Eq)]
+enum Wait {
+    Done,
+    Eof,
+    TimedOut,
+    Failed,
+}
+
+impl<S: Transport> WebSocket<S> {
+    /// Runs the client handshake over a connected transport.
+    pub(crate) fn client_handshake(
+        mut stream: S,
+        request: &ClientRequest,
+        options: &Options,
+        deadline: Option<Instant>,
+    ) -> Result<WebSocket<S>> {
+        let (handshake, bytes) = ClientHandshake::new(request)?;
+        set_deadline(&stream, deadline)?;
+        write_all(&mut stream, &bytes, "sending the handshake (connect_timeout)")?;
+        let mut buf = BytesMut::with_capacity(4096);
+        let (head, head_len) = loop {
+            if let Some(parsed) = parse_response_head(&buf, options.max_handshake_size)? {
+                break parsed;
+            }
+            read_more(&mut stream, &mut buf, 4096, "waiting for the handshake response (connect_timeout)")?;
+        };
+        if head.status != StatusCode::SWITCHING_PROTOCOLS {
+            // Show the start of the body with the error: wait (within the
+            // same deadline) for what Content-Length announces, at most 4 KiB.
+            let wanted = head_len + head.error_body_wanted();
+            while buf.len() < wanted {
+                let missing = wanted - buf.len();
+                if read_more(&mut stream, &mut buf, missing, "").is_err() {
+                    break;
+                }
+            }
+        }
+        let response = handshake.accept(head, &buf[head_len..])?;
+        buf.advance(head_len);
+        stream.set_read_timeout(options.read_timeout)?;
+        stream.set_write_timeout(options.write_timeout)?;
+        tracing::debug!(subprotocol = ?response.subprotocol, "WebSocket handshake accepted");
+        Ok(WebSocket::from_parts(
+            stream,
+            Role::Client,
+            options,
+            buf,
+            response.status,
+            response.headers,
+            response.subprotocol,
+        ))
+    }
+
+    /// A connection whose handshake is done (`buf`: bytes already read past
+    /// the handshake).
+    pub(crate) fn from_parts(
+        stream: S,
+        role: Role,
+        options: &Options,
+        buf: BytesMut,
+        status: StatusCode,
+        headers: HeaderMap,
+        subprotocol: Option<String>,
+    ) -> WebSocket<S> {
+        WebSocket {
+            stream,
+            proto: Protocol::new(role, options.protocol_config()),
+            read_buf: buf,
+            status,
+            headers,
+            subprotocol,
+            read_chunk_size: options.read_chunk_size,
+            close_timeout: options.close_timeout,
+            return_control_frames: options.return_control_frames,
+            finished: false,
+        }
+    }
+
+    // ----- receiving -------------------------------------------------------
+
+    /// Receives the next complete message.
+    ///
+    /// Pings are answered and skipped, pongs skipped, unless the connection
+    /// was built with `return_control_frames(true)`, in which case they (and
+    /// the peer's close) are returned as messages.
+    ///
+    /// # Errors
+    ///
+    /// - [`ErrorKind::ConnectionClosed`] when the peer closed (its close was
+    ///   answered; the frame is in the error), then
+    ///   [`ErrorKind::AlreadyClosed`] on later calls;
+    /// - [`ErrorKind::Timeout`] when the read timeout passed (the connection
+    ///   stays usable: a partly received frame is kept);
+    /// - [`ErrorKind::Protocol`] when the server broke the protocol (the
+    ///   connection was failed with the matching close code);
+    /// - [`ErrorKind::AbnormalClosure`] or [`ErrorKind::Io`] when the
+    ///   transport ended or failed.
+    #[inline]
+    pub fn recv(&mut self) -> Result<Message> {
+        loop {
+            match self.proto.read_message(&mut self.read_buf) {
+                Ok(Some(message)) => {
+                    if self.proto.has_output() {
+                        self.flush_output()?;
+                    }
+                    match message {
+                        Message::Text(_) | Message::Binary(_) => return Ok(message),
+                        Message::Close(frame) => return self.on_peer_close(frame).map(Message::Close),
+                        _ if self.return_control_frames => return Ok(message),
+                        _ => continue,
+                    }
+                }
+                Ok(None) => self.fill()?,
+                Err(err) => return Err(self.fail(err)),
+            }
+        }
+    }
+
+    /// Receives the next frame as it came, without assembling fragments:
+    /// data fragments, pings, pongs and the close. Pings are still answered
+    /// and the close handshake still run.
+    ///
+    /// # Errors
+    ///
+    /// As for [`recv`](Self::recv); the peer's close is returned as a frame
+    /// once, then [`ErrorKind::AlreadyClosed`].
+    pub fn recv_frame(&mut self) -> Result<Frame> {
+        loop {
+            match self.proto.read_frame(&mut self.read_buf) {
+                Ok(Some(frame)) => {
+                    if self.proto.has_output() {
+                        self.flush_output()?;
+                    }
+                    if frame.opcode == OpCode::Close {
+                        let close = self.proto.close_received().cloned().flatten();
+                        // The frame is returned either way; the close
+                        // handshake has been completed by now.
+                        let _ = self.on_peer_close(close);
+                    }
+                    return Ok(frame);
+                }
+                Ok(None) => self.fill()?,
+                Err(err) => return Err(self.fail(err)),
+            }
+        }
+    }
+
+    /// An iterator over received messages that ends when the connection is
+    /// closed by a close handshake, and yields any other error once.
+    ///
+    /// ```no_run
+    /// let mut ws = floodgate::connect("ws://127.0.0.1:9001/feed")?;
+    /// let mut total = 0;
+    /// for message in ws.messages() {
+    ///     total += message?.len();
+    /// }
+    /// println!("{total} bytes until the server closed");
+    /// # Ok::<(), floodgate::Error>(())
+    /// ```
+    pub fn messages(&mut self) -> Messages<'_, S> {
+        Messages {
+            socket: self,
+            done: false,
+        }
+    }
+
+    /// Reads more bytes into the receive buffer.
+    fn fill(&mut self) -> Result<()> {
+        if self.finished || self.proto.close_received().is_some() {
+            return Err(ErrorKind::AlreadyClosed.into());
+        }
+        let wanted = self.proto.bytes_needed().saturating_sub(self.read_buf.len());
+        self.read_buf.reserve(wanted.max(self.read_chunk_size));
+        match self.stream.read_into(&mut self.read_buf) {
+            Ok(0) => {
+                self.finish();
+                Err(ErrorKind::AbnormalClosure.into())
+            }
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            Err(e) if is_timeout(&e) => Err(ErrorKind::Timeout("waiting for data (read_timeout)").into()),
+            Err(e) => {
+                self.finish();
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The peer closed: its close was answered by the protocol; end the
+    /// transport the RFC way and report.
+    fn on_peer_close(&mut self, frame: Option<CloseFrame>) -> Result<Option<CloseFrame>> {
+        tracing::debug!(?frame, "peer closed the WebSocket");
+        if self.proto.role() == Role::Client {
+            // The server ends TCP after the close handshake; give it a
+            // moment so it is the side that holds TIME_WAIT.
+            let deadline = Instant::now() + self.close_timeout;
+            self.wait_for_eof(deadline);
+        }
+        self.finish();
+        if self.return_control_frames {
+            Ok(frame)
+        } else {
+            Err(ErrorKind::ConnectionClosed(frame).into())
+        }
+    }
+
+    /// Fails the connection after a protocol error: the protocol queued a
+    /// close with the error's code; send it, wait briefly for the server's
+    /// close, and drop the transport.
+    fn fail(&mut self, err: ProtocolError) -> Error {
+        tracing::debug!(error = %err, code = %err.close_code(), "failing the WebSocket connection");
+        if self.flush_output().is_ok() {
+            let deadline = Instant::now() + self.close_timeout;
+            if self.wait_for_close(deadline) == Wait::Done && self.proto.role() == Role::Client {
+                self.wait_for_eof(deadline);
+            }
+        }
+        self.finish();
+        ErrorKind::Protocol(err).into()
+    }
+
+    /// Reads, skipping data, until the peer's close frame or `deadline`.
+    fn wait_for_close(&mut self, deadline: Instant) -> Wait {
+        loop {
+            match self.proto.discard_until_close(&mut self.read_buf) {
+                Ok(true) => return Wait::Done,
+                Ok(false) => {}
+                Err(_) => return Wait::Failed,
+            }
+            if let Err(wait) = self.read_until(deadline) {
+                return wait;
+            }
+        }
+    }
+
+    /// Reads and discards until the peer ends the stream or `deadline`.
+    fn wait_for_eof(&mut self, deadline: Instant) -> Wait {
+        loop {
+            self.read_buf.clear();
+            if let Err(wait) = self.read_until(deadline) {
+                return wait;
+            }
+        }
+    }
+
+    /// One read with the time left before `deadline`.
+    fn read_until(&mut self, deadline: Instant) -> Result<(), Wait> {
+        if self.finished {
+            return Err(Wait::Eof);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || self.stream.set_read_timeout(Some(left)).is_err() {
+            return Err(Wait::TimedOut);
+        }
+        self.read_buf.reserve(4096);
+        match self.stream.read_into(&mut self.read_buf) {
+            Ok(0) => Err(Wait::Eof),
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            Err(e) if is_timeout(&e) => Err(Wait::TimedOut),
+            Err(_) => Err(Wait::Failed),
+        }
+    }
+
+    /// Ends the transport for good.
+    fn finish(&mut self) {
+        if !self.finished {
+            self.finished = true;
+            self.proto.receive_eof();
+            let _ = self.stream.shutdown();
+        }
+    }
+
+    // ----- sending ---------------------------------------------------------
+
+    /// Sends a message (text, binary, ping, pong; a `Close` message runs
+    /// [`close_with`](Self::close_with)).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Usage`] when the protocol forbids it (e.g. after close);
+    /// I/O errors and write timeouts. After a write timeout the unsent rest
+    /// of the frame stays queued and goes out first with the next send.
+    pub fn send(&mut self, message: impl Into<Message>) -> Result<()> {
+        let message = message.into();
+        if let Message::Close(frame) = message {
+            return self.close_with(frame);
+        }
+        self.check_open()?;
+        self.proto.send(&message)?;
+        self.flush_output()
+    }
+
+    /// Sends a text message.
+    ///
+    /// # Errors
+    ///
+    /// As for [`send`](Self::send).
+    pub fn send_text(&mut self, text: &str) -> Result<()> {
+        self.check_open()?;
+        self.proto.send_text(text)?;
+        self.flush_output()
+    }
+
+    /// Sends a binary message.
+    ///
+    /// # Errors
+    ///
+    /// As for [`send`](Self::send).
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<()> {
+        self.check_open()?;
+        self.proto.send_binary(data)?;
+        self.flush_output()
+    }
+
+    /// Sends one raw frame, so a caller can fragment a message: a `Text` or
+    /// `Binary` frame with `fin = false`, then `Continuation` frames, the
+    /// last with `fin = true`.
+    ///
+    /// ```no_run
+    /// use floodgate::OpCode;
+    /// let mut ws = floodgate::connect("ws://127.0.0.1:9001/")?;
+    /// ws.send_frame(OpCode::Text, b"hel", false)?;
+    /// ws.send_frame(OpCode::Continuation, b"lo", true)?;
+    /// # Ok::<(), floodgate::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Usage`] for a frame out of sequence or a malformed
+    /// control frame; I/O errors.
+    pub fn send_frame(&mut self, opcode: OpCode, payload: &[u8], fin: bool) -> Result<()> {
+        self.check_open()?;
+        self.proto.send_frame(opcode, payload, fin)?;
+        self.flush_output()
+    }
+
+    /// Sends a ping (payload at most 125 bytes).
+    ///
+    /// # Errors
+    ///
+    /// As for [`send`](Self::send).
+    pub fn ping(&mut self, payload: &[u8]) -> Result<()> {
+        self.check_open()?;
+        self.proto.send_ping(payload)?;
+        self.flush_output()
+    }
+
+    /// Sends a pong (payload at most 125 bytes); unsolicited pongs serve as
+    /// one-way heartbeats.
+    ///
+    /// # Errors
+    ///
+    /// As for [`send`](Self::send).
+    pub fn pong(&mut self, payload: &[u8]) -> Result<()> {
+        self.check_open()?;
+        self.proto.send_pong(payload)?;
+        self.flush_output()
+    }
+
+    /// Closes the connection: sends a close frame with `code` and `reason`,
+    /// waits up to `close_timeout` for the server's close (messages that
+    /// arrive meanwhile are discarded) and for the server to end the TCP
+    /// connection, then shuts the socket down.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Usage`] for a code that must not be sent or a reason
+    /// over 123 bytes (nothing is sent); [`ErrorKind::Timeout`] or
+    /// [`ErrorKind::AbnormalClosure`] when the server did not answer with a
+    /// close (the socket is shut down all the same);
+    /// [`ErrorKind::AlreadyClosed`].
+    pub fn close(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<()> {
+        self.close_with(Some(CloseFrame::new(code.into(), reason)))
+    }
+
+    /// [`close`](Self::close) with any close frame, or none (a close without
+    /// status code).
+    ///
+    /// # Errors
+    ///
+    /// As for [`close`](Self::close).
+    pub fn close_with(&mut self, frame: Option<CloseFrame>) -> Result<()> {
+        self.check_open()?;
+        self.proto.send_close(frame.as_ref())?;
+        let deadline = Instant::now() + self.close_timeout;
+        let flushed = self.flush_output();
+        let wait = if flushed.is_ok() { self.wait_for_close(deadline) } else { Wait::Failed };
+        if wait == Wait::Done && self.proto.role() == Role::Client {
+            self.wait_for_eof(deadline);
+        }
+        self.finish();
+        flushed?;
+        match wait {
+            Wait::Done => Ok(()),
+            Wait::Eof => Err(ErrorKind::AbnormalClosure.into()),
+            Wait::TimedOut => Err(ErrorKind::Timeout("waiting for the server's close frame (close_timeout)").into()),
+            Wait::Failed => Err(ErrorKind::Io(io::Error::other("the transport failed during the close handshake")).into()),
+        }
+    }
+
+    /// Drops the connection at once, without a close handshake (the server
+    /// sees the TCP connection end: close code 1006 on its side).
+    pub fn shutdown(&mut self) {
+        self.finish();
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.finished {
+            Err(ErrorKind::AlreadyClosed.into())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Writes out everything the protocol has queued.
+    fn flush_output(&mut self) -> Result<()> {
+        while self.proto.has_output() {
+            match self.stream.write(self.proto.output()) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+                Ok(n) => self.proto.consume_output(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if is_timeout(&e) => return Err(ErrorKind::Timeout("writing (write_timeout)").into()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.stream.flush().map_err(Error::from)
+    }
+
+    // ----- state and parts -------------------------------------------------
+
+    /// The connection state.
+    pub fn state(&self) -> State {
+        self.proto.state()
+    }
+
+    /// Whether messages can still be sent and received.
+    pub fn is_open(&self) -> bool {
+        !self.finished && self.proto.state() == State::Open
+    }
+
+    /// The subprotocol the server selected.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.subprotocol.as_deref()
+    }
+
+    /// The handshake status (101).
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The handshake headers: the server's response headers for a client.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// Sets the read timeout (`None`: block).
+    ///
+    /// # Errors
+    ///
+    /// An I/O error from the socket (e.g. a zero duration).
+    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
+        Ok(self.stream.set_read_timeout(timeout)?)
+    }
+
+    /// Sets the write timeout (`None`: block).
+    ///
+    /// # Errors
+    ///
+    /// An I/O error from the socket (e.g. a zero duration).
+    pub fn set_write_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
+        Ok(self.stream.set_write_timeout(timeout)?)
+    }
+
+    /// Sets both read and write timeouts, like websocket-client's
+    /// `settimeout`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`set_read_timeout`](Self::set_read_timeout).
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
+        self.set_read_timeout(timeout)?;
+        self.set_write_timeout(timeout)
+    }
+
+    /// The read timeout.
+    ///
+    /// # Errors
+    ///
+    /// An I/O error from the socket.
+    pub fn read_timeout(&self) -> Result<Option<Duration>> {
+        Ok(self.stream.read_timeout()?)
+    }
+
+    /// The transport.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// The transport, mutably. Reading or writing it directly corrupts the
+    /// WebSocket stream; use it for socket options.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// The protocol state machine (for inspection).
+    pub fn protocol(&self) -> &Protocol {
+        &self.proto
+    }
+}
+
+/// Iterator returned by [`WebSocket::messages`].
+#[derive(Debug)]
+pub struct Messages<'a, S: Transport> {
+    socket: &'a mut WebSocket<S>,
+    done: bool,
+}
+
+impl<S: Transport> Iterator for Messages<'_, S> {
+    type Item = Result<Message>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.socket.recv() {
+            Ok(message) => Some(Ok(message)),
+            Err(e) => {
+                self.done = true;
+                if e.is_closed() {
+                    None
+                } else {
+                    Some(Err(e))
+                }
+            }
+        }
+    }
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+}
+
+fn set_deadline<S: Transport>(stream: &S, deadline: Option<Instant>) -> Result<()> {
+    let left = match deadline {
+        None => None,
+        Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => Some(left),
+            _ => return Err(ErrorKind::Timeout("during the handshake (connect_timeout)").into()),
+        },
+    };
+    stream.set_read_timeout(left)?;
+    stream.set_write_timeout(left)?;
+    Ok(())
+}
+
+fn write_all<S: Transport>(stream: &mut S, mut bytes: &[u8], during: &'static str) -> Result<()> {
+    while !bytes.is_empty() {
+        match stream.write(bytes) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if is_timeout(&e) => return Err(ErrorKind::Timeout(during).into()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    stream.flush().map_err(Error::from)
+}
+
+/// One read of up to `at_most` more bytes during the handshake.
+fn read_more<S: Transport>(stream: &mut S, buf: &mut BytesMut, at_most: usize, during: &'static str) -> Result<()> {
+    buf.reserve(at_most.max(1));
+    loop {
+        match stream.read_into(buf) {
+            Ok(0) => {
+                return Err(ErrorKind::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the server closed the connection during the handshake",
+                ))
+                .into())
+            }
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if is_timeout(&e) => return Err(ErrorKind::Timeout(during).into()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! The transports a WebSocket runs over.
+//!
+//! [`Transport`] is what [`crate::WebSocket`] needs of a byte stream beyond
+//! `Read + Write`: timeouts, shutdown, and a read into the spare capacity
+//! of the receive buffer. [`Stream`] is the transport `connect` returns:
+//! plain TCP today; TLS and Unix sockets are planned and will be added as
+//! variants, so code that names `WebSocket` (= `WebSocket<Stream>`) keeps
+//! compiling.
+
+use bytes::BytesMut;
+use std::io::{self, Read, Write};
+use std::mem::MaybeUninit;
+use std::net::{Shutdown, TcpStream};
+use std::time::Duration;
+
+/// A byte stream a WebSocket can run over.
+///
+/// Implemented for [`TcpStream`], [`Stream`] and (on Unix)
+/// `std::os::unix::net::UnixStream`. Implement it for your own stream to run
+/// a WebSocket over it with [`crate::Client::connect_over`].
+pub trait Transport: Read + Write {
+    /// Reads into the spare capacity of `buf` (at least one byte of
+    /// capacity is available) and extends its length by the count read.
+    /// Returns 0 at end of stream.
+    ///
+    /// The default zero-fills the spare capacity and calls
+    /// [`Read::read`]; sockets override it to receive straight into the
+    /// uninitialised memory, which saves a memset per read.
+    fn read_into(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        let start = buf.len();
+        let spare = buf.capacity() - start;
+        buf.resize(start + spare, 0);
+        let result = self.read(&mut buf[start..]);
+        let n = *result.as_ref().unwrap_or(&0);
+        buf.truncate(start + n);
+        result
+    }
+
+    /// Sets the read timeout (`None`: block).
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+
+    /// The read timeout.
+    fn read_timeout(&self) -> io::Result<Option<Duration>>;
+
+    /// Sets the write timeout (`None`: block).
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+
+    /// The write timeout.
+    fn write_timeout(&self) -> io::Result<Option<Duration>>;
+
+    /// Shuts down both directions (the peer sees end of stream).
+    fn shutdown(&self) -> io::Result<()>;
+}
+
+/// Receives into the spare capacity of `buf` through `socket2`, whose
+/// `recv` takes uninitialised memory safely.
+#[cfg(unix)]
+fn recv_uninit<F: std::os::fd::AsFd>(socket: &F, buf: &mut BytesMut) -> io::Result<usize> {
+    let spare: &mut [MaybeUninit<u8>] = buf.spare_capacity_mut();
+    let n = loop {
+        match socket2::SockRef::from(socket).recv(spare) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => break other?,
+        }
+    };
+    // SAFETY: `recv` initialised the first `n` bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
+impl Transport for TcpStream {
+    #[cfg(unix)]
+    fn read_into(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        recv_uninit(self, buf)
+    }
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
+    }
+    fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        TcpStream::read_timeout(self)
+    }
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_write_timeout(self, timeout)
+    }
+    fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        TcpStream::write_timeout(self)
+    }
+    fn shutdown(&self) -> io::Result<()> {
+        TcpStream::shutdown(self, Shutdown::Both)
+    }
+}
+
+#[cfg(unix)]
+impl Transport for std::os::unix::net::UnixStream {
+    fn read_into(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        recv_uninit(self, buf)
+    }
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        std::os::unix::net::UnixStream::set_read_timeout(self, timeout)
+    }
+    fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        std::os::unix::net::UnixStream::read_timeout(self)
+    }
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        std::os::unix::net::UnixStream::set_write_timeout(self, timeout)
+    }
+    fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        std::os::unix::net::UnixStream::write_timeout(self)
+    }
+    fn shutdown(&self) -> io::Result<()> {
+        std::os::unix::net::UnixStream::shutdown(self, Shutdown::Both)
+    }
+}
+
+/// The transport of a connection made by [`crate::connect`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Stream {
+    /// Plain TCP (`ws://`).
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    /// The TCP socket underneath, for socket options.
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Tcp(s) => s,
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.flush(),
+        }
+    }
+}
+
+impl Transport for Stream {
+    fn read_into(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read_into(buf),
+        }
+    }
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        Transport::set_read_timeout(self.tcp(), timeout)
+    }
+    fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Transport::read_timeout(self.tcp())
+    }
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        Transport::set_write_timeout(self.tcp(), timeout)
+    }
+    fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Transport::write_timeout(self.tcp())
+    }
+    fn shutdown(&self) -> io::Result<()> {
+        Transport::shutdown(self.tcp())
+    }
+}
