@@ -18,6 +18,9 @@ struct Cli {}
 
 fn main() {
     let _cli = Cli::parse();
-    eprintln!("floodgate {}: no subcommand is implemented yet; see `floodgate --help`.", env!("CARGO_PKG_VERSION"));
+    eprintln!(
+        "floodgate {}: no subcommand is implemented yet; see `floodgate --help`.",
+        env!("CARGO_PKG_VERSION")
+    );
     std::process::exit(2);
 }

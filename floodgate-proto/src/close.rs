@@ -132,7 +132,10 @@ pub fn parse_close_payload(payload: &[u8]) -> Result<Option<CloseFrame>, Protoco
 }
 
 /// Checks that a close frame may be sent, and appends its payload to `out`.
-pub fn encode_close_payload(frame: Option<&CloseFrame>, out: &mut Vec<u8>) -> Result<(), UsageError> {
+pub fn encode_close_payload(
+    frame: Option<&CloseFrame>,
+    out: &mut Vec<u8>,
+) -> Result<(), UsageError> {
     if let Some(frame) = frame {
         if !frame.code.is_sendable() {
             return Err(UsageError::UnsendableCloseCode(frame.code.0));
@@ -164,7 +167,9 @@ mod tests {
 
     #[test]
     fn codes_that_must_not_be_sent_are_protocol_errors() {
-        for code in [0u16, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535] {
+        for code in [
+            0u16, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
+        ] {
             let payload = code.to_be_bytes();
             assert_eq!(
                 parse_close_payload(&payload),
@@ -176,7 +181,10 @@ mod tests {
 
     #[test]
     fn registered_and_application_codes_are_accepted() {
-        for code in [1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999] {
+        for code in [
+            1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999,
+            4000, 4999,
+        ] {
             let mut payload = code.to_be_bytes().to_vec();
             payload.extend_from_slice(b"why");
             let frame = parse_close_payload(&payload).unwrap().unwrap();
@@ -187,7 +195,11 @@ mod tests {
 
     #[test]
     fn invalid_utf8_close_reason_is_1007() {
-        let err = parse_close_payload(&[0x03, 0xe8, 0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xcf, 0x83, 0xce, 0xbc, 0xce, 0xb5, 0xed, 0xa0, 0x80]).unwrap_err();
+        let err = parse_close_payload(&[
+            0x03, 0xe8, 0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xcf, 0x83, 0xce, 0xbc, 0xce, 0xb5, 0xed,
+            0xa0, 0x80,
+        ])
+        .unwrap_err();
         assert_eq!(err, ProtocolError::InvalidCloseReason);
         assert_eq!(err.close_code(), CloseCode::INVALID_PAYLOAD);
     }

@@ -18,7 +18,9 @@ use http::{HeaderMap, StatusCode};
 #[non_exhaustive]
 pub enum ProtocolError {
     /// RSV1, RSV2 or RSV3 was set but no negotiated extension defines it.
-    #[error("the peer set reserved bits {bits:#05b} (RSV1-3) that no negotiated extension defines")]
+    #[error(
+        "the peer set reserved bits {bits:#05b} (RSV1-3) that no negotiated extension defines"
+    )]
     ReservedBits {
         /// The three reserved bits, RSV1 as the highest.
         bits: u8,

@@ -242,7 +242,9 @@ mod tests {
         assert_eq!((h.payload_len, n), (125, 2));
         let (h, n) = decode(&[0x82, 126, 0x01, 0x00]).unwrap().unwrap();
         assert_eq!((h.payload_len, n), (256, 4));
-        let (h, n) = decode(&[0x82, 127, 0, 0, 0, 1, 0, 0, 0, 0]).unwrap().unwrap();
+        let (h, n) = decode(&[0x82, 127, 0, 0, 0, 1, 0, 0, 0, 0])
+            .unwrap()
+            .unwrap();
         assert_eq!((h.payload_len, n), (1 << 32, 10));
     }
 
@@ -274,7 +276,10 @@ mod tests {
 
     #[test]
     fn control_frames_over_125_bytes_are_protocol_errors() {
-        assert_eq!(decode(&[0x89, 126, 0, 126]), Err(ProtocolError::ControlFrameTooLong(126)));
+        assert_eq!(
+            decode(&[0x89, 126, 0, 126]),
+            Err(ProtocolError::ControlFrameTooLong(126))
+        );
         assert!(decode(&[0x89, 125]).unwrap().is_some());
     }
 
@@ -287,7 +292,13 @@ mod tests {
 
     #[test]
     fn encoding_picks_the_shortest_length_form() {
-        for (len, header_len) in [(0usize, 2usize), (125, 2), (126, 4), (65535, 4), (65536, 10)] {
+        for (len, header_len) in [
+            (0usize, 2usize),
+            (125, 2),
+            (126, 4),
+            (65535, 4),
+            (65536, 10),
+        ] {
             let mut out = Vec::new();
             encode_frame(&mut out, true, 0, OpCode::Binary, None, &vec![7; len]);
             assert_eq!(out.len(), header_len + len, "payload {len}");
@@ -299,7 +310,14 @@ mod tests {
     #[test]
     fn encoded_masked_frames_unmask_to_the_payload() {
         let mut out = Vec::new();
-        encode_frame(&mut out, true, 0, OpCode::Text, Some([9, 8, 7, 6]), b"Hello");
+        encode_frame(
+            &mut out,
+            true,
+            0,
+            OpCode::Text,
+            Some([9, 8, 7, 6]),
+            b"Hello",
+        );
         assert_eq!(&out[..6], &[0x81, 0x85, 9, 8, 7, 6]);
         let mut payload = out[6..].to_vec();
         apply_mask(&mut payload, [9, 8, 7, 6]);

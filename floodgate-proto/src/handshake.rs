@@ -136,7 +136,10 @@ impl ClientHandshake {
     /// # Errors
     ///
     /// As for [`new`](Self::new).
-    pub fn with_key(request: &ClientRequest, key: String) -> Result<(ClientHandshake, Vec<u8>), HandshakeError> {
+    pub fn with_key(
+        request: &ClientRequest,
+        key: String,
+    ) -> Result<(ClientHandshake, Vec<u8>), HandshakeError> {
         check_field("path", &request.path)?;
         check_field("Host", &request.host)?;
         if let Some(origin) = &request.origin {
@@ -153,7 +156,11 @@ impl ClientHandshake {
                 });
             }
         }
-        let path = if request.path.is_empty() { "/" } else { &request.path };
+        let path = if request.path.is_empty() {
+            "/"
+        } else {
+            &request.path
+        };
         let mut out = Vec::with_capacity(256);
         let mut line = |name: &str, value: &[u8]| {
             out.extend_from_slice(name.as_bytes());
@@ -170,7 +177,10 @@ impl ClientHandshake {
             line("Origin", origin.as_bytes());
         }
         if !request.subprotocols.is_empty() {
-            line("Sec-WebSocket-Protocol", request.subprotocols.join(", ").as_bytes());
+            line(
+                "Sec-WebSocket-Protocol",
+                request.subprotocols.join(", ").as_bytes(),
+            );
         }
         if let Some(cookie) = &request.cookie {
             line("Cookie", cookie.as_bytes());
@@ -219,10 +229,16 @@ impl ClientHandshake {
             return Err(HandshakeError::BadUpgradeHeader(upgrade.map(str::to_owned)));
         }
         let connection = header_str(headers, http::header::CONNECTION);
-        if !connection.is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"))) {
-            return Err(HandshakeError::BadConnectionHeader(connection.map(str::to_owned)));
+        if !connection.is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+        }) {
+            return Err(HandshakeError::BadConnectionHeader(
+                connection.map(str::to_owned),
+            ));
         }
-        let got = header_str(headers, http::header::SEC_WEBSOCKET_ACCEPT).ok_or(HandshakeError::MissingAccept)?;
+        let got = header_str(headers, http::header::SEC_WEBSOCKET_ACCEPT)
+            .ok_or(HandshakeError::MissingAccept)?;
         let expected = accept_key(&self.key);
         if got.trim() != expected {
             return Err(HandshakeError::WrongAccept {
@@ -266,15 +282,21 @@ impl ClientHandshake {
 ///
 /// Malformed HTTP, more than [`MAX_HEADERS`] headers, or no end of the head
 /// within `max_size` bytes.
-pub fn parse_response_head(buf: &[u8], max_size: usize) -> Result<Option<(ResponseHead, usize)>, HandshakeError> {
+pub fn parse_response_head(
+    buf: &[u8],
+    max_size: usize,
+) -> Result<Option<(ResponseHead, usize)>, HandshakeError> {
     let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut storage);
     match response.parse(buf) {
-        Ok(httparse::Status::Complete(len)) if len > max_size => Err(HandshakeError::ResponseTooLarge { limit: max_size }),
+        Ok(httparse::Status::Complete(len)) if len > max_size => {
+            Err(HandshakeError::ResponseTooLarge { limit: max_size })
+        }
         Ok(httparse::Status::Complete(len)) => {
             let code = response.code.unwrap_or(0);
-            let status = StatusCode::from_u16(code)
-                .map_err(|_| HandshakeError::MalformedResponse(format!("invalid status code {code}")))?;
+            let status = StatusCode::from_u16(code).map_err(|_| {
+                HandshakeError::MalformedResponse(format!("invalid status code {code}"))
+            })?;
             let headers = to_header_map(response.headers)?;
             Ok(Some((ResponseHead { status, headers }, len)))
         }
@@ -282,7 +304,9 @@ pub fn parse_response_head(buf: &[u8], max_size: usize) -> Result<Option<(Respon
             Err(HandshakeError::ResponseTooLarge { limit: max_size })
         }
         Ok(httparse::Status::Partial) => Ok(None),
-        Err(httparse::Error::TooManyHeaders) => Err(HandshakeError::TooManyHeaders { limit: MAX_HEADERS }),
+        Err(httparse::Error::TooManyHeaders) => {
+            Err(HandshakeError::TooManyHeaders { limit: MAX_HEADERS })
+        }
         Err(e) => Err(HandshakeError::MalformedResponse(e.to_string())),
     }
 }
@@ -290,10 +314,12 @@ pub fn parse_response_head(buf: &[u8], max_size: usize) -> Result<Option<(Respon
 fn to_header_map(parsed: &[httparse::Header<'_>]) -> Result<HeaderMap, HandshakeError> {
     let mut headers = HeaderMap::with_capacity(parsed.len());
     for header in parsed {
-        let name = HeaderName::from_bytes(header.name.as_bytes())
-            .map_err(|_| HandshakeError::MalformedResponse(format!("invalid header name {:?}", header.name)))?;
-        let value = HeaderValue::from_bytes(header.value)
-            .map_err(|_| HandshakeError::MalformedResponse(format!("invalid value for header {:?}", header.name)))?;
+        let name = HeaderName::from_bytes(header.name.as_bytes()).map_err(|_| {
+            HandshakeError::MalformedResponse(format!("invalid header name {:?}", header.name))
+        })?;
+        let value = HeaderValue::from_bytes(header.value).map_err(|_| {
+            HandshakeError::MalformedResponse(format!("invalid value for header {:?}", header.name))
+        })?;
         headers.append(name, value);
     }
     Ok(headers)
@@ -336,15 +362,19 @@ impl RequestHead {
     ///
     /// [`HandshakeError::MalformedResponse`] naming what is missing.
     pub fn websocket_key(&self) -> Result<&str, HandshakeError> {
-        let bad = |what: &str| HandshakeError::MalformedResponse(format!("not a WebSocket upgrade request: {what}"));
-        let upgrade = header_str(&self.headers, http::header::UPGRADE).ok_or_else(|| bad("no Upgrade header"))?;
+        let bad = |what: &str| {
+            HandshakeError::MalformedResponse(format!("not a WebSocket upgrade request: {what}"))
+        };
+        let upgrade = header_str(&self.headers, http::header::UPGRADE)
+            .ok_or_else(|| bad("no Upgrade header"))?;
         if !upgrade.trim().eq_ignore_ascii_case("websocket") {
             return Err(bad("Upgrade is not websocket"));
         }
         if header_str(&self.headers, http::header::SEC_WEBSOCKET_VERSION) != Some("13") {
             return Err(bad("Sec-WebSocket-Version is not 13"));
         }
-        header_str(&self.headers, http::header::SEC_WEBSOCKET_KEY).ok_or_else(|| bad("no Sec-WebSocket-Key"))
+        header_str(&self.headers, http::header::SEC_WEBSOCKET_KEY)
+            .ok_or_else(|| bad("no Sec-WebSocket-Key"))
     }
 
     /// The subprotocols the client offered, best first.
@@ -365,22 +395,33 @@ impl RequestHead {
 /// # Errors
 ///
 /// Malformed HTTP, too many headers, or a head over `max_size` bytes.
-pub fn parse_request_head(buf: &[u8], max_size: usize) -> Result<Option<(RequestHead, usize)>, HandshakeError> {
+pub fn parse_request_head(
+    buf: &[u8],
+    max_size: usize,
+) -> Result<Option<(RequestHead, usize)>, HandshakeError> {
     let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut storage);
     match request.parse(buf) {
-        Ok(httparse::Status::Complete(len)) if len > max_size => Err(HandshakeError::ResponseTooLarge { limit: max_size }),
+        Ok(httparse::Status::Complete(len)) if len > max_size => {
+            Err(HandshakeError::ResponseTooLarge { limit: max_size })
+        }
         Ok(httparse::Status::Complete(len)) => {
             if request.method != Some("GET") {
-                return Err(HandshakeError::MalformedResponse("upgrade request method is not GET".into()));
+                return Err(HandshakeError::MalformedResponse(
+                    "upgrade request method is not GET".into(),
+                ));
             }
             let path = request.path.unwrap_or("/").to_owned();
             let headers = to_header_map(request.headers)?;
             Ok(Some((RequestHead { path, headers }, len)))
         }
-        Ok(httparse::Status::Partial) if buf.len() >= max_size => Err(HandshakeError::ResponseTooLarge { limit: max_size }),
+        Ok(httparse::Status::Partial) if buf.len() >= max_size => {
+            Err(HandshakeError::ResponseTooLarge { limit: max_size })
+        }
         Ok(httparse::Status::Partial) => Ok(None),
-        Err(httparse::Error::TooManyHeaders) => Err(HandshakeError::TooManyHeaders { limit: MAX_HEADERS }),
+        Err(httparse::Error::TooManyHeaders) => {
+            Err(HandshakeError::TooManyHeaders { limit: MAX_HEADERS })
+        }
         Err(e) => Err(HandshakeError::MalformedResponse(e.to_string())),
     }
 }
@@ -428,7 +469,10 @@ mod tests {
     }
 
     fn parse(text: &str) -> ResponseHead {
-        parse_response_head(text.as_bytes(), DEFAULT_MAX_HEAD_SIZE).unwrap().unwrap().0
+        parse_response_head(text.as_bytes(), DEFAULT_MAX_HEAD_SIZE)
+            .unwrap()
+            .unwrap()
+            .0
     }
 
     #[test]
@@ -457,23 +501,40 @@ mod tests {
         let a = generate_key();
         let b = generate_key();
         assert_ne!(a, b);
-        assert_eq!(base64::engine::general_purpose::STANDARD.decode(&a).unwrap().len(), 16);
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD
+                .decode(&a)
+                .unwrap()
+                .len(),
+            16
+        );
     }
 
     #[test]
     fn header_injection_is_refused() {
         let mut r = request();
         r.path = "/x\r\nEvil: 1".into();
-        assert!(matches!(ClientHandshake::new(&r), Err(HandshakeError::InvalidRequestHeader { .. })));
+        assert!(matches!(
+            ClientHandshake::new(&r),
+            Err(HandshakeError::InvalidRequestHeader { .. })
+        ));
         let mut r = request();
         r.subprotocols = vec!["a b".into()];
-        assert!(matches!(ClientHandshake::new(&r), Err(HandshakeError::InvalidRequestHeader { .. })));
+        assert!(matches!(
+            ClientHandshake::new(&r),
+            Err(HandshakeError::InvalidRequestHeader { .. })
+        ));
     }
 
     #[test]
     fn a_valid_answer_is_accepted_with_the_chosen_subprotocol() {
         let (hs, _) = ClientHandshake::new(&request()).unwrap();
-        let response = hs.accept(parse(&ok_head(&hs, "Sec-WebSocket-Protocol: superchat\r\n")), &[]).unwrap();
+        let response = hs
+            .accept(
+                parse(&ok_head(&hs, "Sec-WebSocket-Protocol: superchat\r\n")),
+                &[],
+            )
+            .unwrap();
         assert_eq!(response.subprotocol.as_deref(), Some("superchat"));
     }
 
@@ -481,33 +542,55 @@ mod tests {
     fn a_wrong_accept_is_refused() {
         let (hs, _) = ClientHandshake::new(&request()).unwrap();
         let text = "HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n";
-        assert!(matches!(hs.accept(parse(text), &[]), Err(HandshakeError::WrongAccept { .. })));
+        assert!(matches!(
+            hs.accept(parse(text), &[]),
+            Err(HandshakeError::WrongAccept { .. })
+        ));
         let text = "HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
-        assert!(matches!(hs.accept(parse(text), &[]), Err(HandshakeError::MissingAccept)));
+        assert!(matches!(
+            hs.accept(parse(text), &[]),
+            Err(HandshakeError::MissingAccept)
+        ));
     }
 
     #[test]
     fn missing_upgrade_or_connection_tokens_are_refused() {
         let (hs, _) = ClientHandshake::new(&request()).unwrap();
         let accept = accept_key(hs.key());
-        let no_upgrade = format!("HTTP/1.1 101 OK\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n");
-        assert!(matches!(hs.accept(parse(&no_upgrade), &[]), Err(HandshakeError::BadUpgradeHeader(None))));
+        let no_upgrade = format!(
+            "HTTP/1.1 101 OK\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        );
+        assert!(matches!(
+            hs.accept(parse(&no_upgrade), &[]),
+            Err(HandshakeError::BadUpgradeHeader(None))
+        ));
         let no_connection = format!("HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: close\r\nSec-WebSocket-Accept: {accept}\r\n\r\n");
-        assert!(matches!(hs.accept(parse(&no_connection), &[]), Err(HandshakeError::BadConnectionHeader(Some(_)))));
+        assert!(matches!(
+            hs.accept(parse(&no_connection), &[]),
+            Err(HandshakeError::BadConnectionHeader(Some(_)))
+        ));
     }
 
     #[test]
     fn an_unoffered_subprotocol_is_refused() {
         let (hs, _) = ClientHandshake::new(&request()).unwrap();
         let head = parse(&ok_head(&hs, "Sec-WebSocket-Protocol: other\r\n"));
-        assert!(matches!(hs.accept(head, &[]), Err(HandshakeError::UnofferedSubprotocol(p)) if p == "other"));
+        assert!(
+            matches!(hs.accept(head, &[]), Err(HandshakeError::UnofferedSubprotocol(p)) if p == "other")
+        );
     }
 
     #[test]
     fn an_unoffered_extension_is_refused() {
         let (hs, _) = ClientHandshake::new(&request()).unwrap();
-        let head = parse(&ok_head(&hs, "Sec-WebSocket-Extensions: permessage-deflate\r\n"));
-        assert!(matches!(hs.accept(head, &[]), Err(HandshakeError::UnofferedExtension(_))));
+        let head = parse(&ok_head(
+            &hs,
+            "Sec-WebSocket-Extensions: permessage-deflate\r\n",
+        ));
+        assert!(matches!(
+            hs.accept(head, &[]),
+            Err(HandshakeError::UnofferedExtension(_))
+        ));
     }
 
     #[test]
@@ -517,7 +600,11 @@ mod tests {
         let head = parse(text);
         assert_eq!(head.error_body_wanted(), 9);
         match hs.accept(head, b"go away!!") {
-            Err(HandshakeError::UnexpectedStatus { status, headers, body }) => {
+            Err(HandshakeError::UnexpectedStatus {
+                status,
+                headers,
+                body,
+            }) => {
                 assert_eq!(status, StatusCode::FORBIDDEN);
                 assert_eq!(headers.get("x-why").unwrap(), "token");
                 assert_eq!(&body[..], b"go away!!");
@@ -529,18 +616,26 @@ mod tests {
     #[test]
     fn partial_heads_wait_and_endless_heads_are_cut_off() {
         let text = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n";
-        assert!(parse_response_head(text.as_bytes(), 1024).unwrap().is_none());
+        assert!(parse_response_head(text.as_bytes(), 1024)
+            .unwrap()
+            .is_none());
         let mut endless = b"HTTP/1.1 101 Switching Protocols\r\n".to_vec();
         while endless.len() < 2048 {
             endless.extend_from_slice(format!("X: {}\r\n", "y".repeat(100)).as_bytes());
         }
-        assert!(matches!(parse_response_head(&endless, 1024), Err(HandshakeError::ResponseTooLarge { limit: 1024 })));
+        assert!(matches!(
+            parse_response_head(&endless, 1024),
+            Err(HandshakeError::ResponseTooLarge { limit: 1024 })
+        ));
         let mut many = b"HTTP/1.1 101 Switching Protocols\r\n".to_vec();
         for i in 0..200 {
             many.extend_from_slice(format!("X-{i}: y\r\n").as_bytes());
         }
         many.extend_from_slice(b"\r\n");
-        assert!(matches!(parse_response_head(&many, 1 << 20), Err(HandshakeError::TooManyHeaders { .. })));
+        assert!(matches!(
+            parse_response_head(&many, 1 << 20),
+            Err(HandshakeError::TooManyHeaders { .. })
+        ));
     }
 
     #[test]
@@ -554,12 +649,19 @@ mod tests {
     #[test]
     fn the_server_side_round_trips_with_the_client_side() {
         let (hs, bytes) = ClientHandshake::new(&request()).unwrap();
-        let (req, used) = parse_request_head(&bytes, DEFAULT_MAX_HEAD_SIZE).unwrap().unwrap();
+        let (req, used) = parse_request_head(&bytes, DEFAULT_MAX_HEAD_SIZE)
+            .unwrap()
+            .unwrap();
         assert_eq!(used, bytes.len());
         assert_eq!(req.path, "/runCase?case=1");
         assert_eq!(req.subprotocols(), vec!["chat", "superchat"]);
         let answer = server_accept_response(req.websocket_key().unwrap(), Some("chat"));
-        let (head, _) = parse_response_head(&answer, DEFAULT_MAX_HEAD_SIZE).unwrap().unwrap();
-        assert_eq!(hs.accept(head, &[]).unwrap().subprotocol.as_deref(), Some("chat"));
+        let (head, _) = parse_response_head(&answer, DEFAULT_MAX_HEAD_SIZE)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            hs.accept(head, &[]).unwrap().subprotocol.as_deref(),
+            Some("chat")
+        );
     }
 }

@@ -20,7 +20,7 @@
 
 use crate::close::{encode_close_payload, parse_close_payload, CloseCode, CloseFrame};
 use crate::error::{ProtocolError, UsageError};
-use crate::frame::{encode_frame, Frame, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use crate::frame::{encode_frame, Frame, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
 use crate::mask::apply_mask;
 use crate::message::{Message, Text};
 use crate::utf8::Utf8Validator;
@@ -85,6 +85,8 @@ struct Assembly {
     data: BytesMut,
     /// Payload bytes received so far, collected or not, for the size limit.
     len: u64,
+    /// Every fragment so far went into `data` (none was read raw).
+    collected: bool,
     utf8: Option<Utf8Validator>,
 }
 
@@ -192,6 +194,14 @@ impl Protocol {
         self.close_received.as_ref()
     }
 
+    /// Whether a fragmented message is open whose first fragments were
+    /// returned by [`read_frame`](Self::read_frame): it must be finished
+    /// with `read_frame` too (see the panic of
+    /// [`read_message`](Self::read_message)).
+    pub fn raw_message_open(&self) -> bool {
+        self.assembly.as_ref().is_some_and(|a| !a.collected)
+    }
+
     /// The error the connection was failed with, if any.
     pub fn failure(&self) -> Option<&ProtocolError> {
         self.failed.as_ref()
@@ -218,6 +228,11 @@ impl Protocol {
     /// [`Message::Ping`] etc.); their answers are already queued in the
     /// output. After the peer's close, `Ok(None)` is returned for good.
     ///
+    /// # Panics
+    ///
+    /// If the message being finished was begun with
+    /// [`read_frame`](Self::read_frame): switch modes between messages only.
+    ///
     /// # Errors
     ///
     /// A [`ProtocolError`] fails the connection: a close frame with its code
@@ -232,6 +247,12 @@ impl Protocol {
                 OpCode::Binary if frame.fin => Message::Binary(frame.payload),
                 OpCode::Continuation if frame.fin => {
                     let assembly = self.assembly.take().expect("continuation has an assembly");
+                    // Fragments returned by `read_frame` are not in `data`:
+                    // what is left is not the message, and may not be UTF-8.
+                    assert!(
+                        assembly.collected,
+                        "read_message cannot finish a message whose first fragments were returned by read_frame"
+                    );
                     let data = assembly.data.freeze();
                     match assembly.opcode {
                         OpCode::Text => Message::Text(Text::from_validated(data)),
@@ -242,7 +263,9 @@ impl Protocol {
                 OpCode::Ping => Message::Ping(frame.payload),
                 OpCode::Pong => Message::Pong(frame.payload),
                 OpCode::Close => Message::Close(
-                    self.close_received.clone().expect("close frame was recorded"),
+                    self.close_received
+                        .clone()
+                        .expect("close frame was recorded"),
                 ),
             };
             return Ok(Some(message));
@@ -287,10 +310,12 @@ impl Protocol {
                 buf.advance(skip as usize);
                 self.discard_remaining -= skip;
                 if self.discard_remaining > 0 {
+                    self.needed = 1;
                     return Ok(false);
                 }
             }
             let Some((header, header_len)) = FrameHeader::decode(buf)? else {
+                self.needed = header_len_hint(buf);
                 return Ok(false);
             };
             if header.opcode != OpCode::Close {
@@ -319,7 +344,11 @@ impl Protocol {
     /// Decodes, checks and consumes one frame. `collect`: append data
     /// fragments to the assembly (message mode) or not (frame mode).
     #[inline]
-    fn next_frame(&mut self, buf: &mut BytesMut, collect: bool) -> Result<Option<Frame>, ProtocolError> {
+    fn next_frame(
+        &mut self,
+        buf: &mut BytesMut,
+        collect: bool,
+    ) -> Result<Option<Frame>, ProtocolError> {
         if let Some(err) = &self.failed {
             return Err(err.clone());
         }
@@ -333,18 +362,23 @@ impl Protocol {
     }
 
     #[inline]
-    fn decode_frame(&mut self, buf: &mut BytesMut, collect: bool) -> Result<Option<Frame>, ProtocolError> {
+    fn decode_frame(
+        &mut self,
+        buf: &mut BytesMut,
+        collect: bool,
+    ) -> Result<Option<Frame>, ProtocolError> {
         let Some((header, header_len)) = FrameHeader::decode(buf)? else {
-            self.needed = MAX_HEADER_LEN;
+            self.needed = header_len_hint(buf);
             return Ok(None);
         };
         self.check_header(&header)?;
         // `check_header` bounded the length by the limits; without limits a
         // length that does not fit in memory is refused here.
-        let payload_len = usize::try_from(header.payload_len).map_err(|_| ProtocolError::FrameTooLarge {
-            len: header.payload_len,
-            max: usize::MAX,
-        })?;
+        let payload_len =
+            usize::try_from(header.payload_len).map_err(|_| ProtocolError::FrameTooLarge {
+                len: header.payload_len,
+                max: usize::MAX,
+            })?;
         let total = header_len.saturating_add(payload_len);
         if buf.len() < total {
             self.needed = total;
@@ -368,11 +402,16 @@ impl Protocol {
                 if let Some(v) = &mut utf8 {
                     v.feed(&payload)?;
                 }
-                let data = if collect { BytesMut::from(&payload[..]) } else { BytesMut::new() };
+                let data = if collect {
+                    BytesMut::from(&payload[..])
+                } else {
+                    BytesMut::new()
+                };
                 self.assembly = Some(Assembly {
                     opcode: header.opcode,
                     data,
                     len: payload.len() as u64,
+                    collected: collect,
                     utf8,
                 });
             }
@@ -385,6 +424,7 @@ impl Protocol {
                     }
                 }
                 assembly.len += payload.len() as u64;
+                assembly.collected &= collect;
                 if collect {
                     assembly.data.extend_from_slice(&payload);
                 }
@@ -536,7 +576,12 @@ impl Protocol {
     ///
     /// A control frame that is fragmented or over 125 bytes, a fragment out
     /// of sequence, or any frame after this side's close.
-    pub fn send_frame(&mut self, opcode: OpCode, payload: &[u8], fin: bool) -> Result<(), UsageError> {
+    pub fn send_frame(
+        &mut self,
+        opcode: OpCode,
+        payload: &[u8],
+        fin: bool,
+    ) -> Result<(), UsageError> {
         if self.close_sent {
             return Err(UsageError::Closed);
         }
@@ -637,6 +682,24 @@ impl Protocol {
             self.out.drain(..n);
         }
     }
+}
+
+/// The length of the frame header at the start of `buf`, as far as its
+/// first two bytes tell (2 until they are there). Asking for more, such as
+/// [`MAX_HEADER_LEN`](crate::frame::MAX_HEADER_LEN), would stall a reader
+/// on a short frame at the end of what the peer sends (an empty ping is 2
+/// bytes, 6 when masked).
+fn header_len_hint(buf: &[u8]) -> usize {
+    let [_, b1, ..] = *buf else {
+        return 2;
+    };
+    let extended = match b1 & 0x7F {
+        126 => 2,
+        127 => 8,
+        _ => 0,
+    };
+    let mask = if b1 & 0x80 != 0 { 4 } else { 0 };
+    2 + extended + mask
 }
 
 fn truncate_at_char_boundary(s: &mut String, max: usize) {

@@ -22,7 +22,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
 
-    let mut ws = Client::builder().return_control_frames(true).connect(&url)?;
+    let mut ws = Client::builder()
+        .return_control_frames(true)
+        .connect(&url)?;
     println!("connected: HTTP {}", ws.status());
 
     ws.send_text("hello, floodgate")?;

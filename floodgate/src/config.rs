@@ -9,11 +9,11 @@
 
 use crate::error::{ErrorKind, Result};
 use crate::socket::WebSocket;
+use crate::stream::Transport;
 use floodgate_proto::protocol::{DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use crate::stream::Transport;
 
 /// What to send as `Origin`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,13 +136,17 @@ pub struct ClientBuilder {
 impl ClientBuilder {
     /// Adds a request header (may be called several times for one name).
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
             (Ok(name), Ok(value)) => {
                 self.options.headers.append(name, value);
             }
             _ => {
-                self.invalid
-                    .get_or_insert_with(|| format!("header {name:?}: {value:?} is not a valid HTTP header"));
+                self.invalid.get_or_insert_with(|| {
+                    format!("header {name:?}: {value:?} is not a valid HTTP header")
+                });
             }
         }
         self
@@ -284,7 +288,10 @@ impl ClientBuilder {
             return Err(ErrorKind::Config("read_chunk_size must be at least 1 byte".into()).into());
         }
         if o.max_handshake_size < 128 {
-            return Err(ErrorKind::Config("max_handshake_size below 128 bytes cannot hold a handshake".into()).into());
+            return Err(ErrorKind::Config(
+                "max_handshake_size below 128 bytes cannot hold a handshake".into(),
+            )
+            .into());
         }
         if let (Some(frame), Some(message)) = (o.max_frame_size, o.max_message_size) {
             if frame > message {

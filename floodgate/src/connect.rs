@@ -39,6 +39,15 @@ pub(crate) fn parse_url(raw: &str) -> Result<Target> {
         .into()
     };
     let url = url::Url::parse(raw).map_err(|e| invalid(&e.to_string()))?;
+    // WHATWG parsing forgives a missing authority for special schemes
+    // ("ws:///path" and "ws:path" both get the host "path"); a WebSocket URL
+    // must name its host after "//".
+    let authority = raw
+        .split_once(':')
+        .and_then(|(_, rest)| rest.strip_prefix("//"));
+    if !authority.is_some_and(|a| !a.is_empty() && !a.starts_with(['/', '\\'])) {
+        return Err(invalid("no host after \"//\""));
+    }
     let secure = match url.scheme() {
         "ws" => false,
         "wss" => true,
@@ -97,7 +106,10 @@ pub(crate) fn client_request(target: &Target, options: &Options) -> ClientReques
         Origin::Suppress => None,
     };
     ClientRequest {
-        host: options.host.clone().unwrap_or_else(|| target.host_header.clone()),
+        host: options
+            .host
+            .clone()
+            .unwrap_or_else(|| target.host_header.clone()),
         path: target.resource.clone(),
         origin,
         subprotocols: options.subprotocols.clone(),
@@ -115,7 +127,10 @@ fn connect_tcp(target: &Target, options: &Options, deadline: Option<Instant>) ->
             source,
         })?
         .collect();
-    let mut last_error = io::Error::new(io::ErrorKind::NotFound, "the host name resolved to no address");
+    let mut last_error = io::Error::new(
+        io::ErrorKind::NotFound,
+        "the host name resolved to no address",
+    );
     for addr in addrs {
         let remaining = match deadline {
             Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
@@ -126,7 +141,9 @@ fn connect_tcp(target: &Target, options: &Options, deadline: Option<Instant>) ->
         };
         match connect_addr(addr, options, remaining) {
             Ok(stream) => return Ok(stream),
-            Err(e) if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock => {
+            Err(e)
+                if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock =>
+            {
                 return Err(ErrorKind::Timeout("connecting (connect_timeout)").into())
             }
             Err(e) => {
@@ -142,7 +159,11 @@ fn connect_tcp(target: &Target, options: &Options, deadline: Option<Instant>) ->
     .into())
 }
 
-fn connect_addr(addr: SocketAddr, options: &Options, timeout: Option<Duration>) -> io::Result<TcpStream> {
+fn connect_addr(
+    addr: SocketAddr,
+    options: &Options,
+    timeout: Option<Duration>,
+) -> io::Result<TcpStream> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     if let Some(size) = options.recv_buffer_size {
         socket.set_recv_buffer_size(size)?;
@@ -169,37 +190,64 @@ mod tests {
     #[test]
     fn urls_give_host_port_and_resource() {
         let t = parse_url("ws://example.com/chat?room=1").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.host_header.as_str(), t.resource.as_str()), ("example.com", 80, "example.com", "/chat?room=1"));
+        assert_eq!(
+            (
+                t.host.as_str(),
+                t.port,
+                t.host_header.as_str(),
+                t.resource.as_str()
+            ),
+            ("example.com", 80, "example.com", "/chat?room=1")
+        );
         let t = parse_url("ws://127.0.0.1:9001").unwrap();
-        assert_eq!((t.port, t.host_header.as_str(), t.resource.as_str()), (9001, "127.0.0.1:9001", "/"));
+        assert_eq!(
+            (t.port, t.host_header.as_str(), t.resource.as_str()),
+            (9001, "127.0.0.1:9001", "/")
+        );
         let t = parse_url("wss://[::1]:8443/x").unwrap();
         assert!(t.secure);
-        assert_eq!((t.host.as_str(), t.host_header.as_str()), ("::1", "[::1]:8443"));
+        assert_eq!(
+            (t.host.as_str(), t.host_header.as_str()),
+            ("::1", "[::1]:8443")
+        );
         let t = parse_url("wss://example.com:443/").unwrap();
         assert_eq!(t.host_header, "example.com");
     }
 
     #[test]
     fn other_schemes_and_garbage_are_invalid_urls() {
-        for bad in ["http://example.com/", "example.com", "ws://", "ws:///path"] {
+        // (`ws:///path` is not here: the URL standard reads it as host "path".)
+        for bad in ["http://example.com/", "example.com", "ws://", "ws://:80/"] {
             let err = parse_url(bad).unwrap_err();
-            assert!(matches!(err.kind(), ErrorKind::InvalidUrl { .. }), "{bad}: {err}");
+            assert!(
+                matches!(err.kind(), ErrorKind::InvalidUrl { .. }),
+                "{bad}: {err}"
+            );
         }
     }
 
     #[test]
     fn wss_is_reported_as_not_yet_supported() {
         let err = connect("wss://127.0.0.1:1/", &Options::default()).unwrap_err();
-        assert!(matches!(err.kind(), ErrorKind::Unsupported(m) if m.contains("not supported yet")), "{err}");
+        assert!(
+            matches!(err.kind(), ErrorKind::Unsupported(m) if m.contains("not supported yet")),
+            "{err}"
+        );
     }
 
     #[test]
     fn the_origin_follows_the_url_unless_overridden_or_suppressed() {
         let target = parse_url("ws://example.com:8080/").unwrap();
         let mut options = Options::default();
-        assert_eq!(client_request(&target, &options).origin.as_deref(), Some("http://example.com:8080"));
+        assert_eq!(
+            client_request(&target, &options).origin.as_deref(),
+            Some("http://example.com:8080")
+        );
         options.origin = Origin::Custom("https://app.example".into());
-        assert_eq!(client_request(&target, &options).origin.as_deref(), Some("https://app.example"));
+        assert_eq!(
+            client_request(&target, &options).origin.as_deref(),
+            Some("https://app.example")
+        );
         options.origin = Origin::Suppress;
         assert_eq!(client_request(&target, &options).origin, None);
         options.host = Some("virtual.example".into());

@@ -102,7 +102,10 @@ impl Error {
     /// Whether the connection ended with a close handshake (or was already
     /// closed): the normal end of a connection, not a failure.
     pub fn is_closed(&self) -> bool {
-        matches!(*self.0, ErrorKind::ConnectionClosed(_) | ErrorKind::AlreadyClosed)
+        matches!(
+            *self.0,
+            ErrorKind::ConnectionClosed(_) | ErrorKind::AlreadyClosed
+        )
     }
 
     /// Whether a read or write timed out (the connection is still usable).

@@ -72,7 +72,8 @@ pub use socket::{Messages, WebSocket};
 pub use stream::{Stream, Transport};
 
 pub use floodgate_proto::{
-    bytes, CloseCode, CloseFrame, Frame, HandshakeError, Message, OpCode, ProtocolError, State, Text, UsageError,
+    bytes, CloseCode, CloseFrame, Frame, HandshakeError, Message, OpCode, ProtocolError, State,
+    Text, UsageError,
 };
 
 /// Connects to `url` with the default options.

@@ -37,7 +37,10 @@ use std::thread::JoinHandle;
 ///
 /// A request that is not a WebSocket upgrade (it is answered with 400), a
 /// request head over `options.max_handshake_size`, I/O errors.
-pub fn accept<S: Transport>(mut stream: S, options: &Options) -> Result<(WebSocket<S>, RequestHead)> {
+pub fn accept<S: Transport>(
+    mut stream: S,
+    options: &Options,
+) -> Result<(WebSocket<S>, RequestHead)> {
     stream.set_read_timeout(options.connect_timeout)?;
     let mut buf = BytesMut::with_capacity(4096);
     let (request, head_len) = loop {
@@ -51,7 +54,11 @@ pub fn accept<S: Transport>(mut stream: S, options: &Options) -> Result<(WebSock
         }
         buf.reserve(4096);
         if stream.read_into(&mut buf)? == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the client left during the handshake").into());
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the client left during the handshake",
+            )
+            .into());
         }
     };
     let key = match request.websocket_key() {
@@ -139,12 +146,12 @@ impl Server {
                     let _ = stream.set_nodelay(true);
                     let handler = Arc::clone(&handler);
                     let options = Arc::clone(&options);
-                    let _ = std::thread::Builder::new().name("floodgate-conn".into()).spawn(move || {
-                        match accept(stream, &options) {
+                    let _ = std::thread::Builder::new()
+                        .name("floodgate-conn".into())
+                        .spawn(move || match accept(stream, &options) {
                             Ok((ws, request)) => handler(ws, request),
                             Err(e) => tracing::debug!(error = %e, "server handshake failed"),
-                        }
-                    });
+                        });
                 }
             })
             .map_err(|e| Error::from(ErrorKind::Io(e)))?;

@@ -21,7 +21,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::stream::{Stream, Transport};
 use bytes::{Buf, BytesMut};
 use floodgate_proto::handshake::{parse_response_head, ClientHandshake, ClientRequest};
-use floodgate_proto::{CloseCode, CloseFrame, Frame, Message, OpCode, Protocol, ProtocolError, Role, State};
+use floodgate_proto::{
+    CloseCode, CloseFrame, Frame, Message, OpCode, Protocol, ProtocolError, Role, State, UsageError,
+};
 use http::{HeaderMap, StatusCode};
 use std::io;
 use std::time::{Duration, Instant};
@@ -76,13 +78,22 @@ impl<S: Transport> WebSocket<S> {
     ) -> Result<WebSocket<S>> {
         let (handshake, bytes) = ClientHandshake::new(request)?;
         set_deadline(&stream, deadline)?;
-        write_all(&mut stream, &bytes, "sending the handshake (connect_timeout)")?;
+        write_all(
+            &mut stream,
+            &bytes,
+            "sending the handshake (connect_timeout)",
+        )?;
         let mut buf = BytesMut::with_capacity(4096);
         let (head, head_len) = loop {
             if let Some(parsed) = parse_response_head(&buf, options.max_handshake_size)? {
                 break parsed;
             }
-            read_more(&mut stream, &mut buf, 4096, "waiting for the handshake response (connect_timeout)")?;
+            read_more(
+                &mut stream,
+                &mut buf,
+                4096,
+                "waiting for the handshake response (connect_timeout)",
+            )?;
         };
         if head.status != StatusCode::SWITCHING_PROTOCOLS {
             // Show the start of the body with the error: wait (within the
@@ -154,18 +165,32 @@ impl<S: Transport> WebSocket<S> {
     /// - [`ErrorKind::Protocol`] when the server broke the protocol (the
     ///   connection was failed with the matching close code);
     /// - [`ErrorKind::AbnormalClosure`] or [`ErrorKind::Io`] when the
-    ///   transport ended or failed.
+    ///   transport ended or failed;
+    /// - [`ErrorKind::Usage`] when a fragmented message was begun with
+    ///   [`recv_frame`](Self::recv_frame) and is not finished.
     #[inline]
     pub fn recv(&mut self) -> Result<Message> {
+        if self.proto.raw_message_open() {
+            return Err(UsageError::BadFragmentSequence(
+                "a message begun with recv_frame must be finished with recv_frame",
+            )
+            .into());
+        }
         loop {
             match self.proto.read_message(&mut self.read_buf) {
                 Ok(Some(message)) => {
-                    if self.proto.has_output() {
+                    // Only control frames queue output (a pong, the answer
+                    // to a close). The rest of a send that timed out waits
+                    // for the next send: a write error here must not cost
+                    // the data message just decoded.
+                    if message.is_control() && self.proto.has_output() {
                         self.flush_output()?;
                     }
                     match message {
                         Message::Text(_) | Message::Binary(_) => return Ok(message),
-                        Message::Close(frame) => return self.on_peer_close(frame).map(Message::Close),
+                        Message::Close(frame) => {
+                            return self.on_peer_close(frame).map(Message::Close)
+                        }
                         _ if self.return_control_frames => return Ok(message),
                         _ => continue,
                     }
@@ -188,7 +213,8 @@ impl<S: Transport> WebSocket<S> {
         loop {
             match self.proto.read_frame(&mut self.read_buf) {
                 Ok(Some(frame)) => {
-                    if self.proto.has_output() {
+                    // As in `recv`: a data frame is never lost to a write error.
+                    if frame.opcode.is_control() && self.proto.has_output() {
                         self.flush_output()?;
                     }
                     if frame.opcode == OpCode::Close {
@@ -229,8 +255,15 @@ impl<S: Transport> WebSocket<S> {
         if self.finished || self.proto.close_received().is_some() {
             return Err(ErrorKind::AlreadyClosed.into());
         }
-        let wanted = self.proto.bytes_needed().saturating_sub(self.read_buf.len());
-        self.read_buf.reserve(wanted.max(self.read_chunk_size));
+        let wanted = self
+            .proto
+            .bytes_needed()
+            .saturating_sub(self.read_buf.len());
+        // Grow towards a large announced frame by doubling rather than all
+        // at once, so memory follows the bytes that actually arrive, not
+        // what a header claims.
+        let grow = wanted.min(self.read_buf.len().max(self.read_chunk_size));
+        self.read_buf.reserve(grow.max(self.read_chunk_size));
         match self.stream.read_into(&mut self.read_buf) {
             Ok(0) => {
                 self.finish();
@@ -238,7 +271,9 @@ impl<S: Transport> WebSocket<S> {
             }
             Ok(_) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
-            Err(e) if is_timeout(&e) => Err(ErrorKind::Timeout("waiting for data (read_timeout)").into()),
+            Err(e) if is_timeout(&e) => {
+                Err(ErrorKind::Timeout("waiting for data (read_timeout)").into())
+            }
             Err(e) => {
                 self.finish();
                 Err(e.into())
@@ -268,7 +303,18 @@ impl<S: Transport> WebSocket<S> {
     /// close with the error's code; send it, wait briefly for the server's
     /// close, and drop the transport.
     fn fail(&mut self, err: ProtocolError) -> Error {
+        if self.finished {
+            // The protocol repeats its error on every call; the connection
+            // was failed (or ended) already, and says so from then on.
+            return ErrorKind::AlreadyClosed.into();
+        }
         tracing::debug!(error = %err, code = %err.close_code(), "failing the WebSocket connection");
+        // The offending frame may still be in the buffer (a bad header is
+        // not consumed), and what follows it cannot be trusted to be framed:
+        // skipping it could mean skipping a 1 GiB announced payload, or
+        // tripping on the same bad header again. Wait for the server's close
+        // in the bytes it sends from now on.
+        self.read_buf.clear();
         if self.flush_output().is_ok() {
             let deadline = Instant::now() + self.close_timeout;
             if self.wait_for_close(deadline) == Wait::Done && self.proto.role() == Role::Client {
@@ -445,7 +491,11 @@ impl<S: Transport> WebSocket<S> {
         self.proto.send_close(frame.as_ref())?;
         let deadline = Instant::now() + self.close_timeout;
         let flushed = self.flush_output();
-        let wait = if flushed.is_ok() { self.wait_for_close(deadline) } else { Wait::Failed };
+        let wait = if flushed.is_ok() {
+            self.wait_for_close(deadline)
+        } else {
+            Wait::Failed
+        };
         if wait == Wait::Done && self.proto.role() == Role::Client {
             self.wait_for_eof(deadline);
         }
@@ -454,8 +504,14 @@ impl<S: Transport> WebSocket<S> {
         match wait {
             Wait::Done => Ok(()),
             Wait::Eof => Err(ErrorKind::AbnormalClosure.into()),
-            Wait::TimedOut => Err(ErrorKind::Timeout("waiting for the server's close frame (close_timeout)").into()),
-            Wait::Failed => Err(ErrorKind::Io(io::Error::other("the transport failed during the close handshake")).into()),
+            Wait::TimedOut => Err(ErrorKind::Timeout(
+                "waiting for the server's close frame (close_timeout)",
+            )
+            .into()),
+            Wait::Failed => Err(ErrorKind::Io(io::Error::other(
+                "the transport failed during the close handshake",
+            ))
+            .into()),
         }
     }
 
@@ -480,7 +536,9 @@ impl<S: Transport> WebSocket<S> {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
                 Ok(n) => self.proto.consume_output(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_timeout(&e) => return Err(ErrorKind::Timeout("writing (write_timeout)").into()),
+                Err(e) if is_timeout(&e) => {
+                    return Err(ErrorKind::Timeout("writing (write_timeout)").into())
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -586,6 +644,9 @@ impl<S: Transport> Iterator for Messages<'_, S> {
         }
         match self.socket.recv() {
             Ok(message) => Some(Ok(message)),
+            // A read timeout leaves the connection usable: report it and
+            // let the caller go on iterating.
+            Err(e) if e.is_timeout() => Some(Err(e)),
             Err(e) => {
                 self.done = true;
                 if e.is_closed() {
@@ -599,7 +660,10 @@ impl<S: Transport> Iterator for Messages<'_, S> {
 }
 
 fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 fn set_deadline<S: Transport>(stream: &S, deadline: Option<Instant>) -> Result<()> {
@@ -629,7 +693,12 @@ fn write_all<S: Transport>(stream: &mut S, mut bytes: &[u8], during: &'static st
 }
 
 /// One read of up to `at_most` more bytes during the handshake.
-fn read_more<S: Transport>(stream: &mut S, buf: &mut BytesMut, at_most: usize, during: &'static str) -> Result<()> {
+fn read_more<S: Transport>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    at_most: usize,
+    during: &'static str,
+) -> Result<()> {
     buf.reserve(at_most.max(1));
     loop {
         match stream.read_into(buf) {

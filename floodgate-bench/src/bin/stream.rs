@@ -1,0 +1,293 @@
+//! `stream`: receive throughput of floodgate and the anchor libraries.
+//!
+//! ```text
+//! cargo run --release -p floodgate-bench --bin stream -- \
+//!     [--sizes 16,1024,65536] [--count-16 N] [--count-SIZE N] [--count N] \
+//!     [--runs K] [--only NAME[,NAME...]]
+//! ```
+//!
+//! For each payload size, every client runs K times against the same
+//! in-process server (runs are interleaved: client A, B, C, ... then again),
+//! the counts are checked, and a Markdown table is printed. See the crate
+//! docs for what is measured. Progress goes to stderr, results to stdout.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use floodgate_bench::clients::{self, RAW_TCP_NOTE};
+use floodgate_bench::server::{self, Job, Server};
+use floodgate_bench::table::{self, Series};
+
+const USAGE: &str = "usage: stream [--sizes 16,1024,65536] [--count-SIZE N]... [--count N] \
+[--runs K] [--only NAME[,NAME...]]
+
+  --sizes       payload sizes in bytes (default 16,1024,65536)
+  --count-SIZE  messages for that size (e.g. --count-16 10000000)
+  --count       messages for every size without its own --count-SIZE
+  --runs        runs per client and size, best and median kept (default 3)
+  --only        run only these clients (raw-tcp, tungstenite, tokio-tungstenite,
+                fastwebsockets, floodgate)";
+
+/// Default message count: each run takes roughly 0.5-2 s on a small machine.
+fn default_count(size: usize) -> u64 {
+    match size {
+        16 => 10_000_000,
+        1024 => 2_000_000,
+        65536 => 100_000,
+        // Otherwise about 2 GB of payload, between 1,000 and 10M messages.
+        s => (2_000_000_000 / s.max(1) as u64).clamp(1_000, 10_000_000),
+    }
+}
+
+struct Args {
+    sizes: Vec<usize>,
+    counts: BTreeMap<usize, u64>,
+    count_all: Option<u64>,
+    runs: usize,
+    only: Option<Vec<String>>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        sizes: vec![16, 1024, 65536],
+        counts: BTreeMap::new(),
+        count_all: None,
+        runs: 3,
+        only: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "-h" || flag == "--help" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        let (flag, inline) = match flag.split_once('=') {
+            Some((f, v)) => (f.to_string(), Some(v.to_string())),
+            None => (flag, None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or(format!("{flag} needs a value"))
+        };
+        let num = |v: String| {
+            v.replace('_', "")
+                .parse::<u64>()
+                .map_err(|e| format!("{flag}: {e}"))
+        };
+        match flag.as_str() {
+            "--sizes" => {
+                a.sizes = value()?
+                    .split(',')
+                    .map(|s| {
+                        s.trim()
+                            .parse::<usize>()
+                            .map_err(|e| format!("--sizes: {e}"))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "--runs" => a.runs = num(value()?)?.max(1) as usize,
+            "--count" => a.count_all = Some(num(value()?)?),
+            "--only" => a.only = Some(value()?.split(',').map(|s| s.trim().to_string()).collect()),
+            f if f.starts_with("--count-") => {
+                let size = f["--count-".len()..]
+                    .parse::<usize>()
+                    .map_err(|e| format!("{f}: {e}"))?;
+                a.counts.insert(size, num(value()?)?);
+            }
+            f => return Err(format!("unknown argument {f}\n{USAGE}")),
+        }
+    }
+    Ok(a)
+}
+
+fn machine_line() -> String {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| std::env::consts::OS.into());
+    format!(
+        "machine: {cpus} CPUs ({model}), kernel {kernel}, {}, profile {}, load average at start {}",
+        env!("FLOODGATE_BENCH_RUSTC_VERSION"),
+        if cfg!(debug_assertions) {
+            "DEBUG (numbers meaningless)"
+        } else {
+            "release"
+        },
+        load_average(),
+    )
+}
+
+/// The 1-minute load average: other work on the machine shows up here.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let clients: Vec<_> = clients::all()
+        .into_iter()
+        .filter(|c| {
+            args.only
+                .as_ref()
+                .is_none_or(|o| o.iter().any(|n| n == c.name))
+        })
+        .collect();
+    if clients.is_empty() {
+        eprintln!("--only matched no client");
+        return ExitCode::from(2);
+    }
+
+    let mut server = match Server::start() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot start server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let url = server.url();
+
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    println!("## floodgate receive benchmark (`stream`)\n");
+    println!(
+        "command: `cargo run --release -p floodgate-bench --bin stream --{}{}`  ",
+        if argv.is_empty() { "" } else { " " },
+        argv.join(" ")
+    );
+    println!("{}  ", machine_line());
+    println!(
+        "server: in-process, std::net on {url}, unmasked binary frames pre-encoded in ~1 MiB \
+         blocks, one connection per run; client and server share the machine's cores  "
+    );
+    println!("{RAW_TCP_NOTE}.  ");
+    println!(
+        "Throughput from each client's best of {} runs (wall time from connect to the close \
+         frame reaching the caller); ratios are throughput ratios of best runs, >1 = faster.\n",
+        args.runs
+    );
+
+    let mut failures = Vec::new();
+    let mut summaries = Vec::new();
+    for &size in &args.sizes {
+        let count = args
+            .counts
+            .get(&size)
+            .copied()
+            .or(args.count_all)
+            .unwrap_or(default_count(size));
+        let mut series: Vec<Series> = clients
+            .iter()
+            .map(|c| Series {
+                name: c.name,
+                role: c.role,
+                runs: Vec::new(),
+                failure: None,
+            })
+            .collect();
+        for run in 0..args.runs {
+            for (client, s) in clients.iter().zip(series.iter_mut()) {
+                if s.failure.is_some() {
+                    continue;
+                }
+                server.submit(Job { size, count });
+                let result = (client.run)(&url);
+                let report = server.finish(result.is_err());
+                let problem = match &result {
+                    Err(e) => Some(format!("client error: {e}")),
+                    Ok(o) if o.messages != count || o.bytes != count * size as u64 => {
+                        Some(format!(
+                            "counted {} messages / {} bytes, expected {} / {}",
+                            o.messages,
+                            o.bytes,
+                            count,
+                            count * size as u64
+                        ))
+                    }
+                    Ok(_) if report.error.is_some() => {
+                        Some(format!("server: {}", report.error.as_deref().unwrap_or("")))
+                    }
+                    Ok(_) if report.bytes != server::wire_bytes(size, count) => Some(format!(
+                        "server wrote {} bytes, expected {}",
+                        report.bytes,
+                        server::wire_bytes(size, count)
+                    )),
+                    Ok(_) => None,
+                };
+                match (problem, result) {
+                    (Some(p), _) => {
+                        eprintln!(
+                            "FAIL {size} B run {}/{} {}: {p}",
+                            run + 1,
+                            args.runs,
+                            client.name
+                        );
+                        failures.push(format!("{} at {size} B: {p}", client.name));
+                        s.failure = Some(p);
+                    }
+                    (None, Ok(o)) => {
+                        eprintln!(
+                            "{size} B run {}/{} {:<18} {:>8.3} s  {:>12} msgs/s{}",
+                            run + 1,
+                            args.runs,
+                            client.name,
+                            o.elapsed.as_secs_f64(),
+                            table::group(count as f64 / o.elapsed.as_secs_f64()),
+                            if report.client_close {
+                                ""
+                            } else {
+                                "  (no close frame from client)"
+                            },
+                        );
+                        s.runs.push(o);
+                    }
+                    (None, Err(_)) => unreachable!(),
+                }
+            }
+        }
+        let rendered = table::render(size, count, args.runs, &series);
+        println!("{}", rendered.markdown);
+        if let Some(line) = rendered.summary {
+            println!("{line}\n");
+            summaries.push(line);
+        }
+    }
+    if !summaries.is_empty() {
+        println!("### Summary\n");
+        for s in &summaries {
+            println!("- {s}");
+        }
+        println!();
+    }
+    drop(server);
+    println!("load average at end: {}", load_average());
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("\n{} FAILURE(S):", failures.len());
+        for f in &failures {
+            eprintln!("  {f}");
+        }
+        ExitCode::FAILURE
+    }
+}

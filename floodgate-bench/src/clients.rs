@@ -1,0 +1,294 @@
+//! One runner per client. Each connects to the URL, receives every message
+//! until the server's close frame, and returns what it counted and how long
+//! it took.
+//!
+//! Timing is wall time from just before `connect` to the moment the client
+//! library hands over the server's close (for floodgate: the end of its
+//! `messages()` iterator, which ends at a clean close). Anything set up
+//! before the connection — the tokio runtime — is outside the timer; the
+//! rest of the close handshake is outside it too.
+//!
+//! Every runner counts a message's payload bytes from what the library
+//! returns, so a library that lost or merged messages fails the check in the
+//! binary.
+
+use std::error::Error;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use crate::handshake;
+use crate::server::parse_header;
+
+/// The error type runners return.
+pub type BoxError = Box<dyn Error + Send + Sync>;
+
+/// What one run of one client saw.
+#[derive(Clone, Copy, Debug)]
+pub struct Outcome {
+    /// Complete data messages received.
+    pub messages: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+    /// Connect to close received.
+    pub elapsed: Duration,
+}
+
+/// The role a client plays in the tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The raw TCP ceiling.
+    Ceiling,
+    /// An existing library floodgate is compared with.
+    Anchor,
+    /// floodgate itself.
+    Subject,
+}
+
+/// A client runner.
+pub struct Client {
+    /// Name used in tables and `--only`.
+    pub name: &'static str,
+    /// Its role in the comparison.
+    pub role: Role,
+    /// Runs it once against `url`.
+    pub run: fn(&str) -> Result<Outcome, BoxError>,
+}
+
+/// Every client, in the order they run.
+pub fn all() -> Vec<Client> {
+    let mut v = vec![
+        Client {
+            name: "raw-tcp",
+            role: Role::Ceiling,
+            run: raw_tcp,
+        },
+        Client {
+            name: "tungstenite",
+            role: Role::Anchor,
+            run: tungstenite_sync,
+        },
+        Client {
+            name: "tokio-tungstenite",
+            role: Role::Anchor,
+            run: tokio_tungstenite,
+        },
+        Client {
+            name: "fastwebsockets",
+            role: Role::Anchor,
+            run: fastwebsockets,
+        },
+    ];
+    #[cfg(feature = "floodgate-client")]
+    v.push(Client {
+        name: "floodgate",
+        role: Role::Subject,
+        run: floodgate,
+    });
+    v
+}
+
+/// Read size of the raw TCP ceiling.
+pub const RAW_CHUNK: usize = 256 * 1024;
+
+/// How the ceiling works, for the output.
+pub const RAW_TCP_NOTE: &str = "raw-tcp reads the socket in 256 KiB chunks into one reused \
+buffer and walks the frame headers only (counts messages and payload lengths, never touches \
+or copies a payload): the cost of getting the bytes out of the kernel, plus a few ns per frame";
+
+/// The ceiling: hand handshake, then 256 KiB reads, walking frame headers.
+pub fn raw_tcp(url: &str) -> Result<Outcome, BoxError> {
+    let start = Instant::now();
+    let mut s = handshake::client_connect(url)?;
+    let mut buf = vec![0u8; RAW_CHUNK];
+    let (mut messages, mut bytes) = (0u64, 0u64);
+    let mut skip = 0u64; // payload bytes of the current frame not yet read
+    let mut have = 0usize; // start of an incomplete header kept at buf[..have]
+    loop {
+        let n = s.read(&mut buf[have..])?;
+        if n == 0 {
+            return Err("raw-tcp: EOF before the close frame".into());
+        }
+        let end = have + n;
+        let mut pos = 0usize;
+        loop {
+            if skip > 0 {
+                let take = skip.min((end - pos) as u64);
+                skip -= take;
+                pos += take as usize;
+                if skip > 0 {
+                    break;
+                }
+            }
+            let Some((opcode, hlen, plen)) = parse_header(&buf[pos..end]) else {
+                break;
+            };
+            let fin = buf[pos] & 0x80 != 0;
+            match opcode {
+                0x0..=0x2 => {
+                    messages += fin as u64;
+                    bytes += plen as u64;
+                }
+                0x8 => {
+                    let elapsed = start.elapsed();
+                    // Masked close reply, code 1000.
+                    let m = [0x12, 0x34, 0x56, 0x78];
+                    s.write_all(&[0x88, 0x82, m[0], m[1], m[2], m[3], 0x03 ^ m[0], 0xE8 ^ m[1]])?;
+                    while s.read(&mut buf)? > 0 {}
+                    return Ok(Outcome {
+                        messages,
+                        bytes,
+                        elapsed,
+                    });
+                }
+                _ => {} // our server sends no pings
+            }
+            pos += hlen;
+            skip = plen as u64;
+        }
+        buf.copy_within(pos..end, 0);
+        have = end - pos;
+    }
+}
+
+/// tungstenite, blocking: `connect`, then `read()` until the close.
+pub fn tungstenite_sync(url: &str) -> Result<Outcome, BoxError> {
+    use tungstenite::{Error as WsError, Message};
+    let start = Instant::now();
+    let (mut ws, _response) = tungstenite::connect(url)?;
+    let (mut messages, mut bytes) = (0u64, 0u64);
+    let elapsed = loop {
+        match ws.read()? {
+            Message::Binary(b) => {
+                messages += 1;
+                bytes += b.len() as u64;
+            }
+            Message::Text(t) => {
+                messages += 1;
+                bytes += t.len() as u64;
+            }
+            Message::Close(_) => break start.elapsed(),
+            _ => {}
+        }
+    };
+    // Finish the close handshake: the next read sends the reply, then sees EOF.
+    loop {
+        match ws.read() {
+            Ok(_) => {}
+            Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Outcome {
+        messages,
+        bytes,
+        elapsed,
+    })
+}
+
+fn current_thread_runtime() -> Result<tokio::runtime::Runtime, BoxError> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?)
+}
+
+/// tokio-tungstenite on a current-thread runtime: `connect_async`, then
+/// `StreamExt::next` until the stream ends.
+pub fn tokio_tungstenite(url: &str) -> Result<Outcome, BoxError> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let rt = current_thread_runtime()?;
+    rt.block_on(async {
+        let start = Instant::now();
+        let (mut ws, _response) = tokio_tungstenite::connect_async(url).await?;
+        let (mut messages, mut bytes) = (0u64, 0u64);
+        let mut elapsed = None;
+        while let Some(msg) = ws.next().await {
+            match msg? {
+                Message::Binary(b) => {
+                    messages += 1;
+                    bytes += b.len() as u64;
+                }
+                Message::Text(t) => {
+                    messages += 1;
+                    bytes += t.len() as u64;
+                }
+                // The stream goes on until the reply is sent and EOF is seen.
+                Message::Close(_) => elapsed = elapsed.or(Some(start.elapsed())),
+                _ => {}
+            }
+        }
+        let elapsed = elapsed.ok_or("tokio-tungstenite: stream ended without a close")?;
+        Ok(Outcome {
+            messages,
+            bytes,
+            elapsed,
+        })
+    })
+}
+
+/// fastwebsockets on a current-thread runtime. The handshake is done by hand
+/// (the same one raw-tcp uses: no byte past the response head is consumed)
+/// so the frames are read straight from the `TcpStream`, not through
+/// hyper's upgrade wrapper. Messages come from `FragmentCollector`, its way
+/// to receive complete messages (for unfragmented frames it costs one
+/// branch over `WebSocket::read_frame`). Auto-close and auto-pong keep their
+/// defaults (on); the maximum message size is set to 64 MiB, the same regime
+/// as tungstenite's default.
+pub fn fastwebsockets(url: &str) -> Result<Outcome, BoxError> {
+    use fastwebsockets::{FragmentCollector, OpCode, Role, WebSocket};
+    let rt = current_thread_runtime()?;
+    rt.block_on(async {
+        let start = Instant::now();
+        let std_stream = handshake::client_connect(url)?;
+        std_stream.set_nonblocking(true)?;
+        let stream = tokio::net::TcpStream::from_std(std_stream)?;
+        let mut ws = WebSocket::after_handshake(stream, Role::Client);
+        ws.set_max_message_size(64 << 20);
+        ws.set_auto_close(true);
+        ws.set_auto_pong(true);
+        let mut ws = FragmentCollector::new(ws);
+        let (mut messages, mut bytes) = (0u64, 0u64);
+        let elapsed = loop {
+            let frame = ws.read_frame().await?;
+            match frame.opcode {
+                OpCode::Binary | OpCode::Text => {
+                    messages += 1;
+                    bytes += frame.payload.len() as u64;
+                }
+                // auto_close has already written the reply.
+                OpCode::Close => break start.elapsed(),
+                _ => {}
+            }
+        };
+        // Wait for the server to hang up.
+        let mut stream = ws.into_inner();
+        let mut sink = [0u8; 1024];
+        while tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await? > 0 {}
+        Ok(Outcome {
+            messages,
+            bytes,
+            elapsed,
+        })
+    })
+}
+
+/// floodgate, blocking: `connect`, then the `messages()` iterator, which
+/// ends at a clean close. The same loop as `floodgate/examples/drain.rs`.
+#[cfg(feature = "floodgate-client")]
+pub fn floodgate(url: &str) -> Result<Outcome, BoxError> {
+    let start = Instant::now();
+    let mut ws = floodgate::connect(url)?;
+    let (mut messages, mut bytes) = (0u64, 0u64);
+    for msg in ws.messages() {
+        let msg = msg?;
+        messages += 1;
+        bytes += msg.len() as u64;
+    }
+    let elapsed = start.elapsed();
+    drop(ws);
+    Ok(Outcome {
+        messages,
+        bytes,
+        elapsed,
+    })
+}

@@ -1,0 +1,348 @@
+//! The streaming server: hand-written on `std::net`, shared by every client.
+//!
+//! One thread, one listener on `127.0.0.1:0`. For each [`Job`] it accepts
+//! exactly one connection and serves it:
+//!
+//! 1. reads the upgrade request until `\r\n\r\n` (httparse) and answers
+//!    `101 Switching Protocols` with the right `Sec-WebSocket-Accept`;
+//! 2. writes `count` unmasked, final, binary frames of `size` payload bytes.
+//!    The frames are encoded once into a block of about 1 MiB, which is
+//!    written again and again with `write_all`, then the remainder; so the
+//!    server costs almost nothing per message and the client is the
+//!    bottleneck;
+//! 3. writes a close frame with code 1000;
+//! 4. reads (and discards) until the client's close frame or EOF, then drops
+//!    the connection.
+//!
+//! The socket keeps the kernel's defaults (Nagle on, default buffers): the
+//! same for every client.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::handshake::{accept_key, find};
+
+/// Target size of the pre-encoded block of frames.
+pub const BLOCK_TARGET: usize = 1 << 20;
+
+/// How long the server waits on a silent client before giving up.
+const READ_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What to stream on the next connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Job {
+    /// Payload bytes per message.
+    pub size: usize,
+    /// Number of messages.
+    pub count: u64,
+}
+
+/// What the server did on one connection.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Data frames written (not counting the close frame).
+    pub frames: u64,
+    /// Bytes written after the handshake, close frame included.
+    pub bytes: u64,
+    /// From the end of the handshake to the last byte of the close frame
+    /// handed to the kernel.
+    pub write_time: Duration,
+    /// Whether the client's close frame arrived (otherwise: EOF).
+    pub client_close: bool,
+    /// Set when serving failed.
+    pub error: Option<String>,
+}
+
+/// A running server thread.
+pub struct Server {
+    addr: SocketAddr,
+    jobs: Option<mpsc::Sender<Job>>,
+    reports: mpsc::Receiver<Report>,
+    thread: Option<thread::JoinHandle<()>>,
+    pending: bool,
+}
+
+impl Server {
+    /// Binds `127.0.0.1:0` and starts the server thread.
+    pub fn start() -> io::Result<Server> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let (job_tx, job_rx) = mpsc::channel::<Job>();
+        let (rep_tx, rep_rx) = mpsc::channel::<Report>();
+        let thread = thread::Builder::new()
+            .name("bench-server".into())
+            .spawn(move || {
+                for job in job_rx {
+                    let report = match listener.accept() {
+                        Ok((stream, _)) => serve(stream, job),
+                        Err(e) => Report {
+                            error: Some(format!("accept: {e}")),
+                            ..Report::default()
+                        },
+                    };
+                    if rep_tx.send(report).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        Ok(Server {
+            addr,
+            jobs: Some(job_tx),
+            reports: rep_rx,
+            thread: Some(thread),
+            pending: false,
+        })
+    }
+
+    /// The URL clients connect to: `ws://127.0.0.1:PORT/`.
+    pub fn url(&self) -> String {
+        format!("ws://{}/", self.addr)
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Tells the server what the next connection gets. Call before the
+    /// client connects, then [`Server::finish`] after it is done.
+    pub fn submit(&mut self, job: Job) {
+        assert!(!self.pending, "previous job not finished");
+        self.jobs
+            .as_ref()
+            .expect("server stopped")
+            .send(job)
+            .expect("server thread gone");
+        self.pending = true;
+    }
+
+    /// Waits for the server's report on the current job. If the client
+    /// failed it may never have connected; then the server is unblocked
+    /// with a throw-away connection.
+    pub fn finish(&mut self, client_failed: bool) -> Report {
+        assert!(self.pending, "no job submitted");
+        self.pending = false;
+        if client_failed {
+            if let Ok(r) = self.reports.recv_timeout(Duration::from_secs(2)) {
+                return r;
+            }
+            // Unblock accept(): connect and hang up at once.
+            drop(TcpStream::connect(self.addr));
+        }
+        self.reports.recv().unwrap_or_else(|_| Report {
+            error: Some("server thread died".into()),
+            ..Report::default()
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if self.pending {
+            drop(TcpStream::connect(self.addr));
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Encodes the header of a final, unmasked frame.
+pub fn frame_header(opcode: u8, len: usize, out: &mut Vec<u8>) {
+    out.push(0x80 | opcode);
+    if len < 126 {
+        out.push(len as u8);
+    } else if len <= u16::MAX as usize {
+        out.push(126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+}
+
+/// One encoded binary frame with a `size`-byte payload.
+pub fn encode_frame(size: usize) -> Vec<u8> {
+    let mut f = Vec::with_capacity(size + 14);
+    frame_header(0x2, size, &mut f);
+    // Printable ASCII so it is valid UTF-8 too; the content does not matter.
+    f.extend((0..size).map(|i| b'a' + (i % 26) as u8));
+    f
+}
+
+/// Bytes on the wire for `count` frames of `size` plus the close frame.
+pub fn wire_bytes(size: usize, count: u64) -> u64 {
+    frame_len(size) as u64 * count + 4
+}
+
+/// Length of one encoded frame with a `size`-byte payload.
+pub fn frame_len(size: usize) -> usize {
+    size + match size {
+        0..=125 => 2,
+        126..=65535 => 4,
+        _ => 10,
+    }
+}
+
+fn serve(stream: TcpStream, job: Job) -> Report {
+    let mut report = Report::default();
+    if let Err(e) = serve_inner(stream, job, &mut report) {
+        report.error = Some(e.to_string());
+    }
+    report
+}
+
+fn serve_inner(mut stream: TcpStream, job: Job, report: &mut Report) -> io::Result<()> {
+    stream.set_read_timeout(Some(READ_TIMEOUT))?;
+    stream.set_write_timeout(Some(READ_TIMEOUT))?;
+
+    // 1. Handshake.
+    let mut req = Vec::with_capacity(1024);
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "EOF before request end",
+            ));
+        }
+        req.extend_from_slice(&buf[..n]);
+        if let Some(p) = find(&req, b"\r\n\r\n") {
+            break p + 4;
+        }
+        if req.len() > 64 * 1024 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "request too long",
+            ));
+        }
+    };
+    let key = {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut parsed = httparse::Request::new(&mut headers);
+        match parsed.parse(&req[..head_end]) {
+            Ok(httparse::Status::Complete(_)) => {}
+            _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "bad request")),
+        }
+        let get = |name: &str| {
+            parsed
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
+        };
+        if !get("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket")) {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "not an upgrade"));
+        }
+        get("sec-websocket-key")
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no Sec-WebSocket-Key"))?
+    };
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\n\r\n",
+        accept_key(&key)
+    );
+    stream.write_all(response.as_bytes())?;
+
+    // 2. The frames, from a pre-encoded block.
+    let frame = encode_frame(job.size);
+    let per_block = (BLOCK_TARGET / frame.len()).max(1);
+    let block: Vec<u8> = frame
+        .iter()
+        .copied()
+        .cycle()
+        .take(frame.len() * per_block)
+        .collect();
+    let start = Instant::now();
+    let full_blocks = job.count / per_block as u64;
+    let rest = (job.count % per_block as u64) as usize;
+    for _ in 0..full_blocks {
+        stream.write_all(&block)?;
+        report.frames += per_block as u64;
+        report.bytes += block.len() as u64;
+    }
+    stream.write_all(&block[..rest * frame.len()])?;
+    report.frames += rest as u64;
+    report.bytes += (rest * frame.len()) as u64;
+
+    // 3. Close, code 1000.
+    let close = [0x88, 0x02, 0x03, 0xE8];
+    stream.write_all(&close)?;
+    report.bytes += close.len() as u64;
+    report.write_time = start.elapsed();
+
+    // 4. Wait for the client's close frame (masked) or EOF.
+    report.client_close = wait_for_close(&mut stream)?;
+    Ok(())
+}
+
+/// Reads client frames until a close frame or EOF. Returns whether a close
+/// frame was seen.
+fn wait_for_close(stream: &mut TcpStream) -> io::Result<bool> {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        // Walk whole frames in `buf`.
+        let mut pos = 0;
+        while let Some((opcode, hlen, plen)) = parse_header(&buf[pos..]) {
+            if opcode == 0x8 {
+                return Ok(true);
+            }
+            if buf.len() - pos < hlen + plen {
+                break;
+            }
+            pos += hlen + plen;
+        }
+        buf.drain(..pos);
+        match stream.read(&mut chunk) {
+            Ok(0) => return Ok(false),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Parses a frame header: (opcode, header length, payload length).
+pub fn parse_header(b: &[u8]) -> Option<(u8, usize, usize)> {
+    if b.len() < 2 {
+        return None;
+    }
+    let opcode = b[0] & 0x0F;
+    let masked = b[1] & 0x80 != 0;
+    let (ext, len7) = match b[1] & 0x7F {
+        126 => (2, None),
+        127 => (8, None),
+        n => (0, Some(n as usize)),
+    };
+    let hlen = 2 + ext + if masked { 4 } else { 0 };
+    if b.len() < hlen {
+        return None;
+    }
+    let plen = match (len7, ext) {
+        (Some(n), _) => n,
+        (None, 2) => u16::from_be_bytes([b[2], b[3]]) as usize,
+        _ => u64::from_be_bytes(b[2..10].try_into().unwrap()) as usize,
+    };
+    Some((opcode, hlen, plen))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_lengths() {
+        for size in [0, 16, 125, 126, 1024, 65535, 65536, 100_000] {
+            let f = encode_frame(size);
+            assert_eq!(f.len(), frame_len(size), "size {size}");
+            let (op, hlen, plen) = parse_header(&f).unwrap();
+            assert_eq!((op, hlen + plen, plen), (2, f.len(), size));
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! Turning runs into Markdown tables.
+//!
+//! Throughput is taken from the best (shortest) run of each client, as the
+//! least disturbed by a noisy machine; the median run is printed beside it.
+//! Ratios compare best runs: to the fastest *anchor* library (tungstenite,
+//! tokio-tungstenite, fastwebsockets — never floodgate, never raw-tcp) and
+//! to the raw TCP ceiling.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::clients::{Outcome, Role};
+
+/// All runs of one client at one size.
+pub struct Series {
+    /// Client name.
+    pub name: &'static str,
+    /// Its role.
+    pub role: Role,
+    /// Successful runs.
+    pub runs: Vec<Outcome>,
+    /// Set if any run failed or miscounted; the row then says so.
+    pub failure: Option<String>,
+}
+
+impl Series {
+    /// The shortest run.
+    pub fn best(&self) -> Option<Duration> {
+        self.runs.iter().map(|o| o.elapsed).min()
+    }
+
+    /// The median run (the upper one for an even count).
+    pub fn median(&self) -> Option<Duration> {
+        let mut v: Vec<Duration> = self.runs.iter().map(|o| o.elapsed).collect();
+        v.sort();
+        v.get(v.len() / 2).copied()
+    }
+}
+
+fn per_sec(count: f64, d: Duration) -> f64 {
+    count / d.as_secs_f64()
+}
+
+/// Formats a rate with thousands separators, no decimals.
+pub fn group(x: f64) -> String {
+    let s = format!("{:.0}", x);
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The result of one size: the table and the summary line.
+pub struct Rendered {
+    /// Markdown, heading included.
+    pub markdown: String,
+    /// `floodgate / fastest anchor = X.XXx`, if both ran.
+    pub summary: Option<String>,
+}
+
+/// Renders the table for one payload size.
+pub fn render(size: usize, count: u64, runs: usize, series: &[Series]) -> Rendered {
+    let best_of = |role: Role| {
+        series
+            .iter()
+            .filter(|s| s.role == role && s.failure.is_none())
+            .filter_map(|s| s.best().map(|d| (s.name, d)))
+            .min_by_key(|&(_, d)| d)
+    };
+    let anchor = best_of(Role::Anchor);
+    let ceiling = best_of(Role::Ceiling);
+
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "### {} B payloads x {} messages (best of {runs})\n",
+        size,
+        group(count as f64)
+    );
+    md.push_str(
+        "| client | msgs/s (best) | MiB/s (best) | msgs/s (median) | vs fastest anchor | vs raw-tcp |\n",
+    );
+    md.push_str("|---|---:|---:|---:|---:|---:|\n");
+    for s in series {
+        if let Some(f) = &s.failure {
+            let _ = writeln!(
+                md,
+                "| {} | FAILED: {} | | | | |",
+                s.name,
+                f.replace('|', "/")
+            );
+            continue;
+        }
+        let (Some(best), Some(median)) = (s.best(), s.median()) else {
+            continue;
+        };
+        let ratio = |other: Option<(&str, Duration)>| match other {
+            Some((_, d)) => format!("{:.2}x", d.as_secs_f64() / best.as_secs_f64()),
+            None => "-".into(),
+        };
+        let name = match s.role {
+            Role::Subject => format!("**{}**", s.name),
+            _ => s.name.to_string(),
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.1} | {} | {} | {} |",
+            name,
+            group(per_sec(count as f64, best)),
+            per_sec((count * size as u64) as f64, best) / (1024.0 * 1024.0),
+            group(per_sec(count as f64, median)),
+            ratio(anchor),
+            ratio(ceiling),
+        );
+    }
+
+    let subject = best_of(Role::Subject);
+    // On medians, the anchor with the best median (not necessarily the one
+    // with the best single run).
+    let median_of = |role: Role| {
+        series
+            .iter()
+            .filter(|s| s.role == role && s.failure.is_none())
+            .filter_map(|s| s.median())
+            .min()
+    };
+    let summary = match (
+        subject,
+        anchor,
+        median_of(Role::Subject),
+        median_of(Role::Anchor),
+    ) {
+        (Some((_, fb)), Some((an, ab)), Some(fm), Some(am)) => Some(format!(
+            "{size} B: floodgate / fastest anchor = {:.2}x (anchor: {an}; on medians: {:.2}x)",
+            ab.as_secs_f64() / fb.as_secs_f64(),
+            am.as_secs_f64() / fm.as_secs_f64(),
+        )),
+        _ => None,
+    };
+    Rendered {
+        markdown: md,
+        summary,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn grouping() {
+        assert_eq!(super::group(1234567.4), "1,234,567");
+        assert_eq!(super::group(999.0), "999");
+        assert_eq!(super::group(1000.0), "1,000");
+    }
+}

@@ -1,0 +1,92 @@
+# shellcheck shell=bash
+# Helpers shared by scripts/test and scripts/autobahn (sourced, not run).
+#
+# Sets ROOT (the repository root), TARGET_DIR (cargo's target directory),
+# PYENV_DIR / PYENV_PYTHON (the test virtualenv) and defines:
+#   ensure_pyenv   create target/pyenv if needed and install the pinned
+#                  requirements from scripts/requirements-test.txt
+#   fmt_duration   seconds -> "1m05s"
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+case "$TARGET_DIR" in
+/*) ;;
+*) TARGET_DIR="$ROOT/$TARGET_DIR" ;;
+esac
+PYENV_DIR="$ROOT/target/pyenv"
+PYENV_PYTHON="$PYENV_DIR/bin/python"
+REQUIREMENTS="$ROOT/scripts/requirements-test.txt"
+
+fmt_duration() {
+    local s=$1
+    if ((s >= 60)); then
+        printf '%dm%02ds' $((s / 60)) $((s % 60))
+    else
+        printf '%ds' "$s"
+    fi
+}
+
+# The interpreter the virtualenv is made from: $FLOODGATE_BASE_PYTHON, else
+# python3. kosoku and websockets need Python >= 3.10.
+_base_python() {
+    local py="${FLOODGATE_BASE_PYTHON:-python3}"
+    if ! command -v "$py" >/dev/null 2>&1; then
+        echo "error: '$py' not found; install Python >= 3.10 (or set FLOODGATE_BASE_PYTHON)" >&2
+        return 1
+    fi
+    if ! "$py" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)'; then
+        echo "error: $py is $("$py" -V 2>&1); the test tools need Python >= 3.10" >&2
+        return 1
+    fi
+    printf '%s\n' "$py"
+}
+
+# Debian's python3 ships without ensurepip unless python3-venv (or
+# python3.X-venv) is installed; install it with apt-get only when it is
+# missing and we are allowed to (root).
+_ensure_venv_module() {
+    local py=$1
+    if "$py" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+        return 0
+    fi
+    local minor
+    minor="$("$py" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+    if command -v apt-get >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
+        echo "python: $py has no ensurepip; installing python3-venv with apt-get" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq "python${minor}-venv" >/dev/null 2>&1 ||
+            apt-get install -y -qq python3-venv >/dev/null
+    fi
+    if ! "$py" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+        echo "error: $py cannot create virtualenvs (no ensurepip); install python${minor}-venv" >&2
+        return 1
+    fi
+}
+
+# Create (or reuse) target/pyenv and install the pinned requirements. A venv
+# is reused when its interpreter runs and the requirements it was last
+# installed from are identical to scripts/requirements-test.txt.
+ensure_pyenv() {
+    local stamp="$PYENV_DIR/.floodgate-requirements"
+    if [[ -x $PYENV_PYTHON ]] && "$PYENV_PYTHON" -c 'import kosoku, websockets' >/dev/null 2>&1 &&
+        [[ -f $stamp ]] && cmp -s "$REQUIREMENTS" "$stamp"; then
+        echo "python: reusing $PYENV_DIR ($("$PYENV_PYTHON" -V 2>&1))"
+        return 0
+    fi
+    if ! [[ -x $PYENV_PYTHON ]] || ! "$PYENV_PYTHON" -m pip --version >/dev/null 2>&1; then
+        local py
+        py="$(_base_python)" || return 1
+        _ensure_venv_module "$py" || return 1
+        echo "python: creating $PYENV_DIR with $py ($("$py" -V 2>&1))"
+        rm -rf "$PYENV_DIR"
+        mkdir -p "$(dirname "$PYENV_DIR")" || return 1
+        "$py" -m venv "$PYENV_DIR" || return 1
+    fi
+    rm -f "$stamp"
+    echo "python: installing $(grep -Ev '^[[:space:]]*(#|$)' "$REQUIREMENTS" | tr '\n' ' ')"
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$PYENV_PYTHON" -m pip install \
+        --no-input --quiet --prefer-binary -r "$REQUIREMENTS" || return 1
+    "$PYENV_PYTHON" -c 'import kosoku, websockets' || return 1
+    cp "$REQUIREMENTS" "$stamp" || return 1
+}
