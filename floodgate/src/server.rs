@@ -53,7 +53,7 @@ pub fn accept<S: Transport>(
             }
         }
         buf.reserve(4096);
-        if stream.read_into(&mut buf)? == 0 {
+        if stream.read_into(&mut buf, 4096)? == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "the client left during the handshake",

@@ -1,7 +1,7 @@
 //! [`WebSocket`]: the low-level blocking connection.
 //!
 //! One struct drives one [`Protocol`] over one [`Transport`]. The receive
-//! path reads large chunks (128 KiB by default) into a single `BytesMut`
+//! path reads large chunks (64 KiB by default) into a single `BytesMut`
 //! and decodes as many frames as each read holds; a message that arrived in
 //! one frame is handed out as a slice of that buffer, not a copy. The send
 //! path encodes header and masked payload into one buffer and writes it
@@ -263,8 +263,12 @@ impl<S: Transport> WebSocket<S> {
         // at once, so memory follows the bytes that actually arrive, not
         // what a header claims.
         let grow = wanted.min(self.read_buf.len().max(self.read_chunk_size));
-        self.read_buf.reserve(grow.max(self.read_chunk_size));
-        match self.stream.read_into(&mut self.read_buf) {
+        let chunk = grow.max(self.read_chunk_size);
+        self.read_buf.reserve(chunk);
+        // Read at most one chunk even when `reserve` left more room: reads
+        // that stay within the CPU's L2 cache are measurably faster for
+        // large messages than reads of the whole spare capacity.
+        match self.stream.read_into(&mut self.read_buf, chunk) {
             Ok(0) => {
                 self.finish();
                 Err(ErrorKind::AbnormalClosure.into())
@@ -359,7 +363,7 @@ impl<S: Transport> WebSocket<S> {
             return Err(Wait::TimedOut);
         }
         self.read_buf.reserve(4096);
-        match self.stream.read_into(&mut self.read_buf) {
+        match self.stream.read_into(&mut self.read_buf, 4096) {
             Ok(0) => Err(Wait::Eof),
             Ok(_) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
@@ -701,7 +705,7 @@ fn read_more<S: Transport>(
 ) -> Result<()> {
     buf.reserve(at_most.max(1));
     loop {
-        match stream.read_into(buf) {
+        match stream.read_into(buf, at_most.max(1)) {
             Ok(0) => {
                 return Err(ErrorKind::Io(io::Error::new(
                     io::ErrorKind::UnexpectedEof,

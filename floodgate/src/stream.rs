@@ -19,16 +19,16 @@ use std::time::Duration;
 /// `std::os::unix::net::UnixStream`. Implement it for your own stream to run
 /// a WebSocket over it with [`crate::Client::connect_over`].
 pub trait Transport: Read + Write {
-    /// Reads into the spare capacity of `buf` (at least one byte of
-    /// capacity is available) and extends its length by the count read.
-    /// Returns 0 at end of stream.
+    /// Reads at most `max` bytes into the spare capacity of `buf` (at
+    /// least one byte of capacity is available) and extends its length by
+    /// the count read. Returns 0 at end of stream.
     ///
     /// The default zero-fills the spare capacity and calls
     /// [`Read::read`]; sockets override it to receive straight into the
     /// uninitialised memory, which saves a memset per read.
-    fn read_into(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+    fn read_into(&mut self, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
         let start = buf.len();
-        let spare = buf.capacity() - start;
+        let spare = (buf.capacity() - start).min(max.max(1));
         buf.resize(start + spare, 0);
         let result = self.read(&mut buf[start..]);
         let n = *result.as_ref().unwrap_or(&0);
@@ -55,8 +55,14 @@ pub trait Transport: Read + Write {
 /// Receives into the spare capacity of `buf` through `socket2`, whose
 /// `recv` takes uninitialised memory safely.
 #[cfg(unix)]
-fn recv_uninit<F: std::os::fd::AsFd>(socket: &F, buf: &mut BytesMut) -> io::Result<usize> {
+fn recv_uninit<F: std::os::fd::AsFd>(
+    socket: &F,
+    buf: &mut BytesMut,
+    max: usize,
+) -> io::Result<usize> {
     let spare: &mut [MaybeUninit<u8>] = buf.spare_capacity_mut();
+    let limit = spare.len().min(max.max(1));
+    let spare = &mut spare[..limit];
     let n = loop {
         match socket2::SockRef::from(socket).recv(spare) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -70,8 +76,8 @@ fn recv_uninit<F: std::os::fd::AsFd>(socket: &F, buf: &mut BytesMut) -> io::Resu
 
 impl Transport for TcpStream {
     #[cfg(unix)]
-    fn read_into(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
-        recv_uninit(self, buf)
+    fn read_into(&mut self, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
+        recv_uninit(self, buf, max)
     }
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         TcpStream::set_read_timeout(self, timeout)
@@ -92,8 +98,8 @@ impl Transport for TcpStream {
 
 #[cfg(unix)]
 impl Transport for std::os::unix::net::UnixStream {
-    fn read_into(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
-        recv_uninit(self, buf)
+    fn read_into(&mut self, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
+        recv_uninit(self, buf, max)
     }
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         std::os::unix::net::UnixStream::set_read_timeout(self, timeout)
@@ -151,9 +157,9 @@ impl Write for Stream {
 }
 
 impl Transport for Stream {
-    fn read_into(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+    fn read_into(&mut self, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
         match self {
-            Stream::Tcp(s) => s.read_into(buf),
+            Stream::Tcp(s) => s.read_into(buf, max),
         }
     }
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
