@@ -7,6 +7,8 @@
 //! HTTP, a zero-sized buffer) are reported by [`ClientBuilder::build`], not
 //! in the middle of a connect.
 
+use crate::buffer::BufferConfig;
+use crate::buffered::BufferedWebSocket;
 use crate::error::{ErrorKind, Result};
 use crate::socket::WebSocket;
 use crate::stream::Transport;
@@ -74,6 +76,9 @@ pub struct Options {
     pub return_control_frames: bool,
     /// Answer pings automatically. Default on.
     pub auto_pong: bool,
+    /// The buffer of connections made by [`Client::connect_buffered`]
+    /// (`None`: [`BufferConfig::default`]).
+    pub buffer: Option<BufferConfig>,
 }
 
 impl Default for Options {
@@ -98,6 +103,7 @@ impl Default for Options {
             read_chunk_size: 64 << 10,
             return_control_frames: false,
             auto_pong: true,
+            buffer: None,
         }
     }
 }
@@ -231,26 +237,50 @@ impl ClientBuilder {
         self
     }
 
-    /// `TCP_NODELAY` (default on).
+    /// `TCP_NODELAY` (default on). On: each message is sent at once. Off:
+    /// Nagle's algorithm holds small writes until the previous one is
+    /// acknowledged, which saves packets for a client that sends many tiny
+    /// messages and costs up to one round trip (or the peer's 40 ms delayed
+    /// ACK) of latency.
     pub fn nodelay(mut self, on: bool) -> Self {
         self.options.nodelay = on;
         self
     }
 
-    /// `SO_RCVBUF`, set before connecting so that TCP window scaling can
-    /// use it.
+    /// `SO_RCVBUF`: the kernel's receive buffer for this socket, which is
+    /// where a backlog waits when the application does not read (and, for
+    /// a buffered connection under `Block`, how much the server can still
+    /// send after the floodgate buffer filled). It also caps the TCP
+    /// window the server may use, so it bounds throughput over long
+    /// round trips (window / RTT).
+    ///
+    /// Set before connecting so that TCP window scaling can use it. On
+    /// Linux the kernel doubles the value asked (half is bookkeeping) and
+    /// caps it at `net.core.rmem_max` (often 208 KiB; raise it with
+    /// `sysctl -w net.core.rmem_max=...`); setting it turns off the
+    /// kernel's receive-buffer auto-tuning, which otherwise grows the
+    /// buffer up to the third figure of `net.ipv4.tcp_rmem`. Read the
+    /// value in effect with [`crate::Stream::tcp`] and `socket2`.
     pub fn recv_buffer_size(mut self, bytes: usize) -> Self {
         self.options.recv_buffer_size = Some(bytes);
         self
     }
 
-    /// `SO_SNDBUF`.
+    /// `SO_SNDBUF`: how much sent data the kernel holds before a write
+    /// blocks (or times out). Doubled and capped at `net.core.wmem_max` on
+    /// Linux, like `SO_RCVBUF`; unset, the kernel auto-tunes it up to the
+    /// third figure of `net.ipv4.tcp_wmem`.
     pub fn send_buffer_size(mut self, bytes: usize) -> Self {
         self.options.send_buffer_size = Some(bytes);
         self
     }
 
-    /// TCP keepalive with this idle time.
+    /// TCP keepalive with this idle time: after `idle` without traffic
+    /// the kernel probes the peer and ends a dead connection with an error
+    /// (after `net.ipv4.tcp_keepalive_probes` unanswered probes,
+    /// `tcp_keepalive_intvl` apart). It detects a vanished peer or a
+    /// dropped NAT mapping on an idle connection; it does not detect a
+    /// live server that stopped sending, which needs WebSocket pings.
     pub fn tcp_keepalive(mut self, idle: Duration) -> Self {
         self.options.tcp_keepalive = Some(idle);
         self
@@ -271,6 +301,13 @@ impl ClientBuilder {
     /// Answer pings automatically (default on).
     pub fn auto_pong(mut self, on: bool) -> Self {
         self.options.auto_pong = on;
+        self
+    }
+
+    /// The buffer limits and policies of connections made with
+    /// [`Client::connect_buffered`] (default: [`BufferConfig::default`]).
+    pub fn buffer(mut self, config: BufferConfig) -> Self {
+        self.options.buffer = Some(config);
         self
     }
 
@@ -304,6 +341,9 @@ impl ClientBuilder {
         if o.recv_buffer_size == Some(0) || o.send_buffer_size == Some(0) {
             return Err(ErrorKind::Config("socket buffer sizes must be above 0".into()).into());
         }
+        if let Some(buffer) = &o.buffer {
+            buffer.validate(o.max_message_size)?;
+        }
         Ok(Client {
             options: Arc::new(self.options),
         })
@@ -316,6 +356,15 @@ impl ClientBuilder {
     /// As for [`build`](Self::build) and [`Client::connect`].
     pub fn connect(self, url: &str) -> Result<WebSocket> {
         self.build()?.connect(url)
+    }
+
+    /// Builds and connects a buffered connection in one call.
+    ///
+    /// # Errors
+    ///
+    /// As for [`build`](Self::build) and [`Client::connect_buffered`].
+    pub fn connect_buffered(self, url: &str) -> Result<BufferedWebSocket> {
+        self.build()?.connect_buffered(url)
     }
 }
 
@@ -351,6 +400,31 @@ impl Client {
     /// TCP connect, or a refused handshake.
     pub fn connect(&self, url: &str) -> Result<WebSocket> {
         crate::connect::connect(url, &self.options)
+    }
+
+    /// Opens a connection to `url` with a reader thread and a bounded
+    /// buffer (the builder's [`buffer`](ClientBuilder::buffer) options):
+    /// see [`BufferedWebSocket`].
+    ///
+    /// ```
+    /// # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+    /// let mut ws = floodgate::Client::default().connect_buffered(&server.url())?;
+    /// ws.send_text("hello")?;
+    /// assert_eq!(ws.recv()?.as_text(), Some("hello"));
+    /// ws.close(1000, "")?;
+    /// # Ok::<(), floodgate::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`connect`](Self::connect); [`ErrorKind::Config`] when the
+    /// buffer's limits do not fit `max_message_size` (checked before
+    /// connecting).
+    pub fn connect_buffered(&self, url: &str) -> Result<BufferedWebSocket> {
+        let default = BufferConfig::default();
+        let config = self.options.buffer.as_ref().unwrap_or(&default);
+        config.validate(self.options.max_message_size)?;
+        self.connect(url)?.into_buffered(config)
     }
 
     /// Runs the handshake for `url` over a transport the caller connected

@@ -64,6 +64,15 @@ pub enum ErrorKind {
     /// The transport ended without a close handshake (close code 1006).
     #[error("the server ended the connection without a WebSocket close (code 1006)")]
     AbnormalClosure,
+    /// The buffer's policy ended the connection (the `Disconnect` policy:
+    /// the consumer fell behind).
+    #[error("{0}")]
+    Buffer(#[from] crate::buffer::BufferError),
+    /// A function the application gave the connection (classifier,
+    /// conflation key, lag callback) panicked on the reader thread; the
+    /// connection was closed with code 1011.
+    #[error("a callback panicked on the connection's reader thread ({0}); the connection was closed with code 1011")]
+    Panicked(String),
     /// The connection was already closed by an earlier call.
     #[error("the WebSocket connection is already closed; connect again to go on")]
     AlreadyClosed,
@@ -156,7 +165,13 @@ macro_rules! error_from {
     )*};
 }
 
-error_from!(io::Error, HandshakeError, ProtocolError, UsageError);
+error_from!(
+    io::Error,
+    HandshakeError,
+    ProtocolError,
+    UsageError,
+    crate::buffer::BufferError
+);
 
 /// The result of floodgate calls.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

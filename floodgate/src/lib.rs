@@ -59,6 +59,8 @@
 
 #![warn(missing_docs)]
 
+pub mod buffer;
+mod buffered;
 mod config;
 mod connect;
 mod error;
@@ -66,6 +68,7 @@ pub mod server;
 mod socket;
 mod stream;
 
+pub use buffered::{BufferedMessages, BufferedWebSocket, Sender};
 pub use config::{Client, ClientBuilder, Options, Origin};
 pub use error::{Error, ErrorKind, Result};
 pub use socket::{Messages, WebSocket};

@@ -16,6 +16,8 @@
 //! waits for the server to end the TCP connection, and shuts it down itself
 //! if the server does not.
 
+use crate::buffer::BufferConfig;
+use crate::buffered::BufferedWebSocket;
 use crate::config::Options;
 use crate::error::{Error, ErrorKind, Result};
 use crate::stream::{Stream, Transport};
@@ -57,6 +59,20 @@ pub struct WebSocket<S = Stream> {
     return_control_frames: bool,
     /// The transport has ended (EOF, shut down, or failed).
     finished: bool,
+}
+
+/// A [`WebSocket`] taken apart (see [`WebSocket::into_parts`]).
+#[derive(Debug)]
+pub(crate) struct Parts<S> {
+    pub(crate) stream: S,
+    pub(crate) proto: Protocol,
+    pub(crate) read_buf: BytesMut,
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) subprotocol: Option<String>,
+    pub(crate) read_chunk_size: usize,
+    pub(crate) close_timeout: Duration,
+    pub(crate) finished: bool,
 }
 
 /// Why a wait at the end of a connection stopped.
@@ -144,6 +160,22 @@ impl<S: Transport> WebSocket<S> {
             close_timeout: options.close_timeout,
             return_control_frames: options.return_control_frames,
             finished: false,
+        }
+    }
+
+    /// Takes the connection apart, for the buffered connection's reader
+    /// and writer.
+    pub(crate) fn into_parts(self) -> Parts<S> {
+        Parts {
+            stream: self.stream,
+            proto: self.proto,
+            read_buf: self.read_buf,
+            status: self.status,
+            headers: self.headers,
+            subprotocol: self.subprotocol,
+            read_chunk_size: self.read_chunk_size,
+            close_timeout: self.close_timeout,
+            finished: self.finished,
         }
     }
 
@@ -628,6 +660,33 @@ impl<S: Transport> WebSocket<S> {
     /// The protocol state machine (for inspection).
     pub fn protocol(&self) -> &Protocol {
         &self.proto
+    }
+}
+
+impl<S: Transport + Send + 'static> WebSocket<S> {
+    /// Turns this connection into a [`BufferedWebSocket`]: a reader thread
+    /// takes over the socket and feeds a bounded buffer with `config`'s
+    /// limits and policies. Bytes already read are kept.
+    ///
+    /// ```
+    /// # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+    /// use floodgate::buffer::{BufferConfig, Overflow};
+    /// let ws = floodgate::connect(&server.url())?;
+    /// let mut ws = ws.into_buffered(&BufferConfig::new().overflow(Overflow::DropNewest))?;
+    /// ws.send_text("hi")?;
+    /// assert_eq!(ws.recv()?.as_text(), Some("hi"));
+    /// ws.close(1000, "")?;
+    /// # Ok::<(), floodgate::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] when `config` does not fit the connection's
+    /// limits (see [`BufferConfig::validate`]); [`ErrorKind::AlreadyClosed`]
+    /// when the connection is not open; an I/O error when the transport
+    /// cannot be split ([`Transport::try_clone`]) or the thread not started.
+    pub fn into_buffered(self, config: &BufferConfig) -> Result<BufferedWebSocket<S>> {
+        BufferedWebSocket::start(self, config)
     }
 }
 

@@ -50,6 +50,21 @@ pub trait Transport: Read + Write {
 
     /// Shuts down both directions (the peer sees end of stream).
     fn shutdown(&self) -> io::Result<()>;
+
+    /// A second handle to the same connection, so that a buffered
+    /// connection's reader thread can read while other threads write.
+    /// Sockets implement it (`dup` of the descriptor); the default says the
+    /// transport cannot be split.
+    fn try_clone(&self) -> io::Result<Self>
+    where
+        Self: Sized,
+    {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this transport cannot be shared between a reader thread and writers; \
+             implement Transport::try_clone for it to use a buffered connection",
+        ))
+    }
 }
 
 /// Receives into the spare capacity of `buf` through `socket2`, whose
@@ -94,6 +109,9 @@ impl Transport for TcpStream {
     fn shutdown(&self) -> io::Result<()> {
         TcpStream::shutdown(self, Shutdown::Both)
     }
+    fn try_clone(&self) -> io::Result<Self> {
+        TcpStream::try_clone(self)
+    }
 }
 
 #[cfg(unix)]
@@ -115,6 +133,9 @@ impl Transport for std::os::unix::net::UnixStream {
     }
     fn shutdown(&self) -> io::Result<()> {
         std::os::unix::net::UnixStream::shutdown(self, Shutdown::Both)
+    }
+    fn try_clone(&self) -> io::Result<Self> {
+        std::os::unix::net::UnixStream::try_clone(self)
     }
 }
 
@@ -176,5 +197,10 @@ impl Transport for Stream {
     }
     fn shutdown(&self) -> io::Result<()> {
         Transport::shutdown(self.tcp())
+    }
+    fn try_clone(&self) -> io::Result<Self> {
+        match self {
+            Stream::Tcp(s) => Ok(Stream::Tcp(s.try_clone()?)),
+        }
     }
 }

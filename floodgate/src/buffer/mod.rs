@@ -1,0 +1,537 @@
+//! The bounded buffer between the connection's reader and the consumer.
+//!
+//! A [`Buffer`] holds complete data messages that the reader decoded and
+//! the consumer has not taken yet, within a message and a byte limit. What
+//! happens when a message does not fit is the connection's [`Overflow`]
+//! policy; a classifier may rank or discard each message first; every
+//! message is accounted for in [`Stats`]. The guide
+//! `docs/backpressure.md` explains how to choose.
+//!
+//! The buffer does not assume that the reader or the consumer is a thread:
+//! waiting is expressed with [`std::task::Waker`]s. The blocking methods
+//! ([`Buffer::recv`] and friends) wait by parking the calling thread behind
+//! a waker that unparks it; an async front end registers its task's waker
+//! through [`Buffer::poll_recv`] and [`Buffer::poll_recv_batch`]. Both can
+//! be used on the same buffer.
+//!
+//! One lock guards the queue and the counters, so a [`Stats`] snapshot is
+//! always consistent. It is taken once per batch on both sides: the reader
+//! pushes every message decoded from one read under one lock, and
+//! [`Buffer::recv_batch`] takes up to N messages under one lock; wake-ups
+//! happen only when the other side is actually waiting.
+
+mod config;
+mod queue;
+mod stats;
+
+pub use config::{
+    BufferConfig, Class, Conflate, Key, LagEvent, LagReason, LagThreshold, Overflow, Priority,
+    Shed, DEFAULT_MAX_BYTES, DEFAULT_MAX_MESSAGES,
+};
+pub use queue::Delivered;
+pub use stats::{Stats, WaitSummary};
+
+pub(crate) use queue::Incoming;
+
+use crate::error::{Error, ErrorKind, Result};
+use config::{ClassifyFn, KeyFn, LagFn};
+use floodgate_proto::Message;
+use queue::{Offered, Queue};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+/// Errors that come from the buffer's policies.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BufferError {
+    /// The [`Shed::Disconnect`] policy ended the connection: a message
+    /// arrived while the buffer was full.
+    #[error(
+        "the consumer fell behind: a message arrived while the buffer held {buffered_messages} \
+         of {max_messages} messages and {buffered_bytes} of {max_bytes} bytes ({received} \
+         received, {delivered} delivered), so the connection was closed with code 1008 \
+         (Disconnect policy); consume faster, raise the buffer limits, or choose a policy \
+         that sheds"
+    )]
+    FellBehind {
+        /// Messages buffered when the message arrived.
+        buffered_messages: usize,
+        /// Payload bytes buffered when the message arrived.
+        buffered_bytes: usize,
+        /// The buffer's message limit.
+        max_messages: usize,
+        /// The buffer's byte limit.
+        max_bytes: usize,
+        /// Messages received, counting the one that did not fit.
+        received: u64,
+        /// Messages the consumer had taken.
+        delivered: u64,
+    },
+}
+
+/// How the reader's push ended.
+#[derive(Debug)]
+pub(crate) enum Pushed {
+    /// Every message was placed.
+    Done,
+    /// No room: wait for a wake-up (or until the deadline) and push again.
+    Wait(Option<Instant>),
+    /// The `Disconnect` policy: end the connection.
+    FellBehind(BufferError),
+}
+
+/// The bounded, observable message buffer; see the [module docs](self).
+///
+/// A connection made with [`crate::Client::connect_buffered`] owns one and
+/// exposes its consumer side; [`Buffer::stats`] can be read from any
+/// thread through [`crate::BufferedWebSocket::buffer`].
+pub struct Buffer {
+    state: Mutex<State>,
+    classifier: Option<ClassifyFn>,
+    key_fn: Option<KeyFn>,
+    lag: Option<LagFn>,
+    max_messages: usize,
+    max_bytes: usize,
+}
+
+struct State {
+    queue: Queue,
+    /// Consumers waiting for a message.
+    consumers: Vec<Waker>,
+    /// The producer waiting for room.
+    producer: Option<Waker>,
+    /// How the connection ended, once it has: given to the consumer once
+    /// the queue is empty, then `AlreadyClosed`.
+    end: Option<Option<Error>>,
+}
+
+impl std::fmt::Debug for Buffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Buffer")
+            .field("max_messages", &self.max_messages)
+            .field("max_bytes", &self.max_bytes)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Buffer {
+    /// An empty buffer. Check `config` with [`BufferConfig::validate`]
+    /// first; connections do.
+    pub fn new(config: &BufferConfig) -> Buffer {
+        let queue = Queue::new(config);
+        Buffer {
+            key_fn: queue.key_fn().cloned(),
+            state: Mutex::new(State {
+                queue,
+                consumers: Vec::new(),
+                producer: None,
+                end: None,
+            }),
+            classifier: config.classifier.clone(),
+            lag: config.lag.as_ref().map(|l| l.callback.clone()),
+            max_messages: config.max_messages,
+            max_bytes: config.max_bytes,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic in user code never runs under this lock (classifier, key
+        // function and lag callback are called outside it), so a poisoned
+        // lock only means a panic inside the buffer itself; its state is
+        // still the last consistent one.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The message limit.
+    pub fn max_messages(&self) -> usize {
+        self.max_messages
+    }
+
+    /// The byte limit.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    /// A consistent snapshot of the counters; see [`Stats`].
+    pub fn stats(&self) -> Stats {
+        self.lock().queue.stats(Instant::now())
+    }
+
+    /// Messages buffered now.
+    pub fn len(&self) -> usize {
+        self.lock().queue.len()
+    }
+
+    /// Whether no message is buffered now.
+    pub fn is_empty(&self) -> bool {
+        self.lock().queue.is_empty()
+    }
+
+    /// Whether the connection has ended (messages may still be buffered).
+    pub fn is_finished(&self) -> bool {
+        self.lock().end.is_some()
+    }
+
+    fn fire(&self, lag: Option<LagEvent>) {
+        if let (Some(event), Some(callback)) = (lag, &self.lag) {
+            callback(&event);
+        }
+    }
+
+    // ----- the producer side (the connection's reader) ---------------------
+
+    /// Classifies a decoded message: `None` if the classifier discards it.
+    /// Runs the user's functions, so call it without holding the lock.
+    pub(crate) fn classify(&self, message: Message) -> Option<Incoming> {
+        let priority = match &self.classifier {
+            None => Priority::NORMAL,
+            Some(classify) => match classify(&message) {
+                Class::Keep(priority) => priority,
+                Class::Discard => return None,
+            },
+        };
+        let key = self.key_fn.as_ref().and_then(|key| key(&message));
+        Some(Incoming {
+            message,
+            priority,
+            key,
+        })
+    }
+
+    /// Places as many messages from the front of `batch` as the policy
+    /// allows, after counting `filtered` discarded ones. On
+    /// [`Pushed::Wait`], `waker` is woken when room may have been made.
+    pub(crate) fn push(
+        &self,
+        batch: &mut VecDeque<Incoming>,
+        filtered: &mut u64,
+        waker: &Waker,
+    ) -> Pushed {
+        let now = Instant::now();
+        let mut lags: Vec<LagEvent> = Vec::new();
+        let mut placed = 0usize;
+        let mut state = self.lock();
+        for _ in 0..std::mem::take(filtered) {
+            state.queue.record_filtered();
+        }
+        let outcome = loop {
+            let Some(item) = batch.pop_front() else {
+                break Pushed::Done;
+            };
+            let (offered, lag) = state.queue.offer(item, now);
+            lags.extend(lag);
+            match offered {
+                Offered::Placed => placed += 1,
+                Offered::Wait(item, deadline) => {
+                    batch.push_front(*item);
+                    match &state.producer {
+                        Some(w) if w.will_wake(waker) => {}
+                        _ => state.producer = Some(waker.clone()),
+                    }
+                    break Pushed::Wait(deadline);
+                }
+                Offered::FellBehind(err) => break Pushed::FellBehind(err),
+            }
+        };
+        let wake: Vec<Waker> = if placed > 0 && !state.consumers.is_empty() {
+            let n = placed.min(state.consumers.len());
+            state.consumers.drain(..n).collect()
+        } else {
+            Vec::new()
+        };
+        drop(state);
+        wake.into_iter().for_each(Waker::wake);
+        for lag in lags {
+            self.fire(Some(lag));
+        }
+        outcome
+    }
+
+    /// [`push`](Self::push), waiting on this thread while the policy says
+    /// wait.
+    pub(crate) fn push_blocking(
+        &self,
+        batch: &mut VecDeque<Incoming>,
+        filtered: &mut u64,
+    ) -> Result<(), BufferError> {
+        let waker = thread_waker();
+        loop {
+            match self.push(batch, filtered, &waker) {
+                Pushed::Done => return Ok(()),
+                Pushed::FellBehind(err) => return Err(err),
+                Pushed::Wait(None) => std::thread::park(),
+                Pushed::Wait(Some(deadline)) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if !left.is_zero() {
+                        std::thread::park_timeout(left);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Counts a ping the reader answered, `delay` after decoding it.
+    pub(crate) fn record_ping(&self, delay: Duration) {
+        self.lock().queue.record_ping(delay);
+    }
+
+    /// Counts a pong received.
+    pub(crate) fn record_pong(&self) {
+        self.lock().queue.record_pong();
+    }
+
+    /// The application is closing: stop waiting for room (messages that do
+    /// not fit are dropped from now on, counted as `dropped_newest`), so
+    /// the reader can reach the server's close frame.
+    pub(crate) fn set_closing(&self) {
+        let producer = {
+            let mut state = self.lock();
+            state.queue.set_closing(Instant::now());
+            state.producer.take()
+        };
+        if let Some(w) = producer {
+            w.wake();
+        }
+    }
+
+    /// The connection ended with `end` (`ConnectionClosed` for a clean
+    /// close): the consumer gets it after the buffered messages.
+    pub(crate) fn finish(&self, end: Error) {
+        let (consumers, producer) = {
+            let mut state = self.lock();
+            if state.end.is_none() {
+                state.end = Some(Some(end));
+            }
+            state.queue.set_closing(Instant::now());
+            (std::mem::take(&mut state.consumers), state.producer.take())
+        };
+        consumers.into_iter().for_each(Waker::wake);
+        if let Some(w) = producer {
+            w.wake();
+        }
+    }
+
+    // ----- the consumer side -----------------------------------------------
+
+    /// Takes up to `max` messages into `out` if any is buffered; `Ok(0)`
+    /// if none is and the connection is open; the end of the connection
+    /// once it has ended and nothing is left.
+    fn take(
+        &self,
+        mut sink: impl FnMut(Delivered),
+        max: usize,
+        waker: Option<&Waker>,
+    ) -> Result<usize> {
+        let now = Instant::now();
+        let mut lags: Vec<LagEvent> = Vec::new();
+        let mut state = self.lock();
+        let mut n = 0;
+        while n < max {
+            let (delivered, lag) = state.queue.pop(now);
+            lags.extend(lag);
+            match delivered {
+                Some(d) => {
+                    sink(d);
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        let result = if n > 0 {
+            Ok(n)
+        } else if let Some(end) = &mut state.end {
+            Err(end
+                .take()
+                .unwrap_or_else(|| ErrorKind::AlreadyClosed.into()))
+        } else {
+            if let Some(waker) = waker {
+                if !state.consumers.iter().any(|w| w.will_wake(waker)) {
+                    state.consumers.push(waker.clone());
+                }
+            }
+            Ok(0)
+        };
+        // Wake the reader once there is a useful amount of room, not after
+        // every message: a wake-up per message would cost more than the
+        // message.
+        let producer = if n > 0 && state.producer.is_some() && self.has_room_to_resume(&state) {
+            state.producer.take()
+        } else {
+            None
+        };
+        drop(state);
+        if let Some(w) = producer {
+            w.wake();
+        }
+        for lag in lags {
+            self.fire(Some(lag));
+        }
+        result
+    }
+
+    fn has_room_to_resume(&self, state: &State) -> bool {
+        let stats = &state.queue;
+        let len = stats.len();
+        len == 0 || len <= self.max_messages - self.max_messages.div_ceil(8).max(1)
+    }
+
+    /// Takes a message if one is buffered, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// Once the connection has ended and the buffer is empty: how it ended
+    /// (`ConnectionClosed` after a close handshake, or the failure), then
+    /// `AlreadyClosed`.
+    pub fn try_recv(&self) -> Result<Option<Delivered>> {
+        let mut out = None;
+        self.take(|d| out = Some(d), 1, None)?;
+        Ok(out)
+    }
+
+    /// Waits for a message; for async front ends.
+    ///
+    /// # Errors
+    ///
+    /// As for [`try_recv`](Self::try_recv).
+    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Delivered>> {
+        let mut out = None;
+        match self.take(|d| out = Some(d), 1, Some(cx.waker())) {
+            Ok(0) => Poll::Pending,
+            Ok(_) => Poll::Ready(Ok(out.expect("one message taken"))),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    /// Waits for at least one message, then takes up to `max` into `out`;
+    /// for async front ends.
+    ///
+    /// # Errors
+    ///
+    /// As for [`try_recv`](Self::try_recv).
+    pub fn poll_recv_batch(
+        &self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<Delivered>,
+        max: usize,
+    ) -> Poll<Result<usize>> {
+        match self.take(|d| out.push(d), max.max(1), Some(cx.waker())) {
+            Ok(0) => Poll::Pending,
+            other => Poll::Ready(other),
+        }
+    }
+
+    /// Waits for up to `max` messages, until `deadline` (`None`: for ever)
+    /// for the first. `Ok(0)` when the deadline passed.
+    fn wait_batch(
+        &self,
+        mut sink: impl FnMut(Delivered),
+        max: usize,
+        deadline: Option<Instant>,
+    ) -> Result<usize> {
+        // Without waiting first: no waker is made when a message is there.
+        let n = self.take(&mut sink, max.max(1), None)?;
+        if n > 0 {
+            return Ok(n);
+        }
+        let waker = thread_waker();
+        loop {
+            let n = self.take(&mut sink, max.max(1), Some(&waker))?;
+            if n > 0 {
+                return Ok(n);
+            }
+            match deadline {
+                None => std::thread::park(),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        self.forget_consumer(&waker);
+                        return Ok(0);
+                    }
+                    std::thread::park_timeout(left);
+                }
+            }
+        }
+    }
+
+    fn forget_consumer(&self, waker: &Waker) {
+        self.lock().consumers.retain(|w| !w.will_wake(waker));
+    }
+
+    /// Waits for the next message.
+    ///
+    /// # Errors
+    ///
+    /// As for [`try_recv`](Self::try_recv).
+    pub fn recv(&self) -> Result<Delivered> {
+        let mut out = None;
+        self.wait_batch(|d| out = Some(d), 1, None)?;
+        Ok(out.expect("a message was taken"))
+    }
+
+    /// Waits at most `timeout` for the next message.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Timeout`] when none came in time (the connection stays
+    /// usable); otherwise as for [`try_recv`](Self::try_recv).
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Delivered> {
+        let mut out = None;
+        if self.wait_batch(|d| out = Some(d), 1, Instant::now().checked_add(timeout))? == 0 {
+            return Err(ErrorKind::Timeout("waiting for a message (recv_timeout)").into());
+        }
+        Ok(out.expect("a message was taken"))
+    }
+
+    /// Takes every buffered message, up to `max`, waiting at most `wait`
+    /// for the first. An empty vector means none came in time.
+    ///
+    /// # Errors
+    ///
+    /// As for [`try_recv`](Self::try_recv).
+    pub fn recv_batch(&self, max: usize, wait: Duration) -> Result<Vec<Delivered>> {
+        let mut out = Vec::new();
+        self.recv_batch_into(&mut out, max, wait)?;
+        Ok(out)
+    }
+
+    /// [`recv_batch`](Self::recv_batch) appending to `out`, so a loop can
+    /// reuse one vector; returns how many were appended.
+    ///
+    /// # Errors
+    ///
+    /// As for [`try_recv`](Self::try_recv).
+    pub fn recv_batch_into(
+        &self,
+        out: &mut Vec<Delivered>,
+        max: usize,
+        wait: Duration,
+    ) -> Result<usize> {
+        let deadline = Instant::now().checked_add(wait);
+        self.wait_batch(|d| out.push(d), max, deadline)
+    }
+}
+
+/// Wakes a parked thread: how the blocking front end waits on a buffer
+/// built around wakers.
+struct ThreadWaker(Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// This thread's waker, made once per thread (no allocation per wait).
+fn thread_waker() -> Waker {
+    thread_local! {
+        static WAKER: Waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    }
+    WAKER.with(Waker::clone)
+}

@@ -1,0 +1,271 @@
+//! The reader of a buffered connection: a thread that reads the socket,
+//! decodes, answers control frames at once and feeds the [`Buffer`].
+//!
+//! It never waits for the consumer to answer a ping or a close: both are
+//! handled as soon as they are decoded, before the data decoded with them
+//! is pushed. The only thing that makes it wait is the buffer's policy
+//! (`Block`), and then it stops reading the socket altogether, which is
+//! what lets TCP flow control slow the server down.
+
+use super::{Ending, Shared};
+use crate::buffer::{Buffer, BufferError, Incoming};
+use crate::error::{Error, ErrorKind};
+use crate::stream::Transport;
+use bytes::BytesMut;
+use floodgate_proto::{CloseCode, CloseFrame, Message, Protocol, ProtocolError, Text};
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub(crate) struct Reader<S: Transport> {
+    pub(crate) stream: S,
+    pub(crate) proto: Protocol,
+    pub(crate) read_buf: BytesMut,
+    pub(crate) read_chunk_size: usize,
+    pub(crate) auto_pong: bool,
+    /// Copy small messages out of the read chunk they arrived in (see
+    /// [`Reader::compact`]).
+    pub(crate) copy_small: bool,
+    pub(crate) shared: Arc<Shared<S>>,
+}
+
+/// A message shorter than this share of the read chunk is copied out of it
+/// when `copy_small` is set.
+const COPY_BELOW_CHUNK_FRACTION: usize = 8;
+
+impl<S: Transport> Reader<S> {
+    fn buffer(&self) -> &Buffer {
+        &self.shared.buffer
+    }
+
+    /// Runs until the connection ends, then reports the end to the buffer
+    /// (for the consumer) and to a waiting `close`.
+    pub(crate) fn run(mut self) {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.read_loop()));
+        let end = match outcome {
+            Ok(end) => end,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".into());
+                self.shared.writer().close_once(Some(&CloseFrame::new(
+                    CloseCode::INTERNAL_ERROR,
+                    "client error",
+                )));
+                ErrorKind::Panicked(what).into()
+            }
+        };
+        let ending = match end.kind() {
+            ErrorKind::ConnectionClosed(_) => Ending::Closed,
+            ErrorKind::AbnormalClosure => Ending::Abnormal,
+            _ => Ending::Failed,
+        };
+        self.shared.end_transport();
+        self.shared.set_done(ending);
+        self.shared.buffer.finish(end);
+    }
+
+    fn read_loop(&mut self) -> Error {
+        let mut batch: VecDeque<Incoming> = VecDeque::new();
+        let mut filtered = 0u64;
+        // The reader waits only on the buffer, never on a read timeout.
+        let _ = self.stream.set_read_timeout(None);
+        loop {
+            loop {
+                let message = match self.proto.read_message(&mut self.read_buf) {
+                    Ok(Some(message)) => message,
+                    Ok(None) => break,
+                    Err(err) => {
+                        // Deliver what came before the bad frame.
+                        let _ = self.deliver(&mut batch, &mut filtered);
+                        return self.fail(err);
+                    }
+                };
+                match message {
+                    Message::Text(_) | Message::Binary(_) => {
+                        let message = self.compact(message);
+                        match self.buffer().classify(message) {
+                            Some(item) => batch.push_back(item),
+                            None => filtered += 1,
+                        }
+                    }
+                    Message::Ping(payload) => self.answer_ping(&payload),
+                    Message::Pong(_) => self.buffer().record_pong(),
+                    Message::Close(frame) => {
+                        let _ = self.deliver(&mut batch, &mut filtered);
+                        return self.on_peer_close(frame);
+                    }
+                }
+                // This protocol instance only decodes; the answers it
+                // queued itself are sent by the writer instead (above).
+                let queued = self.proto.output().len();
+                self.proto.consume_output(queued);
+            }
+            if let Err(err) = self.deliver(&mut batch, &mut filtered) {
+                return self.disconnect(err);
+            }
+            if let Err(end) = self.fill() {
+                return end;
+            }
+        }
+    }
+
+    /// Hands the decoded batch to the buffer; waits there under `Block`.
+    fn deliver(
+        &self,
+        batch: &mut VecDeque<Incoming>,
+        filtered: &mut u64,
+    ) -> Result<(), BufferError> {
+        if batch.is_empty() && *filtered == 0 {
+            return Ok(());
+        }
+        let result = self.buffer().push_blocking(batch, filtered);
+        batch.clear();
+        result
+    }
+
+    /// Under conflation a message may stay buffered long after the messages
+    /// around it were taken, and as a slice of the read chunk it would keep
+    /// the whole chunk (64 KiB by default) alive. Small messages are copied
+    /// out so that retained memory follows retained payload.
+    fn compact(&self, message: Message) -> Message {
+        if !self.copy_small || message.len() * COPY_BELOW_CHUNK_FRACTION >= self.read_chunk_size {
+            return message;
+        }
+        match message {
+            Message::Text(t) => Message::Text(Text::from(t.as_str())),
+            Message::Binary(b) => Message::Binary(bytes::Bytes::copy_from_slice(&b)),
+            other => other,
+        }
+    }
+
+    fn answer_ping(&self, payload: &[u8]) {
+        let decoded = Instant::now();
+        if !self.auto_pong {
+            return;
+        }
+        let sent = {
+            let mut writer = self.shared.writer();
+            if writer.ended || writer.proto.close_sent() {
+                return;
+            }
+            writer.send_with(|p| p.send_pong(payload))
+        };
+        match sent {
+            Ok(()) => self.buffer().record_ping(decoded.elapsed()),
+            Err(e) => tracing::debug!(error = %e, "could not answer a ping"),
+        }
+    }
+
+    /// The peer's close: answer it (unless we closed first), let the server
+    /// end TCP, and end.
+    fn on_peer_close(&mut self, frame: Option<CloseFrame>) -> Error {
+        tracing::debug!(?frame, "peer closed the WebSocket");
+        let echo = frame.as_ref().map(|f| CloseFrame::new(f.code, ""));
+        self.shared.writer().close_once(echo.as_ref());
+        self.shared.set_done(Ending::Closed);
+        if self.proto.role() == floodgate_proto::Role::Client {
+            self.wait_for_eof(Instant::now() + self.shared.close_timeout);
+        }
+        ErrorKind::ConnectionClosed(frame).into()
+    }
+
+    /// The server broke the protocol: close with the error's code, wait
+    /// briefly for its close, end.
+    fn fail(&mut self, err: ProtocolError) -> Error {
+        tracing::debug!(error = %err, code = %err.close_code(), "failing the WebSocket connection");
+        let mut reason = err.to_string();
+        truncate_at_char_boundary(&mut reason, floodgate_proto::close::MAX_CLOSE_REASON);
+        let frame = CloseFrame::new(err.close_code(), reason);
+        self.end_with_close(&frame);
+        ErrorKind::Protocol(err).into()
+    }
+
+    /// The `Disconnect` policy: close with 1008 (policy violation), wait
+    /// briefly for the server's close, end.
+    fn disconnect(&mut self, err: BufferError) -> Error {
+        tracing::debug!(error = %err, "consumer fell behind: disconnecting");
+        let frame = CloseFrame::new(CloseCode::POLICY_VIOLATION, "consumer fell behind");
+        self.end_with_close(&frame);
+        ErrorKind::Buffer(err).into()
+    }
+
+    fn end_with_close(&mut self, frame: &CloseFrame) {
+        self.shared.writer().close_once(Some(frame));
+        // What follows a bad frame cannot be trusted to be framed; wait for
+        // the server's close in what it sends from now on.
+        self.read_buf.clear();
+        let deadline = Instant::now() + self.shared.close_timeout;
+        while let Ok(false) = self.proto.discard_until_close(&mut self.read_buf) {
+            if !self.read_until(deadline) {
+                return;
+            }
+        }
+        self.wait_for_eof(deadline);
+    }
+
+    fn wait_for_eof(&mut self, deadline: Instant) {
+        loop {
+            self.read_buf.clear();
+            if !self.read_until(deadline) {
+                return;
+            }
+        }
+    }
+
+    /// One read bounded by `deadline`; false at the deadline, EOF or error.
+    fn read_until(&mut self, deadline: Instant) -> bool {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || self.stream.set_read_timeout(Some(left)).is_err() {
+            return false;
+        }
+        self.read_buf.reserve(4096);
+        match self.stream.read_into(&mut self.read_buf, 4096) {
+            Ok(0) => false,
+            Ok(_) => true,
+            Err(e) => e.kind() == io::ErrorKind::Interrupted,
+        }
+    }
+
+    /// Reads the next chunk from the socket.
+    fn fill(&mut self) -> Result<(), Error> {
+        let wanted = self
+            .proto
+            .bytes_needed()
+            .saturating_sub(self.read_buf.len());
+        // As in `WebSocket::fill`: grow towards a large announced frame by
+        // doubling, so memory follows the bytes that actually arrive.
+        let grow = wanted.min(self.read_buf.len().max(self.read_chunk_size));
+        let chunk = grow.max(self.read_chunk_size);
+        self.read_buf.reserve(chunk);
+        match self.stream.read_into(&mut self.read_buf, chunk) {
+            Ok(0) => Err(ErrorKind::AbnormalClosure.into()),
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted
+                        | io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                ) =>
+            {
+                Ok(())
+            }
+            Err(_) if self.shared.shut_down_locally() => Err(ErrorKind::AbnormalClosure.into()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn truncate_at_char_boundary(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+}

@@ -1,0 +1,201 @@
+//! [`Sender`]: the sending half of a buffered connection, cloneable and
+//! usable from any thread.
+//!
+//! Every frame, whether sent by the application or by the reader (pongs,
+//! the answer to a close, the close that fails a connection), is encoded
+//! and written under one lock, so frames never interleave on the wire and
+//! a close is always the last frame sent.
+
+use super::Shared;
+use crate::error::{ErrorKind, Result};
+use crate::stream::{Stream, Transport};
+use floodgate_proto::{CloseCode, CloseFrame, Message, OpCode, Protocol, UsageError};
+use std::io;
+use std::sync::Arc;
+
+/// The write side of a connection: a socket handle and a protocol instance
+/// used only to encode (mask, frame, track the close).
+#[derive(Debug)]
+pub(crate) struct Writer<S> {
+    pub(crate) stream: S,
+    pub(crate) proto: Protocol,
+    /// The transport ended: every send fails with `AlreadyClosed`.
+    pub(crate) ended: bool,
+}
+
+impl<S: Transport> Writer<S> {
+    /// Encodes with `encode` and writes everything queued.
+    pub(crate) fn send_with(
+        &mut self,
+        encode: impl FnOnce(&mut Protocol) -> std::result::Result<(), UsageError>,
+    ) -> Result<()> {
+        if self.ended {
+            return Err(ErrorKind::AlreadyClosed.into());
+        }
+        encode(&mut self.proto)?;
+        self.flush()
+    }
+
+    /// Writes out what the protocol queued. After a write timeout the rest
+    /// stays queued and goes first with the next send.
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        while self.proto.has_output() {
+            match self.stream.write(self.proto.output()) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+                Ok(n) => self.proto.consume_output(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(ErrorKind::Timeout("writing (write_timeout)").into())
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a close frame unless one was sent already; whether it sent.
+    pub(crate) fn close_once(&mut self, frame: Option<&CloseFrame>) -> bool {
+        if self.ended || self.proto.close_sent() {
+            return false;
+        }
+        if self.proto.send_close(frame).is_err() {
+            // Only an invalid code or reason fails; a close without code
+            // still ends the connection properly.
+            let _ = self.proto.send_close(None);
+        }
+        if let Err(e) = self.flush() {
+            tracing::debug!(error = %e, "could not send the close frame");
+        }
+        true
+    }
+}
+
+/// Sends on a buffered connection from any thread; cheap to clone.
+///
+/// ```
+/// # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+/// let mut ws = floodgate::Client::default().connect_buffered(&server.url())?;
+/// let sender = ws.sender();
+/// let worker = std::thread::spawn(move || sender.send_text("from another thread"));
+/// worker.join().unwrap()?;
+/// assert_eq!(ws.recv()?.as_text(), Some("from another thread"));
+/// ws.close(1000, "")?;
+/// # Ok::<(), floodgate::Error>(())
+/// ```
+///
+/// Frames from different threads never interleave. A fragmented message
+/// sent with [`send_frame`](Self::send_frame) must come from one thread at a
+/// time: a data frame from another thread in the middle is refused with
+/// [`ErrorKind::Usage`].
+#[derive(Debug)]
+pub struct Sender<S: Transport = Stream> {
+    pub(crate) shared: Arc<Shared<S>>,
+}
+
+impl<S: Transport> Clone for Sender<S> {
+    fn clone(&self) -> Self {
+        Sender {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S: Transport> Sender<S> {
+    fn with_writer(
+        &self,
+        encode: impl FnOnce(&mut Protocol) -> std::result::Result<(), UsageError>,
+    ) -> Result<()> {
+        self.shared.writer().send_with(encode)
+    }
+
+    /// Sends a message (a `Close` message runs [`close_with`](Self::close_with)).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::AlreadyClosed`] once the connection has ended;
+    /// [`ErrorKind::Usage`] after a close was sent; I/O errors and write
+    /// timeouts.
+    pub fn send(&self, message: impl Into<Message>) -> Result<()> {
+        let message = message.into();
+        if let Message::Close(frame) = message {
+            return self.close_with(frame);
+        }
+        self.with_writer(|p| p.send(&message))
+    }
+
+    /// Sends a text message.
+    ///
+    /// # Errors
+    ///
+    /// As for [`send`](Self::send).
+    pub fn send_text(&self, text: &str) -> Result<()> {
+        self.with_writer(|p| p.send_text(text))
+    }
+
+    /// Sends a binary message.
+    ///
+    /// # Errors
+    ///
+    /// As for [`send`](Self::send).
+    pub fn send_binary(&self, data: &[u8]) -> Result<()> {
+        self.with_writer(|p| p.send_binary(data))
+    }
+
+    /// Sends one raw frame (see [`crate::WebSocket::send_frame`]).
+    ///
+    /// # Errors
+    ///
+    /// As for [`send`](Self::send); [`ErrorKind::Usage`] for a frame out of
+    /// sequence.
+    pub fn send_frame(&self, opcode: OpCode, payload: &[u8], fin: bool) -> Result<()> {
+        self.with_writer(|p| p.send_frame(opcode, payload, fin))
+    }
+
+    /// Sends a ping (payload at most 125 bytes).
+    ///
+    /// # Errors
+    ///
+    /// As for [`send`](Self::send).
+    pub fn ping(&self, payload: &[u8]) -> Result<()> {
+        self.with_writer(|p| p.send_ping(payload))
+    }
+
+    /// Sends a pong (payload at most 125 bytes).
+    ///
+    /// # Errors
+    ///
+    /// As for [`send`](Self::send).
+    pub fn pong(&self, payload: &[u8]) -> Result<()> {
+        self.with_writer(|p| p.send_pong(payload))
+    }
+
+    /// Closes the connection: see [`crate::BufferedWebSocket::close`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`crate::BufferedWebSocket::close`].
+    pub fn close(&self, code: impl Into<CloseCode>, reason: &str) -> Result<()> {
+        self.close_with(Some(CloseFrame::new(code.into(), reason)))
+    }
+
+    /// [`close`](Self::close) with any close frame, or none.
+    ///
+    /// # Errors
+    ///
+    /// As for [`crate::BufferedWebSocket::close`].
+    pub fn close_with(&self, frame: Option<CloseFrame>) -> Result<()> {
+        self.shared.close(frame)
+    }
+
+    /// Whether the connection is open: no close sent or received, and the
+    /// transport alive.
+    pub fn is_open(&self) -> bool {
+        let writer = self.shared.writer();
+        !writer.ended && !writer.proto.close_sent() && !self.shared.buffer.is_finished()
+    }
+}
