@@ -1,12 +1,19 @@
 //! floodgate: a WebSocket client that stays correct, alive and bounded when
 //! messages arrive faster than the application handles them.
 //!
-//! This version provides the low-level blocking client: [`connect`] (or
-//! [`Client::builder`] for options) returns a [`WebSocket`] with
-//! `send`/`recv`/`ping`/`close`, over the sans-I/O protocol core of
-//! [`floodgate_proto`]. The buffered receive path (bounded buffer, overflow
-//! policies, stats), the event-driven `App`, TLS, proxies and compression
-//! are planned and not in this version.
+//! Two ways to receive, over the same sans-I/O protocol core
+//! ([`floodgate_proto`]):
+//!
+//! - the low-level [`WebSocket`] ([`connect`], or [`Client::builder`] for
+//!   options): `send`/`recv`/`ping`/`close` on the calling thread, like
+//!   Python's `websocket-client`;
+//! - the **buffered connection**, [`BufferedWebSocket`]
+//!   ([`Client::connect_buffered`]): a reader thread answers pings and the
+//!   close handshake at once and feeds a bounded [`buffer::Buffer`] with the
+//!   overflow policy you choose (block, drop oldest or newest, conflate by
+//!   key, disconnect), an optional classifier for priorities and filtering,
+//!   and [`buffer::Stats`] that always add up. Read the guide,
+//!   `docs/backpressure.md`, to choose a policy.
 //!
 //! # Example
 //!
@@ -29,6 +36,35 @@
 //! - [`WebSocket`]: the connection. [`WebSocket::recv`] returns complete
 //!   messages; [`WebSocket::recv_frame`] raw frames;
 //!   [`WebSocket::send_frame`] sends raw frames so a caller can fragment.
+//! - [`BufferedWebSocket`] and [`Sender`]: the buffered connection
+//!   ([`recv`](BufferedWebSocket::recv),
+//!   [`recv_timeout`](BufferedWebSocket::recv_timeout),
+//!   [`try_recv`](BufferedWebSocket::try_recv),
+//!   [`recv_batch`](BufferedWebSocket::recv_batch),
+//!   [`messages`](BufferedWebSocket::messages),
+//!   [`stats`](BufferedWebSocket::stats)) and its cloneable, thread-safe
+//!   sending half.
+//! - [`buffer`]: [`buffer::BufferConfig`] (limits, [`buffer::Overflow`],
+//!   classifier, lag alarm), [`buffer::Stats`], and the [`buffer::Buffer`]
+//!   itself, whose waiters are wakers so that the same type will serve an
+//!   async front end.
+//!
+//! ```
+//! use floodgate::buffer::{BufferConfig, Overflow};
+//! # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+//! # let url = server.url();
+//! let mut ws = floodgate::Client::builder()
+//!     .buffer(BufferConfig::new().max_messages(10_000).overflow(Overflow::DropOldest))
+//!     .connect_buffered(&url)?;
+//! ws.send_text("tick")?;
+//! let message = ws.recv()?;
+//! println!("{:?} waited {:?} in the buffer", message.as_text(), message.waited());
+//! let stats = ws.stats();
+//! assert_eq!(stats.received, stats.delivered + stats.buffered + stats.dropped_oldest);
+//! ws.close(1000, "bye")?;
+//! # Ok::<(), floodgate::Error>(())
+//! ```
+//!
 //! - [`Error`] / [`ErrorKind`]: what went wrong, split by blame.
 //! - [`server`]: a minimal server for tests, examples and demos.
 //!
@@ -49,13 +85,18 @@
 //! | `ws.getsubprotocol()`, `getstatus()`, `getheaders()` | `ws.subprotocol()`, `status()`, `headers()` |
 //! | `ws.sock` | `ws.get_ref()` / `get_mut()` |
 //! | `suppress_origin=True`, `host=`, `origin=`, `cookie=` | `suppress_origin()`, `host_header()`, `origin()`, `cookie()` |
-//! | `sockopt=((TCP_NODELAY,1),)` | `nodelay(true)` (default), `recv_buffer_size`, `send_buffer_size` |
+//! | `sockopt=((TCP_NODELAY,1),)` | `nodelay(true)` (default), `recv_buffer_size`, `send_buffer_size`, `tcp_keepalive` |
+//! | `enable_multithread=True` (a lock around sends) | [`Sender`]: clone it, send from any thread |
+//! | (no equivalent: the backlog waits in the kernel) | `connect_buffered` with a [`buffer::BufferConfig`]; `stats()`; `recv_batch` |
 //!
 //! # Not yet provided
 //!
 //! `wss://` returns [`ErrorKind::Unsupported`]; proxies, Unix sockets
 //! (other than through [`Client::connect_over`]), redirects and
-//! permessage-deflate are not implemented yet.
+//! permessage-deflate are not implemented yet, nor the event-driven `App`
+//! and the async front end. A buffered connection does not return control
+//! frames as messages (`return_control_frames` applies to [`WebSocket`]
+//! only): its reader answers them and counts them in [`buffer::Stats`].
 
 #![warn(missing_docs)]
 
