@@ -24,7 +24,11 @@ const WORK: Duration = Duration::from_micros(50);
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let only = args.next();
-    let count: u64 = args.next().map(|n| n.parse()).transpose()?.unwrap_or(20_000);
+    let count: u64 = args
+        .next()
+        .map(|n| n.parse())
+        .transpose()?
+        .unwrap_or(20_000);
 
     let server = Server::bind("127.0.0.1:0", move |mut ws, _request| {
         // Small kernel buffers on both ends (see the client's
@@ -91,7 +95,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let s = ws.stats();
         assert_eq!(
             s.received,
-            s.delivered + s.buffered + s.dropped_oldest + s.dropped_newest + s.conflated + s.filtered
+            s.delivered
+                + s.buffered
+                + s.dropped_oldest
+                + s.dropped_newest
+                + s.conflated
+                + s.filtered
         );
         println!(
             "{name:<12} {:>9} {:>8} {:>8} {:>9} {:>9} {:>10.1?} {:>6}  {end}",
