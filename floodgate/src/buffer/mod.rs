@@ -234,7 +234,14 @@ impl Buffer {
                     }
                     break Pushed::Wait(deadline);
                 }
-                Offered::FellBehind(err) => break Pushed::FellBehind(err),
+                Offered::FellBehind(err) => {
+                    // The connection ends here: what else this read decoded
+                    // is dropped too, and counted, never lost silently.
+                    for _ in batch.drain(..) {
+                        state.queue.record_dropped_newest();
+                    }
+                    break Pushed::FellBehind(err);
+                }
             }
         };
         let wake: Vec<Waker> = if placed > 0 && !state.consumers.is_empty() {
@@ -373,10 +380,13 @@ impl Buffer {
         result
     }
 
+    /// Whether both limits have an eighth of slack (or the buffer is
+    /// empty): enough room for the reader to place a run of messages.
     fn has_room_to_resume(&self, state: &State) -> bool {
-        let stats = &state.queue;
-        let len = stats.len();
-        len == 0 || len <= self.max_messages - self.max_messages.div_ceil(8).max(1)
+        let queue = &state.queue;
+        queue.is_empty()
+            || (queue.len() <= self.max_messages - self.max_messages.div_ceil(8)
+                && queue.bytes() <= self.max_bytes - self.max_bytes.div_ceil(8))
     }
 
     /// Takes a message if one is buffered, without waiting.

@@ -210,6 +210,10 @@ impl Queue {
         self.live
     }
 
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.live == 0
     }
@@ -224,6 +228,13 @@ impl Queue {
     pub(crate) fn record_filtered(&mut self) {
         self.s.received += 1;
         self.s.filtered += 1;
+    }
+
+    /// A message the reader decoded but could not offer (the connection
+    /// ended first).
+    pub(crate) fn record_dropped_newest(&mut self) {
+        self.s.received += 1;
+        self.s.dropped_newest += 1;
     }
 
     pub(crate) fn record_ping(&mut self, delay: Duration) {

@@ -3,6 +3,8 @@
 //! [`ScriptedServer`], a raw loopback server whose every byte a test chooses.
 #![allow(dead_code)] // each test crate uses a different subset
 
+pub mod flood;
+
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
