@@ -4,7 +4,9 @@
 //!
 //! Timing is wall time from just before `connect` to the moment the client
 //! library hands over the server's close (for floodgate: the end of its
-//! `messages()` iterator, which ends at a clean close). Anything set up
+//! `messages()` iterator, which ends at a clean close; for
+//! floodgate-buffered: the buffer reporting the end of the connection, which
+//! its reader does once the server has also ended TCP). Anything set up
 //! before the connection — the tokio runtime — is outside the timer; the
 //! rest of the close handshake is outside it too.
 //!
@@ -42,6 +44,9 @@ pub enum Role {
     Anchor,
     /// floodgate itself.
     Subject,
+    /// Another way of receiving with floodgate, compared with the direct
+    /// `floodgate` client of the same run (not with the anchors' best).
+    Variant,
 }
 
 /// A client runner.
@@ -83,6 +88,12 @@ pub fn all() -> Vec<Client> {
         name: "floodgate",
         role: Role::Subject,
         run: floodgate,
+    });
+    #[cfg(feature = "floodgate-client")]
+    v.push(Client {
+        name: "floodgate-buffered",
+        role: Role::Variant,
+        run: floodgate_buffered,
     });
     v
 }
@@ -283,6 +294,47 @@ pub fn floodgate(url: &str) -> Result<Outcome, BoxError> {
         let msg = msg?;
         messages += 1;
         bytes += msg.len() as u64;
+    }
+    let elapsed = start.elapsed();
+    drop(ws);
+    Ok(Outcome {
+        messages,
+        bytes,
+        elapsed,
+    })
+}
+
+/// Messages taken per `recv_batch_into` call by `floodgate-buffered` (64
+/// and 4096 measured within noise of it at 16 B: once the buffer is busy,
+/// batches are as large as what the reader pushed since the last call).
+pub const BUFFERED_BATCH: usize = 1024;
+
+/// floodgate's buffered path: `connect_buffered` with the default buffer
+/// (`Overflow::Block`, 4096 messages, 64 MiB), so a reader thread decodes
+/// into the buffer while this thread takes up to [`BUFFERED_BATCH`]
+/// messages per `recv_batch_into` call into one reused vector. The same
+/// loop as `floodgate/examples/drain.rs --buffered`. The run ends when the
+/// buffer reports the close handshake (after the last message was taken).
+#[cfg(feature = "floodgate-client")]
+pub fn floodgate_buffered(url: &str) -> Result<Outcome, BoxError> {
+    let start = Instant::now();
+    let ws = floodgate::Client::builder()
+        .buffer(floodgate::buffer::BufferConfig::new())
+        .connect_buffered(url)?;
+    let (mut messages, mut bytes) = (0u64, 0u64);
+    let mut batch = Vec::with_capacity(BUFFERED_BATCH);
+    loop {
+        batch.clear();
+        match ws.recv_batch_into(&mut batch, BUFFERED_BATCH, Duration::MAX) {
+            Ok(_) => {
+                for m in &batch {
+                    messages += 1;
+                    bytes += m.len() as u64;
+                }
+            }
+            Err(e) if e.is_closed() => break,
+            Err(e) => return Err(e.into()),
+        }
     }
     let elapsed = start.elapsed();
     drop(ws);

@@ -19,16 +19,67 @@
 //!   close frame with code 1000, and waits for the client's close.
 //! * [`clients`] holds one runner per client: a raw TCP ceiling that only
 //!   walks frame headers, `tungstenite` (blocking), `tokio-tungstenite` and
-//!   `fastwebsockets` (both on a current-thread tokio runtime), and
-//!   `floodgate` (blocking, its `messages()` iterator). Each counts messages
-//!   and payload bytes and the counts are checked against what was sent.
+//!   `fastwebsockets` (both on a current-thread tokio runtime),
+//!   `floodgate` (blocking, its `messages()` iterator) and
+//!   `floodgate-buffered` (floodgate's buffered connection: a reader thread
+//!   fills a bounded buffer under `Overflow::Block`, the caller takes
+//!   batches with `recv_batch_into`). Each counts messages and payload
+//!   bytes and the counts are checked against what was sent.
 //! * [`table`] turns the runs into Markdown tables with ratios to the
-//!   fastest of the three anchor libraries and to the raw TCP ceiling.
+//!   fastest of the three anchor libraries, to the raw TCP ceiling and to
+//!   the direct `floodgate` client (the yardstick of the buffered path).
 //!
 //! The binary is `stream` (`cargo run --release -p floodgate-bench --bin
 //! stream -- --help`).
+//!
+//! # The overflow policies
+//!
+//! A second binary, `policies`, is not about speed: it runs one
+//! slow-consumer scenario (a fast server, a consumer slowed on purpose)
+//! once per overflow policy of floodgate's buffered connection, each in a
+//! child process so that its peak memory is its own, and prints what each
+//! policy delivered, shed, held and cost (`cargo run --release -p
+//! floodgate-bench --bin policies -- --help`).
 
 pub mod clients;
 pub mod handshake;
 pub mod server;
 pub mod table;
+
+/// One line describing the machine, for the top of a report: CPUs, CPU
+/// model, kernel, compiler, build profile and the load average at start.
+pub fn machine_line() -> String {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| std::env::consts::OS.into());
+    format!(
+        "machine: {cpus} CPUs ({model}), kernel {kernel}, {}, profile {}, load average at start {}",
+        env!("FLOODGATE_BENCH_RUSTC_VERSION"),
+        if cfg!(debug_assertions) {
+            "DEBUG (numbers meaningless)"
+        } else {
+            "release"
+        },
+        load_average(),
+    )
+}
+
+/// The 1-minute load average: other work on the machine shows up here.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
+}

@@ -3,8 +3,9 @@
 //! Throughput is taken from the best (shortest) run of each client, as the
 //! least disturbed by a noisy machine; the median run is printed beside it.
 //! Ratios compare best runs: to the fastest *anchor* library (tungstenite,
-//! tokio-tungstenite, fastwebsockets — never floodgate, never raw-tcp) and
-//! to the raw TCP ceiling.
+//! tokio-tungstenite, fastwebsockets — never floodgate, never raw-tcp), to
+//! the raw TCP ceiling, and to the direct `floodgate` client (the yardstick
+//! of its variants, such as the buffered path).
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -54,12 +55,23 @@ pub fn group(x: f64) -> String {
     out
 }
 
-/// The result of one size: the table and the summary line.
+/// The result of one size: the table and the summary lines.
 pub struct Rendered {
     /// Markdown, heading included.
     pub markdown: String,
-    /// `floodgate / fastest anchor = X.XXx`, if both ran.
-    pub summary: Option<String>,
+    /// `floodgate / fastest anchor = X.XXx`, if both ran; then
+    /// `VARIANT / floodgate = X.XXx` for each variant that ran.
+    pub summary: Vec<String>,
+}
+
+/// Issue 3's throughput target for the buffered path, as a share of the
+/// direct path: 0.5x at 16 B, 0.9x at 1 KiB and 64 KiB.
+pub fn buffered_target(size: usize) -> Option<f64> {
+    match size {
+        16 => Some(0.5),
+        1024 | 65536 => Some(0.9),
+        _ => None,
+    }
 }
 
 /// Renders the table for one payload size.
@@ -73,6 +85,7 @@ pub fn render(size: usize, count: u64, runs: usize, series: &[Series]) -> Render
     };
     let anchor = best_of(Role::Anchor);
     let ceiling = best_of(Role::Ceiling);
+    let subject = best_of(Role::Subject);
 
     let mut md = String::new();
     let _ = writeln!(
@@ -82,14 +95,15 @@ pub fn render(size: usize, count: u64, runs: usize, series: &[Series]) -> Render
         group(count as f64)
     );
     md.push_str(
-        "| client | msgs/s (best) | MiB/s (best) | msgs/s (median) | vs fastest anchor | vs raw-tcp |\n",
+        "| client | msgs/s (best) | MiB/s (best) | msgs/s (median) | vs fastest anchor | vs raw-tcp \
+         | vs floodgate |\n",
     );
-    md.push_str("|---|---:|---:|---:|---:|---:|\n");
+    md.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
     for s in series {
         if let Some(f) = &s.failure {
             let _ = writeln!(
                 md,
-                "| {} | FAILED: {} | | | | |",
+                "| {} | FAILED: {} | | | | | |",
                 s.name,
                 f.replace('|', "/")
             );
@@ -103,22 +117,22 @@ pub fn render(size: usize, count: u64, runs: usize, series: &[Series]) -> Render
             None => "-".into(),
         };
         let name = match s.role {
-            Role::Subject => format!("**{}**", s.name),
+            Role::Subject | Role::Variant => format!("**{}**", s.name),
             _ => s.name.to_string(),
         };
         let _ = writeln!(
             md,
-            "| {} | {} | {:.1} | {} | {} | {} |",
+            "| {} | {} | {:.1} | {} | {} | {} | {} |",
             name,
             group(per_sec(count as f64, best)),
             per_sec((count * size as u64) as f64, best) / (1024.0 * 1024.0),
             group(per_sec(count as f64, median)),
             ratio(anchor),
             ratio(ceiling),
+            ratio(subject),
         );
     }
 
-    let subject = best_of(Role::Subject);
     // On medians, the anchor with the best median (not necessarily the one
     // with the best single run).
     let median_of = |role: Role| {
@@ -128,19 +142,51 @@ pub fn render(size: usize, count: u64, runs: usize, series: &[Series]) -> Render
             .filter_map(|s| s.median())
             .min()
     };
-    let summary = match (
+    let mut summary = Vec::new();
+    if let (Some((_, fb)), Some((an, ab)), Some(fm), Some(am)) = (
         subject,
         anchor,
         median_of(Role::Subject),
         median_of(Role::Anchor),
     ) {
-        (Some((_, fb)), Some((an, ab)), Some(fm), Some(am)) => Some(format!(
+        summary.push(format!(
             "{size} B: floodgate / fastest anchor = {:.2}x (anchor: {an}; on medians: {:.2}x)",
             ab.as_secs_f64() / fb.as_secs_f64(),
             am.as_secs_f64() / fm.as_secs_f64(),
-        )),
-        _ => None,
+        ));
+    }
+    let (Some((_, fb)), Some(fm)) = (subject, median_of(Role::Subject)) else {
+        return Rendered {
+            markdown: md,
+            summary,
+        };
     };
+    for v in series
+        .iter()
+        .filter(|s| s.role == Role::Variant && s.failure.is_none())
+    {
+        let (Some(vb), Some(vm)) = (v.best(), v.median()) else {
+            continue;
+        };
+        let on_best = fb.as_secs_f64() / vb.as_secs_f64();
+        let on_median = fm.as_secs_f64() / vm.as_secs_f64();
+        let target = match buffered_target(size) {
+            Some(t) if v.name == "floodgate-buffered" => format!(
+                "; target >= {t:.1}x: {}",
+                match (on_best >= t, on_median >= t) {
+                    (true, true) => "met",
+                    (true, false) => "met on best runs only",
+                    (false, true) => "met on medians only",
+                    (false, false) => "MISSED",
+                }
+            ),
+            _ => String::new(),
+        };
+        summary.push(format!(
+            "{size} B: {} / floodgate = {on_best:.2}x (on medians: {on_median:.2}x{target})",
+            v.name
+        ));
+    }
     Rendered {
         markdown: md,
         summary,

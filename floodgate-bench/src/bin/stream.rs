@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use floodgate_bench::clients::{self, RAW_TCP_NOTE};
 use floodgate_bench::server::{self, Job, Server};
 use floodgate_bench::table::{self, Series};
+use floodgate_bench::{load_average, machine_line};
 
 const USAGE: &str = "usage: stream [--sizes 16,1024,65536] [--count-SIZE N]... [--count N] \
 [--runs K] [--only NAME[,NAME...]]
@@ -26,7 +27,7 @@ const USAGE: &str = "usage: stream [--sizes 16,1024,65536] [--count-SIZE N]... [
   --count       messages for every size without its own --count-SIZE
   --runs        runs per client and size, best and median kept (default 3)
   --only        run only these clients (raw-tcp, tungstenite, tokio-tungstenite,
-                fastwebsockets, floodgate)";
+                fastwebsockets, floodgate, floodgate-buffered)";
 
 /// Default message count: each run takes roughly 0.5-2 s on a small machine.
 fn default_count(size: usize) -> u64 {
@@ -102,42 +103,6 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
-fn machine_line() -> String {
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| std::env::consts::OS.into());
-    format!(
-        "machine: {cpus} CPUs ({model}), kernel {kernel}, {}, profile {}, load average at start {}",
-        env!("FLOODGATE_BENCH_RUSTC_VERSION"),
-        if cfg!(debug_assertions) {
-            "DEBUG (numbers meaningless)"
-        } else {
-            "release"
-        },
-        load_average(),
-    )
-}
-
-/// The 1-minute load average: other work on the machine shows up here.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "unknown".into())
-}
-
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(a) => a,
@@ -183,8 +148,13 @@ fn main() -> ExitCode {
     println!("{RAW_TCP_NOTE}.  ");
     println!(
         "Throughput from each client's best of {} runs (wall time from connect to the close \
-         frame reaching the caller); ratios are throughput ratios of best runs, >1 = faster.\n",
-        args.runs
+         frame reaching the caller); ratios are throughput ratios of best runs, >1 = faster. \
+         floodgate-buffered is floodgate's buffered connection (reader thread, default buffer \
+         of 4096 messages / 64 MiB under Overflow::Block, recv_batch_into of up to {} \
+         messages): its \"vs floodgate\" column compares it with the direct client of the same \
+         run.\n",
+        args.runs,
+        clients::BUFFERED_BATCH,
     );
 
     let mut failures = Vec::new();
@@ -267,7 +237,7 @@ fn main() -> ExitCode {
         }
         let rendered = table::render(size, count, args.runs, &series);
         println!("{}", rendered.markdown);
-        if let Some(line) = rendered.summary {
+        for line in rendered.summary {
             println!("{line}\n");
             summaries.push(line);
         }

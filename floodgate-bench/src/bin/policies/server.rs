@@ -1,0 +1,281 @@
+//! The scenario's server: plain `std::net`, one connection per policy.
+//!
+//! It answers the upgrade, then writes the numbered text messages
+//! (`"CH SEQ xxx..."`, channel `SEQ % C`) in blocks of about 16 KiB as fast
+//! as the socket takes them, with a ping between blocks whenever one is due
+//! (every `--ping-ms`; its payload is the time it was due), lingers, pinging
+//! on, for `--linger-ms`, and closes with 1000, or answers the client's
+//! close with its code. A second thread reads the client's frames: it
+//! timestamps pongs and notes the client's close, which stops the writer.
+
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use floodgate_bench::handshake::accept_key;
+use floodgate_bench::server::{frame_header, parse_header};
+
+use crate::{Args, CHILD_TIMEOUT};
+
+/// What the server saw on one connection.
+#[derive(Debug, Default)]
+pub(crate) struct ServerReport {
+    /// Data messages written in full.
+    pub(crate) sent: u64,
+    /// Pings written.
+    pub(crate) pings: u64,
+    /// Pongs read (each answers one of the pings).
+    pub(crate) pongs: u64,
+    /// Worst time from a ping being due to reading its pong.
+    pub(crate) worst_pong: Duration,
+    /// Time spent in writes of data (blocked when the client pushes back).
+    pub(crate) write_time: Duration,
+    /// The close code the client sent, if it sent a close.
+    pub(crate) client_close: Option<u16>,
+    /// Set when serving failed.
+    pub(crate) error: Option<String>,
+}
+
+/// Accepts one connection and runs the scenario on it.
+pub(crate) fn serve_one(listener: &TcpListener, args: &Args) -> ServerReport {
+    let mut report = ServerReport::default();
+    match listener.accept() {
+        Ok((stream, _)) => {
+            if let Err(e) = serve(stream, args, &mut report) {
+                report.error = Some(e.to_string());
+            }
+        }
+        Err(e) => report.error = Some(format!("accept: {e}")),
+    }
+    report
+}
+
+/// What the server's reader thread learns from the client.
+#[derive(Default)]
+struct FromClient {
+    pongs: u64,
+    worst_pong: Duration,
+    close: Option<u16>,
+}
+
+fn serve(mut stream: TcpStream, args: &Args, report: &mut ServerReport) -> io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_write_timeout(Some(CHILD_TIMEOUT))?;
+    set_send_buffer(&stream, args.sndbuf)?;
+    handshake(&mut stream)?;
+    stream.set_nodelay(true)?;
+
+    let epoch = Instant::now();
+    let closed = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let mut read_half = stream.try_clone()?;
+        let closed = closed.clone();
+        read_half.set_read_timeout(Some(CHILD_TIMEOUT))?;
+        thread::spawn(move || read_client(&mut read_half, epoch, &closed))
+    };
+
+    // The messages, written in blocks of about 16 KiB; a ping goes out
+    // between blocks once it is due. Its payload is the time it was due,
+    // so a ping that the server could only write late (its own write was
+    // blocked by the client's backpressure) counts from when it was due:
+    // what a keep-alive timer on the server would see.
+    let ping_every = Duration::from_millis(args.ping_ms);
+    let mut next_ping = epoch + ping_every;
+    let mut ping_if_due = |stream: &mut TcpStream, report: &mut ServerReport| {
+        let now = Instant::now();
+        if now < next_ping {
+            return Ok(());
+        }
+        let due = next_ping.duration_since(epoch).as_nanos() as u64;
+        next_ping = now + ping_every;
+        let mut ping = Vec::with_capacity(10);
+        frame_header(0x9, 8, &mut ping);
+        ping.extend_from_slice(&due.to_be_bytes());
+        stream.write_all(&ping)?;
+        report.pings += 1;
+        Ok::<_, io::Error>(())
+    };
+    let mut block = Vec::with_capacity(32 << 10);
+    let mut in_block = 0u64;
+    let mut frame = Vec::with_capacity(args.size + 14);
+    let mut gone = false;
+    for seq in 0..args.messages {
+        if closed.load(Ordering::Relaxed) {
+            break;
+        }
+        frame.clear();
+        let _ = write!(frame, "{:02} {:09} ", seq % args.channels, seq);
+        frame.resize(args.size, b'x');
+        frame_header(0x1, frame.len(), &mut block);
+        block.extend_from_slice(&frame);
+        in_block += 1;
+        if block.len() >= 16 << 10 || seq + 1 == args.messages {
+            let t = Instant::now();
+            let written = stream.write_all(&block);
+            report.write_time += t.elapsed();
+            if written.is_err() {
+                gone = true; // the client left (its child reports why)
+                break;
+            }
+            report.sent += in_block;
+            block.clear();
+            in_block = 0;
+        }
+        if ping_if_due(&mut stream, report).is_err() {
+            gone = true;
+            break;
+        }
+    }
+    // Linger: go on pinging for a while before closing, so that the
+    // consumer is pinged while it works through what it buffered.
+    let linger_until = Instant::now() + Duration::from_millis(args.linger_ms);
+    while !gone && !closed.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now >= linger_until {
+            break;
+        }
+        thread::sleep((linger_until - now).min(Duration::from_millis(1)));
+        if ping_if_due(&mut stream, report).is_err() {
+            break;
+        }
+    }
+    // Close with 1000, or answer the client's close with its code.
+    let from_client = if closed.load(Ordering::Relaxed) {
+        let from_client = reader.join().unwrap_or_default();
+        let code = from_client.close.unwrap_or(1000).to_be_bytes();
+        let _ = stream.write_all(&[0x88, 0x02, code[0], code[1]]);
+        from_client
+    } else {
+        let _ = stream.write_all(&[0x88, 0x02, 0x03, 0xE8]);
+        reader.join().unwrap_or_default()
+    };
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    report.pongs = from_client.pongs;
+    report.worst_pong = from_client.worst_pong;
+    report.client_close = from_client.close;
+    Ok(())
+}
+
+/// Reads the client's frames until its close or EOF: timestamps pongs and
+/// notes the close.
+fn read_client(stream: &mut TcpStream, epoch: Instant, closed: &AtomicBool) -> FromClient {
+    let mut seen = FromClient::default();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let mut pos = 0;
+        while let Some((opcode, hlen, plen)) = parse_header(&buf[pos..]) {
+            if buf.len() - pos < hlen + plen {
+                break;
+            }
+            let masked = buf[pos + 1] & 0x80 != 0;
+            let mut payload = buf[pos + hlen..pos + hlen + plen].to_vec();
+            if masked {
+                let key = &buf[pos + hlen - 4..pos + hlen];
+                for (i, b) in payload.iter_mut().enumerate() {
+                    *b ^= key[i % 4];
+                }
+            }
+            pos += hlen + plen;
+            match opcode {
+                0xA if payload.len() == 8 => {
+                    let sent = u64::from_be_bytes(payload.try_into().expect("8 bytes"));
+                    let delay = epoch.elapsed().saturating_sub(Duration::from_nanos(sent));
+                    seen.pongs += 1;
+                    seen.worst_pong = seen.worst_pong.max(delay);
+                }
+                0x8 => {
+                    seen.close = payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+                    closed.store(true, Ordering::Relaxed);
+                    return seen;
+                }
+                _ => {}
+            }
+        }
+        buf.drain(..pos);
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => {
+                closed.store(true, Ordering::Relaxed);
+                return seen;
+            }
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// The server side of the opening handshake.
+fn handshake(stream: &mut TcpStream) -> io::Result<()> {
+    let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_string());
+    let mut req = Vec::with_capacity(1024);
+    let mut buf = [0u8; 4096];
+    let end = loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Err(bad("EOF during the handshake"));
+        }
+        req.extend_from_slice(&buf[..n]);
+        if let Some(p) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        if req.len() > 64 << 10 {
+            return Err(bad("request head too long"));
+        }
+    };
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut parsed = httparse::Request::new(&mut headers);
+    if !matches!(parsed.parse(&req[..end]), Ok(httparse::Status::Complete(_))) {
+        return Err(bad("bad request"));
+    }
+    let key = parsed
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("sec-websocket-key"))
+        .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
+        .ok_or_else(|| bad("no Sec-WebSocket-Key"))?;
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\n\r\n",
+        accept_key(&key)
+    );
+    stream.write_all(response.as_bytes())
+}
+
+/// `SO_SNDBUF` on the server's socket (std has no setter; 0 keeps the
+/// kernel's auto-tuning).
+#[cfg(target_os = "linux")]
+fn set_send_buffer(stream: &TcpStream, bytes: usize) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    const SOL_SOCKET: i32 = 1;
+    const SO_SNDBUF: i32 = 7;
+    extern "C" {
+        fn setsockopt(fd: i32, level: i32, name: i32, value: *const i32, len: u32) -> i32;
+    }
+    if bytes == 0 {
+        return Ok(());
+    }
+    let value = i32::try_from(bytes).unwrap_or(i32::MAX);
+    // SAFETY: a valid descriptor and a pointer to a live i32 of the given
+    // length, as setsockopt(2) requires.
+    let rc = unsafe {
+        setsockopt(
+            stream.as_raw_fd(),
+            SOL_SOCKET,
+            SO_SNDBUF,
+            &value,
+            std::mem::size_of::<i32>() as u32,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_send_buffer(_stream: &TcpStream, _bytes: usize) -> io::Result<()> {
+    Ok(())
+}
