@@ -225,9 +225,18 @@ impl ClientBuilder {
         self
     }
 
-    /// Largest accepted message (`None`: no limit).
+    /// Largest accepted message (`None`: no limit). A frame cannot be
+    /// larger than a message, so a frame limit still at its default (16 MiB)
+    /// is lowered to a smaller message limit.
     pub fn max_message_size(mut self, limit: Option<usize>) -> Self {
         self.options.max_message_size = limit;
+        if let Some(limit) = limit {
+            if self.options.max_frame_size == Some(DEFAULT_MAX_FRAME_SIZE)
+                && limit < DEFAULT_MAX_FRAME_SIZE
+            {
+                self.options.max_frame_size = Some(limit);
+            }
+        }
         self
     }
 
@@ -333,7 +342,7 @@ impl ClientBuilder {
         if let (Some(frame), Some(message)) = (o.max_frame_size, o.max_message_size) {
             if frame > message {
                 return Err(ErrorKind::Config(format!(
-                    "max_frame_size ({frame}) is larger than max_message_size ({message})"
+                    "max_frame_size ({frame}) is larger than max_message_size ({message}); lower max_frame_size too"
                 ))
                 .into());
             }

@@ -361,6 +361,23 @@ impl BufferConfig {
         self
     }
 
+    /// Whether the policy may keep messages whose neighbours in the read
+    /// chunk were dropped or taken long before (conflation, dropping the
+    /// newest, shedding by priority): a buffered message that is a slice of
+    /// its read chunk keeps the whole chunk alive, so the reader copies
+    /// small ones out. `Block` and `DropOldest` keep runs of consecutive
+    /// messages, which share their chunks, and skip the copy.
+    pub(crate) fn retains_sparsely(&self) -> bool {
+        fn sheds_newest(overflow: &Overflow) -> bool {
+            match overflow {
+                Overflow::DropNewest | Overflow::BlockFor(_, Shed::DropNewest) => true,
+                Overflow::Conflate(_) => true,
+                _ => false,
+            }
+        }
+        self.classifier.is_some() || sheds_newest(&self.overflow)
+    }
+
     /// The message limit.
     pub fn message_limit(&self) -> usize {
         self.max_messages

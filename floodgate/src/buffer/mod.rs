@@ -194,7 +194,11 @@ impl Buffer {
                 Class::Discard => return None,
             },
         };
-        let key = self.key_fn.as_ref().and_then(|key| key(&message));
+        let key = self
+            .key_fn
+            .as_ref()
+            .and_then(|key| key(&message))
+            .map(Box::new);
         Some(Incoming {
             message,
             priority,

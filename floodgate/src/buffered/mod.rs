@@ -210,7 +210,7 @@ impl<S: Transport + Send + 'static> BufferedWebSocket<S> {
             read_buf: parts.read_buf,
             read_chunk_size: parts.read_chunk_size,
             auto_pong,
-            copy_small: matches!(config.overflow, crate::buffer::Overflow::Conflate(_)),
+            copy_small: config.retains_sparsely(),
             shared: shared.clone(),
         };
         let handle = std::thread::Builder::new()

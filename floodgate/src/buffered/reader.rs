@@ -127,10 +127,13 @@ impl<S: Transport> Reader<S> {
         result
     }
 
-    /// Under conflation a message may stay buffered long after the messages
-    /// around it were taken, and as a slice of the read chunk it would keep
-    /// the whole chunk (64 KiB by default) alive. Small messages are copied
-    /// out so that retained memory follows retained payload.
+    /// Under conflation, `DropNewest` or priorities, a message may stay
+    /// buffered long after the messages around it were taken or dropped,
+    /// and as a slice of the read chunk it would keep the whole chunk
+    /// (64 KiB by default) alive: 1000 such messages could hold 64 MiB.
+    /// Small messages are copied out so that retained memory follows
+    /// retained payload. (`Block` and `DropOldest` keep runs of consecutive
+    /// messages and skip the copy, which costs an allocation per message.)
     fn compact(&self, message: Message) -> Message {
         if !self.copy_small || message.len() * COPY_BELOW_CHUNK_FRACTION >= self.read_chunk_size {
             return message;
