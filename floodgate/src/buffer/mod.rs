@@ -222,6 +222,10 @@ impl Buffer {
         for _ in 0..std::mem::take(filtered) {
             state.queue.record_filtered();
         }
+        let plain_items = self.classifier.is_none() && self.key_fn.is_none();
+        let (run, lag) = state.queue.offer_run(batch, plain_items, now);
+        placed += run;
+        lags.extend(lag);
         let outcome = loop {
             let Some(item) = batch.pop_front() else {
                 break Pushed::Done;
@@ -340,18 +344,7 @@ impl Buffer {
         let now = Instant::now();
         let mut lags: Vec<LagEvent> = Vec::new();
         let mut state = self.lock();
-        let mut n = 0;
-        while n < max {
-            let (delivered, lag) = state.queue.pop(now);
-            lags.extend(lag);
-            match delivered {
-                Some(d) => {
-                    sink(d);
-                    n += 1;
-                }
-                None => break,
-            }
-        }
+        let n = state.queue.pop_many(now, max, &mut sink, &mut lags);
         let result = if n > 0 {
             Ok(n)
         } else if let Some(end) = &mut state.end {

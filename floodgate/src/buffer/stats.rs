@@ -96,10 +96,17 @@ pub(crate) struct WaitHistogram {
 impl WaitHistogram {
     #[inline]
     pub(crate) fn record(&mut self, wait: Duration) {
+        self.record_n(wait, 1);
+    }
+
+    /// Records `n` messages that waited the same time (a run offered
+    /// together and taken together).
+    #[inline]
+    pub(crate) fn record_n(&mut self, wait: Duration, n: u64) {
         let ns = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
         let counts = self.counts.get_or_insert_with(|| Box::new([0; BUCKETS]));
-        counts[bucket_of(ns)] += 1;
-        self.count += 1;
+        counts[bucket_of(ns)] += n;
+        self.count += n;
         self.max_ns = self.max_ns.max(ns);
     }
 
