@@ -8,7 +8,7 @@
 //!   not allow (a 200-byte ping, a close code that must not be sent, data
 //!   after close). Nothing was sent.
 
-use crate::close::CloseCode;
+use crate::close::{CloseCode, CloseFrame, MAX_CLOSE_REASON};
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
@@ -97,6 +97,28 @@ impl ProtocolError {
             }
             _ => CloseCode::PROTOCOL_ERROR,
         }
+    }
+
+    /// The close frame that fails a connection with this error: its code,
+    /// and its text as the reason, cut to the 123 bytes a close frame
+    /// allows (at a character boundary).
+    ///
+    /// ```
+    /// use floodgate_proto::{CloseCode, ProtocolError};
+    /// let frame = ProtocolError::InvalidUtf8.close_frame();
+    /// assert_eq!(frame.code, CloseCode::INVALID_PAYLOAD);
+    /// assert!(frame.reason.len() <= 123);
+    /// ```
+    pub fn close_frame(&self) -> CloseFrame {
+        let mut reason = self.to_string();
+        if reason.len() > MAX_CLOSE_REASON {
+            let mut end = MAX_CLOSE_REASON;
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            reason.truncate(end);
+        }
+        CloseFrame::new(self.close_code(), reason)
     }
 }
 

@@ -495,9 +495,7 @@ impl Protocol {
     /// close was already sent) and refuses further frames.
     fn fail(&mut self, err: ProtocolError) -> ProtocolError {
         if !self.close_sent {
-            let mut reason = err.to_string();
-            truncate_at_char_boundary(&mut reason, crate::close::MAX_CLOSE_REASON);
-            self.encode_close(Some(&CloseFrame::new(err.close_code(), reason)));
+            self.encode_close(Some(&err.close_frame()));
         }
         self.assembly = None;
         self.failed = Some(err.clone());
@@ -700,16 +698,6 @@ fn header_len_hint(buf: &[u8]) -> usize {
     };
     let mask = if b1 & 0x80 != 0 { 4 } else { 0 };
     2 + extended + mask
-}
-
-fn truncate_at_char_boundary(s: &mut String, max: usize) {
-    if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-    }
 }
 
 /// The default close frame a client sends when it ends a connection.

@@ -77,7 +77,7 @@ pub(crate) struct Parts<S> {
 
 /// Why a wait at the end of a connection stopped.
 #[derive(Debug, PartialEq, Eq)]
-enum Wait {
+pub(crate) enum Wait {
     Done,
     Eof,
     TimedOut,
@@ -287,15 +287,11 @@ impl<S: Transport> WebSocket<S> {
         if self.finished || self.proto.close_received().is_some() {
             return Err(ErrorKind::AlreadyClosed.into());
         }
-        let wanted = self
-            .proto
-            .bytes_needed()
-            .saturating_sub(self.read_buf.len());
-        // Grow towards a large announced frame by doubling rather than all
-        // at once, so memory follows the bytes that actually arrive, not
-        // what a header claims.
-        let grow = wanted.min(self.read_buf.len().max(self.read_chunk_size));
-        let chunk = grow.max(self.read_chunk_size);
+        let chunk = read_size(
+            self.proto.bytes_needed(),
+            self.read_buf.len(),
+            self.read_chunk_size,
+        );
         self.read_buf.reserve(chunk);
         // Read at most one chunk even when `reserve` left more room: reads
         // that stay within the CPU's L2 cache are measurably faster for
@@ -390,18 +386,7 @@ impl<S: Transport> WebSocket<S> {
         if self.finished {
             return Err(Wait::Eof);
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || self.stream.set_read_timeout(Some(left)).is_err() {
-            return Err(Wait::TimedOut);
-        }
-        self.read_buf.reserve(4096);
-        match self.stream.read_into(&mut self.read_buf, 4096) {
-            Ok(0) => Err(Wait::Eof),
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
-            Err(e) if is_timeout(&e) => Err(Wait::TimedOut),
-            Err(_) => Err(Wait::Failed),
-        }
+        read_before(&mut self.stream, &mut self.read_buf, deadline)
     }
 
     /// Ends the transport for good.
@@ -567,18 +552,7 @@ impl<S: Transport> WebSocket<S> {
 
     /// Writes out everything the protocol has queued.
     fn flush_output(&mut self) -> Result<()> {
-        while self.proto.has_output() {
-            match self.stream.write(self.proto.output()) {
-                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
-                Ok(n) => self.proto.consume_output(n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_timeout(&e) => {
-                    return Err(ErrorKind::Timeout("writing (write_timeout)").into())
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        self.stream.flush().map_err(Error::from)
+        write_output(&mut self.stream, &mut self.proto)
     }
 
     // ----- state and parts -------------------------------------------------
@@ -720,6 +694,53 @@ impl<S: Transport> Iterator for Messages<'_, S> {
             }
         }
     }
+}
+
+/// How many bytes to ask of the transport next: a chunk, or more when the
+/// frame in progress needs more. Growth towards a large announced frame
+/// doubles with what has arrived rather than trusting the header at once,
+/// so memory follows the bytes that actually arrive, not what a header
+/// claims.
+pub(crate) fn read_size(needed: usize, buffered: usize, chunk: usize) -> usize {
+    let wanted = needed.saturating_sub(buffered);
+    wanted.min(buffered.max(chunk)).max(chunk)
+}
+
+/// One read of up to 4 KiB while a connection ends, bounded by `deadline`.
+pub(crate) fn read_before<S: Transport>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    deadline: Instant,
+) -> Result<(), Wait> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+        return Err(Wait::TimedOut);
+    }
+    buf.reserve(4096);
+    match stream.read_into(buf, 4096) {
+        Ok(0) => Err(Wait::Eof),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+        Err(e) if is_timeout(&e) => Err(Wait::TimedOut),
+        Err(_) => Err(Wait::Failed),
+    }
+}
+
+/// Writes out everything `proto` has queued. After a write timeout the
+/// unsent rest stays queued and goes first with the next write.
+pub(crate) fn write_output<S: Transport>(stream: &mut S, proto: &mut Protocol) -> Result<()> {
+    while proto.has_output() {
+        match stream.write(proto.output()) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+            Ok(n) => proto.consume_output(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if is_timeout(&e) => {
+                return Err(ErrorKind::Timeout("writing (write_timeout)").into())
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    stream.flush().map_err(Error::from)
 }
 
 fn is_timeout(e: &io::Error) -> bool {

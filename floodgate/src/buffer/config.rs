@@ -368,14 +368,11 @@ impl BufferConfig {
     /// small ones out. `Block` and `DropOldest` keep runs of consecutive
     /// messages, which share their chunks, and skip the copy.
     pub(crate) fn retains_sparsely(&self) -> bool {
-        fn sheds_newest(overflow: &Overflow) -> bool {
-            match overflow {
-                Overflow::DropNewest | Overflow::BlockFor(_, Shed::DropNewest) => true,
-                Overflow::Conflate(_) => true,
-                _ => false,
-            }
-        }
-        self.classifier.is_some() || sheds_newest(&self.overflow)
+        let sheds_newest = matches!(
+            self.overflow,
+            Overflow::DropNewest | Overflow::BlockFor(_, Shed::DropNewest) | Overflow::Conflate(_)
+        );
+        self.classifier.is_some() || sheds_newest
     }
 
     /// The message limit.

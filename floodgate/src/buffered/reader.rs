@@ -10,6 +10,7 @@
 use super::{Ending, Shared};
 use crate::buffer::{Buffer, BufferError, Incoming};
 use crate::error::{Error, ErrorKind};
+use crate::socket::{read_before, read_size};
 use crate::stream::Transport;
 use bytes::BytesMut;
 use floodgate_proto::{CloseCode, CloseFrame, Message, Protocol, ProtocolError, Text};
@@ -180,10 +181,7 @@ impl<S: Transport> Reader<S> {
     /// briefly for its close, end.
     fn fail(&mut self, err: ProtocolError) -> Error {
         tracing::debug!(error = %err, code = %err.close_code(), "failing the WebSocket connection");
-        let mut reason = err.to_string();
-        truncate_at_char_boundary(&mut reason, floodgate_proto::close::MAX_CLOSE_REASON);
-        let frame = CloseFrame::new(err.close_code(), reason);
-        self.end_with_close(&frame);
+        self.end_with_close(&err.close_frame());
         ErrorKind::Protocol(err).into()
     }
 
@@ -203,7 +201,7 @@ impl<S: Transport> Reader<S> {
         self.read_buf.clear();
         let deadline = Instant::now() + self.shared.close_timeout;
         while let Ok(false) = self.proto.discard_until_close(&mut self.read_buf) {
-            if !self.read_until(deadline) {
+            if read_before(&mut self.stream, &mut self.read_buf, deadline).is_err() {
                 return;
             }
         }
@@ -213,36 +211,19 @@ impl<S: Transport> Reader<S> {
     fn wait_for_eof(&mut self, deadline: Instant) {
         loop {
             self.read_buf.clear();
-            if !self.read_until(deadline) {
+            if read_before(&mut self.stream, &mut self.read_buf, deadline).is_err() {
                 return;
             }
         }
     }
 
-    /// One read bounded by `deadline`; false at the deadline, EOF or error.
-    fn read_until(&mut self, deadline: Instant) -> bool {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || self.stream.set_read_timeout(Some(left)).is_err() {
-            return false;
-        }
-        self.read_buf.reserve(4096);
-        match self.stream.read_into(&mut self.read_buf, 4096) {
-            Ok(0) => false,
-            Ok(_) => true,
-            Err(e) => e.kind() == io::ErrorKind::Interrupted,
-        }
-    }
-
     /// Reads the next chunk from the socket.
     fn fill(&mut self) -> Result<(), Error> {
-        let wanted = self
-            .proto
-            .bytes_needed()
-            .saturating_sub(self.read_buf.len());
-        // As in `WebSocket::fill`: grow towards a large announced frame by
-        // doubling, so memory follows the bytes that actually arrive.
-        let grow = wanted.min(self.read_buf.len().max(self.read_chunk_size));
-        let chunk = grow.max(self.read_chunk_size);
+        let chunk = read_size(
+            self.proto.bytes_needed(),
+            self.read_buf.len(),
+            self.read_chunk_size,
+        );
         self.read_buf.reserve(chunk);
         match self.stream.read_into(&mut self.read_buf, chunk) {
             Ok(0) => Err(ErrorKind::AbnormalClosure.into()),
@@ -260,15 +241,5 @@ impl<S: Transport> Reader<S> {
             Err(_) if self.shared.shut_down_locally() => Err(ErrorKind::AbnormalClosure.into()),
             Err(e) => Err(e.into()),
         }
-    }
-}
-
-fn truncate_at_char_boundary(s: &mut String, max: usize) {
-    if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
     }
 }

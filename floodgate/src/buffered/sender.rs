@@ -10,7 +10,6 @@ use super::Shared;
 use crate::error::{ErrorKind, Result};
 use crate::stream::{Stream, Transport};
 use floodgate_proto::{CloseCode, CloseFrame, Message, OpCode, Protocol, UsageError};
-use std::io;
 use std::sync::Arc;
 
 /// The write side of a connection: a socket handle and a protocol instance
@@ -36,26 +35,10 @@ impl<S: Transport> Writer<S> {
         self.flush()
     }
 
-    /// Writes out what the protocol queued. After a write timeout the rest
-    /// stays queued and goes first with the next send.
+    /// Writes out what the protocol queued (see
+    /// [`write_output`](crate::socket::write_output)).
     pub(crate) fn flush(&mut self) -> Result<()> {
-        while self.proto.has_output() {
-            match self.stream.write(self.proto.output()) {
-                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
-                Ok(n) => self.proto.consume_output(n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return Err(ErrorKind::Timeout("writing (write_timeout)").into())
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
+        crate::socket::write_output(&mut self.stream, &mut self.proto)
     }
 
     /// Sends a close frame unless one was sent already; whether it sent.
