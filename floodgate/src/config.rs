@@ -69,7 +69,7 @@ pub struct Options {
     pub send_buffer_size: Option<usize>,
     /// TCP keepalive idle time (`None`: off).
     pub tcp_keepalive: Option<Duration>,
-    /// Bytes asked of the socket per read (more when a frame in progress needs more). Default 64 KiB.
+    /// Bytes asked of the socket per read (more when a frame in progress needs more). Default 256 KiB.
     pub read_chunk_size: usize,
     /// Return pings, pongs and the close frame from `recv` as messages.
     /// Default off (they are still answered).
@@ -100,7 +100,7 @@ impl Default for Options {
             recv_buffer_size: None,
             send_buffer_size: None,
             tcp_keepalive: None,
-            read_chunk_size: 64 << 10,
+            read_chunk_size: 256 << 10,
             return_control_frames: false,
             auto_pong: true,
             buffer: None,
@@ -295,7 +295,7 @@ impl ClientBuilder {
         self
     }
 
-    /// Bytes asked of the socket per read (default 64 KiB).
+    /// Bytes asked of the socket per read (default 256 KiB).
     pub fn read_chunk_size(mut self, bytes: usize) -> Self {
         self.options.read_chunk_size = bytes;
         self

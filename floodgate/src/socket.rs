@@ -1,7 +1,7 @@
 //! [`WebSocket`]: the low-level blocking connection.
 //!
 //! One struct drives one [`Protocol`] over one [`Transport`]. The receive
-//! path reads large chunks (64 KiB by default) into a single `BytesMut`
+//! path reads large chunks (256 KiB by default) into a single `BytesMut`
 //! and decodes as many frames as each read holds; a message that arrived in
 //! one frame is handed out as a slice of that buffer, not a copy. The send
 //! path encodes header and masked payload into one buffer and writes it

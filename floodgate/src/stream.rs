@@ -36,6 +36,20 @@ pub trait Transport: Read + Write {
         result
     }
 
+    /// Reads what has already arrived, never waiting: like
+    /// [`read_into`](Self::read_into), but `Err(WouldBlock)` when nothing
+    /// is available right now.
+    ///
+    /// A buffered connection's reader uses it to learn that the socket is
+    /// drained, the moment to wake a waiting consumer: while more data is
+    /// already there, it keeps decoding and wakes the consumer once per
+    /// run of reads rather than once per read. The default returns
+    /// `WouldBlock` (cannot tell), which only costs those extra wake-ups.
+    fn read_available_into(&mut self, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
+        let _ = (buf, max);
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+
     /// Sets the read timeout (`None`: block).
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
 
@@ -75,11 +89,23 @@ fn recv_uninit<F: std::os::fd::AsFd>(
     buf: &mut BytesMut,
     max: usize,
 ) -> io::Result<usize> {
+    recv_uninit_with(socket, buf, max, 0)
+}
+
+/// [`recv_uninit`] with `recv(2)` flags (`MSG_DONTWAIT` for
+/// [`Transport::read_available_into`]).
+#[cfg(unix)]
+fn recv_uninit_with<F: std::os::fd::AsFd>(
+    socket: &F,
+    buf: &mut BytesMut,
+    max: usize,
+    flags: libc::c_int,
+) -> io::Result<usize> {
     let spare: &mut [MaybeUninit<u8>] = buf.spare_capacity_mut();
     let limit = spare.len().min(max.max(1));
     let spare = &mut spare[..limit];
     let n = loop {
-        match socket2::SockRef::from(socket).recv(spare) {
+        match socket2::SockRef::from(socket).recv_with_flags(spare, flags) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             other => break other?,
         }
@@ -93,6 +119,10 @@ impl Transport for TcpStream {
     #[cfg(unix)]
     fn read_into(&mut self, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
         recv_uninit(self, buf, max)
+    }
+    #[cfg(unix)]
+    fn read_available_into(&mut self, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
+        recv_uninit_with(self, buf, max, libc::MSG_DONTWAIT)
     }
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         TcpStream::set_read_timeout(self, timeout)
@@ -118,6 +148,9 @@ impl Transport for TcpStream {
 impl Transport for std::os::unix::net::UnixStream {
     fn read_into(&mut self, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
         recv_uninit(self, buf, max)
+    }
+    fn read_available_into(&mut self, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
+        recv_uninit_with(self, buf, max, libc::MSG_DONTWAIT)
     }
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         std::os::unix::net::UnixStream::set_read_timeout(self, timeout)
@@ -183,6 +216,11 @@ impl Transport for Stream {
             Stream::Tcp(s) => s.read_into(buf, max),
         }
     }
+    fn read_available_into(&mut self, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read_available_into(buf, max),
+        }
+    }
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         Transport::set_read_timeout(self.tcp(), timeout)
     }
@@ -202,5 +240,43 @@ impl Transport for Stream {
         match self {
             Stream::Tcp(s) => Ok(Stream::Tcp(s.try_clone()?)),
         }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn read_available_into_returns_what_has_arrived_and_never_waits() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        // A blocking socket with no read timeout: a plain read would wait
+        // forever here.
+        client.set_read_timeout(None).unwrap();
+        let mut buf = BytesMut::with_capacity(64);
+        let err = client.read_available_into(&mut buf, 64).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        assert!(buf.is_empty());
+
+        server.write_all(b"hello").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let n = loop {
+            match client.read_available_into(&mut buf, 64) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    assert!(std::time::Instant::now() < deadline, "data never arrived");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert_eq!(n, 5);
+        assert_eq!(&buf[..], b"hello");
+        // The socket stays blocking for ordinary reads.
+        drop(server);
+        assert_eq!(client.read_into(&mut buf, 64).unwrap(), 0);
     }
 }

@@ -166,6 +166,57 @@ fn the_messages_iterator_ends_after_the_close_handshake() {
     assert_eq!(got, ["m0", "m1", "m2"]);
 }
 
+/// The reader wakes a waiting consumer once per run of reads, when the
+/// socket has nothing more ready. A burst that ends exactly at a read
+/// boundary, after which the server waits for an answer, must still reach
+/// the consumer at once.
+#[test]
+fn a_burst_ending_on_a_read_boundary_reaches_a_waiting_consumer() {
+    const READ_CHUNK: usize = 1024;
+    const FRAME: usize = 64; // 2-byte header + 62-byte payload
+    const PER_ROUND: usize = 4 * READ_CHUNK / FRAME;
+    const ROUNDS: usize = 5;
+    let server = ScriptedServer::start(|mut conn| {
+        conn.accept_upgrade(None);
+        for round in 0..ROUNDS {
+            let mut burst = Vec::new();
+            for i in 0..PER_ROUND {
+                let payload = format!("{round:02}:{i:03}:{}", "x".repeat(FRAME - 2 - 7));
+                burst.extend(frame_bytes(0x81, payload.as_bytes(), None));
+            }
+            assert_eq!(burst.len(), PER_ROUND * FRAME);
+            conn.write_raw(&burst);
+            let answer = conn.read_frame();
+            assert_eq!(answer.payload, format!("got {round}").as_bytes());
+        }
+        assert_eq!(conn.answer_close(), Some((1000, String::new())));
+    });
+    let mut ws = Client::builder()
+        .read_chunk_size(READ_CHUNK)
+        .buffer(BufferConfig::new())
+        .connect_buffered(&server.url())
+        .expect("connect");
+    for round in 0..ROUNDS {
+        let started = Instant::now();
+        for i in 0..PER_ROUND {
+            let got = ws
+                .recv_timeout(PATIENCE)
+                .unwrap_or_else(|e| panic!("round {round}, message {i}: {e}"));
+            assert!(text(&got).starts_with(&format!("{round:02}:{i:03}:")));
+        }
+        // Without the wake-up the consumer would sleep out its whole
+        // timeout (and find the messages then): far more than this.
+        assert!(
+            started.elapsed() < PATIENCE / 2,
+            "round {round} reached the consumer only after {:?}",
+            started.elapsed()
+        );
+        ws.send_text(&format!("got {round}")).unwrap();
+    }
+    ws.close(1000, "").expect("close");
+    server.join();
+}
+
 // ----- sending ----------------------------------------------------------------
 
 #[test]

@@ -209,11 +209,18 @@ impl Buffer {
     /// Places as many messages from the front of `batch` as the policy
     /// allows, after counting `filtered` discarded ones. On
     /// [`Pushed::Wait`], `waker` is woken when room may have been made.
+    ///
+    /// With `wake_consumers` false, waiting consumers are not woken for
+    /// the messages placed: the caller promises a
+    /// [`wake_consumers`](Self::wake_consumers) soon (the reader does so
+    /// before it could block on the socket). A full buffer wakes them
+    /// regardless, since the caller is about to wait for them.
     pub(crate) fn push(
         &self,
         batch: &mut VecDeque<Incoming>,
         filtered: &mut u64,
         waker: &Waker,
+        wake_consumers: bool,
     ) -> Pushed {
         let now = Instant::now();
         let mut lags: Vec<LagEvent> = Vec::new();
@@ -252,7 +259,10 @@ impl Buffer {
                 }
             }
         };
-        let wake: Vec<Waker> = if placed > 0 && !state.consumers.is_empty() {
+        let wake: Vec<Waker> = if matches!(outcome, Pushed::Wait(_)) {
+            // Earlier pushes may have deferred their wake-ups.
+            std::mem::take(&mut state.consumers)
+        } else if wake_consumers && placed > 0 && !state.consumers.is_empty() {
             let n = placed.min(state.consumers.len());
             state.consumers.drain(..n).collect()
         } else {
@@ -272,10 +282,11 @@ impl Buffer {
         &self,
         batch: &mut VecDeque<Incoming>,
         filtered: &mut u64,
+        wake_consumers: bool,
     ) -> Result<(), BufferError> {
         let waker = thread_waker();
         loop {
-            match self.push(batch, filtered, &waker) {
+            match self.push(batch, filtered, &waker, wake_consumers) {
                 Pushed::Done => return Ok(()),
                 Pushed::FellBehind(err) => return Err(err),
                 Pushed::Wait(None) => std::thread::park(),
@@ -287,6 +298,19 @@ impl Buffer {
                 }
             }
         }
+    }
+
+    /// Wakes every waiting consumer: the deferred wake-ups of
+    /// [`push`](Self::push) with `wake_consumers` false.
+    pub(crate) fn wake_consumers(&self) {
+        let consumers = {
+            let mut state = self.lock();
+            if state.queue.is_empty() {
+                return;
+            }
+            std::mem::take(&mut state.consumers)
+        };
+        consumers.into_iter().for_each(Waker::wake);
     }
 
     /// Counts a ping the reader answered, `delay` after decoding it.

@@ -12,7 +12,11 @@
 //!
 //! The socket is split with [`Transport::try_clone`] (a second descriptor
 //! for the same connection), so reading never holds the writer's lock.
+//! The reader reads into chunks it reuses once the consumer has dropped
+//! their messages ([`chunks`]), and wakes a waiting consumer once per run
+//! of reads rather than per read (see `Reader::fill`).
 
+mod chunks;
 mod reader;
 mod sender;
 
@@ -22,6 +26,7 @@ use crate::buffer::{Buffer, BufferConfig, Delivered, Stats};
 use crate::error::{ErrorKind, Result};
 use crate::socket::WebSocket;
 use crate::stream::{Stream, Transport};
+use chunks::ChunkPool;
 use floodgate_proto::{CloseCode, CloseFrame, Message, OpCode, Protocol};
 use http::{HeaderMap, StatusCode};
 use reader::Reader;
@@ -212,6 +217,8 @@ impl<S: Transport + Send + 'static> BufferedWebSocket<S> {
             auto_pong,
             copy_small: config.retains_sparsely(),
             shared: shared.clone(),
+            unwoken_bytes: 0,
+            chunks: ChunkPool::new(parts.read_chunk_size),
         };
         let handle = std::thread::Builder::new()
             .name("floodgate-reader".into())
