@@ -83,6 +83,60 @@ pub(crate) enum Pushed {
     FellBehind(BufferError),
 }
 
+/// Messages the reader decoded since its last push, and how many the
+/// classifier discarded.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    items: BatchItems,
+    filtered: u64,
+}
+
+#[derive(Debug)]
+enum BatchItems {
+    /// No classifier and no conflation key: bare messages. This is the hot
+    /// path of a busy connection; moving each 40-byte message once rather
+    /// than inside an [`Incoming`] through several temporaries cut the
+    /// reader's time per 16-byte message measurably.
+    Plain(VecDeque<Message>),
+    Classified(VecDeque<Incoming>),
+}
+
+impl Batch {
+    pub(crate) fn len(&self) -> usize {
+        match &self.items {
+            BatchItems::Plain(messages) => messages.len(),
+            BatchItems::Classified(items) => items.len(),
+        }
+    }
+
+    /// No message and nothing filtered: nothing to push.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0 && self.filtered == 0
+    }
+
+    pub(crate) fn clear(&mut self) {
+        match &mut self.items {
+            BatchItems::Plain(messages) => messages.clear(),
+            BatchItems::Classified(items) => items.clear(),
+        }
+        self.filtered = 0;
+    }
+
+    fn pop_front(&mut self) -> Option<Incoming> {
+        match &mut self.items {
+            BatchItems::Plain(messages) => messages.pop_front().map(Incoming::plain),
+            BatchItems::Classified(items) => items.pop_front(),
+        }
+    }
+
+    fn push_front(&mut self, item: Incoming) {
+        match &mut self.items {
+            BatchItems::Plain(messages) => messages.push_front(item.message),
+            BatchItems::Classified(items) => items.push_front(item),
+        }
+    }
+}
+
 /// The bounded, observable message buffer; see the [module docs](self).
 ///
 /// A connection made with [`crate::Client::connect_buffered`] owns one and
@@ -184,14 +238,34 @@ impl Buffer {
 
     // ----- the producer side (the connection's reader) ---------------------
 
-    /// Classifies a decoded message: `None` if the classifier discards it.
-    /// Runs the user's functions, so call it without holding the lock.
-    pub(crate) fn classify(&self, message: Message) -> Option<Incoming> {
+    /// An empty batch for the reader, of the kind this buffer's
+    /// configuration needs.
+    pub(crate) fn new_batch(&self) -> Batch {
+        let items = if self.classifier.is_none() && self.key_fn.is_none() {
+            BatchItems::Plain(VecDeque::new())
+        } else {
+            BatchItems::Classified(VecDeque::new())
+        };
+        Batch { items, filtered: 0 }
+    }
+
+    /// Adds a decoded message to `batch`, classified (or counted as
+    /// filtered). Runs the user's functions, so call it without holding
+    /// the lock.
+    #[inline]
+    pub(crate) fn stage(&self, batch: &mut Batch, message: Message) {
+        let items = match &mut batch.items {
+            BatchItems::Plain(messages) => return messages.push_back(message),
+            BatchItems::Classified(items) => items,
+        };
         let priority = match &self.classifier {
             None => Priority::NORMAL,
             Some(classify) => match classify(&message) {
                 Class::Keep(priority) => priority,
-                Class::Discard => return None,
+                Class::Discard => {
+                    batch.filtered += 1;
+                    return;
+                }
             },
         };
         let key = self
@@ -199,15 +273,15 @@ impl Buffer {
             .as_ref()
             .and_then(|key| key(&message))
             .map(Box::new);
-        Some(Incoming {
+        items.push_back(Incoming {
             message,
             priority,
             key,
-        })
+        });
     }
 
     /// Places as many messages from the front of `batch` as the policy
-    /// allows, after counting `filtered` discarded ones. On
+    /// allows, after counting the ones the classifier discarded. On
     /// [`Pushed::Wait`], `waker` is woken when room may have been made.
     ///
     /// With `wake_consumers` false, waiting consumers are not woken for
@@ -215,24 +289,19 @@ impl Buffer {
     /// [`wake_consumers`](Self::wake_consumers) soon (the reader does so
     /// before it could block on the socket). A full buffer wakes them
     /// regardless, since the caller is about to wait for them.
-    pub(crate) fn push(
-        &self,
-        batch: &mut VecDeque<Incoming>,
-        filtered: &mut u64,
-        waker: &Waker,
-        wake_consumers: bool,
-    ) -> Pushed {
+    pub(crate) fn push(&self, batch: &mut Batch, waker: &Waker, wake_consumers: bool) -> Pushed {
         let now = Instant::now();
         let mut lags: Vec<LagEvent> = Vec::new();
         let mut placed = 0usize;
         let mut state = self.lock();
-        for _ in 0..std::mem::take(filtered) {
+        for _ in 0..std::mem::take(&mut batch.filtered) {
             state.queue.record_filtered();
         }
-        let plain_items = self.classifier.is_none() && self.key_fn.is_none();
-        let (run, lag) = state.queue.offer_run(batch, plain_items, now);
-        placed += run;
-        lags.extend(lag);
+        if let BatchItems::Plain(messages) = &mut batch.items {
+            let (run, lag) = state.queue.offer_run(messages, now);
+            placed += run;
+            lags.extend(lag);
+        }
         let outcome = loop {
             let Some(item) = batch.pop_front() else {
                 break Pushed::Done;
@@ -252,9 +321,10 @@ impl Buffer {
                 Offered::FellBehind(err) => {
                     // The connection ends here: what else this read decoded
                     // is dropped too, and counted, never lost silently.
-                    for _ in batch.drain(..) {
+                    for _ in 0..batch.len() {
                         state.queue.record_dropped_newest();
                     }
+                    batch.clear();
                     break Pushed::FellBehind(err);
                 }
             }
@@ -280,13 +350,12 @@ impl Buffer {
     /// wait.
     pub(crate) fn push_blocking(
         &self,
-        batch: &mut VecDeque<Incoming>,
-        filtered: &mut u64,
+        batch: &mut Batch,
         wake_consumers: bool,
     ) -> Result<(), BufferError> {
         let waker = thread_waker();
         loop {
-            match self.push(batch, filtered, &waker, wake_consumers) {
+            match self.push(batch, &waker, wake_consumers) {
                 Pushed::Done => return Ok(()),
                 Pushed::FellBehind(err) => return Err(err),
                 Pushed::Wait(None) => std::thread::park(),
@@ -368,6 +437,22 @@ impl Buffer {
         let now = Instant::now();
         let mut lags: Vec<LagEvent> = Vec::new();
         let mut state = self.lock();
+        if let Some(mut taken) = state.queue.take_all(now, max) {
+            // The common case under load: everything at once, handed out
+            // after the lock is released so the reader is not kept waiting.
+            let producer = state.producer.take();
+            drop(state);
+            if let Some(w) = producer {
+                w.wake();
+            }
+            let n = taken.len();
+            taken.deliver(&mut sink);
+            self.lock().queue.finish_take(taken, &mut lags);
+            for lag in lags {
+                self.fire(Some(lag));
+            }
+            return Ok(n);
+        }
         let n = state.queue.pop_many(now, max, &mut sink, &mut lags);
         let result = if n > 0 {
             Ok(n)

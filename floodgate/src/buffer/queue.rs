@@ -31,6 +31,15 @@ pub(crate) struct Incoming {
 }
 
 impl Incoming {
+    /// A `NORMAL` message without a key.
+    pub(crate) fn plain(message: Message) -> Incoming {
+        Incoming {
+            message,
+            priority: Priority::NORMAL,
+            key: None,
+        }
+    }
+
     #[cfg(test)]
     pub(crate) fn new(message: Message) -> Incoming {
         Incoming {
@@ -149,6 +158,53 @@ pub(crate) struct Queue {
     /// The time of the first offer: entries store their offer time relative
     /// to it, in 8 bytes instead of an `Instant`'s 16.
     epoch: Option<Instant>,
+    /// An empty deque (with its capacity) swapped in for the `NORMAL`
+    /// level by [`Queue::take_all`].
+    spare: VecDeque<Entry>,
+}
+
+/// Every message of a plain queue, taken out in one swap by
+/// [`Queue::take_all`], to be handed out without the buffer's lock.
+#[derive(Debug)]
+pub(crate) struct Taken {
+    entries: VecDeque<Entry>,
+    stamp_now: u64,
+    /// Queue waits by run of messages offered together: (wait, count).
+    runs: Vec<(Duration, u64)>,
+}
+
+impl Taken {
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Hands out every message in arrival order and notes the waits.
+    pub(crate) fn deliver(&mut self, sink: &mut impl FnMut(Delivered)) {
+        let stamp_now = self.stamp_now;
+        let mut run: Option<(u64, u64)> = None; // (enqueued, count)
+        for entry in self.entries.drain(..) {
+            let message = entry.message.expect("plain queues hold no tombstones");
+            match &mut run {
+                Some((stamp, count)) if *stamp == entry.enqueued => *count += 1,
+                _ => {
+                    if let Some((stamp, count)) = run.take() {
+                        let waited = Duration::from_nanos(stamp_now.saturating_sub(stamp));
+                        self.runs.push((waited, count));
+                    }
+                    run = Some((entry.enqueued, 1));
+                }
+            }
+            sink(Delivered {
+                message,
+                waited: Duration::from_nanos(stamp_now.saturating_sub(entry.enqueued)),
+                priority: Priority::NORMAL,
+            });
+        }
+        if let Some((stamp, count)) = run {
+            self.runs
+                .push((Duration::from_nanos(stamp_now.saturating_sub(stamp)), count));
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -186,6 +242,7 @@ impl Queue {
             _ => None,
         };
         Queue {
+            spare: VecDeque::new(),
             levels: Default::default(),
             occupied: 0,
             live: 0,
@@ -553,18 +610,17 @@ impl Queue {
     }
 
     /// Places the longest run from the front of `batch` that fits without
-    /// any policy decision, when every item is a plain `NORMAL` message
-    /// (`plain_items`: no classifier, no conflation). The general
+    /// any policy decision: bare messages (no classifier, no conflation),
+    /// each `NORMAL`. The general
     /// [`offer`](Self::offer) takes over for the rest. One clock stamp and
     /// one alarm check for the run instead of one per message: this is the
     /// reader's hot path under `Block` with room to spare.
     pub(crate) fn offer_run(
         &mut self,
-        batch: &mut VecDeque<Incoming>,
-        plain_items: bool,
+        batch: &mut VecDeque<Message>,
         now: Instant,
     ) -> (usize, Lag) {
-        if !plain_items || !self.is_plain() || self.closing || batch.is_empty() {
+        if !self.is_plain() || self.closing || batch.is_empty() {
             return (0, None);
         }
         let enqueued = self.stamp(now);
@@ -572,24 +628,50 @@ impl Queue {
         let mut placed = 0;
         let mut counted = 0;
         let mut lag = None;
-        while let Some(item) = batch.front() {
-            let size = item.message.len();
+        // The whole batch fits and crosses no depth alarm: move it in one
+        // pass, with no per-message checks.
+        let n = batch.len();
+        let depth_crossed = self.depth_alarm_armed
+            && self
+                .lag
+                .depth
+                .is_some_and(|d| d > self.live && d <= self.live + n);
+        if self.live + n <= self.max_messages && !depth_crossed {
+            let bytes: usize = batch.iter().map(Message::len).sum();
+            if self.bytes + bytes <= self.max_bytes {
+                let first_seq = self.next_seq;
+                self.levels[level].extend(batch.drain(..).zip(first_seq..).map(
+                    |(message, seq)| Entry {
+                        seq,
+                        message: Some(message),
+                        enqueued,
+                        key: None,
+                    },
+                ));
+                self.next_seq += n as u64;
+                self.bytes += bytes;
+                self.live += n;
+                placed = n;
+            }
+        }
+        while let Some(message) = batch.front() {
+            let size = message.len();
             if !self.fits(size) {
                 break;
             }
             // The depth alarm reports the figures at the moment of crossing.
             if self.depth_alarm_armed && self.lag.depth == Some(self.live + 1) {
-                let item = batch.pop_front().expect("front exists");
-                self.push(item, now); // counts itself in `received`
+                let message = batch.pop_front().expect("front exists");
+                self.push(Incoming::plain(message), now); // counts itself in `received`
                 counted += 1;
                 placed += 1;
                 lag = lag.or(self.depth_alarm());
                 continue;
             }
-            let item = batch.pop_front().expect("front exists");
+            let message = batch.pop_front().expect("front exists");
             self.levels[level].push_back(Entry {
                 seq: self.next_seq,
-                message: Some(item.message),
+                message: Some(message),
                 enqueued,
                 key: None,
             });
@@ -675,6 +757,44 @@ impl Queue {
             lags.extend(self.wait_alarm(waited));
         }
         n
+    }
+
+    /// Takes every message at once when the queue is plain and holds at
+    /// most `max`: the `NORMAL` level is swapped for an empty one, so the
+    /// caller's lock is held for a constant time however many messages
+    /// there are (the reader is waiting for that lock). The messages count
+    /// as delivered now; their queue waits are recorded by
+    /// [`finish_take`](Self::finish_take) once they are handed out.
+    pub(crate) fn take_all(&mut self, now: Instant, max: usize) -> Option<Taken> {
+        let level = Priority::NORMAL.index();
+        let n = self.levels[level].len();
+        if !self.is_plain() || n == 0 || n > max {
+            return None;
+        }
+        let stamp_now = self.stamp(now);
+        let entries = std::mem::replace(&mut self.levels[level], std::mem::take(&mut self.spare));
+        self.bytes = 0;
+        self.live = 0;
+        self.s.delivered += n as u64;
+        self.occupied &= !(1 << level);
+        Some(Taken {
+            entries,
+            stamp_now,
+            runs: Vec::new(),
+        })
+    }
+
+    /// Records the queue waits of messages handed out from `taken`, and
+    /// keeps its deque for the next [`take_all`](Self::take_all).
+    pub(crate) fn finish_take(&mut self, mut taken: Taken, lags: &mut Vec<super::LagEvent>) {
+        for (waited, count) in taken.runs.drain(..) {
+            self.waits.record_n(waited, count);
+            lags.extend(self.wait_alarm(waited));
+        }
+        if taken.entries.capacity() > self.spare.capacity() {
+            taken.entries.clear();
+            self.spare = taken.entries;
+        }
     }
 
     /// Takes the oldest message (arrival order across all priorities).

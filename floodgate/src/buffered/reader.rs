@@ -9,14 +9,14 @@
 
 use super::chunks::ChunkPool;
 use super::{Ending, Shared};
-use crate::buffer::{Buffer, BufferError, Incoming};
+use crate::buffer::{Batch, Buffer, BufferError};
 use crate::error::{Error, ErrorKind};
 use crate::socket::{read_before, read_size};
 use crate::stream::Transport;
 use bytes::BytesMut;
 use floodgate_proto::{CloseCode, CloseFrame, Message, Protocol, ProtocolError, Text};
-use std::collections::VecDeque;
 use std::io;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,7 +27,7 @@ pub(crate) struct Reader<S: Transport> {
     pub(crate) read_chunk_size: usize,
     pub(crate) auto_pong: bool,
     /// Copy small messages out of the read chunk they arrived in (see
-    /// [`Reader::compact`]).
+    /// [`compact`]).
     pub(crate) copy_small: bool,
     pub(crate) shared: Arc<Shared<S>>,
     /// Bytes read since waiting consumers were last woken (see
@@ -85,87 +85,72 @@ impl<S: Transport> Reader<S> {
     }
 
     fn read_loop(&mut self) -> Error {
-        let mut batch: VecDeque<Incoming> = VecDeque::new();
-        let mut filtered = 0u64;
+        let mut batch = self.buffer().new_batch();
         // The reader waits only on the buffer, never on a read timeout.
         let _ = self.stream.set_read_timeout(None);
+        let (copy_small, chunk_size) = (self.copy_small, self.read_chunk_size);
         loop {
-            loop {
-                let message = match self.proto.read_message(&mut self.read_buf) {
-                    Ok(Some(message)) => message,
-                    Ok(None) => break,
-                    Err(err) => {
-                        // Deliver what came before the bad frame.
-                        let _ = self.deliver(&mut batch, &mut filtered);
-                        return self.fail(err);
-                    }
-                };
-                match message {
+            let buffer = &self.shared.buffer;
+            // Data messages go to the batch; decoding stops at a control
+            // message (`Some(message)`) or a full batch (`None`).
+            let stopped = self
+                .proto
+                .read_messages(&mut self.read_buf, |message| match message {
                     Message::Text(_) | Message::Binary(_) => {
-                        let message = self.compact(message);
-                        match self.buffer().classify(message) {
-                            Some(item) => batch.push_back(item),
-                            None => filtered += 1,
+                        buffer.stage(&mut batch, compact(copy_small, chunk_size, message));
+                        // A read chunk holds up to thousands of small messages;
+                        // handing them over in runs keeps the batch in cache.
+                        if batch.len() >= DELIVER_EVERY {
+                            ControlFlow::Break(None)
+                        } else {
+                            ControlFlow::Continue(())
                         }
                     }
-                    Message::Ping(payload) => self.answer_ping(&payload),
-                    Message::Pong(_) => self.buffer().record_pong(),
-                    Message::Close(frame) => {
-                        let _ = self.deliver(&mut batch, &mut filtered);
-                        return self.on_peer_close(frame);
-                    }
+                    control => ControlFlow::Break(Some(control)),
+                });
+            match stopped {
+                Err(err) => {
+                    // Deliver what came before the bad frame.
+                    let _ = self.deliver(&mut batch);
+                    return self.fail(err);
                 }
-                // This protocol instance only decodes; the answers it
-                // queued itself are sent by the writer instead (above).
-                let queued = self.proto.output().len();
-                self.proto.consume_output(queued);
-                // A read chunk holds up to thousands of small messages;
-                // handing them over in runs keeps the batch in cache.
-                if batch.len() >= DELIVER_EVERY {
-                    if let Err(err) = self.deliver(&mut batch, &mut filtered) {
+                Ok(Some(Some(Message::Ping(payload)))) => {
+                    self.answer_ping(&payload);
+                    // This protocol instance only decodes; the answer it
+                    // queued itself was sent by the writer instead.
+                    let queued = self.proto.output().len();
+                    self.proto.consume_output(queued);
+                }
+                Ok(Some(Some(Message::Pong(_)))) => self.buffer().record_pong(),
+                Ok(Some(Some(Message::Close(frame)))) => {
+                    let _ = self.deliver(&mut batch);
+                    return self.on_peer_close(frame);
+                }
+                Ok(Some(_)) => {
+                    if let Err(err) = self.deliver(&mut batch) {
                         return self.disconnect(err);
                     }
                 }
-            }
-            if let Err(err) = self.deliver(&mut batch, &mut filtered) {
-                return self.disconnect(err);
-            }
-            if let Err(end) = self.fill() {
-                return end;
+                Ok(None) => {
+                    if let Err(err) = self.deliver(&mut batch) {
+                        return self.disconnect(err);
+                    }
+                    if let Err(end) = self.fill() {
+                        return end;
+                    }
+                }
             }
         }
     }
 
     /// Hands the decoded batch to the buffer; waits there under `Block`.
-    fn deliver(
-        &self,
-        batch: &mut VecDeque<Incoming>,
-        filtered: &mut u64,
-    ) -> Result<(), BufferError> {
-        if batch.is_empty() && *filtered == 0 {
+    fn deliver(&self, batch: &mut Batch) -> Result<(), BufferError> {
+        if batch.is_empty() {
             return Ok(());
         }
-        let result = self.buffer().push_blocking(batch, filtered, false);
+        let result = self.buffer().push_blocking(batch, false);
         batch.clear();
         result
-    }
-
-    /// Under conflation, `DropNewest` or priorities, a message may stay
-    /// buffered long after the messages around it were taken or dropped,
-    /// and as a slice of the read chunk it would keep the whole chunk
-    /// (256 KiB by default) alive: 1000 such messages could hold 64 MiB.
-    /// Small messages are copied out so that retained memory follows
-    /// retained payload. (`Block` and `DropOldest` keep runs of consecutive
-    /// messages and skip the copy, which costs an allocation per message.)
-    fn compact(&self, message: Message) -> Message {
-        if !self.copy_small || message.len() * COPY_BELOW_CHUNK_FRACTION >= self.read_chunk_size {
-            return message;
-        }
-        match message {
-            Message::Text(t) => Message::Text(Text::from(t.as_str())),
-            Message::Binary(b) => Message::Binary(bytes::Bytes::copy_from_slice(&b)),
-            other => other,
-        }
     }
 
     fn answer_ping(&self, payload: &[u8]) {
@@ -281,5 +266,23 @@ impl<S: Transport> Reader<S> {
             Err(_) if self.shared.shut_down_locally() => Err(ErrorKind::AbnormalClosure.into()),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// Under conflation, `DropNewest` or priorities, a message may stay
+/// buffered long after the messages around it were taken or dropped,
+/// and as a slice of the read chunk it would keep the whole chunk
+/// (256 KiB by default) alive: 1000 such messages could hold 64 MiB.
+/// Small messages are copied out so that retained memory follows
+/// retained payload. (`Block` and `DropOldest` keep runs of consecutive
+/// messages and skip the copy, which costs an allocation per message.)
+fn compact(copy_small: bool, chunk_size: usize, message: Message) -> Message {
+    if !copy_small || message.len() * COPY_BELOW_CHUNK_FRACTION >= chunk_size {
+        return message;
+    }
+    match message {
+        Message::Text(t) => Message::Text(Text::from(t.as_str())),
+        Message::Binary(b) => Message::Binary(bytes::Bytes::copy_from_slice(&b)),
+        other => other,
     }
 }
