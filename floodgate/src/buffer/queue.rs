@@ -1192,6 +1192,68 @@ mod tests {
         assert_eq!(q.stats(t0).queue_wait.max, Duration::from_millis(30));
     }
 
+    fn plain_batch(texts: &[&str]) -> VecDeque<Message> {
+        texts.iter().map(|t| text(t)).collect()
+    }
+
+    #[test]
+    fn a_plain_run_is_placed_up_to_the_limits_and_the_rest_stays() {
+        let now = Instant::now();
+        let mut q = queue(3, Overflow::Block);
+        let mut batch = plain_batch(&["a", "b"]);
+        assert_eq!(q.offer_run(&mut batch, now).0, 2);
+        assert!(batch.is_empty());
+        // One more fits; the fourth and fifth stay for the general path.
+        let mut batch = plain_batch(&["c", "d", "e"]);
+        assert_eq!(q.offer_run(&mut batch, now).0, 1);
+        assert_eq!(batch.len(), 2);
+        assert_eq!(q.stats(now).received, 3);
+        assert_adds_up(&q);
+        assert_eq!(drain(&mut q, now), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn take_all_hands_out_everything_in_order_and_records_the_waits() {
+        let t0 = Instant::now();
+        let mut q = queue(10, Overflow::Block);
+        q.offer_run(&mut plain_batch(&["a", "b"]), t0);
+        q.offer_run(&mut plain_batch(&["c"]), t0 + Duration::from_millis(10));
+        // More than `max`: not taken this way.
+        assert!(q.take_all(t0, 2).is_none());
+        let t1 = t0 + Duration::from_millis(30);
+        let mut taken = q.take_all(t1, 10).expect("a plain queue");
+        assert_eq!(taken.len(), 3);
+        // Counted as delivered at once, so the invariant holds meanwhile.
+        assert_eq!(q.stats(t1).delivered, 3);
+        assert_eq!(q.stats(t1).buffered, 0);
+        assert_adds_up(&q);
+        let mut got = Vec::new();
+        taken.deliver(&mut |d: Delivered| got.push((d.as_text().unwrap().to_owned(), d.waited())));
+        assert_eq!(
+            got,
+            [
+                ("a".to_owned(), Duration::from_millis(30)),
+                ("b".to_owned(), Duration::from_millis(30)),
+                ("c".to_owned(), Duration::from_millis(20)),
+            ]
+        );
+        let mut lags = Vec::new();
+        q.finish_take(taken, &mut lags);
+        assert_eq!(q.stats(t1).queue_wait.max, Duration::from_millis(30));
+        // The queue goes on working after the swap.
+        q.offer_run(&mut plain_batch(&["d"]), t1);
+        assert_eq!(drain(&mut q, t1), ["d"]);
+    }
+
+    #[test]
+    fn take_all_leaves_queues_with_priorities_to_the_general_path() {
+        let now = Instant::now();
+        let mut q = queue(10, Overflow::Block);
+        q.offer(with(Priority::HIGH, "h"), now);
+        assert!(q.take_all(now, 10).is_none());
+        assert_eq!(drain(&mut q, now), ["h"]);
+    }
+
     #[test]
     fn the_depth_alarm_fires_once_per_crossing() {
         let now = Instant::now();
