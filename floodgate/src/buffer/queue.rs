@@ -163,6 +163,9 @@ pub(crate) struct Queue {
     spare: VecDeque<Entry>,
 }
 
+/// [`Queue::take_all`] swaps the queue out only from this many messages.
+const TAKE_ALL_FROM: usize = 16;
+
 /// Every message of a plain queue, taken out in one swap by
 /// [`Queue::take_all`], to be handed out without the buffer's lock.
 #[derive(Debug)]
@@ -768,7 +771,8 @@ impl Queue {
     pub(crate) fn take_all(&mut self, now: Instant, max: usize) -> Option<Taken> {
         let level = Priority::NORMAL.index();
         let n = self.levels[level].len();
-        if !self.is_plain() || n == 0 || n > max {
+        // A few messages are cheaper to move under the lock than to swap.
+        if !self.is_plain() || n < TAKE_ALL_FROM || n > max {
             return None;
         }
         let stamp_now = self.stamp(now);
@@ -1215,28 +1219,29 @@ mod tests {
     #[test]
     fn take_all_hands_out_everything_in_order_and_records_the_waits() {
         let t0 = Instant::now();
-        let mut q = queue(10, Overflow::Block);
-        q.offer_run(&mut plain_batch(&["a", "b"]), t0);
-        q.offer_run(&mut plain_batch(&["c"]), t0 + Duration::from_millis(10));
+        let mut q = queue(100, Overflow::Block);
+        let first: Vec<String> = (0..TAKE_ALL_FROM).map(|i| i.to_string()).collect();
+        let first: Vec<&str> = first.iter().map(String::as_str).collect();
+        q.offer_run(&mut plain_batch(&first), t0);
+        q.offer_run(&mut plain_batch(&["last"]), t0 + Duration::from_millis(10));
         // More than `max`: not taken this way.
-        assert!(q.take_all(t0, 2).is_none());
+        assert!(q.take_all(t0, TAKE_ALL_FROM).is_none());
         let t1 = t0 + Duration::from_millis(30);
-        let mut taken = q.take_all(t1, 10).expect("a plain queue");
-        assert_eq!(taken.len(), 3);
+        let mut taken = q.take_all(t1, 100).expect("a plain queue");
+        let n = TAKE_ALL_FROM + 1;
+        assert_eq!(taken.len(), n);
         // Counted as delivered at once, so the invariant holds meanwhile.
-        assert_eq!(q.stats(t1).delivered, 3);
+        assert_eq!(q.stats(t1).delivered, n as u64);
         assert_eq!(q.stats(t1).buffered, 0);
         assert_adds_up(&q);
         let mut got = Vec::new();
         taken.deliver(&mut |d: Delivered| got.push((d.as_text().unwrap().to_owned(), d.waited())));
-        assert_eq!(
-            got,
-            [
-                ("a".to_owned(), Duration::from_millis(30)),
-                ("b".to_owned(), Duration::from_millis(30)),
-                ("c".to_owned(), Duration::from_millis(20)),
-            ]
-        );
+        let mut expected: Vec<(String, Duration)> = first
+            .iter()
+            .map(|t| (t.to_string(), Duration::from_millis(30)))
+            .collect();
+        expected.push(("last".to_owned(), Duration::from_millis(20)));
+        assert_eq!(got, expected);
         let mut lags = Vec::new();
         q.finish_take(taken, &mut lags);
         assert_eq!(q.stats(t1).queue_wait.max, Duration::from_millis(30));
@@ -1248,10 +1253,14 @@ mod tests {
     #[test]
     fn take_all_leaves_queues_with_priorities_to_the_general_path() {
         let now = Instant::now();
-        let mut q = queue(10, Overflow::Block);
+        let mut q = queue(100, Overflow::Block);
         q.offer(with(Priority::HIGH, "h"), now);
-        assert!(q.take_all(now, 10).is_none());
-        assert_eq!(drain(&mut q, now), ["h"]);
+        let rest: Vec<String> = (0..TAKE_ALL_FROM).map(|i| i.to_string()).collect();
+        for t in &rest {
+            q.offer(item(t), now);
+        }
+        assert!(q.take_all(now, 100).is_none());
+        assert_eq!(drain(&mut q, now)[0], "h");
     }
 
     #[test]
