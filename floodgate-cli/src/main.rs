@@ -1,26 +1,64 @@
-//! The `floodgate` command.
+//! The `floodgate` command: a WebSocket client for the shell
+//! (`floodgate connect`, the `wsdump` of this project), an embedded server
+//! (`serve`), a demonstration of the overflow policies that needs nothing
+//! else (`demo`), and a benchmark against a server (`bench`).
 //!
-//! This version only answers `--help` and `--version`: the interactive
-//! client (`floodgate connect`), the embedded server, the demo and the
-//! benchmark command are planned and not implemented yet. Until then the
-//! examples of the `floodgate` crate are the way to try it (see README.md).
+//! One module per subcommand; [`units`] parses durations and sizes the same
+//! way for every option, and [`error`] maps every failure to one line on
+//! stderr and an exit code.
 
-use clap::Parser;
+mod bench;
+mod connect;
+mod demo;
+mod error;
+mod feed;
+mod serve;
+mod units;
+
+use clap::{Parser, Subcommand};
+use error::CliError;
+use std::process::ExitCode;
 
 /// A WebSocket client that stays correct, alive and bounded when messages
 /// arrive faster than the application handles them.
 ///
-/// The subcommands (connect, serve, demo, bench) are not implemented in this
-/// version; try `cargo run --example echo` from the source tree meanwhile.
+/// Start with `floodgate demo`: it runs a fast server and a slow consumer
+/// in this process and shows what each overflow policy does.
 #[derive(Debug, Parser)]
 #[command(name = "floodgate", version, about, long_about)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _cli = Cli::parse();
-    eprintln!(
-        "floodgate {}: no subcommand is implemented yet; see `floodgate --help`.",
-        env!("CARGO_PKG_VERSION")
-    );
-    std::process::exit(2);
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Connect to a WebSocket server: an interactive client on a terminal,
+    /// one message per line in a pipe.
+    Connect(connect::ConnectArgs),
+    /// Run the embedded server on loopback: echo, or a feed of numbered
+    /// messages.
+    Serve(serve::ServeArgs),
+    /// Run a fast feed and a slow consumer in this process under each
+    /// overflow policy, and compare them.
+    Demo(demo::DemoArgs),
+    /// Measure receive throughput and echo latency against a server.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result: Result<(), CliError> = match cli.command {
+        Command::Connect(args) => connect::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Bench(args) => bench::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("floodgate: {err}");
+            ExitCode::from(err.exit_code())
+        }
+    }
 }

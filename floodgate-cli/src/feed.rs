@@ -1,0 +1,2 @@
+//! The feed server shared by `serve --feed`, `demo` and the tests: not
+//! written yet (being built).

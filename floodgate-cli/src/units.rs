@@ -1,0 +1,99 @@
+//! Durations and sizes as the command line takes them.
+//!
+//! Every duration option accepts plain seconds (`0.2`, `5`) or a number
+//! with a unit (`200ms`, `1.5s`, `2m`, `50us`); every size option accepts
+//! bytes (`1048576`) or a number with a unit (`64KiB`, `1MiB`, `1.5MB`).
+//! Written by hand: the grammar is a dozen lines, and the crates that parse
+//! "human" durations disagree with each other on plain numbers.
+
+use std::time::Duration;
+
+/// Parses `0.2`, `200ms`, `1.5s`, `2m`, `50us`, `1h` (a clap value parser).
+pub fn duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| {
+        format!("{text:?} is not a duration: use seconds (0.2) or a unit (200ms, 1.5s)")
+    })?;
+    let seconds = match unit.trim() {
+        "" | "s" | "sec" | "secs" => value,
+        "ms" => value / 1e3,
+        "us" | "µs" => value / 1e6,
+        "ns" => value / 1e9,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} in {text:?}: use ns, us, ms, s, m or h"
+            ))
+        }
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is not a valid duration"))
+}
+
+/// Parses `1048576`, `64KiB`, `1MiB`, `1.5MB`, `2k` (a clap value parser).
+/// Binary units (KiB, MiB, GiB) are powers of 1024, decimal ones (kB, MB,
+/// GB, and k, M, G) powers of 1000.
+pub fn size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| {
+        format!("{text:?} is not a size: use bytes (1048576) or a unit (64KiB, 1MiB)")
+    })?;
+    let factor: f64 = match unit.trim() {
+        "" | "B" | "b" => 1.0,
+        "KiB" | "Ki" => 1024.0,
+        "MiB" | "Mi" => 1024.0 * 1024.0,
+        "GiB" | "Gi" => 1024.0 * 1024.0 * 1024.0,
+        "kB" | "KB" | "k" | "K" => 1e3,
+        "MB" | "M" => 1e6,
+        "GB" | "G" => 1e9,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} in {text:?}: use B, KiB, MiB, GiB, kB, MB or GB"
+            ))
+        }
+    };
+    let bytes = value * factor;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > usize::MAX as f64 {
+        return Err(format!("{text:?} is not a valid size"));
+    }
+    Ok(bytes.round() as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_plain_seconds_or_a_unit() {
+        assert_eq!(duration("0.2"), Ok(Duration::from_millis(200)));
+        assert_eq!(duration("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(duration("200ms"), Ok(Duration::from_millis(200)));
+        assert_eq!(duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(duration("50us"), Ok(Duration::from_micros(50)));
+        assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(duration("fast").unwrap_err().contains("not a duration"));
+        assert!(duration("3 fortnights")
+            .unwrap_err()
+            .contains("unknown duration unit"));
+        assert!(duration("").is_err());
+    }
+
+    #[test]
+    fn sizes_take_bytes_or_a_unit() {
+        assert_eq!(size("1048576"), Ok(1 << 20));
+        assert_eq!(size("1MiB"), Ok(1 << 20));
+        assert_eq!(size("64KiB"), Ok(64 << 10));
+        assert_eq!(size("1.5MB"), Ok(1_500_000));
+        assert_eq!(size("2k"), Ok(2000));
+        assert!(size("lots").unwrap_err().contains("not a size"));
+        assert!(size("1 parsec").unwrap_err().contains("unknown size unit"));
+    }
+}
