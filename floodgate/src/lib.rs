@@ -105,6 +105,7 @@ mod buffered;
 mod config;
 mod connect;
 mod error;
+pub mod reconnect;
 pub mod server;
 mod socket;
 mod stream;

@@ -93,6 +93,10 @@ impl<S: Transport> WebSocket<S> {
         deadline: Option<Instant>,
     ) -> Result<WebSocket<S>> {
         let (handshake, bytes) = ClientHandshake::new(request)?;
+        tracing::debug!(
+            request = %String::from_utf8_lossy(&bytes).trim_end(),
+            "sending the opening handshake"
+        );
         set_deadline(&stream, deadline)?;
         write_all(
             &mut stream,
@@ -111,6 +115,10 @@ impl<S: Transport> WebSocket<S> {
                 "waiting for the handshake response (connect_timeout)",
             )?;
         };
+        tracing::debug!(
+            response = %String::from_utf8_lossy(&buf[..head_len]).trim_end(),
+            "received the handshake response"
+        );
         if head.status != StatusCode::SWITCHING_PROTOCOLS {
             // Show the start of the body with the error: wait (within the
             // same deadline) for what Content-Length announces, at most 4 KiB.

@@ -684,3 +684,61 @@ fn poll_recv_wakes_a_hand_made_waker_when_a_message_arrives() {
         other => panic!("expected the close, got {other:?}"),
     }
 }
+
+#[test]
+fn the_control_frame_observer_sees_each_pong_with_its_payload() {
+    let server = echo_server();
+    let seen: Arc<Mutex<Vec<Message>>> = Arc::default();
+    let observed = seen.clone();
+    let mut ws = connect(
+        &server,
+        BufferConfig::new()
+            .on_control_frame(move |frame| observed.lock().unwrap().push(frame.clone())),
+    );
+    ws.ping(b"first").unwrap();
+    ws.ping(b"second").unwrap();
+    wait_for_stats(&ws, "two pongs", |s| s.pongs_received == 2);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [
+            Message::Pong(b"first"[..].into()),
+            Message::Pong(b"second"[..].into())
+        ]
+    );
+    ws.close(1000, "").unwrap();
+}
+
+#[test]
+fn the_control_frame_observer_sees_a_ping_after_it_was_answered() {
+    // The server pings; the observer runs once the pong is written, so
+    // the server has its pong by the time it reads the next frame.
+    let server = ScriptedServer::start(|mut conn| {
+        conn.accept_upgrade(None);
+        conn.send_frame(true, 0x9, b"are you there", None);
+        let pong = conn.read_frame();
+        assert_eq!(
+            (pong.opcode, &pong.payload[..]),
+            (0xA, &b"are you there"[..])
+        );
+        conn.send_close(1000, "");
+        conn.expect_close();
+    });
+    let seen: Arc<Mutex<Vec<Message>>> = Arc::default();
+    let observed = seen.clone();
+    let ws = Client::builder()
+        .buffer(
+            BufferConfig::new()
+                .on_control_frame(move |frame| observed.lock().unwrap().push(frame.clone())),
+        )
+        .connect_buffered(&server.url())
+        .unwrap();
+    let end = ws.recv().unwrap_err();
+    assert!(end.is_closed(), "{end:?}");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [Message::Ping(b"are you there"[..].into())]
+    );
+    assert_eq!(ws.stats().pings_answered, 1);
+    server.join();
+}

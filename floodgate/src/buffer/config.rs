@@ -181,6 +181,7 @@ impl fmt::Debug for Overflow {
 pub(crate) type KeyFn = Arc<dyn Fn(&Message) -> Option<Key> + Send + Sync>;
 pub(crate) type ClassifyFn = Arc<dyn Fn(&Message) -> Class + Send + Sync>;
 pub(crate) type LagFn = Arc<dyn Fn(&LagEvent) + Send + Sync>;
+pub(crate) type ControlFn = Arc<dyn Fn(&Message) + Send + Sync>;
 
 /// Conflation: "latest value wins" per key.
 ///
@@ -278,6 +279,7 @@ pub struct BufferConfig {
     pub(crate) overflow: Overflow,
     pub(crate) classifier: Option<ClassifyFn>,
     pub(crate) lag: Option<LagAlarm>,
+    pub(crate) on_control: Option<ControlFn>,
 }
 
 /// Default message limit.
@@ -294,6 +296,7 @@ impl Default for BufferConfig {
             overflow: Overflow::Block,
             classifier: None,
             lag: None,
+            on_control: None,
         }
     }
 }
@@ -306,6 +309,7 @@ impl fmt::Debug for BufferConfig {
             .field("overflow", &self.overflow)
             .field("classifier", &self.classifier.is_some())
             .field("lag", &self.lag.as_ref().map(|l| l.threshold))
+            .field("on_control", &self.on_control.is_some())
             .finish()
     }
 }
@@ -358,6 +362,32 @@ impl BufferConfig {
             threshold,
             callback: Arc::new(callback),
         });
+        self
+    }
+
+    /// Calls `f` with every ping and pong the connection's reader decodes
+    /// (`Message::Ping` after it was answered, `Message::Pong`), on the
+    /// reader thread, with no lock held. Control frames are never buffered:
+    /// this is how an application observes them on a buffered connection
+    /// (to log them, or to time its own pings). Keep it short: the reader
+    /// reads nothing while it runs.
+    ///
+    /// ```
+    /// use floodgate::buffer::BufferConfig;
+    /// use floodgate::Message;
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let pongs = Arc::new(AtomicU64::new(0));
+    /// let seen = pongs.clone();
+    /// let config = BufferConfig::new().on_control_frame(move |frame| {
+    ///     if let Message::Pong(_) = frame {
+    ///         seen.fetch_add(1, Ordering::Relaxed);
+    ///     }
+    /// });
+    /// ```
+    pub fn on_control_frame(mut self, f: impl Fn(&Message) + Send + Sync + 'static) -> Self {
+        self.on_control = Some(Arc::new(f));
         self
     }
 

@@ -34,6 +34,7 @@ pub use stats::{Stats, WaitSummary};
 pub(crate) use queue::Incoming;
 
 use crate::error::{Error, ErrorKind, Result};
+pub(crate) use config::ControlFn;
 use config::{ClassifyFn, KeyFn, LagFn};
 use floodgate_proto::Message;
 use queue::{Offered, Queue};

@@ -219,6 +219,7 @@ impl<S: Transport + Send + 'static> BufferedWebSocket<S> {
             shared: shared.clone(),
             unwoken_bytes: 0,
             chunks: ChunkPool::new(parts.read_chunk_size),
+            on_control: config.on_control.clone(),
         };
         let handle = std::thread::Builder::new()
             .name("floodgate-reader".into())

@@ -9,7 +9,7 @@
 
 use super::chunks::ChunkPool;
 use super::{Ending, Shared};
-use crate::buffer::{Batch, Buffer, BufferError};
+use crate::buffer::{Batch, Buffer, BufferError, ControlFn};
 use crate::error::{Error, ErrorKind};
 use crate::socket::{read_before, read_size};
 use crate::stream::Transport;
@@ -35,6 +35,9 @@ pub(crate) struct Reader<S: Transport> {
     pub(crate) unwoken_bytes: usize,
     /// Where the next read chunk comes from.
     pub(crate) chunks: ChunkPool,
+    /// The application's observer of pings and pongs
+    /// ([`BufferConfig::on_control_frame`](crate::buffer::BufferConfig::on_control_frame)).
+    pub(crate) on_control: Option<ControlFn>,
 }
 
 /// Decoded messages are pushed into the buffer in runs of at most this
@@ -114,14 +117,20 @@ impl<S: Transport> Reader<S> {
                     let _ = self.deliver(&mut batch);
                     return self.fail(err);
                 }
-                Ok(Some(Some(Message::Ping(payload)))) => {
-                    self.answer_ping(&payload);
+                Ok(Some(Some(ping @ Message::Ping(_)))) => {
+                    tracing::trace!(len = ping.len(), "received a ping");
+                    self.answer_ping(ping.as_bytes());
                     // This protocol instance only decodes; the answer it
                     // queued itself was sent by the writer instead.
                     let queued = self.proto.output().len();
                     self.proto.consume_output(queued);
+                    self.observe(&ping);
                 }
-                Ok(Some(Some(Message::Pong(_)))) => self.buffer().record_pong(),
+                Ok(Some(Some(pong @ Message::Pong(_)))) => {
+                    tracing::trace!(len = pong.len(), "received a pong");
+                    self.buffer().record_pong();
+                    self.observe(&pong);
+                }
                 Ok(Some(Some(Message::Close(frame)))) => {
                     let _ = self.deliver(&mut batch);
                     return self.on_peer_close(frame);
@@ -140,6 +149,13 @@ impl<S: Transport> Reader<S> {
                     }
                 }
             }
+        }
+    }
+
+    /// Shows a control frame to the application's observer, if any.
+    fn observe(&self, frame: &Message) {
+        if let Some(observer) = &self.on_control {
+            observer(frame);
         }
     }
 

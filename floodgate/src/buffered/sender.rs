@@ -108,6 +108,11 @@ impl<S: Transport> Sender<S> {
         if let Message::Close(frame) = message {
             return self.close_with(frame);
         }
+        tracing::trace!(
+            len = message.len(),
+            text = message.as_text().is_some(),
+            "sending a message"
+        );
         self.with_writer(|p| p.send(&message))
     }
 
@@ -117,6 +122,7 @@ impl<S: Transport> Sender<S> {
     ///
     /// As for [`send`](Self::send).
     pub fn send_text(&self, text: &str) -> Result<()> {
+        tracing::trace!(len = text.len(), "sending a text message");
         self.with_writer(|p| p.send_text(text))
     }
 
@@ -126,6 +132,7 @@ impl<S: Transport> Sender<S> {
     ///
     /// As for [`send`](Self::send).
     pub fn send_binary(&self, data: &[u8]) -> Result<()> {
+        tracing::trace!(len = data.len(), "sending a binary message");
         self.with_writer(|p| p.send_binary(data))
     }
 
@@ -136,6 +143,7 @@ impl<S: Transport> Sender<S> {
     /// As for [`send`](Self::send); [`ErrorKind::Usage`] for a frame out of
     /// sequence.
     pub fn send_frame(&self, opcode: OpCode, payload: &[u8], fin: bool) -> Result<()> {
+        tracing::trace!(?opcode, len = payload.len(), fin, "sending a frame");
         self.with_writer(|p| p.send_frame(opcode, payload, fin))
     }
 
@@ -145,6 +153,7 @@ impl<S: Transport> Sender<S> {
     ///
     /// As for [`send`](Self::send).
     pub fn ping(&self, payload: &[u8]) -> Result<()> {
+        tracing::trace!(len = payload.len(), "sending a ping");
         self.with_writer(|p| p.send_ping(payload))
     }
 
@@ -154,6 +163,7 @@ impl<S: Transport> Sender<S> {
     ///
     /// As for [`send`](Self::send).
     pub fn pong(&self, payload: &[u8]) -> Result<()> {
+        tracing::trace!(len = payload.len(), "sending a pong");
         self.with_writer(|p| p.send_pong(payload))
     }
 

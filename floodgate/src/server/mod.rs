@@ -6,6 +6,10 @@
 //! connection runs a handler. It is not meant to face the internet (no TLS,
 //! no connection limit, thread per connection).
 //!
+//! Two handlers come with it: [`echo`], and the [`feed`] of numbered
+//! messages on several channels that the demo, the command line and the
+//! tests use as a fast server.
+//!
 //! ```
 //! let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
 //! let mut ws = floodgate::connect(&server.url())?;
@@ -14,6 +18,8 @@
 //! ws.close(1000, "")?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+
+pub mod feed;
 
 use crate::config::Options;
 use crate::error::{Error, ErrorKind, Result};
