@@ -7,7 +7,7 @@
 //! |---:|---|
 //! | 0 | clean close (or the command finished) |
 //! | 1 | any other error (I/O, the consumer fell behind under `--policy disconnect`, ...) |
-//! | 2 | bad command line (clap's own code) or an option not supported yet |
+//! | 2 | bad command line (clap's own code), an invalid URL, or an option not supported yet |
 //! | 3 | could not connect: refused, unresolvable, or the handshake failed (e.g. 404) |
 //! | 4 | the connection broke: protocol error (with its close code), closed without a close frame, or closed by the server with a code other than 1000 |
 //! | 5 | timeout: connect/read timeout or no pong within `--ping-timeout` |
@@ -29,8 +29,16 @@ pub enum CliError {
     #[error("{0}")]
     Usage(String),
     /// No pong came back within the ping timeout.
-    #[error("no pong within {0:?} of a ping: the connection looks dead")]
+    #[error("no pong within {} of a ping: the connection looks dead (raise --ping-timeout if the server is just slow)", crate::units::show(*.0))]
     PingTimeout(Duration),
+    /// Reconnecting gave up after the maximum number of attempts.
+    #[error("gave up reconnecting after {attempts} attempts; the last one failed: {last}")]
+    GaveUp {
+        /// Attempts made.
+        attempts: u32,
+        /// The last attempt's error.
+        last: floodgate::Error,
+    },
     /// The server closed with a code other than 1000 (normal closure).
     #[error("the server closed the connection with code {code}{}", reason_suffix(.reason))]
     ClosedWithError { code: u16, reason: String },
@@ -51,23 +59,24 @@ impl CliError {
     /// The process exit code (see the [module docs](self)).
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::WebSocket(e) => match e.kind() {
-                ErrorKind::Connect { .. }
-                | ErrorKind::Handshake(_)
-                | ErrorKind::InvalidUrl { .. } => 3,
-                ErrorKind::Unsupported(_) | ErrorKind::Config(_) => 2,
-                ErrorKind::Protocol(_)
-                | ErrorKind::AbnormalClosure
-                | ErrorKind::ConnectionClosed(_) => 4,
-                ErrorKind::Timeout(_) => 5,
-                ErrorKind::Io(io) if is_timeout(io) => 5,
-                _ => 1,
-            },
+            CliError::WebSocket(e) => websocket_exit_code(e),
             CliError::Io(_) | CliError::Other(_) => 1,
             CliError::Usage(_) => 2,
             CliError::ClosedWithError { .. } => 4,
+            CliError::GaveUp { last, .. } => websocket_exit_code(last),
             CliError::PingTimeout(_) => 5,
         }
+    }
+}
+
+fn websocket_exit_code(e: &floodgate::Error) -> u8 {
+    match e.kind() {
+        ErrorKind::Connect { .. } | ErrorKind::Handshake(_) => 3,
+        ErrorKind::InvalidUrl { .. } | ErrorKind::Unsupported(_) | ErrorKind::Config(_) => 2,
+        ErrorKind::Protocol(_) | ErrorKind::AbnormalClosure | ErrorKind::ConnectionClosed(_) => 4,
+        ErrorKind::Timeout(_) => 5,
+        ErrorKind::Io(io) if is_timeout(io) => 5,
+        _ => 1,
     }
 }
 

@@ -11,8 +11,11 @@ mod bench;
 mod connect;
 mod demo;
 mod error;
-mod feed;
+mod memory;
+mod policy;
+mod report;
 mod serve;
+mod table;
 mod units;
 
 use clap::{Parser, Subcommand};
@@ -27,8 +30,31 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "floodgate", version, about, long_about)]
 struct Cli {
+    /// Trace what happens through `tracing` on stderr: -v the handshake
+    /// and connection events, -vv every frame and message.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Sends `tracing` events to stderr at the level `-v` asked for
+/// (`RUST_LOG`, when set, decides instead).
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.is_empty() => EnvFilter::new(spec),
+        _ => EnvFilter::new(match verbose {
+            0 => "warn",
+            1 => "warn,floodgate=debug,floodgate_cli=debug",
+            _ => "warn,floodgate=trace,floodgate_cli=trace",
+        }),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 #[derive(Debug, Subcommand)]
@@ -48,6 +74,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_tracing(cli.verbose);
     let result: Result<(), CliError> = match cli.command {
         Command::Connect(args) => connect::run(args),
         Command::Serve(args) => serve::run(args),

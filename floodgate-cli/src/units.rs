@@ -67,6 +67,48 @@ pub fn size(text: &str) -> Result<usize, String> {
     Ok(bytes.round() as usize)
 }
 
+/// A duration as people read it: `850µs`, `12.3ms`, `1.50s`, `2m05s`.
+pub fn show(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 1e-3 {
+        format!("{:.0}µs", s * 1e6)
+    } else if s < 1.0 {
+        format!("{:.1}ms", s * 1e3)
+    } else if s < 60.0 {
+        format!("{s:.2}s")
+    } else {
+        format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
+    }
+}
+
+/// A byte count as people read it: `512 B`, `1.5 KiB`, `64.0 MiB`.
+pub fn show_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// A count with thousands separators: `1,234,567`.
+pub fn show_count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +126,20 @@ mod tests {
             .unwrap_err()
             .contains("unknown duration unit"));
         assert!(duration("").is_err());
+    }
+
+    #[test]
+    fn figures_are_shown_the_way_people_read_them() {
+        assert_eq!(show(Duration::from_micros(850)), "850µs");
+        assert_eq!(show(Duration::from_micros(12_340)), "12.3ms");
+        assert_eq!(show(Duration::from_millis(1500)), "1.50s");
+        assert_eq!(show(Duration::from_secs(125)), "2m05s");
+        assert_eq!(show_bytes(512), "512 B");
+        assert_eq!(show_bytes(1536), "1.5 KiB");
+        assert_eq!(show_bytes(64 << 20), "64.0 MiB");
+        assert_eq!(show_count(0), "0");
+        assert_eq!(show_count(1234), "1,234");
+        assert_eq!(show_count(1_234_567), "1,234,567");
     }
 
     #[test]

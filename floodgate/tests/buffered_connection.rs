@@ -742,3 +742,25 @@ fn the_control_frame_observer_sees_a_ping_after_it_was_answered() {
     assert_eq!(ws.stats().pings_answered, 1);
     server.join();
 }
+
+#[test]
+fn a_sender_shuts_the_connection_down_from_another_thread() {
+    let server = echo_server();
+    let ws = connect(&server, BufferConfig::new());
+    ws.send_text("before").unwrap();
+    wait_for_buffered(&ws, 1);
+    let sender = ws.sender();
+    thread::spawn(move || sender.shutdown()).join().unwrap();
+    assert_eq!(
+        text(&ws.recv().unwrap()),
+        "before",
+        "buffered messages stay readable"
+    );
+    let end = ws.recv_timeout(PATIENCE).unwrap_err();
+    assert!(matches!(end.kind(), ErrorKind::AbnormalClosure), "{end:?}");
+    assert!(!ws.is_open());
+    assert!(matches!(
+        ws.send_text("after").unwrap_err().kind(),
+        ErrorKind::AlreadyClosed
+    ));
+}

@@ -185,6 +185,15 @@ impl<S: Transport> Sender<S> {
         self.shared.close(frame)
     }
 
+    /// Drops the connection at once, without a close handshake (what to do
+    /// with a connection found dead, e.g. no pong in time): the reader
+    /// stops, messages already buffered stay readable, and the consumer
+    /// then gets [`ErrorKind::AbnormalClosure`].
+    pub fn shutdown(&self) {
+        tracing::debug!("shutting the connection down without a close handshake");
+        self.shared.end_transport();
+    }
+
     /// Whether the connection is open: no close sent or received, and the
     /// transport alive.
     pub fn is_open(&self) -> bool {

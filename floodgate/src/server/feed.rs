@@ -134,9 +134,11 @@ impl FeedConfig {
                     let ms: u64 = value.parse().map_err(|_| bad())?;
                     config.ping_interval = (ms > 0).then(|| Duration::from_millis(ms));
                 }
-                _ => return Err(format!(
+                _ => {
+                    return Err(format!(
                     "feed query: unknown key {key:?} (known: channels, rate, size, count, ping_ms)"
-                )),
+                ))
+                }
             }
         }
         Ok(config)

@@ -1,0 +1,205 @@
+//! The interactive client, on a terminal: a line editor (rustyline) with
+//! history; each line is sent as a text message, and received messages
+//! are printed above the line being typed (marked `< `) without breaking
+//! it.
+//!
+//! Commands start with `/` (`//` sends a line that starts with `/`):
+//!
+//! | command | does |
+//! |---|---|
+//! | `/binary HEX` (`/bin`) | send a binary message (`/bin 48 65 6c 6c 6f`) |
+//! | `/ping [TEXT]` | send a ping |
+//! | `/close [CODE [REASON]]` | close (default 1000) and exit |
+//! | `/stats` | print the buffer's stats |
+//! | `/help` | list the commands |
+//!
+//! Ctrl-D or Ctrl-C closes with 1000 and exits.
+
+use super::link::{Link, Unsent};
+use super::output::{parse_hex, Format, Printer};
+use super::ConnectArgs;
+use crate::error::CliError;
+use floodgate::buffer::Buffer;
+use floodgate::BufferedWebSocket;
+use rustyline::error::ReadlineError;
+use rustyline::DefaultEditor;
+use std::path::PathBuf;
+use std::sync::{mpsc, Arc};
+
+const HELP: &str = "\
+commands:
+  /binary HEX        send a binary message (/bin 48 65 6c 6c 6f)
+  /ping [TEXT]       send a ping
+  /close [CODE [REASON]]  close (default 1000) and exit
+  /stats             the buffer's stats
+  /help              this list
+  //text            send \"/text\"
+Ctrl-D or Ctrl-C closes and exits.";
+
+type ExternalPrinter = Box<dyn rustyline::ExternalPrinter + Send>;
+
+/// Starts the line editor on its own thread; returns the printer that
+/// writes above its prompt.
+pub fn start(
+    link: Arc<Link>,
+    args: &ConnectArgs,
+    conn: &BufferedWebSocket,
+) -> Result<Printer, CliError> {
+    let format = Format {
+        raw: false,
+        json: args.json,
+        timings: args.timings,
+        start: std::time::Instant::now(),
+    };
+    #[cfg(unix)]
+    super::terminal::save();
+    let history = history_path(args);
+    let buffer = conn.buffer().clone();
+    let (ready, printer) = mpsc::channel::<Result<ExternalPrinter, String>>();
+    std::thread::Builder::new()
+        .name("floodgate-editor".into())
+        .spawn(move || edit(&link, &buffer, history, &ready))?;
+    let external = printer
+        .recv()
+        .map_err(|_| CliError::Other("the line editor did not start".into()))?
+        .map_err(|e| CliError::Other(format!("cannot start the line editor: {e}")))?;
+    let mut printer = Printer::editor(format, external);
+    let subprotocol = conn
+        .subprotocol()
+        .map(|p| format!(", subprotocol {p}"))
+        .unwrap_or_default();
+    printer.note(&format!(
+        "connected to {}{subprotocol}; type a message, /help for commands, Ctrl-D to close",
+        args.url
+    ));
+    Ok(printer)
+}
+
+fn history_path(args: &ConnectArgs) -> Option<PathBuf> {
+    match &args.history {
+        Some(path) if path.as_os_str().is_empty() => None,
+        Some(path) => Some(path.clone()),
+        None => std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".floodgate_history")),
+    }
+}
+
+fn edit(
+    link: &Link,
+    buffer: &Buffer,
+    history: Option<PathBuf>,
+    ready: &mpsc::Sender<Result<ExternalPrinter, String>>,
+) {
+    let mut editor = match DefaultEditor::new() {
+        Ok(editor) => editor,
+        Err(e) => {
+            let _ = ready.send(Err(e.to_string()));
+            return;
+        }
+    };
+    if let Some(path) = &history {
+        let _ = editor.load_history(path);
+    }
+    match editor.create_external_printer() {
+        Ok(printer) => {
+            let _ = ready.send(Ok(Box::new(printer)));
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e.to_string()));
+            return;
+        }
+    }
+    loop {
+        match editor.readline("> ") {
+            Ok(line) => {
+                if !line.trim().is_empty() {
+                    let _ = editor.add_history_entry(line.as_str());
+                    if let Some(path) = &history {
+                        let _ = editor.save_history(path);
+                    }
+                }
+                if let Flow::Stop = run_line(link, buffer, &line) {
+                    return;
+                }
+            }
+            Err(ReadlineError::Interrupted | ReadlineError::Eof) => {
+                close(link, 1000, "");
+                return;
+            }
+            Err(e) => {
+                eprintln!("floodgate: the line editor failed ({e}); closing");
+                close(link, 1000, "");
+                return;
+            }
+        }
+    }
+}
+
+enum Flow {
+    Go,
+    Stop,
+}
+
+fn run_line(link: &Link, buffer: &Buffer, line: &str) -> Flow {
+    let Some(command) = line.strip_prefix('/').filter(|c| !c.starts_with('/')) else {
+        // A message; `//x` sends `/x`.
+        let text = line.strip_prefix('/').unwrap_or(line);
+        return send(link, |s| s.send_text(text));
+    };
+    let (name, rest) = command.split_once(' ').unwrap_or((command, ""));
+    match name {
+        "binary" | "bin" => match parse_hex(rest) {
+            Ok(bytes) => send(link, |s| s.send_binary(&bytes)),
+            Err(e) => {
+                println!("-- /binary: {e}");
+                Flow::Go
+            }
+        },
+        "ping" => send(link, |s| s.ping(rest.as_bytes())),
+        "close" | "quit" | "exit" => {
+            let mut parts = rest.trim().splitn(2, ' ');
+            let code = match parts.next().filter(|c| !c.is_empty()) {
+                None => 1000,
+                Some(code) => match code.parse::<u16>() {
+                    Ok(code) => code,
+                    Err(_) => {
+                        println!("-- /close: {code:?} is not a close code (e.g. 1000)");
+                        return Flow::Go;
+                    }
+                },
+            };
+            close(link, code, parts.next().unwrap_or(""));
+            Flow::Stop
+        }
+        "stats" => {
+            println!("-- {}", crate::report::stats_json(&buffer.stats()));
+            Flow::Go
+        }
+        "help" | "?" => {
+            println!("{HELP}");
+            Flow::Go
+        }
+        other => {
+            println!(
+                "-- unknown command /{other}; /help lists them (// sends a line starting with /)"
+            );
+            Flow::Go
+        }
+    }
+}
+
+fn send(link: &Link, f: impl FnOnce(&floodgate::Sender) -> floodgate::Result<()>) -> Flow {
+    match link.send(f) {
+        Ok(()) => Flow::Go,
+        Err(Unsent::Over) => Flow::Stop,
+        Err(Unsent::Failed(e)) => {
+            println!("-- not sent: {e}");
+            Flow::Go
+        }
+    }
+}
+
+fn close(link: &Link, code: u16, reason: &str) {
+    if let Err(e) = link.close(code, reason) {
+        println!("-- close: {e}");
+    }
+}

@@ -1,0 +1,437 @@
+//! `floodgate connect URL`: the `wsdump` of this project.
+//!
+//! On a terminal it is an interactive client (a line editor with history;
+//! see [`interactive`]); otherwise each input line is sent as one text
+//! message and each received message is printed as one line, so that it
+//! works in pipes (see [`pipe`]).
+//!
+//! Either way the connection is a buffered one: its reader answers pings
+//! at once, and received messages wait in a bounded buffer with the policy
+//! of `--policy` until the printer takes them. `--slow` slows the printer
+//! down (a slow consumer), never the answering of pings, and `--stats`
+//! prints at exit what the buffer did.
+//!
+//! Three threads: the reader (in the library), the input (stdin or the
+//! line editor, sending through a [`link::Link`]), and this module's
+//! session on the main thread, which prints, keeps the connection alive
+//! ([`keepalive`]) and reconnects when asked to.
+
+mod interactive;
+mod keepalive;
+mod link;
+mod output;
+mod pipe;
+#[cfg(unix)]
+mod terminal;
+
+use crate::error::CliError;
+use crate::policy::BufferArgs;
+use crate::report::Totals;
+use crate::units;
+use floodgate::buffer::Delivered;
+use floodgate::reconnect::{Backoff, Retry};
+use floodgate::{BufferedWebSocket, Client, ErrorKind};
+use keepalive::Keepalive;
+use link::Link;
+use output::{Format, Printer};
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Options of `floodgate connect`.
+#[derive(Debug, clap::Args)]
+pub struct ConnectArgs {
+    /// The server's URL (ws://host[:port]/path).
+    pub url: String,
+
+    /// An extra request header, "Name: value" (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "HEADER")]
+    pub headers: Vec<String>,
+    /// The Origin header (default: derived from the URL).
+    #[arg(long)]
+    pub origin: Option<String>,
+    /// Offer this subprotocol (repeatable, best first).
+    #[arg(long = "subprotocol", value_name = "NAME")]
+    pub subprotocols: Vec<String>,
+    /// Connect through this proxy (not supported yet in this version).
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
+    /// Skip TLS certificate checks (for wss://; not supported yet).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Trust the CA certificates in this PEM file (for wss://; not supported yet).
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Offer permessage-deflate (not supported yet).
+    #[arg(long)]
+    pub compress: bool,
+    /// Limit for the TCP connect and the handshake.
+    #[arg(long, value_name = "DURATION", value_parser = units::duration, default_value = "30s")]
+    pub timeout: Duration,
+    /// Largest message accepted (default 64MiB, or --max-bytes if smaller).
+    #[arg(long, value_name = "SIZE", value_parser = units::size)]
+    pub max_message_size: Option<usize>,
+    /// SO_RCVBUF: the kernel's receive buffer for the socket.
+    #[arg(long, value_name = "SIZE", value_parser = units::size)]
+    pub recv_buffer: Option<usize>,
+
+    /// Send a ping this often.
+    #[arg(long, value_name = "DURATION", value_parser = units::duration, help_heading = "Keepalive")]
+    pub ping_interval: Option<Duration>,
+    /// With --ping-interval: no pong this long after a ping means the
+    /// connection is dead (exit 5, or reconnect with --reconnect).
+    #[arg(long, value_name = "DURATION", value_parser = units::duration, help_heading = "Keepalive")]
+    pub ping_timeout: Option<Duration>,
+    /// The payload of the pings.
+    #[arg(
+        long,
+        value_name = "TEXT",
+        default_value = "",
+        help_heading = "Keepalive"
+    )]
+    pub ping_payload: String,
+    /// After an abnormal end (no close handshake, a close code other than
+    /// 1000, a ping timeout), reconnect with exponential backoff and go on.
+    #[arg(long, help_heading = "Keepalive")]
+    pub reconnect: bool,
+    /// With --reconnect: give up after N failed attempts in a row.
+    #[arg(long, value_name = "N", help_heading = "Keepalive")]
+    pub reconnect_attempts: Option<u32>,
+    /// With --reconnect: the first delay (it doubles, up to 30s, with jitter).
+    #[arg(long, value_name = "DURATION", value_parser = units::duration, default_value = "500ms", help_heading = "Keepalive")]
+    pub reconnect_delay: Duration,
+
+    /// Send this text message once connected, then go on (repeatable).
+    #[arg(
+        short = 't',
+        long = "text",
+        value_name = "TEXT",
+        help_heading = "Input and output"
+    )]
+    pub texts: Vec<String>,
+    /// In a pipe: after the end of input, wait this long for replies,
+    /// then close.
+    #[arg(long, value_name = "DURATION", value_parser = units::duration, default_value = "0", help_heading = "Input and output")]
+    pub eof_wait: Duration,
+    /// Prefix each received message with the time since the start.
+    #[arg(long, help_heading = "Input and output")]
+    pub timings: bool,
+    /// Write binary messages as they are (no hex, no newline).
+    #[arg(long, conflicts_with = "json", help_heading = "Input and output")]
+    pub raw: bool,
+    /// One JSON object per received message: type, size, time, wait, data.
+    #[arg(long, help_heading = "Input and output")]
+    pub json: bool,
+    /// Handle each received message this slowly (play a slow consumer).
+    #[arg(long, value_name = "DURATION", value_parser = units::duration, help_heading = "Input and output")]
+    pub slow: Option<Duration>,
+    /// At exit, print the buffer's stats as one JSON object on stderr.
+    #[arg(long, help_heading = "Input and output")]
+    pub stats: bool,
+    /// The line editor's history file (default ~/.floodgate_history;
+    /// "" for none).
+    #[arg(long, value_name = "PATH", help_heading = "Input and output")]
+    pub history: Option<std::path::PathBuf>,
+
+    #[command(flatten)]
+    pub buffer: BufferArgs,
+}
+
+/// Runs `floodgate connect`.
+pub fn run(args: ConnectArgs) -> Result<(), CliError> {
+    let client = build_client(&args)?;
+    let interactive = std::io::stdin().is_terminal();
+    let format = Format {
+        raw: args.raw,
+        json: args.json,
+        timings: args.timings,
+        start: Instant::now(),
+    };
+    // The first connection must work: a wrong URL or a refused handshake
+    // is reported at once, reconnecting or not.
+    let conn = client.connect_buffered(&args.url)?;
+    let link = Arc::new(Link::default());
+    for text in &args.texts {
+        conn.send_text(text)?;
+    }
+    let printer = if interactive {
+        interactive::start(link.clone(), &args, &conn)?
+    } else {
+        pipe::start(link.clone(), args.eof_wait)?;
+        Printer::stdout(format)
+    };
+    let mut session = Session {
+        args: &args,
+        client,
+        link: link.clone(),
+        printer,
+        totals: Totals::default(),
+    };
+    let result = session.run(conn);
+    link.end();
+    session.printer.finish();
+    if args.stats {
+        eprintln!("{}", session.totals.to_json());
+    }
+    result
+}
+
+fn build_client(args: &ConnectArgs) -> Result<Client, CliError> {
+    let not_yet = |option: &str, what: &str| {
+        Err(CliError::Usage(format!(
+            "{option}: {what} is not supported yet in this version of floodgate"
+        )))
+    };
+    if args.proxy.is_some() {
+        return not_yet("--proxy", "connecting through a proxy");
+    }
+    if args.insecure || args.ca_file.is_some() {
+        return not_yet(
+            if args.insecure {
+                "--insecure"
+            } else {
+                "--ca-file"
+            },
+            "TLS (wss://)",
+        );
+    }
+    if args.compress {
+        return not_yet("--compress", "permessage-deflate");
+    }
+    if args.ping_timeout.is_some() && args.ping_interval.is_none() {
+        return Err(CliError::Usage(
+            "--ping-timeout needs --ping-interval (how often to ping)".into(),
+        ));
+    }
+    if args.ping_interval.is_some_and(|i| i.is_zero()) {
+        return Err(CliError::Usage("--ping-interval must be above zero".into()));
+    }
+    if args.ping_payload.len() > 125 {
+        return Err(CliError::Usage(
+            "--ping-payload is limited to 125 bytes by the protocol".into(),
+        ));
+    }
+    if (args.reconnect_attempts.is_some()) && !args.reconnect {
+        return Err(CliError::Usage(
+            "--reconnect-attempts needs --reconnect".into(),
+        ));
+    }
+
+    let mut builder = Client::builder().connect_timeout(args.timeout);
+    for header in &args.headers {
+        let Some((name, value)) = header.split_once(':') else {
+            return Err(CliError::Usage(format!(
+                "--header {header:?}: write it as \"Name: value\""
+            )));
+        };
+        builder = builder.header(name.trim(), value.trim());
+    }
+    if let Some(origin) = &args.origin {
+        builder = builder.origin(origin.clone());
+    }
+    for protocol in &args.subprotocols {
+        builder = builder.subprotocol(protocol.clone());
+    }
+    if let Some(bytes) = args.recv_buffer {
+        builder = builder.recv_buffer_size(bytes);
+    }
+    // The buffer must hold any message the connection accepts: a small
+    // --max-bytes lowers the message limit unless one was given.
+    let message_limit = args.max_message_size.or(args
+        .buffer
+        .max_bytes
+        .map(|b| b.min(floodgate::buffer::DEFAULT_MAX_BYTES)));
+    if let Some(limit) = message_limit {
+        builder = builder.max_message_size(Some(limit));
+    }
+    Ok(builder.buffer(args.buffer.config()?).build()?)
+}
+
+/// How one connection ended, as the command sees it.
+enum Ending {
+    /// A close handshake with 1000 (or no code), or a close we asked for:
+    /// the command is done.
+    Clean,
+    /// Reconnecting may help (no close handshake, another close code, a
+    /// protocol error, a ping timeout).
+    Abnormal(CliError),
+    /// Reconnecting would not help (the Disconnect policy, output gone).
+    Fatal(CliError),
+}
+
+struct Session<'a> {
+    args: &'a ConnectArgs,
+    client: Client,
+    link: Arc<Link>,
+    printer: Printer,
+    totals: Totals,
+}
+
+impl Session<'_> {
+    fn run(&mut self, first: BufferedWebSocket) -> Result<(), CliError> {
+        let backoff = Backoff::new()
+            .initial(self.args.reconnect_delay)
+            .max_attempts(self.args.reconnect_attempts);
+        let mut retry = Retry::new(backoff);
+        let mut conn = first;
+        loop {
+            let up_since = Instant::now();
+            let ending = self.serve(&conn);
+            self.totals.add(&conn.stats());
+            drop(conn);
+            let error = match ending {
+                Ending::Clean => return Ok(()),
+                Ending::Fatal(e) => return Err(e),
+                Ending::Abnormal(e) if !self.args.reconnect || self.link.closing() => {
+                    return Err(e)
+                }
+                Ending::Abnormal(e) => e,
+            };
+            retry.connection_ended(up_since.elapsed());
+            self.printer.note(&format!("connection lost: {error}"));
+            match self.reconnect(&mut retry)? {
+                Some(next) => conn = next,
+                None => return Ok(()), // the user closed while we waited
+            }
+        }
+    }
+
+    /// Connects again after waits chosen by `retry`; `None` when the user
+    /// closed in the meantime.
+    fn reconnect(&mut self, retry: &mut Retry) -> Result<Option<BufferedWebSocket>, CliError> {
+        let mut last = None;
+        loop {
+            let Some(delay) = retry.next_delay() else {
+                return Err(match last {
+                    Some(last) => CliError::GaveUp {
+                        attempts: retry.attempts(),
+                        last,
+                    },
+                    None => CliError::Other("--reconnect-attempts 0: not reconnecting".into()),
+                });
+            };
+            self.printer.note(&format!(
+                "reconnecting in {} (attempt {})",
+                units::show(delay),
+                retry.attempts()
+            ));
+            if self.link.wait_closing(delay) {
+                return Ok(None);
+            }
+            match self.client.connect_buffered(&self.args.url) {
+                Ok(conn) => {
+                    self.printer
+                        .note(&format!("reconnected to {}", self.args.url));
+                    return Ok(Some(conn));
+                }
+                Err(e) => {
+                    self.printer.note(&format!("reconnect failed: {e}"));
+                    last = Some(e);
+                }
+            }
+        }
+    }
+
+    /// Prints what one connection delivers until it ends.
+    fn serve(&mut self, conn: &BufferedWebSocket) -> Ending {
+        self.link.attach(conn.sender());
+        let keepalive = self.args.ping_interval.map(|interval| {
+            Keepalive::start(
+                conn.sender(),
+                conn.buffer().clone(),
+                interval,
+                self.args.ping_timeout,
+                self.args.ping_payload.clone().into_bytes(),
+            )
+        });
+        let end = self.consume(conn);
+        self.link.detach();
+        let timed_out = keepalive.is_some_and(Keepalive::stop);
+        if timed_out {
+            let timeout = self.args.ping_timeout.unwrap_or_default();
+            return Ending::Abnormal(CliError::PingTimeout(timeout));
+        }
+        match end {
+            ConsumeEnd::OutputClosed => {
+                // Nobody reads what we print (`| head`): end quietly.
+                let _ = conn.sender().close(1000, "");
+                Ending::Clean
+            }
+            ConsumeEnd::Connection(e) => self.judge(e),
+        }
+    }
+
+    fn judge(&self, e: floodgate::Error) -> Ending {
+        let asked = self.link.closing();
+        match e.into_kind() {
+            ErrorKind::ConnectionClosed(frame) => {
+                let code = frame.as_ref().map(|f| f.code.0);
+                if asked || matches!(code, None | Some(1000)) {
+                    Ending::Clean
+                } else {
+                    let frame = frame.unwrap_or_else(|| floodgate::CloseFrame::new(1000u16, ""));
+                    Ending::Abnormal(CliError::ClosedWithError {
+                        code: frame.code.0,
+                        reason: frame.reason.to_string(),
+                    })
+                }
+            }
+            ErrorKind::AlreadyClosed if asked => Ending::Clean,
+            ErrorKind::Buffer(e) => Ending::Fatal(CliError::WebSocket(e.into())),
+            kind => Ending::Abnormal(CliError::WebSocket(kind.into())),
+        }
+    }
+
+    fn consume(&mut self, conn: &BufferedWebSocket) -> ConsumeEnd {
+        match self.args.slow {
+            Some(delay) if !delay.is_zero() => loop {
+                let message = match conn.recv() {
+                    Ok(message) => message,
+                    Err(e) => return ConsumeEnd::Connection(e),
+                };
+                std::thread::sleep(delay);
+                if self.show(&message).is_err() {
+                    return ConsumeEnd::OutputClosed;
+                }
+                if self.printer.flush().is_err() {
+                    return ConsumeEnd::OutputClosed;
+                }
+            },
+            _ => {
+                // As fast as possible: take what is there in one lock and
+                // flush once per batch.
+                let mut batch = Vec::with_capacity(1024);
+                loop {
+                    if let Err(e) =
+                        conn.recv_batch_into(&mut batch, 1024, Duration::from_secs(3600))
+                    {
+                        return ConsumeEnd::Connection(e);
+                    }
+                    for message in batch.drain(..) {
+                        if self.show(&message).is_err() {
+                            return ConsumeEnd::OutputClosed;
+                        }
+                    }
+                    if self.printer.flush().is_err() {
+                        return ConsumeEnd::OutputClosed;
+                    }
+                }
+            }
+        }
+    }
+
+    fn show(&mut self, message: &Delivered) -> std::io::Result<()> {
+        tracing::trace!(
+            len = message.len(),
+            text = message.as_text().is_some(),
+            waited_us = message.waited().as_micros() as u64,
+            "received a message"
+        );
+        self.printer.message(message)
+    }
+}
+
+enum ConsumeEnd {
+    Connection(floodgate::Error),
+    OutputClosed,
+}
