@@ -1,7 +1,8 @@
 //! `floodgate demo`: the high-load scenario of the design, needing nothing
 //! else. A feed server in this process publishes numbered messages on
 //! several channels faster than a deliberately slow consumer handles them
-//! (it sleeps `--work` per message), and the consumer runs for a few
+//! (it sleeps `--work` per message and stalls `--pause` every
+//! `--pause-every`, like a handler with occasional hiccups), and it runs for a few
 //! seconds under each overflow policy in turn, on a fresh connection each
 //! time. A live line shows the rate, the buffer's depth and bytes, the
 //! drops by reason and the worst ping round trip while it runs; a closing
@@ -102,6 +103,12 @@ pub struct DemoArgs {
     /// How long the consumer takes per message (the slow handler).
     #[arg(long, value_name = "DURATION", value_parser = units::duration, default_value = "200us")]
     pub work: Duration,
+    /// The consumer also stalls this long (a pause in the handler) ...
+    #[arg(long, value_name = "DURATION", value_parser = units::duration, default_value = "100ms")]
+    pub pause: Duration,
+    /// ... this often (0: never).
+    #[arg(long, value_name = "DURATION", value_parser = units::duration, default_value = "1s")]
+    pub pause_every: Duration,
     /// The buffer's message limit.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub max_messages: usize,
@@ -152,12 +159,15 @@ pub fn run(args: DemoArgs) -> Result<(), CliError> {
     if !args.json {
         eprintln!(
             "floodgate demo: a feed of {} messages/s ({} B, {} channels) against a consumer \
-             that takes {} per message (at most ~{}/s), {} per policy, buffer of {} messages",
+             that takes {} per message (at most ~{}/s) and stalls {} every {}, {} per policy, \
+             buffer of {} messages",
             show_count(args.rate as u64),
             args.size,
             args.channels,
             show(args.work),
             show_count((1.0 / args.work.as_secs_f64().max(1e-9)) as u64),
+            show(args.pause),
+            show(args.pause_every),
             show(args.duration),
             show_count(args.max_messages as u64),
         );
@@ -211,8 +221,13 @@ fn run_policy(policy: DemoPolicy, args: &DemoArgs) -> Result<Run, CliError> {
     let started = Instant::now();
     let deadline = started + args.duration;
     let mut shown = started;
+    let mut next_pause = (!args.pause_every.is_zero()).then(|| started + args.pause_every);
     let mut ended = None;
     while Instant::now() < deadline {
+        if let Some(at) = next_pause.filter(|at| Instant::now() >= *at) {
+            std::thread::sleep(args.pause);
+            next_pause = Some(at + args.pause_every);
+        }
         match conn.recv_timeout(Duration::from_millis(50)) {
             Ok(message) => {
                 std::hint::black_box(&message);
@@ -236,7 +251,7 @@ fn run_policy(policy: DemoPolicy, args: &DemoArgs) -> Result<Run, CliError> {
     let running = conn.stats();
     let end = match ended {
         None => match conn.close(1000, "demo over") {
-            Ok(()) => "closed by the consumer (1000)".to_owned(),
+            Ok(()) => "closed (1000)".to_owned(),
             Err(e) => format!("close failed: {e}"),
         },
         Some(e) => describe_end(&e),
@@ -266,7 +281,7 @@ fn run_policy(policy: DemoPolicy, args: &DemoArgs) -> Result<Run, CliError> {
 
 fn describe_end(e: &floodgate::Error) -> String {
     match e.kind() {
-        ErrorKind::Buffer(_) => "consumer fell behind: disconnected (1008)".to_owned(),
+        ErrorKind::Buffer(_) => "fell behind: closed (1008)".to_owned(),
         ErrorKind::ConnectionClosed(Some(frame)) => format!("server closed ({frame})"),
         _ => format!("ended: {e}"),
     }
@@ -411,9 +426,10 @@ fn reading(runs: &[Run], args: &DemoArgs) -> Vec<String> {
                 show_count(feed_rate)
             ),
             DemoPolicy::BlockFor => format!(
-                "- block-for: waited up to 50 ms each time the buffer filled (blocked {} in all), \
-                 then dropped the oldest ({}).",
+                "- block-for: like block while the consumer makes room within 50 ms (blocked {} \
+                 in all); during its {} stalls it dropped the oldest ({}).",
                 show(s.blocked),
+                show(args.pause),
                 show_count(s.dropped_oldest)
             ),
             DemoPolicy::DropOldest => format!(
