@@ -1,7 +1,7 @@
-//! The interactive client, on a terminal: a line editor (rustyline) with
-//! history; each line is sent as a text message, and received messages
-//! are printed above the line being typed (marked `< `) without breaking
-//! it.
+//! The interactive client, on a terminal: a line editor ([`super::editor`])
+//! with history; each line is sent as a text message, and received
+//! messages are printed above the line being typed (marked `< `) without
+//! breaking it.
 //!
 //! Commands start with `/` (`//` sends a line that starts with `/`):
 //!
@@ -15,16 +15,15 @@
 //!
 //! Ctrl-D or Ctrl-C closes with 1000 and exits.
 
+use super::editor::{Editor, Input};
 use super::link::{Link, Unsent};
 use super::output::{parse_hex, Format, Printer};
 use super::ConnectArgs;
 use crate::error::CliError;
 use floodgate::buffer::Buffer;
 use floodgate::BufferedWebSocket;
-use rustyline::error::ReadlineError;
-use rustyline::DefaultEditor;
 use std::path::PathBuf;
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 
 const HELP: &str = "\
 commands:
@@ -35,8 +34,6 @@ commands:
   /help              this list
   //text            send \"/text\"
 Ctrl-D or Ctrl-C closes and exits.";
-
-type ExternalPrinter = Box<dyn rustyline::ExternalPrinter + Send>;
 
 /// Starts the line editor on its own thread; returns the printer that
 /// writes above its prompt.
@@ -51,77 +48,45 @@ pub fn start(
         timings: args.timings,
         start: std::time::Instant::now(),
     };
-    #[cfg(unix)]
     super::terminal::save();
-    let history = history_path(args);
-    let buffer = conn.buffer().clone();
-    let (ready, printer) = mpsc::channel::<Result<ExternalPrinter, String>>();
-    std::thread::Builder::new()
-        .name("floodgate-editor".into())
-        .spawn(move || edit(&link, &buffer, history, &ready))?;
-    let external = printer
-        .recv()
-        .map_err(|_| CliError::Other("the line editor did not start".into()))?
-        .map_err(|e| CliError::Other(format!("cannot start the line editor: {e}")))?;
-    let mut printer = Printer::editor(format, external);
+    // Before the editor draws its prompt (a line printed through the
+    // editor's printer before the first prompt would be overwritten).
     let subprotocol = conn
         .subprotocol()
         .map(|p| format!(", subprotocol {p}"))
         .unwrap_or_default();
-    printer.note(&format!(
-        "connected to {}{subprotocol}; type a message, /help for commands, Ctrl-D to close",
+    println!(
+        "-- connected to {}{subprotocol}; type a message, /help for commands, Ctrl-D to close",
         args.url
-    ));
-    Ok(printer)
+    );
+    let (editor, printer) = Editor::new("> ", history_path(args))
+        .map_err(|e| CliError::Other(format!("cannot start the line editor: {e}")))?;
+    let buffer = conn.buffer().clone();
+    std::thread::Builder::new()
+        .name("floodgate-editor".into())
+        .spawn(move || edit(&link, &buffer, editor))?;
+    Ok(Printer::editor(format, printer))
 }
 
 fn history_path(args: &ConnectArgs) -> Option<PathBuf> {
+    if args.no_history {
+        return None;
+    }
     match &args.history {
-        Some(path) if path.as_os_str().is_empty() => None,
         Some(path) => Some(path.clone()),
         None => std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".floodgate_history")),
     }
 }
 
-fn edit(
-    link: &Link,
-    buffer: &Buffer,
-    history: Option<PathBuf>,
-    ready: &mpsc::Sender<Result<ExternalPrinter, String>>,
-) {
-    let mut editor = match DefaultEditor::new() {
-        Ok(editor) => editor,
-        Err(e) => {
-            let _ = ready.send(Err(e.to_string()));
-            return;
-        }
-    };
-    if let Some(path) = &history {
-        let _ = editor.load_history(path);
-    }
-    match editor.create_external_printer() {
-        Ok(printer) => {
-            let _ = ready.send(Ok(Box::new(printer)));
-        }
-        Err(e) => {
-            let _ = ready.send(Err(e.to_string()));
-            return;
-        }
-    }
+fn edit(link: &Link, buffer: &Buffer, mut editor: Editor) {
     loop {
-        match editor.readline("> ") {
-            Ok(line) => {
-                if !line.trim().is_empty() {
-                    let _ = editor.add_history_entry(line.as_str());
-                    if let Some(path) = &history {
-                        let _ = editor.save_history(path);
-                    }
-                }
+        match editor.read_line() {
+            Ok(Input::Line(line)) => {
                 if let Flow::Stop = run_line(link, buffer, &line) {
                     return;
                 }
             }
-            Err(ReadlineError::Interrupted | ReadlineError::Eof) => {
+            Ok(Input::Eof | Input::Interrupted) => {
                 close(link, 1000, "");
                 return;
             }

@@ -1,7 +1,7 @@
 //! `floodgate connect URL`: the `wsdump` of this project.
 //!
 //! On a terminal it is an interactive client (a line editor with history;
-//! see [`interactive`]); otherwise each input line is sent as one text
+//! see `interactive` and `editor`); otherwise each input line is sent as one text
 //! message and each received message is printed as one line, so that it
 //! works in pipes (see [`pipe`]).
 //!
@@ -16,12 +16,12 @@
 //! session on the main thread, which prints, keeps the connection alive
 //! ([`keepalive`]) and reconnects when asked to.
 
+mod editor;
 mod interactive;
 mod keepalive;
 mod link;
 mod output;
 mod pipe;
-#[cfg(unix)]
 mod terminal;
 
 use crate::error::CliError;
@@ -128,10 +128,12 @@ pub struct ConnectArgs {
     /// At exit, print the buffer's stats as one JSON object on stderr.
     #[arg(long, help_heading = "Input and output")]
     pub stats: bool,
-    /// The line editor's history file (default ~/.floodgate_history;
-    /// "" for none).
+    /// The line editor's history file (default ~/.floodgate_history).
     #[arg(long, value_name = "PATH", help_heading = "Input and output")]
     pub history: Option<std::path::PathBuf>,
+    /// Keep no history file.
+    #[arg(long, conflicts_with = "history", help_heading = "Input and output")]
+    pub no_history: bool,
 
     #[command(flatten)]
     pub buffer: BufferArgs,

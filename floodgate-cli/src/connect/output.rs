@@ -3,7 +3,8 @@
 //! In a pipe, each text message is one line on stdout and each binary
 //! message one line of hex (or its bytes as they are with `--raw`), and
 //! notes ("reconnecting in 1s") go to stderr so that stdout holds only
-//! messages. On a terminal, both go through the line editor's printer,
+//! messages. On a terminal, both go through the line editor's printer
+//! ([`LinePrinter`]),
 //! which prints above the line being typed without breaking it; received
 //! messages are marked `< `.
 //!
@@ -12,6 +13,7 @@
 //! (`"hex"` instead of `"data"` for binary messages; `time` is the Unix
 //! time it was printed, `waited_us` how long it waited in the buffer).
 
+use super::editor::LinePrinter;
 use floodgate::buffer::Delivered;
 use floodgate::Message;
 use std::fmt::Write as _;
@@ -33,7 +35,7 @@ pub struct Format {
 
 enum Out {
     Stdout(BufWriter<StdoutLock<'static>>),
-    Editor(Box<dyn rustyline::ExternalPrinter + Send>),
+    Editor(LinePrinter),
 }
 
 /// Writes messages and notes; see the [module docs](self).
@@ -54,7 +56,7 @@ impl Printer {
     }
 
     /// Prints above the line editor's prompt.
-    pub fn editor(format: Format, printer: Box<dyn rustyline::ExternalPrinter + Send>) -> Printer {
+    pub fn editor(format: Format, printer: LinePrinter) -> Printer {
         Printer {
             format,
             out: Out::Editor(printer),
@@ -137,8 +139,8 @@ impl Printer {
     /// shell the way it was (see `terminal`).
     pub fn finish(&mut self) {
         let _ = self.flush();
-        if let Out::Editor(_) = self.out {
-            #[cfg(unix)]
+        if let Out::Editor(printer) = &self.out {
+            printer.flush_pending();
             super::terminal::restore();
             // Clear the editor's prompt line.
             print!("\r\x1b[K");
@@ -152,9 +154,7 @@ impl Printer {
                 out.write_all(line.as_bytes())?;
                 out.write_all(b"\n")
             }
-            Out::Editor(printer) => printer
-                .print(line.to_owned())
-                .map_err(|e| io::Error::other(e.to_string())),
+            Out::Editor(printer) => printer.print(line.to_owned()),
         }
     }
 }

@@ -26,7 +26,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::socket::WebSocket;
 use crate::stream::Transport;
 use bytes::{Buf, BytesMut};
-use floodgate_proto::handshake::{parse_request_head, server_accept_response, RequestHead};
+/// The client's upgrade request, as a handler receives it.
+pub use floodgate_proto::handshake::RequestHead;
+use floodgate_proto::handshake::{parse_request_head, server_accept_response};
 use floodgate_proto::Role;
 use http::StatusCode;
 use std::io;

@@ -1,0 +1,118 @@
+//! What the command-line tests share: the binary as a user runs it, and
+//! the servers it is pointed at (the library's embedded server with a
+//! handler chosen per test, a plain TCP server that answers 404, and
+//! `floodgate serve` itself as a child process).
+
+#![allow(dead_code)] // each test file uses its own part
+
+use floodgate::server::{RequestHead, Server};
+use floodgate::{Message, WebSocket};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+/// No command may take longer than this: a hang fails the test.
+pub const LIMIT: Duration = Duration::from_secs(60);
+
+/// The `floodgate` binary, with a time limit and no history file.
+pub fn floodgate() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_floodgate"));
+    cmd.timeout(LIMIT).env_remove("RUST_LOG");
+    cmd
+}
+
+/// Echoes `n` messages back, then closes with 1000.
+pub fn echo_then_close(n: usize) -> Server {
+    Server::bind(
+        "127.0.0.1:0",
+        move |mut ws: WebSocket<TcpStream>, _: RequestHead| {
+            for _ in 0..n {
+                let Ok(message) = ws.recv() else { return };
+                if ws.send(message).is_err() {
+                    return;
+                }
+            }
+            let _ = ws.close(1000, "done");
+        },
+    )
+    .expect("start the server")
+}
+
+/// Sends `messages`, then closes with `code`.
+pub fn send_then_close(messages: Vec<Message>, code: u16) -> Server {
+    Server::bind(
+        "127.0.0.1:0",
+        move |mut ws: WebSocket<TcpStream>, _: RequestHead| {
+            for message in &messages {
+                if ws.send(message.clone()).is_err() {
+                    return;
+                }
+            }
+            let _ = ws.close(code, "test over");
+        },
+    )
+    .expect("start the server")
+}
+
+/// A plain TCP server that answers every request with 404 Not Found.
+pub fn http_404() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/missing", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let _ = stream.write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found",
+            );
+        }
+    });
+    url
+}
+
+/// `floodgate serve ...` running as a child process; killed when dropped.
+pub struct ServeProcess {
+    child: Child,
+    /// `ws://127.0.0.1:PORT/`, from its first line.
+    pub url: String,
+}
+
+impl ServeProcess {
+    /// Starts `floodgate serve --bind 127.0.0.1:0 ARGS` and reads its URL.
+    pub fn start(args: &[&str]) -> ServeProcess {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_floodgate"))
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start floodgate serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("read the first line of floodgate serve");
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        ServeProcess { child, url }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The output as UTF-8.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).expect("UTF-8 output")
+}
