@@ -250,11 +250,20 @@ fn run_policy(policy: DemoPolicy, args: &DemoArgs) -> Result<Run, CliError> {
     // dropped_newest), which would blur the comparison.
     let running = conn.stats();
     let end = match ended {
-        None => match conn.close(1000, "demo over") {
+        Some(e) => describe_end(&e),
+        None if conn.is_open() => match conn.close(1000, "demo over") {
             Ok(()) => "closed (1000)".to_owned(),
             Err(e) => format!("close failed: {e}"),
         },
-        Some(e) => describe_end(&e),
+        // It ended while the consumer was still working through what was
+        // buffered before the end: the end is behind those messages.
+        None => loop {
+            match conn.try_recv() {
+                Ok(Some(_)) => {}
+                Ok(None) => std::thread::sleep(Duration::from_millis(1)),
+                Err(e) => break describe_end(&e),
+            }
+        },
     };
     let stats = running;
     drop(conn);

@@ -61,7 +61,7 @@ fn init_tracing(verbose: u8) {
 enum Command {
     /// Connect to a WebSocket server: an interactive client on a terminal,
     /// one message per line in a pipe.
-    Connect(connect::ConnectArgs),
+    Connect(Box<connect::ConnectArgs>),
     /// Run the embedded server on loopback: echo, or a feed of numbered
     /// messages.
     Serve(serve::ServeArgs),
@@ -76,16 +76,38 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     let result: Result<(), CliError> = match cli.command {
-        Command::Connect(args) => connect::run(args),
+        Command::Connect(args) => connect::run(*args),
         Command::Serve(args) => serve::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),
     };
-    match result {
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("floodgate: {err}");
             ExitCode::from(err.exit_code())
+        }
+    };
+    drain_terminal_output();
+    code
+}
+
+/// Waits until a terminal has taken everything written to it: a pseudo
+/// terminal may drop what is still queued when the process exits, and the
+/// last line is often the one that says why the command ended.
+fn drain_terminal_output() {
+    use std::io::IsTerminal;
+    for fd in [libc::STDOUT_FILENO, libc::STDERR_FILENO] {
+        let is_tty = if fd == libc::STDOUT_FILENO {
+            std::io::stdout().is_terminal()
+        } else {
+            std::io::stderr().is_terminal()
+        };
+        if is_tty {
+            // SAFETY: tcdrain on a descriptor that is a terminal.
+            unsafe {
+                libc::tcdrain(fd);
+            }
         }
     }
 }

@@ -28,19 +28,6 @@ pub enum PolicyName {
     Disconnect,
 }
 
-impl PolicyName {
-    /// The name as typed.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PolicyName::Block => "block",
-            PolicyName::DropOldest => "drop-oldest",
-            PolicyName::DropNewest => "drop-newest",
-            PolicyName::Conflate => "conflate",
-            PolicyName::Disconnect => "disconnect",
-        }
-    }
-}
-
 /// Options of the buffer between the connection's reader and the printer.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BufferArgs {

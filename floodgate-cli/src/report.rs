@@ -41,7 +41,7 @@ pub fn stats_json(s: &Stats) -> Value {
 /// Counters and the time blocked add up; high-water marks, the longest
 /// ping delay and the queue-wait percentiles are the worst connection's
 /// (percentiles of different connections cannot be merged exactly).
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Totals {
     /// The running sum.
     pub stats: Stats,

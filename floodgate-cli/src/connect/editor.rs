@@ -43,10 +43,17 @@ pub enum Input {
     Interrupted,
 }
 
-/// Lines waiting to be printed: whoever holds the lock prints them, so
-/// that the editor (while it edits) and [`LinePrinter::flush_pending`]
-/// (at the end) never interleave.
-type Pending = Arc<Mutex<mpsc::Receiver<String>>>;
+/// Lines waiting to be printed, behind the one lock under which the
+/// editor writes to the terminal: the editor (while it edits) and
+/// [`LinePrinter::finish`] (at the end) never interleave, and once
+/// finished the editor draws nothing more.
+type Pending = Arc<Mutex<Screen>>;
+
+struct Screen {
+    lines: mpsc::Receiver<String>,
+    /// The command is ending: the terminal is no longer the editor's.
+    finished: bool,
+}
 
 /// Prints lines above the prompt from any thread.
 #[derive(Clone)]
@@ -78,16 +85,17 @@ impl LinePrinter {
         Ok(())
     }
 
-    /// Prints, on this thread, every line the editor has not drawn yet:
-    /// at the end, when the editor may be busy (closing) or waiting for a
-    /// key that will never come.
-    pub fn flush_pending(&self) {
-        let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+    /// At the end: prints, on this thread, every line the editor has not
+    /// drawn yet (it may be busy closing, or waiting for a key that will
+    /// never come), and takes the terminal back from the editor.
+    pub fn finish(&self) {
+        let mut screen = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = io::stdout().lock();
-        while let Ok(text) = pending.try_recv() {
+        while let Ok(text) = screen.lines.try_recv() {
             let _ = write!(out, "\r\x1b[K{}\r\n", text.replace('\n', "\r\n"));
         }
         let _ = out.flush();
+        screen.finished = true;
     }
 }
 
@@ -143,7 +151,10 @@ impl Editor {
                 history.drain(..excess);
             }
         }
-        let pending = Arc::new(Mutex::new(rx));
+        let pending = Arc::new(Mutex::new(Screen {
+            lines: rx,
+            finished: false,
+        }));
         Ok((
             Editor {
                 _raw: raw,
@@ -170,9 +181,13 @@ impl Editor {
     /// The terminal cannot be read.
     pub fn read_line(&mut self) -> io::Result<Input> {
         let result = self.edit();
-        let mut out = io::stdout().lock();
-        let _ = out.write_all(b"\r\n");
-        let _ = out.flush();
+        let screen = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if !screen.finished {
+            let mut out = io::stdout().lock();
+            let _ = out.write_all(b"\r\n");
+            let _ = out.flush();
+        }
+        drop(screen);
         if let Ok(Input::Line(line)) = &result {
             self.remember(line);
         }
@@ -200,6 +215,14 @@ impl Editor {
         let mut saved = String::new(); // the new line while browsing history
         self.redraw(&line)?;
         loop {
+            if self
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .finished
+            {
+                return Ok(Input::Eof);
+            }
             // Keys typed ahead come first; then wait for more.
             let (stdin_ready, wake_ready) = if self.queued.is_empty() {
                 wait(self.wake_read.as_raw_fd())?
@@ -208,20 +231,18 @@ impl Editor {
             };
             if wake_ready {
                 drain(self.wake_read.as_raw_fd());
-                let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                let screen = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                if screen.finished {
+                    return Ok(Input::Eof);
+                }
                 let mut out = io::stdout().lock();
-                let mut printed = false;
-                while let Ok(text) = pending.try_recv() {
+                while let Ok(text) = screen.lines.try_recv() {
                     out.write_all(b"\r\x1b[K")?;
                     out.write_all(text.replace('\n', "\r\n").as_bytes())?;
                     out.write_all(b"\r\n")?;
-                    printed = true;
                 }
                 drop(out);
-                drop(pending);
-                if printed {
-                    self.redraw(&line)?;
-                }
+                drop(screen);
             }
             if stdin_ready {
                 self.read_keys()?;
@@ -290,8 +311,12 @@ impl Editor {
     }
 
     /// Draws the prompt and the line, scrolled so that the cursor shows
-    /// on one terminal row.
+    /// on one terminal row (unless the terminal was taken back).
     fn redraw(&self, line: &Line) -> io::Result<()> {
+        let screen = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if screen.finished {
+            return Ok(());
+        }
         let room = terminal_columns()
             .saturating_sub(self.prompt.chars().count() + 1)
             .max(8);
@@ -304,7 +329,9 @@ impl Editor {
         if back > 0 {
             write!(out, "\x1b[{back}D")?;
         }
-        out.flush()
+        out.flush()?;
+        drop(screen);
+        Ok(())
     }
 }
 

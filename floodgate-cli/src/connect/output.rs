@@ -140,7 +140,7 @@ impl Printer {
     pub fn finish(&mut self) {
         let _ = self.flush();
         if let Out::Editor(printer) = &self.out {
-            printer.flush_pending();
+            printer.finish();
             super::terminal::restore();
             // Clear the editor's prompt line.
             print!("\r\x1b[K");

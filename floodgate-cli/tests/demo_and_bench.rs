@@ -1,0 +1,125 @@
+//! `floodgate demo` and `floodgate bench`, run as a user would, with short
+//! durations: what they print must be true of what happened.
+
+mod support;
+
+use support::{floodgate, text};
+
+#[test]
+fn demo_json_has_one_object_per_policy_whose_counters_add_up() {
+    let out = floodgate()
+        .args([
+            "demo",
+            "--json",
+            "--duration",
+            "400ms",
+            "--pause-every",
+            "150ms",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let runs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("a JSON array");
+    let policies: Vec<&str> = runs.iter().map(|r| r["policy"].as_str().unwrap()).collect();
+    assert_eq!(
+        policies,
+        [
+            "block",
+            "block-for",
+            "drop-oldest",
+            "drop-newest",
+            "conflate",
+            "disconnect"
+        ]
+    );
+    for run in &runs {
+        let n = |k: &str| run[k].as_u64().unwrap_or_else(|| panic!("{k} in {run}"));
+        assert!(n("received") > 0, "{run}");
+        assert_eq!(
+            n("received"),
+            n("delivered")
+                + n("buffered")
+                + n("dropped_oldest")
+                + n("dropped_newest")
+                + n("conflated")
+                + n("filtered"),
+            "{run}"
+        );
+        assert!(n("high_water_messages") <= 1000, "{run}");
+    }
+    let by = |p: &str| runs.iter().find(|r| r["policy"] == p).unwrap();
+    let block = by("block");
+    assert_eq!(block["dropped_oldest"], 0);
+    assert_eq!(block["dropped_newest"], 0);
+    assert!(by("drop-oldest")["dropped_oldest"].as_u64().unwrap() > 0);
+    assert!(by("drop-newest")["dropped_newest"].as_u64().unwrap() > 0);
+    let conflate = by("conflate");
+    assert!(conflate["conflated"].as_u64().unwrap() > 0);
+    assert!(
+        conflate["high_water_messages"].as_u64().unwrap() <= 8,
+        "8 channels: {conflate}"
+    );
+    assert!(by("disconnect")["end"].as_str().unwrap().contains("1008"));
+}
+
+#[test]
+fn demo_prints_a_closing_table_with_a_row_per_policy() {
+    let out = floodgate()
+        .args([
+            "demo",
+            "--duration",
+            "300ms",
+            "--policies",
+            "block,conflate",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = text(&out.stdout);
+    let rows: Vec<&str> = stdout.lines().collect();
+    assert!(
+        rows[0].starts_with("policy") && rows[0].contains("worst ping rtt"),
+        "{stdout}"
+    );
+    assert!(rows[2].starts_with("block "), "{stdout}");
+    assert!(rows[3].starts_with("conflate "), "{stdout}");
+    assert!(stdout.contains("- block: nothing lost"), "{stdout}");
+}
+
+#[test]
+fn bench_without_a_url_measures_echo_and_stream_against_the_embedded_server() {
+    let out = floodgate()
+        .args(["bench", "--messages", "300", "--duration", "300ms"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = text(&out.stdout);
+    let echo = stdout
+        .lines()
+        .find(|l| l.starts_with("echo round trip"))
+        .expect(&stdout);
+    assert!(echo.contains(" 300 "), "all 300 round trips: {echo}");
+    let stream = stdout
+        .lines()
+        .find(|l| l.starts_with("stream receive"))
+        .expect(&stdout);
+    assert!(!stream.contains(" 0 "), "{stream}");
+}
+
+#[test]
+fn bench_stream_needs_a_server_that_streams() {
+    let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo).unwrap();
+    let out = floodgate()
+        .args([
+            "bench",
+            &server.url(),
+            "--mode",
+            "stream",
+            "--duration",
+            "300ms",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text(&out.stderr).contains("sent nothing"), "{out:?}");
+}
