@@ -65,8 +65,20 @@
 //! # Ok::<(), floodgate::Error>(())
 //! ```
 //!
+//! - [`Sender::send_all`] writes many messages with one system call;
+//!   [`buffer::BufferConfig::on_control_frame`] shows the application the
+//!   pings and pongs the reader handles.
 //! - [`Error`] / [`ErrorKind`]: what went wrong, split by blame.
-//! - [`server`]: a minimal server for tests, examples and demos.
+//! - [`reconnect`]: the backoff policy (exponential, jitter, limits) that
+//!   the `floodgate connect --reconnect` command uses.
+//! - [`server`]: a minimal server for tests, examples and demos, with an
+//!   [`echo`](server::echo) handler and a [`feed`](server::feed) of
+//!   numbered messages on several channels at a chosen rate.
+//!
+//! The `floodgate` command (crate `floodgate-cli`, guide `docs/cli.md`)
+//! puts all of this in the shell: `floodgate demo` runs each overflow
+//! policy against a fast feed, `floodgate connect` is an interactive and
+//! scriptable client with the buffer's policies and stats.
 //!
 //! # Coming from websocket-client (Python)
 //!
@@ -94,6 +106,7 @@
 //! `wss://` returns [`ErrorKind::Unsupported`]; proxies, Unix sockets
 //! (other than through [`Client::connect_over`]), redirects and
 //! permessage-deflate are not implemented yet, nor the event-driven `App`
+//! (reconnecting is available as [`reconnect::Backoff`] for your own loop)
 //! and the async front end. A buffered connection does not return control
 //! frames as messages (`return_control_frames` applies to [`WebSocket`]
 //! only): its reader answers them and counts them in [`buffer::Stats`].

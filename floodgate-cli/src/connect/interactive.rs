@@ -41,12 +41,12 @@ pub fn start(
     link: Arc<Link>,
     args: &ConnectArgs,
     conn: &BufferedWebSocket,
+    format: Format,
 ) -> Result<Printer, CliError> {
+    // Binary messages are shown as hex on a terminal, --raw or not.
     let format = Format {
         raw: false,
-        json: args.json,
-        timings: args.timings,
-        start: std::time::Instant::now(),
+        ..format
     };
     super::terminal::save();
     // Before the editor draws its prompt (a line printed through the

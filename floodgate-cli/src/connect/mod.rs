@@ -101,7 +101,9 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "DURATION", value_parser = units::duration, default_value = "500ms", help_heading = "Keepalive")]
     pub reconnect_delay: Duration,
 
-    /// Send this text message once connected, then go on (repeatable).
+    /// Send this text message once connected (again after each
+    /// reconnect, so that a subscription survives), then go on
+    /// (repeatable).
     #[arg(
         short = 't',
         long = "text",
@@ -153,11 +155,8 @@ pub fn run(args: ConnectArgs) -> Result<(), CliError> {
     // is reported at once, reconnecting or not.
     let conn = client.connect_buffered(&args.url)?;
     let link = Arc::new(Link::default());
-    for text in &args.texts {
-        conn.send_text(text)?;
-    }
     let printer = if interactive {
-        interactive::start(link.clone(), &args, &conn)?
+        interactive::start(link.clone(), &args, &conn, format)?
     } else {
         pipe::start(link.clone(), args.eof_wait)?;
         Printer::stdout(format)
@@ -336,6 +335,13 @@ impl Session<'_> {
 
     /// Prints what one connection delivers until it ends.
     fn serve(&mut self, conn: &BufferedWebSocket) -> Ending {
+        // On every connection, so that a subscription sent with -t
+        // survives a reconnect.
+        for text in &self.args.texts {
+            if let Err(e) = conn.send_text(text) {
+                return Ending::Abnormal(e.into());
+            }
+        }
         self.link.attach(conn.sender());
         let keepalive = self.args.ping_interval.map(|interval| {
             Keepalive::start(
