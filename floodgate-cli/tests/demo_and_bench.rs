@@ -123,3 +123,23 @@ fn bench_stream_needs_a_server_that_streams() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(text(&out.stderr).contains("sent nothing"), "{out:?}");
 }
+
+#[test]
+fn bench_against_a_url_times_echo_round_trips() {
+    let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo).unwrap();
+    let out = floodgate()
+        .args(["bench", &server.url(), "--messages", "50", "--size", "16"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = text(&out.stdout);
+    let echo = stdout
+        .lines()
+        .find(|l| l.starts_with("echo round trip"))
+        .expect(&stdout);
+    assert!(echo.contains(" 50 ") && echo.contains("800 B"), "{echo}");
+    assert!(
+        !stdout.contains("stream receive"),
+        "a URL runs the echo test only"
+    );
+}

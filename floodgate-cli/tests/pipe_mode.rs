@@ -348,3 +348,97 @@ fn the_disconnect_policy_exits_1_and_says_the_consumer_fell_behind() {
         "the buffered ten are printed first"
     );
 }
+
+#[test]
+fn headers_origin_and_subprotocols_reach_the_server() {
+    let server = floodgate::server::Server::bind_with(
+        "127.0.0.1:0",
+        floodgate::Options {
+            subprotocols: vec!["v2.chat".into()],
+            ..floodgate::Options::default()
+        },
+        |mut ws, request| {
+            let header = |name: &str| {
+                request
+                    .headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-")
+                    .to_owned()
+            };
+            let seen = format!(
+                "token={} origin={} protocol={}",
+                header("x-token"),
+                header("origin"),
+                ws.subprotocol().unwrap_or("-")
+            );
+            let _ = ws.send_text(&seen);
+            let _ = ws.close(1000, "");
+        },
+    )
+    .unwrap();
+    let out = floodgate()
+        .args([
+            "connect",
+            &server.url(),
+            "-H",
+            "X-Token: s3cr3t",
+            "--origin",
+            "https://example.test",
+            "--subprotocol",
+            "v1.chat",
+            "--subprotocol",
+            "v2.chat",
+            "--eof-wait",
+            "30s",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        text(&out.stdout),
+        "token=s3cr3t origin=https://example.test protocol=v2.chat\n"
+    );
+}
+
+#[test]
+fn verbose_traces_the_handshake_on_stderr() {
+    let server = echo_then_close(0);
+    let out = floodgate()
+        .args(["connect", &server.url(), "-v", "--eof-wait", "30s"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("sending the opening handshake"), "{stderr}");
+    assert!(stderr.contains("Sec-WebSocket-Key"), "{stderr}");
+    assert!(stderr.contains("101 Switching Protocols"), "{stderr}");
+    assert!(text(&out.stdout).is_empty(), "traces stay off stdout");
+}
+
+#[test]
+fn serve_routes_echo_and_feed_by_path() {
+    let serve = ServeProcess::start(&[]);
+    let out = floodgate()
+        .args(["connect", &format!("{}echo", serve.url), "--eof-wait", "2s"])
+        .write_stdin("round trip\n")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(text(&out.stdout), "round trip\n");
+    let out = floodgate()
+        .args([
+            "connect",
+            &format!("{}feed?count=3&rate=0", serve.url),
+            "--eof-wait",
+            "30s",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let ns: Vec<u64> = text(&out.stdout)
+        .lines()
+        .map(|l| FeedMessage::parse(l).unwrap().n)
+        .collect();
+    assert_eq!(ns, [0, 1, 2]);
+}

@@ -44,6 +44,7 @@
 //! ```
 
 use crate::buffer::{BufferConfig, Class};
+use crate::buffered::BufferedWebSocket;
 use crate::error::ErrorKind;
 use crate::socket::WebSocket;
 use floodgate_proto::handshake::RequestHead;
@@ -506,18 +507,29 @@ impl Feed {
             report.bytes += bytes;
             self.live.sent.fetch_add(n, Ordering::Relaxed);
         }
-        {
-            let log = pings.lock().unwrap_or_else(|e| e.into_inner());
-            report.pongs = log.answered;
-            report.worst_ping_rtt = log.worst;
-        }
-        if failed.is_none() {
+        let end = self.finish(&mut conn, failed);
+        // Read after the end: a pong that answers the last ping arrives
+        // before the client's close, which the end waited for.
+        let log = pings.lock().unwrap_or_else(|e| e.into_inner());
+        report.pongs = log.answered;
+        report.worst_ping_rtt = log.worst;
+        end
+    }
+
+    /// Ends the connection: closes it after the last message, or learns
+    /// from the reader why a send failed.
+    fn finish(
+        &self,
+        conn: &mut BufferedWebSocket<TcpStream>,
+        failed: Option<crate::Error>,
+    ) -> FeedEnd {
+        let Some(failed) = failed else {
             // Completed: close and wait for the client's answer.
             return match conn.close(1000, "feed complete") {
                 Ok(()) => FeedEnd::Completed,
                 Err(e) => FeedEnd::Failed(format!("closing after the last message: {e}")),
             };
-        }
+        };
         // A send failed: the client closed, or the connection broke. The
         // reader knows which.
         let wait = Duration::from_secs(5);
@@ -525,8 +537,7 @@ impl Feed {
             Err(e) => match e.into_kind() {
                 ErrorKind::ConnectionClosed(frame) => FeedEnd::ClientClosed(frame),
                 ErrorKind::Timeout(_) => FeedEnd::Failed(format!(
-                    "a write failed ({}) and the connection did not end within {wait:?}",
-                    failed.map_or_else(String::new, |e| e.to_string())
+                    "a write failed ({failed}) and the connection did not end within {wait:?}"
                 )),
                 other => FeedEnd::Failed(other.to_string()),
             },
