@@ -8,17 +8,23 @@
 
 use std::time::Duration;
 
-/// Parses `0.2`, `200ms`, `1.5s`, `2m`, `50us`, `1h` (a clap value parser).
-pub fn duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
+/// `"1.5 ms"` as `(1.5, "ms")`; `None` when it does not start with a
+/// number.
+fn number_and_unit(text: &str) -> Option<(f64, &str)> {
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| {
+    Some((number.parse().ok()?, unit.trim()))
+}
+
+/// Parses `0.2`, `200ms`, `1.5s`, `2m`, `50us`, `1h` (a clap value parser).
+pub fn duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (value, unit) = number_and_unit(text).ok_or_else(|| {
         format!("{text:?} is not a duration: use seconds (0.2) or a unit (200ms, 1.5s)")
     })?;
-    let seconds = match unit.trim() {
+    let seconds = match unit {
         "" | "s" | "sec" | "secs" => value,
         "ms" => value / 1e3,
         "us" | "µs" => value / 1e6,
@@ -39,14 +45,10 @@ pub fn duration(text: &str) -> Result<Duration, String> {
 /// GB, and k, M, G) powers of 1000.
 pub fn size(text: &str) -> Result<usize, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| {
+    let (value, unit) = number_and_unit(text).ok_or_else(|| {
         format!("{text:?} is not a size: use bytes (1048576) or a unit (64KiB, 1MiB)")
     })?;
-    let factor: f64 = match unit.trim() {
+    let factor: f64 = match unit {
         "" | "B" | "b" => 1.0,
         "KiB" | "Ki" => 1024.0,
         "MiB" | "Mi" => 1024.0 * 1024.0,

@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{floodgate, text};
+use support::{floodgate, row, text};
 
 #[test]
 fn demo_json_has_one_object_per_policy_whose_counters_add_up() {
@@ -94,15 +94,9 @@ fn bench_without_a_url_measures_echo_and_stream_against_the_embedded_server() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let stdout = text(&out.stdout);
-    let echo = stdout
-        .lines()
-        .find(|l| l.starts_with("echo round trip"))
-        .expect(&stdout);
+    let echo = row(&stdout, "echo round trip");
     assert!(echo.contains(" 300 "), "all 300 round trips: {echo}");
-    let stream = stdout
-        .lines()
-        .find(|l| l.starts_with("stream receive"))
-        .expect(&stdout);
+    let stream = row(&stdout, "stream receive");
     assert!(!stream.contains(" 0 "), "{stream}");
 }
 
@@ -133,10 +127,7 @@ fn bench_against_a_url_times_echo_round_trips() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let stdout = text(&out.stdout);
-    let echo = stdout
-        .lines()
-        .find(|l| l.starts_with("echo round trip"))
-        .expect(&stdout);
+    let echo = row(&stdout, "echo round trip");
     assert!(echo.contains(" 50 ") && echo.contains("800 B"), "{echo}");
     assert!(
         !stdout.contains("stream receive"),

@@ -20,6 +20,16 @@ fn interactive(url: &str) -> expectrl::session::OsSession {
     session
 }
 
+/// Waits for the command to end and checks its exit code.
+fn expect_exit(s: &mut expectrl::session::OsSession, code: i32, why: &str) {
+    s.expect(Eof).unwrap();
+    let status = s.get_process().wait().unwrap();
+    assert!(
+        matches!(status, expectrl::process::unix::WaitStatus::Exited(_, c) if c == code),
+        "{why}: {status:?}"
+    );
+}
+
 /// Everything the command prints until it exits. (expectrl's `expect`
 /// may report the end before it has read the last lines of a process
 /// that just exited, so the last words are read by hand.)
@@ -56,12 +66,7 @@ fn a_typed_message_is_sent_and_its_echo_shown_marked_as_received() {
     s.send("/nonsense\r").unwrap();
     s.expect("unknown command /nonsense").unwrap();
     s.send("/close\r").unwrap();
-    s.expect(Eof).unwrap();
-    let status = s.get_process().wait().unwrap();
-    assert!(
-        matches!(status, expectrl::process::unix::WaitStatus::Exited(_, 0)),
-        "{status:?}"
-    );
+    expect_exit(&mut s, 0, "exit code");
 }
 
 #[test]
@@ -85,16 +90,11 @@ fn a_message_from_the_server_is_printed_while_the_user_types() {
     s.send("ed\r").unwrap();
     // Ctrl-D closes cleanly.
     s.send(expectrl::ControlCode::EndOfTransmission).unwrap();
-    s.expect(Eof).unwrap();
-    let status = s.get_process().wait().unwrap();
-    assert!(
-        matches!(status, expectrl::process::unix::WaitStatus::Exited(_, 0)),
-        "{status:?}"
-    );
+    expect_exit(&mut s, 0, "exit code");
 }
 
 #[test]
-fn when_the_server_closes_the_terminal_is_restored_and_the_code_reported() {
+fn when_the_server_closes_the_command_exits_4_and_names_the_code() {
     let server = Server::bind("127.0.0.1:0", |mut ws, _| {
         let _ = ws.recv();
         let _ = ws.close(4002, "maintenance");
@@ -128,10 +128,9 @@ fn lines_typed_ahead_in_one_burst_and_history_recall_are_all_sent() {
     s.send("\x1b[A\x1b[A\x1b[D\x1b[D\x1b[DX\r").unwrap();
     s.expect("< pasted Xone").unwrap();
     s.send("/close 4000 bye\r").unwrap();
-    s.expect(Eof).unwrap();
-    let status = s.get_process().wait().unwrap();
-    assert!(
-        matches!(status, expectrl::process::unix::WaitStatus::Exited(_, 0)),
-        "a close the user asked for is clean, whatever its code: {status:?}"
+    expect_exit(
+        &mut s,
+        0,
+        "a close the user asked for is clean, whatever its code",
     );
 }

@@ -9,7 +9,7 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use support::{floodgate, text};
+use support::{floodgate, stats_of, text};
 
 #[test]
 fn a_server_that_stops_answering_pings_is_detected_and_exits_5() {
@@ -57,7 +57,7 @@ fn pings_are_sent_on_the_interval_and_their_pongs_counted() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    let stats: serde_json::Value = serde_json::from_str(text(&out.stderr).trim()).unwrap();
+    let stats: serde_json::Value = stats_of(&out);
     assert!(stats["pongs_received"].as_u64().unwrap() >= 2, "{stats}");
 }
 

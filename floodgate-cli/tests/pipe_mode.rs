@@ -6,7 +6,9 @@ mod support;
 
 use floodgate::server::feed::FeedMessage;
 use floodgate::Message;
-use support::{echo_then_close, floodgate, http_404, send_then_close, text, ServeProcess};
+use support::{
+    echo_then_close, floodgate, http_404, send_then_close, stats_of, text, ServeProcess,
+};
 
 #[test]
 fn lines_from_a_pipe_come_back_one_per_line_including_empty_unicode_and_long_ones() {
@@ -115,7 +117,7 @@ fn after_the_end_of_input_it_waits_then_closes_cleanly() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     assert_eq!(text(&out.stdout), "ping?\n");
-    let stats: serde_json::Value = serde_json::from_str(text(&out.stderr).trim()).unwrap();
+    let stats: serde_json::Value = stats_of(&out);
     assert_eq!(stats["received"], 1);
     assert_eq!(stats["delivered"], 1);
 }
@@ -222,7 +224,7 @@ fn every_message_of_serve_feed_arrives_through_connect() {
         n += 1;
     }
     assert_eq!(n, 3000);
-    let stats: serde_json::Value = serde_json::from_str(text(&out.stderr).trim()).unwrap();
+    let stats: serde_json::Value = stats_of(&out);
     assert_eq!(stats["received"], 3000);
     assert_eq!(stats["delivered"], 3000);
 }
@@ -250,7 +252,7 @@ fn a_slow_consumer_under_drop_oldest_prints_fewer_and_the_stats_add_up() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let printed = text(&out.stdout).lines().count() as u64;
-    let s: serde_json::Value = serde_json::from_str(text(&out.stderr).trim()).unwrap();
+    let s: serde_json::Value = stats_of(&out);
     let n = |k: &str| s[k].as_u64().unwrap_or_else(|| panic!("{k} in {s}"));
     assert_eq!(n("received"), 5000);
     assert_eq!(
@@ -310,7 +312,7 @@ fn conflation_by_a_json_pointer_keeps_the_last_message_of_every_channel() {
     }
     // 4000 messages on 5 channels: each channel's last is number 799.
     assert_eq!(last, [Some(799); 5], "{stdout}");
-    let s: serde_json::Value = serde_json::from_str(text(&out.stderr).trim()).unwrap();
+    let s: serde_json::Value = stats_of(&out);
     assert!(s["conflated"].as_u64().unwrap() > 0, "{s}");
     assert!(
         s["high_water_messages"].as_u64().unwrap() <= 5,

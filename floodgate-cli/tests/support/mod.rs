@@ -116,3 +116,18 @@ impl Drop for ServeProcess {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).expect("UTF-8 output")
 }
+
+/// The JSON object `--stats` printed on the last line of stderr.
+pub fn stats_of(out: &std::process::Output) -> serde_json::Value {
+    let stderr = text(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("no stats ({e}) in {stderr:?}"))
+}
+
+/// The row of a `bench` table that starts with `name`.
+pub fn row<'a>(table: &'a str, name: &str) -> &'a str {
+    table
+        .lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_else(|| panic!("no {name:?} row in {table}"))
+}
