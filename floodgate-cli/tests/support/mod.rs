@@ -131,3 +131,21 @@ pub fn row<'a>(table: &'a str, name: &str) -> &'a str {
         .find(|l| l.starts_with(name))
         .unwrap_or_else(|| panic!("no {name:?} row in {table}"))
 }
+
+/// Checks the invariant of the design on a stats object:
+/// `received = delivered + buffered + dropped_oldest + dropped_newest +
+/// conflated + filtered`.
+pub fn assert_counters_add_up(stats: &serde_json::Value) {
+    let n = |k: &str| {
+        stats[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{k} in {stats}"))
+    };
+    let accounted = n("delivered")
+        + n("buffered")
+        + n("dropped_oldest")
+        + n("dropped_newest")
+        + n("conflated")
+        + n("filtered");
+    assert_eq!(n("received"), accounted, "the counters add up: {stats}");
+}
