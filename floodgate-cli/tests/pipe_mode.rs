@@ -437,3 +437,17 @@ fn serve_routes_echo_and_feed_by_path() {
         .collect();
     assert_eq!(ns, [0, 1, 2]);
 }
+
+#[test]
+fn empty_input_with_no_eof_wait_closes_at_once_against_a_server_that_never_closes() {
+    let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo).unwrap();
+    for _ in 0..5 {
+        let out = floodgate()
+            .args(["connect", &server.url()])
+            .write_stdin("")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert!(out.stdout.is_empty());
+    }
+}

@@ -18,8 +18,9 @@ pub enum Unsent {
 #[derive(Default)]
 struct State {
     sender: Option<Sender>,
-    /// The user asked to close (end of input, Ctrl-D, `/close`).
-    closing: bool,
+    /// The user asked to close (end of input, Ctrl-D, `/close`), with
+    /// this code and reason.
+    closing: Option<(u16, String)>,
     /// The session is over.
     ended: bool,
 }
@@ -36,10 +37,16 @@ impl Link {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The session has a (new) connection.
-    pub fn attach(&self, sender: Sender) {
-        self.lock().sender = Some(sender);
+    /// The session has a (new) connection. Returns the close the user
+    /// asked for before it was attached (input can end before the first
+    /// connection is handed over): the session must send it.
+    pub fn attach(&self, sender: Sender) -> Option<(u16, String)> {
+        let mut state = self.lock();
+        state.sender = Some(sender);
+        let pending = state.closing.clone();
+        drop(state);
         self.changed.notify_all();
+        pending
     }
 
     /// The session's connection ended.
@@ -58,7 +65,7 @@ impl Link {
 
     /// Whether the user asked to close.
     pub fn closing(&self) -> bool {
-        self.lock().closing
+        self.lock().closing.is_some()
     }
 
     /// Runs `send` with the connection's sender, waiting for one while
@@ -67,7 +74,7 @@ impl Link {
         let sender = {
             let mut state = self.lock();
             loop {
-                if state.ended || state.closing {
+                if state.ended || state.closing.is_some() {
                     return Err(Unsent::Over);
                 }
                 if let Some(sender) = &state.sender {
@@ -84,10 +91,10 @@ impl Link {
     pub fn close(&self, code: u16, reason: &str) -> floodgate::Result<()> {
         let sender = {
             let mut state = self.lock();
-            if state.closing || state.ended {
+            if state.closing.is_some() || state.ended {
                 return Ok(());
             }
-            state.closing = true;
+            state.closing = Some((code, reason.to_owned()));
             state.sender.clone()
         };
         self.changed.notify_all();
@@ -100,7 +107,7 @@ impl Link {
     /// Waits up to `wait`; true if the user closed (or the session ended)
     /// meanwhile.
     pub fn wait_closing(&self, wait: Duration) -> bool {
-        self.wait_until(wait, |s| s.closing || s.ended)
+        self.wait_until(wait, |s| s.closing.is_some() || s.ended)
     }
 
     /// Waits up to `wait`; true if the session ended meanwhile.

@@ -342,7 +342,12 @@ impl Session<'_> {
                 return Ending::Abnormal(e.into());
             }
         }
-        self.link.attach(conn.sender());
+        if let Some((code, reason)) = self.link.attach(conn.sender()) {
+            // The input ended before this connection was attached.
+            if let Err(e) = conn.sender().close(code, &reason) {
+                tracing::debug!(error = %e, "closing as asked before the connection was attached");
+            }
+        }
         let keepalive = self.args.ping_interval.map(|interval| {
             Keepalive::start(
                 conn.sender(),
