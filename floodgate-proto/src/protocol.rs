@@ -288,12 +288,60 @@ impl Protocol {
     pub fn read_messages<B>(
         &mut self,
         buf: &mut BytesMut,
+        each: impl FnMut(Message) -> ControlFlow<B>,
+    ) -> Result<Option<B>, ProtocolError> {
+        self.read_messages_observed(buf, each, |_| {})
+    }
+
+    /// [`read_messages`](Self::read_messages), showing `data_frame` every
+    /// data frame (text, binary, continuation; each fragment of a
+    /// fragmented message) as it is decoded, before the message it
+    /// belongs to is complete: for applications that want the frames as
+    /// well as the messages (websocket-client's `on_data` and
+    /// `on_cont_message`).
+    ///
+    /// # Errors
+    ///
+    /// As for [`read_message`](Self::read_message).
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use floodgate_proto::{Config, Message, OpCode, Protocol, Role};
+    /// use std::ops::ControlFlow;
+    ///
+    /// let mut proto = Protocol::new(Role::Client, Config::default());
+    /// // "hello" in two fragments: text "hel", continuation "lo".
+    /// let mut buf = BytesMut::from(&b"\x01\x03hel\x80\x02lo"[..]);
+    /// let mut frames = Vec::new();
+    /// let mut messages = Vec::new();
+    /// proto
+    ///     .read_messages_observed(
+    ///         &mut buf,
+    ///         |m: Message| {
+    ///             messages.push(m);
+    ///             ControlFlow::<()>::Continue(())
+    ///         },
+    ///         |f| frames.push((f.opcode, f.fin, f.payload.clone())),
+    ///     )
+    ///     .unwrap();
+    /// assert_eq!(frames[0], (OpCode::Text, false, "hel".into()));
+    /// assert_eq!(frames[1], (OpCode::Continuation, true, "lo".into()));
+    /// assert_eq!(messages, [Message::text("hello")]);
+    /// ```
+    #[inline]
+    pub fn read_messages_observed<B>(
+        &mut self,
+        buf: &mut BytesMut,
         mut each: impl FnMut(Message) -> ControlFlow<B>,
+        mut data_frame: impl FnMut(&Frame),
     ) -> Result<Option<B>, ProtocolError> {
         loop {
             let Some(frame) = self.next_frame(buf, true)? else {
                 return Ok(None);
             };
+            if !frame.opcode.is_control() {
+                data_frame(&frame);
+            }
             if let Some(message) = self.message_of(frame) {
                 if let ControlFlow::Break(value) = each(message) {
                     return Ok(Some(value));

@@ -118,6 +118,7 @@ mod buffered;
 mod config;
 mod connect;
 mod error;
+pub mod keepalive;
 pub mod reconnect;
 pub mod server;
 mod socket;

@@ -14,11 +14,10 @@
 //! Three threads: the reader (in the library), the input (stdin or the
 //! line editor, sending through a [`link::Link`]), and this module's
 //! session on the main thread, which prints, keeps the connection alive
-//! ([`keepalive`]) and reconnects when asked to.
+//! (`floodgate::keepalive`) and reconnects when asked to.
 
 mod editor;
 mod interactive;
-mod keepalive;
 mod link;
 mod output;
 mod pipe;
@@ -31,7 +30,6 @@ use crate::units;
 use floodgate::buffer::Delivered;
 use floodgate::reconnect::{Backoff, Retry};
 use floodgate::{BufferedWebSocket, Client, ErrorKind};
-use keepalive::Keepalive;
 use link::Link;
 use output::{Format, Printer};
 use std::io::IsTerminal;
@@ -349,17 +347,15 @@ impl Session<'_> {
             }
         }
         let keepalive = self.args.ping_interval.map(|interval| {
-            Keepalive::start(
-                conn.sender(),
-                conn.buffer().clone(),
+            conn.keepalive(
                 interval,
                 self.args.ping_timeout,
-                self.args.ping_payload.clone().into_bytes(),
+                self.args.ping_payload.as_bytes(),
             )
         });
         let end = self.consume(conn);
         self.link.detach();
-        let timed_out = keepalive.is_some_and(Keepalive::stop);
+        let timed_out = keepalive.is_some_and(floodgate::keepalive::Keepalive::stop);
         if timed_out {
             let timeout = self.args.ping_timeout.unwrap_or_default();
             return Ending::Abnormal(CliError::PingTimeout(timeout));

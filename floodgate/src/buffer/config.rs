@@ -9,7 +9,7 @@
 
 use crate::error::{ErrorKind, Result};
 use bytes::Bytes;
-use floodgate_proto::Message;
+use floodgate_proto::{Frame, Message};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -182,6 +182,7 @@ pub(crate) type KeyFn = Arc<dyn Fn(&Message) -> Option<Key> + Send + Sync>;
 pub(crate) type ClassifyFn = Arc<dyn Fn(&Message) -> Class + Send + Sync>;
 pub(crate) type LagFn = Arc<dyn Fn(&LagEvent) + Send + Sync>;
 pub(crate) type ControlFn = Arc<dyn Fn(&Message) + Send + Sync>;
+pub(crate) type DataFrameFn = Arc<dyn Fn(&Frame) + Send + Sync>;
 
 /// Conflation: "latest value wins" per key.
 ///
@@ -280,6 +281,7 @@ pub struct BufferConfig {
     pub(crate) classifier: Option<ClassifyFn>,
     pub(crate) lag: Option<LagAlarm>,
     pub(crate) on_control: Option<ControlFn>,
+    pub(crate) on_data_frame: Option<DataFrameFn>,
 }
 
 /// Default message limit.
@@ -297,6 +299,7 @@ impl Default for BufferConfig {
             classifier: None,
             lag: None,
             on_control: None,
+            on_data_frame: None,
         }
     }
 }
@@ -310,6 +313,7 @@ impl fmt::Debug for BufferConfig {
             .field("classifier", &self.classifier.is_some())
             .field("lag", &self.lag.as_ref().map(|l| l.threshold))
             .field("on_control", &self.on_control.is_some())
+            .field("on_data_frame", &self.on_data_frame.is_some())
             .finish()
     }
 }
@@ -388,6 +392,28 @@ impl BufferConfig {
     /// ```
     pub fn on_control_frame(mut self, f: impl Fn(&Message) + Send + Sync + 'static) -> Self {
         self.on_control = Some(Arc::new(f));
+        self
+    }
+
+    /// Calls `f` with every data frame the reader decodes (text, binary
+    /// and each continuation frame of a fragmented message), as it is
+    /// decoded: before the message it belongs to is complete, classified
+    /// or buffered, so it sees messages the policy may later drop. On the
+    /// reader thread, with no lock held; keep it short. For applications
+    /// that want frames as well as messages (websocket-client's `on_data`
+    /// and `on_cont_message`); most want messages only.
+    ///
+    /// ```
+    /// use floodgate::buffer::BufferConfig;
+    /// use floodgate::OpCode;
+    /// let config = BufferConfig::new().on_data_frame(|frame| {
+    ///     if frame.opcode == OpCode::Continuation {
+    ///         println!("a fragment of {} bytes (last: {})", frame.payload.len(), frame.fin);
+    ///     }
+    /// });
+    /// ```
+    pub fn on_data_frame(mut self, f: impl Fn(&Frame) + Send + Sync + 'static) -> Self {
+        self.on_data_frame = Some(Arc::new(f));
         self
     }
 

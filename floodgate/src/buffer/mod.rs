@@ -34,8 +34,8 @@ pub use stats::{Stats, WaitSummary};
 pub(crate) use queue::Incoming;
 
 use crate::error::{Error, ErrorKind, Result};
-pub(crate) use config::ControlFn;
 use config::{ClassifyFn, KeyFn, LagFn};
+pub(crate) use config::{ControlFn, DataFrameFn};
 use floodgate_proto::Message;
 use queue::{Offered, Queue};
 use std::collections::VecDeque;

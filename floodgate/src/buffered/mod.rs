@@ -220,6 +220,7 @@ impl<S: Transport + Send + 'static> BufferedWebSocket<S> {
             unwoken_bytes: 0,
             chunks: ChunkPool::new(parts.read_chunk_size),
             on_control: config.on_control.clone(),
+            on_data_frame: config.on_data_frame.clone(),
         };
         let handle = std::thread::Builder::new()
             .name("floodgate-reader".into())
@@ -232,6 +233,26 @@ impl<S: Transport + Send + 'static> BufferedWebSocket<S> {
             headers: parts.headers,
             subprotocol: parts.subprotocol,
         })
+    }
+}
+
+impl<S: Transport + Send + 'static> BufferedWebSocket<S> {
+    /// Pings the server every `interval` on a thread of its own; with
+    /// `timeout`, shuts the connection down when no pong comes within
+    /// `timeout` of a ping (see [`crate::keepalive`]).
+    pub fn keepalive(
+        &self,
+        interval: Duration,
+        timeout: Option<Duration>,
+        payload: &[u8],
+    ) -> crate::keepalive::Keepalive {
+        crate::keepalive::Keepalive::start(
+            self.sender(),
+            self.buffer.clone(),
+            interval,
+            timeout,
+            payload.to_vec(),
+        )
     }
 }
 

@@ -9,7 +9,7 @@
 
 use super::chunks::ChunkPool;
 use super::{Ending, Shared};
-use crate::buffer::{Batch, Buffer, BufferError, ControlFn};
+use crate::buffer::{Batch, Buffer, BufferError, ControlFn, DataFrameFn};
 use crate::error::{Error, ErrorKind};
 use crate::socket::{read_before, read_size};
 use crate::stream::Transport;
@@ -38,6 +38,9 @@ pub(crate) struct Reader<S: Transport> {
     /// The application's observer of pings and pongs
     /// ([`BufferConfig::on_control_frame`](crate::buffer::BufferConfig::on_control_frame)).
     pub(crate) on_control: Option<ControlFn>,
+    /// The application's observer of data frames
+    /// ([`BufferConfig::on_data_frame`](crate::buffer::BufferConfig::on_data_frame)).
+    pub(crate) on_data_frame: Option<DataFrameFn>,
 }
 
 /// Decoded messages are pushed into the buffer in runs of at most this
@@ -96,9 +99,10 @@ impl<S: Transport> Reader<S> {
             let buffer = &self.shared.buffer;
             // Data messages go to the batch; decoding stops at a control
             // message (`Some(message)`) or a full batch (`None`).
-            let stopped = self
-                .proto
-                .read_messages(&mut self.read_buf, |message| match message {
+            let on_data = &self.on_data_frame;
+            let stopped = self.proto.read_messages_observed(
+                &mut self.read_buf,
+                |message| match message {
                     Message::Text(_) | Message::Binary(_) => {
                         buffer.stage(&mut batch, compact(copy_small, chunk_size, message));
                         // A read chunk holds up to thousands of small messages;
@@ -110,7 +114,13 @@ impl<S: Transport> Reader<S> {
                         }
                     }
                     control => ControlFlow::Break(Some(control)),
-                });
+                },
+                |frame| {
+                    if let Some(observe) = on_data {
+                        observe(frame);
+                    }
+                },
+            );
             match stopped {
                 Err(err) => {
                     // Deliver what came before the bad frame.
