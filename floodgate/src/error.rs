@@ -73,6 +73,22 @@ pub enum ErrorKind {
     /// connection was closed with code 1011.
     #[error("a callback panicked on the connection's reader thread ({0}); the connection was closed with code 1011")]
     Panicked(String),
+    /// No pong came back within the ping timeout of a ping: the
+    /// connection looked dead and was shut down (the keepalive of
+    /// [`crate::App::run_forever`]).
+    #[error("no pong within {0:?} of a ping: the connection looked dead and was dropped (raise the ping timeout if the server is only slow)")]
+    NoPong(std::time::Duration),
+    /// Reconnecting gave up after the maximum number of attempts in a row.
+    #[error(
+        "gave up reconnecting after {attempts} attempts in a row; the last one failed: {last}"
+    )]
+    GaveUp {
+        /// Attempts made.
+        attempts: u32,
+        /// The last attempt's error.
+        #[source]
+        last: Error,
+    },
     /// The connection was already closed by an earlier call.
     #[error("the WebSocket connection is already closed; connect again to go on")]
     AlreadyClosed,

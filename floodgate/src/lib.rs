@@ -113,6 +113,7 @@
 
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod buffer;
 mod buffered;
 mod config;
@@ -124,6 +125,7 @@ pub mod server;
 mod socket;
 mod stream;
 
+pub use app::App;
 pub use buffered::{BufferedMessages, BufferedWebSocket, Sender};
 pub use config::{Client, ClientBuilder, Options, Origin};
 pub use error::{Error, ErrorKind, Result};

@@ -110,23 +110,28 @@ impl<S: Transport> Shared<S> {
         }
     }
 
-    /// The application's close: stop blocking the reader on a full buffer,
-    /// send the close, wait for the server's.
-    pub(crate) fn close(&self, frame: Option<CloseFrame>) -> Result<()> {
-        {
-            let mut writer = self.writer();
-            if writer.ended || writer.proto.close_sent() {
-                return Err(ErrorKind::AlreadyClosed.into());
-            }
-            // An invalid code or reason is refused before anything changes.
-            writer.proto.send_close(frame.as_ref())?;
-            self.buffer.set_closing();
-            if let Err(e) = writer.flush() {
-                drop(writer);
-                self.end_transport();
-                return Err(e);
-            }
+    /// The application's close, first half: stop blocking the reader on a
+    /// full buffer and send the close; the reader completes the handshake.
+    pub(crate) fn send_close(&self, frame: Option<CloseFrame>) -> Result<()> {
+        let mut writer = self.writer();
+        if writer.ended || writer.proto.close_sent() {
+            return Err(ErrorKind::AlreadyClosed.into());
         }
+        // An invalid code or reason is refused before anything changes.
+        writer.proto.send_close(frame.as_ref())?;
+        self.buffer.set_closing();
+        if let Err(e) = writer.flush() {
+            drop(writer);
+            self.end_transport();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// The application's close: [`send_close`](Self::send_close), then
+    /// wait for the server's.
+    pub(crate) fn close(&self, frame: Option<CloseFrame>) -> Result<()> {
+        self.send_close(frame)?;
         match self.wait_done(Instant::now() + self.close_timeout) {
             Some(Ending::Closed) => Ok(()),
             Some(Ending::Abnormal) => Err(ErrorKind::AbnormalClosure.into()),

@@ -244,6 +244,24 @@ impl<S: Transport> Sender<S> {
         self.shared.close(frame)
     }
 
+    /// Starts the close handshake and returns at once: the close frame is
+    /// sent, the reader stops waiting for room, and it completes the
+    /// handshake when the server answers; the consumer then gets
+    /// [`ErrorKind::ConnectionClosed`] after the buffered messages. Unlike
+    /// [`close_with`](Self::close_with) it never waits, so it may be called
+    /// from any thread, the reader's callbacks included. Nothing bounds the
+    /// server's answer here: a caller that wants a bound waits for the end
+    /// itself and calls [`shutdown`](Self::shutdown) when it is late.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Usage`] for a code or reason that must not be sent;
+    /// [`ErrorKind::AlreadyClosed`] when a close was sent already or the
+    /// connection ended.
+    pub fn start_close(&self, frame: Option<CloseFrame>) -> Result<()> {
+        self.shared.send_close(frame)
+    }
+
     /// Drops the connection at once, without a close handshake (what to do
     /// with a connection found dead, e.g. no pong in time): the reader
     /// stops, messages already buffered stay readable, and the consumer

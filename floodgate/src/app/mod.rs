@@ -1,0 +1,621 @@
+//! The event-driven [`App`]: handlers for what happens on a connection,
+//! `run_forever` with keepalive and reconnect, and `on_message` on a pool
+//! of workers — websocket-client's `WebSocketApp`, built on the buffered
+//! connection so that a slow handler never starves the connection.
+//!
+//! Receiving and handling are apart: the connection's reader answers
+//! pings and the close at once and feeds the bounded buffer (every policy
+//! and every stat of [`crate::buffer`] apply), and messages are handed to
+//! `on_message` on the thread that runs the App, or on N workers
+//! ([`AppBuilder::workers`], [`AppBuilder::workers_by_key`] to keep the
+//! order per key).
+//!
+//! ```
+//! use floodgate::app::{App, RunOptions};
+//! use std::time::Duration;
+//! # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+//!
+//! let app = App::builder(server.url())
+//!     .on_open(|ctx| {
+//!         // Runs again after every reconnect: subscribe here.
+//!         ctx.send_text("subscribe ticker").unwrap();
+//!     })
+//!     .on_message(|ctx, message| {
+//!         println!("{:?} (waited {:?})", message.as_text(), message.waited());
+//!         ctx.close(); // done after the first message
+//!     })
+//!     .on_error(|_ctx, error| eprintln!("error: {error}"))
+//!     .on_close(|_ctx, frame| println!("closed: {frame:?}"))
+//!     .build()?;
+//! let summary = app.run_forever(
+//!     &RunOptions::new()
+//!         .ping_interval(Duration::from_secs(10))
+//!         .ping_timeout(Duration::from_secs(5))
+//!         .reconnect(floodgate::reconnect::Backoff::new()),
+//! )?;
+//! assert_eq!(summary.connections, 1);
+//! # Ok::<(), floodgate::Error>(())
+//! ```
+//!
+//! # Which thread runs what
+//!
+//! - `on_open`, `on_close`, `on_error`, `on_reconnect`, and `on_message`
+//!   without workers: the thread that called [`App::run_forever`].
+//! - `on_message` with workers: one of the workers.
+//! - `on_ping`, `on_pong`, `on_data`, `on_cont_message`: the connection's
+//!   reader, as the frame is decoded; keep them short (the reader reads
+//!   nothing while they run).
+//!
+//! A handler that panics is reported to `on_error` as
+//! [`ErrorKind::Panicked`](crate::ErrorKind::Panicked) and the App goes on.
+//!
+//! # Ending
+//!
+//! [`AppHandle::close`] (from a handler, another thread, a Ctrl-C handler)
+//! sends the close and lets `run_forever` finish: the close handshake is
+//! done, the messages still buffered are handed to `on_message` (unless
+//! [`AppBuilder::drain_on_close`] says not to: they are then counted in
+//! [`RunSummary::undelivered`]), the workers finish what they hold, and
+//! `on_close` is called once for the connection. No reconnect happens after
+//! a close the application asked for. Without reconnect, the App also ends
+//! when the connection does: `Ok` after a close handshake, the error
+//! otherwise. With reconnect, any other end (the server's close included)
+//! is followed by a new connection after the backoff's delay, until the
+//! maximum number of attempts in a row ([`ErrorKind::GaveUp`](crate::ErrorKind::GaveUp)).
+
+mod context;
+mod workers;
+
+pub use context::{AppHandle, Context};
+
+use crate::buffer::{BufferConfig, Delivered, Key, Stats};
+use crate::config::{Client, ClientBuilder};
+use crate::error::{Error, ErrorKind, Result};
+use crate::reconnect::{Backoff, Retry};
+use crate::BufferedWebSocket;
+use floodgate_proto::{CloseFrame, Frame, Message, OpCode};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use workers::{Dispatch, WorkerKeyFn};
+
+type Handler<A> = Option<Box<dyn Fn(&Context, A) + Send + Sync>>;
+
+/// The application's handlers.
+#[derive(Default)]
+pub(crate) struct Handlers {
+    on_open: Handler<()>,
+    on_message: Option<Box<dyn Fn(&Context, &Delivered) + Send + Sync>>,
+    on_error: Option<Box<dyn Fn(&Context, &Error) + Send + Sync>>,
+    on_close: Option<Box<dyn Fn(&Context, Option<&CloseFrame>) + Send + Sync>>,
+    on_ping: Option<Box<dyn Fn(&Context, &[u8]) + Send + Sync>>,
+    on_pong: Option<Box<dyn Fn(&Context, &[u8]) + Send + Sync>>,
+    on_data: Option<Box<dyn Fn(&Context, &Frame) + Send + Sync>>,
+    on_cont_message: Option<Box<dyn Fn(&Context, &Frame) + Send + Sync>>,
+    on_reconnect: Option<Box<dyn Fn(&Context, Reconnecting) + Send + Sync>>,
+}
+
+impl Handlers {
+    /// Runs a handler, turning a panic into an `on_error` call.
+    fn guarded(&self, context: &Context, what: &str, run: impl FnOnce()) {
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(run)) {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            let error = ErrorKind::Panicked(format!("{what}: {why}")).into();
+            // A panicking on_error is not reported again.
+            if let Some(on_error) = &self.on_error {
+                let _ = catch_unwind(AssertUnwindSafe(|| on_error(context, &error)));
+            }
+        }
+    }
+
+    pub(crate) fn message(&self, context: &Context, message: &Delivered) {
+        if let Some(f) = &self.on_message {
+            self.guarded(context, "on_message", || f(context, message));
+        }
+    }
+
+    fn error(&self, context: &Context, error: &Error) {
+        if let Some(f) = &self.on_error {
+            self.guarded(context, "on_error", || f(context, error));
+        }
+    }
+}
+
+/// What `on_reconnect` is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reconnecting {
+    /// The attempt about to be made, from 1, counted since the last
+    /// connection that stayed up (see [`Backoff::reset_after`]).
+    pub attempt: u32,
+    /// How long the App waits before it.
+    pub delay: Duration,
+}
+
+/// Builds an [`App`]; see the [module docs](self).
+#[must_use = "an AppBuilder does nothing until build()"]
+pub struct AppBuilder {
+    url: String,
+    client: ClientBuilder,
+    buffer: BufferConfig,
+    handlers: Handlers,
+    workers: usize,
+    worker_key: Option<WorkerKeyFn>,
+    drain_on_close: bool,
+}
+
+impl std::fmt::Debug for AppBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppBuilder")
+            .field("url", &self.url)
+            .field("buffer", &self.buffer)
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+macro_rules! handler_setter {
+    ($(#[$doc:meta])* $name:ident, $($arg:ty),*) => {
+        $(#[$doc])*
+        pub fn $name(mut self, f: impl Fn(&Context, $($arg),*) + Send + Sync + 'static) -> Self {
+            self.handlers.$name = Some(Box::new(f));
+            self
+        }
+    };
+}
+
+impl AppBuilder {
+    /// The connection options (headers, subprotocols, timeouts, socket
+    /// options, limits); its buffer, if set, is replaced by
+    /// [`buffer`](Self::buffer).
+    pub fn client(mut self, client: ClientBuilder) -> Self {
+        self.client = client;
+        self
+    }
+
+    /// The buffer between the reader and the handlers: limits, overflow
+    /// policy, classifier (default [`BufferConfig::default`]).
+    pub fn buffer(mut self, buffer: BufferConfig) -> Self {
+        self.buffer = buffer;
+        self
+    }
+
+    /// Called when a connection is open, after every reconnect too (the
+    /// place to subscribe).
+    pub fn on_open(mut self, f: impl Fn(&Context) + Send + Sync + 'static) -> Self {
+        self.handlers.on_open = Some(Box::new(move |ctx, ()| f(ctx)));
+        self
+    }
+
+    handler_setter!(
+        /// Called for each message (text or binary) taken from the buffer.
+        on_message, &Delivered
+    );
+    handler_setter!(
+        /// Called for each error: a failed connect, a broken connection, a
+        /// ping timeout, a handler's panic.
+        on_error, &Error
+    );
+    handler_setter!(
+        /// Called once when a connection that was open ends: with the close
+        /// frame after a close handshake (`None` inside: a close without
+        /// code), with `None` when it ended without one.
+        on_close, Option<&CloseFrame>
+    );
+    handler_setter!(
+        /// Called with each ping's payload, after it was answered (reader
+        /// thread).
+        on_ping, &[u8]
+    );
+    handler_setter!(
+        /// Called with each pong's payload (reader thread).
+        on_pong, &[u8]
+    );
+    handler_setter!(
+        /// Called with every data frame as it is decoded — text, binary and
+        /// continuation frames — before its message is complete or
+        /// buffered (reader thread).
+        on_data, &Frame
+    );
+    handler_setter!(
+        /// Called with each continuation frame of a fragmented message
+        /// (reader thread).
+        on_cont_message, &Frame
+    );
+    handler_setter!(
+        /// Called before each reconnect attempt, with its number and delay.
+        on_reconnect, Reconnecting
+    );
+
+    /// Runs `on_message` on `n` worker threads (0: on the App's thread).
+    /// Any free worker takes the next message.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n;
+        self.worker_key = None;
+        self
+    }
+
+    /// Runs `on_message` on `n` workers, keeping the order per key:
+    /// messages with the same key are handled in arrival order by one
+    /// worker at a time. Messages without a key go to any worker.
+    pub fn workers_by_key(
+        mut self,
+        n: usize,
+        key: impl Fn(&Message) -> Option<Key> + Send + Sync + 'static,
+    ) -> Self {
+        self.workers = n;
+        self.worker_key = Some(Arc::new(key));
+        self
+    }
+
+    /// Whether the messages still buffered when the App is closed are
+    /// handed to `on_message` (default) or left and counted in
+    /// [`RunSummary::undelivered`].
+    pub fn drain_on_close(mut self, drain: bool) -> Self {
+        self.drain_on_close = drain;
+        self
+    }
+
+    /// Checks the options and builds the App.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] for invalid connection or buffer options.
+    pub fn build(self) -> Result<App> {
+        let current: Arc<Mutex<Option<Arc<Context>>>> = Arc::default();
+        let handlers = Arc::new(self.handlers);
+        let buffer = with_observers(self.buffer, &handlers, &current);
+        let client = self.client.buffer(buffer).build()?;
+        if self.workers == 0 && self.worker_key.is_some() {
+            return Err(ErrorKind::Config("workers_by_key needs at least 1 worker".into()).into());
+        }
+        Ok(App {
+            url: Arc::from(self.url.as_str()),
+            client,
+            handlers,
+            current,
+            handle: AppHandle::default(),
+            workers: self.workers,
+            worker_key: self.worker_key,
+            drain_on_close: self.drain_on_close,
+        })
+    }
+}
+
+/// Adds the observers of control and data frames that call the
+/// application's reader-thread handlers, keeping any the buffer had.
+fn with_observers(
+    buffer: BufferConfig,
+    handlers: &Arc<Handlers>,
+    current: &Arc<Mutex<Option<Arc<Context>>>>,
+) -> BufferConfig {
+    let context = {
+        let current = current.clone();
+        move || current.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    };
+    let mut buffer = buffer;
+    if handlers.on_ping.is_some() || handlers.on_pong.is_some() {
+        let (handlers, context, theirs) =
+            (handlers.clone(), context.clone(), buffer.on_control.clone());
+        buffer = buffer.on_control_frame(move |frame| {
+            if let Some(theirs) = &theirs {
+                theirs(frame);
+            }
+            let Some(ctx) = context() else { return };
+            match (frame, &handlers.on_ping, &handlers.on_pong) {
+                (Message::Ping(p), Some(f), _) => handlers.guarded(&ctx, "on_ping", || f(&ctx, p)),
+                (Message::Pong(p), _, Some(f)) => handlers.guarded(&ctx, "on_pong", || f(&ctx, p)),
+                _ => {}
+            }
+        });
+    }
+    if handlers.on_data.is_some() || handlers.on_cont_message.is_some() {
+        let (handlers, theirs) = (handlers.clone(), buffer.on_data_frame.clone());
+        buffer = buffer.on_data_frame(move |frame| {
+            if let Some(theirs) = &theirs {
+                theirs(frame);
+            }
+            let Some(ctx) = context() else { return };
+            if let Some(f) = &handlers.on_data {
+                handlers.guarded(&ctx, "on_data", || f(&ctx, frame));
+            }
+            if let (OpCode::Continuation, Some(f)) = (frame.opcode, &handlers.on_cont_message) {
+                handlers.guarded(&ctx, "on_cont_message", || f(&ctx, frame));
+            }
+        });
+    }
+    buffer
+}
+
+/// How `run_forever` keeps the connection alive: websocket-client's
+/// `run_forever(ping_interval=, ping_timeout=, ping_payload=, reconnect=)`.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    ping_interval: Option<Duration>,
+    ping_timeout: Option<Duration>,
+    ping_payload: Vec<u8>,
+    reconnect: Option<Backoff>,
+}
+
+impl RunOptions {
+    /// No pings, no reconnect.
+    pub fn new() -> RunOptions {
+        RunOptions::default()
+    }
+
+    /// Ping the server this often.
+    pub fn ping_interval(mut self, every: Duration) -> Self {
+        self.ping_interval = Some(every);
+        self
+    }
+
+    /// With a ping interval: no pong within this time of a ping means the
+    /// connection is dead; it is dropped and reported
+    /// ([`ErrorKind::NoPong`](crate::ErrorKind::NoPong)), then reconnected
+    /// if asked.
+    pub fn ping_timeout(mut self, timeout: Duration) -> Self {
+        self.ping_timeout = Some(timeout);
+        self
+    }
+
+    /// The payload of the pings (at most 125 bytes).
+    pub fn ping_payload(mut self, payload: &[u8]) -> Self {
+        self.ping_payload = payload.to_vec();
+        self
+    }
+
+    /// Reconnect after an end the application did not ask for, with this
+    /// backoff.
+    pub fn reconnect(mut self, backoff: Backoff) -> Self {
+        self.reconnect = Some(backoff);
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        let config = |why: &str| Err(ErrorKind::Config(why.into()).into());
+        if self.ping_timeout.is_some() && self.ping_interval.is_none() {
+            return config("ping_timeout needs a ping_interval");
+        }
+        if self.ping_interval.is_some_and(|i| i.is_zero()) {
+            return config("ping_interval must be above zero");
+        }
+        if self.ping_payload.len() > 125 {
+            return config("a ping payload is limited to 125 bytes");
+        }
+        Ok(())
+    }
+}
+
+/// What `run_forever` did.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    /// Connections that opened.
+    pub connections: u64,
+    /// The last connection's buffer stats.
+    pub last_stats: Option<Stats>,
+    /// Messages left in the buffer at the end and not handed to
+    /// `on_message` (only with [`AppBuilder::drain_on_close`] off).
+    pub undelivered: u64,
+}
+
+/// The event-driven client; see the [module docs](self).
+pub struct App {
+    url: Arc<str>,
+    client: Client,
+    handlers: Arc<Handlers>,
+    /// The context of the connection of the moment, for the handlers the
+    /// reader calls.
+    current: Arc<Mutex<Option<Arc<Context>>>>,
+    handle: AppHandle,
+    workers: usize,
+    worker_key: Option<WorkerKeyFn>,
+    drain_on_close: bool,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("url", &self.url)
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How one connection ended.
+struct Ended {
+    /// The close handshake's frame, if there was one.
+    closed: Option<Option<CloseFrame>>,
+    /// The error, when it ended otherwise.
+    error: Option<Error>,
+}
+
+impl App {
+    /// A builder for an App that connects to `url`.
+    pub fn builder(url: impl Into<String>) -> AppBuilder {
+        AppBuilder {
+            url: url.into(),
+            client: Client::builder(),
+            buffer: BufferConfig::default(),
+            handlers: Handlers::default(),
+            workers: 0,
+            worker_key: None,
+            drain_on_close: true,
+        }
+    }
+
+    /// The handle that closes this App.
+    pub fn handle(&self) -> AppHandle {
+        self.handle.clone()
+    }
+
+    fn context(&self, sender: Option<crate::Sender>, connection: u64) -> Context {
+        Context::new(self.handle.clone(), sender, connection, self.url.clone())
+    }
+
+    /// Connects and runs the handlers until the App is closed, or the
+    /// connection ends without reconnect, or reconnecting gives up.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] for invalid options; without reconnect, the
+    /// error that ended the connection (a failed first connect included);
+    /// with reconnect, [`ErrorKind::GaveUp`] after the maximum number of
+    /// attempts in a row.
+    pub fn run_forever(&self, options: &RunOptions) -> Result<RunSummary> {
+        options.validate()?;
+        let mut summary = RunSummary::default();
+        let mut dispatch =
+            Dispatch::new(self.handlers.clone(), self.workers, self.worker_key.clone());
+        let mut retry = options.reconnect.map(Retry::new);
+        let result = loop {
+            if self.handle.is_closing() {
+                break Ok(());
+            }
+            let mut opened = None;
+            let end = match self.client.connect_buffered(&self.url) {
+                Ok(conn) => {
+                    summary.connections += 1;
+                    opened = Some(Instant::now());
+                    self.serve(conn, options, &mut dispatch, &mut summary)
+                }
+                Err(error) => {
+                    self.handlers
+                        .error(&self.context(None, summary.connections), &error);
+                    Ended {
+                        closed: None,
+                        error: Some(error),
+                    }
+                }
+            };
+            if self.handle.is_closing() {
+                break Ok(());
+            }
+            let Some(retry) = retry.as_mut() else {
+                break match end.error {
+                    None => Ok(()),
+                    Some(error) => Err(error),
+                };
+            };
+            if let Some(opened) = opened {
+                // A connection that stayed up long enough starts the
+                // backoff over.
+                retry.connection_ended(opened.elapsed());
+            }
+            let Some(delay) = retry.next_delay() else {
+                let last = end
+                    .error
+                    .unwrap_or_else(|| ErrorKind::ConnectionClosed(end.closed.flatten()).into());
+                break Err(ErrorKind::GaveUp {
+                    attempts: retry.attempts(),
+                    last,
+                }
+                .into());
+            };
+            if let Some(f) = &self.handlers.on_reconnect {
+                let ctx = self.context(None, summary.connections);
+                let info = Reconnecting {
+                    attempt: retry.attempts(),
+                    delay,
+                };
+                self.handlers
+                    .guarded(&ctx, "on_reconnect", || f(&ctx, info));
+            }
+            tracing::debug!(?delay, attempt = retry.attempts(), "reconnecting");
+            if self.handle.wait_closing(delay) {
+                break Ok(());
+            }
+        };
+        dispatch.finish();
+        result.map(|()| summary)
+    }
+
+    /// Runs one connection to its end.
+    fn serve(
+        &self,
+        conn: BufferedWebSocket,
+        options: &RunOptions,
+        dispatch: &mut Dispatch,
+        summary: &mut RunSummary,
+    ) -> Ended {
+        let context = Arc::new(self.context(Some(conn.sender()), summary.connections));
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(context.clone());
+        if let Some(f) = &self.handlers.on_open {
+            self.handlers
+                .guarded(&context, "on_open", || f(&context, ()));
+        }
+        self.handle.attach(conn.sender());
+        let keepalive = options
+            .ping_interval
+            .map(|every| conn.keepalive(every, options.ping_timeout, &options.ping_payload));
+        let end = self.consume(&conn, &context, dispatch, summary);
+        let dead = keepalive.is_some_and(crate::keepalive::Keepalive::stop);
+        self.handle.detach();
+        summary.last_stats = Some(conn.stats());
+        let ended = match end.into_kind() {
+            _ if dead => Ended {
+                closed: None,
+                error: Some(ErrorKind::NoPong(options.ping_timeout.unwrap_or_default()).into()),
+            },
+            ErrorKind::ConnectionClosed(frame) => Ended {
+                closed: Some(frame),
+                error: None,
+            },
+            kind => Ended {
+                closed: None,
+                error: Some(kind.into()),
+            },
+        };
+        if let Some(error) = &ended.error {
+            self.handlers.error(&context, error);
+        }
+        if let Some(f) = &self.handlers.on_close {
+            let frame = ended.closed.as_ref().and_then(Option::as_ref);
+            self.handlers
+                .guarded(&context, "on_close", || f(&context, frame));
+        }
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        ended
+    }
+
+    /// Hands messages to `on_message` until the connection ends; returns
+    /// the end.
+    fn consume(
+        &self,
+        conn: &BufferedWebSocket,
+        context: &Arc<Context>,
+        dispatch: &mut Dispatch,
+        summary: &mut RunSummary,
+    ) -> Error {
+        let close_timeout = self.client.options().close_timeout;
+        let mut closing_since: Option<Instant> = None;
+        let mut batch = Vec::with_capacity(256);
+        loop {
+            if closing_since.is_none() && self.handle.is_closing() {
+                closing_since = Some(Instant::now());
+            }
+            // The server must answer a close in time (AppHandle::close
+            // does not wait, so the bound is kept here).
+            if closing_since.is_some_and(|t| t.elapsed() > close_timeout) {
+                conn.sender().shutdown();
+            }
+            match conn.recv_batch_into(&mut batch, 256, Duration::from_millis(100)) {
+                Ok(_) => {}
+                Err(e) => return e,
+            }
+            let mut skip = !self.drain_on_close && closing_since.is_some();
+            for message in batch.drain(..) {
+                // Without draining, a close asked for by a handler of this
+                // batch stops the rest of it too.
+                skip = skip || (!self.drain_on_close && self.handle.is_closing());
+                if skip {
+                    summary.undelivered += 1;
+                } else {
+                    dispatch.dispatch(context, message);
+                }
+            }
+        }
+    }
+}
