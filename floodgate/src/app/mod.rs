@@ -79,20 +79,26 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use workers::{Dispatch, WorkerKeyFn};
 
-type Handler<A> = Option<Box<dyn Fn(&Context, A) + Send + Sync>>;
+type OpenFn = Box<dyn Fn(&Context) + Send + Sync>;
+type MessageFn = Box<dyn Fn(&Context, &Delivered) + Send + Sync>;
+type ErrorFn = Box<dyn Fn(&Context, &Error) + Send + Sync>;
+type CloseFn = Box<dyn Fn(&Context, Option<&CloseFrame>) + Send + Sync>;
+type PayloadFn = Box<dyn Fn(&Context, &[u8]) + Send + Sync>;
+type FrameFn = Box<dyn Fn(&Context, &Frame) + Send + Sync>;
+type ReconnectFn = Box<dyn Fn(&Context, Reconnecting) + Send + Sync>;
 
 /// The application's handlers.
 #[derive(Default)]
 pub(crate) struct Handlers {
-    on_open: Handler<()>,
-    on_message: Option<Box<dyn Fn(&Context, &Delivered) + Send + Sync>>,
-    on_error: Option<Box<dyn Fn(&Context, &Error) + Send + Sync>>,
-    on_close: Option<Box<dyn Fn(&Context, Option<&CloseFrame>) + Send + Sync>>,
-    on_ping: Option<Box<dyn Fn(&Context, &[u8]) + Send + Sync>>,
-    on_pong: Option<Box<dyn Fn(&Context, &[u8]) + Send + Sync>>,
-    on_data: Option<Box<dyn Fn(&Context, &Frame) + Send + Sync>>,
-    on_cont_message: Option<Box<dyn Fn(&Context, &Frame) + Send + Sync>>,
-    on_reconnect: Option<Box<dyn Fn(&Context, Reconnecting) + Send + Sync>>,
+    on_open: Option<OpenFn>,
+    on_message: Option<MessageFn>,
+    on_error: Option<ErrorFn>,
+    on_close: Option<CloseFn>,
+    on_ping: Option<PayloadFn>,
+    on_pong: Option<PayloadFn>,
+    on_data: Option<FrameFn>,
+    on_cont_message: Option<FrameFn>,
+    on_reconnect: Option<ReconnectFn>,
 }
 
 impl Handlers {
@@ -186,7 +192,7 @@ impl AppBuilder {
     /// Called when a connection is open, after every reconnect too (the
     /// place to subscribe).
     pub fn on_open(mut self, f: impl Fn(&Context) + Send + Sync + 'static) -> Self {
-        self.handlers.on_open = Some(Box::new(move |ctx, ()| f(ctx)));
+        self.handlers.on_open = Some(Box::new(f));
         self
     }
 
@@ -543,8 +549,7 @@ impl App {
         let context = Arc::new(self.context(Some(conn.sender()), summary.connections));
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(context.clone());
         if let Some(f) = &self.handlers.on_open {
-            self.handlers
-                .guarded(&context, "on_open", || f(&context, ()));
+            self.handlers.guarded(&context, "on_open", || f(&context));
         }
         self.handle.attach(conn.sender());
         let keepalive = options

@@ -15,7 +15,7 @@
 use super::{Context, Handlers};
 use crate::buffer::{Delivered, Key};
 use floodgate_proto::Message;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -126,11 +126,7 @@ impl Pool {
     fn lane_of(&mut self, message: &Message) -> usize {
         let Some(key_fn) = &self.key else { return 0 };
         match key_fn(message) {
-            Some(key) => {
-                let mut h = self.hasher.build_hasher();
-                key.hash(&mut h);
-                (h.finish() % self.lanes.len() as u64) as usize
-            }
+            Some(key) => (self.hasher.hash_one(&key) % self.lanes.len() as u64) as usize,
             None => {
                 self.next = (self.next + 1) % self.lanes.len();
                 self.next
