@@ -69,8 +69,14 @@
 //!   [`buffer::BufferConfig::on_control_frame`] shows the application the
 //!   pings and pongs the reader handles.
 //! - [`Error`] / [`ErrorKind`]: what went wrong, split by blame.
-//! - [`reconnect`]: the backoff policy (exponential, jitter, limits) that
-//!   the `floodgate connect --reconnect` command uses.
+//! - [`App`] ([`app`]): the event-driven client — handlers for open,
+//!   message, error, close, ping, pong, data and continuation frames and
+//!   reconnect; `run_forever` with keepalive and reconnect; `on_message` on
+//!   a worker pool, in order per key if asked. The guide is `docs/app.md`.
+//! - [`reconnect`]: the backoff policy (exponential, jitter, limits) of
+//!   the App and of `floodgate connect --reconnect`;
+//!   [`keepalive`]: pings on an interval and a pong deadline for any
+//!   buffered connection.
 //! - [`server`]: a minimal server for tests, examples and demos, with an
 //!   [`echo`](server::echo) handler and a [`feed`](server::feed) of
 //!   numbered messages on several channels at a chosen rate.
@@ -100,18 +106,26 @@
 //! | `sockopt=((TCP_NODELAY,1),)` | `nodelay(true)` (default), `recv_buffer_size`, `send_buffer_size`, `tcp_keepalive` |
 //! | `enable_multithread=True` (a lock around sends) | [`Sender`]: clone it, send from any thread |
 //! | (no equivalent: the backlog waits in the kernel) | `connect_buffered` with a [`buffer::BufferConfig`]; `stats()`; `recv_batch` |
+//! | `WebSocketApp(url, on_open=.., on_message=.., on_error=.., on_close=..)` | `App::builder(url).on_open(..).on_message(..).on_error(..).on_close(..).build()` |
+//! | `app.run_forever(ping_interval=.., ping_timeout=.., reconnect=..)` | `app.run_forever(&RunOptions::new().ping_interval(..).ping_timeout(..).reconnect(Backoff::new()))` |
+//! | `app.close()` | `app.handle().close()`, or `ctx.close()` in a handler |
 //!
 //! # Not yet provided
 //!
 //! `wss://` returns [`ErrorKind::Unsupported`]; proxies, Unix sockets
 //! (other than through [`Client::connect_over`]), redirects and
-//! permessage-deflate are not implemented yet, nor the event-driven `App`
-//! (reconnecting is available as [`reconnect::Backoff`] for your own loop)
-//! and the async front end. A buffered connection does not return control
-//! frames as messages (`return_control_frames` applies to [`WebSocket`]
-//! only): its reader answers them and counts them in [`buffer::Stats`].
+//! permessage-deflate are not implemented yet, nor the async front end.
+//! A buffered connection does not return control frames as messages
+//! (`return_control_frames` applies to [`WebSocket`] only): its reader
+//! answers them, counts them in [`buffer::Stats`] and shows them to
+//! [`buffer::BufferConfig::on_control_frame`].
 
 #![warn(missing_docs)]
+
+// The App guide's examples compile as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/app.md")]
+struct AppGuide;
 
 pub mod app;
 pub mod buffer;
