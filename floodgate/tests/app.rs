@@ -46,9 +46,19 @@ fn exact_backoff(first: Duration, attempts: u32) -> Backoff {
 
 #[test]
 fn a_server_that_drops_connections_is_reconnected_and_on_open_resubscribes_each_time() {
-    // Connection i: expect the subscription, send `drops[i]` messages,
-    // then drop TCP without a close; the last one sends "bye".
-    let drops = [3usize, 0, 7, 1];
+    // Connection i: expect the subscription, send some messages, then
+    // drop TCP without a close — after a whole message, or in the middle
+    // of one; the last connection sends "bye".
+    enum End {
+        After(usize),
+        MidFrame(usize),
+    }
+    let drops = [
+        End::After(3),
+        End::After(0),
+        End::MidFrame(7),
+        End::After(1),
+    ];
     let subscriptions = Arc::new(AtomicUsize::new(0));
     let seen = subscriptions.clone();
     let connection = Arc::new(AtomicUsize::new(0));
@@ -57,18 +67,27 @@ fn a_server_that_drops_connections_is_reconnected_and_on_open_resubscribes_each_
         let first = ws.recv().expect("the subscription");
         assert_eq!(first.as_text(), Some("subscribe"));
         seen.fetch_add(1, Ordering::SeqCst);
+        let send = |ws: &mut floodgate::WebSocket<_>, n: usize| {
+            for k in 0..n {
+                ws.send_text(&format!("c{i} m{k}")).unwrap();
+            }
+        };
         match drops.get(i) {
-            Some(&n) => {
-                for k in 0..n {
-                    ws.send_text(&format!("c{i} m{k}")).unwrap();
-                }
-                ws.shutdown();
+            Some(End::After(n)) => send(&mut ws, *n),
+            Some(End::MidFrame(n)) => {
+                send(&mut ws, *n);
+                // A text frame that announces 100 bytes and brings 10.
+                let mut half = vec![0x81, 100];
+                half.extend_from_slice(b"0123456789");
+                std::io::Write::write_all(ws.get_mut(), &half).unwrap();
             }
             None => {
                 ws.send_text("bye").unwrap();
                 while ws.recv().is_ok() {}
+                return;
             }
         }
+        ws.shutdown();
     })
     .unwrap();
     let log = Log::default();
