@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 /// Options of `floodgate connect`.
 #[derive(Debug, clap::Args)]
 pub struct ConnectArgs {
-    /// The server's URL (ws://host[:port]/path).
+    /// The server's URL, ws://host:port/path (the port defaults to 80).
     pub url: String,
 
     /// An extra request header, "Name: value" (repeatable).

@@ -47,7 +47,7 @@
 //!   nothing while they run).
 //!
 //! A handler that panics is reported to `on_error` as
-//! [`ErrorKind::Panicked`](crate::ErrorKind::Panicked) and the App goes on.
+//! [`crate::ErrorKind::Panicked`] and the App goes on.
 //!
 //! # Ending
 //!
@@ -61,7 +61,7 @@
 //! when the connection does: `Ok` after a close handshake, the error
 //! otherwise. With reconnect, any other end (the server's close included)
 //! is followed by a new connection after the backoff's delay, until the
-//! maximum number of attempts in a row ([`ErrorKind::GaveUp`](crate::ErrorKind::GaveUp)).
+//! maximum number of attempts in a row ([`crate::ErrorKind::GaveUp`]).
 
 mod context;
 mod workers;
@@ -360,7 +360,7 @@ impl RunOptions {
 
     /// With a ping interval: no pong within this time of a ping means the
     /// connection is dead; it is dropped and reported
-    /// ([`ErrorKind::NoPong`](crate::ErrorKind::NoPong)), then reconnected
+    /// ([`crate::ErrorKind::NoPong`]), then reconnected
     /// if asked.
     pub fn ping_timeout(mut self, timeout: Duration) -> Self {
         self.ping_timeout = Some(timeout);
@@ -462,7 +462,9 @@ impl App {
     }
 
     /// Connects and runs the handlers until the App is closed, or the
-    /// connection ends without reconnect, or reconnecting gives up.
+    /// connection ends without reconnect, or reconnecting gives up. An App
+    /// runs once at a time, and a closed App stays closed: after
+    /// [`AppHandle::close`], `run_forever` returns at once.
     ///
     /// # Errors
     ///
