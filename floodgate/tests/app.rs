@@ -405,8 +405,14 @@ fn closing_from_another_thread_does_a_clean_close_and_calls_on_close_once() {
         .build()
         .unwrap();
     let handle: AppHandle = app.handle();
+    assert!(handle.sender().is_none(), "no connection yet");
     let closer = std::thread::spawn(move || {
         opened.recv().unwrap();
+        // Send from outside the handlers, then close.
+        while handle.sender().is_none() {
+            std::thread::sleep(MS);
+        }
+        handle.sender().unwrap().send_text("from outside").unwrap();
         handle.close();
         handle.close(); // a second close does nothing
     });

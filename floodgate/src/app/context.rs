@@ -74,6 +74,14 @@ impl AppHandle {
         }
     }
 
+    /// The sender of the connection of the moment, to send from outside
+    /// the handlers (websocket-client's `app.send`); `None` between
+    /// connections. A sender kept past its connection's end returns
+    /// [`ErrorKind::AlreadyClosed`]: ask again after a reconnect.
+    pub fn sender(&self) -> Option<Sender> {
+        self.lock().sender.clone()
+    }
+
     /// Whether the App was asked to close.
     pub fn is_closing(&self) -> bool {
         self.lock().closing.is_some()
