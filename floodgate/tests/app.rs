@@ -382,14 +382,16 @@ fn a_plain_worker_pool_handles_every_message() {
 #[test]
 fn closing_from_another_thread_does_a_clean_close_and_calls_on_close_once() {
     let (tx, client_close) = mpsc::channel();
-    let server = Server::bind("127.0.0.1:0", move |mut ws, _| loop {
-        match ws.recv() {
-            Ok(m) => {
-                let _ = ws.send(m);
-            }
-            Err(e) => {
-                let _ = tx.send(e.close_frame().map(|f| (f.code, f.reason.to_string())));
-                return;
+    let server = Server::bind("127.0.0.1:0", move |mut ws, _| {
+        let mut texts = Vec::new();
+        loop {
+            match ws.recv() {
+                Ok(m) => texts.push(m.as_text().unwrap_or("").to_owned()),
+                Err(e) => {
+                    let close = e.close_frame().map(|f| (f.code, f.reason.to_string()));
+                    let _ = tx.send((texts, close));
+                    return;
+                }
             }
         }
     })
@@ -425,9 +427,10 @@ fn closing_from_another_thread_does_a_clean_close_and_calls_on_close_once() {
         "no reconnect after the application's close"
     );
     assert_eq!(closes.entries(), ["close Some(CloseCode(1000))"]);
-    let seen = client_close.recv_timeout(Duration::from_secs(10)).unwrap();
+    let (texts, close) = client_close.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(texts, ["from outside"]);
     assert_eq!(
-        seen,
+        close,
         Some((CloseCode::NORMAL, String::new())),
         "the server saw a clean close"
     );
