@@ -19,7 +19,7 @@
 
 use crate::error::CliError;
 use crate::memory;
-use crate::report::stats_json;
+use crate::report::{micros, stats_json};
 use crate::table::Table;
 use crate::units::{self, show, show_bytes, show_count};
 use floodgate::buffer::{BufferConfig, Conflate, Key, Overflow, Shed, Stats};
@@ -330,10 +330,6 @@ fn live_line(
         show(live.worst_ping_rtt()),
         show_count((live.sent() as f64 / secs) as u64),
     )
-}
-
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 fn run_json(run: &Run) -> serde_json::Value {

@@ -9,7 +9,8 @@ use floodgate::buffer::Stats;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-fn micros(d: Duration) -> u64 {
+/// A duration in whole microseconds, as the JSON figures give them.
+pub fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 

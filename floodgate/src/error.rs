@@ -189,5 +189,15 @@ error_from!(
     crate::buffer::BufferError
 );
 
+/// What a caught panic said (its `&str` or `String` payload), for
+/// [`ErrorKind::Panicked`].
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
+}
+
 /// The result of floodgate calls.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -4,7 +4,7 @@
 
 use floodgate::Sender;
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Why the input side could not send.
 #[derive(Debug)]
@@ -116,21 +116,11 @@ impl Link {
     }
 
     fn wait_until(&self, wait: Duration, done: impl Fn(&State) -> bool) -> bool {
-        let deadline = Instant::now() + wait;
-        let mut state = self.lock();
-        loop {
-            if done(&state) {
-                return true;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            state = self
-                .changed
-                .wait_timeout(state, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
+        let state = self.lock();
+        let (state, _) = self
+            .changed
+            .wait_timeout_while(state, wait, |s| !done(s))
+            .unwrap_or_else(|e| e.into_inner());
+        done(&state)
     }
 }

@@ -5,7 +5,7 @@ use crate::buffered::Sender;
 use crate::error::{ErrorKind, Result};
 use floodgate_proto::{CloseCode, CloseFrame, Message};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Debug, Default)]
 struct HandleState {
@@ -106,23 +106,13 @@ impl AppHandle {
 
     /// Waits up to `wait`; true if the App was closed meanwhile.
     pub(crate) fn wait_closing(&self, wait: Duration) -> bool {
-        let deadline = Instant::now() + wait;
-        let mut state = self.lock();
-        loop {
-            if state.closing.is_some() {
-                return true;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            state = self
-                .shared
-                .changed
-                .wait_timeout(state, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
+        let state = self.lock();
+        let (state, _) = self
+            .shared
+            .changed
+            .wait_timeout_while(state, wait, |s| s.closing.is_none())
+            .unwrap_or_else(|e| e.into_inner());
+        state.closing.is_some()
     }
 }
 

@@ -105,11 +105,7 @@ impl Handlers {
     /// Runs a handler, turning a panic into an `on_error` call.
     fn guarded(&self, context: &Context, what: &str, run: impl FnOnce()) {
         if let Err(panic) = catch_unwind(AssertUnwindSafe(run)) {
-            let why = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic".into());
+            let why = crate::error::panic_message(&*panic);
             let error = ErrorKind::Panicked(format!("{what}: {why}")).into();
             // A panicking on_error is not reported again.
             if let Some(on_error) = &self.on_error {

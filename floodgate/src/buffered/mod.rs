@@ -93,21 +93,13 @@ impl<S: Transport> Shared<S> {
     }
 
     fn wait_done(&self, deadline: Instant) -> Option<Ending> {
-        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if let Some(ending) = *done {
-                return Some(ending);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            done = self
-                .done_changed
-                .wait_timeout(done, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
+        let done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        let wait = deadline.saturating_duration_since(Instant::now());
+        let (done, _) = self
+            .done_changed
+            .wait_timeout_while(done, wait, |done| done.is_none())
+            .unwrap_or_else(|e| e.into_inner());
+        *done
     }
 
     /// The application's close, first half: stop blocking the reader on a

@@ -68,11 +68,7 @@ impl<S: Transport> Reader<S> {
         let end = match outcome {
             Ok(end) => end,
             Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a panic".into());
+                let what = crate::error::panic_message(&*panic);
                 self.shared.writer().close_once(Some(&CloseFrame::new(
                     CloseCode::INTERNAL_ERROR,
                     "client error",
