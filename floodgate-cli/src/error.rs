@@ -13,7 +13,6 @@
 //! | 5 | timeout: connect/read timeout or no pong within `--ping-timeout` |
 
 use floodgate::ErrorKind;
-use std::time::Duration;
 
 /// An error that ends a command.
 #[derive(Debug, thiserror::Error)]
@@ -28,17 +27,6 @@ pub enum CliError {
     /// honour yet.
     #[error("{0}")]
     Usage(String),
-    /// No pong came back within the ping timeout.
-    #[error("no pong within {} of a ping: the connection looks dead (raise --ping-timeout if the server is just slow)", crate::units::show(*.0))]
-    PingTimeout(Duration),
-    /// Reconnecting gave up after the maximum number of attempts.
-    #[error("gave up reconnecting after {attempts} attempts; the last one failed: {last}")]
-    GaveUp {
-        /// Attempts made.
-        attempts: u32,
-        /// The last attempt's error.
-        last: floodgate::Error,
-    },
     /// The server closed with a code other than 1000 (normal closure).
     #[error("the server closed the connection with code {code}{}", reason_suffix(.reason))]
     ClosedWithError { code: u16, reason: String },
@@ -63,8 +51,6 @@ impl CliError {
             CliError::Io(_) | CliError::Other(_) => 1,
             CliError::Usage(_) => 2,
             CliError::ClosedWithError { .. } => 4,
-            CliError::GaveUp { last, .. } => websocket_exit_code(last),
-            CliError::PingTimeout(_) => 5,
         }
     }
 }
@@ -74,7 +60,9 @@ fn websocket_exit_code(e: &floodgate::Error) -> u8 {
         ErrorKind::Connect { .. } | ErrorKind::Handshake(_) => 3,
         ErrorKind::InvalidUrl { .. } | ErrorKind::Unsupported(_) | ErrorKind::Config(_) => 2,
         ErrorKind::Protocol(_) | ErrorKind::AbnormalClosure | ErrorKind::ConnectionClosed(_) => 4,
-        ErrorKind::Timeout(_) => 5,
+        ErrorKind::Timeout(_) | ErrorKind::NoPong(_) => 5,
+        // Reconnecting gave up: the code of what the last attempt met.
+        ErrorKind::GaveUp { last, .. } => websocket_exit_code(last),
         ErrorKind::Io(io) if is_timeout(io) => 5,
         _ => 1,
     }

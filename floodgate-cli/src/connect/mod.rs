@@ -302,10 +302,13 @@ impl Session<'_> {
         loop {
             let Some(delay) = retry.next_delay() else {
                 return Err(match last {
-                    Some(last) => CliError::GaveUp {
-                        attempts: retry.attempts(),
-                        last,
-                    },
+                    Some(last) => CliError::WebSocket(
+                        ErrorKind::GaveUp {
+                            attempts: retry.attempts(),
+                            last,
+                        }
+                        .into(),
+                    ),
                     None => CliError::Other("--reconnect-attempts 0: not reconnecting".into()),
                 });
             };
@@ -358,7 +361,7 @@ impl Session<'_> {
         let timed_out = keepalive.is_some_and(floodgate::keepalive::Keepalive::stop);
         if timed_out {
             let timeout = self.args.ping_timeout.unwrap_or_default();
-            return Ending::Abnormal(CliError::PingTimeout(timeout));
+            return Ending::Abnormal(CliError::WebSocket(ErrorKind::NoPong(timeout).into()));
         }
         match end {
             ConsumeEnd::OutputClosed => {
