@@ -9,6 +9,8 @@
 //!   after close). Nothing was sent.
 
 use crate::close::{CloseCode, CloseFrame, MAX_CLOSE_REASON};
+use crate::deflate::{DeflateConfigError, ExtensionError};
+use crate::frame::OpCode;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
@@ -77,6 +79,14 @@ pub enum ProtocolError {
         /// The configured limit.
         max: usize,
     },
+    /// RSV1 (compressed) on a control frame or a continuation frame:
+    /// permessage-deflate allows it on the first frame of a data message
+    /// only (RFC 7692 §6.1).
+    #[error("the peer set RSV1 (compressed) on a {0:?} frame; permessage-deflate allows it only on the first frame of a data message")]
+    MisplacedRsv1(OpCode),
+    /// A compressed message that does not inflate.
+    #[error("the peer sent a compressed message that is not valid deflate data")]
+    InvalidCompressedData,
 }
 
 impl ProtocolError {
@@ -89,7 +99,9 @@ impl ProtocolError {
     /// ```
     pub fn close_code(&self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason => {
+            ProtocolError::InvalidUtf8
+            | ProtocolError::InvalidCloseReason
+            | ProtocolError::InvalidCompressedData => {
                 CloseCode::INVALID_PAYLOAD
             }
             ProtocolError::FrameTooLarge { .. } | ProtocolError::MessageTooLarge { .. } => {
@@ -175,6 +187,19 @@ pub enum HandshakeError {
     /// The server accepted an extension the client did not offer.
     #[error("the server accepted extension {0:?}, which the client did not offer")]
     UnofferedExtension(String),
+    /// The server's permessage-deflate answer breaks RFC 7692 or does not
+    /// fit the client's offer.
+    #[error("the server's Sec-WebSocket-Extensions {response:?} is not an acceptable answer to the client's permessage-deflate offer: {error}; connect without compression if the server cannot negotiate it")]
+    InvalidExtension {
+        /// The server's `Sec-WebSocket-Extensions` value(s).
+        response: String,
+        /// What is wrong with it.
+        #[source]
+        error: ExtensionError,
+    },
+    /// The permessage-deflate configuration has a value out of range.
+    #[error("invalid permessage-deflate configuration: {0}")]
+    InvalidDeflateConfig(#[from] DeflateConfigError),
     /// A header value in the request could not be encoded.
     #[error("request header {name:?} has an invalid value: {reason}")]
     InvalidRequestHeader {
@@ -217,4 +242,7 @@ pub enum UsageError {
     /// new message was started inside one.
     #[error("frame sequence error: {0}")]
     BadFragmentSequence(&'static str),
+    /// The compressor failed (a bug: zlib refuses only misuse).
+    #[error("compressing the message failed: {0}")]
+    CompressionFailed(String),
 }

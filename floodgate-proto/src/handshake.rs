@@ -6,6 +6,7 @@
 //! a hard limit on how much of a response head is read, so a server that
 //! answers with endless headers costs a bounded amount of memory.
 
+use crate::deflate::{DeflateConfig, PerMessageDeflate};
 use crate::error::HandshakeError;
 use base64::Engine;
 use bytes::Bytes;
@@ -59,6 +60,9 @@ pub struct ClientRequest {
     pub cookie: Option<String>,
     /// More headers, sent as given after the standard ones.
     pub headers: HeaderMap,
+    /// Offer permessage-deflate with this configuration (`None`: offer no
+    /// extension).
+    pub deflate: Option<DeflateConfig>,
 }
 
 /// A handshake head as parsed: status and headers.
@@ -92,6 +96,9 @@ pub struct Response {
     pub headers: HeaderMap,
     /// The subprotocol the server selected, if any.
     pub subprotocol: Option<String>,
+    /// permessage-deflate as negotiated, when offered and accepted: give it
+    /// to [`Protocol::set_deflate`](crate::Protocol::set_deflate).
+    pub deflate: Option<PerMessageDeflate>,
 }
 
 /// The client side of one opening handshake.
@@ -116,6 +123,7 @@ pub struct Response {
 pub struct ClientHandshake {
     key: String,
     subprotocols: Vec<String>,
+    deflate: Option<DeflateConfig>,
 }
 
 impl ClientHandshake {
@@ -126,7 +134,9 @@ impl ClientHandshake {
     ///
     /// [`HandshakeError::InvalidRequestHeader`] when the host, path, origin,
     /// cookie or a subprotocol contains characters that cannot go in an
-    /// HTTP header (control characters, or separators in a subprotocol).
+    /// HTTP header (control characters, or separators in a subprotocol);
+    /// [`HandshakeError::InvalidDeflateConfig`] for a deflate
+    /// configuration out of range.
     pub fn new(request: &ClientRequest) -> Result<(ClientHandshake, Vec<u8>), HandshakeError> {
         Self::with_key(request, generate_key())
     }
@@ -155,6 +165,9 @@ impl ClientHandshake {
                     reason: format!("{protocol:?} is not an HTTP token"),
                 });
             }
+        }
+        if let Some(deflate) = &request.deflate {
+            deflate.validate()?;
         }
         let path = if request.path.is_empty() {
             "/"
@@ -185,6 +198,9 @@ impl ClientHandshake {
         if let Some(cookie) = &request.cookie {
             line("Cookie", cookie.as_bytes());
         }
+        if let Some(deflate) = &request.deflate {
+            line("Sec-WebSocket-Extensions", deflate.offer().as_bytes());
+        }
         for (name, value) in &request.headers {
             line(name.as_str(), value.as_bytes());
         }
@@ -195,6 +211,7 @@ impl ClientHandshake {
             ClientHandshake {
                 key,
                 subprotocols: request.subprotocols.clone(),
+                deflate: request.deflate.clone(),
             },
             bytes,
         ))
@@ -212,8 +229,10 @@ impl ClientHandshake {
     ///
     /// A status other than 101 (with status, headers and the start of the
     /// body), a missing or wrong `Upgrade`, `Connection` or
-    /// `Sec-WebSocket-Accept`, a subprotocol that was not offered, or any
-    /// extension (none is offered yet).
+    /// `Sec-WebSocket-Accept`, a subprotocol that was not offered, an
+    /// extension that was not offered ([`HandshakeError::UnofferedExtension`]),
+    /// or a permessage-deflate answer that breaks RFC 7692 or fits no
+    /// offer ([`HandshakeError::InvalidExtension`]).
     pub fn accept(&self, head: ResponseHead, body: &[u8]) -> Result<Response, HandshakeError> {
         if head.status != StatusCode::SWITCHING_PROTOCOLS {
             let body = &body[..body.len().min(MAX_ERROR_BODY)];
@@ -262,15 +281,51 @@ impl ClientHandshake {
                 ))
             }
         };
-        if let Some(extension) = headers.get(http::header::SEC_WEBSOCKET_EXTENSIONS) {
-            return Err(HandshakeError::UnofferedExtension(
-                String::from_utf8_lossy(extension.as_bytes()).into_owned(),
-            ));
-        }
+        let mut extensions = headers.get_all(http::header::SEC_WEBSOCKET_EXTENSIONS).iter();
+        let deflate = match (&self.deflate, extensions.next()) {
+            (_, None) => None,
+            (None, Some(extension)) => {
+                return Err(HandshakeError::UnofferedExtension(
+                    String::from_utf8_lossy(extension.as_bytes()).into_owned(),
+                ))
+            }
+            (Some(config), Some(_)) => {
+                let values: Vec<&[u8]> = headers
+                    .get_all(http::header::SEC_WEBSOCKET_EXTENSIONS)
+                    .iter()
+                    .map(HeaderValue::as_bytes)
+                    .collect();
+                let response = values
+                    .iter()
+                    .map(|v| String::from_utf8_lossy(v))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let invalid = |error| HandshakeError::InvalidExtension {
+                    response: response.clone(),
+                    error,
+                };
+                let texts = values
+                    .iter()
+                    .map(|v| std::str::from_utf8(v))
+                    .collect::<Result<Vec<&str>, _>>()
+                    .map_err(|_| {
+                        invalid(crate::deflate::ExtensionError::Malformed(
+                            "the header is not UTF-8".into(),
+                        ))
+                    })?;
+                crate::deflate::negotiate(config, texts).map_err(|e| match e {
+                    crate::deflate::ExtensionError::Unoffered(name) => {
+                        HandshakeError::UnofferedExtension(name)
+                    }
+                    e => invalid(e),
+                })?
+            }
+        };
         Ok(Response {
             status: head.status,
             headers: head.headers,
             subprotocol,
+            deflate,
         })
     }
 }
@@ -377,6 +432,16 @@ impl RequestHead {
             .ok_or_else(|| bad("no Sec-WebSocket-Key"))
     }
 
+    /// The `Sec-WebSocket-Extensions` values of the request (for
+    /// [`crate::deflate::accept_offers`]).
+    pub fn extensions(&self) -> Vec<&str> {
+        self.headers
+            .get_all(http::header::SEC_WEBSOCKET_EXTENSIONS)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect()
+    }
+
     /// The subprotocols the client offered, best first.
     pub fn subprotocols(&self) -> Vec<String> {
         self.headers
@@ -429,6 +494,16 @@ pub fn parse_request_head(
 /// The `101 Switching Protocols` answer to a request with `key`, selecting
 /// `subprotocol` if given.
 pub fn server_accept_response(key: &str, subprotocol: Option<&str>) -> Vec<u8> {
+    server_accept_response_with_extensions(key, subprotocol, None)
+}
+
+/// [`server_accept_response`] with a `Sec-WebSocket-Extensions` value
+/// (e.g. the answer made by [`crate::deflate::accept_offers`]).
+pub fn server_accept_response_with_extensions(
+    key: &str,
+    subprotocol: Option<&str>,
+    extensions: Option<&str>,
+) -> Vec<u8> {
     let mut out = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
         accept_key(key)
@@ -436,6 +511,11 @@ pub fn server_accept_response(key: &str, subprotocol: Option<&str>) -> Vec<u8> {
     if let Some(protocol) = subprotocol {
         out.push_str("Sec-WebSocket-Protocol: ");
         out.push_str(protocol);
+        out.push_str("\r\n");
+    }
+    if let Some(extensions) = extensions {
+        out.push_str("Sec-WebSocket-Extensions: ");
+        out.push_str(extensions);
         out.push_str("\r\n");
     }
     out.push_str("\r\n");
@@ -458,6 +538,7 @@ mod tests {
                 h.insert("x-token", HeaderValue::from_static("t0k"));
                 h
             },
+            deflate: None,
         }
     }
 
@@ -590,6 +671,58 @@ mod tests {
         assert!(matches!(
             hs.accept(head, &[]),
             Err(HandshakeError::UnofferedExtension(_))
+        ));
+    }
+
+    #[test]
+    fn an_offered_deflate_is_sent_and_its_answer_negotiated() {
+        let mut r = request();
+        r.deflate = Some(DeflateConfig::default());
+        let (hs, bytes) = ClientHandshake::new(&r).unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(text.contains(&format!(
+            "Sec-WebSocket-Extensions: {}\r\n",
+            DeflateConfig::default().offer()
+        )));
+        let head = parse(&ok_head(
+            &hs,
+            "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n",
+        ));
+        let deflate = hs.accept(head, &[]).unwrap().deflate.unwrap();
+        assert!(deflate.server_no_context_takeover);
+        // No extension in the answer: declined, not an error.
+        let head = parse(&ok_head(&hs, ""));
+        assert_eq!(hs.accept(head, &[]).unwrap().deflate, None);
+    }
+
+    #[test]
+    fn a_bad_deflate_answer_fails_the_handshake_with_the_reason() {
+        let mut r = request();
+        r.deflate = Some(DeflateConfig::default());
+        let (hs, _) = ClientHandshake::new(&r).unwrap();
+        let head = parse(&ok_head(
+            &hs,
+            "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=16\r\n",
+        ));
+        let err = hs.accept(head, &[]).unwrap_err();
+        assert!(
+            matches!(&err, HandshakeError::InvalidExtension { error: crate::deflate::ExtensionError::InvalidValue { .. }, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("server_max_window_bits"), "{err}");
+        let head = parse(&ok_head(
+            &hs,
+            "Sec-WebSocket-Extensions: permessage-deflate\r\nSec-WebSocket-Extensions: x-other\r\n",
+        ));
+        assert!(matches!(
+            hs.accept(head, &[]),
+            Err(HandshakeError::UnofferedExtension(name)) if name == "x-other"
+        ));
+        let bad = DeflateConfig::default().server_max_window_bits(Some(20));
+        r.deflate = Some(bad);
+        assert!(matches!(
+            ClientHandshake::new(&r),
+            Err(HandshakeError::InvalidDeflateConfig(_))
         ));
     }
 

@@ -59,6 +59,7 @@
 #![warn(missing_docs)]
 
 pub mod close;
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;

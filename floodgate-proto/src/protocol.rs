@@ -19,6 +19,7 @@
 //! close ([`Protocol::discard_until_close`]) and drops the transport.
 
 use crate::close::{encode_close_payload, parse_close_payload, CloseCode, CloseFrame};
+use crate::deflate::{DeflateState, PerMessageDeflate, RSV1};
 use crate::error::{ProtocolError, UsageError};
 use crate::frame::{encode_frame, Frame, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
 use crate::mask::apply_mask;
@@ -89,6 +90,9 @@ struct Assembly {
     /// Every fragment so far went into `data` (none was read raw).
     collected: bool,
     utf8: Option<Utf8Validator>,
+    /// The message is compressed (RSV1 on its first frame): fragments are
+    /// inflated, and `len` counts inflated bytes.
+    compressed: bool,
 }
 
 /// The WebSocket protocol for one connection, without I/O.
@@ -126,6 +130,8 @@ pub struct Protocol {
     discard_remaining: u64,
     /// Bytes the buffer must hold for the next frame to complete.
     needed: usize,
+    /// permessage-deflate, when negotiated.
+    deflate: Option<Box<DeflateState>>,
 }
 
 /// Output capacity kept after a flush; a larger buffer (left by one big
@@ -160,7 +166,42 @@ impl Protocol {
             failed: None,
             discard_remaining: 0,
             needed: 2,
+            deflate: None,
         }
+    }
+
+    /// Turns permessage-deflate on with the negotiated parameters (from
+    /// [`crate::handshake::Response::deflate`]), or off with `None`. Call
+    /// it before any data message is sent or received.
+    ///
+    /// Then data messages at or over the threshold are sent compressed,
+    /// and messages with RSV1 set on their first frame are inflated, at
+    /// most `max_message_size` bytes of them.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use floodgate_proto::deflate::PerMessageDeflate;
+    /// use floodgate_proto::{Config, Message, Protocol, Role};
+    ///
+    /// let mut server = Protocol::new(Role::Server, Config::default());
+    /// let mut client = Protocol::new(Role::Client, Config::default());
+    /// server.set_deflate(Some(PerMessageDeflate::default()));
+    /// client.set_deflate(Some(PerMessageDeflate::default()));
+    /// let text = "la la la ".repeat(100);
+    /// server.send_text(&text).unwrap();
+    /// assert!(server.output().len() < 100); // 900 bytes, compressed
+    /// assert_eq!(server.output()[0], 0xC1); // FIN + RSV1 + text
+    /// let mut wire = BytesMut::from(server.output());
+    /// assert_eq!(client.read_message(&mut wire).unwrap(), Some(Message::text(text)));
+    /// ```
+    pub fn set_deflate(&mut self, deflate: Option<PerMessageDeflate>) {
+        self.deflate = deflate.map(|params| Box::new(DeflateState::new(params, self.role)));
+        self.extension_rsv = if self.deflate.is_some() { RSV1 } else { 0 };
+    }
+
+    /// The negotiated permessage-deflate parameters, if it is on.
+    pub fn deflate(&self) -> Option<&PerMessageDeflate> {
+        self.deflate.as_deref().map(DeflateState::params)
     }
 
     /// This side's role.
@@ -499,7 +540,15 @@ impl Protocol {
         if let Some(key) = header.mask {
             apply_mask(&mut payload, key);
         }
-        let payload = payload.freeze();
+        let mut payload = payload.freeze();
+        let compressed = match header.opcode {
+            OpCode::Text | OpCode::Binary => header.rsv & RSV1 != 0,
+            OpCode::Continuation => self.assembly.as_ref().is_some_and(|a| a.compressed),
+            _ => false,
+        };
+        if compressed {
+            payload = self.inflate(&payload, header.fin)?;
+        }
         match header.opcode {
             OpCode::Text | OpCode::Binary if header.fin => {
                 if header.opcode == OpCode::Text && simdutf8::basic::from_utf8(&payload).is_err() {
@@ -522,6 +571,7 @@ impl Protocol {
                     len: payload.len() as u64,
                     collected: collect,
                     utf8,
+                    compressed,
                 });
             }
             OpCode::Continuation => {
@@ -563,11 +613,42 @@ impl Protocol {
         }))
     }
 
+    /// Inflates one frame's payload of a compressed message, within what
+    /// `max_message_size` leaves.
+    #[inline(never)]
+    fn inflate(&mut self, payload: &[u8], fin: bool) -> Result<bytes::Bytes, ProtocolError> {
+        let so_far = self.assembly.as_ref().map_or(0, |a| a.len);
+        let max = self.config.max_message_size;
+        let budget = max.map_or(usize::MAX, |m| {
+            usize::try_from((m as u64).saturating_sub(so_far)).unwrap_or(usize::MAX)
+        });
+        let Some(deflate) = self.deflate.as_mut() else {
+            // `check_rsv` lets RSV1 through only when deflate is on.
+            return Err(ProtocolError::ReservedBits { bits: RSV1 });
+        };
+        match deflate.inflate(payload, fin, budget) {
+            Ok(out) => Ok(out.into()),
+            Err(e) => Err(e.into_protocol(so_far, max)),
+        }
+    }
+
+    /// The reserved bits of a frame that has some set.
+    #[cold]
+    fn check_rsv(&self, header: &FrameHeader) -> Result<(), ProtocolError> {
+        if header.rsv & !self.extension_rsv != 0 {
+            return Err(ProtocolError::ReservedBits { bits: header.rsv });
+        }
+        if header.rsv & RSV1 != 0 && !matches!(header.opcode, OpCode::Text | OpCode::Binary) {
+            return Err(ProtocolError::MisplacedRsv1(header.opcode));
+        }
+        Ok(())
+    }
+
     /// The checks that need the connection's context.
     #[inline]
     fn check_header(&self, header: &FrameHeader) -> Result<(), ProtocolError> {
-        if header.rsv & !self.extension_rsv != 0 {
-            return Err(ProtocolError::ReservedBits { bits: header.rsv });
+        if header.rsv != 0 {
+            self.check_rsv(header)?;
         }
         match (self.role, header.mask.is_some()) {
             (Role::Client, true) => return Err(ProtocolError::MaskedFrameFromServer),
@@ -587,7 +668,10 @@ impl Protocol {
             (OpCode::Text | OpCode::Binary, Some(_)) => {
                 return Err(ProtocolError::DataFrameInsideFragmentedMessage)
             }
+            // A compressed message is measured as it inflates.
+            (OpCode::Continuation, Some(assembly)) if assembly.compressed => return Ok(()),
             (OpCode::Continuation, Some(assembly)) => assembly.len,
+            (OpCode::Text | OpCode::Binary, None) if header.rsv & RSV1 != 0 => return Ok(()),
             (OpCode::Text | OpCode::Binary, None) => 0,
             _ => return Ok(()),
         };
@@ -723,7 +807,29 @@ impl Protocol {
                 self.sending_fragmented = !fin;
             }
         }
-        self.encode(fin, opcode, payload);
+        match &mut self.deflate {
+            Some(deflate) if !opcode.is_control() => {
+                let compress = match opcode {
+                    OpCode::Continuation => deflate.compressing,
+                    _ => deflate.wants(payload.len()),
+                };
+                if compress {
+                    deflate.compressing = !fin;
+                    let data = deflate
+                        .compress(payload, fin)
+                        .map_err(UsageError::CompressionFailed)?;
+                    let rsv = if opcode == OpCode::Continuation { 0 } else { RSV1 };
+                    let mask = match self.role {
+                        Role::Client => Some(self.rng.next_u32().to_ne_bytes()),
+                        Role::Server => None,
+                    };
+                    encode_frame(&mut self.out, fin, rsv, opcode, mask, data);
+                } else {
+                    self.encode(fin, opcode, payload);
+                }
+            }
+            _ => self.encode(fin, opcode, payload),
+        }
         Ok(())
     }
 
