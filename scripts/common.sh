@@ -5,6 +5,8 @@
 # PYENV_DIR / PYENV_PYTHON (the test virtualenv) and defines:
 #   ensure_pyenv   create target/pyenv if needed and install the pinned
 #                  requirements from scripts/requirements-test.txt
+#   ensure_node    install the Node packages pinned in scripts/node
+#                  (package-lock.json) into target/node with `npm ci`
 #   fmt_duration   seconds -> "1m05s"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,6 +18,8 @@ esac
 PYENV_DIR="$ROOT/target/pyenv"
 PYENV_PYTHON="$PYENV_DIR/bin/python"
 REQUIREMENTS="$ROOT/scripts/requirements-test.txt"
+NODE_DIR="$ROOT/target/node"
+NODE_MODULES="$NODE_DIR/node_modules"
 
 fmt_duration() {
     local s=$1
@@ -89,4 +93,26 @@ ensure_pyenv() {
         --no-input --quiet --prefer-binary -r "$REQUIREMENTS" || return 1
     "$PYENV_PYTHON" -c 'import kosoku, websockets' || return 1
     cp "$REQUIREMENTS" "$stamp" || return 1
+}
+
+# Install scripts/node's locked packages (Node's `ws`) into target/node. Reused
+# when the lock file it was installed from is unchanged. Needs node and npm
+# (Node >= 18).
+ensure_node() {
+    local lock="$ROOT/scripts/node/package-lock.json"
+    local stamp="$NODE_DIR/.floodgate-lock"
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        echo "error: node and npm are needed for the Node interop tests (install Node >= 18)" >&2
+        return 1
+    fi
+    if [[ -d $NODE_MODULES/ws && -f $stamp ]] && cmp -s "$lock" "$stamp"; then
+        echo "node: reusing $NODE_DIR (node $(node --version))"
+        return 0
+    fi
+    echo "node: installing scripts/node/package-lock.json into $NODE_DIR (node $(node --version))"
+    mkdir -p "$NODE_DIR" || return 1
+    rm -f "$stamp"
+    cp "$ROOT/scripts/node/package.json" "$lock" "$NODE_DIR/" || return 1
+    npm ci --prefix "$NODE_DIR" --no-audit --no-fund --loglevel=error || return 1
+    cp "$lock" "$stamp" || return 1
 }

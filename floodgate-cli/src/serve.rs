@@ -35,6 +35,9 @@ pub struct ServeArgs {
     /// Accept this subprotocol when a client offers it (repeatable).
     #[arg(long = "subprotocol", value_name = "NAME")]
     pub subprotocols: Vec<String>,
+    /// Accept permessage-deflate (RFC 7692) when a client offers it.
+    #[arg(long)]
+    pub compress: bool,
     #[command(flatten)]
     pub feed_options: FeedArgs,
 }
@@ -125,6 +128,9 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
     let feed = Feed::new(args.feed_options.config()?);
     let options = Options {
         subprotocols: args.subprotocols.clone(),
+        compression: args
+            .compress
+            .then(floodgate::DeflateConfig::default),
         ..Options::default()
     };
     let (echo_all, feed_all) = (args.echo, args.feed);

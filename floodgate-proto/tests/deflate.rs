@@ -346,3 +346,25 @@ fn read_frame_returns_inflated_fragments() {
     }
     assert_eq!(text, b"hello fragmented world");
 }
+
+#[test]
+fn empty_messages_round_trip_after_others_with_and_without_context() {
+    for no_context in [false, true] {
+        let (mut client, mut server) = pair(&params(15, no_context), Config::default());
+        for text in ["", "", "abc abc abc", "", "x"] {
+            client.send_text(text).unwrap();
+            server.send_text(text).unwrap();
+            assert_eq!(deliver(&mut client, &mut server).unwrap(), [Message::text(text)]);
+            assert_eq!(deliver(&mut server, &mut client).unwrap(), [Message::text(text)]);
+        }
+        // An empty last fragment after data, and an empty first one.
+        client.send_frame(OpCode::Binary, b"data data", false).unwrap();
+        client.send_frame(OpCode::Continuation, b"", true).unwrap();
+        client.send_frame(OpCode::Binary, b"", false).unwrap();
+        client.send_frame(OpCode::Continuation, b"more", true).unwrap();
+        assert_eq!(
+            deliver(&mut client, &mut server).unwrap(),
+            [Message::binary(&b"data data"[..]), Message::binary(&b"more"[..])]
+        );
+    }
+}

@@ -6,8 +6,13 @@
 //!
 //! Protocol errors are not handled here: floodgate fails the connection
 //! with the right close code by itself, which is what the cases check.
+//!
+//! Every connection offers permessage-deflate (the default offer, which
+//! groups 12 and 13 need) and compresses every message, however short, so
+//! the compressor is exercised by every case; the fuzzing server accepts
+//! the offer only in those groups.
 
-use floodgate::{Client, ErrorKind, Message};
+use floodgate::{Client, DeflateConfig, ErrorKind, Message};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -36,6 +41,7 @@ fn client() -> floodgate::Result<Client> {
         .max_frame_size(Some(16 << 20))
         .max_message_size(Some(16 << 20))
         .close_timeout(Duration::from_secs(3))
+        .compression(DeflateConfig::default().threshold(0))
         .build()
 }
 

@@ -12,6 +12,7 @@ use crate::buffered::BufferedWebSocket;
 use crate::error::{ErrorKind, Result};
 use crate::socket::WebSocket;
 use crate::stream::Transport;
+use floodgate_proto::deflate::DeflateConfig;
 use floodgate_proto::protocol::{DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::sync::Arc;
@@ -79,6 +80,10 @@ pub struct Options {
     /// The buffer of connections made by [`Client::connect_buffered`]
     /// (`None`: [`BufferConfig::default`]).
     pub buffer: Option<BufferConfig>,
+    /// Offer permessage-deflate (RFC 7692) with this configuration
+    /// (`None`, the default: offer no compression). On the embedded
+    /// server, accept a client's offer.
+    pub compression: Option<DeflateConfig>,
 }
 
 impl Default for Options {
@@ -104,6 +109,7 @@ impl Default for Options {
             return_control_frames: false,
             auto_pong: true,
             buffer: None,
+            compression: None,
         }
     }
 }
@@ -320,6 +326,45 @@ impl ClientBuilder {
         self
     }
 
+    /// Offers permessage-deflate (RFC 7692) with `config`. Off by default,
+    /// as in most clients: compression costs CPU on both sides and memory
+    /// per connection (up to about 300 KiB here with the default windows),
+    /// and pays off for large or repetitive text such as JSON feeds.
+    ///
+    /// [`DeflateConfig::default`] offers
+    /// `permessage-deflate; client_no_context_takeover; client_max_window_bits`
+    /// (and a plain `permessage-deflate; client_max_window_bits` as a
+    /// fallback): the server keeps its full window and context, which is
+    /// what makes incoming data small; the client compresses each outgoing
+    /// message of 64 bytes or more on its own. Incoming messages are
+    /// inflated at most to `max_message_size`: a compression bomb fails the
+    /// connection with close code 1009. Whether the server accepted is told
+    /// by [`WebSocket::deflate`] (see `docs/compression.md`).
+    ///
+    /// ```
+    /// # let server = floodgate::server::Server::bind_with(
+    /// #     "127.0.0.1:0",
+    /// #     floodgate::Options { compression: Some(Default::default()), ..Default::default() },
+    /// #     floodgate::server::echo,
+    /// # )?;
+    /// # let url = server.url();
+    /// use floodgate::DeflateConfig;
+    ///
+    /// let mut ws = floodgate::Client::builder()
+    ///     .compression(DeflateConfig::default().threshold(0))
+    ///     .connect(&url)?;
+    /// let negotiated = ws.deflate().expect("the server accepted permessage-deflate");
+    /// println!("negotiated {negotiated}");
+    /// ws.send_text(&"compressible ".repeat(1000))?;
+    /// assert_eq!(ws.recv()?.len(), 13_000);
+    /// ws.close(1000, "")?;
+    /// # Ok::<(), floodgate::Error>(())
+    /// ```
+    pub fn compression(mut self, config: DeflateConfig) -> Self {
+        self.options.compression = Some(config);
+        self
+    }
+
     /// Checks the options and returns a [`Client`] that connects with them.
     ///
     /// # Errors
@@ -352,6 +397,11 @@ impl ClientBuilder {
         }
         if let Some(buffer) = &o.buffer {
             buffer.validate(o.max_message_size)?;
+        }
+        if let Some(compression) = &o.compression {
+            compression
+                .validate()
+                .map_err(|e| ErrorKind::Config(e.to_string()))?;
         }
         Ok(Client {
             options: Arc::new(self.options),

@@ -115,6 +115,7 @@ pub(crate) fn client_request(target: &Target, options: &Options) -> ClientReques
         subprotocols: options.subprotocols.clone(),
         cookie: options.cookie.clone(),
         headers: options.headers.clone(),
+        deflate: options.compression.clone(),
     }
 }
 

@@ -146,6 +146,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use socket::{Messages, WebSocket};
 pub use stream::{Stream, Transport};
 
+/// permessage-deflate (RFC 7692): what to offer, what was negotiated.
+pub use floodgate_proto::deflate::{DeflateConfig, ExtensionError, PerMessageDeflate};
 pub use floodgate_proto::{
     bytes, CloseCode, CloseFrame, Frame, HandshakeError, Message, OpCode, ProtocolError, State,
     Text, UsageError,

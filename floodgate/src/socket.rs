@@ -22,6 +22,7 @@ use crate::config::Options;
 use crate::error::{Error, ErrorKind, Result};
 use crate::stream::{Stream, Transport};
 use bytes::{Buf, BytesMut};
+use floodgate_proto::deflate::PerMessageDeflate;
 use floodgate_proto::handshake::{parse_response_head, ClientHandshake, ClientRequest};
 use floodgate_proto::{
     CloseCode, CloseFrame, Frame, Message, OpCode, Protocol, ProtocolError, Role, State, UsageError,
@@ -135,7 +136,10 @@ impl<S: Transport> WebSocket<S> {
         stream.set_read_timeout(options.read_timeout)?;
         stream.set_write_timeout(options.write_timeout)?;
         tracing::debug!(subprotocol = ?response.subprotocol, "WebSocket handshake accepted");
-        Ok(WebSocket::from_parts(
+        if let Some(deflate) = &response.deflate {
+            tracing::debug!(%deflate, "permessage-deflate negotiated");
+        }
+        let mut ws = WebSocket::from_parts(
             stream,
             Role::Client,
             options,
@@ -143,7 +147,14 @@ impl<S: Transport> WebSocket<S> {
             response.status,
             response.headers,
             response.subprotocol,
-        ))
+        );
+        ws.proto.set_deflate(response.deflate);
+        Ok(ws)
+    }
+
+    /// Turns permessage-deflate on as negotiated (server side).
+    pub(crate) fn set_deflate(&mut self, deflate: Option<PerMessageDeflate>) {
+        self.proto.set_deflate(deflate);
     }
 
     /// A connection whose handshake is done (`buf`: bytes already read past
@@ -578,6 +589,13 @@ impl<S: Transport> WebSocket<S> {
     /// The subprotocol the server selected.
     pub fn subprotocol(&self) -> Option<&str> {
         self.subprotocol.as_deref()
+    }
+
+    /// permessage-deflate as negotiated, or `None` when it was not offered
+    /// (see [`ClientBuilder::compression`](crate::ClientBuilder::compression))
+    /// or the server declined it.
+    pub fn deflate(&self) -> Option<&PerMessageDeflate> {
+        self.proto.deflate()
     }
 
     /// The handshake status (101).

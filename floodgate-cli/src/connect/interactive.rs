@@ -55,8 +55,12 @@ pub fn start(
         .subprotocol()
         .map(|p| format!(", subprotocol {p}"))
         .unwrap_or_default();
+    let compression = conn
+        .deflate()
+        .map(|_| ", compressed (permessage-deflate)")
+        .unwrap_or_default();
     println!(
-        "-- connected to {}{subprotocol}; type a message, /help for commands, Ctrl-D to close",
+        "-- connected to {}{subprotocol}{compression}; type a message, /help for commands, Ctrl-D to close",
         args.url
     );
     let (editor, printer) = Editor::new("> ", history_path(args))

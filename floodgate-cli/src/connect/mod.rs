@@ -60,7 +60,8 @@ pub struct ConnectArgs {
     /// Trust the CA certificates in this PEM file (for wss://; not supported yet).
     #[arg(long, value_name = "PATH")]
     pub ca_file: Option<std::path::PathBuf>,
-    /// Offer permessage-deflate (not supported yet).
+    /// Offer permessage-deflate (RFC 7692) compression; -v shows what the
+    /// server accepted.
     #[arg(long)]
     pub compress: bool,
     /// Limit for the TCP connect and the handshake.
@@ -152,6 +153,7 @@ pub fn run(args: ConnectArgs) -> Result<(), CliError> {
     // The first connection must work: a wrong URL or a refused handshake
     // is reported at once, reconnecting or not.
     let conn = client.connect_buffered(&args.url)?;
+    trace_compression(&args, &conn);
     let link = Arc::new(Link::default());
     let printer = if interactive {
         interactive::start(link.clone(), &args, &conn, format)?
@@ -193,9 +195,6 @@ fn build_client(args: &ConnectArgs) -> Result<Client, CliError> {
             },
             "TLS (wss://)",
         );
-    }
-    if args.compress {
-        return not_yet("--compress", "permessage-deflate");
     }
     if args.ping_timeout.is_some() && args.ping_interval.is_none() {
         return Err(CliError::Usage(
@@ -243,7 +242,21 @@ fn build_client(args: &ConnectArgs) -> Result<Client, CliError> {
     if let Some(limit) = message_limit {
         builder = builder.max_message_size(Some(limit));
     }
+    if args.compress {
+        builder = builder.compression(floodgate::DeflateConfig::default());
+    }
     Ok(builder.buffer(args.buffer.config()?).build()?)
+}
+
+/// With `--compress`, says (at -v) whether the server accepted it.
+fn trace_compression(args: &ConnectArgs, conn: &BufferedWebSocket) {
+    if !args.compress {
+        return;
+    }
+    match conn.deflate() {
+        Some(negotiated) => tracing::debug!("compression: {negotiated}"),
+        None => tracing::debug!("compression: the server declined permessage-deflate"),
+    }
 }
 
 /// How one connection ended, as the command sees it.
@@ -324,6 +337,7 @@ impl Session<'_> {
                 Ok(conn) => {
                     self.printer
                         .note(&format!("reconnected to {}", self.args.url));
+                    trace_compression(self.args, &conn);
                     return Ok(Some(conn));
                 }
                 Err(e) => {

@@ -118,6 +118,20 @@ impl DeflateState {
         // Deflate adds at most 5 bytes per 16 KiB stored block, plus the
         // sync flush; start with that much room so one call usually does.
         out.reserve(payload.len() + payload.len() / 1024 + 64);
+        if payload.is_empty() {
+            // zlib refuses a second sync flush with no input in between
+            // (Z_BUF_ERROR, no output), so an empty frame is written by
+            // hand: nothing, or at the end of a message the one byte
+            // 0x00, which with the receiver's 00 00 ff ff is an empty
+            // stored block (RFC 7692 §7.2.3.6). The stream stays aligned.
+            if fin {
+                out.push(0x00);
+                if self.reset_compressor {
+                    compressor.reset();
+                }
+            }
+            return Ok(&self.scratch);
+        }
         let mut input = payload;
         loop {
             let before = compressor.total_in();

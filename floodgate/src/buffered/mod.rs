@@ -182,6 +182,7 @@ pub struct BufferedWebSocket<S: Transport = Stream> {
     status: StatusCode,
     headers: HeaderMap,
     subprotocol: Option<String>,
+    deflate: Option<floodgate_proto::deflate::PerMessageDeflate>,
 }
 
 impl<S: Transport + Send + 'static> BufferedWebSocket<S> {
@@ -194,7 +195,11 @@ impl<S: Transport + Send + 'static> BufferedWebSocket<S> {
         let write_stream = parts.stream.try_clone()?;
         let buffer = Arc::new(Buffer::new(config));
         let auto_pong = parts.proto.config().auto_pong;
-        let writer_proto = Protocol::new(parts.proto.role(), parts.proto.config().clone());
+        let mut writer_proto = Protocol::new(parts.proto.role(), parts.proto.config().clone());
+        // The writer compresses, the reader inflates (its own protocol
+        // keeps the inflate context of what was received so far).
+        let deflate = parts.proto.deflate().cloned();
+        writer_proto.set_deflate(deflate.clone());
         let shared = Arc::new(Shared {
             writer: Mutex::new(Writer {
                 stream: write_stream,
@@ -229,6 +234,7 @@ impl<S: Transport + Send + 'static> BufferedWebSocket<S> {
             status: parts.status,
             headers: parts.headers,
             subprotocol: parts.subprotocol,
+            deflate,
         })
     }
 }
@@ -445,6 +451,11 @@ impl<S: Transport> BufferedWebSocket<S> {
     /// The subprotocol the server selected.
     pub fn subprotocol(&self) -> Option<&str> {
         self.subprotocol.as_deref()
+    }
+
+    /// permessage-deflate as negotiated (see [`crate::WebSocket::deflate`]).
+    pub fn deflate(&self) -> Option<&floodgate_proto::deflate::PerMessageDeflate> {
+        self.deflate.as_ref()
     }
 
     /// The handshake status (101).

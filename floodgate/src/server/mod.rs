@@ -28,7 +28,7 @@ use crate::stream::Transport;
 use bytes::{Buf, BytesMut};
 /// The client's upgrade request, as a handler receives it.
 pub use floodgate_proto::handshake::RequestHead;
-use floodgate_proto::handshake::{parse_request_head, server_accept_response};
+use floodgate_proto::handshake::{parse_request_head, server_accept_response_with_extensions};
 use floodgate_proto::Role;
 use http::StatusCode;
 use std::io;
@@ -39,7 +39,8 @@ use std::thread::JoinHandle;
 
 /// Runs the server side of the handshake on a connected stream: reads the
 /// upgrade request and answers 101, selecting the first subprotocol the
-/// client offers among `options.subprotocols`.
+/// client offers among `options.subprotocols`, and accepting the client's
+/// permessage-deflate offer when `options.compression` is set.
 ///
 /// # Errors
 ///
@@ -80,11 +81,19 @@ pub fn accept<S: Transport>(
         .subprotocols()
         .into_iter()
         .find(|offered| options.subprotocols.contains(offered));
-    stream.write_all(&server_accept_response(&key, subprotocol.as_deref()))?;
+    let deflate = options
+        .compression
+        .as_ref()
+        .and_then(|config| floodgate_proto::deflate::accept_offers(config, request.extensions()));
+    stream.write_all(&server_accept_response_with_extensions(
+        &key,
+        subprotocol.as_deref(),
+        deflate.as_ref().map(|(answer, _)| answer.as_str()),
+    ))?;
     stream.flush()?;
     stream.set_read_timeout(options.read_timeout)?;
     buf.advance(head_len);
-    let ws = WebSocket::from_parts(
+    let mut ws = WebSocket::from_parts(
         stream,
         Role::Server,
         options,
@@ -93,6 +102,7 @@ pub fn accept<S: Transport>(
         request.headers.clone(),
         subprotocol,
     );
+    ws.set_deflate(deflate.map(|(_, negotiated)| negotiated));
     Ok((ws, request))
 }
 
