@@ -169,7 +169,6 @@ fn options_this_version_cannot_honour_exit_2_instead_of_being_ignored() {
     for option in [
         &["--proxy", "http://127.0.0.1:3128"][..],
         &["--insecure"],
-        &["--compress"],
         &["--ping-timeout", "1s"],
     ] {
         let out = floodgate()

@@ -17,6 +17,11 @@
 //!   [`Protocol::read_frame`]), send with `send_*`, and write out
 //!   [`Protocol::output`]. Pings are answered and the close handshake is
 //!   run as frames are decoded.
+//! - [`deflate`]: permessage-deflate (RFC 7692): the client's offer
+//!   ([`deflate::DeflateConfig`]), the check of the server's answer
+//!   ([`deflate::negotiate`]), and, once [`Protocol::set_deflate`] is
+//!   given the result, compression of what is sent and inflation of what
+//!   is received, bounded by `max_message_size`.
 //! - [`frame`]: headers and their encoding; [`mask`]: word-at-a-time
 //!   masking; [`utf8`]: incremental validation of fragmented text;
 //!   [`close`]: close codes and payloads; [`message`]: [`Message`] and
@@ -51,8 +56,8 @@
 //!
 //! # Not provided
 //!
-//! No I/O, no clocks (timeouts are the I/O layer's), no extensions yet
-//! (permessage-deflate is planned), and no HTTP beyond the upgrade.
+//! No I/O, no clocks (timeouts are the I/O layer's), no extension but
+//! permessage-deflate, and no HTTP beyond the upgrade.
 //!
 //! [floodgate]: https://docs.rs/floodgate
 

@@ -68,6 +68,10 @@
 //! - [`Sender::send_all`] writes many messages with one system call;
 //!   [`buffer::BufferConfig::on_control_frame`] shows the application the
 //!   pings and pongs the reader handles.
+//! - [`DeflateConfig`] ([`ClientBuilder::compression`]): permessage-deflate
+//!   (RFC 7692), off by default; [`WebSocket::deflate`] tells what was
+//!   negotiated ([`PerMessageDeflate`]). Inflating is bounded by
+//!   `max_message_size`. The guide is `docs/compression.md`.
 //! - [`Error`] / [`ErrorKind`]: what went wrong, split by blame.
 //! - [`App`] ([`app`]): the event-driven client — handlers for open,
 //!   message, error, close, ping, pong, data and continuation frames and
@@ -113,8 +117,8 @@
 //! # Not yet provided
 //!
 //! `wss://` returns [`ErrorKind::Unsupported`]; proxies, Unix sockets
-//! (other than through [`Client::connect_over`]), redirects and
-//! permessage-deflate are not implemented yet, nor the async front end.
+//! (other than through [`Client::connect_over`]) and redirects are not
+//! implemented yet, nor the async front end.
 //! A buffered connection does not return control frames as messages
 //! (`return_control_frames` applies to [`WebSocket`] only): its reader
 //! answers them, counts them in [`buffer::Stats`] and shows them to
@@ -126,6 +130,11 @@
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/app.md")]
 struct AppGuide;
+
+// So do the compression guide's.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/compression.md")]
+struct CompressionGuide;
 
 pub mod app;
 pub mod buffer;
