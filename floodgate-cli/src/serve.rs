@@ -128,9 +128,7 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
     let feed = Feed::new(args.feed_options.config()?);
     let options = Options {
         subprotocols: args.subprotocols.clone(),
-        compression: args
-            .compress
-            .then(floodgate::DeflateConfig::default),
+        compression: args.compress.then(floodgate::DeflateConfig::default),
         ..Options::default()
     };
     let (echo_all, feed_all) = (args.echo, args.feed);

@@ -24,7 +24,14 @@ fn compress_offers_permessage_deflate_and_v_shows_what_was_negotiated() {
     let server = compressing_echo();
     let long = "compressible text ".repeat(5_000);
     let out = floodgate()
-        .args(["-v", "connect", &server.url(), "--compress", "--eof-wait", "2s"])
+        .args([
+            "-v",
+            "connect",
+            &server.url(),
+            "--compress",
+            "--eof-wait",
+            "2s",
+        ])
         .write_stdin(format!("hello\n{long}\n"))
         .output()
         .unwrap();
@@ -56,7 +63,14 @@ fn without_compress_nothing_is_offered() {
 fn v_says_when_the_server_declines() {
     let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo).unwrap();
     let out = floodgate()
-        .args(["-v", "connect", &server.url(), "--compress", "--eof-wait", "1s"])
+        .args([
+            "-v",
+            "connect",
+            &server.url(),
+            "--compress",
+            "--eof-wait",
+            "1s",
+        ])
         .write_stdin("hi\n")
         .output()
         .unwrap();

@@ -101,9 +101,7 @@ impl ProtocolError {
         match self {
             ProtocolError::InvalidUtf8
             | ProtocolError::InvalidCloseReason
-            | ProtocolError::InvalidCompressedData => {
-                CloseCode::INVALID_PAYLOAD
-            }
+            | ProtocolError::InvalidCompressedData => CloseCode::INVALID_PAYLOAD,
             ProtocolError::FrameTooLarge { .. } | ProtocolError::MessageTooLarge { .. } => {
                 CloseCode::MESSAGE_TOO_BIG
             }

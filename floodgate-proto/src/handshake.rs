@@ -281,7 +281,9 @@ impl ClientHandshake {
                 ))
             }
         };
-        let mut extensions = headers.get_all(http::header::SEC_WEBSOCKET_EXTENSIONS).iter();
+        let mut extensions = headers
+            .get_all(http::header::SEC_WEBSOCKET_EXTENSIONS)
+            .iter();
         let deflate = match (&self.deflate, extensions.next()) {
             (_, None) => None,
             (None, Some(extension)) => {
@@ -706,7 +708,13 @@ mod tests {
         ));
         let err = hs.accept(head, &[]).unwrap_err();
         assert!(
-            matches!(&err, HandshakeError::InvalidExtension { error: crate::deflate::ExtensionError::InvalidValue { .. }, .. }),
+            matches!(
+                &err,
+                HandshakeError::InvalidExtension {
+                    error: crate::deflate::ExtensionError::InvalidValue { .. },
+                    ..
+                }
+            ),
             "{err:?}"
         );
         assert!(err.to_string().contains("server_max_window_bits"), "{err}");

@@ -818,7 +818,11 @@ impl Protocol {
                     let data = deflate
                         .compress(payload, fin)
                         .map_err(UsageError::CompressionFailed)?;
-                    let rsv = if opcode == OpCode::Continuation { 0 } else { RSV1 };
+                    let rsv = if opcode == OpCode::Continuation {
+                        0
+                    } else {
+                        RSV1
+                    };
                     let mask = match self.role {
                         Role::Client => Some(self.rng.next_u32().to_ne_bytes()),
                         Role::Server => None,

@@ -117,7 +117,9 @@ fn compressed_frames_carry_rsv1_on_the_first_frame_only() {
     let (mut client, _) = pair(&params(15, false), Config::default());
     client.send_frame(OpCode::Binary, &[7; 300], false).unwrap();
     client.send_frame(OpCode::Ping, b"", true).unwrap();
-    client.send_frame(OpCode::Continuation, &[7; 300], true).unwrap();
+    client
+        .send_frame(OpCode::Continuation, &[7; 300], true)
+        .unwrap();
     let sent = support::decode_all(client.output());
     assert_eq!(sent[0].rsv, 0b100);
     assert_eq!(sent[1].rsv, 0);
@@ -158,7 +160,10 @@ fn context_takeover_shrinks_repeats_and_no_context_takeover_does_not() {
         deliver(&mut client, &mut server).unwrap();
         client.send_text(&text).unwrap();
         let second = client.output().len();
-        assert_eq!(deliver(&mut client, &mut server).unwrap(), [Message::text(text.clone())]);
+        assert_eq!(
+            deliver(&mut client, &mut server).unwrap(),
+            [Message::text(text.clone())]
+        );
         assert_eq!(second < first / 4, smaller, "{first} then {second}");
     }
 }
@@ -198,7 +203,12 @@ fn rsv1_on_a_control_or_continuation_frame_is_a_protocol_error() {
     client.set_deflate(Some(params(15, false)));
     let mut bytes = raw_frame(0x01, b"ab"); // text, not FIN, uncompressed
     bytes.extend(raw_frame(0xC0, b"cd")); // FIN + RSV1 + continuation
-    assert_client_fails(client, &bytes, ProtocolError::MisplacedRsv1(OpCode::Continuation), 1002);
+    assert_client_fails(
+        client,
+        &bytes,
+        ProtocolError::MisplacedRsv1(OpCode::Continuation),
+        1002,
+    );
 }
 
 #[test]
@@ -216,7 +226,10 @@ fn uncompressed_messages_still_pass_when_deflate_is_on() {
     let mut client = support::client();
     client.set_deflate(Some(params(15, false)));
     let mut wire = BytesMut::from(&server_frame(true, OpCode::Text, b"plain")[..]);
-    assert_eq!(client.read_message(&mut wire).unwrap(), Some(Message::text("plain")));
+    assert_eq!(
+        client.read_message(&mut wire).unwrap(),
+        Some(Message::text("plain"))
+    );
 }
 
 /// Deflate data as a peer would send it, tail stripped.
@@ -224,7 +237,11 @@ fn compressed(data: &[u8], finish: bool) -> Vec<u8> {
     let mut c = flate2::Compress::new(flate2::Compression::default(), false);
     let mut out = Vec::with_capacity(data.len() / 2 + 1024);
     let mut input = data;
-    let flush = if finish { flate2::FlushCompress::Finish } else { flate2::FlushCompress::Sync };
+    let flush = if finish {
+        flate2::FlushCompress::Finish
+    } else {
+        flate2::FlushCompress::Sync
+    };
     loop {
         let before = c.total_in();
         let status = c.compress_vec(input, &mut out, flush).unwrap();
@@ -260,7 +277,10 @@ fn a_compression_bomb_fails_with_1009_having_inflated_at_most_the_limit() {
     match err {
         ProtocolError::MessageTooLarge { len, max } => {
             assert_eq!(max, LIMIT);
-            assert!(len > LIMIT as u64 && len <= LIMIT as u64 + 1, "inflated {len}");
+            assert!(
+                len > LIMIT as u64 && len <= LIMIT as u64 + 1,
+                "inflated {len}"
+            );
         }
         other => panic!("expected MessageTooLarge, got {other:?}"),
     }
@@ -291,7 +311,10 @@ fn a_message_of_exactly_the_limit_inflates() {
     client.set_deflate(Some(params(15, false)));
     let data = vec![b'q'; 10_000];
     let mut wire = BytesMut::from(&compressed_frame(OpCode::Binary, &compressed(&data, false))[..]);
-    assert_eq!(client.read_message(&mut wire).unwrap(), Some(Message::binary(data)));
+    assert_eq!(
+        client.read_message(&mut wire).unwrap(),
+        Some(Message::binary(data))
+    );
 }
 
 #[test]
@@ -324,10 +347,19 @@ fn a_message_ending_its_deflate_stream_with_bfinal_is_accepted() {
     let mut client = support::client();
     client.set_deflate(Some(params(15, false)));
     let mut bytes = compressed_frame(OpCode::Text, &compressed(b"first", true));
-    bytes.extend(compressed_frame(OpCode::Text, &compressed(b"second", false)));
+    bytes.extend(compressed_frame(
+        OpCode::Text,
+        &compressed(b"second", false),
+    ));
     let mut wire = BytesMut::from(&bytes[..]);
-    assert_eq!(client.read_message(&mut wire).unwrap(), Some(Message::text("first")));
-    assert_eq!(client.read_message(&mut wire).unwrap(), Some(Message::text("second")));
+    assert_eq!(
+        client.read_message(&mut wire).unwrap(),
+        Some(Message::text("first"))
+    );
+    assert_eq!(
+        client.read_message(&mut wire).unwrap(),
+        Some(Message::text("second"))
+    );
 }
 
 #[test]
@@ -354,17 +386,30 @@ fn empty_messages_round_trip_after_others_with_and_without_context() {
         for text in ["", "", "abc abc abc", "", "x"] {
             client.send_text(text).unwrap();
             server.send_text(text).unwrap();
-            assert_eq!(deliver(&mut client, &mut server).unwrap(), [Message::text(text)]);
-            assert_eq!(deliver(&mut server, &mut client).unwrap(), [Message::text(text)]);
+            assert_eq!(
+                deliver(&mut client, &mut server).unwrap(),
+                [Message::text(text)]
+            );
+            assert_eq!(
+                deliver(&mut server, &mut client).unwrap(),
+                [Message::text(text)]
+            );
         }
         // An empty last fragment after data, and an empty first one.
-        client.send_frame(OpCode::Binary, b"data data", false).unwrap();
+        client
+            .send_frame(OpCode::Binary, b"data data", false)
+            .unwrap();
         client.send_frame(OpCode::Continuation, b"", true).unwrap();
         client.send_frame(OpCode::Binary, b"", false).unwrap();
-        client.send_frame(OpCode::Continuation, b"more", true).unwrap();
+        client
+            .send_frame(OpCode::Continuation, b"more", true)
+            .unwrap();
         assert_eq!(
             deliver(&mut client, &mut server).unwrap(),
-            [Message::binary(&b"data data"[..]), Message::binary(&b"more"[..])]
+            [
+                Message::binary(&b"data data"[..]),
+                Message::binary(&b"more"[..])
+            ]
         );
     }
 }

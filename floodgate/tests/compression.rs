@@ -6,7 +6,9 @@
 mod support;
 
 use floodgate::server::{echo, Server};
-use floodgate::{Client, DeflateConfig, ErrorKind, ExtensionError, HandshakeError, Message, Options};
+use floodgate::{
+    Client, DeflateConfig, ErrorKind, ExtensionError, HandshakeError, Message, Options,
+};
 use std::time::Duration;
 use support::{RawConn, ScriptedServer};
 
@@ -29,12 +31,18 @@ fn client() -> Client {
 fn payloads() -> Vec<Message> {
     let mut out = Vec::new();
     for len in [0, 1, 100, 5_000, 70_000, 1 << 20] {
-        let text: String = "{\"bid\":1.25,\"ask\":1.26} ".chars().cycle().take(len).collect();
+        let text: String = "{\"bid\":1.25,\"ask\":1.26} "
+            .chars()
+            .cycle()
+            .take(len)
+            .collect();
         out.push(Message::text(text));
         let mut x = len as u64 | 1;
         let noise: Vec<u8> = (0..len)
             .map(|_| {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 (x >> 56) as u8
             })
             .collect();
@@ -96,7 +104,12 @@ fn the_buffered_connection_compresses_from_every_sender_and_inflates() {
     }
     for message in payloads() {
         ws.sender().send(message.clone()).unwrap();
-        assert_eq!(ws.recv_timeout(Duration::from_secs(10)).unwrap().into_message(), message);
+        assert_eq!(
+            ws.recv_timeout(Duration::from_secs(10))
+                .unwrap()
+                .into_message(),
+            message
+        );
     }
     ws.close(1000, "").unwrap();
 }
@@ -139,7 +152,10 @@ fn an_inflated_message_over_the_limit_fails_with_1009() {
         }
         other => panic!("expected MessageTooLarge, got {other:?}"),
     }
-    let server_saw = rx.recv_timeout(Duration::from_secs(10)).unwrap().unwrap_err();
+    let server_saw = rx
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap()
+        .unwrap_err();
     assert!(server_saw.contains("1009"), "{server_saw}");
 }
 
@@ -184,12 +200,14 @@ fn answers_that_break_rfc_7692_fail_the_handshake_with_the_reason() {
         ("permessage-deflate; client_max_window_bits=7", |e| {
             matches!(e, ExtensionError::InvalidValue { .. })
         }),
-        ("permessage-deflate; server_no_context_takeover; server_no_context_takeover", |e| {
-            matches!(e, ExtensionError::DuplicateParameter(_))
-        }),
-        ("permessage-deflate; window=9", |e| {
-            matches!(e, ExtensionError::UnknownParameter(p) if p == "window")
-        }),
+        (
+            "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+            |e| matches!(e, ExtensionError::DuplicateParameter(_)),
+        ),
+        (
+            "permessage-deflate; window=9",
+            |e| matches!(e, ExtensionError::UnknownParameter(p) if p == "window"),
+        ),
     ];
     for (answer, expected) in cases {
         let server = answer_with_extensions(answer);

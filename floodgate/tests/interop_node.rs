@@ -24,7 +24,10 @@ fn node_echo_server() -> ServerProcess {
     let node = std::env::var_os("FLOODGATE_NODE")
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "node".into());
-    let script = repo_root().join("scripts").join("node").join("echo_server.js");
+    let script = repo_root()
+        .join("scripts")
+        .join("node")
+        .join("echo_server.js");
     let args: Vec<OsString> = vec![script.into(), "--port".into(), "0".into()];
     ServerProcess::start("Node ws echo server", node, &args)
 }
@@ -69,16 +72,26 @@ fn messages() -> Vec<Message> {
 fn the_low_level_socket_negotiates_and_round_trips_compressed_messages() {
     let server = node_echo_server();
     let mut ws = client(0).connect(&url(&server)).expect("connect");
-    let negotiated = ws.deflate().expect("ws accepted permessage-deflate").clone();
+    let negotiated = ws
+        .deflate()
+        .expect("ws accepted permessage-deflate")
+        .clone();
     assert!(negotiated.client_no_context_takeover);
     ws.send_text("extensions?").unwrap();
     let seen = ws.recv().unwrap();
     let seen = seen.as_text().unwrap();
-    assert!(seen.starts_with("permessage-deflate"), "ws negotiated {seen:?}");
+    assert!(
+        seen.starts_with("permessage-deflate"),
+        "ws negotiated {seen:?}"
+    );
     for message in messages() {
         ws.send(message.clone()).expect("send");
         let reply = ws.recv().expect("recv");
-        assert!(reply == message, "echo of a {}-byte message differs", message.len());
+        assert!(
+            reply == message,
+            "echo of a {}-byte message differs",
+            message.len()
+        );
     }
     ws.close(1000, "").expect("close");
 }

@@ -10,6 +10,7 @@ use floodgate_proto::handshake::{
     parse_request_head, parse_response_head, ClientHandshake, ClientRequest, DEFAULT_MAX_HEAD_SIZE,
     MAX_ERROR_BODY,
 };
+use floodgate_proto::deflate::DeflateConfig;
 use floodgate_proto::HandshakeError;
 use libfuzzer_sys::fuzz_target;
 
@@ -64,10 +65,27 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
+    // The same answers to a request that offers permessage-deflate: what
+    // is accepted is within RFC 7692's ranges and keeps the client's
+    // promise of no context takeover.
+    let offering = ClientRequest {
+        deflate: Some(DeflateConfig::default()),
+        ..request.clone()
+    };
+    let (handshake, _) = ClientHandshake::with_key(&offering, KEY.into()).expect("a valid request");
+    if let Ok(Some((head, len))) = parse_response_head(data, DEFAULT_MAX_HEAD_SIZE) {
+        if let Ok(Some(deflate)) = handshake.accept(head, &data[len..]).map(|r| r.deflate) {
+            assert!((8..=15).contains(&deflate.client_max_window_bits));
+            assert!((8..=15).contains(&deflate.server_max_window_bits));
+            assert!(deflate.client_no_context_takeover);
+        }
+    }
+
     // The server side of the same parser, used by floodgate's test server.
     if let Ok(Some((head, len))) = parse_request_head(data, DEFAULT_MAX_HEAD_SIZE) {
         assert!(len <= data.len());
         let _ = head.websocket_key();
         let _ = head.subprotocols();
+        let _ = floodgate_proto::deflate::accept_offers(&DeflateConfig::default(), head.extensions());
     }
 });

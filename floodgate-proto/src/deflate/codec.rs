@@ -106,9 +106,9 @@ impl DeflateState {
     /// message ends with it. Returns the bytes to send.
     pub(crate) fn compress(&mut self, payload: &[u8], fin: bool) -> Result<&[u8], String> {
         let (bits, level) = (self.compress_bits, self.params.level);
-        let compressor = self
-            .compressor
-            .get_or_insert_with(|| Compress::new_with_window_bits(Compression::new(level), false, bits));
+        let compressor = self.compressor.get_or_insert_with(|| {
+            Compress::new_with_window_bits(Compression::new(level), false, bits)
+        });
         // The space a huge message needed is not kept for small ones.
         if self.scratch.capacity() > SCRATCH_KEPT && payload.len() < SCRATCH_KEPT {
             self.scratch = Vec::new();

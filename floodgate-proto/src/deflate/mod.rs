@@ -19,9 +19,11 @@
 //!
 //! # Window bits and zlib
 //!
-//! The codec is zlib's (through `flate2` with the pure-Rust `zlib-rs`
-//! backend, see [`codec`]). zlib cannot *compress* raw deflate with an
-//! 8-bit (256-byte) window. When the server limits the client to
+//! The codec is zlib's, through `flate2` with the pure-Rust `zlib-rs`
+//! backend: raw deflate with a chosen window needs one of `flate2`'s zlib
+//! backends (its default, `miniz_oxide`, always uses 32 KiB), and zlib-rs
+//! is the one that needs no C compiler and is at least as fast as C zlib.
+//! zlib cannot *compress* raw deflate with an 8-bit (256-byte) window. When the server limits the client to
 //! `client_max_window_bits=8`, the client compresses with 9 bits: zlib
 //! never emits a match further back than the window size less
 //! `MIN_LOOKAHEAD` (262 bytes), which for a 512-byte window is 250 bytes,
@@ -342,10 +344,18 @@ impl fmt::Display for PerMessageDeflate {
             f.write_str("; server_no_context_takeover")?;
         }
         if self.client_max_window_bits < 15 {
-            write!(f, "; client_max_window_bits={}", self.client_max_window_bits)?;
+            write!(
+                f,
+                "; client_max_window_bits={}",
+                self.client_max_window_bits
+            )?;
         }
         if self.server_max_window_bits < 15 {
-            write!(f, "; server_max_window_bits={}", self.server_max_window_bits)?;
+            write!(
+                f,
+                "; server_max_window_bits={}",
+                self.server_max_window_bits
+            )?;
         }
         Ok(())
     }

@@ -48,7 +48,9 @@ pub enum ExtensionError {
     },
     /// The client asked for `server_no_context_takeover` and the server's
     /// answer leaves it out.
-    #[error("the client asked for server_no_context_takeover and the server's answer leaves it out")]
+    #[error(
+        "the client asked for server_no_context_takeover and the server's answer leaves it out"
+    )]
     ServerNoContextTakeoverNotAccepted,
 }
 
@@ -369,7 +371,10 @@ mod tests {
         let pmd = ok(&DeflateConfig::default(), "permessage-deflate");
         assert!(pmd.client_no_context_takeover);
         assert!(!pmd.server_no_context_takeover);
-        assert_eq!((pmd.client_max_window_bits, pmd.server_max_window_bits), (15, 15));
+        assert_eq!(
+            (pmd.client_max_window_bits, pmd.server_max_window_bits),
+            (15, 15)
+        );
         let keep = DeflateConfig::default().client_no_context_takeover(false);
         assert!(!ok(&keep, "permessage-deflate").client_no_context_takeover);
     }
@@ -382,7 +387,10 @@ mod tests {
              client_max_window_bits=9; server_max_window_bits=\"8\"",
         );
         assert!(pmd.client_no_context_takeover && pmd.server_no_context_takeover);
-        assert_eq!((pmd.client_max_window_bits, pmd.server_max_window_bits), (9, 8));
+        assert_eq!(
+            (pmd.client_max_window_bits, pmd.server_max_window_bits),
+            (9, 8)
+        );
         // Several header lines and empty list elements.
         let pmd = negotiate(&DeflateConfig::default(), ["", " , permessage-deflate"]).unwrap();
         assert!(pmd.is_some());
@@ -406,13 +414,19 @@ mod tests {
             ExtensionError::UnknownParameter("foo".into())
         );
         assert_eq!(
-            err(&c, "permessage-deflate; server_no_context_takeover; server_no_context_takeover"),
+            err(
+                &c,
+                "permessage-deflate; server_no_context_takeover; server_no_context_takeover"
+            ),
             ExtensionError::DuplicateParameter("server_no_context_takeover".into())
         );
         for bad in ["7", "16", "010", "x", "", "\"9", "9 9"] {
             let answer = format!("permessage-deflate; server_max_window_bits={bad}");
             assert!(
-                matches!(err(&c, &answer), ExtensionError::InvalidValue { .. } | ExtensionError::Malformed(_)),
+                matches!(
+                    err(&c, &answer),
+                    ExtensionError::InvalidValue { .. } | ExtensionError::Malformed(_)
+                ),
                 "{answer}"
             );
         }
@@ -437,7 +451,10 @@ mod tests {
             ExtensionError::Unoffered("x-webkit-deflate-frame".into())
         );
         assert_eq!(
-            err(&DeflateConfig::default(), "permessage-deflate, permessage-deflate"),
+            err(
+                &DeflateConfig::default(),
+                "permessage-deflate, permessage-deflate"
+            ),
             ExtensionError::Repeated
         );
         // No offer without client_max_window_bits is made by DeflateConfig,
@@ -448,8 +465,11 @@ mod tests {
             client_max_window_bits: None,
             server_max_window_bits: None,
         };
-        let got = parse_params(&[("client_max_window_bits".into(), Some("10".into()))], false)
-            .unwrap();
+        let got = parse_params(
+            &[("client_max_window_bits".into(), Some("10".into()))],
+            false,
+        )
+        .unwrap();
         assert_eq!(
             check_against(&offer, &got),
             Err(ExtensionError::ClientWindowBitsNotOffered)
@@ -472,14 +492,23 @@ mod tests {
         assert!(pmd.server_no_context_takeover);
         // Against the first offer alone, each missing grant is an error.
         let offer = &asks.offers()[0];
-        let got = parse_params(&[("server_max_window_bits".into(), Some("12".into()))], false)
-            .unwrap();
+        let got = parse_params(
+            &[("server_max_window_bits".into(), Some("12".into()))],
+            false,
+        )
+        .unwrap();
         assert_eq!(
             check_against(offer, &got),
-            Err(ExtensionError::ServerWindowBitsNotAccepted { offered: 10, got: Some(12) })
+            Err(ExtensionError::ServerWindowBitsNotAccepted {
+                offered: 10,
+                got: Some(12)
+            })
         );
-        let got = parse_params(&[("server_max_window_bits".into(), Some("10".into()))], false)
-            .unwrap();
+        let got = parse_params(
+            &[("server_max_window_bits".into(), Some("10".into()))],
+            false,
+        )
+        .unwrap();
         assert_eq!(
             check_against(offer, &got),
             Err(ExtensionError::ServerNoContextTakeoverNotAccepted)
