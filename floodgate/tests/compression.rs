@@ -193,7 +193,8 @@ fn the_offer_is_sent_in_the_request() {
 
 #[test]
 fn answers_that_break_rfc_7692_fail_the_handshake_with_the_reason() {
-    let cases: [(&str, fn(&ExtensionError) -> bool); 4] = [
+    type Check = fn(&ExtensionError) -> bool;
+    let cases: [(&str, Check); 4] = [
         ("permessage-deflate; server_max_window_bits=16", |e| {
             matches!(e, ExtensionError::InvalidValue { .. })
         }),

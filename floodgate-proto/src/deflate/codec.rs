@@ -21,8 +21,9 @@ use std::fmt;
 /// it (RFC 7692 §7.2.1), and what the receiver appends (§7.2.2).
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
-/// The first output allocation when inflating; later ones double.
-const FIRST_STEP: usize = 4 << 10;
+/// The smallest output allocation when inflating; the first is about
+/// three times the compressed size, later ones double.
+const FIRST_STEP: usize = 256;
 
 /// Scratch capacity kept between messages.
 const SCRATCH_KEPT: usize = 256 << 10;
@@ -181,6 +182,11 @@ impl DeflateState {
             // message starts a new one, whatever was negotiated.
             decompressor.reset(false);
         }
+        // A message sits in the application's buffer as this allocation,
+        // and the buffer counts its payload: spare room is given back.
+        if out.capacity() - out.len() > out.len() / 8 + 64 {
+            out.shrink_to_fit();
+        }
         Ok(out)
     }
 }
@@ -203,7 +209,7 @@ fn feed(
             }
             let step = out
                 .capacity()
-                .max(input.len().saturating_mul(2))
+                .max(input.len().saturating_mul(3))
                 .max(FIRST_STEP)
                 .min(ceiling - out.len());
             out.reserve_exact(step);

@@ -105,7 +105,8 @@ pub struct DeflateConfig {
     /// false: the server's context makes repetitive feeds much smaller).
     pub server_no_context_takeover: bool,
     /// Outgoing data messages shorter than this many bytes are sent
-    /// uncompressed (default [`DEFAULT_THRESHOLD`]); 0 compresses all.
+    /// uncompressed (default [`DEFAULT_THRESHOLD`]); 0 compresses all. For
+    /// a message sent in fragments, the first fragment's length decides.
     pub threshold: usize,
     /// zlib compression level, 0 (store) to 9 (best); default
     /// [`DEFAULT_LEVEL`].
