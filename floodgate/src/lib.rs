@@ -138,6 +138,7 @@ pub mod reconnect;
 pub mod server;
 mod socket;
 mod stream;
+pub mod tls;
 
 pub use app::App;
 pub use buffered::{BufferedMessages, BufferedWebSocket, Sender};

@@ -97,7 +97,7 @@ pub fn accept<S: Transport>(
 }
 
 /// A handler that echoes every message back until the client closes.
-pub fn echo(mut ws: WebSocket<TcpStream>, _request: RequestHead) {
+pub fn echo<S: Transport>(mut ws: WebSocket<S>, _request: RequestHead) {
     while let Ok(message) = ws.recv() {
         if ws.send(message).is_err() {
             break;
