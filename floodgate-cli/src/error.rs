@@ -57,7 +57,10 @@ impl CliError {
 
 fn websocket_exit_code(e: &floodgate::Error) -> u8 {
     match e.kind() {
-        ErrorKind::Connect { .. } | ErrorKind::Handshake(_) => 3,
+        ErrorKind::Connect { .. }
+        | ErrorKind::Handshake(_)
+        | ErrorKind::Tls { .. }
+        | ErrorKind::Redirect { .. } => 3,
         ErrorKind::InvalidUrl { .. } | ErrorKind::Unsupported(_) | ErrorKind::Config(_) => 2,
         ErrorKind::Protocol(_) | ErrorKind::AbnormalClosure | ErrorKind::ConnectionClosed(_) => 4,
         ErrorKind::Timeout(_) | ErrorKind::NoPong(_) => 5,

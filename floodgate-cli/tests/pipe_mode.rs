@@ -168,7 +168,6 @@ fn an_invalid_url_exits_2() {
 fn options_this_version_cannot_honour_exit_2_instead_of_being_ignored() {
     for option in [
         &["--proxy", "http://127.0.0.1:3128"][..],
-        &["--insecure"],
         &["--compress"],
         &["--ping-timeout", "1s"],
     ] {
