@@ -161,3 +161,30 @@ fn unix_socket_sends_the_bytes_to_the_socket_path() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(text(&out.stdout), "via unix\n");
 }
+
+#[test]
+fn serve_with_a_certificate_speaks_wss_to_connect() {
+    let ca = TestCa::new("cli serve CA");
+    let cert = ca.server_cert(&["localhost", "127.0.0.1"]);
+    let (ca_file, cert_file, key_file) = (
+        write_temp("serve-ca.pem", &ca.pem()),
+        write_temp("serve-cert.pem", &cert.pem),
+        write_temp("serve-key.pem", &cert.key_pem),
+    );
+    let serve = support::ServeProcess::start(&[
+        "--echo",
+        "--tls-cert",
+        cert_file.to_str().unwrap(),
+        "--tls-key",
+        key_file.to_str().unwrap(),
+    ]);
+    assert!(serve.url.starts_with("wss://127.0.0.1:"), "{}", serve.url);
+    let out = floodgate()
+        .args(["connect", &serve.url, "--eof-wait", "1s", "--ca-file"])
+        .arg(&ca_file)
+        .write_stdin("tls both ends\n")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(text(&out.stdout), "tls both ends\n");
+}

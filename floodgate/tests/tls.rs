@@ -322,3 +322,47 @@ fn a_redirect_from_wss_to_ws_is_refused() {
         "{err:?}"
     );
 }
+
+#[test]
+fn the_embedded_server_serves_the_feed_over_tls_to_a_buffered_client() {
+    use floodgate::server::feed::{Feed, FeedConfig, FeedMessage};
+    let ca = TestCa::new("floodgate test CA");
+    let cert = ca.server_cert(&["localhost"]);
+    let tls = floodgate::tls::server_config_from_pem(cert.pem.as_bytes(), cert.key_pem.as_bytes())
+        .unwrap();
+    let feed = Feed::new(FeedConfig {
+        rate: None,
+        count: Some(20_000),
+        size: 300,
+        ping_interval: Some(Duration::from_millis(5)),
+        ..FeedConfig::default()
+    });
+    let server = floodgate::server::Server::bind_tls(
+        "127.0.0.1:0",
+        floodgate::Options::default(),
+        tls,
+        feed.handler(),
+    )
+    .unwrap();
+    assert!(server.url().starts_with("wss://"));
+    let ws = trusting(&ca)
+        .connect_buffered(&format!("wss://localhost:{}/", server.local_addr().port()))
+        .unwrap();
+    let mut n = 0u64;
+    loop {
+        match ws.recv() {
+            Ok(delivered) => {
+                let message = FeedMessage::parse(delivered.message().as_text().unwrap()).unwrap();
+                assert_eq!(message.n, n, "in order, none lost");
+                n += 1;
+            }
+            Err(e) if e.is_closed() => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(n, 20_000);
+    assert!(
+        ws.stats().pings_answered > 0,
+        "the server's pings went through TLS"
+    );
+}
