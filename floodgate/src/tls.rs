@@ -353,7 +353,7 @@ impl TlsFailure {
                 Cert::Expired | Cert::ExpiredContext { .. } => TlsFailure::Expired,
                 Cert::NotValidYet | Cert::NotValidYetContext { .. } => TlsFailure::NotYetValid,
                 Cert::Revoked => TlsFailure::Revoked,
-                other => TlsFailure::BadCertificate(format!("{other:?}")),
+                _ => TlsFailure::BadCertificate(error.to_string()),
             },
             E::AlertReceived(
                 alert @ (Alert::CertificateRequired
