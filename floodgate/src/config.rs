@@ -10,6 +10,7 @@
 use crate::buffer::BufferConfig;
 use crate::buffered::BufferedWebSocket;
 use crate::error::{ErrorKind, Result};
+use crate::proxy::{NoProxy, Proxy};
 use crate::socket::WebSocket;
 use crate::stream::Transport;
 use floodgate_proto::protocol::{DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE};
@@ -79,6 +80,15 @@ pub struct Options {
     /// The buffer of connections made by [`Client::connect_buffered`]
     /// (`None`: [`BufferConfig::default`]).
     pub buffer: Option<BufferConfig>,
+    /// Connect through this proxy (`None`: the environment's, if
+    /// [`proxy_from_env`](Self::proxy_from_env)). See [`crate::proxy`].
+    pub proxy: Option<Proxy>,
+    /// Hosts reached without a proxy (`None`: `no_proxy`/`NO_PROXY` from
+    /// the environment, if [`proxy_from_env`](Self::proxy_from_env)).
+    pub no_proxy: Option<NoProxy>,
+    /// Read `http_proxy`, `https_proxy`, `all_proxy` and `no_proxy` from
+    /// the environment. Default on, as websocket-client and curl do.
+    pub proxy_from_env: bool,
 }
 
 impl Default for Options {
@@ -104,6 +114,9 @@ impl Default for Options {
             return_control_frames: false,
             auto_pong: true,
             buffer: None,
+            proxy: None,
+            no_proxy: None,
+            proxy_from_env: true,
         }
     }
 }
@@ -317,6 +330,55 @@ impl ClientBuilder {
     /// [`Client::connect_buffered`] (default: [`BufferConfig::default`]).
     pub fn buffer(mut self, config: BufferConfig) -> Self {
         self.options.buffer = Some(config);
+        self
+    }
+
+    /// Connects through this proxy: a [`Proxy`], or its URL
+    /// (`http://[user:password@]host:port`, `socks4://`, `socks4a://`,
+    /// `socks5://`, `socks5h://`), checked by [`build`](Self::build). It
+    /// replaces any proxy from the environment; hosts in the no-proxy list
+    /// still bypass it. See [`crate::proxy`] and `docs/proxies.md`.
+    ///
+    /// ```no_run
+    /// let ws = floodgate::Client::builder()
+    ///     .proxy("socks5h://user:pw@127.0.0.1:1080")
+    ///     .connect("ws://feed.example/ticks")?;
+    /// # Ok::<(), floodgate::Error>(())
+    /// ```
+    pub fn proxy<P>(mut self, proxy: P) -> Self
+    where
+        P: TryInto<Proxy>,
+        P::Error: std::fmt::Display,
+    {
+        match proxy.try_into() {
+            Ok(proxy) => match proxy.validate() {
+                Ok(()) => self.options.proxy = Some(proxy),
+                Err(reason) => {
+                    self.invalid
+                        .get_or_insert_with(|| format!("proxy {proxy}: {reason}"));
+                }
+            },
+            Err(e) => {
+                self.invalid.get_or_insert_with(|| e.to_string());
+            }
+        }
+        self
+    }
+
+    /// Hosts to reach without a proxy: a comma-separated list with curl's
+    /// rules (see [`NoProxy`]), or a [`NoProxy`]. It replaces
+    /// `no_proxy`/`NO_PROXY` from the environment.
+    pub fn no_proxy(mut self, hosts: impl Into<NoProxy>) -> Self {
+        self.options.no_proxy = Some(hosts.into());
+        self
+    }
+
+    /// Whether to read `http_proxy` (for `ws://`), `https_proxy` (for
+    /// `wss://`), `all_proxy` and `no_proxy` from the environment (default
+    /// on, as websocket-client and curl do). Off, only [`proxy`](Self::proxy)
+    /// and [`no_proxy`](Self::no_proxy) count.
+    pub fn proxy_from_env(mut self, on: bool) -> Self {
+        self.options.proxy_from_env = on;
         self
     }
 

@@ -89,7 +89,7 @@ pub(crate) fn connect(url: &str, options: &Options) -> Result<WebSocket> {
         .into());
     }
     let deadline = options.connect_timeout.map(|t| Instant::now() + t);
-    let tcp = connect_tcp(&target, options, deadline)?;
+    let tcp = crate::proxy::open(&target, options, deadline)?;
     let request = client_request(&target, options);
     tracing::debug!(host = %target.host, port = target.port, path = %target.resource, "connected TCP, sending upgrade");
     WebSocket::client_handshake(Stream::Tcp(tcp), &request, options, deadline)
@@ -118,7 +118,11 @@ pub(crate) fn client_request(target: &Target, options: &Options) -> ClientReques
     }
 }
 
-fn connect_tcp(target: &Target, options: &Options, deadline: Option<Instant>) -> Result<TcpStream> {
+pub(crate) fn connect_tcp(
+    target: &Target,
+    options: &Options,
+    deadline: Option<Instant>,
+) -> Result<TcpStream> {
     let where_ = format!("{}:{}", target.host, target.port);
     let addrs: Vec<SocketAddr> = (target.host.as_str(), target.port)
         .to_socket_addrs()

@@ -134,6 +134,7 @@ mod config;
 mod connect;
 mod error;
 pub mod keepalive;
+pub mod proxy;
 pub mod reconnect;
 pub mod server;
 mod socket;
@@ -142,7 +143,8 @@ mod stream;
 pub use app::App;
 pub use buffered::{BufferedMessages, BufferedWebSocket, Sender};
 pub use config::{Client, ClientBuilder, Options, Origin};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, ProxyError, Result};
+pub use proxy::{NoProxy, Proxy, ProxyKind};
 pub use socket::{Messages, WebSocket};
 pub use stream::{Stream, Transport};
 
