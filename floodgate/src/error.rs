@@ -202,11 +202,27 @@ impl ProxyError {
             _ => None,
         }
     }
+
+    /// Whether the proxy wants credentials or refused the ones given:
+    /// HTTP 407 (and 401, which tinyproxy sends for wrong credentials),
+    /// or a SOCKS5 proxy that wants a user name and password or refused
+    /// them.
+    pub fn is_auth(&self) -> bool {
+        matches!(
+            self,
+            ProxyError::HttpStatus {
+                status: 401 | 407,
+                ..
+            } | ProxyError::NoAcceptableAuth { .. }
+                | ProxyError::AuthFailed { .. }
+        )
+    }
 }
 
 fn http_status_hint(status: u16) -> &'static str {
     match status {
-        407 => "the proxy wants credentials, or refused the ones given: put them in the proxy URL (http://user:password@host:port)",
+        // tinyproxy answers 401 to wrong credentials.
+        401 | 407 => "the proxy wants credentials, or refused the ones given: put them in the proxy URL (http://user:password@host:port)",
         403 => "the proxy does not allow this client or this destination port (tinyproxy, for example, allows CONNECT only to the ports listed by ConnectPort)",
         502 | 504 => "the proxy could not reach the server; check the server's host and port",
         _ => "the proxy did not open the tunnel",
