@@ -348,20 +348,22 @@ impl ClientBuilder {
     pub fn proxy<P>(mut self, proxy: P) -> Self
     where
         P: TryInto<Proxy>,
-        P::Error: std::fmt::Display,
+        P::Error: Into<crate::Error>,
     {
-        match proxy.try_into() {
+        let reason = match proxy.try_into() {
             Ok(proxy) => match proxy.validate() {
-                Ok(()) => self.options.proxy = Some(proxy),
-                Err(reason) => {
-                    self.invalid
-                        .get_or_insert_with(|| format!("proxy {proxy}: {reason}"));
+                Ok(()) => {
+                    self.options.proxy = Some(proxy);
+                    return self;
                 }
+                Err(reason) => format!("proxy {proxy}: {reason}"),
             },
-            Err(e) => {
-                self.invalid.get_or_insert_with(|| e.to_string());
-            }
-        }
+            Err(e) => match e.into().into_kind() {
+                ErrorKind::Config(reason) => reason,
+                other => other.to_string(),
+            },
+        };
+        self.invalid.get_or_insert(reason);
         self
     }
 
@@ -468,7 +470,8 @@ impl Client {
     /// # Errors
     ///
     /// An unusable URL, `wss://` (not yet supported), a failed or timed-out
-    /// TCP connect, or a refused handshake.
+    /// TCP connect, a proxy that fails or refuses ([`ErrorKind::Proxy`]),
+    /// or a refused handshake.
     pub fn connect(&self, url: &str) -> Result<WebSocket> {
         crate::connect::connect(url, &self.options)
     }

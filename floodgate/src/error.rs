@@ -325,6 +325,14 @@ impl std::error::Error for Error {
     }
 }
 
+/// For conversions that cannot fail (`Proxy` into `Proxy` in
+/// [`ClientBuilder::proxy`](crate::ClientBuilder::proxy)).
+impl From<std::convert::Infallible> for Error {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}
+
 impl From<ErrorKind> for Error {
     fn from(kind: ErrorKind) -> Self {
         Error(Box::new(kind))

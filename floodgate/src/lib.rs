@@ -68,6 +68,11 @@
 //! - [`Sender::send_all`] writes many messages with one system call;
 //!   [`buffer::BufferConfig::on_control_frame`] shows the application the
 //!   pings and pongs the reader handles.
+//! - [`proxy`]: connecting through HTTP `CONNECT`, SOCKS4/4a and SOCKS5/5h
+//!   proxies ([`Proxy`], [`ClientBuilder::proxy`],
+//!   [`ClientBuilder::no_proxy`], `http_proxy`/`https_proxy`/`all_proxy`/
+//!   `no_proxy` from the environment as curl reads them). The guide is
+//!   `docs/proxies.md`.
 //! - [`Error`] / [`ErrorKind`]: what went wrong, split by blame.
 //! - [`App`] ([`app`]): the event-driven client — handlers for open,
 //!   message, error, close, ping, pong, data and continuation frames and
@@ -109,10 +114,13 @@
 //! | `WebSocketApp(url, on_open=.., on_message=.., on_error=.., on_close=..)` | `App::builder(url).on_open(..).on_message(..).on_error(..).on_close(..).build()` |
 //! | `app.run_forever(ping_interval=.., ping_timeout=.., reconnect=..)` | `app.run_forever(&RunOptions::new().ping_interval(..).ping_timeout(..).reconnect(Backoff::new()))` |
 //! | `app.close()` | `app.handle().close()`, or `ctx.close()` in a handler |
+//! | `http_proxy_host=, http_proxy_port=, http_proxy_auth=, proxy_type=` | `.proxy(Proxy::new(ProxyKind::Socks5h, host, port).credentials(user, pass))` or `.proxy("socks5h://user:pass@host:port")` |
+//! | `http_no_proxy=[..]` | `.no_proxy("host1,host2")` (curl's matching rules) |
+//! | env `http_proxy` / `https_proxy` / `no_proxy` | read by default too; `.proxy_from_env(false)` to ignore them |
 //!
 //! # Not yet provided
 //!
-//! `wss://` returns [`ErrorKind::Unsupported`]; proxies, Unix sockets
+//! `wss://` returns [`ErrorKind::Unsupported`]; Unix sockets
 //! (other than through [`Client::connect_over`]), redirects and
 //! permessage-deflate are not implemented yet, nor the async front end.
 //! A buffered connection does not return control frames as messages
@@ -126,6 +134,11 @@
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/app.md")]
 struct AppGuide;
+
+// So do the proxy guide's.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/proxies.md")]
+struct ProxyGuide;
 
 pub mod app;
 pub mod buffer;

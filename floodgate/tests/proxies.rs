@@ -580,6 +580,12 @@ fn invalid_proxy_urls_are_refused_by_build() {
     for bad in ["https://127.0.0.1:1", "gopher://h", "socks4://u:p@h"] {
         let err = Client::builder().proxy(bad).build().unwrap_err();
         assert!(matches!(err.kind(), ErrorKind::Config(_)), "{bad}: {err}");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("invalid configuration: proxy URL"),
+            "{text}"
+        );
+        assert_eq!(text.matches("invalid configuration").count(), 1, "{text}");
     }
 }
 

@@ -51,9 +51,17 @@ pub struct ConnectArgs {
     /// Offer this subprotocol (repeatable, best first).
     #[arg(long = "subprotocol", value_name = "NAME")]
     pub subprotocols: Vec<String>,
-    /// Connect through this proxy (not supported yet in this version).
+    /// Connect through this proxy: http://[user:pass@]host:port (CONNECT),
+    /// socks4://, socks4a://, socks5:// or socks5h:// (the proxy resolves
+    /// the name). Default: http_proxy (ws://) or https_proxy (wss://), then
+    /// all_proxy, from the environment.
     #[arg(long, value_name = "URL")]
     pub proxy: Option<String>,
+    /// Hosts to reach without the proxy, comma-separated (curl's rules:
+    /// "example.com" also matches its subdomains, "10.0.0.0/8", "*" for
+    /// all). Default: no_proxy from the environment.
+    #[arg(long, value_name = "LIST")]
+    pub no_proxy: Option<String>,
     /// Skip TLS certificate checks (for wss://; not supported yet).
     #[arg(long)]
     pub insecure: bool,
@@ -181,9 +189,6 @@ fn build_client(args: &ConnectArgs) -> Result<Client, CliError> {
             "{option}: {what} is not supported yet in this version of floodgate"
         )))
     };
-    if args.proxy.is_some() {
-        return not_yet("--proxy", "connecting through a proxy");
-    }
     if args.insecure || args.ca_file.is_some() {
         return not_yet(
             if args.insecure {
@@ -233,6 +238,12 @@ fn build_client(args: &ConnectArgs) -> Result<Client, CliError> {
     }
     if let Some(bytes) = args.recv_buffer {
         builder = builder.recv_buffer_size(bytes);
+    }
+    if let Some(proxy) = &args.proxy {
+        builder = builder.proxy(proxy.as_str());
+    }
+    if let Some(list) = &args.no_proxy {
+        builder = builder.no_proxy(list.as_str());
     }
     // The buffer must hold any message the connection accepts: a small
     // --max-bytes lowers the message limit unless one was given.

@@ -34,16 +34,13 @@ pub(super) fn tunnel(
     io.write_all(&greeting(credentials.is_some()))?;
     let mut answer = [0u8; 2];
     io.read_exact(&mut answer, PROTOCOL)?;
-    match check_method(&answer, credentials.is_some())? {
-        USERNAME_PASSWORD => {
-            // check_method accepts 02 only when credentials were offered.
-            let auth = auth.unwrap_or_default();
-            io.write_all(&auth)?;
-            let mut status = [0u8; 2];
-            io.read_exact(&mut status, PROTOCOL)?;
-            check_auth_reply(&status)?;
-        }
-        _ => {}
+    if check_method(&answer, credentials.is_some())? == USERNAME_PASSWORD {
+        // check_method accepts 02 only when credentials were offered.
+        let auth = auth.unwrap_or_default();
+        io.write_all(&auth)?;
+        let mut status = [0u8; 2];
+        io.read_exact(&mut status, PROTOCOL)?;
+        check_auth_reply(&status)?;
     }
     io.write_all(&request)?;
     let mut head = [0u8; 4];
