@@ -399,6 +399,18 @@ fn tinyproxy_answers_missing_or_wrong_credentials_with_a_typed_407_or_401() {
 
 #[test]
 #[ignore = "needs tinyproxy: ./scripts/test runs it (step proxies)"]
+fn tinyproxy_tunnels_to_an_ipv6_server() {
+    let Ok(server) = Server::bind("[::1]:0", server::echo) else {
+        eprintln!("no IPv6 loopback here; nothing to test");
+        return;
+    };
+    let proxy = tinyproxy(&[server.local_addr().port()], None);
+    let url = format!("ws://[::1]:{}/", server.local_addr().port());
+    assert_echo_through(&client(&proxy.url("http")), &url);
+}
+
+#[test]
+#[ignore = "needs tinyproxy: ./scripts/test runs it (step proxies)"]
 fn tinyproxy_refuses_ports_it_does_not_allow_with_a_typed_403() {
     let server = echo_server();
     let proxy = tinyproxy(&[1], None);

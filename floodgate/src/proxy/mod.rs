@@ -1,7 +1,7 @@
 //! Connecting through a proxy: HTTP `CONNECT`, SOCKS4, SOCKS4a, SOCKS5 and
 //! SOCKS5h, client side.
 //!
-//! A proxy only changes how the TCP connection is opened: [`open`] returns
+//! A proxy only changes how the TCP connection is opened: `open` returns
 //! a [`TcpStream`] that is either connected to the server directly or a
 //! tunnel through the proxy to it, and everything after (TLS, the
 //! WebSocket handshake, frames) runs over that stream unchanged.
@@ -27,7 +27,7 @@
 //! (`SO_RCVBUF` must be set before `connect`) and deadline, and here every
 //! read is bounded in size and time. The encoders and parsers are plain
 //! functions over byte slices (unit-tested below each protocol); the I/O
-//! is in [`Handshake`].
+//! is in `Handshake`.
 //!
 //! The guide is `docs/proxies.md`.
 
