@@ -61,7 +61,11 @@ fn websocket_exit_code(e: &floodgate::Error) -> u8 {
             reason: floodgate::ProxyError::TimedOut,
             ..
         } => 5,
-        ErrorKind::Connect { .. } | ErrorKind::Handshake(_) | ErrorKind::Proxy { .. } => 3,
+        ErrorKind::Connect { .. }
+        | ErrorKind::Handshake(_)
+        | ErrorKind::Tls { .. }
+        | ErrorKind::Redirect { .. }
+        | ErrorKind::Proxy { .. } => 3,
         ErrorKind::InvalidUrl { .. } | ErrorKind::Unsupported(_) | ErrorKind::Config(_) => 2,
         ErrorKind::Protocol(_) | ErrorKind::AbnormalClosure | ErrorKind::ConnectionClosed(_) => 4,
         ErrorKind::Timeout(_) | ErrorKind::NoPong(_) => 5,

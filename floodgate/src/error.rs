@@ -40,6 +40,27 @@ pub enum ErrorKind {
         #[source]
         source: io::Error,
     },
+    /// The TLS connection to the server failed; `failure` says which check.
+    #[error("TLS with {host} failed: {failure}")]
+    Tls {
+        /// The host name verified (the URL's host, or the configured
+        /// server name).
+        host: String,
+        /// What failed.
+        failure: crate::tls::TlsFailure,
+    },
+    /// A redirect of the handshake was not followed: too many of them, a
+    /// `Location` that is not a WebSocket URL, or a `wss://` to `ws://`
+    /// downgrade.
+    #[error("the handshake with {from} was redirected to {to:?}, not followed: {reason}")]
+    Redirect {
+        /// The URL that answered with the redirect.
+        from: String,
+        /// Its `Location`.
+        to: String,
+        /// Why it was not followed.
+        reason: String,
+    },
     /// An operation did not finish within its timeout. The connection is
     /// still usable after a read or write timeout.
     #[error("timed out {0}")]

@@ -82,6 +82,11 @@
 //!   the App and of `floodgate connect --reconnect`;
 //!   [`keepalive`]: pings on an interval and a pong deadline for any
 //!   buffered connection.
+//! - [`tls`]: `wss://` with rustls — the platform's or Mozilla's roots,
+//!   extra CAs, client certificates, errors that say which check failed.
+//!   [`ClientBuilder::unix_socket`] connects to a Unix socket, and
+//!   handshake redirects are followed up to
+//!   [`ClientBuilder::redirect_limit`]. The guide is `docs/connecting.md`.
 //! - [`server`]: a minimal server for tests, examples and demos, with an
 //!   [`echo`](server::echo) handler and a [`feed`](server::feed) of
 //!   numbered messages on several channels at a chosen rate.
@@ -108,6 +113,10 @@
 //! | `ws.getsubprotocol()`, `getstatus()`, `getheaders()` | `ws.subprotocol()`, `status()`, `headers()` |
 //! | `ws.sock` | `ws.get_ref()` / `get_mut()` |
 //! | `suppress_origin=True`, `host=`, `origin=`, `cookie=` | `suppress_origin()`, `host_header()`, `origin()`, `cookie()` |
+//! | `sslopt={"cert_reqs": CERT_NONE}` | `dangerous_skip_certificate_verification()` |
+//! | `sslopt={"ca_certs": path, "certfile": .., "keyfile": ..}` | `ca_file(path)`, `client_certificate_files(cert, key)` |
+//! | `sslopt={"server_hostname": name}`, `check_hostname` | `tls_server_name(name)`; the host name is always checked unless verification is skipped |
+//! | `redirect_limit=3` | `redirect_limit(3)` (the default) |
 //! | `sockopt=((TCP_NODELAY,1),)` | `nodelay(true)` (default), `recv_buffer_size`, `send_buffer_size`, `tcp_keepalive` |
 //! | `enable_multithread=True` (a lock around sends) | [`Sender`]: clone it, send from any thread |
 //! | (no equivalent: the backlog waits in the kernel) | `connect_buffered` with a [`buffer::BufferConfig`]; `stats()`; `recv_batch` |
@@ -120,9 +129,9 @@
 //!
 //! # Not yet provided
 //!
-//! `wss://` returns [`ErrorKind::Unsupported`]; Unix sockets
-//! (other than through [`Client::connect_over`]), redirects and
-//! permessage-deflate are not implemented yet, nor the async front end.
+//! permessage-deflate is not implemented yet, nor the async front end.
+//! `wss://` over a Unix socket is refused, and a Unix socket is never
+//! reached through a proxy.
 //! A buffered connection does not return control frames as messages
 //! (`return_control_frames` applies to [`WebSocket`] only): its reader
 //! answers them, counts them in [`buffer::Stats`] and shows them to
@@ -134,6 +143,11 @@
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/app.md")]
 struct AppGuide;
+
+// So do the connecting guide's.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/connecting.md")]
+struct ConnectingGuide;
 
 // So do the proxy guide's.
 #[cfg(doctest)]
@@ -152,6 +166,7 @@ pub mod reconnect;
 pub mod server;
 mod socket;
 mod stream;
+pub mod tls;
 
 pub use app::App;
 pub use buffered::{BufferedMessages, BufferedWebSocket, Sender};

@@ -19,7 +19,10 @@
 //!   `/etc/shadow`, needs root (`scripts/test`'s `proxies` step creates
 //!   the user with `sudo` when not root, but the tests themselves must run
 //!   as root for Dante to check passwords).
-//! - behind them, floodgate's own server ([`floodgate::server::echo`]).
+//! - behind them, floodgate's own server ([`floodgate::server::echo`]),
+//!   plain (`ws://`) or with rustls (`wss://`, `Server::bind_tls`, with a
+//!   CA and certificate made by `rcgen` in the test, as in `tests/tls.rs`):
+//!   TLS runs end to end through the tunnel.
 //!
 //! Those tests are `#[ignore]`d (a plain `cargo test` must pass on a
 //! machine without the proxies); `./scripts/test` (step `proxies`)
@@ -28,7 +31,11 @@
 //! the no-proxy bypass and the unreachable proxy need nothing installed
 //! and always run.
 
+#[path = "support/tls_server.rs"]
+mod tls_server;
+
 use floodgate::server::{self, Server};
+use floodgate::tls::RootCertificates;
 use floodgate::{Client, ErrorKind, ProxyError};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -37,6 +44,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
+use tls_server::TestCa;
 
 const SOCKS_USER: &str = "floodgate-socks";
 const SOCKS_PASSWORD: &str = "floodgate-socks-pw";
@@ -306,6 +314,35 @@ fn create_socks_user() {
     );
 }
 
+/// A `wss://` echo server for `localhost` and `127.0.0.1`, and the CA
+/// that signed its certificate.
+fn tls_echo_server() -> (Server, TestCa) {
+    let ca = TestCa::new("floodgate proxy test CA");
+    let cert = ca.server_cert(&["localhost", "127.0.0.1"]);
+    let tls = floodgate::tls::server_config_from_pem(cert.pem.as_bytes(), cert.key_pem.as_bytes())
+        .expect("the test certificate");
+    let server = Server::bind_tls(
+        "127.0.0.1:0",
+        floodgate::Options::default(),
+        tls,
+        server::echo,
+    )
+    .expect("bind the TLS echo server");
+    (server, ca)
+}
+
+/// A client through `proxy` that trusts only `ca`.
+fn tls_client(proxy: &str, ca: &TestCa) -> Client {
+    Client::builder()
+        .proxy(proxy)
+        .proxy_from_env(false)
+        .tls_roots(RootCertificates::None)
+        .add_root_certificates_pem(ca.pem().as_bytes())
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap_or_else(|e| panic!("{proxy}: {e}"))
+}
+
 fn client(proxy: &str) -> Client {
     Client::builder()
         .proxy(proxy)
@@ -399,6 +436,20 @@ fn tinyproxy_answers_missing_or_wrong_credentials_with_a_typed_407_or_401() {
 
 #[test]
 #[ignore = "needs tinyproxy: ./scripts/test runs it (step proxies)"]
+fn tinyproxy_carries_wss_end_to_end() {
+    let (server, ca) = tls_echo_server();
+    let port = server.local_addr().port();
+    let proxy = tinyproxy(&[port], Some(("alice", "s3cret")));
+    let client = tls_client(&proxy.url_with("http", "alice", "s3cret"), &ca);
+    let url = format!("wss://localhost:{port}/");
+    let ws = client.connect(&url).unwrap();
+    assert!(ws.get_ref().tls().is_some(), "a TLS stream");
+    drop(ws);
+    assert_echo_through(&client, &url);
+}
+
+#[test]
+#[ignore = "needs tinyproxy: ./scripts/test runs it (step proxies)"]
 fn tinyproxy_tunnels_to_an_ipv6_server() {
     let Ok(server) = Server::bind("[::1]:0", server::echo) else {
         eprintln!("no IPv6 loopback here; nothing to test");
@@ -426,6 +477,17 @@ fn dante_socks5_without_auth_tunnels_messages_both_ways() {
     let server = echo_server();
     let proxy = danted("none");
     assert_echo_through(&client(&proxy.url("socks5")), &server.url());
+}
+
+#[test]
+#[ignore = "needs danted: ./scripts/test runs it (step proxies)"]
+fn dante_carries_wss_end_to_end_with_the_name_resolved_by_the_proxy() {
+    let (server, ca) = tls_echo_server();
+    let proxy = danted("none");
+    // The certificate is checked against the URL's host, which only the
+    // proxy resolved.
+    let url = format!("wss://localhost:{}/", server.local_addr().port());
+    assert_echo_through(&tls_client(&proxy.url("socks5h"), &ca), &url);
 }
 
 #[test]

@@ -39,7 +39,8 @@ use std::time::{Duration, Instant};
 /// Options of `floodgate connect`.
 #[derive(Debug, clap::Args)]
 pub struct ConnectArgs {
-    /// The server's URL, ws://host:port/path (the port defaults to 80).
+    /// The server's URL, ws://host:port/path or wss://host:port/path (the
+    /// port defaults to 80 and 443).
     pub url: String,
 
     /// An extra request header, "Name: value" (repeatable).
@@ -62,12 +63,43 @@ pub struct ConnectArgs {
     /// all). Default: no_proxy from the environment.
     #[arg(long, value_name = "LIST")]
     pub no_proxy: Option<String>,
-    /// Skip TLS certificate checks (for wss://; not supported yet).
-    #[arg(long)]
+    /// wss://: accept any server certificate (expired, self-signed, for
+    /// another host). For tests only: anyone on the path can read and
+    /// change the traffic.
+    #[arg(short = 'k', long, help_heading = "TLS")]
     pub insecure: bool,
-    /// Trust the CA certificates in this PEM file (for wss://; not supported yet).
-    #[arg(long, value_name = "PATH")]
+    /// wss://: also trust the CA certificates in this PEM file.
+    #[arg(long, value_name = "PATH", help_heading = "TLS")]
     pub ca_file: Option<std::path::PathBuf>,
+    /// wss://: which root certificates to trust besides --ca-file: the
+    /// platform's store, Mozilla's bundled in floodgate, or none.
+    #[arg(
+        long,
+        value_name = "ROOTS",
+        value_enum,
+        default_value = "platform",
+        help_heading = "TLS"
+    )]
+    pub tls_roots: TlsRoots,
+    /// wss://: show this client certificate (PEM chain, leaf first) to a
+    /// server that asks for one; needs --key.
+    #[arg(long, value_name = "PATH", requires = "key", help_heading = "TLS")]
+    pub cert: Option<std::path::PathBuf>,
+    /// wss://: the private key (PEM) of --cert.
+    #[arg(long, value_name = "PATH", requires = "cert", help_heading = "TLS")]
+    pub key: Option<std::path::PathBuf>,
+    /// wss://: verify the certificate for this name, and send it as SNI,
+    /// instead of the URL's host.
+    #[arg(long, value_name = "NAME", help_heading = "TLS")]
+    pub server_name: Option<String>,
+    /// Connect to this Unix domain socket; the URL still gives the Host
+    /// header and the path.
+    #[arg(long, value_name = "PATH")]
+    pub unix_socket: Option<std::path::PathBuf>,
+    /// Follow at most N redirects of the handshake (0: a redirect is an
+    /// error). Authorization and cookies are not sent to another origin.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub redirect_limit: u32,
     /// Offer permessage-deflate (not supported yet).
     #[arg(long)]
     pub compress: bool,
@@ -189,16 +221,6 @@ fn build_client(args: &ConnectArgs) -> Result<Client, CliError> {
             "{option}: {what} is not supported yet in this version of floodgate"
         )))
     };
-    if args.insecure || args.ca_file.is_some() {
-        return not_yet(
-            if args.insecure {
-                "--insecure"
-            } else {
-                "--ca-file"
-            },
-            "TLS (wss://)",
-        );
-    }
     if args.compress {
         return not_yet("--compress", "permessage-deflate");
     }
@@ -221,7 +243,25 @@ fn build_client(args: &ConnectArgs) -> Result<Client, CliError> {
         ));
     }
 
-    let mut builder = Client::builder().connect_timeout(args.timeout);
+    let mut builder = Client::builder()
+        .connect_timeout(args.timeout)
+        .redirect_limit(args.redirect_limit)
+        .tls_roots(args.tls_roots.into());
+    if args.insecure {
+        builder = builder.dangerous_skip_certificate_verification();
+    }
+    if let Some(path) = &args.ca_file {
+        builder = builder.ca_file(path);
+    }
+    if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
+        builder = builder.client_certificate_files(cert, key);
+    }
+    if let Some(name) = &args.server_name {
+        builder = builder.tls_server_name(name.clone());
+    }
+    if let Some(path) = &args.unix_socket {
+        builder = builder.unix_socket(path);
+    }
     for header in &args.headers {
         let Some((name, value)) = header.split_once(':') else {
             return Err(CliError::Usage(format!(
@@ -255,6 +295,27 @@ fn build_client(args: &ConnectArgs) -> Result<Client, CliError> {
         builder = builder.max_message_size(Some(limit));
     }
     Ok(builder.buffer(args.buffer.config()?).build()?)
+}
+
+/// `--tls-roots`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum TlsRoots {
+    /// The platform's trust store.
+    Platform,
+    /// The Mozilla roots bundled in floodgate.
+    Mozilla,
+    /// None: only --ca-file.
+    None,
+}
+
+impl From<TlsRoots> for floodgate::tls::RootCertificates {
+    fn from(roots: TlsRoots) -> Self {
+        match roots {
+            TlsRoots::Platform => floodgate::tls::RootCertificates::Platform,
+            TlsRoots::Mozilla => floodgate::tls::RootCertificates::Mozilla,
+            TlsRoots::None => floodgate::tls::RootCertificates::None,
+        }
+    }
 }
 
 /// How one connection ended, as the command sees it.
