@@ -129,7 +129,7 @@
 //!
 //! # Not yet provided
 //!
-//! permessage-deflate is not implemented yet, nor the async front end.
+//! Permessage-deflate is not implemented yet, nor the async front end.
 //! `wss://` over a Unix socket is refused, and a Unix socket is never
 //! reached through a proxy.
 //! A buffered connection does not return control frames as messages
