@@ -10,6 +10,7 @@
 use crate::buffer::BufferConfig;
 use crate::buffered::BufferedWebSocket;
 use crate::error::{ErrorKind, Result};
+use crate::proxy::{NoProxy, Proxy};
 use crate::socket::WebSocket;
 use crate::stream::Transport;
 use crate::tls::{RootCertificates, TlsOptions};
@@ -89,6 +90,15 @@ pub struct Options {
     /// Redirects (301, 302, 303, 307, 308) of the handshake followed before
     /// giving up; 0 turns following off. Default 3, as websocket-client.
     pub redirect_limit: u32,
+    /// Connect through this proxy (`None`: the environment's, if
+    /// [`proxy_from_env`](Self::proxy_from_env)). See [`crate::proxy`].
+    pub proxy: Option<Proxy>,
+    /// Hosts reached without a proxy (`None`: `no_proxy`/`NO_PROXY` from
+    /// the environment, if [`proxy_from_env`](Self::proxy_from_env)).
+    pub no_proxy: Option<NoProxy>,
+    /// Read `http_proxy`, `https_proxy`, `all_proxy` and `no_proxy` from
+    /// the environment. Default on, as websocket-client and curl do.
+    pub proxy_from_env: bool,
 }
 
 impl Default for Options {
@@ -117,6 +127,9 @@ impl Default for Options {
             tls: TlsOptions::default(),
             unix_socket: None,
             redirect_limit: 3,
+            proxy: None,
+            no_proxy: None,
+            proxy_from_env: true,
         }
     }
 }
@@ -454,6 +467,57 @@ impl ClientBuilder {
         self.invalid.get_or_insert(reason);
     }
 
+    /// Connects through this proxy: a [`Proxy`], or its URL
+    /// (`http://[user:password@]host:port`, `socks4://`, `socks4a://`,
+    /// `socks5://`, `socks5h://`), checked by [`build`](Self::build). It
+    /// replaces any proxy from the environment; hosts in the no-proxy list
+    /// still bypass it. See [`crate::proxy`] and `docs/proxies.md`.
+    ///
+    /// ```no_run
+    /// let ws = floodgate::Client::builder()
+    ///     .proxy("socks5h://user:pw@127.0.0.1:1080")
+    ///     .connect("ws://feed.example/ticks")?;
+    /// # Ok::<(), floodgate::Error>(())
+    /// ```
+    pub fn proxy<P>(mut self, proxy: P) -> Self
+    where
+        P: TryInto<Proxy>,
+        P::Error: Into<crate::Error>,
+    {
+        let reason = match proxy.try_into() {
+            Ok(proxy) => match proxy.validate() {
+                Ok(()) => {
+                    self.options.proxy = Some(proxy);
+                    return self;
+                }
+                Err(reason) => format!("proxy {proxy}: {reason}"),
+            },
+            Err(e) => match e.into().into_kind() {
+                ErrorKind::Config(reason) => reason,
+                other => other.to_string(),
+            },
+        };
+        self.invalid_option(reason);
+        self
+    }
+
+    /// Hosts to reach without a proxy: a comma-separated list with curl's
+    /// rules (see [`NoProxy`]), or a [`NoProxy`]. It replaces
+    /// `no_proxy`/`NO_PROXY` from the environment.
+    pub fn no_proxy(mut self, hosts: impl Into<NoProxy>) -> Self {
+        self.options.no_proxy = Some(hosts.into());
+        self
+    }
+
+    /// Whether to read `http_proxy` (for `ws://`), `https_proxy` (for
+    /// `wss://`), `all_proxy` and `no_proxy` from the environment (default
+    /// on, as websocket-client and curl do). Off, only [`proxy`](Self::proxy)
+    /// and [`no_proxy`](Self::no_proxy) count.
+    pub fn proxy_from_env(mut self, on: bool) -> Self {
+        self.options.proxy_from_env = on;
+        self
+    }
+
     /// Checks the options and returns a [`Client`] that connects with them.
     ///
     /// # Errors
@@ -558,8 +622,9 @@ impl Client {
     /// # Errors
     ///
     /// An unusable URL, a failed or timed-out TCP connect, a TLS failure
-    /// ([`ErrorKind::Tls`] says which check failed), a refused handshake,
-    /// or too many redirects.
+    /// ([`ErrorKind::Tls`] says which check failed), a proxy that fails or
+    /// refuses ([`ErrorKind::Proxy`]), a refused handshake, or too many
+    /// redirects.
     pub fn connect(&self, url: &str) -> Result<WebSocket> {
         crate::connect::connect(url, &self.options, &|| self.tls_config())
     }

@@ -178,7 +178,7 @@ fn open_stream(
     if let Some(path) = &options.unix_socket {
         return connect_unix(path, target);
     }
-    let tcp = connect_tcp(target, options, deadline)?;
+    let tcp = crate::proxy::open(target, options, deadline)?;
     if !target.secure {
         return Ok(Stream::Tcp(tcp));
     }
@@ -282,7 +282,11 @@ pub(crate) fn client_request(target: &Target, options: &Options) -> ClientReques
     }
 }
 
-fn connect_tcp(target: &Target, options: &Options, deadline: Option<Instant>) -> Result<TcpStream> {
+pub(crate) fn connect_tcp(
+    target: &Target,
+    options: &Options,
+    deadline: Option<Instant>,
+) -> Result<TcpStream> {
     let where_ = format!("{}:{}", target.host, target.port);
     let addrs: Vec<SocketAddr> = (target.host.as_str(), target.port)
         .to_socket_addrs()

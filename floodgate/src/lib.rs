@@ -68,6 +68,11 @@
 //! - [`Sender::send_all`] writes many messages with one system call;
 //!   [`buffer::BufferConfig::on_control_frame`] shows the application the
 //!   pings and pongs the reader handles.
+//! - [`proxy`]: connecting through HTTP `CONNECT`, SOCKS4/4a and SOCKS5/5h
+//!   proxies ([`Proxy`], [`ClientBuilder::proxy`],
+//!   [`ClientBuilder::no_proxy`], `http_proxy`/`https_proxy`/`all_proxy`/
+//!   `no_proxy` from the environment as curl reads them). The guide is
+//!   `docs/proxies.md`.
 //! - [`Error`] / [`ErrorKind`]: what went wrong, split by blame.
 //! - [`App`] ([`app`]): the event-driven client — handlers for open,
 //!   message, error, close, ping, pong, data and continuation frames and
@@ -118,11 +123,15 @@
 //! | `WebSocketApp(url, on_open=.., on_message=.., on_error=.., on_close=..)` | `App::builder(url).on_open(..).on_message(..).on_error(..).on_close(..).build()` |
 //! | `app.run_forever(ping_interval=.., ping_timeout=.., reconnect=..)` | `app.run_forever(&RunOptions::new().ping_interval(..).ping_timeout(..).reconnect(Backoff::new()))` |
 //! | `app.close()` | `app.handle().close()`, or `ctx.close()` in a handler |
+//! | `http_proxy_host=, http_proxy_port=, http_proxy_auth=, proxy_type=` | `.proxy(Proxy::new(ProxyKind::Socks5h, host, port).credentials(user, pass))` or `.proxy("socks5h://user:pass@host:port")` |
+//! | `http_no_proxy=[..]` | `.no_proxy("host1,host2")` (curl's matching rules) |
+//! | env `http_proxy` / `https_proxy` / `no_proxy` | read by default too; `.proxy_from_env(false)` to ignore them |
 //!
 //! # Not yet provided
 //!
-//! Proxies and permessage-deflate are not implemented yet, nor the async
-//! front end. `wss://` over a Unix socket is refused.
+//! Permessage-deflate is not implemented yet, nor the async front end.
+//! `wss://` over a Unix socket is refused, and a Unix socket is never
+//! reached through a proxy.
 //! A buffered connection does not return control frames as messages
 //! (`return_control_frames` applies to [`WebSocket`] only): its reader
 //! answers them, counts them in [`buffer::Stats`] and shows them to
@@ -140,6 +149,11 @@ struct AppGuide;
 #[doc = include_str!("../../docs/connecting.md")]
 struct ConnectingGuide;
 
+// So do the proxy guide's.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/proxies.md")]
+struct ProxyGuide;
+
 pub mod app;
 pub mod buffer;
 mod buffered;
@@ -147,6 +161,7 @@ mod config;
 mod connect;
 mod error;
 pub mod keepalive;
+pub mod proxy;
 pub mod reconnect;
 pub mod server;
 mod socket;
@@ -156,7 +171,8 @@ pub mod tls;
 pub use app::App;
 pub use buffered::{BufferedMessages, BufferedWebSocket, Sender};
 pub use config::{Client, ClientBuilder, Options, Origin};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, ProxyError, Result};
+pub use proxy::{NoProxy, Proxy, ProxyKind};
 pub use socket::{Messages, WebSocket};
 pub use stream::{Stream, Transport};
 

@@ -52,9 +52,17 @@ pub struct ConnectArgs {
     /// Offer this subprotocol (repeatable, best first).
     #[arg(long = "subprotocol", value_name = "NAME")]
     pub subprotocols: Vec<String>,
-    /// Connect through this proxy (not supported yet in this version).
+    /// Connect through this proxy: http://[user:pass@]host:port (CONNECT),
+    /// socks4://, socks4a://, socks5:// or socks5h:// (the proxy resolves
+    /// the name). Default: http_proxy (ws://) or https_proxy (wss://), then
+    /// all_proxy, from the environment.
     #[arg(long, value_name = "URL")]
     pub proxy: Option<String>,
+    /// Hosts to reach without the proxy, comma-separated (curl's rules:
+    /// "example.com" also matches its subdomains, "10.0.0.0/8", "*" for
+    /// all). Default: no_proxy from the environment.
+    #[arg(long, value_name = "LIST")]
+    pub no_proxy: Option<String>,
     /// wss://: accept any server certificate (expired, self-signed, for
     /// another host). For tests only: anyone on the path can read and
     /// change the traffic.
@@ -213,9 +221,6 @@ fn build_client(args: &ConnectArgs) -> Result<Client, CliError> {
             "{option}: {what} is not supported yet in this version of floodgate"
         )))
     };
-    if args.proxy.is_some() {
-        return not_yet("--proxy", "connecting through a proxy");
-    }
     if args.compress {
         return not_yet("--compress", "permessage-deflate");
     }
@@ -273,6 +278,12 @@ fn build_client(args: &ConnectArgs) -> Result<Client, CliError> {
     }
     if let Some(bytes) = args.recv_buffer {
         builder = builder.recv_buffer_size(bytes);
+    }
+    if let Some(proxy) = &args.proxy {
+        builder = builder.proxy(proxy.as_str());
+    }
+    if let Some(list) = &args.no_proxy {
+        builder = builder.no_proxy(list.as_str());
     }
     // The buffer must hold any message the connection accepts: a small
     // --max-bytes lowers the message limit unless one was given.
