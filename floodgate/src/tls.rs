@@ -48,7 +48,7 @@ pub enum RootCertificates {
     /// (`webpki-roots`): the same trust everywhere, updated with floodgate.
     Mozilla,
     /// None: only the CA certificates added with
-    /// [`TlsOptions::add_root_certificates_pem`].
+    /// [`ClientBuilder::add_root_certificates_pem`](crate::ClientBuilder::add_root_certificates_pem).
     None,
 }
 
