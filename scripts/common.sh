@@ -7,6 +7,8 @@
 #                  requirements from scripts/requirements-test.txt
 #   ensure_node    install the Node packages pinned in scripts/node
 #                  (package-lock.json) into target/node with `npm ci`
+#   ensure_proxies install Debian's tinyproxy and dante-server (the real
+#                  proxies of floodgate/tests/proxies.rs) when missing
 #   fmt_duration   seconds -> "1m05s"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -115,4 +117,52 @@ ensure_node() {
     cp "$ROOT/scripts/node/package.json" "$lock" "$NODE_DIR/" || return 1
     npm ci --prefix "$NODE_DIR" --no-audit --no-fund --loglevel=error || return 1
     cp "$lock" "$stamp" || return 1
+}
+
+# The path of the program NAME, looked up on PATH and in the sbin
+# directories (danted is in /usr/sbin, not on a normal user's PATH).
+_find_program() {
+    local dir
+    command -v "$1" 2>/dev/null && return 0
+    for dir in /usr/sbin /sbin /usr/local/sbin; do
+        [[ -x $dir/$1 ]] && { printf '%s\n' "$dir/$1"; return 0; }
+    done
+    return 1
+}
+
+# Install Debian's tinyproxy (HTTP CONNECT proxy) and dante-server (danted,
+# SOCKS proxy) when their binaries are missing: apt-get install, through
+# `sudo -n` when not root. Fails with a message saying what to run when that
+# is not possible. The tests start and stop the proxies themselves (on free
+# loopback ports, with their own configuration files), so the services the
+# packages may start are not used.
+ensure_proxies() {
+    local missing=()
+    _find_program tinyproxy >/dev/null || missing+=(tinyproxy)
+    _find_program danted >/dev/null || missing+=(dante-server)
+    if ((${#missing[@]})); then
+        local sudo=()
+        if [[ $(id -u) != 0 ]]; then
+            if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+                sudo=(sudo -n)
+            else
+                echo "error: ${missing[*]} not installed, and this user can neither apt-get (not root) nor sudo without a password;" >&2
+                echo "       run: sudo apt-get install --no-install-recommends tinyproxy dante-server" >&2
+                return 1
+            fi
+        fi
+        if ! command -v apt-get >/dev/null 2>&1; then
+            echo "error: ${missing[*]} not installed and there is no apt-get; install tinyproxy and Dante's danted by hand" >&2
+            return 1
+        fi
+        echo "proxies: installing ${missing[*]} with apt-get${sudo:+ (via sudo)}"
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq || return 1
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || return 1
+    fi
+    local tinyproxy danted
+    tinyproxy="$(_find_program tinyproxy)" || { echo "error: tinyproxy still not found after installing it" >&2; return 1; }
+    danted="$(_find_program danted)" || { echo "error: danted still not found after installing dante-server" >&2; return 1; }
+    echo "proxies: $tinyproxy ($("$tinyproxy" -v 2>&1 | head -n1))"
+    echo "proxies: $danted ($("$danted" -v 2>&1 | head -n1))"
 }

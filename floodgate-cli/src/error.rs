@@ -8,9 +8,9 @@
 //! | 0 | clean close (or the command finished) |
 //! | 1 | any other error (I/O, the consumer fell behind under `--policy disconnect`, ...) |
 //! | 2 | bad command line (clap's own code), an invalid URL, or an option not supported yet |
-//! | 3 | could not connect: refused, unresolvable, or the handshake failed (e.g. 404) |
+//! | 3 | could not connect: refused, unresolvable, the proxy refused or failed, or the handshake failed (e.g. 404) |
 //! | 4 | the connection broke: protocol error (with its close code), closed without a close frame, or closed by the server with a code other than 1000 |
-//! | 5 | timeout: connect/read timeout or no pong within `--ping-timeout` |
+//! | 5 | timeout: connect/read timeout (also through a proxy) or no pong within `--ping-timeout` |
 
 use floodgate::ErrorKind;
 
@@ -57,7 +57,15 @@ impl CliError {
 
 fn websocket_exit_code(e: &floodgate::Error) -> u8 {
     match e.kind() {
-        ErrorKind::Connect { .. } | ErrorKind::Handshake(_) => 3,
+        ErrorKind::Proxy {
+            reason: floodgate::ProxyError::TimedOut,
+            ..
+        } => 5,
+        ErrorKind::Connect { .. }
+        | ErrorKind::Handshake(_)
+        | ErrorKind::Tls { .. }
+        | ErrorKind::Redirect { .. }
+        | ErrorKind::Proxy { .. } => 3,
         ErrorKind::InvalidUrl { .. } | ErrorKind::Unsupported(_) | ErrorKind::Config(_) => 2,
         ErrorKind::Protocol(_) | ErrorKind::AbnormalClosure | ErrorKind::ConnectionClosed(_) => 4,
         ErrorKind::Timeout(_) | ErrorKind::NoPong(_) => 5,

@@ -8,6 +8,8 @@
 //! choose its own feed in the query string:
 //! `ws://127.0.0.1:9001/feed?rate=0&size=1024&count=100000`.
 //!
+//! With `--tls-cert` and `--tls-key` it speaks TLS (`wss://`).
+//!
 //! The first line on stdout is `listening on ws://ADDR/`, so that a script
 //! that asked for port 0 learns the port. Each connection's end is logged
 //! on stderr. It runs until interrupted.
@@ -35,6 +37,13 @@ pub struct ServeArgs {
     /// Accept this subprotocol when a client offers it (repeatable).
     #[arg(long = "subprotocol", value_name = "NAME")]
     pub subprotocols: Vec<String>,
+    /// Speak TLS (wss://) with this certificate chain (PEM, leaf first);
+    /// needs --tls-key.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
     /// Accept permessage-deflate (RFC 7692) when a client offers it.
     #[arg(long)]
     pub compress: bool,
@@ -137,7 +146,20 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
         (_, true) => "the feed on every path",
         _ => "the feed at /feed, echo on every other path",
     };
-    let server = Server::bind_with(args.bind.as_str(), options, move |ws, request| {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let read = |path: &std::path::Path| {
+                std::fs::read(path)
+                    .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))
+            };
+            Some(floodgate::tls::server_config_from_pem(
+                &read(cert)?,
+                &read(key)?,
+            )?)
+        }
+        _ => None,
+    };
+    let handler = move |ws, request: floodgate::server::RequestHead| {
         let is_feed_path = request.path == "/feed"
             || request.path.starts_with("/feed?")
             || request.path.starts_with("/feed/");
@@ -147,7 +169,11 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
         } else {
             echo(ws, request);
         }
-    })
+    };
+    let server = match tls {
+        Some(tls) => Server::bind_tls(args.bind.as_str(), options, tls, handler),
+        None => Server::bind_with(args.bind.as_str(), options, handler),
+    }
     .map_err(|e| CliError::Other(format!("cannot listen on {}: {e}", args.bind)))?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening on {}", server.url())?;

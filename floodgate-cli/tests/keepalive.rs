@@ -62,9 +62,7 @@ fn pings_are_sent_on_the_interval_and_their_pongs_counted() {
 }
 
 /// Serves connection `i` (0-based) with `script(i, ws)`.
-fn scripted(
-    script: impl Fn(usize, floodgate::WebSocket<std::net::TcpStream>) + Send + Sync + 'static,
-) -> Server {
+fn scripted(script: impl Fn(usize, floodgate::WebSocket) + Send + Sync + 'static) -> Server {
     let count = Arc::new(AtomicUsize::new(0));
     Server::bind("127.0.0.1:0", move |ws, _| {
         script(count.fetch_add(1, Ordering::SeqCst), ws)

@@ -165,20 +165,63 @@ fn an_invalid_url_exits_2() {
 }
 
 #[test]
-fn options_this_version_cannot_honour_exit_2_instead_of_being_ignored() {
-    for option in [
-        &["--proxy", "http://127.0.0.1:3128"][..],
-        &["--insecure"],
-        &["--ping-timeout", "1s"],
-    ] {
-        let out = floodgate()
-            .args(["connect", "ws://127.0.0.1:9/"])
-            .args(option)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{option:?}: {out:?}");
-        assert!(!text(&out.stderr).is_empty());
-    }
+fn a_ping_timeout_without_a_ping_interval_exits_2_instead_of_being_ignored() {
+    // Nothing would send the ping whose pong the timeout waits for.
+    let out = floodgate()
+        .args(["connect", "ws://127.0.0.1:9/", "--ping-timeout", "1s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(!text(&out.stderr).is_empty());
+}
+
+#[test]
+fn a_proxy_that_is_not_listening_exits_3_and_names_the_proxy() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let proxy = format!("socks5h://127.0.0.1:{port}");
+    let out = floodgate()
+        .args(["connect", "ws://example.com/", "--proxy", &proxy])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "SOCKS5h proxy 127.0.0.1:{port} could not be reached"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn no_proxy_lets_the_command_bypass_a_dead_proxy() {
+    let server = send_then_close(vec![Message::text("direct")], 1000);
+    let out = floodgate()
+        .args(["connect", &server.url(), "--eof-wait", "30s"])
+        .args(["--proxy", "http://127.0.0.1:9", "--no-proxy", "127.0.0.1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(text(&out.stdout).contains("direct"), "{out:?}");
+}
+
+#[test]
+fn an_invalid_proxy_url_exits_2() {
+    let out = floodgate()
+        .args([
+            "connect",
+            "ws://127.0.0.1:9/",
+            "--proxy",
+            "https://127.0.0.1:1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(text(&out.stderr).contains("not supported"), "{out:?}");
 }
 
 #[test]

@@ -12,16 +12,16 @@
 use floodgate::app::{App, RunOptions};
 use floodgate::reconnect::Backoff;
 use floodgate::server::{RequestHead, Server};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-type Handler = Arc<dyn Fn(floodgate::WebSocket<TcpStream>, RequestHead) + Send + Sync>;
+type Handler = Arc<dyn Fn(floodgate::WebSocket<floodgate::Stream>, RequestHead) + Send + Sync>;
 
 /// Serves connection `n` (from 1): answers the subscription, sends a few
 /// ticks, drops the connection; says "bye" on the fifth.
-fn flaky(mut ws: floodgate::WebSocket<TcpStream>, n: u64) {
+fn flaky(mut ws: floodgate::WebSocket<floodgate::Stream>, n: u64) {
     let Ok(subscription) = ws.recv() else { return };
     let topic = subscription.as_text().unwrap_or("").to_owned();
     if n == 5 {

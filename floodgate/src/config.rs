@@ -10,12 +10,15 @@
 use crate::buffer::BufferConfig;
 use crate::buffered::BufferedWebSocket;
 use crate::error::{ErrorKind, Result};
+use crate::proxy::{NoProxy, Proxy};
 use crate::socket::WebSocket;
 use crate::stream::Transport;
+use crate::tls::{RootCertificates, TlsOptions};
 use floodgate_proto::deflate::DeflateConfig;
 use floodgate_proto::protocol::{DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE};
 use http::{HeaderMap, HeaderName, HeaderValue};
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What to send as `Origin`.
@@ -80,6 +83,23 @@ pub struct Options {
     /// The buffer of connections made by [`Client::connect_buffered`]
     /// (`None`: [`BufferConfig::default`]).
     pub buffer: Option<BufferConfig>,
+    /// TLS options of `wss://` connections.
+    pub tls: TlsOptions,
+    /// Connect to this Unix domain socket instead of the URL's host and
+    /// port (the handshake still names the URL's host and path).
+    pub unix_socket: Option<PathBuf>,
+    /// Redirects (301, 302, 303, 307, 308) of the handshake followed before
+    /// giving up; 0 turns following off. Default 3, as websocket-client.
+    pub redirect_limit: u32,
+    /// Connect through this proxy (`None`: the environment's, if
+    /// [`proxy_from_env`](Self::proxy_from_env)). See [`crate::proxy`].
+    pub proxy: Option<Proxy>,
+    /// Hosts reached without a proxy (`None`: `no_proxy`/`NO_PROXY` from
+    /// the environment, if [`proxy_from_env`](Self::proxy_from_env)).
+    pub no_proxy: Option<NoProxy>,
+    /// Read `http_proxy`, `https_proxy`, `all_proxy` and `no_proxy` from
+    /// the environment. Default on, as websocket-client and curl do.
+    pub proxy_from_env: bool,
     /// Offer permessage-deflate (RFC 7692) with this configuration
     /// (`None`, the default: offer no compression). On the embedded
     /// server, accept a client's offer.
@@ -109,6 +129,12 @@ impl Default for Options {
             return_control_frames: false,
             auto_pong: true,
             buffer: None,
+            tls: TlsOptions::default(),
+            unix_socket: None,
+            redirect_limit: 3,
+            proxy: None,
+            no_proxy: None,
+            proxy_from_env: true,
             compression: None,
         }
     }
@@ -326,6 +352,178 @@ impl ClientBuilder {
         self
     }
 
+    /// Which root certificates verify `wss://` servers (default: the
+    /// platform's trust store).
+    pub fn tls_roots(mut self, roots: RootCertificates) -> Self {
+        self.options.tls.roots = roots;
+        self
+    }
+
+    /// Trusts the CA certificates in this PEM text (every `CERTIFICATE`
+    /// block) beside the roots: for servers with a private CA.
+    pub fn add_root_certificates_pem(mut self, pem: &[u8]) -> Self {
+        match crate::tls::certificates_from_pem(pem, "CA certificates") {
+            Ok(certs) => self.options.tls.extra_roots.extend(certs),
+            Err(reason) => self.invalid_option(reason),
+        }
+        self
+    }
+
+    /// Trusts the CA certificates of this PEM file beside the roots (read
+    /// now; errors are reported by [`build`](Self::build)).
+    pub fn ca_file(self, path: impl AsRef<Path>) -> Self {
+        match crate::tls::read_pem_file(path.as_ref(), "CA file") {
+            Ok(pem) => self.add_root_certificates_pem(&pem),
+            Err(reason) => {
+                let mut this = self;
+                this.invalid_option(reason);
+                this
+            }
+        }
+    }
+
+    /// Shows this certificate chain (PEM, leaf first) and private key (PEM:
+    /// PKCS#8, PKCS#1 or SEC1) to servers that ask for a client
+    /// certificate (mutual TLS).
+    pub fn client_certificate_pem(mut self, chain_pem: &[u8], key_pem: &[u8]) -> Self {
+        let chain = crate::tls::certificates_from_pem(chain_pem, "client certificate");
+        let key = crate::tls::private_key_from_pem(key_pem, "client key");
+        match (chain, key) {
+            (Ok(chain), Ok(key)) => {
+                self.options.tls.client_certificate = Some((chain, Arc::new(key)));
+            }
+            (Err(reason), _) | (_, Err(reason)) => self.invalid_option(reason),
+        }
+        self
+    }
+
+    /// [`client_certificate_pem`](Self::client_certificate_pem) from files.
+    pub fn client_certificate_files(
+        mut self,
+        chain: impl AsRef<Path>,
+        key: impl AsRef<Path>,
+    ) -> Self {
+        let chain = crate::tls::read_pem_file(chain.as_ref(), "client certificate file");
+        let key = crate::tls::read_pem_file(key.as_ref(), "client key file");
+        match (chain, key) {
+            (Ok(chain), Ok(key)) => self.client_certificate_pem(&chain, &key),
+            (Err(reason), _) | (_, Err(reason)) => {
+                self.invalid_option(reason);
+                self
+            }
+        }
+    }
+
+    /// Verifies the server's certificate for this name, and sends it as
+    /// SNI, instead of the URL's host (websocket-client's
+    /// `server_hostname`).
+    pub fn tls_server_name(mut self, name: impl Into<String>) -> Self {
+        self.options.tls.server_name = Some(name.into());
+        self
+    }
+
+    /// Sends the server name (SNI) in the TLS handshake (default on).
+    pub fn tls_sni(mut self, on: bool) -> Self {
+        self.options.tls.sni = Some(on);
+        self
+    }
+
+    /// Uses this rustls configuration as is for `wss://` (roots, client
+    /// certificate, versions, ciphers, verifier: all yours). Remember ALPN
+    /// `http/1.1` if the server may speak HTTP/2.
+    pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.options.tls.config = Some(config);
+        self
+    }
+
+    /// **Accepts any server certificate**: expired, self-signed, for
+    /// another host. For tests against throwaway certificates only: with
+    /// it, anyone on the network path can read and change the traffic.
+    /// The handshake signatures are still checked.
+    pub fn dangerous_skip_certificate_verification(mut self) -> Self {
+        self.options.tls.skip_verification = true;
+        self
+    }
+
+    /// Connects to this Unix domain socket instead of the URL's host and
+    /// port; the URL still gives the `Host` header and the path
+    /// (`ws://localhost/v1/events`). `wss://` over a Unix socket is not
+    /// supported.
+    ///
+    /// ```no_run
+    /// let ws = floodgate::Client::builder()
+    ///     .unix_socket("/run/app/ws.sock")
+    ///     .connect("ws://localhost/events")?;
+    /// # Ok::<(), floodgate::Error>(())
+    /// ```
+    pub fn unix_socket(mut self, path: impl Into<PathBuf>) -> Self {
+        self.options.unix_socket = Some(path.into());
+        self
+    }
+
+    /// Follows at most this many redirects of the handshake (default 3;
+    /// 0: a redirect is an error). `Authorization`, `Cookie` and
+    /// `Proxy-Authorization` headers are not sent to another origin.
+    pub fn redirect_limit(mut self, limit: u32) -> Self {
+        self.options.redirect_limit = limit;
+        self
+    }
+
+    fn invalid_option(&mut self, reason: String) {
+        self.invalid.get_or_insert(reason);
+    }
+
+    /// Connects through this proxy: a [`Proxy`], or its URL
+    /// (`http://[user:password@]host:port`, `socks4://`, `socks4a://`,
+    /// `socks5://`, `socks5h://`), checked by [`build`](Self::build). It
+    /// replaces any proxy from the environment; hosts in the no-proxy list
+    /// still bypass it. See [`crate::proxy`] and `docs/proxies.md`.
+    ///
+    /// ```no_run
+    /// let ws = floodgate::Client::builder()
+    ///     .proxy("socks5h://user:pw@127.0.0.1:1080")
+    ///     .connect("ws://feed.example/ticks")?;
+    /// # Ok::<(), floodgate::Error>(())
+    /// ```
+    pub fn proxy<P>(mut self, proxy: P) -> Self
+    where
+        P: TryInto<Proxy>,
+        P::Error: Into<crate::Error>,
+    {
+        let reason = match proxy.try_into() {
+            Ok(proxy) => match proxy.validate() {
+                Ok(()) => {
+                    self.options.proxy = Some(proxy);
+                    return self;
+                }
+                Err(reason) => format!("proxy {proxy}: {reason}"),
+            },
+            Err(e) => match e.into().into_kind() {
+                ErrorKind::Config(reason) => reason,
+                other => other.to_string(),
+            },
+        };
+        self.invalid_option(reason);
+        self
+    }
+
+    /// Hosts to reach without a proxy: a comma-separated list with curl's
+    /// rules (see [`NoProxy`]), or a [`NoProxy`]. It replaces
+    /// `no_proxy`/`NO_PROXY` from the environment.
+    pub fn no_proxy(mut self, hosts: impl Into<NoProxy>) -> Self {
+        self.options.no_proxy = Some(hosts.into());
+        self
+    }
+
+    /// Whether to read `http_proxy` (for `ws://`), `https_proxy` (for
+    /// `wss://`), `all_proxy` and `no_proxy` from the environment (default
+    /// on, as websocket-client and curl do). Off, only [`proxy`](Self::proxy)
+    /// and [`no_proxy`](Self::no_proxy) count.
+    pub fn proxy_from_env(mut self, on: bool) -> Self {
+        self.options.proxy_from_env = on;
+        self
+    }
+
     /// Offers permessage-deflate (RFC 7692) with `config`. Off by default,
     /// as in most clients: compression costs CPU on both sides and memory
     /// per connection (up to about 300 KiB here with the default windows),
@@ -403,8 +601,12 @@ impl ClientBuilder {
                 .validate()
                 .map_err(|e| ErrorKind::Config(e.to_string()))?;
         }
+        if cfg!(not(unix)) && o.unix_socket.is_some() {
+            return Err(ErrorKind::Unsupported("Unix sockets need a Unix platform".into()).into());
+        }
         Ok(Client {
             options: Arc::new(self.options),
+            tls: Arc::default(),
         })
     }
 
@@ -438,12 +640,26 @@ impl ClientBuilder {
 #[derive(Debug, Clone, Default)]
 pub struct Client {
     options: Arc<Options>,
+    /// The rustls configuration, made on the first `wss://` connect and
+    /// kept so that reconnects resume TLS sessions.
+    tls: Arc<Mutex<Option<Arc<rustls::ClientConfig>>>>,
 }
 
 impl Client {
     /// A builder with the default options.
     pub fn builder() -> ClientBuilder {
         ClientBuilder::default()
+    }
+
+    /// The rustls configuration of `wss://` connections, made once.
+    fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>> {
+        let mut cached = self.tls.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(config) = &*cached {
+            return Ok(config.clone());
+        }
+        let config = crate::tls::client_config(&self.options.tls)?;
+        *cached = Some(config.clone());
+        Ok(config)
     }
 
     /// The options this client connects with.
@@ -455,10 +671,12 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// An unusable URL, `wss://` (not yet supported), a failed or timed-out
-    /// TCP connect, or a refused handshake.
+    /// An unusable URL, a failed or timed-out TCP connect, a TLS failure
+    /// ([`ErrorKind::Tls`] says which check failed), a proxy that fails or
+    /// refuses ([`ErrorKind::Proxy`]), a refused handshake, or too many
+    /// redirects.
     pub fn connect(&self, url: &str) -> Result<WebSocket> {
-        crate::connect::connect(url, &self.options)
+        crate::connect::connect(url, &self.options, &|| self.tls_config())
     }
 
     /// Opens a connection to `url` with a reader thread and a bounded

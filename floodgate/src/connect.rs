@@ -1,5 +1,14 @@
 //! From a URL to an open [`WebSocket`]: parse the URL, resolve the host,
-//! open the TCP connection with the socket options, run the handshake.
+//! open the TCP connection with the socket options (or the Unix socket),
+//! run the TLS handshake for `wss://`, run the WebSocket handshake, and
+//! follow its redirects.
+//!
+//! Redirects: 301, 302, 303, 307 and 308 with a `Location` are followed up
+//! to `redirect_limit`, within the one connect deadline. A redirect to
+//! another origin (scheme, host or port) drops `Authorization`, `Cookie`
+//! and `Proxy-Authorization` for the rest of the chain, as curl does, so a
+//! credential never reaches a host it was not meant for; a redirect from
+//! `wss://` to `ws://` is refused.
 //!
 //! Socket options that shape the TCP window (`SO_RCVBUF`) must be set
 //! before `connect`, so the socket is made with `socket2` rather than
@@ -12,9 +21,12 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::socket::WebSocket;
 use crate::stream::Stream;
 use floodgate_proto::handshake::ClientRequest;
+use floodgate_proto::HandshakeError;
 use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
+use std::borrow::Cow;
 use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A parsed `ws://` URL: where to connect and what to ask for.
@@ -80,19 +92,171 @@ pub(crate) fn parse_url(raw: &str) -> Result<Target> {
     })
 }
 
-pub(crate) fn connect(url: &str, options: &Options) -> Result<WebSocket> {
-    let target = parse_url(url)?;
+/// Connects to `url`, following redirects of the handshake. `tls_config`
+/// gives the rustls configuration (made once per [`crate::Client`]).
+pub(crate) fn connect(
+    url: &str,
+    options: &Options,
+    tls_config: &dyn Fn() -> Result<Arc<rustls::ClientConfig>>,
+) -> Result<WebSocket> {
+    // One deadline for the whole connect, redirects included.
+    let deadline = options.connect_timeout.map(|t| Instant::now() + t);
+    let mut url = url.to_owned();
+    let mut options = Cow::Borrowed(options);
+    let mut redirects = 0;
+    loop {
+        let target = parse_url(&url)?;
+        let stream = open_stream(&target, &options, deadline, tls_config)?;
+        let request = client_request(&target, &options);
+        tracing::debug!(host = %target.host, port = target.port, path = %target.resource, "connected, sending upgrade");
+        let error = match WebSocket::client_handshake(stream, &request, &options, deadline) {
+            Ok(ws) => return Ok(ws),
+            Err(e) => e,
+        };
+        let Some(location) = redirect_location(&error) else {
+            return Err(if target.secure {
+                crate::tls::classify(error, tls_name(&target, &options))
+            } else {
+                error
+            });
+        };
+        if options.redirect_limit == 0 {
+            return Err(error);
+        }
+        let refuse = |reason: String| -> Error {
+            ErrorKind::Redirect {
+                from: url.clone(),
+                to: location.to_owned(),
+                reason,
+            }
+            .into()
+        };
+        if redirects >= options.redirect_limit {
+            return Err(refuse(format!(
+                "more than redirect_limit ({}) redirects",
+                options.redirect_limit
+            )));
+        }
+        let next = redirect_target(&url, location).map_err(refuse)?;
+        let next_target = parse_url(&next).map_err(|e| refuse(e.to_string()))?;
+        if target.secure && !next_target.secure {
+            return Err(refuse(
+                "it would leave TLS (wss:// to ws://), which could expose the connection".into(),
+            ));
+        }
+        if !same_origin(&target, &next_target) && carries_credentials(&options) {
+            tracing::debug!(to = %next, "redirect to another origin: dropping Authorization and cookies");
+            let stripped = options.to_mut();
+            for name in [
+                http::header::AUTHORIZATION,
+                http::header::COOKIE,
+                http::header::PROXY_AUTHORIZATION,
+            ] {
+                stripped.headers.remove(name);
+            }
+            stripped.cookie = None;
+        }
+        tracing::debug!(from = %url, to = %next, "following a redirect of the handshake");
+        redirects += 1;
+        url = next;
+    }
+}
+
+/// The name TLS verifies: the configured server name, or the URL's host.
+fn tls_name<'a>(target: &'a Target, options: &'a Options) -> &'a str {
+    options.tls.server_name.as_deref().unwrap_or(&target.host)
+}
+
+/// Opens the transport for one handshake: a Unix socket, TCP, or TLS over
+/// TCP.
+fn open_stream(
+    target: &Target,
+    options: &Options,
+    deadline: Option<Instant>,
+    tls_config: &dyn Fn() -> Result<Arc<rustls::ClientConfig>>,
+) -> Result<Stream> {
+    if let Some(path) = &options.unix_socket {
+        return connect_unix(path, target);
+    }
+    let tcp = crate::proxy::open(target, options, deadline)?;
+    if !target.secure {
+        return Ok(Stream::Tcp(tcp));
+    }
+    let config = tls_config()?;
+    crate::socket::set_deadline(&tcp, deadline)?;
+    let tls = crate::tls::handshake(tcp, config, tls_name(target, options))?;
+    Ok(Stream::Tls(tls))
+}
+
+#[cfg(unix)]
+fn connect_unix(path: &std::path::Path, target: &Target) -> Result<Stream> {
     if target.secure {
-        return Err(ErrorKind::Unsupported(format!(
-            "wss:// (TLS) is not supported yet by this version of floodgate; cannot connect to {url}"
-        ))
+        return Err(ErrorKind::Unsupported(
+            "wss:// over a Unix socket is not supported; use a ws:// URL with unix_socket".into(),
+        )
         .into());
     }
-    let deadline = options.connect_timeout.map(|t| Instant::now() + t);
-    let tcp = connect_tcp(&target, options, deadline)?;
-    let request = client_request(&target, options);
-    tracing::debug!(host = %target.host, port = target.port, path = %target.resource, "connected TCP, sending upgrade");
-    WebSocket::client_handshake(Stream::Tcp(tcp), &request, options, deadline)
+    // A local connect does not wait on the network: it succeeds or fails at
+    // once, so the connect timeout needs no part here.
+    let stream =
+        std::os::unix::net::UnixStream::connect(path).map_err(|source| ErrorKind::Connect {
+            target: format!("Unix socket {}", path.display()),
+            source,
+        })?;
+    tracing::debug!(path = %path.display(), "connected to the Unix socket");
+    Ok(Stream::Unix(stream))
+}
+
+#[cfg(not(unix))]
+fn connect_unix(_path: &std::path::Path, _target: &Target) -> Result<Stream> {
+    Err(ErrorKind::Unsupported("Unix sockets need a Unix platform".into()).into())
+}
+
+/// The `Location` of a redirect answer to the handshake.
+fn redirect_location(error: &Error) -> Option<&str> {
+    match error.kind() {
+        ErrorKind::Handshake(HandshakeError::UnexpectedStatus {
+            status, headers, ..
+        }) if matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) => {
+            headers.get(http::header::LOCATION)?.to_str().ok()
+        }
+        _ => None,
+    }
+}
+
+/// Resolves a `Location` against the URL that answered, mapping `http`
+/// to `ws` and `https` to `wss` (servers redirect with the HTTP names).
+fn redirect_target(base: &str, location: &str) -> std::result::Result<String, String> {
+    let base = url::Url::parse(base).map_err(|e| e.to_string())?;
+    let mut next = base
+        .join(location)
+        .map_err(|e| format!("the Location is not a URL: {e}"))?;
+    let scheme = match next.scheme() {
+        "ws" | "http" => "ws",
+        "wss" | "https" => "wss",
+        other => return Err(format!("scheme {other:?} is not a WebSocket scheme")),
+    };
+    if next.scheme() != scheme {
+        // `set_scheme` refuses to change between special schemes only when
+        // one side is `file`; http<->ws and https<->wss are allowed.
+        next.set_scheme(scheme)
+            .map_err(|()| format!("cannot use {} as a WebSocket URL", next))?;
+    }
+    next.set_fragment(None);
+    Ok(next.into())
+}
+
+fn same_origin(a: &Target, b: &Target) -> bool {
+    a.secure == b.secure && a.host.eq_ignore_ascii_case(&b.host) && a.port == b.port
+}
+
+fn carries_credentials(options: &Options) -> bool {
+    options.cookie.is_some()
+        || options.headers.contains_key(http::header::AUTHORIZATION)
+        || options.headers.contains_key(http::header::COOKIE)
+        || options
+            .headers
+            .contains_key(http::header::PROXY_AUTHORIZATION)
 }
 
 pub(crate) fn client_request(target: &Target, options: &Options) -> ClientRequest {
@@ -119,7 +283,11 @@ pub(crate) fn client_request(target: &Target, options: &Options) -> ClientReques
     }
 }
 
-fn connect_tcp(target: &Target, options: &Options, deadline: Option<Instant>) -> Result<TcpStream> {
+pub(crate) fn connect_tcp(
+    target: &Target,
+    options: &Options,
+    deadline: Option<Instant>,
+) -> Result<TcpStream> {
     let where_ = format!("{}:{}", target.host, target.port);
     let addrs: Vec<SocketAddr> = (target.host.as_str(), target.port)
         .to_socket_addrs()
@@ -228,15 +396,6 @@ mod tests {
     }
 
     #[test]
-    fn wss_is_reported_as_not_yet_supported() {
-        let err = connect("wss://127.0.0.1:1/", &Options::default()).unwrap_err();
-        assert!(
-            matches!(err.kind(), ErrorKind::Unsupported(m) if m.contains("not supported yet")),
-            "{err}"
-        );
-    }
-
-    #[test]
     fn the_origin_follows_the_url_unless_overridden_or_suppressed() {
         let target = parse_url("ws://example.com:8080/").unwrap();
         let mut options = Options::default();
@@ -253,5 +412,45 @@ mod tests {
         assert_eq!(client_request(&target, &options).origin, None);
         options.host = Some("virtual.example".into());
         assert_eq!(client_request(&target, &options).host, "virtual.example");
+    }
+
+    #[test]
+    fn redirect_locations_resolve_to_websocket_urls() {
+        let base = "wss://example.com:8443/a/b?q=1";
+        assert_eq!(
+            redirect_target(base, "/c").unwrap(),
+            "wss://example.com:8443/c"
+        );
+        assert_eq!(
+            redirect_target(base, "d").unwrap(),
+            "wss://example.com:8443/a/d"
+        );
+        assert_eq!(
+            redirect_target(base, "https://other.example/x#frag").unwrap(),
+            "wss://other.example/x"
+        );
+        assert_eq!(
+            redirect_target("ws://h/", "http://h:81/y").unwrap(),
+            "ws://h:81/y"
+        );
+        assert!(redirect_target(base, "mailto:a@b").is_err());
+    }
+
+    #[test]
+    fn origins_differ_by_scheme_host_or_port_but_not_by_case() {
+        let a = parse_url("ws://Example.com/x").unwrap();
+        assert!(same_origin(&a, &parse_url("ws://example.COM/y").unwrap()));
+        assert!(!same_origin(
+            &a,
+            &parse_url("ws://example.com:81/").unwrap()
+        ));
+        assert!(!same_origin(
+            &a,
+            &parse_url("wss://example.com:80/").unwrap()
+        ));
+        assert!(!same_origin(
+            &a,
+            &parse_url("ws://www.example.com/").unwrap()
+        ));
     }
 }

@@ -40,6 +40,27 @@ pub enum ErrorKind {
         #[source]
         source: io::Error,
     },
+    /// The TLS connection to the server failed; `failure` says which check.
+    #[error("TLS with {host} failed: {failure}")]
+    Tls {
+        /// The host name verified (the URL's host, or the configured
+        /// server name).
+        host: String,
+        /// What failed.
+        failure: crate::tls::TlsFailure,
+    },
+    /// A redirect of the handshake was not followed: too many of them, a
+    /// `Location` that is not a WebSocket URL, or a `wss://` to `ws://`
+    /// downgrade.
+    #[error("the handshake with {from} was redirected to {to:?}, not followed: {reason}")]
+    Redirect {
+        /// The URL that answered with the redirect.
+        from: String,
+        /// Its `Location`.
+        to: String,
+        /// Why it was not followed.
+        reason: String,
+    },
     /// An operation did not finish within its timeout. The connection is
     /// still usable after a read or write timeout.
     #[error("timed out {0}")]
@@ -92,6 +113,166 @@ pub enum ErrorKind {
     /// The connection was already closed by an earlier call.
     #[error("the WebSocket connection is already closed; connect again to go on")]
     AlreadyClosed,
+    /// The proxy could not be reached, or did not open the tunnel to the
+    /// server (see [`ProxyError`] for what it answered).
+    #[error("{proxy} {reason} (tunnel to {target})")]
+    Proxy {
+        /// The proxy, e.g. `SOCKS5 proxy 127.0.0.1:1080` (never its
+        /// credentials).
+        proxy: String,
+        /// The `host:port` the tunnel was asked for.
+        target: String,
+        /// What went wrong.
+        #[source]
+        reason: ProxyError,
+    },
+}
+
+/// What went wrong while connecting through a proxy, inside
+/// [`ErrorKind::Proxy`]. Each message reads after the proxy's name:
+/// "SOCKS5 proxy 127.0.0.1:1080 refused: connection refused by destination
+/// host (reply 5)".
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProxyError {
+    /// No TCP connection to the proxy itself could be made.
+    #[error("could not be reached: {0}; check the proxy's host and port and that it is running")]
+    Unreachable(#[source] io::Error),
+    /// The proxy's host name did not resolve, or (SOCKS4, SOCKS5 with
+    /// local resolution) the server's host name did not.
+    #[error("could not be used: the name {host:?} did not resolve: {source}")]
+    Resolve {
+        /// The name that did not resolve.
+        host: String,
+        /// The resolver's error.
+        #[source]
+        source: io::Error,
+    },
+    /// Connecting to the proxy and its handshake took longer than
+    /// `connect_timeout`.
+    #[error("did not finish its handshake within connect_timeout; the proxy or the path to the server is too slow, or it is not a proxy of this kind")]
+    TimedOut,
+    /// The proxy closed the connection before its handshake was done.
+    #[error("closed the connection in the middle of its handshake; check that it is a {protocol} proxy and that it allows this client and destination")]
+    Closed {
+        /// The protocol spoken (`HTTP`, `SOCKS4`, `SOCKS5`).
+        protocol: &'static str,
+    },
+    /// Reading from or writing to the proxy failed during the handshake.
+    #[error("failed during its handshake: {0}")]
+    Io(#[source] io::Error),
+    /// The HTTP proxy answered `CONNECT` with a status other than 2xx.
+    #[error("answered CONNECT with {status} {reason}; {hint}", hint = http_status_hint(*status))]
+    HttpStatus {
+        /// The status code (407: the proxy wants credentials or refused
+        /// the ones given).
+        status: u16,
+        /// The reason phrase the proxy sent.
+        reason: String,
+    },
+    /// The HTTP proxy's response head was larger than the limit.
+    #[error("sent a response head over {limit} bytes to CONNECT; it does not look like a working HTTP proxy")]
+    HeadTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The proxy answered something that is not its protocol.
+    #[error("sent an answer that is not valid {protocol}: {detail}; check the proxy's scheme (http, socks4, socks4a, socks5, socks5h) and port")]
+    Malformed {
+        /// The protocol expected (`HTTP`, `SOCKS4`, `SOCKS5`).
+        protocol: &'static str,
+        /// What was wrong with the answer.
+        detail: String,
+    },
+    /// The SOCKS5 proxy accepts none of the authentication methods
+    /// offered.
+    #[error("accepts none of the authentication methods offered ({offered}); {hint}", hint = if *.offered == "none" { "it probably wants a user name and password: put them in the proxy URL (socks5://user:password@host:port)" } else { "it wants a method floodgate does not speak (e.g. GSSAPI)" })]
+    NoAcceptableAuth {
+        /// The methods offered: `none`, or `none, username/password`.
+        offered: &'static str,
+    },
+    /// The SOCKS5 proxy refused the user name and password (RFC 1929).
+    #[error("refused the user name and password (RFC 1929 status {status}); check the credentials in the proxy URL")]
+    AuthFailed {
+        /// The status byte of its answer (non-zero).
+        status: u8,
+    },
+    /// The SOCKS5 proxy refused the `CONNECT` request.
+    #[error("refused: {} (reply {code})", socks5_reply_text(*code))]
+    Socks5Refused {
+        /// The reply code (RFC 1928 section 6).
+        code: u8,
+    },
+    /// The SOCKS4 proxy refused the `CONNECT` request.
+    #[error("refused: {} (reply {code})", socks4_reply_text(*code))]
+    Socks4Refused {
+        /// The reply code (90 is success; 91 to 93 are refusals).
+        code: u8,
+    },
+    /// The request cannot be expressed in the proxy's protocol (an IPv6
+    /// server through SOCKS4, a name or credentials over 255 bytes).
+    #[error("cannot carry this connection: {0}")]
+    Unsupported(String),
+}
+
+impl ProxyError {
+    /// The HTTP status, for [`ProxyError::HttpStatus`].
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            ProxyError::HttpStatus { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Whether the proxy wants credentials or refused the ones given:
+    /// HTTP 407 (and 401, which tinyproxy sends for wrong credentials),
+    /// or a SOCKS5 proxy that wants a user name and password or refused
+    /// them.
+    pub fn is_auth(&self) -> bool {
+        matches!(
+            self,
+            ProxyError::HttpStatus {
+                status: 401 | 407,
+                ..
+            } | ProxyError::NoAcceptableAuth { .. }
+                | ProxyError::AuthFailed { .. }
+        )
+    }
+}
+
+fn http_status_hint(status: u16) -> &'static str {
+    match status {
+        // tinyproxy answers 401 to wrong credentials.
+        401 | 407 => "the proxy wants credentials, or refused the ones given: put them in the proxy URL (http://user:password@host:port)",
+        403 => "the proxy does not allow this client or this destination port (tinyproxy, for example, allows CONNECT only to the ports listed by ConnectPort)",
+        502 | 504 => "the proxy could not reach the server; check the server's host and port",
+        _ => "the proxy did not open the tunnel",
+    }
+}
+
+/// RFC 1928 section 6.
+fn socks5_reply_text(code: u8) -> &'static str {
+    match code {
+        1 => "general SOCKS server failure",
+        2 => "connection not allowed by ruleset",
+        3 => "network unreachable",
+        4 => "host unreachable",
+        5 => "connection refused by destination host",
+        6 => "TTL expired",
+        7 => "command not supported",
+        8 => "address type not supported",
+        _ => "unknown reply code",
+    }
+}
+
+/// The SOCKS4 protocol description (and RFC-less SOCKS4a extension).
+fn socks4_reply_text(code: u8) -> &'static str {
+    match code {
+        91 => "request rejected or failed",
+        92 => "request rejected because the proxy cannot reach the client's identd",
+        93 => "request rejected because identd reported a different user id",
+        _ => "unknown reply code",
+    }
 }
 
 fn closed_with(frame: &Option<CloseFrame>) -> String {
@@ -162,6 +343,14 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         std::error::Error::source(&*self.0)
+    }
+}
+
+/// For conversions that cannot fail (`Proxy` into `Proxy` in
+/// [`ClientBuilder::proxy`](crate::ClientBuilder::proxy)).
+impl From<std::convert::Infallible> for Error {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
     }
 }
 

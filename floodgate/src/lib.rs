@@ -68,6 +68,11 @@
 //! - [`Sender::send_all`] writes many messages with one system call;
 //!   [`buffer::BufferConfig::on_control_frame`] shows the application the
 //!   pings and pongs the reader handles.
+//! - [`proxy`]: connecting through HTTP `CONNECT`, SOCKS4/4a and SOCKS5/5h
+//!   proxies ([`Proxy`], [`ClientBuilder::proxy`],
+//!   [`ClientBuilder::no_proxy`], `http_proxy`/`https_proxy`/`all_proxy`/
+//!   `no_proxy` from the environment as curl reads them). The guide is
+//!   `docs/proxies.md`.
 //! - [`DeflateConfig`] ([`ClientBuilder::compression`]): permessage-deflate
 //!   (RFC 7692), off by default; [`WebSocket::deflate`] tells what was
 //!   negotiated ([`PerMessageDeflate`]). Inflating is bounded by
@@ -81,6 +86,11 @@
 //!   the App and of `floodgate connect --reconnect`;
 //!   [`keepalive`]: pings on an interval and a pong deadline for any
 //!   buffered connection.
+//! - [`tls`]: `wss://` with rustls — the platform's or Mozilla's roots,
+//!   extra CAs, client certificates, errors that say which check failed.
+//!   [`ClientBuilder::unix_socket`] connects to a Unix socket, and
+//!   handshake redirects are followed up to
+//!   [`ClientBuilder::redirect_limit`]. The guide is `docs/connecting.md`.
 //! - [`server`]: a minimal server for tests, examples and demos, with an
 //!   [`echo`](server::echo) handler and a [`feed`](server::feed) of
 //!   numbered messages on several channels at a chosen rate.
@@ -107,18 +117,25 @@
 //! | `ws.getsubprotocol()`, `getstatus()`, `getheaders()` | `ws.subprotocol()`, `status()`, `headers()` |
 //! | `ws.sock` | `ws.get_ref()` / `get_mut()` |
 //! | `suppress_origin=True`, `host=`, `origin=`, `cookie=` | `suppress_origin()`, `host_header()`, `origin()`, `cookie()` |
+//! | `sslopt={"cert_reqs": CERT_NONE}` | `dangerous_skip_certificate_verification()` |
+//! | `sslopt={"ca_certs": path, "certfile": .., "keyfile": ..}` | `ca_file(path)`, `client_certificate_files(cert, key)` |
+//! | `sslopt={"server_hostname": name}`, `check_hostname` | `tls_server_name(name)`; the host name is always checked unless verification is skipped |
+//! | `redirect_limit=3` | `redirect_limit(3)` (the default) |
 //! | `sockopt=((TCP_NODELAY,1),)` | `nodelay(true)` (default), `recv_buffer_size`, `send_buffer_size`, `tcp_keepalive` |
 //! | `enable_multithread=True` (a lock around sends) | [`Sender`]: clone it, send from any thread |
 //! | (no equivalent: the backlog waits in the kernel) | `connect_buffered` with a [`buffer::BufferConfig`]; `stats()`; `recv_batch` |
 //! | `WebSocketApp(url, on_open=.., on_message=.., on_error=.., on_close=..)` | `App::builder(url).on_open(..).on_message(..).on_error(..).on_close(..).build()` |
 //! | `app.run_forever(ping_interval=.., ping_timeout=.., reconnect=..)` | `app.run_forever(&RunOptions::new().ping_interval(..).ping_timeout(..).reconnect(Backoff::new()))` |
 //! | `app.close()` | `app.handle().close()`, or `ctx.close()` in a handler |
+//! | `http_proxy_host=, http_proxy_port=, http_proxy_auth=, proxy_type=` | `.proxy(Proxy::new(ProxyKind::Socks5h, host, port).credentials(user, pass))` or `.proxy("socks5h://user:pass@host:port")` |
+//! | `http_no_proxy=[..]` | `.no_proxy("host1,host2")` (curl's matching rules) |
+//! | env `http_proxy` / `https_proxy` / `no_proxy` | read by default too; `.proxy_from_env(false)` to ignore them |
 //!
 //! # Not yet provided
 //!
-//! `wss://` returns [`ErrorKind::Unsupported`]; proxies, Unix sockets
-//! (other than through [`Client::connect_over`]) and redirects are not
-//! implemented yet, nor the async front end.
+//! The async front end is not implemented yet.
+//! `wss://` over a Unix socket is refused, and a Unix socket is never
+//! reached through a proxy.
 //! A buffered connection does not return control frames as messages
 //! (`return_control_frames` applies to [`WebSocket`] only): its reader
 //! answers them, counts them in [`buffer::Stats`] and shows them to
@@ -130,6 +147,16 @@
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/app.md")]
 struct AppGuide;
+
+// So do the connecting guide's.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/connecting.md")]
+struct ConnectingGuide;
+
+// So do the proxy guide's.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/proxies.md")]
+struct ProxyGuide;
 
 // So do the compression guide's.
 #[cfg(doctest)]
@@ -143,15 +170,18 @@ mod config;
 mod connect;
 mod error;
 pub mod keepalive;
+pub mod proxy;
 pub mod reconnect;
 pub mod server;
 mod socket;
 mod stream;
+pub mod tls;
 
 pub use app::App;
 pub use buffered::{BufferedMessages, BufferedWebSocket, Sender};
 pub use config::{Client, ClientBuilder, Options, Origin};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, ProxyError, Result};
+pub use proxy::{NoProxy, Proxy, ProxyKind};
 pub use socket::{Messages, WebSocket};
 pub use stream::{Stream, Transport};
 

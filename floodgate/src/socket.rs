@@ -776,7 +776,7 @@ fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
-fn set_deadline<S: Transport>(stream: &S, deadline: Option<Instant>) -> Result<()> {
+pub(crate) fn set_deadline<S: Transport>(stream: &S, deadline: Option<Instant>) -> Result<()> {
     let left = match deadline {
         None => None,
         Some(deadline) => match deadline.checked_duration_since(Instant::now()) {

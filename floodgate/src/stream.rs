@@ -3,9 +3,7 @@
 //! [`Transport`] is what [`crate::WebSocket`] needs of a byte stream beyond
 //! `Read + Write`: timeouts, shutdown, and a read into the spare capacity
 //! of the receive buffer. [`Stream`] is the transport `connect` returns:
-//! plain TCP today; TLS and Unix sockets are planned and will be added as
-//! variants, so code that names `WebSocket` (= `WebSocket<Stream>`) keeps
-//! compiling.
+//! plain TCP, TLS ([`crate::tls::TlsStream`]) or a Unix socket.
 
 use bytes::BytesMut;
 use std::io::{self, Read, Write};
@@ -178,68 +176,90 @@ impl Transport for std::os::unix::net::UnixStream {
 pub enum Stream {
     /// Plain TCP (`ws://`).
     Tcp(TcpStream),
+    /// TLS over TCP (`wss://`).
+    Tls(crate::tls::TlsStream),
+    /// A Unix domain socket ([`crate::ClientBuilder::unix_socket`]).
+    #[cfg(unix)]
+    Unix(std::os::unix::net::UnixStream),
+}
+
+/// Calls `$body` with the inner transport of any variant.
+macro_rules! each {
+    ($stream:expr, $s:ident => $body:expr) => {
+        match $stream {
+            Stream::Tcp($s) => $body,
+            Stream::Tls($s) => $body,
+            #[cfg(unix)]
+            Stream::Unix($s) => $body,
+        }
+    };
 }
 
 impl Stream {
-    /// The TCP socket underneath, for socket options.
-    pub fn tcp(&self) -> &TcpStream {
+    /// The TCP socket underneath, for socket options (`None` on a Unix
+    /// socket).
+    pub fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            Stream::Tcp(s) => s,
+            Stream::Tcp(s) => Some(s),
+            Stream::Tls(s) => Some(s.tcp()),
+            #[cfg(unix)]
+            Stream::Unix(_) => None,
+        }
+    }
+
+    /// The TLS connection, on `wss://`.
+    pub fn tls(&self) -> Option<&crate::tls::TlsStream> {
+        match self {
+            Stream::Tls(s) => Some(s),
+            _ => None,
         }
     }
 }
 
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.read(buf),
-        }
+        each!(self, s => s.read(buf))
     }
 }
 
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.write(buf),
-        }
+        each!(self, s => s.write(buf))
     }
     fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.flush(),
-        }
+        each!(self, s => s.flush())
     }
 }
 
 impl Transport for Stream {
     fn read_into(&mut self, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.read_into(buf, max),
-        }
+        each!(self, s => s.read_into(buf, max))
     }
     fn read_available_into(&mut self, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.read_available_into(buf, max),
-        }
+        each!(self, s => s.read_available_into(buf, max))
     }
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        Transport::set_read_timeout(self.tcp(), timeout)
+        each!(self, s => Transport::set_read_timeout(s, timeout))
     }
     fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Transport::read_timeout(self.tcp())
+        each!(self, s => Transport::read_timeout(s))
     }
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        Transport::set_write_timeout(self.tcp(), timeout)
+        each!(self, s => Transport::set_write_timeout(s, timeout))
     }
     fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Transport::write_timeout(self.tcp())
+        each!(self, s => Transport::write_timeout(s))
     }
     fn shutdown(&self) -> io::Result<()> {
-        Transport::shutdown(self.tcp())
+        each!(self, s => Transport::shutdown(s))
     }
     fn try_clone(&self) -> io::Result<Self> {
-        match self {
-            Stream::Tcp(s) => Ok(Stream::Tcp(s.try_clone()?)),
-        }
+        Ok(match self {
+            Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
+            Stream::Tls(s) => Stream::Tls(Transport::try_clone(s)?),
+            #[cfg(unix)]
+            Stream::Unix(s) => Stream::Unix(s.try_clone()?),
+        })
     }
 }
 

@@ -265,7 +265,7 @@ fn socket_options_from_the_builder_are_set_on_the_tcp_socket() {
         .nodelay(true)
         .connect(&server.url())
         .expect("connect");
-    let tcp = ws.get_ref().tcp();
+    let tcp = ws.get_ref().tcp().unwrap();
     assert!(tcp.nodelay().unwrap());
     let got = socket2::SockRef::from(tcp).recv_buffer_size().unwrap();
     // Linux doubles the value asked for, capped by net.core.rmem_max.
@@ -279,7 +279,7 @@ fn socket_options_from_the_builder_are_set_on_the_tcp_socket() {
         .nodelay(false)
         .connect(&server.url())
         .expect("connect");
-    assert!(!ws.get_ref().tcp().nodelay().unwrap());
+    assert!(!ws.get_ref().tcp().unwrap().nodelay().unwrap());
 }
 
 #[test]

@@ -39,7 +39,8 @@ use std::time::{Duration, Instant};
 /// Options of `floodgate connect`.
 #[derive(Debug, clap::Args)]
 pub struct ConnectArgs {
-    /// The server's URL, ws://host:port/path (the port defaults to 80).
+    /// The server's URL, ws://host:port/path or wss://host:port/path (the
+    /// port defaults to 80 and 443).
     pub url: String,
 
     /// An extra request header, "Name: value" (repeatable).
@@ -51,15 +52,54 @@ pub struct ConnectArgs {
     /// Offer this subprotocol (repeatable, best first).
     #[arg(long = "subprotocol", value_name = "NAME")]
     pub subprotocols: Vec<String>,
-    /// Connect through this proxy (not supported yet in this version).
+    /// Connect through this proxy: http://[user:pass@]host:port (CONNECT),
+    /// socks4://, socks4a://, socks5:// or socks5h:// (the proxy resolves
+    /// the name). Default: http_proxy (ws://) or https_proxy (wss://), then
+    /// all_proxy, from the environment.
     #[arg(long, value_name = "URL")]
     pub proxy: Option<String>,
-    /// Skip TLS certificate checks (for wss://; not supported yet).
-    #[arg(long)]
+    /// Hosts to reach without the proxy, comma-separated (curl's rules:
+    /// "example.com" also matches its subdomains, "10.0.0.0/8", "*" for
+    /// all). Default: no_proxy from the environment.
+    #[arg(long, value_name = "LIST")]
+    pub no_proxy: Option<String>,
+    /// wss://: accept any server certificate (expired, self-signed, for
+    /// another host). For tests only: anyone on the path can read and
+    /// change the traffic.
+    #[arg(short = 'k', long, help_heading = "TLS")]
     pub insecure: bool,
-    /// Trust the CA certificates in this PEM file (for wss://; not supported yet).
-    #[arg(long, value_name = "PATH")]
+    /// wss://: also trust the CA certificates in this PEM file.
+    #[arg(long, value_name = "PATH", help_heading = "TLS")]
     pub ca_file: Option<std::path::PathBuf>,
+    /// wss://: which root certificates to trust besides --ca-file: the
+    /// platform's store, Mozilla's bundled in floodgate, or none.
+    #[arg(
+        long,
+        value_name = "ROOTS",
+        value_enum,
+        default_value = "platform",
+        help_heading = "TLS"
+    )]
+    pub tls_roots: TlsRoots,
+    /// wss://: show this client certificate (PEM chain, leaf first) to a
+    /// server that asks for one; needs --key.
+    #[arg(long, value_name = "PATH", requires = "key", help_heading = "TLS")]
+    pub cert: Option<std::path::PathBuf>,
+    /// wss://: the private key (PEM) of --cert.
+    #[arg(long, value_name = "PATH", requires = "cert", help_heading = "TLS")]
+    pub key: Option<std::path::PathBuf>,
+    /// wss://: verify the certificate for this name, and send it as SNI,
+    /// instead of the URL's host.
+    #[arg(long, value_name = "NAME", help_heading = "TLS")]
+    pub server_name: Option<String>,
+    /// Connect to this Unix domain socket; the URL still gives the Host
+    /// header and the path.
+    #[arg(long, value_name = "PATH")]
+    pub unix_socket: Option<std::path::PathBuf>,
+    /// Follow at most N redirects of the handshake (0: a redirect is an
+    /// error). Authorization and cookies are not sent to another origin.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub redirect_limit: u32,
     /// Offer permessage-deflate (RFC 7692) compression; -v shows what the
     /// server accepted.
     #[arg(long)]
@@ -178,24 +218,6 @@ pub fn run(args: ConnectArgs) -> Result<(), CliError> {
 }
 
 fn build_client(args: &ConnectArgs) -> Result<Client, CliError> {
-    let not_yet = |option: &str, what: &str| {
-        Err(CliError::Usage(format!(
-            "{option}: {what} is not supported yet in this version of floodgate"
-        )))
-    };
-    if args.proxy.is_some() {
-        return not_yet("--proxy", "connecting through a proxy");
-    }
-    if args.insecure || args.ca_file.is_some() {
-        return not_yet(
-            if args.insecure {
-                "--insecure"
-            } else {
-                "--ca-file"
-            },
-            "TLS (wss://)",
-        );
-    }
     if args.ping_timeout.is_some() && args.ping_interval.is_none() {
         return Err(CliError::Usage(
             "--ping-timeout needs --ping-interval (how often to ping)".into(),
@@ -215,7 +237,25 @@ fn build_client(args: &ConnectArgs) -> Result<Client, CliError> {
         ));
     }
 
-    let mut builder = Client::builder().connect_timeout(args.timeout);
+    let mut builder = Client::builder()
+        .connect_timeout(args.timeout)
+        .redirect_limit(args.redirect_limit)
+        .tls_roots(args.tls_roots.into());
+    if args.insecure {
+        builder = builder.dangerous_skip_certificate_verification();
+    }
+    if let Some(path) = &args.ca_file {
+        builder = builder.ca_file(path);
+    }
+    if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
+        builder = builder.client_certificate_files(cert, key);
+    }
+    if let Some(name) = &args.server_name {
+        builder = builder.tls_server_name(name.clone());
+    }
+    if let Some(path) = &args.unix_socket {
+        builder = builder.unix_socket(path);
+    }
     for header in &args.headers {
         let Some((name, value)) = header.split_once(':') else {
             return Err(CliError::Usage(format!(
@@ -232,6 +272,12 @@ fn build_client(args: &ConnectArgs) -> Result<Client, CliError> {
     }
     if let Some(bytes) = args.recv_buffer {
         builder = builder.recv_buffer_size(bytes);
+    }
+    if let Some(proxy) = &args.proxy {
+        builder = builder.proxy(proxy.as_str());
+    }
+    if let Some(list) = &args.no_proxy {
+        builder = builder.no_proxy(list.as_str());
     }
     // The buffer must hold any message the connection accepts: a small
     // --max-bytes lowers the message limit unless one was given.
@@ -256,6 +302,27 @@ fn trace_compression(args: &ConnectArgs, conn: &BufferedWebSocket) {
     match conn.deflate() {
         Some(negotiated) => tracing::debug!("compression: {negotiated}"),
         None => tracing::debug!("compression: the server declined permessage-deflate"),
+    }
+}
+
+/// `--tls-roots`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum TlsRoots {
+    /// The platform's trust store.
+    Platform,
+    /// The Mozilla roots bundled in floodgate.
+    Mozilla,
+    /// None: only --ca-file.
+    None,
+}
+
+impl From<TlsRoots> for floodgate::tls::RootCertificates {
+    fn from(roots: TlsRoots) -> Self {
+        match roots {
+            TlsRoots::Platform => floodgate::tls::RootCertificates::Platform,
+            TlsRoots::Mozilla => floodgate::tls::RootCertificates::Mozilla,
+            TlsRoots::None => floodgate::tls::RootCertificates::None,
+        }
     }
 }
 

@@ -8,7 +8,7 @@
 use floodgate::server::{RequestHead, Server};
 use floodgate::{Message, WebSocket};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ pub fn floodgate() -> assert_cmd::Command {
 pub fn echo_then_close(n: usize) -> Server {
     Server::bind(
         "127.0.0.1:0",
-        move |mut ws: WebSocket<TcpStream>, _: RequestHead| {
+        move |mut ws: WebSocket<floodgate::Stream>, _: RequestHead| {
             for _ in 0..n {
                 let Ok(message) = ws.recv() else { return };
                 if ws.send(message).is_err() {
@@ -43,7 +43,7 @@ pub fn echo_then_close(n: usize) -> Server {
 pub fn send_then_close(messages: Vec<Message>, code: u16) -> Server {
     Server::bind(
         "127.0.0.1:0",
-        move |mut ws: WebSocket<TcpStream>, _: RequestHead| {
+        move |mut ws: WebSocket<floodgate::Stream>, _: RequestHead| {
             for message in &messages {
                 if ws.send(message.clone()).is_err() {
                     return;

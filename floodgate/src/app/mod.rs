@@ -267,7 +267,7 @@ impl AppBuilder {
     ///
     /// [`ErrorKind::Config`] for invalid connection or buffer options.
     pub fn build(self) -> Result<App> {
-        let current: Arc<Mutex<Option<Arc<Context>>>> = Arc::default();
+        let current: Arc<CurrentContext> = Arc::default();
         let handlers = Arc::new(self.handlers);
         let buffer = with_observers(self.buffer, &handlers, &current);
         let client = self.client.buffer(buffer).build()?;
@@ -287,16 +287,55 @@ impl AppBuilder {
     }
 }
 
+/// The context of the connection of the moment, for the handlers that the
+/// reader thread calls (`on_ping`, `on_pong`, `on_data`,
+/// `on_cont_message`).
+///
+/// A connection's reader starts inside `connect_buffered`, before `serve`
+/// publishes that connection's context, and frames the server sends right
+/// after the handshake reach it at once; so those handlers wait for the
+/// context rather than skip the frame. It is cleared when a connection
+/// ends (its reader has stopped by then), so the next connection's reader
+/// never sees the previous connection's context.
+#[derive(Default)]
+struct CurrentContext {
+    slot: Mutex<Option<Arc<Context>>>,
+    published: std::sync::Condvar,
+}
+
+/// How long a reader-thread handler waits for its connection's context:
+/// `serve` publishes it right after connecting, so this only bounds a bug.
+const CONTEXT_WAIT: Duration = Duration::from_secs(10);
+
+impl CurrentContext {
+    fn set(&self, context: Option<Arc<Context>>) {
+        *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = context;
+        self.published.notify_all();
+    }
+
+    fn wait(&self) -> Option<Arc<Context>> {
+        let slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        let (slot, _) = self
+            .published
+            .wait_timeout_while(slot, CONTEXT_WAIT, |c| c.is_none())
+            .unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            tracing::warn!("a frame handler found no connection context; the frame was not shown");
+        }
+        slot.clone()
+    }
+}
+
 /// Adds the observers of control and data frames that call the
 /// application's reader-thread handlers, keeping any the buffer had.
 fn with_observers(
     buffer: BufferConfig,
     handlers: &Arc<Handlers>,
-    current: &Arc<Mutex<Option<Arc<Context>>>>,
+    current: &Arc<CurrentContext>,
 ) -> BufferConfig {
     let context = {
         let current = current.clone();
-        move || current.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        move || current.wait()
     };
     let mut buffer = buffer;
     if handlers.on_ping.is_some() || handlers.on_pong.is_some() {
@@ -410,7 +449,7 @@ pub struct App {
     handlers: Arc<Handlers>,
     /// The context of the connection of the moment, for the handlers the
     /// reader calls.
-    current: Arc<Mutex<Option<Arc<Context>>>>,
+    current: Arc<CurrentContext>,
     handle: AppHandle,
     workers: usize,
     worker_key: Option<WorkerKeyFn>,
@@ -545,7 +584,7 @@ impl App {
         summary: &mut RunSummary,
     ) -> Ended {
         let context = Arc::new(self.context(Some(conn.sender()), summary.connections));
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(context.clone());
+        self.current.set(Some(context.clone()));
         if let Some(f) = &self.handlers.on_open {
             self.handlers.guarded(&context, "on_open", || f(&context));
         }
@@ -579,7 +618,7 @@ impl App {
             self.handlers
                 .guarded(&context, "on_close", || f(&context, frame));
         }
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.current.set(None);
         ended
     }
 

@@ -38,11 +38,19 @@ impl ChunkPool {
         }
     }
 
-    /// Makes room for `additional` more bytes in `buf`: in place when no
-    /// message of its chunk is alive any more, else in a spare chunk that
-    /// is free again, else in a new chunk. The bytes already in `buf` (a
-    /// frame not yet complete) move with it.
-    pub(crate) fn make_room(&mut self, buf: &mut BytesMut, additional: usize) {
+    /// Makes room for more bytes in `buf`. When the current chunk still
+    /// has `at_least` bytes free, the read goes on into it: a peer that
+    /// trickles (or TLS, which hands over one 16 KiB record per read) must
+    /// not cost one chunk per read while the consumer holds a message of
+    /// each, which made the memory of a full buffer of small messages tens
+    /// of times their size. Otherwise room for `additional` bytes is made:
+    /// in place when no message of the chunk is alive any more, else in a
+    /// spare chunk that is free again, else in a new chunk. The bytes
+    /// already in `buf` (a frame not yet complete) move with it.
+    pub(crate) fn make_room(&mut self, buf: &mut BytesMut, at_least: usize, additional: usize) {
+        if buf.capacity() - buf.len() >= at_least.max(1) {
+            return;
+        }
         if buf.try_reclaim(additional) {
             return;
         }
@@ -84,7 +92,7 @@ mod tests {
     /// Fills `buf` with `n` bytes, as a read would, and cuts them off as
     /// one message.
     fn read_message(pool: &mut ChunkPool, buf: &mut BytesMut, n: usize) -> bytes::Bytes {
-        pool.make_room(buf, n);
+        pool.make_room(buf, n, n);
         let start = buf.len();
         buf.resize(start + n, 7);
         buf.split_to(n).freeze()
@@ -119,12 +127,36 @@ mod tests {
     }
 
     #[test]
+    fn small_reads_fill_the_current_chunk_before_taking_another() {
+        let mut pool = ChunkPool::new(CHUNK);
+        let mut buf = BytesMut::new();
+        pool.make_room(&mut buf, 100, CHUNK);
+        let chunk_start = buf.as_ptr();
+        let mut held = Vec::new();
+        // Sixteen 100-byte reads while every message stays alive: all in
+        // the one chunk, back to back.
+        for i in 0..16 {
+            pool.make_room(&mut buf, 100, CHUNK);
+            let start = buf.len();
+            buf.resize(start + 100, i);
+            let message = buf.split_to(100).freeze();
+            assert_eq!(message.as_ptr(), chunk_start.wrapping_add(i as usize * 100));
+            held.push(message);
+        }
+        assert_eq!(pool.spare_count(), 0);
+        // When less than asked is left, the next read takes a new chunk.
+        pool.make_room(&mut buf, CHUNK, CHUNK);
+        assert!(buf.capacity() >= CHUNK);
+        assert_ne!(buf.as_ptr(), chunk_start.wrapping_add(1600));
+    }
+
+    #[test]
     fn a_partial_frame_moves_with_the_chunk() {
         let mut pool = ChunkPool::new(CHUNK);
         let mut buf = BytesMut::new();
         let held = read_message(&mut pool, &mut buf, CHUNK - 10);
         buf.extend_from_slice(b"0123456789"); // the start of the next frame
-        pool.make_room(&mut buf, CHUNK);
+        pool.make_room(&mut buf, CHUNK, CHUNK);
         assert_eq!(&buf[..], b"0123456789");
         assert!(buf.capacity() >= 10 + CHUNK);
         assert_eq!(held.len(), CHUNK - 10);

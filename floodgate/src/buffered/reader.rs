@@ -259,7 +259,14 @@ impl<S: Transport> Reader<S> {
             self.read_buf.len(),
             self.read_chunk_size,
         );
-        self.chunks.make_room(&mut self.read_buf, chunk);
+        // The rest of the frame in progress, or at least a useful read.
+        let at_least = self
+            .proto
+            .bytes_needed()
+            .saturating_sub(self.read_buf.len())
+            .max(MIN_READ_ROOM)
+            .min(chunk);
+        self.chunks.make_room(&mut self.read_buf, at_least, chunk);
         let mut read = Err(io::ErrorKind::WouldBlock.into());
         if self.unwoken_bytes < WAKE_EVERY_BYTES {
             read = self.stream.read_available_into(&mut self.read_buf, chunk);
@@ -290,6 +297,10 @@ impl<S: Transport> Reader<S> {
         }
     }
 }
+
+/// The least free room in the current read chunk worth reading into (see
+/// `ChunkPool::make_room`); below it the reader moves to another chunk.
+const MIN_READ_ROOM: usize = 16 * 1024;
 
 /// Under conflation, `DropNewest` or priorities, a message may stay
 /// buffered long after the messages around it were taken or dropped,

@@ -47,11 +47,12 @@ use crate::buffer::{BufferConfig, Class};
 use crate::buffered::BufferedWebSocket;
 use crate::error::ErrorKind;
 use crate::socket::WebSocket;
+use crate::stream::Stream;
 use floodgate_proto::handshake::RequestHead;
 use floodgate_proto::{CloseCode, CloseFrame, Message};
 use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -361,7 +362,7 @@ impl Feed {
     }
 
     /// The handler to give [`Server::bind`](super::Server::bind).
-    pub fn handler(self) -> impl Fn(WebSocket<TcpStream>, RequestHead) + Send + Sync + 'static {
+    pub fn handler(self) -> impl Fn(WebSocket<Stream>, RequestHead) + Send + Sync + 'static {
         move |ws, request| {
             let report = self.serve(ws, &request);
             tracing::debug!(?report, "feed connection ended");
@@ -372,10 +373,10 @@ impl Feed {
     }
 
     /// Runs the feed on one connection.
-    pub fn serve(&self, ws: WebSocket<TcpStream>, request: &RequestHead) -> FeedReport {
+    pub fn serve(&self, ws: WebSocket<Stream>, request: &RequestHead) -> FeedReport {
         self.live.connections.fetch_add(1, Ordering::Relaxed);
         let mut report = FeedReport {
-            peer: ws.get_ref().peer_addr().ok(),
+            peer: ws.get_ref().tcp().and_then(|tcp| tcp.peer_addr().ok()),
             path: request.path.clone(),
             sent: 0,
             bytes: 0,
@@ -396,7 +397,7 @@ impl Feed {
 
     fn run(
         &self,
-        mut ws: WebSocket<TcpStream>,
+        mut ws: WebSocket<Stream>,
         request: &RequestHead,
         report: &mut FeedReport,
     ) -> FeedEnd {
@@ -410,8 +411,8 @@ impl Feed {
             },
             None => (*self.config).clone(),
         };
-        if let Some(size) = config.send_buffer_size {
-            let _ = socket2::SockRef::from(ws.get_ref()).set_send_buffer_size(size);
+        if let (Some(size), Some(tcp)) = (config.send_buffer_size, ws.get_ref().tcp()) {
+            let _ = socket2::SockRef::from(tcp).set_send_buffer_size(size);
         }
         let pings = Arc::new(Mutex::new(PingLog::default()));
         let observer = {
@@ -520,7 +521,7 @@ impl Feed {
     /// from the reader why a send failed.
     fn finish(
         &self,
-        conn: &mut BufferedWebSocket<TcpStream>,
+        conn: &mut BufferedWebSocket<Stream>,
         failed: Option<crate::Error>,
     ) -> FeedEnd {
         let Some(failed) = failed else {

@@ -3,8 +3,9 @@
 //!
 //! It exists so that examples, tests and the `floodgate` command can run
 //! with no server of their own: one thread accepts, one thread per
-//! connection runs a handler. It is not meant to face the internet (no TLS,
-//! no connection limit, thread per connection).
+//! connection runs a handler, over TCP or TLS ([`Server::bind_tls`]). It is
+//! not meant to face the internet (no connection limit, thread per
+//! connection).
 //!
 //! Two handlers come with it: [`echo`], and the [`feed`] of numbered
 //! messages on several channels that the demo, the command line and the
@@ -24,7 +25,7 @@ pub mod feed;
 use crate::config::Options;
 use crate::error::{Error, ErrorKind, Result};
 use crate::socket::WebSocket;
-use crate::stream::Transport;
+use crate::stream::{Stream, Transport};
 use bytes::{Buf, BytesMut};
 /// The client's upgrade request, as a handler receives it.
 pub use floodgate_proto::handshake::RequestHead;
@@ -106,8 +107,25 @@ pub fn accept<S: Transport>(
     Ok((ws, request))
 }
 
+/// The TLS handshake (for a TLS server), then the WebSocket one.
+fn accept_stream(
+    tcp: TcpStream,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    options: &Options,
+) -> Result<(WebSocket<Stream>, RequestHead)> {
+    let stream = match tls {
+        None => Stream::Tcp(tcp),
+        Some(config) => {
+            tcp.set_read_timeout(options.connect_timeout)?;
+            tcp.set_write_timeout(options.connect_timeout)?;
+            Stream::Tls(crate::tls::accept(tcp, config)?)
+        }
+    };
+    accept(stream, options)
+}
+
 /// A handler that echoes every message back until the client closes.
-pub fn echo(mut ws: WebSocket<TcpStream>, _request: RequestHead) {
+pub fn echo<S: Transport>(mut ws: WebSocket<S>, _request: RequestHead) {
     while let Ok(message) = ws.recv() {
         if ws.send(message).is_err() {
             break;
@@ -119,6 +137,7 @@ pub fn echo(mut ws: WebSocket<TcpStream>, _request: RequestHead) {
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,
+    secure: bool,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -132,7 +151,7 @@ impl Server {
     /// The address cannot be bound.
     pub fn bind<F>(addr: impl ToSocketAddrs, handler: F) -> Result<Server>
     where
-        F: Fn(WebSocket<TcpStream>, RequestHead) + Send + Sync + 'static,
+        F: Fn(WebSocket<Stream>, RequestHead) + Send + Sync + 'static,
     {
         Server::bind_with(addr, Options::default(), handler)
     }
@@ -145,8 +164,63 @@ impl Server {
     /// The address cannot be bound.
     pub fn bind_with<F>(addr: impl ToSocketAddrs, options: Options, handler: F) -> Result<Server>
     where
-        F: Fn(WebSocket<TcpStream>, RequestHead) + Send + Sync + 'static,
+        F: Fn(WebSocket<Stream>, RequestHead) + Send + Sync + 'static,
     {
+        Server::bind_inner(addr, options, None, handler)
+    }
+
+    /// As [`bind_with`](Self::bind_with), speaking TLS (`wss://`) with this
+    /// rustls configuration (see [`crate::tls::server_config_from_pem`]).
+    /// The TLS handshake runs on the connection's thread, bounded by
+    /// `options.connect_timeout`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // A self-signed certificate, made here with rcgen.
+    /// let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])?;
+    /// let (cert_pem, key_pem) = (made.cert.pem(), made.key_pair.serialize_pem());
+    /// let tls = floodgate::tls::server_config_from_pem(cert_pem.as_bytes(), key_pem.as_bytes())?;
+    /// let server = floodgate::server::Server::bind_tls(
+    ///     "127.0.0.1:0",
+    ///     floodgate::Options::default(),
+    ///     tls,
+    ///     floodgate::server::echo,
+    /// )?;
+    /// let url = format!("wss://localhost:{}/", server.local_addr().port());
+    /// let mut ws = floodgate::Client::builder()
+    ///     .tls_roots(floodgate::tls::RootCertificates::None)
+    ///     .add_root_certificates_pem(cert_pem.as_bytes())
+    ///     .connect(&url)?;
+    /// ws.send_text("secret")?;
+    /// assert_eq!(ws.recv()?.as_text(), Some("secret"));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The address cannot be bound.
+    pub fn bind_tls<F>(
+        addr: impl ToSocketAddrs,
+        options: Options,
+        tls: Arc<rustls::ServerConfig>,
+        handler: F,
+    ) -> Result<Server>
+    where
+        F: Fn(WebSocket<Stream>, RequestHead) + Send + Sync + 'static,
+    {
+        Server::bind_inner(addr, options, Some(tls), handler)
+    }
+
+    fn bind_inner<F>(
+        addr: impl ToSocketAddrs,
+        options: Options,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        handler: F,
+    ) -> Result<Server>
+    where
+        F: Fn(WebSocket<Stream>, RequestHead) + Send + Sync + 'static,
+    {
+        let secure = tls.is_some();
         let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -164,9 +238,10 @@ impl Server {
                     let _ = stream.set_nodelay(true);
                     let handler = Arc::clone(&handler);
                     let options = Arc::clone(&options);
+                    let tls = tls.clone();
                     let _ = std::thread::Builder::new()
                         .name("floodgate-conn".into())
-                        .spawn(move || match accept(stream, &options) {
+                        .spawn(move || match accept_stream(stream, tls, &options) {
                             Ok((ws, request)) => handler(ws, request),
                             Err(e) => tracing::debug!(error = %e, "server handshake failed"),
                         });
@@ -175,6 +250,7 @@ impl Server {
             .map_err(|e| Error::from(ErrorKind::Io(e)))?;
         Ok(Server {
             addr,
+            secure,
             stop,
             thread: Some(thread),
         })
@@ -185,9 +261,10 @@ impl Server {
         self.addr
     }
 
-    /// `ws://ADDR/`.
+    /// `ws://ADDR/`, or `wss://ADDR/` for a TLS server.
     pub fn url(&self) -> String {
-        format!("ws://{}/", self.addr)
+        let scheme = if self.secure { "wss" } else { "ws" };
+        format!("{scheme}://{}/", self.addr)
     }
 }
 

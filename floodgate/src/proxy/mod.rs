@@ -1,0 +1,545 @@
+//! Connecting through a proxy: HTTP `CONNECT`, SOCKS4, SOCKS4a, SOCKS5 and
+//! SOCKS5h, client side.
+//!
+//! A proxy only changes how the TCP connection is opened: `tunnel::open`
+//! returns a [`TcpStream`](std::net::TcpStream) that is either connected
+//! to the server directly or a tunnel through the proxy to it, and
+//! everything after (TLS, the WebSocket handshake, frames) runs over that
+//! stream unchanged. A Unix socket
+//! ([`ClientBuilder::unix_socket`](crate::ClientBuilder::unix_socket)) is
+//! never reached through a proxy.
+//!
+//! Which proxy is used, in order:
+//!
+//! 1. none when the server's host matches the no-proxy list
+//!    ([`ClientBuilder::no_proxy`](crate::ClientBuilder::no_proxy), else
+//!    `no_proxy`/`NO_PROXY` from the environment; see [`NoProxy`] for the
+//!    matching rules, which are curl's);
+//! 2. the proxy given to [`ClientBuilder::proxy`](crate::ClientBuilder::proxy);
+//! 3. when [`proxy_from_env`](crate::ClientBuilder::proxy_from_env) is on
+//!    (the default, as in websocket-client and curl): `http_proxy` for
+//!    `ws://` (lowercase only: in CGI programs `HTTP_PROXY` can be set by a
+//!    request's `Proxy:` header), `https_proxy` or `HTTPS_PROXY` for
+//!    `wss://`, then `all_proxy` or `ALL_PROXY`. A proxy from the
+//!    environment is not used for `localhost`, `127.0.0.1` and `::1` unless
+//!    a no-proxy list is set (then that list decides).
+//!
+//! The protocols are written by hand rather than taken from a crate: each
+//! is a few dozen bytes each way, the crates that exist either target
+//! async runtimes or do their own connect without our socket options
+//! (`SO_RCVBUF` must be set before `connect`) and deadline, and here every
+//! read is bounded in size and time. The encoders and parsers are plain
+//! functions over byte slices (unit-tested below each protocol); the I/O
+//! is in `tunnel` (`Handshake`).
+//!
+//! The guide is `docs/proxies.md`.
+
+mod env;
+mod http;
+mod socks4;
+mod socks5;
+mod tunnel;
+
+pub use env::NoProxy;
+pub(crate) use tunnel::open;
+#[cfg(test)]
+pub(crate) use tunnel::select;
+use tunnel::{dest_for, Dest, Handshake};
+
+use crate::error::{Error, ErrorKind, Result};
+use std::fmt;
+use std::str::FromStr;
+
+/// The protocol spoken to a proxy, from the scheme of its URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProxyKind {
+    /// `http://`: an HTTP proxy asked with `CONNECT host:port` (default
+    /// port 80), with `Proxy-Authorization: Basic` when credentials are
+    /// given.
+    Http,
+    /// `socks4://`: SOCKS4; the client resolves the server's name to an
+    /// IPv4 address. A user name is sent as the SOCKS4 user id; SOCKS4 has
+    /// no passwords.
+    Socks4,
+    /// `socks4a://`: SOCKS4a; the proxy resolves the server's name.
+    Socks4a,
+    /// `socks5://`: SOCKS5 (RFC 1928), no authentication or user name and
+    /// password (RFC 1929); the client resolves the server's name.
+    Socks5,
+    /// `socks5h://`: SOCKS5 with the server's name resolved by the proxy
+    /// (curl's name for it).
+    Socks5h,
+}
+
+impl ProxyKind {
+    /// The URL scheme: `http`, `socks4`, `socks4a`, `socks5` or `socks5h`.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            ProxyKind::Http => "http",
+            ProxyKind::Socks4 => "socks4",
+            ProxyKind::Socks4a => "socks4a",
+            ProxyKind::Socks5 => "socks5",
+            ProxyKind::Socks5h => "socks5h",
+        }
+    }
+
+    /// The port used when the URL has none: 80 for HTTP (as in the URL
+    /// standard and Python's `urllib`), 1080 for SOCKS.
+    pub fn default_port(self) -> u16 {
+        match self {
+            ProxyKind::Http => 80,
+            _ => 1080,
+        }
+    }
+
+    /// The kind for a scheme (ASCII case-insensitive), as websocket-client's
+    /// `proxy_type` names them.
+    pub fn from_scheme(scheme: &str) -> Option<ProxyKind> {
+        Some(match scheme.to_ascii_lowercase().as_str() {
+            "http" => ProxyKind::Http,
+            "socks4" => ProxyKind::Socks4,
+            "socks4a" => ProxyKind::Socks4a,
+            "socks5" => ProxyKind::Socks5,
+            "socks5h" => ProxyKind::Socks5h,
+            _ => return None,
+        })
+    }
+
+    /// Whether the proxy resolves the server's name (`socks4a`, `socks5h`,
+    /// and HTTP, which is always given the name).
+    pub fn remote_dns(self) -> bool {
+        matches!(
+            self,
+            ProxyKind::Http | ProxyKind::Socks4a | ProxyKind::Socks5h
+        )
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            ProxyKind::Http => "HTTP",
+            ProxyKind::Socks4 => "SOCKS4",
+            ProxyKind::Socks4a => "SOCKS4a",
+            ProxyKind::Socks5 => "SOCKS5",
+            ProxyKind::Socks5h => "SOCKS5h",
+        }
+    }
+}
+
+impl fmt::Display for ProxyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.scheme())
+    }
+}
+
+/// A proxy to connect through: its protocol, host, port and optional
+/// credentials.
+///
+/// Parse one from a URL, `scheme://[user[:password]@]host[:port]`, where
+/// the scheme is `http`, `socks4`, `socks4a`, `socks5` or `socks5h` (see
+/// [`ProxyKind`]); percent-escapes in the user and password are decoded
+/// (write `@` as `%40`). A URL without scheme is an HTTP proxy, as in
+/// curl. `Display` and `Debug` never show the password.
+///
+/// ```
+/// use floodgate::{Proxy, ProxyKind};
+/// let proxy = Proxy::parse("socks5h://alice:s%40cret@127.0.0.1:1080")?;
+/// assert_eq!(proxy.kind(), ProxyKind::Socks5h);
+/// assert_eq!((proxy.host(), proxy.port()), ("127.0.0.1", 1080));
+/// assert_eq!(proxy.username(), Some("alice"));
+/// assert_eq!(proxy.password(), Some("s@cret"));
+/// assert_eq!(proxy.to_string(), "socks5h://alice:***@127.0.0.1:1080");
+///
+/// // The same, piece by piece (websocket-client's http_proxy_host,
+/// // http_proxy_port, http_proxy_auth and proxy_type):
+/// let same = Proxy::new(ProxyKind::Socks5h, "127.0.0.1", 1080).credentials("alice", "s@cret");
+/// assert_eq!(same, proxy);
+///
+/// let client = floodgate::Client::builder()
+///     .proxy(proxy)
+///     .no_proxy("localhost,.internal.example")
+///     .build()?;
+/// # Ok::<(), floodgate::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Proxy {
+    kind: ProxyKind,
+    /// Without IPv6 brackets.
+    host: String,
+    port: u16,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+impl Proxy {
+    /// A proxy without credentials.
+    pub fn new(kind: ProxyKind, host: impl Into<String>, port: u16) -> Proxy {
+        let host = host.into();
+        let host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            Some(inner) => inner.to_owned(),
+            None => host,
+        };
+        Proxy {
+            kind,
+            host,
+            port,
+            username: None,
+            password: None,
+        }
+    }
+
+    /// Parses `scheme://[user[:password]@]host[:port]` (see the type's
+    /// docs).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Config`] for an unknown scheme (`https://` proxies,
+    /// TLS to the proxy itself, are not supported), a missing host, a path
+    /// or query, port 0, a SOCKS4 password, or credentials over 255 bytes
+    /// for SOCKS5.
+    pub fn parse(url: &str) -> Result<Proxy> {
+        let invalid = |reason: &str| -> Error {
+            ErrorKind::Config(format!("proxy URL {:?}: {reason}", redact_url(url))).into()
+        };
+        let trimmed = url.trim();
+        let (scheme, rest) = match trimmed.split_once("://") {
+            Some((scheme, rest)) => (scheme, rest),
+            None => ("http", trimmed),
+        };
+        let kind = match ProxyKind::from_scheme(scheme) {
+            Some(kind) => kind,
+            None if scheme.eq_ignore_ascii_case("https") => {
+                return Err(invalid(
+                    "https:// proxies (TLS to the proxy itself) are not supported; use http://, socks4://, socks4a://, socks5:// or socks5h://",
+                ))
+            }
+            None => {
+                return Err(invalid(&format!(
+                    "unknown scheme {scheme:?}; use http, socks4, socks4a, socks5 or socks5h"
+                )))
+            }
+        };
+        // Parse with a scheme `url` treats as special so that it checks the
+        // host the way browsers do; the port default is ours.
+        let parsed =
+            url::Url::parse(&format!("http://{rest}")).map_err(|e| invalid(&e.to_string()))?;
+        if !matches!(parsed.path(), "" | "/")
+            || parsed.query().is_some()
+            || parsed.fragment().is_some()
+        {
+            return Err(invalid(
+                "a proxy URL has no path or query: write scheme://host:port",
+            ));
+        }
+        let host = match parsed.host() {
+            Some(url::Host::Domain(d)) if !d.is_empty() => d.to_owned(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            _ => return Err(invalid("no host")),
+        };
+        // `url` drops the port when it is the scheme's default (80 for the
+        // stand-in scheme), so look at what was written.
+        let port = match parsed.port() {
+            Some(port) => port,
+            None if authority_has_port(rest) => 80,
+            None => kind.default_port(),
+        };
+        if port == 0 {
+            return Err(invalid("port 0"));
+        }
+        let decode = |s: &str| -> Result<String> {
+            percent_decode(s)
+                .ok_or_else(|| invalid("the user or password is not valid percent-encoded UTF-8"))
+        };
+        let mut proxy = Proxy::new(kind, host, port);
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            proxy.username = Some(decode(parsed.username())?);
+            proxy.password = parsed.password().map(decode).transpose()?;
+        }
+        proxy.validate().map_err(|reason| invalid(&reason))?;
+        Ok(proxy)
+    }
+
+    /// Sets the user name and password (websocket-client's
+    /// `http_proxy_auth=(user, password)`). For SOCKS4 give the user id as
+    /// `username` and an empty password.
+    pub fn credentials(
+        mut self,
+        username: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Proxy {
+        self.username = Some(username.into());
+        let password = password.into();
+        self.password =
+            if password.is_empty() && matches!(self.kind, ProxyKind::Socks4 | ProxyKind::Socks4a) {
+                None
+            } else {
+                Some(password)
+            };
+        self
+    }
+
+    /// The protocol.
+    pub fn kind(&self) -> ProxyKind {
+        self.kind
+    }
+
+    /// The proxy's host name or address (IPv6 without brackets).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The proxy's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The user name, if credentials were given.
+    pub fn username(&self) -> Option<&str> {
+        self.username.as_deref()
+    }
+
+    /// The password, if one was given.
+    pub fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+
+    /// What the builder checks: limits of the protocols.
+    pub(crate) fn validate(&self) -> std::result::Result<(), String> {
+        if self.port == 0 {
+            return Err("port 0".into());
+        }
+        match self.kind {
+            ProxyKind::Socks4 | ProxyKind::Socks4a if self.password.is_some() => Err(
+                "SOCKS4 has no passwords: give only a user id (socks4://userid@host:port), or use socks5://".into(),
+            ),
+            ProxyKind::Socks5 | ProxyKind::Socks5h => {
+                let user = self.username.as_deref().unwrap_or("");
+                let pass = self.password.as_deref().unwrap_or("");
+                if user.len() > 255 || pass.len() > 255 {
+                    Err("SOCKS5 user names and passwords are limited to 255 bytes (RFC 1929)".into())
+                } else if self.username.is_some() && user.is_empty() {
+                    Err("SOCKS5 user name is empty (RFC 1929 needs at least 1 byte)".into())
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// `HTTP proxy 127.0.0.1:3128`, for error messages.
+    fn label(&self) -> String {
+        format!(
+            "{} proxy {}",
+            self.kind.label(),
+            host_port(&self.host, self.port)
+        )
+    }
+}
+
+impl fmt::Display for Proxy {
+    /// `scheme://[user:***@]host:port`: the password is never shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://", self.kind.scheme())?;
+        if let Some(user) = &self.username {
+            write!(f, "{}", percent_encode_userinfo(user))?;
+            if self.password.is_some() {
+                f.write_str(":***")?;
+            }
+            f.write_str("@")?;
+        }
+        f.write_str(&host_port(&self.host, self.port))
+    }
+}
+
+impl fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Proxy")
+            .field("kind", &self.kind)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl FromStr for Proxy {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Proxy> {
+        Proxy::parse(s)
+    }
+}
+
+impl TryFrom<&str> for Proxy {
+    type Error = Error;
+    fn try_from(s: &str) -> Result<Proxy> {
+        Proxy::parse(s)
+    }
+}
+
+impl TryFrom<String> for Proxy {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Proxy> {
+        Proxy::parse(&s)
+    }
+}
+
+impl TryFrom<&String> for Proxy {
+    type Error = Error;
+    fn try_from(s: &String) -> Result<Proxy> {
+        Proxy::parse(s)
+    }
+}
+
+/// `host:port`, with brackets around an IPv6 address.
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Whether the authority of `rest` (what follows `scheme://`) writes a
+/// port, e.g. `h:80` or `[::1]:80`.
+fn authority_has_port(rest: &str) -> bool {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    match host_port.rfind(']') {
+        Some(close) => host_port[close..].contains(':'),
+        None => host_port.contains(':'),
+    }
+}
+
+/// The URL with its password replaced by `***`, for error messages.
+fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (Some(s), r),
+        None => (None, url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let redacted = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    match scheme {
+        Some(s) => format!("{s}://{redacted}{tail}"),
+        None => format!("{redacted}{tail}"),
+    }
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn percent_encode_userinfo(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_of_every_scheme_parse_with_their_default_ports() {
+        let cases = [
+            (
+                "http://proxy.example:3128",
+                ProxyKind::Http,
+                "proxy.example",
+                3128,
+            ),
+            ("http://proxy.example", ProxyKind::Http, "proxy.example", 80),
+            (
+                "http://proxy.example:80",
+                ProxyKind::Http,
+                "proxy.example",
+                80,
+            ),
+            ("proxy.example:8080", ProxyKind::Http, "proxy.example", 8080),
+            ("socks4://10.0.0.1", ProxyKind::Socks4, "10.0.0.1", 1080),
+            ("socks4a://h:1", ProxyKind::Socks4a, "h", 1),
+            ("SOCKS5://h", ProxyKind::Socks5, "h", 1080),
+            ("socks5h://[::1]:9050/", ProxyKind::Socks5h, "::1", 9050),
+        ];
+        for (url, kind, host, port) in cases {
+            let p = Proxy::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!((p.kind(), p.host(), p.port()), (kind, host, port), "{url}");
+            assert_eq!(p.username(), None);
+        }
+    }
+
+    #[test]
+    fn credentials_are_percent_decoded_and_never_displayed() {
+        let p = Proxy::parse("http://us%3Aer:p%40ss%20w@h:1").unwrap();
+        assert_eq!(
+            (p.username(), p.password()),
+            (Some("us:er"), Some("p@ss w"))
+        );
+        assert_eq!(p.to_string(), "http://us%3Aer:***@h:1");
+        assert!(!format!("{p:?}").contains("p@ss"));
+        let p = Proxy::parse("socks4://alice@h").unwrap();
+        assert_eq!((p.username(), p.password()), (Some("alice"), None));
+        assert_eq!(p.to_string(), "socks4://alice@h:1080");
+    }
+
+    #[test]
+    fn bad_proxy_urls_are_config_errors_that_hide_the_password() {
+        for bad in [
+            "https://h:443",
+            "ftp://h",
+            "http://",
+            "http://h:0",
+            "http://h/path",
+            "http://h?q",
+            "socks4://u:secret@h",
+            "http://u:secret@h:99999",
+        ] {
+            let err = Proxy::parse(bad).unwrap_err();
+            assert!(matches!(err.kind(), ErrorKind::Config(_)), "{bad}: {err}");
+            assert!(!err.to_string().contains("secret"), "{bad}: {err}");
+        }
+        let long = "x".repeat(256);
+        assert!(Proxy::parse(&format!("socks5://{long}:p@h")).is_err());
+        assert!(Proxy::parse("https://h")
+            .unwrap_err()
+            .to_string()
+            .contains("not supported"));
+    }
+
+    #[test]
+    fn the_builder_form_matches_the_url_form() {
+        let a = Proxy::new(ProxyKind::Http, "[::1]", 3128).credentials("u", "p");
+        assert_eq!(a, Proxy::parse("http://u:p@[::1]:3128").unwrap());
+        assert_eq!(a.to_string(), "http://u:***@[::1]:3128");
+        assert_eq!(a.label(), "HTTP proxy [::1]:3128");
+    }
+}
