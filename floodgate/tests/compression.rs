@@ -1,9 +1,11 @@
 //! permessage-deflate end to end over loopback: negotiation with the
 //! embedded server, round trips through the low-level and the buffered
-//! connection (several senders), the inflate limit, and the refusal of
-//! answers the client did not offer.
+//! connection (several senders), over TLS, the inflate limit, and the
+//! refusal of answers the client did not offer.
 
 mod support;
+#[path = "support/tls_server.rs"]
+mod tls_server;
 
 use floodgate::server::{echo, Server};
 use floodgate::{
@@ -242,4 +244,43 @@ fn an_invalid_deflate_config_is_refused_by_build() {
         .build()
         .unwrap_err();
     assert!(matches!(err.kind(), ErrorKind::Config(_)), "{err:?}");
+}
+
+#[test]
+fn compression_runs_over_tls_on_both_paths() {
+    let ca = tls_server::TestCa::new("floodgate test CA");
+    let cert = ca.server_cert(&["localhost"]);
+    let tls = floodgate::tls::server_config_from_pem(cert.pem.as_bytes(), cert.key_pem.as_bytes())
+        .unwrap();
+    let options = Options {
+        compression: Some(DeflateConfig::default().threshold(0)),
+        ..Options::default()
+    };
+    let server = Server::bind_tls("127.0.0.1:0", options, tls, echo).unwrap();
+    let url = format!("wss://localhost:{}/", server.local_addr().port());
+    let client = Client::builder()
+        .tls_roots(floodgate::tls::RootCertificates::None)
+        .add_root_certificates_pem(ca.pem().as_bytes())
+        .compression(DeflateConfig::default().threshold(0))
+        .build()
+        .unwrap();
+    let mut ws = client.connect(&url).unwrap();
+    assert!(ws.deflate().is_some());
+    for message in payloads() {
+        ws.send(message.clone()).unwrap();
+        assert_eq!(ws.recv().unwrap(), message);
+    }
+    ws.close(1000, "").unwrap();
+    let mut ws = client.connect_buffered(&url).unwrap();
+    assert!(ws.deflate().is_some());
+    for message in payloads() {
+        ws.sender().send(message.clone()).unwrap();
+        assert_eq!(
+            ws.recv_timeout(Duration::from_secs(10))
+                .unwrap()
+                .into_message(),
+            message
+        );
+    }
+    ws.close(1000, "").unwrap();
 }
