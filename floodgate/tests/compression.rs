@@ -284,3 +284,39 @@ fn compression_runs_over_tls_on_both_paths() {
     }
     ws.close(1000, "").unwrap();
 }
+
+#[test]
+fn an_app_built_on_a_compressing_client_compresses_and_inflates() {
+    use floodgate::app::{App, RunOptions};
+    let options = Options {
+        compression: Some(DeflateConfig::default()),
+        ..Options::default()
+    };
+    // Echoes with a prefix that says whether the server side negotiated.
+    let server = Server::bind_with("127.0.0.1:0", options, |mut ws, _| {
+        let negotiated = ws.deflate().is_some();
+        while let Ok(m) = ws.recv() {
+            let reply = format!("deflate={negotiated} {}", m.as_text().unwrap_or(""));
+            if ws.send_text(&reply).is_err() {
+                break;
+            }
+        }
+    })
+    .unwrap();
+    let text = "{\"op\":\"subscribe\",\"channel\":\"trades\"} ".repeat(200);
+    let (sent, expected) = (text.clone(), format!("deflate=true {text}"));
+    let got = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let got_in_handler = got.clone();
+    let app = App::builder(server.url())
+        .client(Client::builder().compression(DeflateConfig::default()))
+        .on_open(move |ctx| ctx.send_text(&sent).unwrap())
+        .on_message(move |ctx, m| {
+            *got_in_handler.lock().unwrap() = m.as_text().map(str::to_owned);
+            ctx.close();
+        })
+        .build()
+        .unwrap();
+    let summary = app.run_forever(&RunOptions::new()).unwrap();
+    assert_eq!(summary.connections, 1);
+    assert_eq!(got.lock().unwrap().as_deref(), Some(expected.as_str()));
+}
