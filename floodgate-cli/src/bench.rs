@@ -57,6 +57,10 @@ pub struct BenchArgs {
     /// Stream: how long to receive.
     #[arg(long, value_name = "DURATION", value_parser = units::duration, default_value = "3s")]
     pub duration: Duration,
+    /// Offer permessage-deflate (and, on the embedded server, accept it):
+    /// measures the cost of compression.
+    #[arg(long)]
+    pub compress: bool,
 }
 
 /// One test's result.
@@ -91,13 +95,21 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
                 ping_interval: None,
                 ..FeedConfig::default()
             });
-            Some(Server::bind("127.0.0.1:0", move |ws, request| {
-                if request.path.starts_with("/feed") {
-                    feed.serve(ws, &request);
-                } else {
-                    echo(ws, request);
-                }
-            })?)
+            let options = floodgate::Options {
+                compression: args.compress.then(floodgate::DeflateConfig::default),
+                ..floodgate::Options::default()
+            };
+            Some(Server::bind_with(
+                "127.0.0.1:0",
+                options,
+                move |ws, request| {
+                    if request.path.starts_with("/feed") {
+                        feed.serve(ws, &request);
+                    } else {
+                        echo(ws, request);
+                    }
+                },
+            )?)
         }
     };
     let (echo_url, stream_url) = match (&embedded, &args.url) {
@@ -138,12 +150,27 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn client() -> Result<Client, CliError> {
-    Ok(Client::builder().build()?)
+/// With `--compress`, says on stderr what the server accepted.
+fn note_compression(args: &BenchArgs, ws: &floodgate::WebSocket) {
+    if args.compress {
+        match ws.deflate() {
+            Some(negotiated) => eprintln!("compression: {negotiated}"),
+            None => eprintln!("compression: the server declined permessage-deflate"),
+        }
+    }
+}
+
+fn client(args: &BenchArgs) -> Result<Client, CliError> {
+    let mut builder = Client::builder();
+    if args.compress {
+        builder = builder.compression(floodgate::DeflateConfig::default());
+    }
+    Ok(builder.build()?)
 }
 
 fn echo_test(url: &str, args: &BenchArgs) -> Result<Outcome, CliError> {
-    let mut ws = client()?.connect(url)?;
+    let mut ws = client(args)?.connect(url)?;
+    note_compression(args, &ws);
     let payload = vec![b'x'; args.size];
     let bar = ProgressBar::new(args.messages);
     bar.set_style(
@@ -188,7 +215,8 @@ fn echo_test(url: &str, args: &BenchArgs) -> Result<Outcome, CliError> {
 }
 
 fn stream_test(url: &str, args: &BenchArgs) -> Result<Outcome, CliError> {
-    let mut ws = client()?.connect(url)?;
+    let mut ws = client(args)?.connect(url)?;
+    note_compression(args, &ws);
     let bar = ProgressBar::new_spinner();
     bar.set_style(
         ProgressStyle::with_template("stream {spinner} {elapsed} {msg}")

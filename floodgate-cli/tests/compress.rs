@@ -81,3 +81,30 @@ fn v_says_when_the_server_declines() {
         "{out:?}"
     );
 }
+
+#[test]
+fn bench_compress_negotiates_with_the_embedded_server_and_runs_both_tests() {
+    let out = floodgate()
+        .args([
+            "bench",
+            "--compress",
+            "--messages",
+            "200",
+            "--duration",
+            "300ms",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        stderr.matches("compression: permessage-deflate").count(),
+        2,
+        "one line per test: {stderr}"
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("echo round trip") && stdout.contains("stream receive"),
+        "{stdout}"
+    );
+}
