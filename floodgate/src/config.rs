@@ -627,6 +627,17 @@ impl ClientBuilder {
     pub fn connect_buffered(self, url: &str) -> Result<BufferedWebSocket> {
         self.build()?.connect_buffered(url)
     }
+
+    /// Builds and connects an async connection in one call (feature
+    /// `tokio`): see [`Client::connect_async`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`build`](Self::build) and [`Client::connect_async`].
+    #[cfg(feature = "tokio")]
+    pub async fn connect_async(self, url: &str) -> Result<crate::tokio::WebSocket> {
+        self.build()?.connect_async(url).await
+    }
 }
 
 /// Validated options, cheap to clone and share; connects as often as asked.
@@ -702,6 +713,31 @@ impl Client {
         let config = self.options.buffer.as_ref().unwrap_or(&default);
         config.validate(self.options.max_message_size)?;
         self.connect(url)?.into_buffered(config)
+    }
+
+    /// Opens an async connection to `url` on tokio (feature `tokio`), with
+    /// every option of [`connect`](Self::connect): see
+    /// [`crate::tokio::WebSocket`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> floodgate::Result<()> {
+    /// # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+    /// let client = floodgate::Client::builder().max_message_size(Some(1 << 20)).build()?;
+    /// let mut ws = client.connect_async(&server.url()).await?;
+    /// ws.send_text("hello").await?;
+    /// assert_eq!(ws.recv().await?.as_text(), Some("hello"));
+    /// ws.close(1000, "").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`connect`](Self::connect).
+    #[cfg(feature = "tokio")]
+    pub async fn connect_async(&self, url: &str) -> Result<crate::tokio::WebSocket> {
+        crate::tokio::connect_with(url, &self.options, &|| self.tls_config()).await
     }
 
     /// Runs the handshake for `url` over a transport the caller connected

@@ -113,57 +113,71 @@ pub(crate) fn connect(
             Ok(ws) => return Ok(ws),
             Err(e) => e,
         };
-        let Some(location) = redirect_location(&error) else {
-            return Err(if target.secure {
-                crate::tls::classify(error, tls_name(&target, &options))
-            } else {
-                error
-            });
-        };
-        if options.redirect_limit == 0 {
-            return Err(error);
-        }
-        let refuse = |reason: String| -> Error {
-            ErrorKind::Redirect {
-                from: url.clone(),
-                to: location.to_owned(),
-                reason,
-            }
-            .into()
-        };
-        if redirects >= options.redirect_limit {
-            return Err(refuse(format!(
-                "more than redirect_limit ({}) redirects",
-                options.redirect_limit
-            )));
-        }
-        let next = redirect_target(&url, location).map_err(refuse)?;
-        let next_target = parse_url(&next).map_err(|e| refuse(e.to_string()))?;
-        if target.secure && !next_target.secure {
-            return Err(refuse(
-                "it would leave TLS (wss:// to ws://), which could expose the connection".into(),
-            ));
-        }
-        if !same_origin(&target, &next_target) && carries_credentials(&options) {
-            tracing::debug!(to = %next, "redirect to another origin: dropping Authorization and cookies");
-            let stripped = options.to_mut();
-            for name in [
-                http::header::AUTHORIZATION,
-                http::header::COOKIE,
-                http::header::PROXY_AUTHORIZATION,
-            ] {
-                stripped.headers.remove(name);
-            }
-            stripped.cookie = None;
-        }
-        tracing::debug!(from = %url, to = %next, "following a redirect of the handshake");
-        redirects += 1;
-        url = next;
+        url = next_hop(&url, &target, &mut options, error, &mut redirects)?;
     }
 }
 
+/// What follows a failed handshake at `url`: the URL of the redirect to
+/// follow (with credentials dropped from `options` when it leaves the
+/// origin), or the error to return. Shared by the blocking and the async
+/// connect so that both follow the same rules.
+pub(crate) fn next_hop(
+    url: &str,
+    target: &Target,
+    options: &mut Cow<'_, Options>,
+    error: Error,
+    redirects: &mut u32,
+) -> Result<String> {
+    let Some(location) = redirect_location(&error) else {
+        return Err(if target.secure {
+            crate::tls::classify(error, tls_name(target, options))
+        } else {
+            error
+        });
+    };
+    if options.redirect_limit == 0 {
+        return Err(error);
+    }
+    let refuse = |reason: String| -> Error {
+        ErrorKind::Redirect {
+            from: url.to_owned(),
+            to: location.to_owned(),
+            reason,
+        }
+        .into()
+    };
+    if *redirects >= options.redirect_limit {
+        return Err(refuse(format!(
+            "more than redirect_limit ({}) redirects",
+            options.redirect_limit
+        )));
+    }
+    let next = redirect_target(url, location).map_err(refuse)?;
+    let next_target = parse_url(&next).map_err(|e| refuse(e.to_string()))?;
+    if target.secure && !next_target.secure {
+        return Err(refuse(
+            "it would leave TLS (wss:// to ws://), which could expose the connection".into(),
+        ));
+    }
+    if !same_origin(target, &next_target) && carries_credentials(options) {
+        tracing::debug!(to = %next, "redirect to another origin: dropping Authorization and cookies");
+        let stripped = options.to_mut();
+        for name in [
+            http::header::AUTHORIZATION,
+            http::header::COOKIE,
+            http::header::PROXY_AUTHORIZATION,
+        ] {
+            stripped.headers.remove(name);
+        }
+        stripped.cookie = None;
+    }
+    tracing::debug!(from = %url, to = %next, "following a redirect of the handshake");
+    *redirects += 1;
+    Ok(next)
+}
+
 /// The name TLS verifies: the configured server name, or the URL's host.
-fn tls_name<'a>(target: &'a Target, options: &'a Options) -> &'a str {
+pub(crate) fn tls_name<'a>(target: &'a Target, options: &'a Options) -> &'a str {
     options.tls.server_name.as_deref().unwrap_or(&target.host)
 }
 

@@ -176,6 +176,8 @@ pub mod server;
 mod socket;
 mod stream;
 pub mod tls;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use app::App;
 pub use buffered::{BufferedMessages, BufferedWebSocket, Sender};

@@ -1,0 +1,81 @@
+//! The async client on tokio (cargo feature `tokio`, off by default).
+//!
+//! The same protocol core ([`floodgate_proto::Protocol`]: framing,
+//! masking, permessage-deflate, UTF-8, limits, the close handshake) and the
+//! same options ([`crate::Client`], [`crate::ClientBuilder`]: headers,
+//! subprotocols, limits, socket options, `wss://`, Unix sockets, redirects,
+//! proxies, compression) as the blocking client, with the waits on tokio.
+//! Like Python `websockets`' `sync/` and `asyncio/` packages, the two
+//! front ends are only I/O loops over one protocol object.
+//!
+//! The module is named after the runtime, as the feature is: what it needs
+//! is a tokio reactor (`tokio::net`, `tokio::time`), and a name like
+//! `aio` would hide that it does not run on another executor.
+//!
+//! - [`connect`], [`crate::Client::connect_async`],
+//!   [`crate::ClientBuilder::connect_async`]: open a [`WebSocket`].
+//! - [`WebSocket`]: `recv`, `send`/`send_text`/`send_binary`, `ping`,
+//!   `close`, as async methods; a `futures` `Stream` of messages and
+//!   `Sink` of messages; [`WebSocket::split`] into a [`Receiver`] and a
+//!   cloneable [`Sender`].
+//!
+//! # Cancel safety
+//!
+//! [`WebSocket::recv`] and [`Receiver::recv`] are cancel-safe: use them in
+//! `tokio::select!` or under `tokio::time::timeout` without losing or
+//! repeating a message. Sends never tear a frame when dropped, but a
+//! dropped send may or may not have sent its message. `close` is not
+//! cancel-safe.
+//!
+//! # Not yet provided
+//!
+//! The buffered connection (a reader task feeding [`crate::buffer::Buffer`])
+//! and the async [`crate::App`] are not part of the async front end yet;
+//! neither are `read_timeout`/`write_timeout` (wrap a call in
+//! `tokio::time::timeout` instead; `connect_timeout` and `close_timeout`
+//! apply). The guide is `docs/async.md`.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> floodgate::Result<()> {
+//! use futures_util::{SinkExt, StreamExt};
+//! use floodgate::Message;
+//! # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+//! let mut ws = floodgate::Client::builder()
+//!     .subprotocol("chat")
+//!     .connect_async(&server.url())
+//!     .await?;
+//! ws.send(Message::text("one")).await?;                // SinkExt::send
+//! let reply = ws.next().await.expect("a message")?;     // StreamExt::next
+//! assert_eq!(reply.as_text(), Some("one"));
+//! # Ok(())
+//! # }
+//! ```
+
+mod connect;
+mod socket;
+mod stream;
+
+pub use socket::{Receiver, Sender, WebSocket};
+
+/// Connects to `url` with the default options.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> floodgate::Result<()> {
+/// # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+/// let mut ws = floodgate::tokio::connect(&server.url()).await?;
+/// ws.send_binary(b"\x01\x02").await?;
+/// assert_eq!(ws.recv().await?.as_bytes(), b"\x01\x02");
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// See [`crate::Client::connect_async`].
+pub async fn connect(url: &str) -> crate::Result<WebSocket> {
+    crate::Client::default().connect_async(url).await
+}
+
+pub(crate) use connect::connect as connect_with;
