@@ -638,6 +638,20 @@ impl ClientBuilder {
     pub async fn connect_async(self, url: &str) -> Result<crate::tokio::WebSocket> {
         self.build()?.connect_async(url).await
     }
+
+    /// Builds and connects a buffered async connection in one call
+    /// (feature `tokio`): see [`Client::connect_buffered_async`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`build`](Self::build) and [`Client::connect_buffered_async`].
+    #[cfg(feature = "tokio")]
+    pub async fn connect_buffered_async(
+        self,
+        url: &str,
+    ) -> Result<crate::tokio::BufferedWebSocket> {
+        self.build()?.connect_buffered_async(url).await
+    }
 }
 
 /// Validated options, cheap to clone and share; connects as often as asked.
@@ -738,6 +752,24 @@ impl Client {
     #[cfg(feature = "tokio")]
     pub async fn connect_async(&self, url: &str) -> Result<crate::tokio::WebSocket> {
         crate::tokio::connect_with(url, &self.options, &|| self.tls_config()).await
+    }
+
+    /// Opens an async connection to `url` with a reader task and a
+    /// bounded buffer (the builder's [`buffer`](ClientBuilder::buffer)
+    /// options; feature `tokio`): see [`crate::tokio::BufferedWebSocket`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`connect_buffered`](Self::connect_buffered).
+    #[cfg(feature = "tokio")]
+    pub async fn connect_buffered_async(
+        &self,
+        url: &str,
+    ) -> Result<crate::tokio::BufferedWebSocket> {
+        let default = BufferConfig::default();
+        let config = self.options.buffer.as_ref().unwrap_or(&default);
+        config.validate(self.options.max_message_size)?;
+        self.connect_async(url).await?.into_buffered(config).await
     }
 
     /// Runs the handshake for `url` over a transport the caller connected

@@ -17,7 +17,7 @@
 //! of reads rather than per read (see `Reader::fill`).
 
 mod chunks;
-mod reader;
+pub(crate) mod reader;
 mod sender;
 
 pub use sender::Sender;

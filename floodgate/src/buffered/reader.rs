@@ -309,7 +309,7 @@ const MIN_READ_ROOM: usize = 16 * 1024;
 /// Small messages are copied out so that retained memory follows
 /// retained payload. (`Block` and `DropOldest` keep runs of consecutive
 /// messages and skip the copy, which costs an allocation per message.)
-fn compact(copy_small: bool, chunk_size: usize, message: Message) -> Message {
+pub(crate) fn compact(copy_small: bool, chunk_size: usize, message: Message) -> Message {
     if !copy_small || message.len() * COPY_BELOW_CHUNK_FRACTION >= chunk_size {
         return message;
     }

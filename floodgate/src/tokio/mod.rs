@@ -52,10 +52,12 @@
 //! # }
 //! ```
 
+mod buffered;
 mod connect;
 mod socket;
 mod stream;
 
+pub use buffered::BufferedWebSocket;
 pub use socket::{Receiver, Sender, WebSocket};
 
 /// Connects to `url` with the default options.

@@ -46,10 +46,10 @@ const MIN_READ: usize = 4096;
 const KEEP_WRITE_QUEUE: usize = 64 * 1024;
 
 /// What the halves share: the protocol and the writer.
-struct Shared {
+pub(super) struct Shared {
     proto: Mutex<Protocol>,
     writer: ::tokio::sync::Mutex<Writer>,
-    close_timeout: Duration,
+    pub(super) close_timeout: Duration,
 }
 
 struct Writer {
@@ -60,14 +60,14 @@ struct Writer {
 }
 
 impl Shared {
-    fn proto(&self) -> MutexGuard<'_, Protocol> {
+    pub(super) fn proto(&self) -> MutexGuard<'_, Protocol> {
         // A panic while holding the lock cannot leave the protocol half
         // updated in a way that matters more than the panic itself.
         self.proto.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Encodes with `encode` and writes out everything queued.
-    async fn send_with<F>(&self, encode: F) -> Result<()>
+    pub(super) async fn send_with<F>(&self, encode: F) -> Result<()>
     where
         F: FnOnce(&mut Protocol) -> std::result::Result<(), floodgate_proto::UsageError>,
     {
@@ -87,7 +87,7 @@ impl Shared {
     }
 
     /// Writes out what the protocol queued (a pong, a close reply).
-    async fn flush(&self) -> Result<()> {
+    pub(super) async fn flush(&self) -> Result<()> {
         if !self.proto().has_output() {
             return Ok(());
         }
@@ -100,7 +100,7 @@ impl Shared {
 
     /// Writes out what is queued and ends the write side (TLS sends its
     /// close_notify), within `close_timeout`.
-    async fn shutdown(&self) {
+    pub(super) async fn shutdown(&self) {
         let mut writer = self.writer.lock().await;
         if writer.shut_down {
             return;
@@ -148,7 +148,7 @@ impl Writer {
 
 /// Why a wait at the end of a connection stopped.
 #[derive(Debug, PartialEq, Eq)]
-enum Wait {
+pub(super) enum Wait {
     Done,
     Eof,
     TimedOut,
@@ -156,10 +156,10 @@ enum Wait {
 }
 
 /// The receiving state: read half, read buffer, and what was decoded.
-struct Core {
-    shared: Arc<Shared>,
+pub(super) struct Core {
+    pub(super) shared: Arc<Shared>,
     io: ReadHalf<AsyncStream>,
-    read_buf: BytesMut,
+    pub(super) read_buf: BytesMut,
     /// The next read's size: grows while reads fill it, shrinks when
     /// they do not, between [`MIN_READ`] and `max_chunk`.
     chunk: usize,
@@ -182,6 +182,10 @@ fn kept<F>(slot: &mut Kept<F>) -> &mut Option<F> {
 }
 
 impl Core {
+    pub(super) fn max_chunk(&self) -> usize {
+        self.max_chunk
+    }
+
     fn decode(&mut self) -> std::result::Result<Option<Message>, ProtocolError> {
         self.shared.proto().read_message(&mut self.read_buf)
     }
@@ -219,7 +223,7 @@ impl Core {
     }
 
     /// Reads more bytes into the read buffer.
-    async fn fill(&mut self) -> Result<()> {
+    pub(super) async fn fill(&mut self) -> Result<()> {
         let needed = {
             let proto = self.shared.proto();
             if self.finished || proto.close_received().is_some() {
@@ -261,7 +265,7 @@ impl Core {
 
     /// The peer closed and its close was answered: wait for the server to
     /// end TCP, then end ours.
-    async fn on_peer_close(&mut self, frame: Option<CloseFrame>) -> Error {
+    pub(super) async fn on_peer_close(&mut self, frame: Option<CloseFrame>) -> Error {
         tracing::debug!(?frame, "peer closed the WebSocket (async)");
         let deadline = Instant::now() + self.shared.close_timeout;
         let _ = self.shared.flush().await;
@@ -273,7 +277,7 @@ impl Core {
     /// Fails the connection after a protocol error, as the blocking
     /// `WebSocket` does: send the close the protocol queued, wait briefly
     /// for the server's, end the transport.
-    async fn fail(&mut self, err: ProtocolError) -> Error {
+    pub(super) async fn fail(&mut self, err: ProtocolError) -> Error {
         if self.finished {
             return ErrorKind::AlreadyClosed.into();
         }
@@ -310,7 +314,7 @@ impl Core {
     }
 
     /// Reads, skipping data, until the peer's close frame or `deadline`.
-    async fn wait_for_close(&mut self, deadline: Instant) -> Wait {
+    pub(super) async fn wait_for_close(&mut self, deadline: Instant) -> Wait {
         loop {
             match self.shared.proto().discard_until_close(&mut self.read_buf) {
                 Ok(true) => return Wait::Done,
@@ -324,7 +328,7 @@ impl Core {
     }
 
     /// Reads and discards until the peer ends the stream or `deadline`.
-    async fn wait_for_eof(&mut self, deadline: Instant) -> Wait {
+    pub(super) async fn wait_for_eof(&mut self, deadline: Instant) -> Wait {
         loop {
             self.read_buf.clear();
             if let Err(wait) = self.read_before(deadline).await {
@@ -350,7 +354,7 @@ impl Core {
     }
 
     /// Ends the transport for good.
-    async fn finish(&mut self) {
+    pub(super) async fn finish(&mut self) {
         if !self.finished {
             self.finished = true;
             self.shared.proto().receive_eof();
@@ -562,7 +566,7 @@ type SendFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 /// may or may not have sent its message; they never corrupt the stream:
 /// a frame whose write was cut short is finished by the next send.
 pub struct Sender {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     /// The [`Sink`]'s send in progress.
     sink: Kept<SendFuture>,
     sink_closed: bool,
@@ -727,6 +731,18 @@ impl Sink<Message> for Sender {
         }
         Poll::Ready(Ok(()))
     }
+}
+
+/// A [`WebSocket`] taken apart for the buffered connection.
+pub(super) struct CoreParts {
+    /// `None` when a close that timed out gave the receive up.
+    pub(super) core: Option<Box<Core>>,
+    /// The result of a receive that was in flight.
+    pub(super) first: Option<Result<Message>>,
+    pub(super) sender: Sender,
+    pub(super) status: StatusCode,
+    pub(super) headers: HeaderMap,
+    pub(super) subprotocol: Option<String>,
 }
 
 // ----- the connection ---------------------------------------------------------
@@ -925,6 +941,33 @@ impl WebSocket {
                 wait_result(Wait::TimedOut)
             }
         }
+    }
+
+    /// Takes the receiving state and the sender, for the buffered
+    /// connection's reader task.
+    ///
+    /// A receive that was cancelled is finished first; its message (or
+    /// error) is returned with the parts so that nothing is lost.
+    pub(super) async fn into_core(self) -> CoreParts {
+        let mut receiver = self.receiver;
+        let mut first = None;
+        if let Some(future) = kept(&mut receiver.in_flight).take() {
+            let (core, result) = future.await;
+            receiver.core = Some(core);
+            first = Some(result);
+        }
+        CoreParts {
+            core: receiver.core.take(),
+            first,
+            sender: self.sender,
+            status: self.status,
+            headers: self.headers,
+            subprotocol: self.subprotocol,
+        }
+    }
+
+    pub(super) fn shared(&self) -> &Arc<Shared> {
+        &self.sender.shared
     }
 
     /// Splits the connection into a cloneable sending half and the

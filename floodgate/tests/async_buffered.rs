@@ -1,0 +1,446 @@
+//! The buffered connection on tokio (`floodgate::tokio::BufferedWebSocket`)
+//! under a slow consumer, against the flood server of the blocking tests
+//! (`support/flood.rs`): every overflow policy with the same assertions as
+//! `overflow_policies.rs` (counters add up, limits hold, order kept, what
+//! each policy keeps), and pings answered while the consumer sleeps, as in
+//! `slow_consumer.rs`.
+#![cfg(feature = "tokio")]
+
+mod support;
+
+use floodgate::buffer::{BufferConfig, BufferError, Conflate, Key, Overflow, Shed, Stats};
+use floodgate::tokio::BufferedWebSocket;
+use floodgate::{Error, ErrorKind};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::flood::{
+    flood_client, messages_in_channel, FloodConfig, FloodReport, FloodServer, Numbered,
+};
+
+const SIZE: usize = 100;
+
+async fn connect(server: &FloodServer, buffer: BufferConfig) -> BufferedWebSocket {
+    flood_client(buffer)
+        .connect_buffered_async(&server.url())
+        .await
+        .expect("connect to the flood server")
+}
+
+/// Takes every message until the connection ends, sleeping `pause` after
+/// each; returns their numbers and how the connection ended.
+async fn consume(
+    ws: &BufferedWebSocket,
+    pause: Duration,
+    progress: Option<&AtomicU64>,
+) -> (Vec<Numbered>, Error) {
+    let mut got = Vec::new();
+    loop {
+        match ws.recv().await {
+            Ok(message) => {
+                got.push(Numbered::of(message.message()));
+                if let Some(progress) = progress {
+                    progress.fetch_add(1, Ordering::SeqCst);
+                }
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
+            }
+            Err(end) => return (got, end),
+        }
+    }
+}
+
+/// `FloodServer::finish` joins the server's thread: off the runtime.
+async fn finish(server: FloodServer) -> FloodReport {
+    tokio::task::spawn_blocking(move || server.finish())
+        .await
+        .unwrap()
+}
+
+fn assert_server_closed(end: &Error, report: &FloodReport, config: &FloodConfig) {
+    match end.kind() {
+        ErrorKind::ConnectionClosed(Some(frame)) => assert_eq!(frame.code.0, 1000),
+        other => panic!("expected the server's close (1000), got {other:?}"),
+    }
+    assert_eq!(report.sent, config.messages, "the server sent everything");
+    assert!(!report.client_closed_first);
+    assert_eq!(report.client_close, Some(Some(1000)), "the client answered");
+    assert_eq!(report.write_error, None);
+}
+
+fn assert_adds_up(s: &Stats) {
+    assert_eq!(
+        s.received,
+        s.delivered + s.buffered + s.dropped_oldest + s.dropped_newest + s.conflated + s.filtered,
+        "the counters do not add up: {s:?}"
+    );
+}
+
+fn assert_within_limits(s: &Stats, max_messages: usize, max_bytes: usize) {
+    assert!(s.high_water_messages <= max_messages as u64, "{s:?}");
+    assert!(s.high_water_bytes <= max_bytes as u64, "{s:?}");
+}
+
+fn assert_in_global_order(got: &[Numbered]) {
+    for pair in got.windows(2) {
+        assert!(
+            pair[0].global < pair[1].global,
+            "{} after {}",
+            pair[1].global,
+            pair[0].global
+        );
+    }
+}
+
+fn assert_in_order_per_channel(got: &[Numbered]) {
+    let mut last: BTreeMap<u64, u64> = BTreeMap::new();
+    for n in got {
+        if let Some(&prev) = last.get(&n.channel) {
+            assert!(
+                n.seq > prev,
+                "channel {}: {} after {prev}",
+                n.channel,
+                n.seq
+            );
+        }
+        last.insert(n.channel, n.seq);
+    }
+}
+
+fn globals(got: &[Numbered]) -> Vec<u64> {
+    got.iter().map(|n| n.global).collect()
+}
+
+fn channel_key(message: &floodgate::Message) -> Option<Key> {
+    let text = message.as_text()?;
+    let channel: u64 = text.split(' ').next()?.parse().ok()?;
+    Some(Key::from(channel))
+}
+
+fn flood(messages: u64, channels: u64) -> FloodConfig {
+    FloodConfig {
+        messages,
+        channels,
+        size: SIZE,
+        ..FloodConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_delivers_every_message_in_order_and_makes_the_server_wait() {
+    const MAX_MESSAGES: usize = 32;
+    const MAX_BYTES: usize = 64 << 10;
+    const PAUSE: Duration = Duration::from_millis(2);
+    let config = flood(600, 4);
+    let server = FloodServer::start(config.clone());
+    let ws = connect(
+        &server,
+        BufferConfig::new()
+            .max_messages(MAX_MESSAGES)
+            .max_bytes(MAX_BYTES)
+            .overflow(Overflow::Block),
+    )
+    .await;
+    let (got, end) = consume(&ws, PAUSE, None).await;
+    let report = finish(server).await;
+    assert_server_closed(&end, &report, &config);
+    assert_eq!(globals(&got), (0..config.messages).collect::<Vec<_>>());
+    let s = ws.stats();
+    assert_adds_up(&s);
+    assert_eq!(
+        (s.received, s.delivered),
+        (config.messages, config.messages)
+    );
+    assert_eq!(
+        (s.dropped_oldest, s.dropped_newest, s.conflated, s.filtered),
+        (0, 0, 0, 0)
+    );
+    assert_within_limits(&s, MAX_MESSAGES, MAX_BYTES);
+    assert_eq!(s.high_water_messages, MAX_MESSAGES as u64);
+    assert!(s.blocked > Duration::ZERO, "the reader never waited: {s:?}");
+    // The reader task stopped reading while the buffer was full, so the
+    // server's writes blocked (see overflow_policies.rs for the floor).
+    let floor = PAUSE * (MAX_MESSAGES as u32 / 8);
+    assert!(
+        report.longest_write >= floor,
+        "{:?} < {floor:?}",
+        report.longest_write
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_oldest_counts_every_message_and_keeps_the_newest() {
+    const MAX_MESSAGES: usize = 16;
+    const MAX_BYTES: usize = 64 << 10;
+    let config = flood(2000, 4);
+    let server = FloodServer::start(config.clone());
+    let ws = connect(
+        &server,
+        BufferConfig::new()
+            .max_messages(MAX_MESSAGES)
+            .max_bytes(MAX_BYTES)
+            .overflow(Overflow::DropOldest),
+    )
+    .await;
+    let (got, end) = consume(&ws, Duration::from_millis(2), None).await;
+    let report = finish(server).await;
+    assert_server_closed(&end, &report, &config);
+    let s = ws.stats();
+    assert_adds_up(&s);
+    assert_eq!(s.received, config.messages, "{s:?}");
+    assert_eq!((s.buffered, s.delivered), (0, got.len() as u64));
+    assert!(s.dropped_oldest > 0, "no pressure: {s:?}");
+    assert_eq!((s.dropped_newest, s.conflated, s.filtered), (0, 0, 0));
+    assert_within_limits(&s, MAX_MESSAGES, MAX_BYTES);
+    assert_in_global_order(&got);
+    let newest: Vec<u64> = (config.messages - MAX_MESSAGES as u64..config.messages).collect();
+    assert_eq!(globals(&got[got.len() - MAX_MESSAGES..]), newest);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_newest_counts_every_message_and_keeps_the_oldest() {
+    const MAX_MESSAGES: usize = 16;
+    const MAX_BYTES: usize = 64 << 10;
+    let config = flood(2000, 4);
+    let server = FloodServer::start(config.clone());
+    let ws = connect(
+        &server,
+        BufferConfig::new()
+            .max_messages(MAX_MESSAGES)
+            .max_bytes(MAX_BYTES)
+            .overflow(Overflow::DropNewest),
+    )
+    .await;
+    // Stall first, so the first MAX_MESSAGES fill the buffer.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (got, end) = consume(&ws, Duration::from_millis(2), None).await;
+    let report = finish(server).await;
+    assert_server_closed(&end, &report, &config);
+    let s = ws.stats();
+    assert_adds_up(&s);
+    assert_eq!(s.received, config.messages, "{s:?}");
+    assert_eq!((s.buffered, s.delivered), (0, got.len() as u64));
+    assert!(s.dropped_newest > 0, "no pressure: {s:?}");
+    assert_eq!((s.dropped_oldest, s.conflated, s.filtered), (0, 0, 0));
+    assert_eq!(s.delivered + s.dropped_newest, config.messages);
+    assert_within_limits(&s, MAX_MESSAGES, MAX_BYTES);
+    assert_in_global_order(&got);
+    let oldest: Vec<u64> = (0..MAX_MESSAGES as u64).collect();
+    assert_eq!(globals(&got[..MAX_MESSAGES]), oldest);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflate_by_channel_delivers_the_last_message_of_every_channel() {
+    const CHANNELS: u64 = 8;
+    const MAX_MESSAGES: usize = CHANNELS as usize;
+    const MAX_BYTES: usize = 64 << 10;
+    let config = flood(2000, CHANNELS);
+    let server = FloodServer::start(config.clone());
+    let ws = connect(
+        &server,
+        BufferConfig::new()
+            .max_messages(MAX_MESSAGES)
+            .max_bytes(MAX_BYTES)
+            .overflow(Overflow::Conflate(
+                Conflate::by(channel_key).otherwise(Overflow::DropOldest),
+            )),
+    )
+    .await;
+    let (got, end) = consume(&ws, Duration::from_millis(1), None).await;
+    let report = finish(server).await;
+    assert_server_closed(&end, &report, &config);
+    let s = ws.stats();
+    assert_adds_up(&s);
+    assert_eq!(s.received, config.messages, "{s:?}");
+    assert!(s.conflated > 0, "no pressure: {s:?}");
+    assert_eq!((s.dropped_oldest, s.dropped_newest, s.filtered), (0, 0, 0));
+    assert_eq!(s.delivered + s.conflated, config.messages);
+    assert_within_limits(&s, MAX_MESSAGES, MAX_BYTES);
+    assert_in_order_per_channel(&got);
+    for channel in 0..CHANNELS {
+        let last = messages_in_channel(config.messages, CHANNELS, channel) - 1;
+        let delivered_last = got
+            .iter()
+            .filter(|n| n.channel == channel)
+            .map(|n| n.seq)
+            .max();
+        assert_eq!(delivered_last, Some(last), "channel {channel}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnect_ends_with_fell_behind_after_the_buffered_messages_and_closes_with_1008() {
+    const MAX_MESSAGES: usize = 16;
+    const MAX_BYTES: usize = 64 << 10;
+    let config = flood(2000, 4);
+    let server = FloodServer::start(config.clone());
+    let ws = connect(
+        &server,
+        BufferConfig::new()
+            .max_messages(MAX_MESSAGES)
+            .max_bytes(MAX_BYTES)
+            .overflow(Overflow::Disconnect),
+    )
+    .await;
+    let (got, end) = consume(&ws, Duration::from_millis(2), None).await;
+    let report = finish(server).await;
+    let ErrorKind::Buffer(BufferError::FellBehind {
+        buffered_messages,
+        received,
+        delivered,
+        ..
+    }) = *end.kind()
+    else {
+        panic!("expected FellBehind, got {end:?}");
+    };
+    assert_eq!(buffered_messages, MAX_MESSAGES);
+    assert_eq!(received, delivered + buffered_messages as u64 + 1);
+    assert_eq!(globals(&got), (0..received - 1).collect::<Vec<_>>());
+    assert!(matches!(
+        ws.recv().await.unwrap_err().kind(),
+        ErrorKind::AlreadyClosed
+    ));
+    let s = ws.stats();
+    assert_adds_up(&s);
+    assert_eq!(s.delivered, received - 1);
+    assert_eq!(s.dropped_newest, 1 + (s.received - received));
+    assert_eq!(report.client_close, Some(Some(1008)), "{report:?}");
+    assert!(report.client_closed_first);
+    assert!(report.sent < config.messages);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_for_waits_first_then_sheds_and_still_adds_up() {
+    const MAX_MESSAGES: usize = 16;
+    const MAX_BYTES: usize = 64 << 10;
+    const LIMIT: Duration = Duration::from_millis(400);
+    let config = flood(500, 4);
+    let server = FloodServer::start(config.clone());
+    let ws = connect(
+        &server,
+        BufferConfig::new()
+            .max_messages(MAX_MESSAGES)
+            .max_bytes(MAX_BYTES)
+            .overflow(Overflow::BlockFor(LIMIT, Shed::DropNewest)),
+    )
+    .await;
+    let started = Instant::now();
+    let full = loop {
+        let s = ws.stats();
+        if s.buffered == MAX_MESSAGES as u64 {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never filled: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    assert_eq!(
+        (full.dropped_oldest, full.dropped_newest),
+        (0, 0),
+        "{full:?}"
+    );
+    let shedding = loop {
+        let s = ws.stats();
+        if s.dropped_newest > 0 {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never shed: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(
+        shedding.blocked >= LIMIT,
+        "shed after {:?}",
+        shedding.blocked
+    );
+    assert_adds_up(&shedding);
+    let (got, end) = consume(&ws, Duration::ZERO, None).await;
+    let report = finish(server).await;
+    assert_server_closed(&end, &report, &config);
+    let s = ws.stats();
+    assert_adds_up(&s);
+    assert_eq!(s.received, config.messages, "{s:?}");
+    assert_eq!((s.buffered, s.delivered), (0, got.len() as u64));
+    assert!(s.dropped_newest > 0);
+    assert_in_global_order(&got);
+    let first: Vec<u64> = (0..MAX_MESSAGES as u64).collect();
+    assert_eq!(globals(&got[..MAX_MESSAGES]), first);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_are_answered_promptly_while_the_consumer_sleeps_under_drop_oldest() {
+    const MAX_MESSAGES: usize = 16;
+    const PING_BOUND: Duration = Duration::from_millis(250);
+    let progress = Arc::new(AtomicU64::new(0));
+    let config = FloodConfig {
+        messages: 1500,
+        channels: 4,
+        size: SIZE,
+        ping_every: Some(Duration::from_millis(100)),
+        spread_over: Some(Duration::from_millis(1500)),
+        progress: Some(progress.clone()),
+        ..FloodConfig::default()
+    };
+    let server = FloodServer::start(config.clone());
+    let ws = connect(
+        &server,
+        BufferConfig::new()
+            .max_messages(MAX_MESSAGES)
+            .overflow(Overflow::DropOldest),
+    )
+    .await;
+    let (got, end) = consume(&ws, Duration::from_millis(20), Some(&progress)).await;
+    let report = finish(server).await;
+    assert_server_closed(&end, &report, &config);
+    let s = ws.stats();
+    assert_eq!(s.received, config.messages);
+    assert_eq!(s.delivered, got.len() as u64);
+    assert!(s.dropped_oldest > 0, "the consumer kept up: {s:?}");
+    assert!(report.pings.len() >= 5, "only {} pings", report.pings.len());
+    for (id, ping) in report.pings.iter().enumerate() {
+        let rtt = ping
+            .round_trip()
+            .unwrap_or_else(|| panic!("ping {id} never answered"));
+        assert!(rtt <= PING_BOUND, "ping {id} took {rtt:?}");
+    }
+    assert_eq!(report.unexpected_pongs, 0);
+    assert_eq!(s.pings_answered, report.pings.len() as u64, "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_stream_and_close_of_a_buffered_connection() {
+    use futures_util::StreamExt;
+    let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo).unwrap();
+    let mut ws = floodgate::Client::builder()
+        .connect_buffered_async(&server.url())
+        .await
+        .unwrap();
+    for i in 0..50 {
+        ws.send_text(&format!("m{i}")).await.unwrap();
+    }
+    let mut got = Vec::new();
+    while got.len() < 50 {
+        let batch = ws.recv_batch(64).await.unwrap();
+        assert!(!batch.is_empty() && batch.len() <= 64);
+        got.extend(batch.into_iter().map(|d| d.into_message()));
+    }
+    let expected: Vec<_> = (0..50)
+        .map(|i| floodgate::Message::text(format!("m{i}")))
+        .collect();
+    assert_eq!(got, expected);
+    ws.send_text("last").await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap().message().as_text(),
+        Some("last")
+    );
+    ws.close(1000, "").await.unwrap();
+    assert!(ws.next().await.is_none(), "the stream ends after the close");
+    let s = ws.stats();
+    assert_eq!((s.received, s.delivered), (51, 51));
+}
