@@ -131,9 +131,17 @@
 //! | `http_no_proxy=[..]` | `.no_proxy("host1,host2")` (curl's matching rules) |
 //! | env `http_proxy` / `https_proxy` / `no_proxy` | read by default too; `.proxy_from_env(false)` to ignore them |
 //!
+//! - `floodgate::tokio` (cargo feature `tokio`, off by default): the async client
+//!   on tokio over the same protocol core, options and buffer —
+//!   `floodgate::tokio::connect`, `Client::connect_async`,
+//!   `Client::connect_buffered_async`, a `Stream`/`Sink` connection that
+//!   splits into a cloneable sender and a receiver. The guide is
+//!   `docs/async.md`.
+//!
 //! # Not yet provided
 //!
-//! The async front end is not implemented yet.
+//! The async front end has no `App` yet (handlers, keepalive and
+//! reconnect as tasks); see `docs/async.md`.
 //! `wss://` over a Unix socket is refused, and a Unix socket is never
 //! reached through a proxy.
 //! A buffered connection does not return control frames as messages
@@ -162,6 +170,11 @@ struct ProxyGuide;
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/compression.md")]
 struct CompressionGuide;
+
+// So do the async guide's, with the feature.
+#[cfg(all(doctest, feature = "tokio"))]
+#[doc = include_str!("../../docs/async.md")]
+struct AsyncGuideTokio;
 
 pub mod app;
 pub mod buffer;
