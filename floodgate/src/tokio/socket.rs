@@ -251,7 +251,10 @@ impl Core {
                 if n == want && self.chunk < self.max_chunk {
                     self.chunk = (self.chunk * 2).min(self.max_chunk);
                 } else if n < self.chunk / 8 {
-                    self.chunk = (self.chunk / 2).max(MIN_READ.min(self.max_chunk));
+                    // A small read: the burst is over (or there was none).
+                    // Start small again, so that the next `fill` with an
+                    // empty buffer lets a large one go.
+                    self.chunk = MIN_READ.min(self.max_chunk);
                 }
                 Ok(())
             }
@@ -1032,5 +1035,40 @@ impl Sink<Message> for WebSocket {
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         Pin::new(&mut self.sender).poll_close(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::server::{echo, Server};
+    use std::time::Duration;
+
+    impl super::Receiver {
+        fn read_capacity(&self) -> usize {
+            self.core.as_ref().map_or(0, |c| c.read_buf.capacity())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_lets_its_large_read_buffer_go() {
+        let server = Server::bind("127.0.0.1:0", echo).unwrap();
+        let (sender, mut receiver) = crate::tokio::connect(&server.url()).await.unwrap().split();
+        let large = vec![1u8; 4 << 20];
+        sender.send_binary(&large).await.unwrap();
+        assert_eq!(receiver.recv().await.unwrap().len(), large.len());
+        // A small message after the burst, then nothing: the receive that
+        // waits holds no more than a small read's room.
+        sender.send_text("small").await.unwrap();
+        assert_eq!(receiver.recv().await.unwrap().as_text(), Some("small"));
+        let waiting = tokio::time::timeout(Duration::from_millis(50), receiver.recv()).await;
+        assert!(waiting.is_err(), "nothing was sent");
+        // The receive in flight holds the state: finish it with a message.
+        sender.send_text("wake").await.unwrap();
+        assert_eq!(receiver.recv().await.unwrap().as_text(), Some("wake"));
+        assert!(
+            receiver.read_capacity() <= 2 * super::MIN_READ,
+            "an idle connection holds a {} byte read buffer",
+            receiver.read_capacity()
+        );
     }
 }
