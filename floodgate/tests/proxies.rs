@@ -814,3 +814,66 @@ fn a_socks5_reply_of_5_reads_as_connection_refused() {
     );
     fake.join().unwrap();
 }
+
+// ----- the async client through the real proxies (feature tokio) -------------------
+
+/// [`assert_echo_through`] with the async client.
+#[cfg(feature = "tokio")]
+fn assert_async_echo_through(client: &Client, url: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut ws = client
+            .connect_async(url)
+            .await
+            .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+        ws.send_text("hello through the proxy").await.unwrap();
+        assert_eq!(
+            ws.recv().await.unwrap().as_text(),
+            Some("hello through the proxy")
+        );
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        ws.send_binary(&big).await.unwrap();
+        assert_eq!(ws.recv().await.unwrap().as_bytes(), &big[..]);
+        ws.close(1000, "").await.unwrap();
+        let ws = client.connect_buffered_async(url).await.unwrap();
+        ws.send_text("buffered").await.unwrap();
+        assert_eq!(
+            ws.recv().await.unwrap().message().as_text(),
+            Some("buffered")
+        );
+    });
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+#[ignore = "needs tinyproxy: ./scripts/test runs it (step proxies)"]
+fn async_client_through_tinyproxy_with_auth_carries_ws_and_wss() {
+    let server = echo_server();
+    let (tls_server, ca) = tls_echo_server();
+    let tls_port = tls_server.local_addr().port();
+    let proxy = tinyproxy(
+        &[server.local_addr().port(), tls_port],
+        Some(("alice", "s3cret")),
+    );
+    let url = proxy.url_with("http", "alice", "s3cret");
+    assert_async_echo_through(&client(&url), &server.url());
+    assert_async_echo_through(
+        &tls_client(&url, &ca),
+        &format!("wss://localhost:{tls_port}/"),
+    );
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+#[ignore = "needs danted: ./scripts/test runs it (step proxies)"]
+fn async_client_through_dante_socks5h_and_socks4_carries_ws_and_wss() {
+    let server = echo_server();
+    let (tls_server, ca) = tls_echo_server();
+    let proxy = danted("none");
+    let wss = format!("wss://localhost:{}/", tls_server.local_addr().port());
+    assert_async_echo_through(&tls_client(&proxy.url("socks5h"), &ca), &wss);
+    assert_async_echo_through(&client(&proxy.url("socks4")), &server.url());
+}
