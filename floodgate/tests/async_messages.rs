@@ -251,3 +251,62 @@ async fn pings_from_the_server_are_answered_while_receiving() {
     assert!(matches!(ws.recv().await.unwrap(), Message::Close(_)));
     rx.recv_timeout(Duration::from_secs(5)).unwrap();
 }
+
+#[tokio::test]
+async fn a_close_the_server_never_answers_ends_at_close_timeout() {
+    // A server that completes the handshake and then reads nothing.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let (_ws, _) = floodgate::server::accept(stream, &floodgate::Options::default()).unwrap();
+        std::thread::sleep(Duration::from_secs(5));
+    });
+    let mut ws = floodgate::Client::builder()
+        .close_timeout(Duration::from_millis(300))
+        .connect_async(&url)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = ws.close(1000, "").await.unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!ws.is_open());
+    let err = ws.send_text("after").await.unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::AlreadyClosed | ErrorKind::Usage(_)),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_ends_the_connection_without_a_handshake() {
+    let (tx, rx) = mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let server = Server::bind("127.0.0.1:0", move |mut ws, _| {
+        let end = ws.recv().unwrap_err();
+        let _ = tx
+            .lock()
+            .unwrap()
+            .send(matches!(end.kind(), ErrorKind::AbnormalClosure));
+    })
+    .unwrap();
+    let mut ws = floodgate::tokio::connect(&server.url()).await.unwrap();
+    ws.shutdown().await;
+    assert!(
+        rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+        "the server saw 1006"
+    );
+    assert!(matches!(
+        ws.send_text("x").await.unwrap_err().kind(),
+        ErrorKind::AlreadyClosed
+    ));
+    assert!(matches!(
+        ws.recv().await.unwrap_err().kind(),
+        ErrorKind::AlreadyClosed
+    ));
+}

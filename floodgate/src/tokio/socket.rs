@@ -973,6 +973,17 @@ impl WebSocket {
         &self.sender.shared
     }
 
+    /// Ends the connection at once, without a close handshake (the
+    /// server sees the TCP connection end: close code 1006 on its side).
+    /// Later calls fail with [`ErrorKind::AlreadyClosed`].
+    pub async fn shutdown(&mut self) {
+        let deadline = Instant::now() + self.sender.shared.close_timeout;
+        match self.receiver.core_before(deadline).await {
+            Some(core) => core.finish().await,
+            None => self.sender.shared.shutdown().await,
+        }
+    }
+
     /// Splits the connection into a cloneable sending half and the
     /// receiving half, for separate tasks.
     pub fn split(self) -> (Sender, Receiver) {
