@@ -444,3 +444,65 @@ async fn batches_stream_and_close_of_a_buffered_connection() {
     let s = ws.stats();
     assert_eq!((s.received, s.delivered), (51, 51));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_oldest_never_sheds_a_critical_message_and_filters_discarded_ones() {
+    use floodgate::buffer::{Class, Priority};
+    const MAX_MESSAGES: usize = 16;
+    const MAX_BYTES: usize = 64 << 10;
+    const CRITICAL: u64 = 0;
+    const DISCARDED: u64 = 1;
+    let config = flood(800, 4);
+    let server = FloodServer::start(config.clone());
+    let ws = connect(
+        &server,
+        BufferConfig::new()
+            .max_messages(MAX_MESSAGES)
+            .max_bytes(MAX_BYTES)
+            .overflow(Overflow::DropOldest)
+            .classify(|m| match Numbered::of(m).channel {
+                CRITICAL => Class::Keep(Priority::CRITICAL),
+                DISCARDED => Class::Discard,
+                _ => Class::Keep(Priority::NORMAL),
+            }),
+    )
+    .await;
+    let mut got = Vec::new();
+    let end = loop {
+        match ws.recv().await {
+            Ok(message) => {
+                let n = Numbered::of(message.message());
+                let expected = if n.channel == CRITICAL {
+                    Priority::CRITICAL
+                } else {
+                    Priority::NORMAL
+                };
+                assert_eq!(message.priority(), expected, "{n:?}");
+                got.push(n);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err(end) => break end,
+        }
+    };
+    let report = finish(server).await;
+    assert_server_closed(&end, &report, &config);
+    let s = ws.stats();
+    assert_adds_up(&s);
+    assert_eq!(s.received, config.messages, "{s:?}");
+    assert_eq!(s.delivered, got.len() as u64);
+    assert!(s.dropped_oldest > 0, "no pressure: {s:?}");
+    assert_within_limits(&s, MAX_MESSAGES, MAX_BYTES);
+    assert_eq!(
+        s.filtered,
+        messages_in_channel(config.messages, config.channels, DISCARDED)
+    );
+    assert!(got.iter().all(|n| n.channel != DISCARDED));
+    let critical: Vec<u64> = got
+        .iter()
+        .filter(|n| n.channel == CRITICAL)
+        .map(|n| n.seq)
+        .collect();
+    let all = messages_in_channel(config.messages, config.channels, CRITICAL);
+    assert_eq!(critical, (0..all).collect::<Vec<_>>());
+    assert_in_global_order(&got);
+}
