@@ -9,7 +9,9 @@
 //! the [`Sender`] of the unbuffered connection, so a pong queued by the
 //! reader and a message sent by the application never interleave.
 
-use super::socket::{Core, CoreParts, Sender, Wait, WebSocket};
+use super::receiver::{Core, Wait};
+use super::sender::Sender;
+use super::socket::{CoreParts, WebSocket};
 use crate::buffer::{
     Batch, Buffer, BufferConfig, BufferError, ControlFn, DataFrameFn, Delivered, Pushed, Stats,
 };

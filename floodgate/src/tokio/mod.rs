@@ -54,11 +54,15 @@
 
 mod buffered;
 mod connect;
+mod receiver;
+mod sender;
 mod socket;
 mod stream;
 
 pub use buffered::BufferedWebSocket;
-pub use socket::{Receiver, Sender, WebSocket};
+pub use receiver::Receiver;
+pub use sender::Sender;
+pub use socket::WebSocket;
 
 /// Connects to `url` with the default options.
 ///

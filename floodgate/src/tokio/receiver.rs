@@ -1,0 +1,415 @@
+//! The read side of an async connection: the receiving state ([`Core`])
+//! and the [`Receiver`].
+//!
+//! Cancel safety of `recv` is by construction: the receiving state (read
+//! half, read buffer) moves into a boxed future that is kept in the
+//! [`Receiver`] when the caller's future is dropped, and the next `recv`
+//! polls that same future on. Nothing read is ever lost or read twice. A
+//! message already in the read buffer is returned without that future (no
+//! allocation on the fast path).
+
+use super::sender::Shared;
+use super::stream::AsyncStream;
+use crate::error::{Error, ErrorKind, Result};
+use crate::socket::read_size;
+use bytes::BytesMut;
+use floodgate_proto::{CloseFrame, Message, ProtocolError, State};
+use futures_core::Stream;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll};
+use tokio::io::{AsyncReadExt, ReadHalf};
+use tokio::time::Instant;
+
+/// The smallest read; an idle connection's read buffer shrinks to this.
+pub(super) const MIN_READ: usize = 4096;
+
+/// Why a wait at the end of a connection stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Wait {
+    Done,
+    Eof,
+    TimedOut,
+    Failed,
+}
+
+/// The receiving state: read half, read buffer, and what was decoded.
+pub(super) struct Core {
+    pub(super) shared: Arc<Shared>,
+    pub(super) io: ReadHalf<AsyncStream>,
+    pub(super) read_buf: BytesMut,
+    /// The next read's size: grows while reads fill it, shrinks when
+    /// they do not, between [`MIN_READ`] and `max_chunk`.
+    pub(super) chunk: usize,
+    pub(super) max_chunk: usize,
+    pub(super) return_control_frames: bool,
+    /// Decoded on the fast path but not a data message: handled first.
+    pub(super) staged: Option<std::result::Result<Option<Message>, ProtocolError>>,
+    pub(super) finished: bool,
+}
+
+pub(super) type RecvFuture = Pin<Box<dyn Future<Output = (Box<Core>, Result<Message>)> + Send>>;
+
+/// A future kept in a half, reached only through `&mut` (`Mutex::get_mut`
+/// takes no lock): the `Mutex` only makes the half `Sync`, so that
+/// `&Sender` can be held across an `.await` in a spawned task.
+pub(super) type Kept<F> = Mutex<Option<F>>;
+
+pub(super) fn kept<F>(slot: &mut Kept<F>) -> &mut Option<F> {
+    slot.get_mut().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Core {
+    pub(super) fn max_chunk(&self) -> usize {
+        self.max_chunk
+    }
+
+    fn decode(&mut self) -> std::result::Result<Option<Message>, ProtocolError> {
+        self.shared.proto().read_message(&mut self.read_buf)
+    }
+
+    async fn recv(&mut self) -> Result<Message> {
+        loop {
+            let decoded = match self.staged.take() {
+                Some(decoded) => decoded,
+                None => self.decode(),
+            };
+            match decoded {
+                Ok(Some(message)) => {
+                    if message.is_control() {
+                        // A pong or the close reply, queued by the protocol.
+                        self.shared.flush().await?;
+                    }
+                    match message {
+                        Message::Text(_) | Message::Binary(_) => return Ok(message),
+                        Message::Close(frame) => {
+                            let closed = self.on_peer_close(frame.clone()).await;
+                            return if self.return_control_frames {
+                                Ok(Message::Close(frame))
+                            } else {
+                                Err(closed)
+                            };
+                        }
+                        _ if self.return_control_frames => return Ok(message),
+                        _ => continue,
+                    }
+                }
+                Ok(None) => self.fill().await?,
+                Err(err) => return Err(self.fail(err).await),
+            }
+        }
+    }
+
+    /// Reads more bytes into the read buffer.
+    pub(super) async fn fill(&mut self) -> Result<()> {
+        let needed = {
+            let proto = self.shared.proto();
+            if self.finished || proto.close_received().is_some() {
+                return Err(ErrorKind::AlreadyClosed.into());
+            }
+            proto.bytes_needed()
+        };
+        let want = read_size(needed, self.read_buf.len(), self.chunk);
+        // An idle connection keeps no large buffer: once everything read
+        // has been handed out and reads have become small, let it go.
+        if self.read_buf.is_empty() && self.read_buf.capacity() > 2 * want {
+            self.read_buf = BytesMut::new();
+        }
+        self.read_buf.reserve(want);
+        match (&mut self.io)
+            .take(want as u64)
+            .read_buf(&mut self.read_buf)
+            .await
+        {
+            Ok(0) => {
+                self.finish().await;
+                Err(ErrorKind::AbnormalClosure.into())
+            }
+            Ok(n) => {
+                if n == want && self.chunk < self.max_chunk {
+                    self.chunk = (self.chunk * 2).min(self.max_chunk);
+                } else if n < self.chunk / 8 {
+                    // A small read: the burst is over (or there was none).
+                    // Start small again, so that the next `fill` with an
+                    // empty buffer lets a large one go.
+                    self.chunk = MIN_READ.min(self.max_chunk);
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            Err(e) => {
+                self.finish().await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The peer closed and its close was answered: wait for the server to
+    /// end TCP, then end ours.
+    pub(super) async fn on_peer_close(&mut self, frame: Option<CloseFrame>) -> Error {
+        tracing::debug!(?frame, "peer closed the WebSocket (async)");
+        let deadline = Instant::now() + self.shared.close_timeout;
+        let _ = self.shared.flush().await;
+        self.wait_for_eof(deadline).await;
+        self.finish().await;
+        ErrorKind::ConnectionClosed(frame).into()
+    }
+
+    /// Fails the connection after a protocol error, as the blocking
+    /// `WebSocket` does: send the close the protocol queued, wait briefly
+    /// for the server's, end the transport.
+    pub(super) async fn fail(&mut self, err: ProtocolError) -> Error {
+        if self.finished {
+            return ErrorKind::AlreadyClosed.into();
+        }
+        tracing::debug!(error = %err, code = %err.close_code(), "failing the WebSocket connection (async)");
+        self.read_buf.clear();
+        if self.shared.flush().await.is_ok() {
+            let deadline = Instant::now() + self.shared.close_timeout;
+            if self.wait_for_close(deadline).await == Wait::Done {
+                self.wait_for_eof(deadline).await;
+            }
+        }
+        self.finish().await;
+        ErrorKind::Protocol(err).into()
+    }
+
+    /// After our close was sent: wait for the server's close and its end
+    /// of TCP, then end ours.
+    pub(super) async fn close_handshake(&mut self, deadline: Instant) -> Result<()> {
+        let wait = if self.finished {
+            if self.shared.proto().close_received().is_some() {
+                Wait::Done
+            } else {
+                Wait::Eof
+            }
+        } else {
+            let wait = self.wait_for_close(deadline).await;
+            if wait == Wait::Done {
+                self.wait_for_eof(deadline).await;
+            }
+            wait
+        };
+        self.finish().await;
+        wait_result(wait)
+    }
+
+    /// Reads, skipping data, until the peer's close frame or `deadline`.
+    pub(super) async fn wait_for_close(&mut self, deadline: Instant) -> Wait {
+        loop {
+            match self.shared.proto().discard_until_close(&mut self.read_buf) {
+                Ok(true) => return Wait::Done,
+                Ok(false) => {}
+                Err(_) => return Wait::Failed,
+            }
+            if let Err(wait) = self.read_before(deadline).await {
+                return wait;
+            }
+        }
+    }
+
+    /// Reads and discards until the peer ends the stream or `deadline`.
+    pub(super) async fn wait_for_eof(&mut self, deadline: Instant) -> Wait {
+        loop {
+            self.read_buf.clear();
+            if let Err(wait) = self.read_before(deadline).await {
+                return wait;
+            }
+        }
+    }
+
+    async fn read_before(&mut self, deadline: Instant) -> std::result::Result<(), Wait> {
+        if self.finished {
+            return Err(Wait::Eof);
+        }
+        self.read_buf.reserve(MIN_READ);
+        let mut limited = (&mut self.io).take(MIN_READ as u64);
+        let read = limited.read_buf(&mut self.read_buf);
+        match ::tokio::time::timeout_at(deadline, read).await {
+            Err(_) => Err(Wait::TimedOut),
+            Ok(Ok(0)) => Err(Wait::Eof),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            Ok(Err(_)) => Err(Wait::Failed),
+        }
+    }
+
+    /// Ends the transport for good.
+    pub(super) async fn finish(&mut self) {
+        if !self.finished {
+            self.finished = true;
+            self.shared.proto().receive_eof();
+            self.read_buf = BytesMut::new();
+            self.shared.shutdown().await;
+        }
+    }
+}
+
+pub(super) fn wait_result(wait: Wait) -> Result<()> {
+    match wait {
+        Wait::Done => Ok(()),
+        Wait::Eof => Err(ErrorKind::AbnormalClosure.into()),
+        Wait::TimedOut => {
+            Err(ErrorKind::Timeout("waiting for the server's close frame (close_timeout)").into())
+        }
+        Wait::Failed => Err(ErrorKind::Io(io::Error::other(
+            "the transport failed during the close handshake",
+        ))
+        .into()),
+    }
+}
+
+// ----- the receive half ------------------------------------------------------
+
+/// The receiving half of an async [`WebSocket`] (from
+/// [`WebSocket::split`]); also a [`Stream`] of messages.
+///
+/// Pings are answered and the peer's close is answered while this half
+/// receives: keep calling [`recv`](Self::recv) (or polling the stream), or
+/// use the buffered connection, whose reader task does it for you.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> floodgate::Result<()> {
+/// # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+/// let ws = floodgate::tokio::connect(&server.url()).await?;
+/// let (sender, mut receiver) = ws.split();
+/// let writer = tokio::spawn(async move {
+///     for i in 0..3 {
+///         sender.send_text(&format!("message {i}")).await?;
+///     }
+///     sender.close(1000, "done").await
+/// });
+/// let mut got = Vec::new();
+/// // Ends with the close handshake: the server echoes our close.
+/// while let Ok(message) = receiver.recv().await {
+///     got.push(message.as_text().unwrap_or_default().to_owned());
+/// }
+/// writer.await.expect("the task")?;
+/// assert_eq!(got, ["message 0", "message 1", "message 2"]);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Receiver {
+    pub(super) core: Option<Box<Core>>,
+    /// A receive that was started and not finished (its caller's future
+    /// was dropped, or the stream is being polled).
+    pub(super) in_flight: Kept<RecvFuture>,
+    /// The [`Stream`] has ended.
+    pub(super) ended: bool,
+}
+
+impl fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver")
+            .field("core", &self.core.is_some())
+            .field("buffered", &self.core.as_ref().map(|c| c.read_buf.len()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Receiver {
+    /// Receives the next complete message.
+    ///
+    /// Pings are answered and skipped, pongs skipped, unless the client was
+    /// built with `return_control_frames(true)`, in which case they (and
+    /// the peer's close) are returned as messages.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: if the future is dropped before it completes (in a
+    /// `tokio::select!` or under `tokio::time::timeout`), no message is
+    /// lost and none is received twice; the next call goes on where this
+    /// one stopped.
+    ///
+    /// # Errors
+    ///
+    /// As the blocking [`crate::WebSocket::recv`]:
+    /// [`ErrorKind::ConnectionClosed`] when the peer closed (its close was
+    /// answered), then [`ErrorKind::AlreadyClosed`];
+    /// [`ErrorKind::Protocol`] when the server broke the protocol (the
+    /// connection was failed with the matching close code);
+    /// [`ErrorKind::AbnormalClosure`] or [`ErrorKind::Io`] when the
+    /// transport ended or failed. There is no read timeout: wrap the call
+    /// in `tokio::time::timeout`.
+    pub async fn recv(&mut self) -> Result<Message> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Polls for the next message: the poll form of [`recv`](Self::recv),
+    /// with the same cancel safety.
+    ///
+    /// # Errors
+    ///
+    /// As for [`recv`](Self::recv).
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message>> {
+        if kept(&mut self.in_flight).is_none() {
+            let Some(core) = self.core.as_mut() else {
+                return Poll::Ready(Err(ErrorKind::AlreadyClosed.into()));
+            };
+            // The fast path: a data message already in the read buffer.
+            if core.staged.is_none() {
+                match core.decode() {
+                    Ok(Some(message @ (Message::Text(_) | Message::Binary(_)))) => {
+                        return Poll::Ready(Ok(message));
+                    }
+                    other => core.staged = Some(other),
+                }
+            }
+            let mut core = self.core.take().expect("checked above");
+            *kept(&mut self.in_flight) = Some(Box::pin(async move {
+                let result = core.recv().await;
+                (core, result)
+            }));
+        }
+        let future = kept(&mut self.in_flight).as_mut().expect("set above");
+        let (core, result) = ready!(future.as_mut().poll(cx));
+        *kept(&mut self.in_flight) = None;
+        self.core = Some(core);
+        Poll::Ready(result)
+    }
+
+    /// Takes the receiving state back from a receive in flight (whose
+    /// result is dropped) before `deadline`; `None` when it is gone.
+    pub(super) async fn core_before(&mut self, deadline: Instant) -> Option<&mut Core> {
+        if let Some(future) = kept(&mut self.in_flight).take() {
+            match ::tokio::time::timeout_at(deadline, future).await {
+                Ok((core, _)) => self.core = Some(core),
+                Err(_) => return None,
+            }
+        }
+        self.core.as_deref_mut()
+    }
+
+    /// Whether messages can still be received.
+    pub fn is_open(&self) -> bool {
+        match &self.core {
+            Some(core) => !core.finished && core.shared.proto().state() == State::Open,
+            // A receive in flight holds the state; it is open unless the
+            // receive was given up by a close that timed out.
+            None => self.in_flight.lock().map(|f| f.is_some()).unwrap_or(false),
+        }
+    }
+}
+
+impl Stream for Receiver {
+    type Item = Result<Message>;
+
+    /// Messages until the close handshake ends the stream; any other error
+    /// is yielded once, then the stream ends.
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match ready!(self.poll_recv(cx)) {
+            Ok(message) => Poll::Ready(Some(Ok(message))),
+            Err(e) => {
+                self.ended = true;
+                Poll::Ready(if e.is_closed() { None } else { Some(Err(e)) })
+            }
+        }
+    }
+}
