@@ -27,8 +27,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const USAGE: &str = "usage: idle [--connections N] [--only NAME[,NAME...]]
   --connections  connections per client (default 10000)
-  --only         run only these clients (tokio-tungstenite, fastwebsockets, floodgate,
-                 floodgate-buffered)";
+  --only         run only these clients (tokio-tungstenite, fastwebsockets, floodgate-async,
+                 floodgate-async-buffered, floodgate, floodgate-buffered)";
 
 /// The clients, in table order, and what each keeps per connection.
 const CLIENTS: &[(&str, &str)] = &[
@@ -39,6 +39,14 @@ const CLIENTS: &[(&str, &str)] = &[
     (
         "fastwebsockets",
         "WebSocket after a hand-made handshake, current-thread runtime",
+    ),
+    (
+        "floodgate-async",
+        "floodgate::tokio::WebSocket on a current-thread runtime",
+    ),
+    (
+        "floodgate-async-buffered",
+        "floodgate::tokio::BufferedWebSocket: a reader task each",
     ),
     ("floodgate", "blocking WebSocket (no thread)"),
     (
@@ -251,6 +259,35 @@ fn open(
             }
             Ok::<_, BoxError>(())
         })?,
+        #[cfg(feature = "floodgate-client")]
+        "floodgate-async" => rt.block_on(async {
+            for _ in 0..n {
+                let mut ws = floodgate::tokio::connect(url).await?;
+                if hello {
+                    ws.recv().await?;
+                }
+                kept.push(Box::new(ws));
+            }
+            Ok::<_, BoxError>(())
+        })?,
+        #[cfg(feature = "floodgate-client")]
+        "floodgate-async-buffered" => {
+            let client = floodgate::Client::default();
+            let held = rt.block_on(async {
+                let mut held = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let ws = client.connect_buffered_async(url).await?;
+                    if hello {
+                        ws.recv().await?;
+                    }
+                    held.push(ws);
+                }
+                Ok::<_, BoxError>(held)
+            })?;
+            for ws in held {
+                kept.push(Box::new(ws));
+            }
+        }
         #[cfg(feature = "floodgate-client")]
         "floodgate" => {
             for _ in 0..n {
