@@ -195,8 +195,10 @@ fn rss() -> Result<u64, BoxError> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, BoxError> {
+    // Timers too: floodgate's async client bounds its connect and close
+    // with tokio's timers.
     Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_io()
+        .enable_all()
         .build()?)
 }
 
