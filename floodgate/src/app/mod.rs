@@ -64,7 +64,7 @@
 //! maximum number of attempts in a row ([`crate::ErrorKind::GaveUp`]).
 
 mod context;
-mod workers;
+pub(crate) mod workers;
 
 pub use context::{AppHandle, Context};
 
@@ -375,10 +375,10 @@ fn with_observers(
 /// `run_forever(ping_interval=, ping_timeout=, ping_payload=, reconnect=)`.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
-    ping_interval: Option<Duration>,
-    ping_timeout: Option<Duration>,
-    ping_payload: Vec<u8>,
-    reconnect: Option<Backoff>,
+    pub(crate) ping_interval: Option<Duration>,
+    pub(crate) ping_timeout: Option<Duration>,
+    pub(crate) ping_payload: Vec<u8>,
+    pub(crate) reconnect: Option<Backoff>,
 }
 
 impl RunOptions {
@@ -415,7 +415,7 @@ impl RunOptions {
         self
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         let config = |why: &str| Err(ErrorKind::Config(why.into()).into());
         if self.ping_timeout.is_some() && self.ping_interval.is_none() {
             return config("ping_timeout needs a ping_interval");

@@ -331,6 +331,40 @@ impl BufferedWebSocket {
         self.sender.clone()
     }
 
+    /// Pings the server every `interval` from a task of its own; with
+    /// `timeout`, aborts the connection when no pong comes within
+    /// `timeout` of a ping (see [`super::keepalive`]). The consumer then
+    /// gets [`ErrorKind::AbnormalClosure`] after the buffered messages.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub fn keepalive(
+        &self,
+        interval: std::time::Duration,
+        timeout: Option<std::time::Duration>,
+        payload: &[u8],
+    ) -> super::Keepalive {
+        super::Keepalive::start(
+            self.sender.clone(),
+            self.buffer.clone(),
+            self.killer(),
+            interval,
+            timeout,
+            payload.to_vec(),
+        )
+    }
+
+    /// What ends the connection from outside (the keepalive, the App's
+    /// close deadline).
+    pub(crate) fn killer(&self) -> Killer {
+        Killer {
+            reader: self.reader.as_ref().map(JoinHandle::abort_handle),
+            sender: self.sender.clone(),
+            buffer: self.buffer.clone(),
+        }
+    }
+
     /// Sends a message: see [`Sender::send`].
     ///
     /// # Errors
@@ -441,6 +475,29 @@ impl BufferedWebSocket {
     /// The server's handshake response headers.
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
+    }
+}
+
+/// Ends a connection at once, from another task: its reader task stops,
+/// the consumer gets [`ErrorKind::AbnormalClosure`] after what is
+/// buffered, and the transport is shut down (within `close_timeout`).
+#[derive(Debug, Clone)]
+pub(crate) struct Killer {
+    reader: Option<::tokio::task::AbortHandle>,
+    sender: Sender,
+    buffer: Arc<Buffer>,
+}
+
+impl Killer {
+    pub(crate) async fn kill(&self) {
+        if let Some(reader) = &self.reader {
+            reader.abort();
+        }
+        self.buffer.finish(ErrorKind::AbnormalClosure.into());
+        // A writer stuck on a full socket holds the write lock: the bound
+        // keeps the kill from waiting on the dead peer.
+        let shared = &self.sender.shared;
+        let _ = ::tokio::time::timeout(shared.close_timeout, shared.shutdown()).await;
     }
 }
 

@@ -52,14 +52,18 @@
 //! # }
 //! ```
 
+pub mod app;
 mod buffered;
 mod connect;
+pub mod keepalive;
 mod receiver;
 mod sender;
 mod socket;
 mod stream;
 
+pub use app::App;
 pub use buffered::BufferedWebSocket;
+pub use keepalive::Keepalive;
 pub use receiver::Receiver;
 pub use sender::Sender;
 pub use socket::WebSocket;

@@ -120,6 +120,12 @@ impl WebSocket {
         }
     }
 
+    /// A sending half that stays valid after [`into_buffered`](Self::into_buffered)
+    /// (the App's context is made before its reader starts).
+    pub(crate) fn sender_clone(&self) -> Sender {
+        self.sender.clone()
+    }
+
     /// Receives the next complete message: see [`Receiver::recv`].
     ///
     /// # Cancel safety
