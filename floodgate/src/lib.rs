@@ -135,13 +135,12 @@
 //!   on tokio over the same protocol core, options and buffer —
 //!   `floodgate::tokio::connect`, `Client::connect_async`,
 //!   `Client::connect_buffered_async`, a `Stream`/`Sink` connection that
-//!   splits into a cloneable sender and a receiver. The guide is
-//!   `docs/async.md`.
+//!   splits into a cloneable sender and a receiver, and the async App
+//!   (`floodgate::tokio::app::App`: async handlers, keepalive and
+//!   reconnect as tasks). The guide is `docs/async.md`.
 //!
 //! # Not yet provided
 //!
-//! The async front end has no `App` yet (handlers, keepalive and
-//! reconnect as tasks); see `docs/async.md`.
 //! `wss://` over a Unix socket is refused, and a Unix socket is never
 //! reached through a proxy.
 //! A buffered connection does not return control frames as messages
