@@ -3,6 +3,8 @@
 //! ping timeout, a slow handler under a pinging server, per-key order
 //! under a worker pool, closing from another thread, and every handler.
 
+mod support;
+
 use floodgate::app::{App, AppHandle, Reconnecting, RunOptions};
 use floodgate::buffer::Key;
 use floodgate::reconnect::Backoff;
@@ -14,35 +16,9 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::{exact_backoff, Log};
 
 const MS: Duration = Duration::from_millis(1);
-
-/// Collects what handlers saw, from any thread.
-#[derive(Default, Clone)]
-struct Log(Arc<Mutex<Vec<String>>>);
-
-impl Log {
-    fn push(&self, entry: impl Into<String>) {
-        self.0.lock().unwrap().push(entry.into());
-    }
-    fn entries(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
-    fn count(&self, prefix: &str) -> usize {
-        self.entries()
-            .iter()
-            .filter(|e| e.starts_with(prefix))
-            .count()
-    }
-}
-
-/// A backoff without jitter, so that its delays are exact.
-fn exact_backoff(first: Duration, attempts: u32) -> Backoff {
-    Backoff::new()
-        .initial(first)
-        .jitter(0.0)
-        .max_attempts(Some(attempts))
-}
 
 #[test]
 fn a_server_that_drops_connections_is_reconnected_and_on_open_resubscribes_each_time() {

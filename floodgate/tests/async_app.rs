@@ -7,6 +7,8 @@
 //! close that ends a connect or a reconnect wait at once.
 #![cfg(feature = "tokio")]
 
+mod support;
+
 use floodgate::buffer::Key;
 use floodgate::reconnect::Backoff;
 use floodgate::server::feed::{Feed, FeedConfig, FeedMessage};
@@ -18,35 +20,9 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::{exact_backoff, Log};
 
 const MS: Duration = Duration::from_millis(1);
-
-/// Collects what handlers saw, from any task.
-#[derive(Default, Clone)]
-struct Log(Arc<Mutex<Vec<String>>>);
-
-impl Log {
-    fn push(&self, entry: impl Into<String>) {
-        self.0.lock().unwrap().push(entry.into());
-    }
-    fn entries(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
-    fn count(&self, prefix: &str) -> usize {
-        self.entries()
-            .iter()
-            .filter(|e| e.starts_with(prefix))
-            .count()
-    }
-}
-
-/// A backoff without jitter, so that its delays are exact.
-fn exact_backoff(first: Duration, attempts: u32) -> Backoff {
-    Backoff::new()
-        .initial(first)
-        .jitter(0.0)
-        .max_attempts(Some(attempts))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_drops_connections_is_reconnected_and_on_open_resubscribes_each_time() {

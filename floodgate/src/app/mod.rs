@@ -63,6 +63,7 @@
 //! is followed by a new connection after the backoff's delay, until the
 //! maximum number of attempts in a row ([`crate::ErrorKind::GaveUp`]).
 
+pub(crate) mod common;
 mod context;
 pub(crate) mod workers;
 
@@ -73,18 +74,15 @@ use crate::config::{Client, ClientBuilder};
 use crate::error::{Error, ErrorKind, Result};
 use crate::reconnect::{Backoff, Retry};
 use crate::BufferedWebSocket;
-use floodgate_proto::{CloseFrame, Frame, Message, OpCode};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use common::{Ended, Next, PlainHandlers};
+use floodgate_proto::{CloseFrame, Frame, Message};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use workers::{Dispatch, WorkerKeyFn};
 
 type OpenFn = Box<dyn Fn(&Context) + Send + Sync>;
 type MessageFn = Box<dyn Fn(&Context, &Delivered) + Send + Sync>;
-type ErrorFn = Box<dyn Fn(&Context, &Error) + Send + Sync>;
 type CloseFn = Box<dyn Fn(&Context, Option<&CloseFrame>) + Send + Sync>;
-type PayloadFn = Box<dyn Fn(&Context, &[u8]) + Send + Sync>;
-type FrameFn = Box<dyn Fn(&Context, &Frame) + Send + Sync>;
 type ReconnectFn = Box<dyn Fn(&Context, Reconnecting) + Send + Sync>;
 
 /// The application's handlers.
@@ -92,26 +90,17 @@ type ReconnectFn = Box<dyn Fn(&Context, Reconnecting) + Send + Sync>;
 pub(crate) struct Handlers {
     on_open: Option<OpenFn>,
     on_message: Option<MessageFn>,
-    on_error: Option<ErrorFn>,
     on_close: Option<CloseFn>,
-    on_ping: Option<PayloadFn>,
-    on_pong: Option<PayloadFn>,
-    on_data: Option<FrameFn>,
-    on_cont_message: Option<FrameFn>,
     on_reconnect: Option<ReconnectFn>,
+    /// `on_error` and the reader thread's handlers (shared with the
+    /// buffer's observers).
+    plain: Arc<PlainHandlers<Context>>,
 }
 
 impl Handlers {
     /// Runs a handler, turning a panic into an `on_error` call.
     fn guarded(&self, context: &Context, what: &str, run: impl FnOnce()) {
-        if let Err(panic) = catch_unwind(AssertUnwindSafe(run)) {
-            let why = crate::error::panic_message(&*panic);
-            let error = ErrorKind::Panicked(format!("{what}: {why}")).into();
-            // A panicking on_error is not reported again.
-            if let Some(on_error) = &self.on_error {
-                let _ = catch_unwind(AssertUnwindSafe(|| on_error(context, &error)));
-            }
-        }
+        self.plain.guarded(context, what, run);
     }
 
     pub(crate) fn message(&self, context: &Context, message: &Delivered) {
@@ -121,9 +110,7 @@ impl Handlers {
     }
 
     fn error(&self, context: &Context, error: &Error) {
-        if let Some(f) = &self.on_error {
-            self.guarded(context, "on_error", || f(context, error));
-        }
+        self.plain.error(context, error);
     }
 }
 
@@ -144,6 +131,7 @@ pub struct AppBuilder {
     client: ClientBuilder,
     buffer: BufferConfig,
     handlers: Handlers,
+    plain: PlainHandlers<Context>,
     workers: usize,
     worker_key: Option<WorkerKeyFn>,
     drain_on_close: bool,
@@ -160,10 +148,10 @@ impl std::fmt::Debug for AppBuilder {
 }
 
 macro_rules! handler_setter {
-    ($(#[$doc:meta])* $name:ident, $($arg:ty),*) => {
+    ($(#[$doc:meta])* $field:ident . $name:ident, $($arg:ty),*) => {
         $(#[$doc])*
         pub fn $name(mut self, f: impl Fn(&Context, $($arg),*) + Send + Sync + 'static) -> Self {
-            self.handlers.$name = Some(Box::new(f));
+            self.$field.$name = Some(Box::new(f));
             self
         }
     };
@@ -194,42 +182,42 @@ impl AppBuilder {
 
     handler_setter!(
         /// Called for each message (text or binary) taken from the buffer.
-        on_message, &Delivered
+        handlers.on_message, &Delivered
     );
     handler_setter!(
         /// Called for each error: a failed connect, a broken connection, a
         /// ping timeout, a handler's panic.
-        on_error, &Error
+        plain.on_error, &Error
     );
     handler_setter!(
         /// Called once when a connection that was open ends: with the close
         /// frame after a close handshake (`None` inside: a close without
         /// code), with `None` when it ended without one.
-        on_close, Option<&CloseFrame>
+        handlers.on_close, Option<&CloseFrame>
     );
     handler_setter!(
         /// Called with each ping's payload, after it was answered (reader
         /// thread).
-        on_ping, &[u8]
+        plain.on_ping, &[u8]
     );
     handler_setter!(
         /// Called with each pong's payload (reader thread).
-        on_pong, &[u8]
+        plain.on_pong, &[u8]
     );
     handler_setter!(
         /// Called with every data frame as it is decoded — text, binary and
         /// continuation frames — before its message is complete or
         /// buffered (reader thread).
-        on_data, &Frame
+        plain.on_data, &Frame
     );
     handler_setter!(
         /// Called with each continuation frame of a fragmented message
         /// (reader thread).
-        on_cont_message, &Frame
+        plain.on_cont_message, &Frame
     );
     handler_setter!(
         /// Called before each reconnect attempt, with its number and delay.
-        on_reconnect, Reconnecting
+        handlers.on_reconnect, Reconnecting
     );
 
     /// Runs `on_message` on `n` worker threads (0: on the App's thread).
@@ -268,8 +256,15 @@ impl AppBuilder {
     /// [`ErrorKind::Config`] for invalid connection or buffer options.
     pub fn build(self) -> Result<App> {
         let current: Arc<CurrentContext> = Arc::default();
-        let handlers = Arc::new(self.handlers);
-        let buffer = with_observers(self.buffer, &handlers, &current);
+        let plain = Arc::new(self.plain);
+        let buffer = common::with_observers(self.buffer, &plain, {
+            let current = current.clone();
+            move || current.wait()
+        });
+        let handlers = Arc::new(Handlers {
+            plain,
+            ..self.handlers
+        });
         let client = self.client.buffer(buffer).build()?;
         if self.workers == 0 && self.worker_key.is_some() {
             return Err(ErrorKind::Config("workers_by_key needs at least 1 worker".into()).into());
@@ -324,51 +319,6 @@ impl CurrentContext {
         }
         slot.clone()
     }
-}
-
-/// Adds the observers of control and data frames that call the
-/// application's reader-thread handlers, keeping any the buffer had.
-fn with_observers(
-    buffer: BufferConfig,
-    handlers: &Arc<Handlers>,
-    current: &Arc<CurrentContext>,
-) -> BufferConfig {
-    let context = {
-        let current = current.clone();
-        move || current.wait()
-    };
-    let mut buffer = buffer;
-    if handlers.on_ping.is_some() || handlers.on_pong.is_some() {
-        let (handlers, context, theirs) =
-            (handlers.clone(), context.clone(), buffer.on_control.clone());
-        buffer = buffer.on_control_frame(move |frame| {
-            if let Some(theirs) = &theirs {
-                theirs(frame);
-            }
-            let Some(ctx) = context() else { return };
-            match (frame, &handlers.on_ping, &handlers.on_pong) {
-                (Message::Ping(p), Some(f), _) => handlers.guarded(&ctx, "on_ping", || f(&ctx, p)),
-                (Message::Pong(p), _, Some(f)) => handlers.guarded(&ctx, "on_pong", || f(&ctx, p)),
-                _ => {}
-            }
-        });
-    }
-    if handlers.on_data.is_some() || handlers.on_cont_message.is_some() {
-        let (handlers, theirs) = (handlers.clone(), buffer.on_data_frame.clone());
-        buffer = buffer.on_data_frame(move |frame| {
-            if let Some(theirs) = &theirs {
-                theirs(frame);
-            }
-            let Some(ctx) = context() else { return };
-            if let Some(f) = &handlers.on_data {
-                handlers.guarded(&ctx, "on_data", || f(&ctx, frame));
-            }
-            if let (OpCode::Continuation, Some(f)) = (frame.opcode, &handlers.on_cont_message) {
-                handlers.guarded(&ctx, "on_cont_message", || f(&ctx, frame));
-            }
-        });
-    }
-    buffer
 }
 
 /// How `run_forever` keeps the connection alive: websocket-client's
@@ -465,14 +415,6 @@ impl std::fmt::Debug for App {
     }
 }
 
-/// How one connection ended.
-struct Ended {
-    /// The close handshake's frame, if there was one.
-    closed: Option<Option<CloseFrame>>,
-    /// The error, when it ended otherwise.
-    error: Option<Error>,
-}
-
 impl App {
     /// A builder for an App that connects to `url`.
     pub fn builder(url: impl Into<String>) -> AppBuilder {
@@ -481,6 +423,7 @@ impl App {
             client: Client::builder(),
             buffer: BufferConfig::default(),
             handlers: Handlers::default(),
+            plain: PlainHandlers::default(),
             workers: 0,
             worker_key: None,
             drain_on_close: true,
@@ -527,46 +470,23 @@ impl App {
                 Err(error) => {
                     self.handlers
                         .error(&self.context(None, summary.connections), &error);
-                    Ended {
-                        closed: None,
-                        error: Some(error),
-                    }
+                    Ended::failed(error)
                 }
             };
             if self.handle.is_closing() {
                 break Ok(());
             }
-            let Some(retry) = retry.as_mut() else {
-                break match end.error {
-                    None => Ok(()),
-                    Some(error) => Err(error),
-                };
-            };
-            if let Some(opened) = opened {
-                // A connection that stayed up long enough starts the
-                // backoff over.
-                retry.connection_ended(opened.elapsed());
-            }
-            let Some(delay) = retry.next_delay() else {
-                let last = end
-                    .error
-                    .unwrap_or_else(|| ErrorKind::ConnectionClosed(end.closed.flatten()).into());
-                break Err(ErrorKind::GaveUp {
-                    attempts: retry.attempts(),
-                    last,
-                }
-                .into());
+            let info = match common::next(retry.as_mut(), opened, end) {
+                Next::Stop(result) => break result,
+                Next::Reconnect(info) => info,
             };
             if let Some(f) = &self.handlers.on_reconnect {
                 let ctx = self.context(None, summary.connections);
-                let info = Reconnecting {
-                    attempt: retry.attempts(),
-                    delay,
-                };
                 self.handlers
                     .guarded(&ctx, "on_reconnect", || f(&ctx, info));
             }
-            tracing::debug!(?delay, attempt = retry.attempts(), "reconnecting");
+            let delay = info.delay;
+            tracing::debug!(?delay, attempt = info.attempt, "reconnecting");
             if self.handle.wait_closing(delay) {
                 break Ok(());
             }
@@ -596,25 +516,12 @@ impl App {
         let dead = keepalive.is_some_and(crate::keepalive::Keepalive::stop);
         self.handle.detach();
         summary.last_stats = Some(conn.stats());
-        let ended = match end.into_kind() {
-            _ if dead => Ended {
-                closed: None,
-                error: Some(ErrorKind::NoPong(options.ping_timeout.unwrap_or_default()).into()),
-            },
-            ErrorKind::ConnectionClosed(frame) => Ended {
-                closed: Some(frame),
-                error: None,
-            },
-            kind => Ended {
-                closed: None,
-                error: Some(kind.into()),
-            },
-        };
+        let ended = Ended::of(end, dead, options.ping_timeout);
         if let Some(error) = &ended.error {
             self.handlers.error(&context, error);
         }
         if let Some(f) = &self.handlers.on_close {
-            let frame = ended.closed.as_ref().and_then(Option::as_ref);
+            let frame = ended.close_frame();
             self.handlers
                 .guarded(&context, "on_close", || f(&context, frame));
         }

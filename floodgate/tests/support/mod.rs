@@ -5,6 +5,33 @@
 
 pub mod flood;
 
+/// What the App tests' handlers saw, collected from any thread or task.
+#[derive(Default, Clone)]
+pub struct Log(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Log {
+    pub fn push(&self, entry: impl Into<String>) {
+        self.0.lock().unwrap().push(entry.into());
+    }
+    pub fn entries(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+    pub fn count(&self, prefix: &str) -> usize {
+        self.entries()
+            .iter()
+            .filter(|e| e.starts_with(prefix))
+            .count()
+    }
+}
+
+/// A reconnect backoff without jitter, so that its delays are exact.
+pub fn exact_backoff(first: Duration, attempts: u32) -> floodgate::reconnect::Backoff {
+    floodgate::reconnect::Backoff::new()
+        .initial(first)
+        .jitter(0.0)
+        .max_attempts(Some(attempts))
+}
+
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

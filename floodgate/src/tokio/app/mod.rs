@@ -87,13 +87,14 @@ mod workers;
 pub use crate::app::{Reconnecting, RunOptions, RunSummary};
 pub use context::{AppHandle, Context};
 
+use crate::app::common::{self, Ended, Next, PlainHandlers};
 use crate::app::workers::WorkerKeyFn;
 use crate::buffer::{BufferConfig, Delivered, Key};
 use crate::config::{Client, ClientBuilder};
 use crate::error::{Error, ErrorKind, Result};
 use crate::reconnect::Retry;
 use crate::tokio::BufferedWebSocket;
-use floodgate_proto::{CloseFrame, Frame, Message, OpCode};
+use floodgate_proto::{CloseFrame, Frame, Message};
 use std::any::Any;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -109,22 +110,17 @@ type OpenFn = Box<dyn Fn(Context) -> HandlerFuture + Send + Sync>;
 type MessageFn = Box<dyn Fn(Context, Delivered) -> HandlerFuture + Send + Sync>;
 type CloseFn = Box<dyn Fn(Context, Option<CloseFrame>) -> HandlerFuture + Send + Sync>;
 type ReconnectFn = Box<dyn Fn(Context, Reconnecting) -> HandlerFuture + Send + Sync>;
-type ErrorFn = Box<dyn Fn(&Context, &Error) + Send + Sync>;
-type PayloadFn = Box<dyn Fn(&Context, &[u8]) + Send + Sync>;
-type FrameFn = Box<dyn Fn(&Context, &Frame) + Send + Sync>;
 
 /// The application's handlers.
 #[derive(Default)]
 pub(crate) struct Handlers {
     on_open: Option<OpenFn>,
     on_message: Option<MessageFn>,
-    on_error: Option<ErrorFn>,
     on_close: Option<CloseFn>,
-    on_ping: Option<PayloadFn>,
-    on_pong: Option<PayloadFn>,
-    on_data: Option<FrameFn>,
-    on_cont_message: Option<FrameFn>,
     on_reconnect: Option<ReconnectFn>,
+    /// `on_error` and the reader task's handlers (shared with the buffer's
+    /// observers).
+    plain: Arc<PlainHandlers<Context>>,
 }
 
 /// Polls `future`, turning a panic in any poll into `Err`.
@@ -144,22 +140,6 @@ async fn catching(mut future: HandlerFuture) -> std::result::Result<(), Box<dyn 
 }
 
 impl Handlers {
-    fn panicked(&self, context: &Context, what: &str, panic: &(dyn Any + Send)) {
-        let why = crate::error::panic_message(panic);
-        let error = ErrorKind::Panicked(format!("{what}: {why}")).into();
-        // A panicking on_error is not reported again.
-        if let Some(on_error) = &self.on_error {
-            let _ = catch_unwind(AssertUnwindSafe(|| on_error(context, &error)));
-        }
-    }
-
-    /// Runs a plain handler, turning a panic into an `on_error` call.
-    fn guarded(&self, context: &Context, what: &str, run: impl FnOnce()) {
-        if let Err(panic) = catch_unwind(AssertUnwindSafe(run)) {
-            self.panicked(context, what, &*panic);
-        }
-    }
-
     /// Makes and awaits an async handler's future, turning a panic (in the
     /// call or in any poll) into an `on_error` call.
     async fn awaited(&self, context: &Context, what: &str, make: impl FnOnce() -> HandlerFuture) {
@@ -168,7 +148,7 @@ impl Handlers {
             Err(panic) => Err(panic),
         };
         if let Err(panic) = outcome {
-            self.panicked(context, what, &*panic);
+            self.plain.panicked(context, what, &*panic);
         }
     }
 
@@ -180,9 +160,7 @@ impl Handlers {
     }
 
     fn error(&self, context: &Context, error: &Error) {
-        if let Some(f) = &self.on_error {
-            self.guarded(context, "on_error", || f(context, error));
-        }
+        self.plain.error(context, error);
     }
 }
 
@@ -193,6 +171,7 @@ pub struct AppBuilder {
     client: ClientBuilder,
     buffer: BufferConfig,
     handlers: Handlers,
+    plain: PlainHandlers<Context>,
     workers: usize,
     worker_key: Option<WorkerKeyFn>,
     drain_on_close: bool,
@@ -226,12 +205,13 @@ macro_rules! async_handler_setter {
     };
 }
 
-/// A setter of a plain handler, called with the context by reference.
+/// A setter of a plain handler (`on_error`, the reader task's), called
+/// with the context by reference.
 macro_rules! handler_setter {
     ($(#[$doc:meta])* $name:ident, $ty:ty) => {
         $(#[$doc])*
         pub fn $name(mut self, f: impl Fn(&Context, $ty) + Send + Sync + 'static) -> Self {
-            self.handlers.$name = Some(Box::new(f));
+            self.plain.$name = Some(Box::new(f));
             self
         }
     };
@@ -338,8 +318,15 @@ impl AppBuilder {
     /// [`ErrorKind::Config`] for invalid connection or buffer options.
     pub fn build(self) -> Result<App> {
         let current: Arc<CurrentContext> = Arc::default();
-        let handlers = Arc::new(self.handlers);
-        let buffer = with_observers(self.buffer, &handlers, &current);
+        let plain = Arc::new(self.plain);
+        let buffer = common::with_observers(self.buffer, &plain, {
+            let current = current.clone();
+            move || current.get()
+        });
+        let handlers = Arc::new(Handlers {
+            plain,
+            ..self.handlers
+        });
         let client = self.client.build()?;
         buffer.validate(client.options().max_message_size)?;
         if self.workers == 0 && self.worker_key.is_some() {
@@ -377,51 +364,6 @@ impl CurrentContext {
     }
 }
 
-/// Adds the observers of control and data frames that call the
-/// application's reader-task handlers, keeping any the buffer had.
-fn with_observers(
-    buffer: BufferConfig,
-    handlers: &Arc<Handlers>,
-    current: &Arc<CurrentContext>,
-) -> BufferConfig {
-    let mut buffer = buffer;
-    if handlers.on_ping.is_some() || handlers.on_pong.is_some() {
-        let (handlers, current, theirs) =
-            (handlers.clone(), current.clone(), buffer.on_control.clone());
-        buffer = buffer.on_control_frame(move |frame| {
-            if let Some(theirs) = &theirs {
-                theirs(frame);
-            }
-            let Some(ctx) = current.get() else { return };
-            match (frame, &handlers.on_ping, &handlers.on_pong) {
-                (Message::Ping(p), Some(f), _) => handlers.guarded(&ctx, "on_ping", || f(&ctx, p)),
-                (Message::Pong(p), _, Some(f)) => handlers.guarded(&ctx, "on_pong", || f(&ctx, p)),
-                _ => {}
-            }
-        });
-    }
-    if handlers.on_data.is_some() || handlers.on_cont_message.is_some() {
-        let (handlers, current, theirs) = (
-            handlers.clone(),
-            current.clone(),
-            buffer.on_data_frame.clone(),
-        );
-        buffer = buffer.on_data_frame(move |frame| {
-            if let Some(theirs) = &theirs {
-                theirs(frame);
-            }
-            let Some(ctx) = current.get() else { return };
-            if let Some(f) = &handlers.on_data {
-                handlers.guarded(&ctx, "on_data", || f(&ctx, frame));
-            }
-            if let (OpCode::Continuation, Some(f)) = (frame.opcode, &handlers.on_cont_message) {
-                handlers.guarded(&ctx, "on_cont_message", || f(&ctx, frame));
-            }
-        });
-    }
-    buffer
-}
-
 /// The event-driven async client; see the [module docs](self).
 pub struct App {
     url: Arc<str>,
@@ -445,23 +387,6 @@ impl std::fmt::Debug for App {
     }
 }
 
-/// How one connection ended.
-struct Ended {
-    /// The close handshake's frame, if there was one.
-    closed: Option<Option<CloseFrame>>,
-    /// The error, when it ended otherwise.
-    error: Option<Error>,
-}
-
-impl Ended {
-    fn failed(error: Error) -> Ended {
-        Ended {
-            closed: None,
-            error: Some(error),
-        }
-    }
-}
-
 /// Messages taken from the buffer at once.
 const BATCH: usize = 256;
 
@@ -473,6 +398,7 @@ impl App {
             client: Client::builder(),
             buffer: BufferConfig::default(),
             handlers: Handlers::default(),
+            plain: PlainHandlers::default(),
             workers: 0,
             worker_key: None,
             drain_on_close: true,
@@ -534,41 +460,20 @@ impl App {
             if self.handle.is_closing() {
                 break Ok(());
             }
-            let Some(retry) = retry.as_mut() else {
-                break match end.error {
-                    None => Ok(()),
-                    Some(error) => Err(error),
-                };
-            };
-            if let Some(opened) = opened {
-                // A connection that stayed up long enough starts the
-                // backoff over.
-                retry.connection_ended(opened.elapsed());
-            }
-            let Some(delay) = retry.next_delay() else {
-                let last = end
-                    .error
-                    .unwrap_or_else(|| ErrorKind::ConnectionClosed(end.closed.flatten()).into());
-                break Err(ErrorKind::GaveUp {
-                    attempts: retry.attempts(),
-                    last,
-                }
-                .into());
+            let info = match common::next(retry.as_mut(), opened, end) {
+                Next::Stop(result) => break result,
+                Next::Reconnect(info) => info,
             };
             if let Some(f) = &self.handlers.on_reconnect {
                 let ctx = self.context(None, summary.connections);
-                let info = Reconnecting {
-                    attempt: retry.attempts(),
-                    delay,
-                };
                 self.handlers
                     .awaited(&ctx, "on_reconnect", || f(ctx.clone(), info))
                     .await;
             }
-            tracing::debug!(?delay, attempt = retry.attempts(), "reconnecting (async)");
+            tracing::debug!(delay = ?info.delay, attempt = info.attempt, "reconnecting (async)");
             ::tokio::select! {
                 () = self.handle.closed() => break Ok(()),
-                () = ::tokio::time::sleep(delay) => {}
+                () = ::tokio::time::sleep(info.delay) => {}
             }
         };
         dispatch.finish().await;
@@ -620,21 +525,12 @@ impl App {
         // reader-task handler calls for this connection.
         drop(conn);
         self.current.set(None);
-        let ended = match end.into_kind() {
-            _ if dead => {
-                Ended::failed(ErrorKind::NoPong(options.ping_timeout.unwrap_or_default()).into())
-            }
-            ErrorKind::ConnectionClosed(frame) => Ended {
-                closed: Some(frame),
-                error: None,
-            },
-            kind => Ended::failed(kind.into()),
-        };
+        let ended = Ended::of(end, dead, options.ping_timeout);
         if let Some(error) = &ended.error {
             self.handlers.error(&context, error);
         }
         if let Some(f) = &self.handlers.on_close {
-            let frame = ended.closed.clone().flatten();
+            let frame = ended.close_frame().cloned();
             self.handlers
                 .awaited(&context, "on_close", || f(context.clone(), frame))
                 .await;
