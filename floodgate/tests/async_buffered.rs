@@ -8,15 +8,16 @@
 
 mod support;
 
-use floodgate::buffer::{BufferConfig, BufferError, Conflate, Key, Overflow, Shed, Stats};
+use floodgate::buffer::{BufferConfig, BufferError, Conflate, Overflow, Shed};
 use floodgate::tokio::BufferedWebSocket;
 use floodgate::{Error, ErrorKind};
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::flood::{
-    flood_client, messages_in_channel, FloodConfig, FloodReport, FloodServer, Numbered,
+    assert_adds_up, assert_in_global_order, assert_in_order_per_channel, assert_server_closed,
+    assert_within_limits, channel_key, flood_client, globals, messages_in_channel, FloodConfig,
+    FloodReport, FloodServer, Numbered,
 };
 
 const SIZE: usize = 100;
@@ -57,66 +58,6 @@ async fn finish(server: FloodServer) -> FloodReport {
     tokio::task::spawn_blocking(move || server.finish())
         .await
         .unwrap()
-}
-
-fn assert_server_closed(end: &Error, report: &FloodReport, config: &FloodConfig) {
-    match end.kind() {
-        ErrorKind::ConnectionClosed(Some(frame)) => assert_eq!(frame.code.0, 1000),
-        other => panic!("expected the server's close (1000), got {other:?}"),
-    }
-    assert_eq!(report.sent, config.messages, "the server sent everything");
-    assert!(!report.client_closed_first);
-    assert_eq!(report.client_close, Some(Some(1000)), "the client answered");
-    assert_eq!(report.write_error, None);
-}
-
-fn assert_adds_up(s: &Stats) {
-    assert_eq!(
-        s.received,
-        s.delivered + s.buffered + s.dropped_oldest + s.dropped_newest + s.conflated + s.filtered,
-        "the counters do not add up: {s:?}"
-    );
-}
-
-fn assert_within_limits(s: &Stats, max_messages: usize, max_bytes: usize) {
-    assert!(s.high_water_messages <= max_messages as u64, "{s:?}");
-    assert!(s.high_water_bytes <= max_bytes as u64, "{s:?}");
-}
-
-fn assert_in_global_order(got: &[Numbered]) {
-    for pair in got.windows(2) {
-        assert!(
-            pair[0].global < pair[1].global,
-            "{} after {}",
-            pair[1].global,
-            pair[0].global
-        );
-    }
-}
-
-fn assert_in_order_per_channel(got: &[Numbered]) {
-    let mut last: BTreeMap<u64, u64> = BTreeMap::new();
-    for n in got {
-        if let Some(&prev) = last.get(&n.channel) {
-            assert!(
-                n.seq > prev,
-                "channel {}: {} after {prev}",
-                n.channel,
-                n.seq
-            );
-        }
-        last.insert(n.channel, n.seq);
-    }
-}
-
-fn globals(got: &[Numbered]) -> Vec<u64> {
-    got.iter().map(|n| n.global).collect()
-}
-
-fn channel_key(message: &floodgate::Message) -> Option<Key> {
-    let text = message.as_text()?;
-    let channel: u64 = text.split(' ').next()?.parse().ok()?;
-    Some(Key::from(channel))
 }
 
 fn flood(messages: u64, channels: u64) -> FloodConfig {

@@ -6,16 +6,17 @@
 mod support;
 
 use floodgate::buffer::{
-    BufferConfig, BufferError, Class, Conflate, Key, Overflow, Priority, Shed, Stats,
+    BufferConfig, BufferError, Class, Conflate, Overflow, Priority, Shed, Stats,
 };
 use floodgate::{BufferedWebSocket, Error, ErrorKind};
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 use support::flood::{
-    flood_client, messages_in_channel, FloodConfig, FloodReport, FloodServer, Numbered,
+    assert_adds_up, assert_in_global_order, assert_in_order_per_channel, assert_server_closed,
+    assert_within_limits, channel_key, flood_client, globals, messages_in_channel, FloodConfig,
+    FloodServer, Numbered,
 };
 
 /// Payload bytes of every flood message in these tests.
@@ -42,77 +43,6 @@ fn consume(ws: &BufferedWebSocket, pause: Duration) -> (Vec<Numbered>, Error) {
             Err(end) => return (got, end),
         }
     }
-}
-
-/// The server closed normally after its last message and the client saw it.
-fn assert_server_closed(end: &Error, report: &FloodReport, config: &FloodConfig) {
-    match end.kind() {
-        ErrorKind::ConnectionClosed(Some(frame)) => assert_eq!(frame.code.0, 1000),
-        other => panic!("expected the server's close (1000), got {other:?}"),
-    }
-    assert_eq!(report.sent, config.messages, "the server sent everything");
-    assert!(!report.client_closed_first);
-    assert_eq!(report.client_close, Some(Some(1000)), "the client answered");
-    assert_eq!(report.write_error, None);
-}
-
-fn assert_adds_up(s: &Stats) {
-    assert_eq!(
-        s.received,
-        s.delivered + s.buffered + s.dropped_oldest + s.dropped_newest + s.conflated + s.filtered,
-        "the counters do not add up: {s:?}"
-    );
-}
-
-fn assert_within_limits(s: &Stats, max_messages: usize, max_bytes: usize) {
-    assert!(
-        s.high_water_messages <= max_messages as u64,
-        "the buffer held {} messages, over its limit of {max_messages}",
-        s.high_water_messages
-    );
-    assert!(
-        s.high_water_bytes <= max_bytes as u64,
-        "the buffer held {} bytes, over its limit of {max_bytes}",
-        s.high_water_bytes
-    );
-}
-
-/// Global sequence numbers strictly increase (order kept, no duplicate).
-fn assert_in_global_order(got: &[Numbered]) {
-    for pair in got.windows(2) {
-        assert!(
-            pair[0].global < pair[1].global,
-            "message {} delivered after {}",
-            pair[1].global,
-            pair[0].global
-        );
-    }
-}
-
-/// Within each channel, sequence numbers strictly increase.
-fn assert_in_order_per_channel(got: &[Numbered]) {
-    let mut last: BTreeMap<u64, u64> = BTreeMap::new();
-    for n in got {
-        if let Some(&prev) = last.get(&n.channel) {
-            assert!(
-                n.seq > prev,
-                "channel {}: message {} delivered after {prev}",
-                n.channel,
-                n.seq
-            );
-        }
-        last.insert(n.channel, n.seq);
-    }
-}
-
-fn globals(got: &[Numbered]) -> Vec<u64> {
-    got.iter().map(|n| n.global).collect()
-}
-
-fn channel_key(message: &floodgate::Message) -> Option<Key> {
-    let text = message.as_text()?;
-    let channel: u64 = text.split(' ').next()?.parse().ok()?;
-    Some(Key::from(channel))
 }
 
 fn channel_of(message: &floodgate::Message) -> u64 {

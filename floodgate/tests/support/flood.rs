@@ -16,9 +16,12 @@
 //! bytes. [`Numbered::parse`] reads it back.
 
 use bytes::BytesMut;
+use floodgate::buffer::{Key, Stats};
+use floodgate::{Error, ErrorKind};
 use floodgate_proto::frame::encode_frame;
 use floodgate_proto::handshake::{parse_request_head, server_accept_response};
 use floodgate_proto::{Config, Message, OpCode, Protocol, Role};
+use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -460,4 +463,77 @@ pub fn flood_client(buffer: floodgate::buffer::BufferConfig) -> floodgate::Clien
         .max_frame_size(Some(MAX_MESSAGE))
         .max_message_size(Some(MAX_MESSAGE))
         .buffer(buffer)
+}
+
+// ----- Assertions shared by the overflow-policy tests (blocking and async) --
+
+/// The server closed normally after its last message and the client saw it.
+pub fn assert_server_closed(end: &Error, report: &FloodReport, config: &FloodConfig) {
+    match end.kind() {
+        ErrorKind::ConnectionClosed(Some(frame)) => assert_eq!(frame.code.0, 1000),
+        other => panic!("expected the server's close (1000), got {other:?}"),
+    }
+    assert_eq!(report.sent, config.messages, "the server sent everything");
+    assert!(!report.client_closed_first);
+    assert_eq!(report.client_close, Some(Some(1000)), "the client answered");
+    assert_eq!(report.write_error, None);
+}
+
+pub fn assert_adds_up(s: &Stats) {
+    assert_eq!(
+        s.received,
+        s.delivered + s.buffered + s.dropped_oldest + s.dropped_newest + s.conflated + s.filtered,
+        "the counters do not add up: {s:?}"
+    );
+}
+
+pub fn assert_within_limits(s: &Stats, max_messages: usize, max_bytes: usize) {
+    assert!(
+        s.high_water_messages <= max_messages as u64,
+        "the buffer held {} messages, over its limit of {max_messages}",
+        s.high_water_messages
+    );
+    assert!(
+        s.high_water_bytes <= max_bytes as u64,
+        "the buffer held {} bytes, over its limit of {max_bytes}",
+        s.high_water_bytes
+    );
+}
+
+/// Global sequence numbers strictly increase (order kept, no duplicate).
+pub fn assert_in_global_order(got: &[Numbered]) {
+    for pair in got.windows(2) {
+        assert!(
+            pair[0].global < pair[1].global,
+            "message {} delivered after {}",
+            pair[1].global,
+            pair[0].global
+        );
+    }
+}
+
+/// Within each channel, sequence numbers strictly increase.
+pub fn assert_in_order_per_channel(got: &[Numbered]) {
+    let mut last: BTreeMap<u64, u64> = BTreeMap::new();
+    for n in got {
+        if let Some(&prev) = last.get(&n.channel) {
+            assert!(
+                n.seq > prev,
+                "channel {}: message {} delivered after {prev}",
+                n.channel,
+                n.seq
+            );
+        }
+        last.insert(n.channel, n.seq);
+    }
+}
+
+pub fn globals(got: &[Numbered]) -> Vec<u64> {
+    got.iter().map(|n| n.global).collect()
+}
+
+pub fn channel_key(message: &floodgate::Message) -> Option<Key> {
+    let text = message.as_text()?;
+    let channel: u64 = text.split(' ').next()?.parse().ok()?;
+    Some(Key::from(channel))
 }
