@@ -52,8 +52,86 @@
 //! # }
 //! ```
 
+/// The send methods of a connection type that holds a [`Sender`] in
+/// `self.sender`, delegating to it: one definition, with its docs, for
+/// [`WebSocket`] and [`BufferedWebSocket`]. Name the methods to generate,
+/// in order.
+macro_rules! delegate_sends {
+    ($($method:ident),* $(,)?) => {
+        $( $crate::tokio::delegate_sends!(@one $method); )*
+    };
+    (@one send) => {
+        /// Sends a message: see [`Sender::send`](crate::tokio::Sender::send).
+        ///
+        /// # Errors
+        ///
+        /// As for [`Sender::send`](crate::tokio::Sender::send).
+        pub async fn send(&self, message: impl Into<$crate::Message>) -> $crate::Result<()> {
+            self.sender.send(message).await
+        }
+    };
+    (@one send_text) => {
+        /// Sends a text message.
+        ///
+        /// # Errors
+        ///
+        /// As for [`Sender::send`](crate::tokio::Sender::send).
+        pub async fn send_text(&self, text: &str) -> $crate::Result<()> {
+            self.sender.send_text(text).await
+        }
+    };
+    (@one send_binary) => {
+        /// Sends a binary message.
+        ///
+        /// # Errors
+        ///
+        /// As for [`Sender::send`](crate::tokio::Sender::send).
+        pub async fn send_binary(&self, data: &[u8]) -> $crate::Result<()> {
+            self.sender.send_binary(data).await
+        }
+    };
+    (@one send_frame) => {
+        /// Sends one raw frame: see
+        /// [`Sender::send_frame`](crate::tokio::Sender::send_frame).
+        ///
+        /// # Errors
+        ///
+        /// As for [`Sender::send_frame`](crate::tokio::Sender::send_frame).
+        pub async fn send_frame(
+            &self,
+            opcode: $crate::OpCode,
+            payload: &[u8],
+            fin: bool,
+        ) -> $crate::Result<()> {
+            self.sender.send_frame(opcode, payload, fin).await
+        }
+    };
+    (@one ping) => {
+        /// Sends a ping (payload at most 125 bytes).
+        ///
+        /// # Errors
+        ///
+        /// As for [`Sender::send`](crate::tokio::Sender::send).
+        pub async fn ping(&self, payload: &[u8]) -> $crate::Result<()> {
+            self.sender.ping(payload).await
+        }
+    };
+    (@one pong) => {
+        /// Sends a pong (payload at most 125 bytes).
+        ///
+        /// # Errors
+        ///
+        /// As for [`Sender::send`](crate::tokio::Sender::send).
+        pub async fn pong(&self, payload: &[u8]) -> $crate::Result<()> {
+            self.sender.pong(payload).await
+        }
+    };
+}
+pub(crate) use delegate_sends;
+
 mod buffered;
 mod connect;
+mod frames;
 mod receiver;
 mod sender;
 mod socket;
@@ -62,7 +140,7 @@ mod stream;
 pub use buffered::BufferedWebSocket;
 pub use receiver::Receiver;
 pub use sender::Sender;
-pub use socket::WebSocket;
+pub use socket::{ReuniteError, WebSocket};
 
 /// Connects to `url` with the default options.
 ///
