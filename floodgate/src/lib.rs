@@ -135,7 +135,7 @@
 //!   on tokio over the same protocol core, options and buffer —
 //!   `floodgate::tokio::connect`, `Client::connect_async`,
 //!   `Client::connect_buffered_async`, a `Stream`/`Sink` connection that
-//!   splits into a cloneable sender and a receiver. The guide is
+//!   splits into a cloneable sender and a receiver (and reunites). The guide is
 //!   `docs/async.md`.
 //!
 //! # Not yet provided

@@ -14,26 +14,35 @@
 //!
 //! - [`connect`], [`crate::Client::connect_async`],
 //!   [`crate::ClientBuilder::connect_async`]: open a [`WebSocket`].
-//! - [`WebSocket`]: `recv`, `send`/`send_text`/`send_binary`, `ping`,
-//!   `close`, as async methods; a `futures` `Stream` of messages and
-//!   `Sink` of messages; [`WebSocket::split`] into a [`Receiver`] and a
-//!   cloneable [`Sender`].
+//! - [`WebSocket`]: `recv`, `recv_frame`, `send`/`send_text`/`send_binary`,
+//!   `send_frame`, `ping`, `pong`, `close`, as async methods; a `futures`
+//!   `Stream` of messages and `Sink` of messages; [`WebSocket::split`]
+//!   into a [`Receiver`] and a cloneable [`Sender`], and
+//!   [`Receiver::reunite`] back into a [`WebSocket`].
+//! - [`BufferedWebSocket`]: a reader task feeding a
+//!   [`crate::buffer::Buffer`], with the blocking buffered connection's
+//!   policies and stats.
+//!
+//! Every timeout of [`crate::ClientBuilder`] applies, with the blocking
+//! client's meaning: `connect_timeout` bounds the connect, `close_timeout`
+//! the close handshake, `read_timeout` each wait for data in `recv` and
+//! `recv_frame` and `write_timeout` each write to the transport; a read or
+//! write timeout fails the call with [`crate::ErrorKind::Timeout`] and
+//! leaves the connection usable, losing nothing. (The buffered
+//! connection's reader task never times out, as in the blocking client.)
 //!
 //! # Cancel safety
 //!
-//! [`WebSocket::recv`] and [`Receiver::recv`] are cancel-safe: use them in
-//! `tokio::select!` or under `tokio::time::timeout` without losing or
-//! repeating a message. Sends never tear a frame when dropped, but a
-//! dropped send may or may not have sent its message. `close` is not
-//! cancel-safe.
+//! [`WebSocket::recv`], [`Receiver::recv`] and their `recv_frame` are
+//! cancel-safe: use them in `tokio::select!` or under
+//! `tokio::time::timeout` without losing or repeating a message or frame.
+//! Sends never tear a frame when dropped, but a dropped send may or may
+//! not have sent its message. `close` is not cancel-safe.
 //!
 //! # Not yet provided
 //!
-//! The buffered connection (a reader task feeding [`crate::buffer::Buffer`])
-//! and the async [`crate::App`] are not part of the async front end yet;
-//! neither are `read_timeout`/`write_timeout` (wrap a call in
-//! `tokio::time::timeout` instead; `connect_timeout` and `close_timeout`
-//! apply). The guide is `docs/async.md`.
+//! The async [`crate::App`] is not part of the async front end yet. The
+//! guide is `docs/async.md`.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]

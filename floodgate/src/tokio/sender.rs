@@ -30,8 +30,8 @@ use tokio::io::{AsyncWriteExt, WriteHalf};
 const KEEP_WRITE_QUEUE: usize = 64 * 1024;
 
 /// What the halves share: the protocol, the writer, and what the
-/// handshake said (so that [`WebSocket::reunite`](super::WebSocket)d
-/// halves still know it).
+/// handshake said (so that halves put back together by
+/// [`Receiver::reunite`](super::Receiver::reunite) still know it).
 pub(super) struct Shared {
     pub(super) proto: Mutex<Protocol>,
     pub(super) writer: ::tokio::sync::Mutex<Writer>,
