@@ -289,8 +289,9 @@ pub(super) fn wait_result(wait: Wait) -> Result<()> {
 
 // ----- the receive half ------------------------------------------------------
 
-/// The receiving half of an async [`WebSocket`] (from
-/// [`WebSocket::split`]); also a [`Stream`] of messages.
+/// The receiving half of an async [`WebSocket`](super::WebSocket) (from
+/// [`WebSocket::split`](super::WebSocket::split)); also a [`Stream`] of
+/// messages.
 ///
 /// Pings are answered and the peer's close is answered while this half
 /// receives: keep calling [`recv`](Self::recv) (or polling the stream), or

@@ -159,7 +159,7 @@ async fn within<F: Future>(write_timeout: Option<Duration>, write: F) -> Result<
 
 type SendFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 
-/// The sending half of an async [`WebSocket`]: clone it and send from any
+/// The sending half of an async [`WebSocket`](super::WebSocket): clone it and send from any
 /// task. Frames are written under one lock, in the order their sends took
 /// it, so concurrent sends never interleave frames. Also a [`Sink`] of
 /// messages.
@@ -282,11 +282,11 @@ impl Sender {
         self.shared.send_with(|p| p.send_pong(payload)).await
     }
 
-    /// Sends a close frame with `code` and `reason`. The [`Receiver`]
-    /// then sees the server's close: its `recv` returns
-    /// [`ErrorKind::ConnectionClosed`] (the stream ends) and it ends the
-    /// transport. To close and wait in one call, use
-    /// [`WebSocket::close`].
+    /// Sends a close frame with `code` and `reason`. The
+    /// [`Receiver`](super::Receiver) then sees the server's close: its
+    /// `recv` returns [`ErrorKind::ConnectionClosed`] (the stream ends) and
+    /// it ends the transport. To close and wait in one call, use
+    /// [`WebSocket::close`](super::WebSocket::close).
     ///
     /// # Errors
     ///
@@ -341,7 +341,7 @@ impl Sink<Message> for Sender {
     }
 
     /// Sends a normal close (1000) unless a close was sent already; the
-    /// [`Receiver`] sees the server's answer.
+    /// [`Receiver`](super::Receiver) sees the server's answer.
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         ready!(self.poll_sink(cx))?;
         if !self.sink_closed {
