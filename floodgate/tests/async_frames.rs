@@ -1,6 +1,7 @@
 //! `recv_frame` on the async client (feature `tokio`): fragments with their
 //! fin flags, pings answered and pongs returned, the close returned once,
-//! `recv` refusing to finish a message begun with `recv_frame`, and
+//! `recv` refusing to finish a message begun with `recv_frame`, the frame
+//! of a cancelled `recv_frame` kept for the buffered connection, and
 //! `recv_frame` cancelled again and again while frames arrive in pieces
 //! (none lost, none repeated).
 #![cfg(feature = "tokio")]
@@ -146,6 +147,23 @@ async fn a_cancelled_recv_is_finished_by_recv_and_not_by_recv_frame() {
         (frame.opcode, &frame.payload[..]),
         (OpCode::Text, &b"y"[..])
     );
+    ws.close(1000, "").await.unwrap();
+}
+
+#[tokio::test]
+async fn the_frame_of_a_cancelled_recv_frame_reaches_the_buffered_connection() {
+    let server = Server::bind("127.0.0.1:0", echo).unwrap();
+    let mut ws = floodgate::tokio::connect(&server.url()).await.unwrap();
+    let waited = tokio::time::timeout(Duration::from_millis(50), ws.recv_frame()).await;
+    assert!(waited.is_err(), "nothing was sent");
+    ws.send_text("kept").await.unwrap();
+    ws.send_text("next").await.unwrap();
+    let mut ws = ws
+        .into_buffered(&floodgate::buffer::BufferConfig::new())
+        .await
+        .unwrap();
+    assert_eq!(ws.recv().await.unwrap().message().as_text(), Some("kept"));
+    assert_eq!(ws.recv().await.unwrap().message().as_text(), Some("next"));
     ws.close(1000, "").await.unwrap();
 }
 

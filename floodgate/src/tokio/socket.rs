@@ -281,13 +281,10 @@ fn message_of(core: &Core, result: Result<Frame>) -> Option<Result<Message>> {
     };
     match frame.opcode {
         OpCode::Binary if frame.fin => Some(Ok(Message::Binary(frame.payload))),
-        OpCode::Text if frame.fin => Some(
-            floodgate_proto::Text::try_from(frame.payload)
-                .map(Message::Text)
-                .map_err(|_| {
-                    ErrorKind::Protocol(floodgate_proto::ProtocolError::InvalidUtf8).into()
-                }),
-        ),
+        // Checked as UTF-8 by the protocol already.
+        OpCode::Text if frame.fin => floodgate_proto::Text::try_from(frame.payload)
+            .ok()
+            .map(|text| Ok(Message::Text(text))),
         OpCode::Close => {
             let close = core.shared.proto().close_received().cloned().flatten();
             Some(Err(ErrorKind::ConnectionClosed(close).into()))
