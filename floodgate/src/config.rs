@@ -233,13 +233,21 @@ impl ClientBuilder {
         self
     }
 
-    /// Read timeout once connected (`None`: block).
+    /// Read timeout once connected (`None`: block): each wait for data in
+    /// `recv` / `recv_frame` longer than this fails with
+    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) and the
+    /// connection stays usable, in the blocking and the async client alike
+    /// (not in the buffered connections' readers, which wait as long as
+    /// it takes).
     pub fn read_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.options.read_timeout = timeout;
         self
     }
 
-    /// Write timeout once connected (`None`: block).
+    /// Write timeout once connected (`None`: block): a write to the
+    /// transport that takes longer fails the send with
+    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout); the unsent rest of
+    /// the frame goes out first with the next send (blocking and async).
     pub fn write_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.options.write_timeout = timeout;
         self

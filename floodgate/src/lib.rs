@@ -135,9 +135,9 @@
 //!   on tokio over the same protocol core, options and buffer —
 //!   `floodgate::tokio::connect`, `Client::connect_async`,
 //!   `Client::connect_buffered_async`, a `Stream`/`Sink` connection that
-//!   splits into a cloneable sender and a receiver, and the async App
-//!   (`floodgate::tokio::app::App`: async handlers, keepalive and
-//!   reconnect as tasks). The guide is `docs/async.md`.
+//!   splits into a cloneable sender and a receiver (and reunites), and the
+//!   async App (`floodgate::tokio::app::App`: async handlers, keepalive
+//!   and reconnect as tasks). The guide is `docs/async.md`.
 //!
 //! # Not yet provided
 //!

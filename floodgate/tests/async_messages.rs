@@ -310,3 +310,67 @@ async fn shutdown_ends_the_connection_without_a_handshake() {
         ErrorKind::AlreadyClosed
     ));
 }
+
+#[tokio::test]
+async fn reunited_halves_go_on_receiving_and_sending() {
+    let server = echo_server();
+    let (sender, mut receiver) = floodgate::tokio::connect(&server.url())
+        .await
+        .unwrap()
+        .split();
+    let other = sender.clone();
+    sender.send_text("one").await.unwrap();
+    assert_eq!(receiver.recv().await.unwrap().as_text(), Some("one"));
+    // A receive cancelled before the reunion goes on in the WebSocket.
+    let waited = tokio::time::timeout(Duration::from_millis(50), receiver.recv()).await;
+    assert!(waited.is_err(), "nothing was sent");
+    let mut ws = receiver.reunite(sender).expect("halves of one connection");
+    assert!(ws.is_open());
+    assert_eq!(ws.status(), 101);
+    ws.send_text("two").await.unwrap();
+    assert_eq!(ws.recv().await.unwrap().as_text(), Some("two"));
+    // Other clones of the sender stay valid, on the same connection.
+    other.send_binary(b"three").await.unwrap();
+    assert_eq!(ws.recv().await.unwrap().as_bytes(), b"three");
+    // And the halves split again and come back together by the sender.
+    let (sender, receiver) = ws.split();
+    let mut ws = sender.reunite(receiver).expect("halves of one connection");
+    ws.close(1000, "").await.unwrap();
+    assert!(
+        !other.is_open(),
+        "the close is the connection's, for every clone"
+    );
+    assert!(other.send_text("after").await.is_err());
+}
+
+#[tokio::test]
+async fn halves_of_different_connections_are_given_back_in_the_error() {
+    let server = echo_server();
+    let (sender_a, receiver_a) = floodgate::tokio::connect(&server.url())
+        .await
+        .unwrap()
+        .split();
+    let (sender_b, receiver_b) = floodgate::tokio::connect(&server.url())
+        .await
+        .unwrap()
+        .split();
+    let err = receiver_a.reunite(sender_b).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("different WebSocket connections"), "{text}");
+    assert!(text.contains("same split"), "{text}");
+    let floodgate::tokio::ReuniteError {
+        sender: sender_b,
+        receiver: mut receiver_a,
+    } = err;
+    // Both halves came back unharmed.
+    sender_b.send_text("to b").await.unwrap();
+    sender_a.send_text("to a").await.unwrap();
+    assert_eq!(receiver_a.recv().await.unwrap().as_text(), Some("to a"));
+    let err = sender_a.reunite(receiver_b).unwrap_err();
+    let (sender_a, mut receiver_b) = (err.sender, err.receiver);
+    assert_eq!(receiver_b.recv().await.unwrap().as_text(), Some("to b"));
+    let mut a = receiver_a.reunite(sender_a).expect("connection a");
+    let mut b = receiver_b.reunite(sender_b).expect("connection b");
+    a.close(1000, "").await.unwrap();
+    b.close(1000, "").await.unwrap();
+}

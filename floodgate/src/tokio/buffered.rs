@@ -17,7 +17,7 @@ use crate::buffer::{
 };
 use crate::buffered::reader::compact;
 use crate::error::{Error, ErrorKind, Result};
-use floodgate_proto::{CloseCode, CloseFrame, Message, OpCode};
+use floodgate_proto::{CloseCode, CloseFrame, Message, UsageError};
 use futures_core::Stream;
 use http::{HeaderMap, StatusCode};
 use std::future::Future;
@@ -66,9 +66,6 @@ pub struct BufferedWebSocket {
     buffer: Arc<Buffer>,
     sender: Sender,
     reader: Option<JoinHandle<()>>,
-    status: StatusCode,
-    headers: HeaderMap,
-    subprotocol: Option<String>,
     ended: bool,
 }
 
@@ -81,7 +78,9 @@ impl WebSocket {
     /// # Errors
     ///
     /// [`ErrorKind::Config`] when `config` does not fit the connection's
-    /// limits (see [`BufferConfig::validate`]).
+    /// limits (see [`BufferConfig::validate`]); [`ErrorKind::Usage`] when
+    /// a fragmented message begun with [`WebSocket::recv_frame`] is not
+    /// finished (the connection is dropped).
     ///
     /// # Panics
     ///
@@ -91,13 +90,21 @@ impl WebSocket {
         let max_message_size = self.shared().proto().config().max_message_size;
         config.validate(max_message_size)?;
         let CoreParts {
-            core,
+            mut core,
             first,
             sender,
-            status,
-            headers,
-            subprotocol,
         } = self.into_core().await;
+        if core.as_ref().is_some_and(|core| core.raw_open) {
+            return Err(ErrorKind::Usage(UsageError::BadFragmentSequence(
+                "a message begun with recv_frame must be finished with recv_frame before into_buffered",
+            ))
+            .into());
+        }
+        if let Some(core) = &mut core {
+            // The reader waits only on the buffer, never on a read
+            // timeout (as in the blocking buffered connection).
+            core.read_timeout = None;
+        }
         let buffer = Arc::new(Buffer::new(config));
         let reader = Reader {
             buffer: buffer.clone(),
@@ -116,9 +123,6 @@ impl WebSocket {
             buffer,
             sender,
             reader: handle,
-            status,
-            headers,
-            subprotocol,
             ended: false,
         })
     }
@@ -365,50 +369,7 @@ impl BufferedWebSocket {
         }
     }
 
-    /// Sends a message: see [`Sender::send`].
-    ///
-    /// # Errors
-    ///
-    /// As for [`Sender::send`].
-    pub async fn send(&self, message: impl Into<Message>) -> Result<()> {
-        self.sender.send(message).await
-    }
-
-    /// Sends a text message.
-    ///
-    /// # Errors
-    ///
-    /// As for [`Sender::send`].
-    pub async fn send_text(&self, text: &str) -> Result<()> {
-        self.sender.send_text(text).await
-    }
-
-    /// Sends a binary message.
-    ///
-    /// # Errors
-    ///
-    /// As for [`Sender::send`].
-    pub async fn send_binary(&self, data: &[u8]) -> Result<()> {
-        self.sender.send_binary(data).await
-    }
-
-    /// Sends one raw frame: see [`Sender::send_frame`].
-    ///
-    /// # Errors
-    ///
-    /// As for [`Sender::send_frame`].
-    pub async fn send_frame(&self, opcode: OpCode, payload: &[u8], fin: bool) -> Result<()> {
-        self.sender.send_frame(opcode, payload, fin).await
-    }
-
-    /// Sends a ping.
-    ///
-    /// # Errors
-    ///
-    /// As for [`Sender::send`].
-    pub async fn ping(&self, payload: &[u8]) -> Result<()> {
-        self.sender.ping(payload).await
-    }
+    super::delegate_sends!(send, send_text, send_binary, send_frame, ping);
 
     /// Closes the connection: the buffer stops blocking the reader
     /// (messages that do not fit from now on are dropped and counted as
@@ -464,17 +425,17 @@ impl BufferedWebSocket {
 
     /// The subprotocol the server selected.
     pub fn subprotocol(&self) -> Option<&str> {
-        self.subprotocol.as_deref()
+        self.sender.shared.handshake.subprotocol.as_deref()
     }
 
     /// The handshake status (101).
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.sender.shared.handshake.status
     }
 
     /// The server's handshake response headers.
     pub fn headers(&self) -> &HeaderMap {
-        &self.headers
+        &self.sender.shared.handshake.headers
     }
 }
 

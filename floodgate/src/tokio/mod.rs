@@ -14,26 +14,35 @@
 //!
 //! - [`connect`], [`crate::Client::connect_async`],
 //!   [`crate::ClientBuilder::connect_async`]: open a [`WebSocket`].
-//! - [`WebSocket`]: `recv`, `send`/`send_text`/`send_binary`, `ping`,
-//!   `close`, as async methods; a `futures` `Stream` of messages and
-//!   `Sink` of messages; [`WebSocket::split`] into a [`Receiver`] and a
-//!   cloneable [`Sender`].
+//! - [`WebSocket`]: `recv`, `recv_frame`, `send`/`send_text`/`send_binary`,
+//!   `send_frame`, `ping`, `pong`, `close`, as async methods; a `futures`
+//!   `Stream` of messages and `Sink` of messages; [`WebSocket::split`]
+//!   into a [`Receiver`] and a cloneable [`Sender`], and
+//!   [`Receiver::reunite`] back into a [`WebSocket`].
+//! - [`BufferedWebSocket`]: a reader task feeding a
+//!   [`crate::buffer::Buffer`], with the blocking buffered connection's
+//!   policies and stats.
+//!
+//! Every timeout of [`crate::ClientBuilder`] applies, with the blocking
+//! client's meaning: `connect_timeout` bounds the connect, `close_timeout`
+//! the close handshake, `read_timeout` each wait for data in `recv` and
+//! `recv_frame` and `write_timeout` each write to the transport; a read or
+//! write timeout fails the call with [`crate::ErrorKind::Timeout`] and
+//! leaves the connection usable, losing nothing. (The buffered
+//! connection's reader task never times out, as in the blocking client.)
 //!
 //! # Cancel safety
 //!
-//! [`WebSocket::recv`] and [`Receiver::recv`] are cancel-safe: use them in
-//! `tokio::select!` or under `tokio::time::timeout` without losing or
-//! repeating a message. Sends never tear a frame when dropped, but a
-//! dropped send may or may not have sent its message. `close` is not
-//! cancel-safe.
+//! [`WebSocket::recv`], [`Receiver::recv`] and their `recv_frame` are
+//! cancel-safe: use them in `tokio::select!` or under
+//! `tokio::time::timeout` without losing or repeating a message or frame.
+//! Sends never tear a frame when dropped, but a dropped send may or may
+//! not have sent its message. `close` is not cancel-safe.
 //!
 //! # Not yet provided
 //!
-//! The buffered connection (a reader task feeding [`crate::buffer::Buffer`])
-//! and the async [`crate::App`] are not part of the async front end yet;
-//! neither are `read_timeout`/`write_timeout` (wrap a call in
-//! `tokio::time::timeout` instead; `connect_timeout` and `close_timeout`
-//! apply). The guide is `docs/async.md`.
+//! The async [`crate::App`] is not part of the async front end yet. The
+//! guide is `docs/async.md`.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -52,9 +61,87 @@
 //! # }
 //! ```
 
+/// The send methods of a connection type that holds a [`Sender`] in
+/// `self.sender`, delegating to it: one definition, with its docs, for
+/// [`WebSocket`] and [`BufferedWebSocket`]. Name the methods to generate,
+/// in order.
+macro_rules! delegate_sends {
+    ($($method:ident),* $(,)?) => {
+        $( $crate::tokio::delegate_sends!(@one $method); )*
+    };
+    (@one send) => {
+        /// Sends a message: see [`Sender::send`](crate::tokio::Sender::send).
+        ///
+        /// # Errors
+        ///
+        /// As for [`Sender::send`](crate::tokio::Sender::send).
+        pub async fn send(&self, message: impl Into<$crate::Message>) -> $crate::Result<()> {
+            self.sender.send(message).await
+        }
+    };
+    (@one send_text) => {
+        /// Sends a text message.
+        ///
+        /// # Errors
+        ///
+        /// As for [`Sender::send`](crate::tokio::Sender::send).
+        pub async fn send_text(&self, text: &str) -> $crate::Result<()> {
+            self.sender.send_text(text).await
+        }
+    };
+    (@one send_binary) => {
+        /// Sends a binary message.
+        ///
+        /// # Errors
+        ///
+        /// As for [`Sender::send`](crate::tokio::Sender::send).
+        pub async fn send_binary(&self, data: &[u8]) -> $crate::Result<()> {
+            self.sender.send_binary(data).await
+        }
+    };
+    (@one send_frame) => {
+        /// Sends one raw frame: see
+        /// [`Sender::send_frame`](crate::tokio::Sender::send_frame).
+        ///
+        /// # Errors
+        ///
+        /// As for [`Sender::send_frame`](crate::tokio::Sender::send_frame).
+        pub async fn send_frame(
+            &self,
+            opcode: $crate::OpCode,
+            payload: &[u8],
+            fin: bool,
+        ) -> $crate::Result<()> {
+            self.sender.send_frame(opcode, payload, fin).await
+        }
+    };
+    (@one ping) => {
+        /// Sends a ping (payload at most 125 bytes).
+        ///
+        /// # Errors
+        ///
+        /// As for [`Sender::send`](crate::tokio::Sender::send).
+        pub async fn ping(&self, payload: &[u8]) -> $crate::Result<()> {
+            self.sender.ping(payload).await
+        }
+    };
+    (@one pong) => {
+        /// Sends a pong (payload at most 125 bytes).
+        ///
+        /// # Errors
+        ///
+        /// As for [`Sender::send`](crate::tokio::Sender::send).
+        pub async fn pong(&self, payload: &[u8]) -> $crate::Result<()> {
+            self.sender.pong(payload).await
+        }
+    };
+}
+pub(crate) use delegate_sends;
+
 pub mod app;
 mod buffered;
 mod connect;
+mod frames;
 pub mod keepalive;
 mod receiver;
 mod sender;
@@ -66,7 +153,7 @@ pub use buffered::BufferedWebSocket;
 pub use keepalive::Keepalive;
 pub use receiver::Receiver;
 pub use sender::Sender;
-pub use socket::WebSocket;
+pub use socket::{ReuniteError, WebSocket};
 
 /// Connects to `url` with the default options.
 ///

@@ -13,7 +13,7 @@ use super::stream::AsyncStream;
 use crate::error::{Error, ErrorKind, Result};
 use crate::socket::read_size;
 use bytes::BytesMut;
-use floodgate_proto::{CloseFrame, Message, ProtocolError, State};
+use floodgate_proto::{CloseFrame, Frame, Message, ProtocolError, State, UsageError};
 use futures_core::Stream;
 use std::fmt;
 use std::future::Future;
@@ -21,6 +21,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, ReadHalf};
 use tokio::time::Instant;
 
@@ -46,12 +47,23 @@ pub(super) struct Core {
     pub(super) chunk: usize,
     pub(super) max_chunk: usize,
     pub(super) return_control_frames: bool,
+    /// Bounds each read, as the blocking client's `SO_RCVTIMEO` does
+    /// (`None` in the buffered connection's reader task).
+    pub(super) read_timeout: Option<Duration>,
+    /// A message begun with `recv_frame` is not finished.
+    pub(super) raw_open: bool,
     /// Decoded on the fast path but not a data message: handled first.
     pub(super) staged: Option<std::result::Result<Option<Message>, ProtocolError>>,
     pub(super) finished: bool,
 }
 
-pub(super) type RecvFuture = Pin<Box<dyn Future<Output = (Box<Core>, Result<Message>)> + Send>>;
+/// What a receive in flight returns.
+pub(super) enum Received {
+    Message(Result<Message>),
+    Frame(Result<Frame>),
+}
+
+pub(super) type RecvFuture = Pin<Box<dyn Future<Output = (Box<Core>, Received)> + Send>>;
 
 /// A future kept in a half, reached only through `&mut` (`Mutex::get_mut`
 /// takes no lock): the `Mutex` only makes the half `Sync`, so that
@@ -119,11 +131,19 @@ impl Core {
             self.read_buf = BytesMut::new();
         }
         self.read_buf.reserve(want);
-        match (&mut self.io)
-            .take(want as u64)
-            .read_buf(&mut self.read_buf)
-            .await
-        {
+        let read_timeout = self.read_timeout;
+        let mut limited = (&mut self.io).take(want as u64);
+        let read = limited.read_buf(&mut self.read_buf);
+        let read = match read_timeout {
+            None => read.await,
+            // `read_buf` is cancel-safe: a read cut short read nothing,
+            // and a frame received in part stays in the read buffer.
+            Some(limit) => match ::tokio::time::timeout(limit, read).await {
+                Ok(read) => read,
+                Err(_) => return Err(ErrorKind::Timeout("waiting for data (read_timeout)").into()),
+            },
+        };
+        match read {
             Ok(0) => {
                 self.finish().await;
                 Err(ErrorKind::AbnormalClosure.into())
@@ -248,6 +268,11 @@ impl Core {
     }
 }
 
+/// `recv` and `recv_frame` mixed within one message (or one receive).
+pub(super) fn mixed(what: &'static str) -> Error {
+    ErrorKind::Usage(UsageError::BadFragmentSequence(what)).into()
+}
+
 pub(super) fn wait_result(wait: Wait) -> Result<()> {
     match wait {
         Wait::Done => Ok(()),
@@ -264,8 +289,9 @@ pub(super) fn wait_result(wait: Wait) -> Result<()> {
 
 // ----- the receive half ------------------------------------------------------
 
-/// The receiving half of an async [`WebSocket`] (from
-/// [`WebSocket::split`]); also a [`Stream`] of messages.
+/// The receiving half of an async [`WebSocket`](super::WebSocket) (from
+/// [`WebSocket::split`](super::WebSocket::split)); also a [`Stream`] of
+/// messages.
 ///
 /// Pings are answered and the peer's close is answered while this half
 /// receives: keep calling [`recv`](Self::recv) (or polling the stream), or
@@ -294,10 +320,14 @@ pub(super) fn wait_result(wait: Wait) -> Result<()> {
 /// # }
 /// ```
 pub struct Receiver {
+    /// The connection this half belongs to (for `reunite`).
+    pub(super) shared: Arc<Shared>,
     pub(super) core: Option<Box<Core>>,
     /// A receive that was started and not finished (its caller's future
     /// was dropped, or the stream is being polled).
     pub(super) in_flight: Kept<RecvFuture>,
+    /// The receive in flight is a `recv_frame`.
+    pub(super) in_flight_frames: bool,
     /// The [`Stream`] has ended.
     pub(super) ended: bool,
 }
@@ -333,8 +363,12 @@ impl Receiver {
     /// [`ErrorKind::Protocol`] when the server broke the protocol (the
     /// connection was failed with the matching close code);
     /// [`ErrorKind::AbnormalClosure`] or [`ErrorKind::Io`] when the
-    /// transport ended or failed. There is no read timeout: wrap the call
-    /// in `tokio::time::timeout`.
+    /// transport ended or failed; [`ErrorKind::Timeout`] when no data came
+    /// for [`read_timeout`](crate::ClientBuilder::read_timeout) (the
+    /// connection stays usable: a partly received frame is kept);
+    /// [`ErrorKind::Usage`] when a fragmented message was begun with
+    /// [`recv_frame`](Self::recv_frame) and is not finished, or a
+    /// `recv_frame` was cancelled and not finished.
     pub async fn recv(&mut self) -> Result<Message> {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
@@ -350,6 +384,11 @@ impl Receiver {
             let Some(core) = self.core.as_mut() else {
                 return Poll::Ready(Err(ErrorKind::AlreadyClosed.into()));
             };
+            if core.raw_open {
+                return Poll::Ready(Err(mixed(
+                    "a message begun with recv_frame must be finished with recv_frame",
+                )));
+            }
             // The fast path: a data message already in the read buffer.
             if core.staged.is_none() {
                 match core.decode() {
@@ -362,14 +401,30 @@ impl Receiver {
             let mut core = self.core.take().expect("checked above");
             *kept(&mut self.in_flight) = Some(Box::pin(async move {
                 let result = core.recv().await;
-                (core, result)
+                (core, Received::Message(result))
             }));
+            self.in_flight_frames = false;
+        } else if self.in_flight_frames {
+            return Poll::Ready(Err(mixed(
+                "a recv_frame that was cancelled must be finished with recv_frame",
+            )));
         }
-        let future = kept(&mut self.in_flight).as_mut().expect("set above");
-        let (core, result) = ready!(future.as_mut().poll(cx));
+        match ready!(self.poll_in_flight(cx)) {
+            Received::Message(result) => Poll::Ready(result),
+            Received::Frame(_) => unreachable!("checked above: a recv is in flight"),
+        }
+    }
+
+    /// Polls the receive in flight and takes the receiving state back
+    /// once it is done.
+    pub(super) fn poll_in_flight(&mut self, cx: &mut Context<'_>) -> Poll<Received> {
+        let future = kept(&mut self.in_flight)
+            .as_mut()
+            .expect("a receive in flight");
+        let (core, received) = ready!(future.as_mut().poll(cx));
         *kept(&mut self.in_flight) = None;
         self.core = Some(core);
-        Poll::Ready(result)
+        Poll::Ready(received)
     }
 
     /// Takes the receiving state back from a receive in flight (whose
@@ -398,14 +453,18 @@ impl Receiver {
 impl Stream for Receiver {
     type Item = Result<Message>;
 
-    /// Messages until the close handshake ends the stream; any other error
-    /// is yielded once, then the stream ends.
+    /// Messages until the close handshake ends the stream; a read or
+    /// write timeout is yielded and the stream goes on; any other error is
+    /// yielded once, then the stream ends.
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.ended {
             return Poll::Ready(None);
         }
         match ready!(self.poll_recv(cx)) {
             Ok(message) => Poll::Ready(Some(Ok(message))),
+            // A timeout leaves the connection usable, as in the blocking
+            // `WebSocket::messages`.
+            Err(e) if e.is_timeout() => Poll::Ready(Some(Err(e))),
             Err(e) => {
                 self.ended = true;
                 Poll::Ready(if e.is_closed() { None } else { Some(Err(e)) })

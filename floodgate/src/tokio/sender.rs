@@ -16,6 +16,7 @@ use crate::error::{Error, ErrorKind, Result};
 use bytes::{Buf, BytesMut};
 use floodgate_proto::{CloseCode, CloseFrame, Message, OpCode, Protocol, State};
 use futures_sink::Sink;
+use http::{HeaderMap, StatusCode};
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -28,11 +29,24 @@ use tokio::io::{AsyncWriteExt, WriteHalf};
 /// A write queue larger than this is freed once it has been written out.
 const KEEP_WRITE_QUEUE: usize = 64 * 1024;
 
-/// What the halves share: the protocol and the writer.
+/// What the halves share: the protocol, the writer, and what the
+/// handshake said (so that halves put back together by
+/// [`Receiver::reunite`](super::Receiver::reunite) still know it).
 pub(super) struct Shared {
     pub(super) proto: Mutex<Protocol>,
     pub(super) writer: ::tokio::sync::Mutex<Writer>,
     pub(super) close_timeout: Duration,
+    /// Bounds each write to the transport, as the blocking client's
+    /// `SO_SNDTIMEO` does.
+    pub(super) write_timeout: Option<Duration>,
+    pub(super) handshake: Handshake,
+}
+
+/// The server's answer to the opening handshake.
+pub(super) struct Handshake {
+    pub(super) status: StatusCode,
+    pub(super) headers: HeaderMap,
+    pub(super) subprotocol: Option<String>,
 }
 
 pub(super) struct Writer {
@@ -113,15 +127,17 @@ impl Writer {
                 break;
             }
             // `write` (not `write_all`): cancel-safe, so the queue always
-            // tells what is still to go.
-            match self.io.write(&self.queue).await {
+            // tells what is still to go, also after a write timeout (the
+            // rest goes out first with the next write, as in the
+            // blocking client).
+            match within(shared.write_timeout, self.io.write(&self.queue)).await? {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
                 Ok(n) => self.queue.advance(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e.into()),
             }
         }
-        self.io.flush().await?;
+        within(shared.write_timeout, self.io.flush()).await??;
         if self.queue.capacity() > KEEP_WRITE_QUEUE {
             self.queue = BytesMut::new();
         }
@@ -129,11 +145,21 @@ impl Writer {
     }
 }
 
+/// Runs one write, bounded by `write_timeout`.
+async fn within<F: Future>(write_timeout: Option<Duration>, write: F) -> Result<F::Output> {
+    match write_timeout {
+        None => Ok(write.await),
+        Some(limit) => ::tokio::time::timeout(limit, write)
+            .await
+            .map_err(|_| ErrorKind::Timeout("writing (write_timeout)").into()),
+    }
+}
+
 // ----- the send half ---------------------------------------------------------
 
 type SendFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 
-/// The sending half of an async [`WebSocket`]: clone it and send from any
+/// The sending half of an async [`WebSocket`](super::WebSocket): clone it and send from any
 /// task. Frames are written under one lock, in the order their sends took
 /// it, so concurrent sends never interleave frames. Also a [`Sink`] of
 /// messages.
@@ -197,8 +223,10 @@ impl Sender {
     ///
     /// [`ErrorKind::Usage`] when the protocol forbids it (e.g. after
     /// close); [`ErrorKind::AlreadyClosed`] once the transport ended; I/O
-    /// errors. There is no write timeout: wrap the call in
-    /// `tokio::time::timeout`.
+    /// errors; [`ErrorKind::Timeout`] when a write to the transport took
+    /// longer than [`write_timeout`](crate::ClientBuilder::write_timeout)
+    /// (the connection stays usable: the unsent rest of the frame goes
+    /// out first with the next send).
     pub async fn send(&self, message: impl Into<Message>) -> Result<()> {
         self.shared.send_message(message.into()).await
     }
@@ -254,11 +282,11 @@ impl Sender {
         self.shared.send_with(|p| p.send_pong(payload)).await
     }
 
-    /// Sends a close frame with `code` and `reason`. The [`Receiver`]
-    /// then sees the server's close: its `recv` returns
-    /// [`ErrorKind::ConnectionClosed`] (the stream ends) and it ends the
-    /// transport. To close and wait in one call, use
-    /// [`WebSocket::close`].
+    /// Sends a close frame with `code` and `reason`. The
+    /// [`Receiver`](super::Receiver) then sees the server's close: its
+    /// `recv` returns [`ErrorKind::ConnectionClosed`] (the stream ends) and
+    /// it ends the transport. To close and wait in one call, use
+    /// [`WebSocket::close`](super::WebSocket::close).
     ///
     /// # Errors
     ///
@@ -313,7 +341,7 @@ impl Sink<Message> for Sender {
     }
 
     /// Sends a normal close (1000) unless a close was sent already; the
-    /// [`Receiver`] sees the server's answer.
+    /// [`Receiver`](super::Receiver) sees the server's answer.
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         ready!(self.poll_sink(cx))?;
         if !self.sink_closed {

@@ -2,15 +2,15 @@
 //! over one protocol (see `receiver.rs` and `sender.rs` for how they
 //! share it).
 
-use super::receiver::{kept, wait_result, Core, Receiver, Wait, MIN_READ};
-use super::sender::{Sender, Shared, Writer};
+use super::receiver::{kept, wait_result, Core, Received, Receiver, Wait, MIN_READ};
+use super::sender::{Handshake, Sender, Shared, Writer};
 use super::stream::AsyncStream;
 use crate::config::Options;
 use crate::error::{Error, ErrorKind, Result};
 use bytes::BytesMut;
 use floodgate_proto::deflate::PerMessageDeflate;
 use floodgate_proto::handshake::Response;
-use floodgate_proto::{CloseCode, CloseFrame, Message, OpCode, Protocol, Role, State};
+use floodgate_proto::{CloseCode, CloseFrame, Frame, Message, OpCode, Protocol, Role, State};
 use futures_core::Stream;
 use futures_sink::Sink;
 use http::{HeaderMap, StatusCode};
@@ -27,9 +27,6 @@ pub(super) struct CoreParts {
     /// The result of a receive that was in flight.
     pub(super) first: Option<Result<Message>>,
     pub(super) sender: Sender,
-    pub(super) status: StatusCode,
-    pub(super) headers: HeaderMap,
-    pub(super) subprotocol: Option<String>,
 }
 
 // ----- the connection ---------------------------------------------------------
@@ -60,16 +57,13 @@ pub(super) struct CoreParts {
 pub struct WebSocket {
     receiver: Receiver,
     sender: Sender,
-    status: StatusCode,
-    headers: HeaderMap,
-    subprotocol: Option<String>,
 }
 
 impl fmt::Debug for WebSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebSocket")
             .field("state", &self.state())
-            .field("subprotocol", &self.subprotocol)
+            .field("subprotocol", &self.subprotocol())
             .finish_non_exhaustive()
     }
 }
@@ -92,6 +86,12 @@ impl WebSocket {
                 shut_down: false,
             }),
             close_timeout: options.close_timeout,
+            write_timeout: options.write_timeout,
+            handshake: Handshake {
+                status: response.status,
+                headers: response.headers,
+                subprotocol: response.subprotocol,
+            },
         });
         let core = Core {
             shared: shared.clone(),
@@ -100,13 +100,17 @@ impl WebSocket {
             chunk: MIN_READ.min(options.read_chunk_size),
             max_chunk: options.read_chunk_size,
             return_control_frames: options.return_control_frames,
+            read_timeout: options.read_timeout,
+            raw_open: false,
             staged: None,
             finished: false,
         };
         WebSocket {
             receiver: Receiver {
+                shared: shared.clone(),
                 core: Some(Box::new(core)),
                 in_flight: Mutex::new(None),
+                in_flight_frames: false,
                 ended: false,
             },
             sender: Sender {
@@ -114,9 +118,6 @@ impl WebSocket {
                 sink: Mutex::new(None),
                 sink_closed: false,
             },
-            status: response.status,
-            headers: response.headers,
-            subprotocol: response.subprotocol,
         }
     }
 
@@ -140,59 +141,22 @@ impl WebSocket {
         self.receiver.recv().await
     }
 
-    /// Sends a message: see [`Sender::send`].
+    /// Receives the next frame as it came, without assembling fragments:
+    /// see [`Receiver::recv_frame`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: no frame is lost or received twice when the future is
+    /// dropped.
     ///
     /// # Errors
     ///
-    /// As for [`Sender::send`].
-    pub async fn send(&self, message: impl Into<Message>) -> Result<()> {
-        self.sender.send(message).await
+    /// As for [`Receiver::recv_frame`].
+    pub async fn recv_frame(&mut self) -> Result<Frame> {
+        self.receiver.recv_frame().await
     }
 
-    /// Sends a text message.
-    ///
-    /// # Errors
-    ///
-    /// As for [`Sender::send`].
-    pub async fn send_text(&self, text: &str) -> Result<()> {
-        self.sender.send_text(text).await
-    }
-
-    /// Sends a binary message.
-    ///
-    /// # Errors
-    ///
-    /// As for [`Sender::send`].
-    pub async fn send_binary(&self, data: &[u8]) -> Result<()> {
-        self.sender.send_binary(data).await
-    }
-
-    /// Sends one raw frame: see [`Sender::send_frame`].
-    ///
-    /// # Errors
-    ///
-    /// As for [`Sender::send_frame`].
-    pub async fn send_frame(&self, opcode: OpCode, payload: &[u8], fin: bool) -> Result<()> {
-        self.sender.send_frame(opcode, payload, fin).await
-    }
-
-    /// Sends a ping (payload at most 125 bytes).
-    ///
-    /// # Errors
-    ///
-    /// As for [`Sender::send`].
-    pub async fn ping(&self, payload: &[u8]) -> Result<()> {
-        self.sender.ping(payload).await
-    }
-
-    /// Sends a pong (payload at most 125 bytes).
-    ///
-    /// # Errors
-    ///
-    /// As for [`Sender::send`].
-    pub async fn pong(&self, payload: &[u8]) -> Result<()> {
-        self.sender.pong(payload).await
-    }
+    super::delegate_sends!(send, send_text, send_binary, send_frame, ping, pong);
 
     /// Closes the connection: sends a close frame with `code` and
     /// `reason`, waits up to `close_timeout` for the server's close
@@ -245,17 +209,17 @@ impl WebSocket {
         let mut receiver = self.receiver;
         let mut first = None;
         if let Some(future) = kept(&mut receiver.in_flight).take() {
-            let (core, result) = future.await;
+            let (core, received) = future.await;
+            first = match received {
+                Received::Message(result) => Some(result),
+                Received::Frame(result) => message_of(&core, result),
+            };
             receiver.core = Some(core);
-            first = Some(result);
         }
         CoreParts {
             core: receiver.core.take(),
             first,
             sender: self.sender,
-            status: self.status,
-            headers: self.headers,
-            subprotocol: self.subprotocol,
         }
     }
 
@@ -275,7 +239,8 @@ impl WebSocket {
     }
 
     /// Splits the connection into a cloneable sending half and the
-    /// receiving half, for separate tasks.
+    /// receiving half, for separate tasks. [`Receiver::reunite`] (or
+    /// [`Sender::reunite`]) puts them back together.
     pub fn split(self) -> (Sender, Receiver) {
         (self.sender, self.receiver)
     }
@@ -292,7 +257,7 @@ impl WebSocket {
 
     /// The subprotocol the server selected.
     pub fn subprotocol(&self) -> Option<&str> {
-        self.subprotocol.as_deref()
+        self.sender.shared.handshake.subprotocol.as_deref()
     }
 
     /// permessage-deflate as negotiated, or `None`.
@@ -302,12 +267,127 @@ impl WebSocket {
 
     /// The handshake status (101).
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.sender.shared.handshake.status
     }
 
     /// The server's handshake response headers.
     pub fn headers(&self) -> &HeaderMap {
-        &self.headers
+        &self.sender.shared.handshake.headers
+    }
+}
+
+/// A cancelled `recv_frame`'s frame, for the buffered connection: a whole
+/// data message goes on as a message; a control frame has been handled (a
+/// close ends the connection); the fragment of a message begun with
+/// `recv_frame` is refused later by `into_buffered`.
+fn message_of(core: &Core, result: Result<Frame>) -> Option<Result<Message>> {
+    let frame = match result {
+        Ok(frame) => frame,
+        Err(e) => return Some(Err(e)),
+    };
+    match frame.opcode {
+        OpCode::Binary if frame.fin => Some(Ok(Message::Binary(frame.payload))),
+        // Checked as UTF-8 by the protocol already.
+        OpCode::Text if frame.fin => floodgate_proto::Text::try_from(frame.payload)
+            .ok()
+            .map(|text| Ok(Message::Text(text))),
+        OpCode::Close => {
+            let close = core.shared.proto().close_received().cloned().flatten();
+            Some(Err(ErrorKind::ConnectionClosed(close).into()))
+        }
+        _ => None,
+    }
+}
+
+// ----- reuniting the halves ---------------------------------------------------
+
+/// The [`Sender`] and [`Receiver`] given to [`Receiver::reunite`] or
+/// [`Sender::reunite`] belong to different connections; both are given
+/// back, unchanged and usable.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> floodgate::Result<()> {
+/// # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+/// let (sender_a, receiver_a) = floodgate::tokio::connect(&server.url()).await?.split();
+/// let (sender_b, receiver_b) = floodgate::tokio::connect(&server.url()).await?.split();
+/// let err = receiver_a.reunite(sender_b).unwrap_err();
+/// // Take the halves back and pair them right.
+/// let (receiver_a, sender_b) = (err.receiver, err.sender);
+/// let mut a = receiver_a.reunite(sender_a).expect("one connection");
+/// let mut b = receiver_b.reunite(sender_b).expect("one connection");
+/// a.send_text("a").await?;
+/// assert_eq!(a.recv().await?.as_text(), Some("a"));
+/// # b.close(1000, "").await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the Sender and the Receiver are halves of different WebSocket connections: \
+     reunite a Receiver with a Sender of the same split (both halves are in this error)"
+)]
+pub struct ReuniteError {
+    /// The sending half, as it was given.
+    pub sender: Sender,
+    /// The receiving half, as it was given.
+    pub receiver: Receiver,
+}
+
+impl Receiver {
+    /// Puts the halves of one connection back together into a
+    /// [`WebSocket`], like tokio's `OwnedReadHalf::reunite`.
+    ///
+    /// `sender` may be any clone of the connection's [`Sender`]. Other
+    /// clones stay valid and go on sending on the same connection, in turn
+    /// with the reunited `WebSocket` (frames never interleave); a close
+    /// sent by any of them closes the connection for all. A receive that
+    /// was cancelled stays in flight: the `WebSocket`'s next `recv` (or
+    /// `recv_frame`) goes on with it, and so does a send in progress on
+    /// the [`Sink`] of `sender`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> floodgate::Result<()> {
+    /// # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+    /// let (sender, receiver) = floodgate::tokio::connect(&server.url()).await?.split();
+    /// let mut ws = receiver.reunite(sender).expect("halves of one connection");
+    /// ws.send_text("together").await?;
+    /// assert_eq!(ws.recv().await?.as_text(), Some("together"));
+    /// ws.close(1000, "").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ReuniteError`], which holds both halves, when `sender` is not a
+    /// sending half of this connection.
+    pub fn reunite(self, sender: Sender) -> std::result::Result<WebSocket, ReuniteError> {
+        if Arc::ptr_eq(&self.shared, &sender.shared) {
+            Ok(WebSocket {
+                receiver: self,
+                sender,
+            })
+        } else {
+            Err(ReuniteError {
+                sender,
+                receiver: self,
+            })
+        }
+    }
+}
+
+impl Sender {
+    /// Puts the halves of one connection back together: see
+    /// [`Receiver::reunite`], which this calls.
+    ///
+    /// # Errors
+    ///
+    /// [`ReuniteError`], which holds both halves, when `receiver` is not
+    /// the receiving half of this connection.
+    pub fn reunite(self, receiver: Receiver) -> std::result::Result<WebSocket, ReuniteError> {
+        receiver.reunite(self)
     }
 }
 
