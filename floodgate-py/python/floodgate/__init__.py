@@ -1,0 +1,41 @@
+"""floodgate: websocket-client's API, backed by a Rust WebSocket client
+that stays alive and bounded when messages arrive faster than Python
+handles them.
+
+    import floodgate as websocket
+
+    ws = websocket.create_connection("ws://127.0.0.1:9001/")
+    ws.send("Hello, Server")
+    print(ws.recv())
+    ws.close()
+
+What websocket-client programs use is here under the same names
+(``WebSocket``, ``create_connection``, ``WebSocketApp``, ``ABNF``, the
+``STATUS_*`` codes, the exceptions). What floodgate adds comes as keyword
+arguments: a bounded buffer with an overflow policy (``max_messages``,
+``max_bytes``, ``overflow``, ``key``, ``classifier``), ``recv_batch``,
+``stats()`` and, for ``WebSocketApp``, ``workers``. The connection's
+reader runs in Rust without the GIL, so the server's pings are answered
+however slow the Python code is. The guide is ``docs/python.md``.
+"""
+
+from ._abnf import *  # noqa: F401,F403
+from ._app import WebSocketApp  # noqa: F401
+from ._core import *  # noqa: F401,F403
+from ._exceptions import *  # noqa: F401,F403
+from ._floodgate import __version__  # noqa: F401
+
+
+def enableTrace(traceable: bool, handler=None, level: str = "DEBUG") -> None:  # noqa: N802
+    """websocket-client's ``enableTrace``. floodgate logs through Rust's
+    ``tracing``, not Python's ``logging``, and has no frame trace yet:
+    ``enableTrace(True)`` says so with a ``RuntimeWarning`` (the program goes
+    on), ``enableTrace(False)`` does nothing."""
+    if traceable:
+        import warnings
+
+        warnings.warn(
+            "floodgate has no frame trace (enableTrace): the program goes on without it",
+            RuntimeWarning,
+            stacklevel=2,
+        )

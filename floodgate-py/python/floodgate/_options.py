@@ -1,0 +1,233 @@
+"""websocket-client's connect options, normalised for the native module.
+
+``normalise(**options)`` takes what ``create_connection``, ``WebSocket``
+and ``WebSocket.connect`` accept — websocket-client's names (``header``,
+``cookie``, ``origin``, ``suppress_origin``, ``host``, ``subprotocols``,
+``timeout``, ``sslopt``, ``sockopt``, ``http_proxy_host``,
+``http_proxy_port``, ``http_proxy_auth``, ``proxy_type``,
+``http_no_proxy``, ``redirect_limit``, ``skip_utf8_validation``,
+``enable_multithread``) and floodgate's own (the buffer, compression, TLS
+roots, Unix sockets) — and returns the dict with every key that
+``_floodgate.connect`` reads (``src/options.rs``).
+
+An option floodgate cannot honour raises ``WebSocketUnsupportedException``
+(a ``ValueError``) that says what to do instead: nothing is ignored.
+"""
+
+import socket
+import ssl
+from typing import Any, Dict, Optional
+from urllib.parse import quote
+
+from ._exceptions import WebSocketUnsupportedException
+
+__all__ = ["normalise", "FLOODGATE_OPTIONS"]
+
+#: floodgate's keyword arguments (not in websocket-client), with defaults.
+FLOODGATE_OPTIONS: Dict[str, Any] = {
+    # The bounded buffer between the reader thread and recv().
+    "max_messages": None,  # default 4096
+    "max_bytes": None,  # default 64 MiB
+    "overflow": "block",  # block, block_for, drop_oldest, drop_newest, conflate, disconnect
+    "block_timeout": None,  # seconds, with overflow="block_for"
+    "then": "drop_oldest",  # after block_for: drop_oldest, drop_newest, disconnect
+    "key": None,  # with overflow="conflate": message -> key (None: never conflated)
+    "classifier": None,  # message -> "low"/"normal"/"high"/"critical"/"discard"
+    # The connection.
+    "compression": False,  # offer permessage-deflate
+    "close_timeout": 3.0,  # seconds the close handshake may take
+    "max_message_size": None,  # bytes (default 64 MiB)
+    "tls_roots": None,  # "platform" (default), "mozilla", "none"
+    "unix_socket": None,  # connect to this Unix socket path instead
+    "proxy": None,  # a proxy URL: http://, socks4://, socks4a://, socks5://, socks5h://
+    "no_proxy": None,  # hosts that bypass the proxy, as in curl
+}
+
+_PROXY_TYPES = ("http", "socks4", "socks4a", "socks5", "socks5h")
+
+# websocket-client options that need nothing from floodgate.
+_ACCEPTED_WITHOUT_EFFECT = {
+    # floodgate's connections are always safe to use from several threads.
+    "enable_multithread",
+    # floodgate always validates UTF-8 (with SIMD, at a few GB/s): invalid
+    # text ends the connection with 1007 instead of raising
+    # UnicodeDecodeError in recv(), as websocket-client would.
+    "skip_utf8_validation",
+}
+
+
+def _unsupported(what: str, instead: str) -> WebSocketUnsupportedException:
+    return WebSocketUnsupportedException(f"{what} is not supported by floodgate: {instead}")
+
+
+def _headers(header: Any) -> list:
+    if header is None:
+        return []
+    if isinstance(header, dict):
+        items = header.items()
+    else:
+        items = []
+        for line in header:
+            name, sep, value = str(line).partition(":")
+            if not sep:
+                raise ValueError(f"header {line!r}: write it as 'Name: value'")
+            items.append((name, value))
+    return [(str(n).strip(), str(v).strip()) for n, v in items]
+
+
+def _sslopt(sslopt: Optional[dict], out: Dict[str, Any]) -> None:
+    for name, value in (sslopt or {}).items():
+        if name == "cert_reqs":
+            if value == ssl.CERT_NONE:
+                out["verify"] = False
+            elif value != ssl.CERT_REQUIRED:
+                raise _unsupported(
+                    "sslopt cert_reqs=CERT_OPTIONAL", "use ssl.CERT_REQUIRED or ssl.CERT_NONE"
+                )
+        elif name == "check_hostname":
+            if not value and out.get("verify", True) and sslopt.get("cert_reqs") != ssl.CERT_NONE:
+                raise _unsupported(
+                    "sslopt check_hostname=False with certificate verification",
+                    "give the name the certificate holds with sslopt server_hostname=..., "
+                    "or turn verification off with cert_reqs=ssl.CERT_NONE",
+                )
+        elif name == "ca_certs":
+            out["ca_file"] = value
+        elif name == "cadata":
+            out["ca_data"] = value.decode() if isinstance(value, bytes) else value
+        elif name == "certfile":
+            out["cert_file"] = value
+        elif name == "keyfile":
+            out["key_file"] = value
+        elif name == "server_hostname":
+            out["server_hostname"] = value
+        elif value is None:
+            continue
+        elif name == "ca_cert_path":
+            raise _unsupported("sslopt ca_cert_path (a directory)", "give the CA file with ca_certs=")
+        elif name == "password":
+            raise _unsupported("an encrypted client key (sslopt password)", "decrypt the key file")
+        else:
+            raise _unsupported(
+                f"sslopt {name}",
+                "floodgate uses rustls with its own protocol versions and ciphers "
+                "(TLS 1.2 and 1.3); see docs/python.md",
+            )
+
+
+def _sockopt(sockopt: Any, out: Dict[str, Any]) -> None:
+    keepalive = False
+    keepidle = None
+    for opt in sockopt or ():
+        level, name, value = opt[0], opt[1], opt[2]
+        if level == socket.IPPROTO_TCP and name == socket.TCP_NODELAY:
+            out["nodelay"] = bool(value)
+        elif level == socket.SOL_SOCKET and name == socket.SO_KEEPALIVE:
+            keepalive = bool(value)
+        elif level == socket.IPPROTO_TCP and name == getattr(socket, "TCP_KEEPIDLE", None):
+            keepidle = float(value)
+        elif level == socket.SOL_SOCKET and name == socket.SO_RCVBUF:
+            out["recv_buffer"] = int(value)
+        elif level == socket.SOL_SOCKET and name == socket.SO_SNDBUF:
+            out["send_buffer"] = int(value)
+        else:
+            raise _unsupported(
+                f"sockopt {opt!r}",
+                "floodgate sets TCP_NODELAY, SO_KEEPALIVE (with TCP_KEEPIDLE), "
+                "SO_RCVBUF and SO_SNDBUF",
+            )
+    if keepalive:
+        # Without TCP_KEEPIDLE, the kernel's default idle time (2 hours).
+        out["tcp_keepalive"] = keepidle if keepidle is not None else 7200.0
+
+
+def _proxy(options: Dict[str, Any], out: Dict[str, Any]) -> None:
+    host = options.pop("http_proxy_host", None)
+    port = options.pop("http_proxy_port", None)
+    auth = options.pop("http_proxy_auth", None)
+    kind = options.pop("proxy_type", None) or "http"
+    no_proxy = options.pop("http_no_proxy", None)
+    timeout = options.pop("http_proxy_timeout", None)
+    if timeout is not None:
+        raise _unsupported(
+            "http_proxy_timeout", "the proxy's handshake is bounded by timeout= with the connect"
+        )
+    if kind not in _PROXY_TYPES:
+        raise ValueError(f"proxy_type={kind!r}: one of {', '.join(_PROXY_TYPES)}")
+    if no_proxy is not None:
+        out["no_proxy"] = no_proxy if isinstance(no_proxy, str) else ",".join(no_proxy)
+    if host:
+        if port is None:
+            # websocket-client needs the port; so does the URL.
+            raise ValueError("http_proxy_host needs http_proxy_port")
+        userinfo = ""
+        if auth:
+            user, password = auth
+            userinfo = f"{quote(str(user), safe='')}:{quote(str(password), safe='')}@"
+        bracketed = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        out["proxy"] = f"{kind}://{userinfo}{bracketed}:{int(port)}"
+        # websocket-client does not look at the environment when a proxy is
+        # given.
+        out["proxy_from_env"] = False
+    elif auth or port is not None:
+        raise ValueError("http_proxy_auth and http_proxy_port need http_proxy_host")
+
+
+def normalise(**options: Any) -> Dict[str, Any]:
+    """The dict ``_floodgate.connect`` takes, from websocket-client's and
+    floodgate's keyword arguments."""
+    options = dict(options)
+    out: Dict[str, Any] = {
+        "headers": _headers(options.pop("header", None)),
+        "cookie": options.pop("cookie", None),
+        "origin": options.pop("origin", None),
+        "suppress_origin": bool(options.pop("suppress_origin", False)),
+        "host": options.pop("host", None),
+        "subprotocols": list(options.pop("subprotocols", None) or []),
+        "timeout": options.pop("timeout", None),
+        "ca_file": None,
+        "ca_data": None,
+        "cert_file": None,
+        "key_file": None,
+        "verify": True,
+        "server_hostname": None,
+        "proxy_from_env": True,
+        "redirect_limit": int(options.pop("redirect_limit", 3)),
+        "nodelay": True,
+        "recv_buffer": None,
+        "send_buffer": None,
+        "tcp_keepalive": None,
+    }
+    _sslopt(options.pop("sslopt", None), out)
+    _sockopt(options.pop("sockopt", None), out)
+    _proxy(options, out)
+    for name, default in FLOODGATE_OPTIONS.items():
+        if name in ("proxy", "no_proxy"):
+            # floodgate's URL form; websocket-client's names set them too.
+            given = options.pop(name, None)
+            if given is not None:
+                out[name] = given
+                if name == "proxy":
+                    out["proxy_from_env"] = False
+            out.setdefault(name, None)
+        else:
+            out[name] = options.pop(name, default)
+    if options.pop("socket", None) is not None:
+        raise _unsupported(
+            "socket= (a pre-made socket)",
+            "floodgate opens its own; for a Unix socket use unix_socket=path",
+        )
+    if options.pop("fire_cont_frame", False):
+        raise _unsupported(
+            "fire_cont_frame=True",
+            "floodgate hands over whole messages; WebSocketApp(on_data=...) sees each frame",
+        )
+    if options.pop("get_mask_key", None) is not None:
+        raise _unsupported("get_mask_key", "floodgate draws its mask keys from the OS's random source")
+    if options.pop("dispatcher", None) is not None:
+        raise _unsupported("dispatcher=", "floodgate's reader is a thread of its own")
+    for name in _ACCEPTED_WITHOUT_EFFECT:
+        options.pop(name, None)
+    if options:
+        raise TypeError(f"unknown option(s): {', '.join(sorted(options))}")
+    return out

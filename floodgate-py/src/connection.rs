@@ -1,0 +1,413 @@
+//! [`Connection`]: one floodgate buffered connection, for the Python
+//! `WebSocket` (`floodgate/_core.py`) to drive.
+//!
+//! The connection's reader is a Rust thread that never takes the GIL
+//! (unless the application gave a Python `key` or `classifier`): it reads,
+//! answers pings, handles the close and fills the bounded buffer, however
+//! long the Python code takes between two `recv` calls. Every wait here
+//! (`recv`, `recv_batch`, `close`) releases the GIL, in slices of
+//! [`SLICE`], checking for signals between them, so that Ctrl-C raises
+//! `KeyboardInterrupt` in a blocked `recv` as it does with websocket-client.
+//! Sends release the GIL too: a send blocked by a slow server never holds
+//! up the other Python threads.
+
+use crate::buffer::stats_dict;
+use crate::convert::{message_to_py, opcode, opcode_of, seconds, OPCODE_CLOSE};
+use crate::errors::{closed, timeout as timeout_error, to_py};
+use crate::options::ConnectOptions;
+use floodgate::buffer::Delivered;
+use floodgate::{BufferedWebSocket, CloseCode, CloseFrame, Error, ErrorKind, Message, Sender};
+use pyo3::prelude::*;
+use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
+use pyo3::types::{PyBytes, PyList};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The longest a wait goes without looking at Python's signals.
+const SLICE: Duration = Duration::from_millis(50);
+/// With control frames asked for, waits are cut shorter so that a ping
+/// arriving during one is returned soon.
+const CONTROL_SLICE: Duration = Duration::from_millis(5);
+/// Control frames kept for `recv_data(control_frame=True)`; older ones
+/// are dropped first.
+const CONTROL_KEPT: usize = 256;
+
+/// The pings and pongs the reader saw, once the application asked for
+/// control frames (websocket-client's `recv_data(control_frame=True)`).
+#[derive(Default)]
+pub(crate) struct ControlTap {
+    wanted: AtomicBool,
+    frames: Mutex<VecDeque<Message>>,
+}
+
+impl ControlTap {
+    pub(crate) fn observe(&self, frame: &Message) {
+        if !self.wanted.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut frames = self.frames.lock().unwrap_or_else(|e| e.into_inner());
+        if frames.len() == CONTROL_KEPT {
+            frames.pop_front();
+        }
+        frames.push_back(frame.clone());
+    }
+
+    fn pop(&self) -> Option<Message> {
+        self.frames
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
+    }
+}
+
+/// A buffered floodgate connection (see the module docs).
+#[pyclass(module = "floodgate._floodgate", frozen)]
+pub struct Connection {
+    ws: BufferedWebSocket,
+    sender: Sender,
+    control: Arc<ControlTap>,
+    /// The server's close was returned once as an `OPCODE_CLOSE` message
+    /// (websocket-client's `recv` returns `""` for it); after it, receiving
+    /// raises `WebSocketConnectionClosedException`.
+    close_returned: AtomicBool,
+}
+
+/// Connects with the normalised options (see `floodgate/_options.py`).
+#[pyfunction]
+pub fn connect(py: Python<'_>, url: String, options: ConnectOptions) -> PyResult<Connection> {
+    let control = Arc::new(ControlTap::default());
+    let (builder, buffer) = options.builder()?;
+    let tap = control.clone();
+    let buffer = buffer.on_control_frame(move |frame| tap.observe(frame));
+    let client = builder.buffer(buffer).build().map_err(|e| to_py(py, e))?;
+    let ws = py
+        .detach(|| client.connect_buffered(&url))
+        .map_err(|e| to_py(py, e))?;
+    Ok(Connection {
+        sender: ws.sender(),
+        ws,
+        control,
+        close_returned: AtomicBool::new(false),
+    })
+}
+
+/// How a wait ended.
+enum Waited<T> {
+    Got(T),
+    TimedOut,
+}
+
+impl Connection {
+    /// Runs `step` (which waits at most the slice it is given) without the
+    /// GIL until it yields something or `deadline` passes, checking
+    /// Python's signals between slices.
+    fn wait<T: Send>(
+        &self,
+        py: Python<'_>,
+        deadline: Option<Instant>,
+        slice: Duration,
+        mut step: impl FnMut(Duration) -> Option<floodgate::Result<T>> + Send,
+    ) -> PyResult<Waited<floodgate::Result<T>>> {
+        loop {
+            let now = Instant::now();
+            let this = match deadline {
+                Some(d) if d <= now => return Ok(Waited::TimedOut),
+                Some(d) => (d - now).min(slice),
+                None => slice,
+            };
+            if let Some(result) = py.detach(|| step(this)) {
+                return Ok(Waited::Got(result));
+            }
+            py.check_signals()?;
+        }
+    }
+
+    /// What a receive returns once the connection has ended: the server's
+    /// close once (as `(OPCODE_CLOSE, payload)`), then the exception.
+    fn ended<'py>(&self, py: Python<'py>, end: Error) -> PyResult<(u8, Bound<'py, PyAny>)> {
+        if let ErrorKind::ConnectionClosed(frame) = end.kind() {
+            if !self.close_returned.swap(true, Ordering::SeqCst) {
+                return Ok((OPCODE_CLOSE, close_payload(py, frame.as_ref()).into_any()));
+            }
+        }
+        Err(match end.kind() {
+            ErrorKind::AlreadyClosed | ErrorKind::ConnectionClosed(_) => {
+                closed(py, "Connection is already closed.")
+            }
+            _ => to_py(py, end),
+        })
+    }
+
+    fn delivered<'py>(
+        py: Python<'py>,
+        message: &Delivered,
+        raw: bool,
+    ) -> PyResult<(u8, Bound<'py, PyAny>)> {
+        let m = message.message();
+        let data = if raw {
+            PyBytes::new(py, m.as_bytes()).into_any()
+        } else {
+            message_to_py(py, m)?
+        };
+        Ok((opcode_of(m), data))
+    }
+}
+
+/// A close frame's payload as websocket-client gives it: the code (2
+/// bytes, big-endian) and the reason; empty for a close without a code.
+fn close_payload<'py>(py: Python<'py>, frame: Option<&CloseFrame>) -> Bound<'py, PyBytes> {
+    let mut payload = Vec::new();
+    if let Some(frame) = frame {
+        payload.extend_from_slice(&frame.code.0.to_be_bytes());
+        payload.extend_from_slice(frame.reason.as_bytes());
+    }
+    PyBytes::new(py, &payload)
+}
+
+#[pymethods]
+impl Connection {
+    /// Receives the next message as `(opcode, data)`: `str` for text,
+    /// `bytes` otherwise. With `control_frame`, pings and pongs the reader
+    /// saw (it has answered the pings) are returned too. `timeout` in
+    /// seconds, `None` to wait for ever.
+    ///
+    /// With `raw`, text comes as its UTF-8 `bytes` (websocket-client's
+    /// `recv_data`).
+    #[pyo3(signature = (timeout=None, control_frame=false, raw=false))]
+    fn recv<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+        control_frame: bool,
+        raw: bool,
+    ) -> PyResult<(u8, Bound<'py, PyAny>)> {
+        if control_frame {
+            self.control.wanted.store(true, Ordering::Relaxed);
+        }
+        let deadline = seconds("timeout", timeout)?.map(|t| Instant::now() + t);
+        loop {
+            if control_frame {
+                if let Some(frame) = self.control.pop() {
+                    return Ok((opcode_of(&frame), message_to_py(py, &frame)?));
+                }
+            }
+            // Most calls find a message waiting: take it without giving
+            // up the GIL.
+            match self.ws.try_recv() {
+                Ok(Some(message)) => return Self::delivered(py, &message, raw),
+                Ok(None) => {}
+                Err(end) => return self.ended(py, end),
+            }
+            let slice = if control_frame { CONTROL_SLICE } else { SLICE };
+            let waited = self.wait(py, deadline, slice, |wait| {
+                match self.ws.recv_timeout(wait) {
+                    Err(e) if e.is_timeout() && control_frame => Some(Err(e)),
+                    Err(e) if e.is_timeout() => None,
+                    other => Some(other),
+                }
+            })?;
+            match waited {
+                Waited::TimedOut => return Err(timeout_error(py, "Connection timed out")),
+                Waited::Got(Ok(message)) => return Self::delivered(py, &message, raw),
+                // A slice ended with control frames asked for: look again.
+                Waited::Got(Err(e)) if e.is_timeout() => {}
+                Waited::Got(Err(end)) => return self.ended(py, end),
+            }
+        }
+    }
+
+    /// Up to `max` messages at once (`str` or `bytes`), waiting at most
+    /// `timeout` seconds for the first (`None`: for ever). Raises
+    /// `WebSocketConnectionClosedException` once the connection has ended
+    /// and nothing is left.
+    #[pyo3(signature = (max=256, timeout=None))]
+    fn recv_batch<'py>(
+        &self,
+        py: Python<'py>,
+        max: usize,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let max = max.max(1);
+        let deadline = seconds("timeout", timeout)?.map(|t| Instant::now() + t);
+        let mut batch = match self.ws.recv_batch(max, Duration::ZERO) {
+            Ok(batch) => batch,
+            Err(end) => return Err(self.batch_end(py, end)),
+        };
+        if batch.is_empty() {
+            let waited = self.wait(py, deadline, SLICE, |wait| {
+                match self.ws.recv_batch(max, wait) {
+                    Ok(batch) if batch.is_empty() => None,
+                    other => Some(other),
+                }
+            })?;
+            batch = match waited {
+                Waited::TimedOut => return Err(timeout_error(py, "Connection timed out")),
+                Waited::Got(Ok(batch)) => batch,
+                Waited::Got(Err(end)) => return Err(self.batch_end(py, end)),
+            };
+        }
+        let list = PyList::empty(py);
+        for message in &batch {
+            list.append(message_to_py(py, message.message())?)?;
+        }
+        Ok(list)
+    }
+
+    /// Sends a text message.
+    fn send_text(&self, py: Python<'_>, text: PyBackedStr) -> PyResult<()> {
+        py.detach(|| self.sender.send_text(&text))
+            .map_err(|e| to_py(py, e))
+    }
+
+    /// Sends a binary message.
+    fn send_binary(&self, py: Python<'_>, data: PyBackedBytes) -> PyResult<()> {
+        py.detach(|| self.sender.send_binary(&data))
+            .map_err(|e| to_py(py, e))
+    }
+
+    /// Sends one frame with websocket-client's opcode number (fragments:
+    /// a text or binary frame with `fin=False`, then continuation frames).
+    fn send_frame(
+        &self,
+        py: Python<'_>,
+        opcode_number: u8,
+        payload: PyBackedBytes,
+        fin: bool,
+    ) -> PyResult<()> {
+        let op = opcode(opcode_number)?;
+        py.detach(|| self.sender.send_frame(op, &payload, fin))
+            .map_err(|e| to_py(py, e))
+    }
+
+    /// Sends a ping.
+    fn ping(&self, py: Python<'_>, payload: PyBackedBytes) -> PyResult<()> {
+        py.detach(|| self.sender.ping(&payload))
+            .map_err(|e| to_py(py, e))
+    }
+
+    /// Sends a pong.
+    fn pong(&self, py: Python<'_>, payload: PyBackedBytes) -> PyResult<()> {
+        py.detach(|| self.sender.pong(&payload))
+            .map_err(|e| to_py(py, e))
+    }
+
+    /// Sends the close frame and waits up to `timeout` seconds (`None`:
+    /// for ever) for the server's, discarding the messages that arrive
+    /// meanwhile (as websocket-client does); then the transport is shut
+    /// down. Does nothing once the connection is closed.
+    #[pyo3(signature = (code=1000, reason=String::new(), timeout=Some(3.0)))]
+    fn close(
+        &self,
+        py: Python<'_>,
+        code: u16,
+        reason: String,
+        timeout: Option<f64>,
+    ) -> PyResult<()> {
+        let deadline = seconds("timeout", timeout)?.map(|t| Instant::now() + t);
+        match self
+            .sender
+            .start_close(Some(CloseFrame::new(CloseCode(code), reason)))
+        {
+            Ok(()) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::AlreadyClosed) => return Ok(()),
+            Err(e) => return Err(to_py(py, e)),
+        }
+        let waited = self.wait(py, deadline, SLICE, |wait| {
+            match self.ws.recv_timeout(wait) {
+                Ok(_discarded) => None,
+                Err(e) if e.is_timeout() => None,
+                Err(end) => Some(Err::<(), _>(end)),
+            }
+        })?;
+        if let Waited::TimedOut = waited {
+            self.sender.shutdown();
+        }
+        self.close_returned.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Sends the close frame and returns at once (the reader completes the
+    /// handshake when the server answers).
+    fn send_close(&self, py: Python<'_>, code: u16, reason: String) -> PyResult<()> {
+        match self
+            .sender
+            .start_close(Some(CloseFrame::new(CloseCode(code), reason)))
+        {
+            Err(e) if !matches!(e.kind(), ErrorKind::AlreadyClosed) => Err(to_py(py, e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Drops the transport at once, without a close handshake; a `recv`
+    /// waiting in another thread returns (messages already buffered are
+    /// still returned first).
+    fn abort(&self) {
+        self.sender.shutdown();
+    }
+
+    /// The handshake's HTTP status (101).
+    #[getter]
+    fn status(&self) -> u16 {
+        self.ws.status().as_u16()
+    }
+
+    /// The handshake response's headers as `(name, value)` pairs, names in
+    /// lower case.
+    #[getter]
+    fn headers(&self) -> Vec<(String, String)> {
+        self.ws
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// The subprotocol the server chose.
+    #[getter]
+    fn subprotocol(&self) -> Option<String> {
+        self.ws.subprotocol().map(str::to_owned)
+    }
+
+    /// Whether the connection is open (no close sent or received, the
+    /// transport alive).
+    #[getter]
+    fn is_open(&self) -> bool {
+        self.sender.is_open()
+    }
+
+    /// The buffer's counters (see `floodgate.WebSocket.stats`).
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        stats_dict(py, &self.ws.stats())
+    }
+}
+
+impl Connection {
+    fn batch_end(&self, py: Python<'_>, end: Error) -> PyErr {
+        self.close_returned.store(true, Ordering::SeqCst);
+        match end.kind() {
+            ErrorKind::ConnectionClosed(Some(frame)) => closed(
+                py,
+                format!(
+                    "Connection is already closed (code {}{}).",
+                    frame.code.0,
+                    if frame.reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", reason {:?}", frame.reason)
+                    }
+                ),
+            ),
+            ErrorKind::ConnectionClosed(None) | ErrorKind::AlreadyClosed => {
+                closed(py, "Connection is already closed.")
+            }
+            _ => to_py(py, end),
+        }
+    }
+}

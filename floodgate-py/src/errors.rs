@@ -1,0 +1,125 @@
+//! floodgate's errors as websocket-client's exceptions.
+//!
+//! The exception classes live in Python (`floodgate/_exceptions.py`), with
+//! websocket-client's names and hierarchy, so that `except
+//! websocket.WebSocketTimeoutException:` works after `import floodgate as
+//! websocket`; this module picks the class for each [`ErrorKind`] and
+//! builds the instance (with `status_code`, `resp_headers` and `resp_body`
+//! for a refused upgrade). Where websocket-client lets a standard exception
+//! through (a refused TCP connection is `ConnectionRefusedError`, a bad
+//! URL `ValueError`), so does this.
+
+use floodgate::{Error, ErrorKind};
+use pyo3::exceptions::{PyConnectionRefusedError, PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+/// The Python module that defines the exception classes.
+const EXCEPTIONS: &str = "floodgate._exceptions";
+
+/// An instance of the exception class `name` of `floodgate._exceptions`
+/// with `message`.
+fn raise(py: Python<'_>, name: &str, message: String) -> PyErr {
+    let made = py
+        .import(EXCEPTIONS)
+        .and_then(|m| m.getattr(name))
+        .and_then(|class| class.call1((message,)));
+    match made {
+        Ok(instance) => PyErr::from_value(instance),
+        // The package is broken (the module or the class is missing): say
+        // so rather than hide the original error.
+        Err(e) => e,
+    }
+}
+
+/// websocket-client's `WebSocketTimeoutException` with `message`.
+pub(crate) fn timeout(py: Python<'_>, message: impl Into<String>) -> PyErr {
+    raise(py, "WebSocketTimeoutException", message.into())
+}
+
+/// websocket-client's `WebSocketConnectionClosedException` with `message`.
+pub(crate) fn closed(py: Python<'_>, message: impl Into<String>) -> PyErr {
+    raise(py, "WebSocketConnectionClosedException", message.into())
+}
+
+/// The Python exception for a floodgate error.
+pub(crate) fn to_py(py: Python<'_>, error: Error) -> PyErr {
+    let message = error.to_string();
+    match error.into_kind() {
+        ErrorKind::InvalidUrl { .. } | ErrorKind::Config(_) | ErrorKind::Usage(_) => {
+            PyValueError::new_err(message)
+        }
+        ErrorKind::Unsupported(_) => raise(py, "WebSocketUnsupportedException", message),
+        ErrorKind::Connect { source, .. } => match source.kind() {
+            std::io::ErrorKind::ConnectionRefused => PyConnectionRefusedError::new_err(message),
+            // A name that does not resolve: websocket-client's own class.
+            _ if is_name_error(&source) => raise(py, "WebSocketAddressException", message),
+            std::io::ErrorKind::TimedOut => timeout(py, message),
+            _ => PyOSError::new_err(message),
+        },
+        ErrorKind::Timeout(_) => timeout(py, message),
+        ErrorKind::Tls { .. } => raise(py, "WebSocketSSLException", message),
+        ErrorKind::Proxy { .. } => raise(py, "WebSocketProxyException", message),
+        ErrorKind::Handshake(floodgate::HandshakeError::UnexpectedStatus {
+            status,
+            headers,
+            body,
+        }) => bad_status(py, message, status, &headers, &body),
+        ErrorKind::Handshake(_) | ErrorKind::Redirect { .. } => {
+            raise(py, "WebSocketBadStatusException", message)
+        }
+        ErrorKind::Protocol(e) if e.close_code().0 == 1007 => {
+            raise(py, "WebSocketPayloadException", message)
+        }
+        ErrorKind::Protocol(_) => raise(py, "WebSocketProtocolException", message),
+        ErrorKind::ConnectionClosed(_)
+        | ErrorKind::AbnormalClosure
+        | ErrorKind::AlreadyClosed
+        | ErrorKind::NoPong(_) => closed(py, message),
+        ErrorKind::Buffer(_) => raise(py, "WebSocketBufferException", message),
+        ErrorKind::Io(_) => closed(py, message),
+        _ => PyRuntimeError::new_err(message),
+    }
+}
+
+fn is_name_error(error: &std::io::Error) -> bool {
+    // std reports a failed lookup as `Uncategorized` with getaddrinfo's
+    // message; the message is all there is to go on.
+    let text = error.to_string();
+    text.contains("failed to lookup address")
+        || text.contains("Name or service not known")
+        || text.contains("No address associated")
+        || text.contains("nodename nor servname")
+}
+
+/// `WebSocketBadStatusException(message, status_code, status_message,
+/// resp_headers, resp_body)`, as websocket-client raises for a refused
+/// upgrade.
+fn bad_status(
+    py: Python<'_>,
+    message: String,
+    status: http::StatusCode,
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> PyErr {
+    let made = (|| -> PyResult<Bound<'_, PyAny>> {
+        let class = py
+            .import(EXCEPTIONS)?
+            .getattr("WebSocketBadStatusException")?;
+        let resp_headers = PyDict::new(py);
+        for (name, value) in headers {
+            resp_headers.set_item(name.as_str(), String::from_utf8_lossy(value.as_bytes()))?;
+        }
+        class.call1((
+            message,
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            resp_headers,
+            PyBytes::new(py, body),
+        ))
+    })();
+    match made {
+        Ok(instance) => PyErr::from_value(instance),
+        Err(e) => e,
+    }
+}
