@@ -62,12 +62,42 @@ impl ControlTap {
     }
 }
 
+/// The frames of fragmented messages, for `WebSocketApp(on_cont_message=)`
+/// (websocket-client's `fire_cont_frame`): the reader records them as it
+/// decodes them; the App's thread takes them. Bounded like the control
+/// tap: past [`FRAGMENTS_KEPT`], the oldest are dropped and counted.
+#[derive(Default)]
+pub(crate) struct FragmentTap {
+    frames: Mutex<(VecDeque<(u8, Vec<u8>, bool)>, u64)>,
+}
+
+/// Fragments kept for the App's thread.
+const FRAGMENTS_KEPT: usize = 4096;
+
+impl FragmentTap {
+    pub(crate) fn observe(&self, frame: &floodgate::Frame) {
+        // A whole message in one frame is not a fragment.
+        if frame.fin && frame.opcode != floodgate::OpCode::Continuation {
+            return;
+        }
+        let mut kept = self.frames.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.0.len() == FRAGMENTS_KEPT {
+            kept.0.pop_front();
+            kept.1 += 1;
+        }
+        let opcode = crate::convert::frame_opcode(frame.opcode);
+        kept.0
+            .push_back((opcode, frame.payload.to_vec(), frame.fin));
+    }
+}
+
 /// A buffered floodgate connection (see the module docs).
 #[pyclass(module = "floodgate._floodgate", frozen)]
 pub struct Connection {
     ws: BufferedWebSocket,
     sender: Sender,
     control: Arc<ControlTap>,
+    fragments: Option<Arc<FragmentTap>>,
     /// The server's close was returned once as an `OPCODE_CLOSE` message
     /// (websocket-client's `recv` returns `""` for it); after it, receiving
     /// raises `WebSocketConnectionClosedException`.
@@ -75,12 +105,24 @@ pub struct Connection {
 }
 
 /// Connects with the normalised options (see `floodgate/_options.py`).
+/// With `fragments`, the frames of fragmented messages are recorded for
+/// [`Connection::fragments`].
 #[pyfunction]
-pub fn connect(py: Python<'_>, url: String, options: ConnectOptions) -> PyResult<Connection> {
+#[pyo3(signature = (url, options, fragments=false))]
+pub fn connect(
+    py: Python<'_>,
+    url: String,
+    options: ConnectOptions,
+    fragments: bool,
+) -> PyResult<Connection> {
     let control = Arc::new(ControlTap::default());
     let (builder, buffer) = options.builder()?;
     let tap = control.clone();
-    let buffer = buffer.on_control_frame(move |frame| tap.observe(frame));
+    let mut buffer = buffer.on_control_frame(move |frame| tap.observe(frame));
+    let fragments = fragments.then(|| Arc::new(FragmentTap::default()));
+    if let Some(tap) = fragments.clone() {
+        buffer = buffer.on_data_frame(move |frame| tap.observe(frame));
+    }
     let client = builder.buffer(buffer).build().map_err(|e| to_py(py, e))?;
     let ws = py
         .detach(|| client.connect_buffered(&url))
@@ -89,6 +131,7 @@ pub fn connect(py: Python<'_>, url: String, options: ConnectOptions) -> PyResult
         sender: ws.sender(),
         ws,
         control,
+        fragments,
         close_returned: AtomicBool::new(false),
     })
 }
@@ -347,6 +390,46 @@ impl Connection {
         self.sender.shutdown();
     }
 
+    /// Pings every `interval` seconds from a Rust thread; with `timeout`,
+    /// drops the connection when no pong comes within `timeout` of a ping
+    /// (receiving then raises `WebSocketConnectionClosedException`).
+    #[pyo3(signature = (interval, timeout=None, payload=Vec::new()))]
+    fn keepalive(
+        &self,
+        interval: f64,
+        timeout: Option<f64>,
+        payload: Vec<u8>,
+    ) -> PyResult<Keepalive> {
+        let Some(interval) = seconds("ping_interval", Some(interval))?.filter(|i| !i.is_zero())
+        else {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "ping_interval must be above 0",
+            ));
+        };
+        let timeout = seconds("ping_timeout", timeout)?;
+        Ok(Keepalive {
+            running: Mutex::new(Some(self.ws.keepalive(interval, timeout, &payload))),
+        })
+    }
+
+    /// The fragments recorded since the last call, as `(opcode, data,
+    /// fin)`, and how many were dropped because the App's thread did not
+    /// take them in time (see `connect(fragments=True)`).
+    fn fragments<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyList>, u64)> {
+        let list = PyList::empty(py);
+        let Some(tap) = &self.fragments else {
+            return Ok((list, 0));
+        };
+        let (frames, dropped) = {
+            let mut kept = tap.frames.lock().unwrap_or_else(|e| e.into_inner());
+            (std::mem::take(&mut kept.0), std::mem::take(&mut kept.1))
+        };
+        for (opcode, data, fin) in frames {
+            list.append((opcode, PyBytes::new(py, &data), fin))?;
+        }
+        Ok((list, dropped))
+    }
+
     /// The handshake's HTTP status (101).
     #[getter]
     fn status(&self) -> u16 {
@@ -385,6 +468,25 @@ impl Connection {
     /// The buffer's counters (see `floodgate.WebSocket.stats`).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
         stats_dict(py, &self.ws.stats())
+    }
+}
+
+/// A running keepalive (see [`Connection::keepalive`]).
+#[pyclass(module = "floodgate._floodgate", frozen)]
+pub struct Keepalive {
+    running: Mutex<Option<floodgate::keepalive::Keepalive>>,
+}
+
+#[pymethods]
+impl Keepalive {
+    /// Stops it; whether it found the connection dead (no pong in time).
+    fn stop(&self, py: Python<'_>) -> bool {
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        running.is_some_and(|k| py.detach(|| k.stop()))
     }
 }
 

@@ -37,6 +37,18 @@ pub(crate) fn opcode_of(message: &Message) -> u8 {
     }
 }
 
+/// websocket-client's number for a frame opcode.
+pub(crate) fn frame_opcode(op: OpCode) -> u8 {
+    match op {
+        OpCode::Continuation => OPCODE_CONT,
+        OpCode::Text => OPCODE_TEXT,
+        OpCode::Binary => OPCODE_BINARY,
+        OpCode::Close => OPCODE_CLOSE,
+        OpCode::Ping => OPCODE_PING,
+        OpCode::Pong => OPCODE_PONG,
+    }
+}
+
 /// The frame opcode for websocket-client's number.
 pub(crate) fn opcode(number: u8) -> PyResult<OpCode> {
     Ok(match number {

@@ -25,6 +25,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _floodgate(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<connection::Connection>()?;
+    m.add_class::<connection::Keepalive>()?;
     m.add_function(wrap_pyfunction!(connection::connect, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -189,8 +189,10 @@ class WebSocket:
         merged.update(options)
         if "timeout" not in merged and self._timeout is not None:
             merged["timeout"] = self._timeout
+        # WebSocketApp's: record the frames of fragmented messages.
+        fragments = bool(merged.pop("_fragments", False))
         normalised = normalise(**merged)
-        self._conn = _floodgate.connect(url, normalised)
+        self._conn = _floodgate.connect(url, normalised, fragments)
         self._url = url
         self.connected = True
         self.close_frame = None
