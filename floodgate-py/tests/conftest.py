@@ -178,7 +178,8 @@ class FeedServer:
 
     def reports(self) -> list:
         with self._lock:
-            return [line for line in self._lines if line.startswith("feed to")]
+            # "floodgate: feed to 127.0.0.1:PORT (/feed?...): completed; ..."
+            return [line for line in self._lines if line.startswith("floodgate: feed to")]
 
     def wait_report(self, count: int, timeout: float = 10.0) -> list:
         """Waits until ``count`` feed reports have been printed."""
