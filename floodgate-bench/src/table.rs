@@ -65,7 +65,9 @@ pub struct Rendered {
     /// Markdown, heading included.
     pub markdown: String,
     /// `floodgate / fastest anchor = X.XXx`, if both ran; then
-    /// `VARIANT / floodgate = X.XXx` for each variant that ran.
+    /// `VARIANT / floodgate = X.XXx` for each variant that ran; then
+    /// `CLIENT / fastest async anchor = X.XXx` for each floodgate client on
+    /// tokio.
     pub summary: Vec<String>,
 }
 
@@ -162,7 +164,8 @@ pub fn render(size: usize, count: u64, runs: usize, series: &[Series]) -> Render
             .filter_map(|s| s.median())
             .min()
     };
-    let mut summary = Vec::new();
+    // The async lines come last, after floodgate's own.
+    let mut async_summary = Vec::new();
     let async_anchor_median = series
         .iter()
         .filter(|s| is_async_anchor(s) && s.failure.is_none())
@@ -176,7 +179,7 @@ pub fn render(size: usize, count: u64, runs: usize, series: &[Series]) -> Render
             let (Some(vb), Some(vm)) = (v.best(), v.median()) else {
                 continue;
             };
-            summary.push(format!(
+            async_summary.push(format!(
                 "{size} B: {} / fastest async anchor = {:.2}x (anchor: {an}; on medians: {:.2}x)",
                 v.name,
                 ab.as_secs_f64() / vb.as_secs_f64(),
@@ -184,6 +187,7 @@ pub fn render(size: usize, count: u64, runs: usize, series: &[Series]) -> Render
             ));
         }
     }
+    let mut summary = Vec::new();
     if let (Some((_, fb)), Some((an, ab)), Some(fm), Some(am)) = (
         subject,
         anchor,
@@ -197,6 +201,7 @@ pub fn render(size: usize, count: u64, runs: usize, series: &[Series]) -> Render
         ));
     }
     let (Some((_, fb)), Some(fm)) = (subject, median_of(Role::Subject)) else {
+        summary.extend(async_summary);
         return Rendered {
             markdown: md,
             summary,
@@ -228,6 +233,7 @@ pub fn render(size: usize, count: u64, runs: usize, series: &[Series]) -> Render
             v.name
         ));
     }
+    summary.extend(async_summary);
     Rendered {
         markdown: md,
         summary,
