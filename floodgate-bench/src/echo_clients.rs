@@ -46,6 +46,8 @@ pub struct EchoClient {
 
 /// Every client, in the order they run.
 pub fn all() -> Vec<EchoClient> {
+    // Only the floodgate rows are pushed, and only with that feature.
+    #[cfg_attr(not(feature = "floodgate-client"), allow(unused_mut))]
     let mut v = vec![
         EchoClient {
             name: "tungstenite",
