@@ -55,31 +55,39 @@ pub struct Client {
     pub name: &'static str,
     /// Its role in the comparison.
     pub role: Role,
+    /// Runs on a tokio runtime: compared with the fastest async anchor too.
+    pub asynchronous: bool,
     /// Runs it once against `url`.
     pub run: fn(&str) -> Result<Outcome, BoxError>,
 }
 
 /// Every client, in the order they run.
 pub fn all() -> Vec<Client> {
+    // Only the floodgate rows are pushed, and only with that feature.
+    #[cfg_attr(not(feature = "floodgate-client"), allow(unused_mut))]
     let mut v = vec![
         Client {
             name: "raw-tcp",
             role: Role::Ceiling,
+            asynchronous: false,
             run: raw_tcp,
         },
         Client {
             name: "tungstenite",
             role: Role::Anchor,
+            asynchronous: false,
             run: tungstenite_sync,
         },
         Client {
             name: "tokio-tungstenite",
             role: Role::Anchor,
+            asynchronous: true,
             run: tokio_tungstenite,
         },
         Client {
             name: "fastwebsockets",
             role: Role::Anchor,
+            asynchronous: true,
             run: fastwebsockets,
         },
     ];
@@ -87,13 +95,29 @@ pub fn all() -> Vec<Client> {
     v.push(Client {
         name: "floodgate",
         role: Role::Subject,
+        asynchronous: false,
         run: floodgate,
     });
     #[cfg(feature = "floodgate-client")]
     v.push(Client {
         name: "floodgate-buffered",
         role: Role::Variant,
+        asynchronous: false,
         run: floodgate_buffered,
+    });
+    #[cfg(feature = "floodgate-client")]
+    v.push(Client {
+        name: "floodgate-async",
+        role: Role::Variant,
+        asynchronous: true,
+        run: floodgate_async,
+    });
+    #[cfg(feature = "floodgate-client")]
+    v.push(Client {
+        name: "floodgate-async-buffered",
+        role: Role::Variant,
+        asynchronous: true,
+        run: floodgate_async_buffered,
     });
     v
 }
@@ -196,9 +220,12 @@ pub fn tungstenite_sync(url: &str) -> Result<Outcome, BoxError> {
     })
 }
 
-fn current_thread_runtime() -> Result<tokio::runtime::Runtime, BoxError> {
+/// The runtime of every async runner: current-thread, with I/O and timers
+/// (floodgate's async client needs the timers; the anchors get the same
+/// runtime so that none pays for a driver the others do not).
+pub fn current_thread_runtime() -> Result<tokio::runtime::Runtime, BoxError> {
     Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_io()
+        .enable_all()
         .build()?)
 }
 
@@ -342,5 +369,75 @@ pub fn floodgate_buffered(url: &str) -> Result<Outcome, BoxError> {
         messages,
         bytes,
         elapsed,
+    })
+}
+
+/// floodgate's async client on a current-thread runtime:
+/// `floodgate::tokio::connect`, then `recv()` until it reports the close
+/// (`ConnectionClosed`, once the close handshake is done and the server
+/// has ended TCP, as the blocking `messages()` iterator ends).
+#[cfg(feature = "floodgate-client")]
+pub fn floodgate_async(url: &str) -> Result<Outcome, BoxError> {
+    let rt = current_thread_runtime()?;
+    rt.block_on(async {
+        let start = Instant::now();
+        let mut ws = floodgate::tokio::connect(url).await?;
+        let (mut messages, mut bytes) = (0u64, 0u64);
+        loop {
+            match ws.recv().await {
+                Ok(msg) => {
+                    messages += 1;
+                    bytes += msg.len() as u64;
+                }
+                Err(e) if e.is_closed() => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let elapsed = start.elapsed();
+        drop(ws);
+        Ok(Outcome {
+            messages,
+            bytes,
+            elapsed,
+        })
+    })
+}
+
+/// floodgate's async buffered connection on a current-thread runtime:
+/// `connect_buffered_async` with the default buffer (`Overflow::Block`,
+/// 4096 messages, 64 MiB), whose reader task (on the same thread) decodes
+/// into the buffer while this task takes up to [`BUFFERED_BATCH`] messages
+/// per `recv_batch` call (which returns a new `Vec` each time). The run
+/// ends when the buffer reports the close handshake.
+#[cfg(feature = "floodgate-client")]
+pub fn floodgate_async_buffered(url: &str) -> Result<Outcome, BoxError> {
+    use floodgate::buffer::{BufferConfig, Overflow};
+    let rt = current_thread_runtime()?;
+    rt.block_on(async {
+        let start = Instant::now();
+        let ws = floodgate::Client::builder()
+            .buffer(BufferConfig::new().overflow(Overflow::Block))
+            .connect_buffered_async(url)
+            .await?;
+        let (mut messages, mut bytes) = (0u64, 0u64);
+        loop {
+            match ws.recv_batch(BUFFERED_BATCH).await {
+                Ok(batch) => {
+                    for m in &batch {
+                        messages += 1;
+                        bytes += m.len() as u64;
+                    }
+                }
+                Err(e) if e.is_closed() => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let elapsed = start.elapsed();
+        drop(ws);
+        Ok(Outcome {
+            messages,
+            bytes,
+            elapsed,
+        })
     })
 }

@@ -1,7 +1,8 @@
 //! The few pieces of the RFC 6455 opening handshake the benchmark does by
-//! hand: the server's `Sec-WebSocket-Accept`, and a minimal client handshake
-//! for the runners that take an already-upgraded stream (raw TCP,
-//! fastwebsockets).
+//! hand: the server side (read the upgrade request, answer `101` with the
+//! right `Sec-WebSocket-Accept`) shared by the streaming and the echo
+//! servers, and a minimal client handshake for the runners that take an
+//! already-upgraded stream (raw TCP, fastwebsockets).
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -102,6 +103,57 @@ fn read_response_head(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
         head.resize(start + n, 0);
         stream.read_exact(&mut head[start..])?;
     }
+}
+
+/// The server side: reads the upgrade request until `\r\n\r\n` (httparse)
+/// and answers `101 Switching Protocols`. Returns the bytes read past the
+/// request head (none from a client that waits for the answer, as every
+/// client does).
+pub fn server_accept(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
+    let mut req = Vec::with_capacity(1024);
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "EOF before request end",
+            ));
+        }
+        req.extend_from_slice(&buf[..n]);
+        if let Some(p) = find(&req, b"\r\n\r\n") {
+            break p + 4;
+        }
+        if req.len() > 64 * 1024 {
+            return Err(bad("request too long"));
+        }
+    };
+    let key = {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut parsed = httparse::Request::new(&mut headers);
+        match parsed.parse(&req[..head_end]) {
+            Ok(httparse::Status::Complete(_)) => {}
+            _ => return Err(bad("bad request")),
+        }
+        let get = |name: &str| {
+            parsed
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
+        };
+        if !get("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket")) {
+            return Err(bad("not an upgrade"));
+        }
+        get("sec-websocket-key").ok_or_else(|| bad("no Sec-WebSocket-Key"))?
+    };
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\n\r\n",
+        accept_key(&key)
+    );
+    stream.write_all(response.as_bytes())?;
+    Ok(req.split_off(head_end))
 }
 
 pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

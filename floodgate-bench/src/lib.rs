@@ -23,18 +23,35 @@
 //!   `floodgate` (blocking, its `messages()` iterator) and
 //!   `floodgate-buffered` (floodgate's buffered connection: a reader thread
 //!   fills a bounded buffer under `Overflow::Block`, the caller takes
-//!   batches with `recv_batch_into`). Each counts messages and payload
-//!   bytes and the counts are checked against what was sent.
+//!   batches with `recv_batch_into`), `floodgate-async` (floodgate's async
+//!   client, `floodgate::tokio::connect` then `recv()` until the close) and
+//!   `floodgate-async-buffered` (its async buffered connection: a reader
+//!   task fills the same bounded buffer under `Overflow::Block`, the caller
+//!   takes batches with `recv_batch`); the async runners, like the two
+//!   async anchors, run on a current-thread tokio runtime. Each counts
+//!   messages and payload bytes and the counts are checked against what
+//!   was sent.
 //! * [`table`] turns the runs into Markdown tables with ratios to the
-//!   fastest of the three anchor libraries, to the raw TCP ceiling and to
-//!   the direct `floodgate` client (the yardstick of the buffered path).
+//!   fastest of the three anchor libraries, to the raw TCP ceiling, to the
+//!   direct `floodgate` client (the yardstick of the buffered path) and,
+//!   for the clients on tokio, to the faster of the two async anchors.
 //!
 //! The binary is `stream` (`cargo run --release -p floodgate-bench --bin
 //! stream -- --help`).
 //!
+//! # Echo round-trip latency
+//!
+//! A second binary, `echo`, measures latency instead of throughput: against
+//! [`echo_server`] (hand-written on `std::net`, a thread per connection, no
+//! WebSocket library), each client of [`echo_clients`] does sequential
+//! round trips (send one binary message, wait for its echo, check its
+//! length), and the binary prints p50 / p90 / p99 / p99.9 / max per client
+//! and size with ratios to the best async anchor (`cargo run --release -p
+//! floodgate-bench --bin echo -- --help`).
+//!
 //! # The overflow policies
 //!
-//! A second binary, `policies`, is not about speed: it runs one
+//! A third binary, `policies`, is not about speed: it runs one
 //! slow-consumer scenario (a fast server, a consumer slowed on purpose)
 //! once per overflow policy of floodgate's buffered connection, each in a
 //! child process so that its peak memory is its own, and prints what each
@@ -42,6 +59,8 @@
 //! floodgate-bench --bin policies -- --help`).
 
 pub mod clients;
+pub mod echo_clients;
+pub mod echo_server;
 pub mod handshake;
 pub mod server;
 pub mod table;

@@ -23,7 +23,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::handshake::{accept_key, find};
+use crate::handshake;
 
 /// Target size of the pre-encoded block of frames.
 pub const BLOCK_TARGET: usize = 1 << 20;
@@ -200,54 +200,9 @@ fn serve_inner(mut stream: TcpStream, job: Job, report: &mut Report) -> io::Resu
     stream.set_read_timeout(Some(READ_TIMEOUT))?;
     stream.set_write_timeout(Some(READ_TIMEOUT))?;
 
-    // 1. Handshake.
-    let mut req = Vec::with_capacity(1024);
-    let mut buf = [0u8; 4096];
-    let head_end = loop {
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "EOF before request end",
-            ));
-        }
-        req.extend_from_slice(&buf[..n]);
-        if let Some(p) = find(&req, b"\r\n\r\n") {
-            break p + 4;
-        }
-        if req.len() > 64 * 1024 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "request too long",
-            ));
-        }
-    };
-    let key = {
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut parsed = httparse::Request::new(&mut headers);
-        match parsed.parse(&req[..head_end]) {
-            Ok(httparse::Status::Complete(_)) => {}
-            _ => return Err(io::Error::new(io::ErrorKind::InvalidData, "bad request")),
-        }
-        let get = |name: &str| {
-            parsed
-                .headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case(name))
-                .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
-        };
-        if !get("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket")) {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "not an upgrade"));
-        }
-        get("sec-websocket-key")
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no Sec-WebSocket-Key"))?
-    };
-    let response = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {}\r\n\r\n",
-        accept_key(&key)
-    );
-    stream.write_all(response.as_bytes())?;
+    // 1. Handshake. The client sends nothing before our answer, so no
+    // byte past the request is read.
+    handshake::server_accept(&mut stream)?;
 
     // 2. The frames, from a pre-encoded block.
     let frame = encode_frame(job.size);

@@ -4,8 +4,11 @@
 //! least disturbed by a noisy machine; the median run is printed beside it.
 //! Ratios compare best runs: to the fastest *anchor* library (tungstenite,
 //! tokio-tungstenite, fastwebsockets — never floodgate, never raw-tcp), to
-//! the raw TCP ceiling, and to the direct `floodgate` client (the yardstick
-//! of its variants, such as the buffered path).
+//! the raw TCP ceiling, to the direct `floodgate` client (the yardstick of
+//! its variants, such as the buffered path), and, for the clients that run
+//! on tokio (the two async anchors and floodgate's async client and async
+//! buffered connection), to the fastest *async* anchor (tokio-tungstenite,
+//! fastwebsockets): the comparison a user choosing an async client makes.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -18,6 +21,8 @@ pub struct Series {
     pub name: &'static str,
     /// Its role.
     pub role: Role,
+    /// Runs on tokio: gets the "vs fastest async anchor" column.
+    pub asynchronous: bool,
     /// Successful runs.
     pub runs: Vec<Outcome>,
     /// Set if any run failed or miscounted; the row then says so.
@@ -60,7 +65,9 @@ pub struct Rendered {
     /// Markdown, heading included.
     pub markdown: String,
     /// `floodgate / fastest anchor = X.XXx`, if both ran; then
-    /// `VARIANT / floodgate = X.XXx` for each variant that ran.
+    /// `VARIANT / floodgate = X.XXx` for each variant that ran; then
+    /// `CLIENT / fastest async anchor = X.XXx` for each floodgate client on
+    /// tokio.
     pub summary: Vec<String>,
 }
 
@@ -76,16 +83,20 @@ pub fn buffered_target(size: usize) -> Option<f64> {
 
 /// Renders the table for one payload size.
 pub fn render(size: usize, count: u64, runs: usize, series: &[Series]) -> Rendered {
-    let best_of = |role: Role| {
+    let best_where = |keep: &dyn Fn(&Series) -> bool| {
         series
             .iter()
-            .filter(|s| s.role == role && s.failure.is_none())
+            .filter(|s| keep(s) && s.failure.is_none())
             .filter_map(|s| s.best().map(|d| (s.name, d)))
             .min_by_key(|&(_, d)| d)
     };
+    let best_of = |role: Role| best_where(&|s: &Series| s.role == role);
     let anchor = best_of(Role::Anchor);
     let ceiling = best_of(Role::Ceiling);
     let subject = best_of(Role::Subject);
+    let is_async_anchor = |s: &Series| s.role == Role::Anchor && s.asynchronous;
+    let async_anchor = best_where(&is_async_anchor);
+    let any_async = series.iter().any(|s| s.asynchronous);
 
     let mut md = String::new();
     let _ = writeln!(
@@ -96,16 +107,21 @@ pub fn render(size: usize, count: u64, runs: usize, series: &[Series]) -> Render
     );
     md.push_str(
         "| client | msgs/s (best) | MiB/s (best) | msgs/s (median) | vs fastest anchor | vs raw-tcp \
-         | vs floodgate |\n",
+         | vs floodgate |",
     );
-    md.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
+    md.push_str(if any_async {
+        " vs fastest async anchor |\n|---|---:|---:|---:|---:|---:|---:|---:|\n"
+    } else {
+        "\n|---|---:|---:|---:|---:|---:|---:|\n"
+    });
     for s in series {
         if let Some(f) = &s.failure {
             let _ = writeln!(
                 md,
-                "| {} | FAILED: {} | | | | | |",
+                "| {} | FAILED: {} | | | | | |{}",
                 s.name,
-                f.replace('|', "/")
+                f.replace('|', "/"),
+                if any_async { " |" } else { "" }
             );
             continue;
         }
@@ -120,9 +136,14 @@ pub fn render(size: usize, count: u64, runs: usize, series: &[Series]) -> Render
             Role::Subject | Role::Variant => format!("**{}**", s.name),
             _ => s.name.to_string(),
         };
+        let async_column = match (any_async, s.asynchronous) {
+            (false, _) => String::new(),
+            (true, true) => format!(" {} |", ratio(async_anchor)),
+            (true, false) => " - |".into(),
+        };
         let _ = writeln!(
             md,
-            "| {} | {} | {:.1} | {} | {} | {} | {} |",
+            "| {} | {} | {:.1} | {} | {} | {} | {} |{}",
             name,
             group(per_sec(count as f64, best)),
             per_sec((count * size as u64) as f64, best) / (1024.0 * 1024.0),
@@ -130,6 +151,7 @@ pub fn render(size: usize, count: u64, runs: usize, series: &[Series]) -> Render
             ratio(anchor),
             ratio(ceiling),
             ratio(subject),
+            async_column,
         );
     }
 
@@ -142,6 +164,29 @@ pub fn render(size: usize, count: u64, runs: usize, series: &[Series]) -> Render
             .filter_map(|s| s.median())
             .min()
     };
+    // The async lines come last, after floodgate's own.
+    let mut async_summary = Vec::new();
+    let async_anchor_median = series
+        .iter()
+        .filter(|s| is_async_anchor(s) && s.failure.is_none())
+        .filter_map(|s| s.median())
+        .min();
+    if let (Some((an, ab)), Some(am)) = (async_anchor, async_anchor_median) {
+        for v in series
+            .iter()
+            .filter(|s| s.asynchronous && s.role != Role::Anchor && s.failure.is_none())
+        {
+            let (Some(vb), Some(vm)) = (v.best(), v.median()) else {
+                continue;
+            };
+            async_summary.push(format!(
+                "{size} B: {} / fastest async anchor = {:.2}x (anchor: {an}; on medians: {:.2}x)",
+                v.name,
+                ab.as_secs_f64() / vb.as_secs_f64(),
+                am.as_secs_f64() / vm.as_secs_f64(),
+            ));
+        }
+    }
     let mut summary = Vec::new();
     if let (Some((_, fb)), Some((an, ab)), Some(fm), Some(am)) = (
         subject,
@@ -156,6 +201,7 @@ pub fn render(size: usize, count: u64, runs: usize, series: &[Series]) -> Render
         ));
     }
     let (Some((_, fb)), Some(fm)) = (subject, median_of(Role::Subject)) else {
+        summary.extend(async_summary);
         return Rendered {
             markdown: md,
             summary,
@@ -187,6 +233,7 @@ pub fn render(size: usize, count: u64, runs: usize, series: &[Series]) -> Render
             v.name
         ));
     }
+    summary.extend(async_summary);
     Rendered {
         markdown: md,
         summary,

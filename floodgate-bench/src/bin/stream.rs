@@ -27,7 +27,8 @@ const USAGE: &str = "usage: stream [--sizes 16,1024,65536] [--count-SIZE N]... [
   --count       messages for every size without its own --count-SIZE
   --runs        runs per client and size, best and median kept (default 3)
   --only        run only these clients (raw-tcp, tungstenite, tokio-tungstenite,
-                fastwebsockets, floodgate, floodgate-buffered)";
+                fastwebsockets, floodgate, floodgate-buffered, floodgate-async,
+                floodgate-async-buffered)";
 
 /// Default message count: each run takes roughly 0.5-2 s on a small machine.
 fn default_count(size: usize) -> u64 {
@@ -152,8 +153,14 @@ fn main() -> ExitCode {
          floodgate-buffered is floodgate's buffered connection (reader thread, default buffer \
          of 4096 messages / 64 MiB under Overflow::Block, recv_batch_into of up to {} \
          messages): its \"vs floodgate\" column compares it with the direct client of the same \
-         run.\n",
+         run. floodgate-async is floodgate's async client (`floodgate::tokio::connect`, `recv()` \
+         until the close) and floodgate-async-buffered its async buffered connection (the same \
+         default buffer, a reader task, `recv_batch` of up to {} messages); they, \
+         tokio-tungstenite and fastwebsockets run on one current-thread tokio runtime with I/O \
+         and timers, and \"vs fastest async anchor\" compares each of them with the faster of \
+         tokio-tungstenite and fastwebsockets.\n",
         args.runs,
+        clients::BUFFERED_BATCH,
         clients::BUFFERED_BATCH,
     );
 
@@ -171,6 +178,7 @@ fn main() -> ExitCode {
             .map(|c| Series {
                 name: c.name,
                 role: c.role,
+                asynchronous: c.asynchronous,
                 runs: Vec::new(),
                 failure: None,
             })

@@ -124,7 +124,16 @@ impl Core {
             }
             proto.bytes_needed()
         };
-        let want = read_size(needed, self.read_buf.len(), self.chunk);
+        // The rest of a frame whose header has arrived is asked for in one
+        // read, up to `max_chunk` (what a burst reserves anyway), rather
+        // than in reads that double from `chunk`: a 64 KiB message after a
+        // pause then takes two reads instead of five (each a syscall, and a
+        // trip through the reactor when it finds the socket drained). What
+        // a header can make us reserve stays bounded by `max_chunk`.
+        let rest = needed
+            .saturating_sub(self.read_buf.len())
+            .min(self.max_chunk);
+        let want = read_size(needed, self.read_buf.len(), self.chunk).max(rest);
         // An idle connection keeps no large buffer: once everything read
         // has been handed out and reads have become small, let it go.
         if self.read_buf.is_empty() && self.read_buf.capacity() > 2 * want {

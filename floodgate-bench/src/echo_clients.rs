@@ -1,0 +1,302 @@
+//! One runner per client for the `echo` benchmark.
+//!
+//! Each runner connects to the echo server, does `warmup` round trips that
+//! are not recorded, then `rounds` sequential round trips: send one binary
+//! message of `size` bytes, wait for its echo, check the echoed length,
+//! and record the time from just before the send to the moment the library
+//! hands over the echo. Then it closes the connection properly. Only the
+//! round trips are timed; connecting, the runtime and the close are not.
+//!
+//! Every connection has `TCP_NODELAY` set (floodgate's default; set
+//! explicitly for the others), so no round trip waits on Nagle's
+//! algorithm. The async clients run on a current-thread tokio runtime
+//! with I/O and timers, the same one for all of them.
+
+use std::net::TcpStream;
+use std::time::Instant;
+
+use crate::clients::{current_thread_runtime, BoxError};
+use crate::handshake;
+
+/// The recorded round trips of one run, in nanoseconds, in order.
+pub type Latencies = Vec<u64>;
+
+/// What one run asks of a runner.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    /// Payload bytes per message.
+    pub size: usize,
+    /// Round trips done first and not recorded.
+    pub warmup: usize,
+    /// Round trips recorded.
+    pub rounds: usize,
+}
+
+/// An echo client runner.
+pub struct EchoClient {
+    /// Name used in tables and `--only`.
+    pub name: &'static str,
+    /// An existing async library: the yardstick of the ratios.
+    pub async_anchor: bool,
+    /// floodgate (printed in bold).
+    pub floodgate: bool,
+    /// Runs it once against `url`.
+    pub run: fn(&str, Plan) -> Result<Latencies, BoxError>,
+}
+
+/// Every client, in the order they run.
+pub fn all() -> Vec<EchoClient> {
+    // Only the floodgate rows are pushed, and only with that feature.
+    #[cfg_attr(not(feature = "floodgate-client"), allow(unused_mut))]
+    let mut v = vec![
+        EchoClient {
+            name: "tungstenite",
+            async_anchor: false,
+            floodgate: false,
+            run: tungstenite_sync,
+        },
+        EchoClient {
+            name: "tokio-tungstenite",
+            async_anchor: true,
+            floodgate: false,
+            run: tokio_tungstenite,
+        },
+        EchoClient {
+            name: "fastwebsockets",
+            async_anchor: true,
+            floodgate: false,
+            run: fastwebsockets,
+        },
+    ];
+    #[cfg(feature = "floodgate-client")]
+    v.extend([
+        EchoClient {
+            name: "floodgate",
+            async_anchor: false,
+            floodgate: true,
+            run: floodgate,
+        },
+        EchoClient {
+            name: "floodgate-async",
+            async_anchor: false,
+            floodgate: true,
+            run: floodgate_async,
+        },
+        EchoClient {
+            name: "floodgate-async-buffered",
+            async_anchor: false,
+            floodgate: true,
+            run: floodgate_async_buffered,
+        },
+    ]);
+    v
+}
+
+/// The payload every client sends: printable ASCII (valid UTF-8 too).
+pub fn payload(size: usize) -> Vec<u8> {
+    (0..size).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+fn check(name: &str, got: usize, size: usize) -> Result<(), BoxError> {
+    if got == size {
+        Ok(())
+    } else {
+        Err(format!("{name}: echo of {got} bytes, sent {size}").into())
+    }
+}
+
+/// Runs `warmup + rounds` round trips with `once`, recording the last
+/// `rounds`.
+fn measure(
+    plan: Plan,
+    mut once: impl FnMut() -> Result<(), BoxError>,
+) -> Result<Latencies, BoxError> {
+    for _ in 0..plan.warmup {
+        once()?;
+    }
+    let mut v = Vec::with_capacity(plan.rounds);
+    for _ in 0..plan.rounds {
+        let t = Instant::now();
+        once()?;
+        v.push(t.elapsed().as_nanos() as u64);
+    }
+    Ok(v)
+}
+
+/// The async form of [`measure`] (a macro: async closures borrowing the
+/// connection are not expressible as a plain `FnMut` here).
+macro_rules! measure_async {
+    ($plan:expr, $once:expr) => {{
+        let plan: Plan = $plan;
+        for _ in 0..plan.warmup {
+            $once;
+        }
+        let mut v = Vec::with_capacity(plan.rounds);
+        for _ in 0..plan.rounds {
+            let t = Instant::now();
+            $once;
+            v.push(t.elapsed().as_nanos() as u64);
+        }
+        v
+    }};
+}
+
+/// tungstenite, blocking: `client` over a `TcpStream` with `TCP_NODELAY`;
+/// `send` (write and flush), then `read` until the binary echo.
+pub fn tungstenite_sync(url: &str, plan: Plan) -> Result<Latencies, BoxError> {
+    use tungstenite::{Bytes, Error as WsError, Message};
+    let (authority, _) = handshake::split_url(url)?;
+    let stream = TcpStream::connect(authority)?;
+    stream.set_nodelay(true)?;
+    let (mut ws, _response) = tungstenite::client(url, stream).map_err(|e| e.to_string())?;
+    let data = Bytes::from(payload(plan.size));
+    let lat = measure(plan, || {
+        ws.send(Message::Binary(data.clone()))?;
+        loop {
+            if let Message::Binary(b) = ws.read()? {
+                return check("tungstenite", b.len(), plan.size);
+            }
+        }
+    })?;
+    ws.close(None)?;
+    loop {
+        match ws.read() {
+            Ok(_) => {}
+            Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(lat)
+}
+
+/// tokio-tungstenite: `connect_async_with_config(.., disable_nagle: true)`;
+/// `SinkExt::send` (which flushes), then `StreamExt::next` until the echo.
+pub fn tokio_tungstenite(url: &str, plan: Plan) -> Result<Latencies, BoxError> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{Bytes, Message};
+    let rt = current_thread_runtime()?;
+    rt.block_on(async {
+        let (mut ws, _response) =
+            tokio_tungstenite::connect_async_with_config(url, None, true).await?;
+        let data = Bytes::from(payload(plan.size));
+        let lat = measure_async!(plan, {
+            ws.send(Message::Binary(data.clone())).await?;
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Binary(b))) => {
+                        check("tokio-tungstenite", b.len(), plan.size)?;
+                        break;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(e.into()),
+                    None => return Err("tokio-tungstenite: stream ended".into()),
+                }
+            }
+        });
+        ws.close(None).await?;
+        while let Some(m) = ws.next().await {
+            m?;
+        }
+        Ok(lat)
+    })
+}
+
+/// fastwebsockets: the hand handshake, `TCP_NODELAY`, `write_frame` of a
+/// borrowed payload (masking copies it, as it must), then `read_frame` of
+/// a `FragmentCollector` until the echo.
+pub fn fastwebsockets(url: &str, plan: Plan) -> Result<Latencies, BoxError> {
+    use fastwebsockets::{FragmentCollector, Frame, OpCode, Payload, Role, WebSocket};
+    let rt = current_thread_runtime()?;
+    rt.block_on(async {
+        let std_stream = handshake::client_connect(url)?;
+        std_stream.set_nodelay(true)?;
+        std_stream.set_nonblocking(true)?;
+        let stream = tokio::net::TcpStream::from_std(std_stream)?;
+        let mut ws = WebSocket::after_handshake(stream, Role::Client);
+        ws.set_max_message_size(64 << 20);
+        ws.set_auto_close(true);
+        ws.set_auto_pong(true);
+        let mut ws = FragmentCollector::new(ws);
+        let data = payload(plan.size);
+        let lat = measure_async!(plan, {
+            ws.write_frame(Frame::binary(Payload::Borrowed(&data)))
+                .await?;
+            loop {
+                let frame = ws.read_frame().await?;
+                match frame.opcode {
+                    OpCode::Binary => {
+                        check("fastwebsockets", frame.payload.len(), plan.size)?;
+                        break;
+                    }
+                    OpCode::Close => return Err("fastwebsockets: closed by the server".into()),
+                    _ => {}
+                }
+            }
+        });
+        ws.write_frame(Frame::close(1000, b"")).await?;
+        loop {
+            match ws.read_frame().await {
+                Ok(f) if f.opcode == OpCode::Close => break,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        Ok(lat)
+    })
+}
+
+/// floodgate, blocking: `connect` (`TCP_NODELAY` is its default),
+/// `send_binary`, `recv`.
+#[cfg(feature = "floodgate-client")]
+pub fn floodgate(url: &str, plan: Plan) -> Result<Latencies, BoxError> {
+    let mut ws = floodgate::connect(url)?;
+    let data = payload(plan.size);
+    let lat = measure(plan, || {
+        ws.send_binary(&data)?;
+        let m = ws.recv()?;
+        check("floodgate", m.len(), plan.size)
+    })?;
+    ws.close(1000, "")?;
+    Ok(lat)
+}
+
+/// floodgate's async client: `floodgate::tokio::connect`, `send_binary`,
+/// `recv`.
+#[cfg(feature = "floodgate-client")]
+pub fn floodgate_async(url: &str, plan: Plan) -> Result<Latencies, BoxError> {
+    let rt = current_thread_runtime()?;
+    rt.block_on(async {
+        let mut ws = floodgate::tokio::connect(url).await?;
+        let data = payload(plan.size);
+        let lat = measure_async!(plan, {
+            ws.send_binary(&data).await?;
+            let m = ws.recv().await?;
+            check("floodgate-async", m.len(), plan.size)?;
+        });
+        ws.close(1000, "").await?;
+        Ok(lat)
+    })
+}
+
+/// floodgate's async buffered connection (`connect_buffered_async`, the
+/// default buffer under `Overflow::Block`): its reader task decodes into
+/// the buffer, the round trip is `send_binary` then `recv` from the buffer.
+#[cfg(feature = "floodgate-client")]
+pub fn floodgate_async_buffered(url: &str, plan: Plan) -> Result<Latencies, BoxError> {
+    use floodgate::buffer::{BufferConfig, Overflow};
+    let rt = current_thread_runtime()?;
+    rt.block_on(async {
+        let mut ws = floodgate::Client::builder()
+            .buffer(BufferConfig::new().overflow(Overflow::Block))
+            .connect_buffered_async(url)
+            .await?;
+        let data = payload(plan.size);
+        let lat = measure_async!(plan, {
+            ws.send_binary(&data).await?;
+            let m = ws.recv().await?;
+            check("floodgate-async-buffered", m.len(), plan.size)?;
+        });
+        ws.close(1000, "").await?;
+        Ok(lat)
+    })
+}
