@@ -278,3 +278,34 @@ def test_default_timeout(server):
         ws.close()
     finally:
         websocket.setdefaulttimeout(None)
+
+
+def test_enable_trace_logs_the_handshake_and_messages_on_the_websocket_logger(server):
+    import logging
+
+    records = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    websocket.enableTrace(True, handler=Collect())
+    try:
+        ws = websocket.create_connection(server.url())
+        ws.send("traced")
+        assert ws.recv() == "traced"
+        ws.close()
+    finally:
+        websocket.enableTrace(False)
+    text = "\n".join(records)
+    assert "--- response header ---" in text
+    assert "HTTP/1.1 101" in text
+    assert "++Sent decoded" in text and "'traced'" in text
+    assert "++Rcv decoded" in text
+    assert not websocket.isEnabledForTrace()
+
+
+def test_suppress_host_is_refused(server):
+    with pytest.raises(websocket.WebSocketUnsupportedException):
+        websocket.create_connection(server.url(), suppress_host=True)
+    assert websocket.DEFAULT_SOCKET_OPTION[0][1] == socket.TCP_NODELAY

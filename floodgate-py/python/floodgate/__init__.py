@@ -24,18 +24,4 @@ from ._app import WebSocketApp  # noqa: F401
 from ._core import *  # noqa: F401,F403
 from ._exceptions import *  # noqa: F401,F403
 from ._floodgate import __version__  # noqa: F401
-
-
-def enableTrace(traceable: bool, handler=None, level: str = "DEBUG") -> None:  # noqa: N802
-    """websocket-client's ``enableTrace``. floodgate logs through Rust's
-    ``tracing``, not Python's ``logging``, and has no frame trace yet:
-    ``enableTrace(True)`` says so with a ``RuntimeWarning`` (the program goes
-    on), ``enableTrace(False)`` does nothing."""
-    if traceable:
-        import warnings
-
-        warnings.warn(
-            "floodgate has no frame trace (enableTrace): the program goes on without it",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+from ._logging import *  # noqa: F401,F403

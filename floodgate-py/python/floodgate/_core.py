@@ -12,6 +12,7 @@ Behaviour that differs from websocket-client is listed in
 ``docs/python.md`` ("coming from websocket-client").
 """
 
+import socket
 import struct
 from typing import Any, Dict, List, Optional, Union
 
@@ -21,9 +22,11 @@ from ._exceptions import (
     WebSocketConnectionClosedException,
     WebSocketUnsupportedException,
 )
+from . import _logging
 from ._options import normalise
 
 __all__ = [
+    "DEFAULT_SOCKET_OPTION",
     "WebSocket",
     "create_connection",
     "getdefaulttimeout",
@@ -31,6 +34,11 @@ __all__ = [
 ]
 
 _default_timeout: Optional[float] = None
+
+#: The socket options floodgate sets on every connection (websocket-client's
+#: name; its own list adds keepalive timings floodgate leaves to the kernel
+#: unless ``sockopt`` asks for SO_KEEPALIVE).
+DEFAULT_SOCKET_OPTION = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 
 
 def setdefaulttimeout(timeout: Optional[Union[int, float]]) -> None:
@@ -194,6 +202,9 @@ class WebSocket:
         normalised = normalise(**merged)
         self._conn = _floodgate.connect(url, normalised, fragments)
         self._url = url
+        if _logging._trace_enabled:
+            headers = "\n".join(f"{k}: {v}" for k, v in self._conn.headers)
+            _logging.dump("response header", f"HTTP/1.1 {self._conn.status}\n{headers}")
         self.connected = True
         self.close_frame = None
 
@@ -209,6 +220,8 @@ class WebSocket:
         by default, or ``OPCODE_BINARY``, ``OPCODE_PING``, ...); returns the
         bytes the frame takes."""
         conn = self._connection()
+        if _logging._trace_enabled:
+            _logging.trace(f"++Sent decoded: opcode={opcode} data={_logging._any(payload)}")
         if opcode == ABNF.OPCODE_TEXT:
             text = payload if isinstance(payload, str) else bytes(payload).decode("utf-8")
             conn.send_text(text)
@@ -268,6 +281,8 @@ class WebSocket:
         the server's close, ``""`` once, then
         ``WebSocketConnectionClosedException``."""
         opcode, data = self._connection().recv(self._timeout)
+        if _logging._trace_enabled:
+            _logging.trace(f"++Rcv decoded: opcode={opcode} data={_logging._any(data)}")
         if opcode == ABNF.OPCODE_CLOSE:
             self._closed_by_server(data)
             return ""

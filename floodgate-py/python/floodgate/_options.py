@@ -212,6 +212,8 @@ def normalise(**options: Any) -> Dict[str, Any]:
             out.setdefault(name, None)
         else:
             out[name] = options.pop(name, default)
+    if options.pop("suppress_host", False):
+        raise _unsupported("suppress_host=True", "floodgate always sends the Host header HTTP/1.1 requires")
     if options.pop("socket", None) is not None:
         raise _unsupported(
             "socket= (a pre-made socket)",
