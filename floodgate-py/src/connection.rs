@@ -333,8 +333,11 @@ impl Connection {
             .map_err(|e| to_py(py, e))
     }
 
-    /// Sends a ping.
+    /// Sends a ping. From then on the control frames are recorded (as by
+    /// `recv(control_frame=True)`): the pong may come back before the
+    /// application asks for it, and must not be missed.
     fn ping(&self, py: Python<'_>, payload: PyBackedBytes) -> PyResult<()> {
+        self.control.wanted.store(true, Ordering::Relaxed);
         py.detach(|| self.sender.ping(&payload))
             .map_err(|e| to_py(py, e))
     }

@@ -443,3 +443,68 @@ def test_floodgate_buffer_options_reach_the_connection(feed):
     assert stats["dropped_oldest"] > 0
     assert stats["delivered"] == len(got) < 500
     assert stats["received"] == 500
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_close_from_another_thread_ends_a_busy_app_promptly(feed, workers):
+    handled = []
+
+    def on_message(ws, message):
+        handled.append(message)
+        time.sleep(0.01)
+
+    closes = []
+    app = websocket.WebSocketApp(
+        feed.url(rate=0, count=1_000_000),
+        on_message=on_message,
+        on_close=lambda ws, code, reason: closes.append((code, reason)),
+        workers=workers,
+    )
+    thread, result = run_in_thread(app, reconnect=1)
+    deadline = time.monotonic() + 10
+    while len(handled) < 20 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    started = time.monotonic()
+    app.close()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert time.monotonic() - started < 2
+    count = len(handled)
+    time.sleep(0.1)
+    assert len(handled) == count  # nothing handled after the end
+    assert result["value"] is False
+    assert closes == [(1000, None)]
+
+
+INTERRUPTED = r"""
+import floodgate as websocket
+import os, signal, sys, threading
+
+events = []
+
+def on_open(ws):
+    events.append("open")
+    threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+
+app = websocket.WebSocketApp(
+    sys.argv[1],
+    on_open=on_open,
+    on_error=lambda ws, e: events.append(type(e).__name__),
+    on_close=lambda ws, code, reason: events.append(("close", code, reason)),
+)
+print(app.run_forever(reconnect=1), events)
+"""
+
+
+def test_a_keyboard_interrupt_ends_run_forever(server, tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "interrupted.py"
+    script.write_text(INTERRUPTED)
+    done = subprocess.run(
+        [sys.executable, str(script), server.url()], capture_output=True, text=True, timeout=30
+    )
+    # As websocket-client 1.9.2: on_error gets the KeyboardInterrupt, then
+    # on_close, and run_forever returns True.
+    assert done.stdout.strip() == "True ['open', 'KeyboardInterrupt', ('close', None, None)]", done

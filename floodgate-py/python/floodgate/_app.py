@@ -330,6 +330,7 @@ class WebSocketApp:
         self._pool: Optional[_Workers] = None
         self._closing = False
         self._stopped = threading.Event()
+        self._close_lock = threading.Lock()
 
     # ----- sending ----------------------------------------------------------
 
@@ -359,12 +360,15 @@ class WebSocketApp:
         self.keep_running = False
         self._closing = True
         self._stopped.set()
-        sock = self.sock
-        if sock:
-            sock.close(**kwargs)
-            if sock.close_frame is not None:
-                self.last_close_frame = sock.close_frame
-            self.sock = None
+        # Held until the server's close frame is known, so that on_close
+        # (on the App's thread) reports it.
+        with self._close_lock:
+            sock = self.sock
+            if sock:
+                sock.close(**kwargs)
+                if sock.close_frame is not None:
+                    self.last_close_frame = sock.close_frame
+                self.sock = None
 
     def ready(self) -> bool:
         """Whether a connection is open."""
@@ -596,10 +600,11 @@ class WebSocketApp:
                     first_data = first_data.decode("utf-8")
                 except UnicodeDecodeError:
                     pass  # the frame ends inside a character: bytes, then
-            self._callback(self.on_data, first_data, first_opcode, first_fin)
+            self._callback(self.on_data, first_data, first_opcode, int(first_fin))
+            # fin as websocket-client gives a frame's: 0 or 1.
             for _opcode, data, fin in frames[1:]:
-                self._callback(self.on_data, data, ABNF.OPCODE_CONT, fin)
-                self._callback(self.on_cont_message, data, fin)
+                self._callback(self.on_data, data, ABNF.OPCODE_CONT, int(fin))
+                self._callback(self.on_cont_message, data, int(fin))
         else:
             self._callback(self.on_data, message, opcode, True)
         self._callback(self.on_message, message)
@@ -683,11 +688,17 @@ class WebSocketApp:
                 pool.discard()
             else:
                 pool.drain()
+        if self._closing:
+            # close() from another thread: wait for its handshake (bounded
+            # by its timeout; this bound only guards against a stuck one).
+            if self._close_lock.acquire(timeout=30):
+                self._close_lock.release()
         if self.sock:
             current, self.sock = self.sock, None
+            # As websocket-client: the answer to this close is not
+            # reported (on_close gets the close frame that ended the
+            # connection, or the one close() got).
             current.close()
-            if close_frame is None and current.close_frame is not None and self.last_close_frame is None:
-                self.last_close_frame = current.close_frame
             current.shutdown()
         effective = close_frame if close_frame else self.last_close_frame
         code, reason = self._get_close_args(effective)
