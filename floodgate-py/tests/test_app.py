@@ -508,3 +508,44 @@ def test_a_keyboard_interrupt_ends_run_forever(server, tmp_path):
     # As websocket-client 1.9.2: on_error gets the KeyboardInterrupt, then
     # on_close, and run_forever returns True.
     assert done.stdout.strip() == "True ['open', 'KeyboardInterrupt', ('close', None, None)]", done
+
+
+def test_connect_options_of_the_app_and_of_run_forever_are_sent(server):
+    seen = {}
+
+    def on_open(ws):
+        seen["subprotocol"] = ws.sock.subprotocol
+        seen["ready"] = ws.ready()
+
+    def on_message(ws, message):
+        seen["headers"] = json.loads(message)
+        ws.close()
+
+    app = websocket.WebSocketApp(
+        server.url("/headers"),
+        header=["X-From: app"],
+        cookie="session=abc",
+        subprotocols=["superchat"],
+        on_open=on_open,
+        on_message=on_message,
+        origin="http://app.example",
+    )
+    assert app.run_forever(host=f"127.0.0.1:{server.port}") is False
+    assert seen["subprotocol"] == "superchat" and seen["ready"] is True
+    headers = seen["headers"]
+    assert headers["x-from"] == "app"
+    assert headers["cookie"] == "session=abc"
+    assert headers["origin"] == "http://app.example"
+    assert headers["host"] == f"127.0.0.1:{server.port}"
+
+
+def test_skip_utf8_validation_gives_text_as_bytes_as_websocket_client_does(server):
+    got = []
+
+    def on_message(ws, message):
+        got.append(message)
+        ws.close()
+
+    app = websocket.WebSocketApp(server.url(), on_open=lambda ws: ws.send("h\u00e9"), on_message=on_message)
+    app.run_forever(skip_utf8_validation=True)
+    assert got == ["h\u00e9".encode("utf-8")]

@@ -447,7 +447,16 @@ class WebSocketApp:
         if self.sock:
             raise WebSocketException("socket is already opened")
 
-        ctor = {"sockopt": sockopt or [], "sslopt": sslopt or {}, "skip_utf8_validation": skip_utf8_validation}
+        # Given here, they override those given to WebSocketApp(...).
+        ctor = {
+            name: value
+            for name, value in (
+                ("sockopt", sockopt),
+                ("sslopt", sslopt),
+                ("skip_utf8_validation", skip_utf8_validation),
+            )
+            if value
+        }
         connect_options = {
             "cookie": self.cookie,
             "http_proxy_host": http_proxy_host,
@@ -461,6 +470,10 @@ class WebSocketApp:
             "suppress_origin": suppress_origin,
             "proxy_type": proxy_type,
         }
+        # What run_forever leaves at its default does not reset an option
+        # given to WebSocketApp(...).
+        for name in [n for n, v in connect_options.items() if not v and n in self._options]:
+            del connect_options[name]
         # Options floodgate refuses fail here, not as a connect error.
         normalise(**{**self._options, **ctor, **connect_options})
 
@@ -472,7 +485,9 @@ class WebSocketApp:
         self.keep_running = True
         self._closing = False
         self._stopped.clear()
-        self._skip_utf8_validation = skip_utf8_validation
+        self._skip_utf8_validation = bool(
+            skip_utf8_validation or self._options.get("skip_utf8_validation")
+        )
         self._reconnect = reconnect
         self._ctor = ctor
         self._connect_options = connect_options
@@ -502,7 +517,7 @@ class WebSocketApp:
         if reconnecting and self.sock:
             self.sock.shutdown()
         self.last_close_frame = None
-        ws = WebSocket(**self._options, **self._ctor)
+        ws = WebSocket(**{**self._options, **self._ctor})
         self.sock = ws
         ws.settimeout(getdefaulttimeout())
         try:
