@@ -72,8 +72,11 @@ impl ControlTap {
 /// tap: past [`FRAGMENTS_KEPT`], the oldest are dropped and counted.
 #[derive(Default)]
 pub(crate) struct FragmentTap {
-    frames: Mutex<(VecDeque<(u8, Vec<u8>, bool)>, u64)>,
+    frames: Mutex<(VecDeque<Fragment>, u64)>,
 }
+
+/// A recorded frame: websocket-client's opcode, the payload, fin.
+type Fragment = (u8, Vec<u8>, bool);
 
 /// Fragments kept for the App's thread.
 const FRAGMENTS_KEPT: usize = 4096;
