@@ -549,3 +549,26 @@ def test_skip_utf8_validation_gives_text_as_bytes_as_websocket_client_does(serve
     app = websocket.WebSocketApp(server.url(), on_open=lambda ws: ws.send("h\u00e9"), on_message=on_message)
     app.run_forever(skip_utf8_validation=True)
     assert got == ["h\u00e9".encode("utf-8")]
+
+
+def test_a_slow_pool_leaves_the_backlog_in_floodgates_buffer(feed):
+    handled = []
+
+    def on_message(ws, message):
+        time.sleep(0.005)
+        handled.append(message)
+
+    app = websocket.WebSocketApp(
+        feed.url(rate=0, count=2000),
+        on_message=on_message,
+        workers=2,
+        max_messages=16,
+        overflow="drop_oldest",
+    )
+    assert app.run_forever() is False
+    stats = app.stats()
+    # The pool's queue holds 2 messages: the rest waited in the buffer,
+    # where drop_oldest shed them.
+    assert stats["dropped_oldest"] > 0
+    assert stats["received"] == 2000
+    assert len(handled) == stats["delivered"] < 2000

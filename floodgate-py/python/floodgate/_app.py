@@ -233,6 +233,191 @@ class WebSocketApp:
       ``unix_socket``, ``proxy``, ``no_proxy``, ``timeout``,
       ``redirect_limit``, ...), used for every connection.
 
+    Differences from websocket-client 1.9.2:
+
+    - refused with ``WebSocketUnsupportedException``: ``get_mask_key`` and
+      ``socket`` (by the constructor), ``run_forever(dispatcher=...)``,
+      ``suppress_host=True``, ``http_proxy_timeout`` and the options
+      ``create_connection`` refuses (by ``run_forever``, before
+      connecting, not through ``on_error``), ``on_cont_message`` with
+      ``compression=True``;
+    - with ``on_cont_message``, a fragmented message reaches
+      ``on_message`` whole, after ``on_data``/``on_cont_message`` for its
+      frames (websocket-client gives ``on_message`` the first frame only),
+      and the first frame's ``on_data`` gets ``fin=0`` (not ``True``);
+    - ``on_ping``/``on_pong`` come from a tap the App's thread reads
+      between batches: their order relative to messages is approximate;
+      the pings were answered by Rust before;
+    - pings (``ping_interval``) are sent by a Rust thread, which also ends
+      the connection when no pong comes within ``ping_timeout`` of a ping;
+      ``last_ping_tm`` stays 0, ``last_pong_tm`` is kept only with
+      ``on_ping``/``on_pong``;
+    - ``close()`` during a reconnect wait ends ``run_forever`` at once,
+      with no reconnect; ``close()`` from another thread gives
+      ``on_close`` the server's answer;
+    - ``skip_utf8_validation``: text still arrives as ``bytes``, but
+      floodgate validates it anyway (invalid UTF-8 closes with 1007);
+    - ``sock`` is floodgate's ``WebSocket`` (no ``sock.sock``);
+      ``ready()`` returns a ``bool``; logs go to the ``floodgate`` logger.
+    """
+
+    def __init__(self, app: "WebSocketApp", count: int, key: Optional[Callable[[Any], Any]]) -> None:
+        self._app = app
+        self._key = key
+        self._discarding = False
+        if key is None:
+            self._queues = [queue.Queue(maxsize=count)]
+            feeds = [self._queues[0]] * count
+        else:
+            self._queues = [queue.Queue(maxsize=2) for _ in range(count)]
+            feeds = self._queues
+        self._threads = [
+            threading.Thread(target=self._run, args=(q,), name=f"floodgate-worker-{i}", daemon=True)
+            for i, q in enumerate(feeds)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _run(self, feed: "queue.Queue") -> None:
+        while True:
+            task = feed.get()
+            try:
+                if task is None:
+                    return
+                if not self._discarding:
+                    task()
+            except BaseException as e:  # noqa: BLE001 - a worker must survive
+                # _callback passes on what is not an Exception (SystemExit,
+                # KeyboardInterrupt raised in the handler): log it here.
+                _log.error("error from a worker: %r", e)
+            finally:
+                feed.task_done()
+
+    def submit(self, message: Any, task: Callable[[], None]) -> bool:
+        """Queues ``task``; waits while the queue is full. False when the
+        App stopped meanwhile (the task is dropped)."""
+        if self._key is None:
+            feed = self._queues[0]
+        else:
+            try:
+                index = hash(self._key(message)) % len(self._queues)
+            except Exception as e:
+                self._app._error(self._key, e)
+                index = 0
+            feed = self._queues[index]
+        while True:
+            try:
+                feed.put(task, timeout=_PUT_SLICE)
+                return True
+            except queue.Full:
+                if not self._app.keep_running:
+                    return False
+
+    def drain(self) -> None:
+        """Waits until every queued task has run."""
+        for feed in self._queues:
+            feed.join()
+
+    def discard(self) -> None:
+        """Drops the queued tasks; waits for the running ones."""
+        self._discarding = True
+        try:
+            self.drain()
+        finally:
+            self._discarding = False
+
+    def stop(self) -> None:
+        """Ends the threads (after what is queued)."""
+        if self._key is None:
+            for _ in self._threads:
+                self._queues[0].put(None)
+        else:
+            for feed in self._queues:
+                feed.put(None)
+
+
+class _Fragments:
+    """Matches the frames the reader recorded (``connect(fragments=True)``)
+    to the whole messages taken from the buffer, for ``on_cont_message``.
+
+    A fragmented message's frames are recorded before the message reaches
+    the buffer, so they are there when the message is taken. Messages the
+    buffer's policy dropped leave their frames behind; a message whose data
+    matches a later group of frames drops the groups before it.
+    """
+
+    def __init__(self) -> None:
+        self._partial: List[Tuple[int, bytes, bool]] = []
+        self._groups: List[Tuple[int, bytes, List[Tuple[int, bytes, bool]]]] = []
+
+    def take(self, recorded: List[Tuple[int, bytes, bool]]) -> None:
+        for frame in recorded:
+            self._partial.append(frame)
+            if frame[2]:
+                frames, self._partial = self._partial, []
+                self._groups.append((frames[0][0], b"".join(f[1] for f in frames), frames))
+
+    def frames_of(self, message: Union[str, bytes]) -> Optional[List[Tuple[int, bytes, bool]]]:
+        if not self._groups:
+            return None
+        opcode = ABNF.OPCODE_TEXT if isinstance(message, str) else ABNF.OPCODE_BINARY
+        data = message.encode("utf-8") if isinstance(message, str) else message
+        for i, (group_opcode, joined, frames) in enumerate(self._groups):
+            if group_opcode == opcode and joined == data:
+                del self._groups[: i + 1]
+                return frames
+        return None
+
+
+def _close_frame(payload: Optional[bytes]) -> Optional[ABNF]:
+    if payload is None:
+        return None
+    return ABNF(1, 0, 0, 0, ABNF.OPCODE_CLOSE, 0, payload)
+
+
+class WebSocketApp:
+    """websocket-client's event-driven client: give callbacks, call
+    ``run_forever()``.
+
+    >>> import floodgate as websocket
+    >>> def on_message(ws, message):
+    ...     print(message)
+    ...     ws.close()
+    >>> app = websocket.WebSocketApp("ws://127.0.0.1:9001/",
+    ...     on_open=lambda ws: ws.send("Hello"), on_message=on_message,
+    ...     max_messages=10_000, overflow="drop_oldest")      # doctest: +SKIP
+    >>> app.run_forever(ping_interval=10, ping_timeout=5,
+    ...     reconnect=5)                                      # doctest: +SKIP
+
+    Callbacks take the app first, as in websocket-client:
+    ``on_open(ws)``, ``on_reconnect(ws)``, ``on_message(ws, str | bytes)``,
+    ``on_data(ws, data, opcode, fin)``, ``on_ping(ws, bytes)``,
+    ``on_pong(ws, bytes)``, ``on_cont_message(ws, bytes, fin)``,
+    ``on_error(ws, exception)``, ``on_close(ws, status_code, reason)``.
+    An exception from a callback goes to ``on_error``.
+
+    floodgate's keyword arguments:
+
+    - ``workers=N``: ``on_data``/``on_cont_message``/``on_message`` run on
+      a pool of N Python threads instead of the App's thread. The pool is
+      fed through a bounded queue (N messages), so a slow pool leaves the
+      backlog in floodgate's buffer, under its ``overflow`` policy. Messages
+      are then handled concurrently, out of order; ``on_open``,
+      ``on_ping``, ``on_pong``, ``on_error`` (for errors of the
+      connection) and ``on_close`` stay on the App's thread, and
+      ``on_close`` comes after the pool has handled every message taken
+      (messages still queued when ``close()`` is called are dropped).
+    - ``worker_key=fn`` (with ``workers=N``): each message goes to the
+      thread ``hash(fn(message)) % N``, so that messages with the same key
+      are handled in order, one at a time (``fn`` gets the ``str`` or
+      ``bytes`` message).
+    - every buffer and connection option of ``create_connection``
+      (``max_messages``, ``max_bytes``, ``overflow``, ``block_timeout``,
+      ``then``, ``key``, ``classifier``, ``compression``,
+      ``close_timeout``, ``max_message_size``, ``tls_roots``,
+      ``unix_socket``, ``proxy``, ``no_proxy``, ``timeout``,
+      ``redirect_limit``, ...), used for every connection.
+
     Differences from websocket-client (``docs/python.md`` has the list):
     ``get_mask_key``, ``socket`` and ``run_forever(dispatcher=...)`` are
     refused (``WebSocketUnsupportedException``); a fragmented message
