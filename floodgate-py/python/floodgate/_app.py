@@ -53,6 +53,8 @@ _BATCH = 256
 #: control frames (with ``on_ping``/``on_pong``) and at ``keep_running``.
 _SLICE_CONTROL = 0.02
 _SLICE = 0.25
+#: Fragmented messages whose frames wait for their message (on_cont_message).
+_GROUPS_KEPT = 1024
 #: How long a full worker queue is waited on before ``keep_running`` is
 #: looked at again.
 _PUT_SLICE = 0.05
@@ -171,6 +173,9 @@ class _Fragments:
             if frame[2]:
                 frames, self._partial = self._partial, []
                 self._groups.append((frames[0][0], b"".join(f[1] for f in frames), frames))
+        # Groups whose messages the buffer dropped: keep a bounded few.
+        if len(self._groups) > _GROUPS_KEPT:
+            del self._groups[: len(self._groups) - _GROUPS_KEPT]
 
     def frames_of(self, message: Union[str, bytes]) -> Optional[List[Tuple[int, bytes, bool]]]:
         if not self._groups:
@@ -356,6 +361,9 @@ class _Fragments:
             if frame[2]:
                 frames, self._partial = self._partial, []
                 self._groups.append((frames[0][0], b"".join(f[1] for f in frames), frames))
+        # Groups whose messages the buffer dropped: keep a bounded few.
+        if len(self._groups) > _GROUPS_KEPT:
+            del self._groups[: len(self._groups) - _GROUPS_KEPT]
 
     def frames_of(self, message: Union[str, bytes]) -> Optional[List[Tuple[int, bytes, bool]]]:
         if not self._groups:
