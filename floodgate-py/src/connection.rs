@@ -60,6 +60,10 @@ impl ControlTap {
             .unwrap_or_else(|e| e.into_inner())
             .pop_front()
     }
+
+    fn drain(&self) -> VecDeque<Message> {
+        std::mem::take(&mut *self.frames.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 /// The frames of fragmented messages, for `WebSocketApp(on_cont_message=)`
@@ -68,8 +72,11 @@ impl ControlTap {
 /// tap: past [`FRAGMENTS_KEPT`], the oldest are dropped and counted.
 #[derive(Default)]
 pub(crate) struct FragmentTap {
-    frames: Mutex<(VecDeque<(u8, Vec<u8>, bool)>, u64)>,
+    frames: Mutex<(VecDeque<Fragment>, u64)>,
 }
+
+/// A recorded frame: websocket-client's opcode, the payload, fin.
+type Fragment = (u8, Vec<u8>, bool);
 
 /// Fragments kept for the App's thread.
 const FRAGMENTS_KEPT: usize = 4096;
@@ -106,16 +113,21 @@ pub struct Connection {
 
 /// Connects with the normalised options (see `floodgate/_options.py`).
 /// With `fragments`, the frames of fragmented messages are recorded for
-/// [`Connection::fragments`].
+/// [`Connection::fragments`]; with `control`, pings and pongs are recorded
+/// from the first one for [`Connection::control_frames`].
 #[pyfunction]
-#[pyo3(signature = (url, options, fragments=false))]
+#[pyo3(signature = (url, options, fragments=false, control=false))]
 pub fn connect(
     py: Python<'_>,
     url: String,
     options: ConnectOptions,
     fragments: bool,
+    control: bool,
 ) -> PyResult<Connection> {
-    let control = Arc::new(ControlTap::default());
+    let control = Arc::new(ControlTap {
+        wanted: AtomicBool::new(control),
+        ..ControlTap::default()
+    });
     let (builder, buffer) = options.builder()?;
     let tap = control.clone();
     let mut buffer = buffer.on_control_frame(move |frame| tap.observe(frame));
@@ -324,8 +336,11 @@ impl Connection {
             .map_err(|e| to_py(py, e))
     }
 
-    /// Sends a ping.
+    /// Sends a ping. From then on the control frames are recorded (as by
+    /// `recv(control_frame=True)`): the pong may come back before the
+    /// application asks for it, and must not be missed.
     fn ping(&self, py: Python<'_>, payload: PyBackedBytes) -> PyResult<()> {
+        self.control.wanted.store(true, Ordering::Relaxed);
         py.detach(|| self.sender.ping(&payload))
             .map_err(|e| to_py(py, e))
     }
@@ -340,21 +355,35 @@ impl Connection {
     /// for ever) for the server's, discarding the messages that arrive
     /// meanwhile (as websocket-client does); then the transport is shut
     /// down. Does nothing once the connection is closed.
+    ///
+    /// Returns the server's close payload (code and reason, as
+    /// websocket-client's `close_frame.data`) when the connection ended
+    /// with one, else `None`.
     #[pyo3(signature = (code=1000, reason=String::new(), timeout=Some(3.0)))]
-    fn close(
+    fn close<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         code: u16,
         reason: String,
         timeout: Option<f64>,
-    ) -> PyResult<()> {
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let deadline = seconds("timeout", timeout)?.map(|t| Instant::now() + t);
         match self
             .sender
             .start_close(Some(CloseFrame::new(CloseCode(code), reason)))
         {
             Ok(()) => {}
-            Err(e) if matches!(e.kind(), ErrorKind::AlreadyClosed) => return Ok(()),
+            Err(e) if matches!(e.kind(), ErrorKind::AlreadyClosed) => {
+                // Closed already (by the server, or by an earlier close):
+                // the end, if it has come, says how.
+                loop {
+                    match self.ws.try_recv() {
+                        Ok(Some(_discarded)) => {}
+                        Ok(None) => return Ok(None),
+                        Err(end) => return Ok(end_payload(py, &end)),
+                    }
+                }
+            }
             Err(e) => return Err(to_py(py, e)),
         }
         let waited = self.wait(py, deadline, SLICE, |wait| {
@@ -364,11 +393,15 @@ impl Connection {
                 Err(end) => Some(Err::<(), _>(end)),
             }
         })?;
-        if let Waited::TimedOut = waited {
-            self.sender.shutdown();
-        }
         self.close_returned.store(true, Ordering::SeqCst);
-        Ok(())
+        match waited {
+            Waited::TimedOut => {
+                self.sender.shutdown();
+                Ok(None)
+            }
+            Waited::Got(Err(end)) => Ok(end_payload(py, &end)),
+            Waited::Got(Ok(())) => Ok(None),
+        }
     }
 
     /// Sends the close frame and returns at once (the reader completes the
@@ -428,6 +461,19 @@ impl Connection {
             list.append((opcode, PyBytes::new(py, &data), fin))?;
         }
         Ok((list, dropped))
+    }
+
+    /// The pings (already answered) and pongs the reader saw since the last
+    /// call, oldest first, as `(opcode, payload)`; from this call on, they
+    /// are recorded (see `connect(control=True)` to record from the
+    /// start). At most 256 are kept; older ones are dropped.
+    fn control_frames<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        self.control.wanted.store(true, Ordering::Relaxed);
+        let list = PyList::empty(py);
+        for frame in self.control.drain() {
+            list.append((opcode_of(&frame), PyBytes::new(py, frame.as_bytes())))?;
+        }
+        Ok(list)
     }
 
     /// The handshake's HTTP status (101).
@@ -490,9 +536,31 @@ impl Keepalive {
     }
 }
 
+/// The server's close payload when `end` is the end of a close handshake.
+fn end_payload<'py>(py: Python<'py>, end: &Error) -> Option<Bound<'py, PyBytes>> {
+    match end.kind() {
+        ErrorKind::ConnectionClosed(frame) => Some(close_payload(py, frame.as_ref())),
+        _ => None,
+    }
+}
+
 impl Connection {
+    /// The exception `recv_batch` raises at the end; after a close
+    /// handshake it carries the server's close payload as `close_payload`
+    /// (for `WebSocketApp`'s `on_close`).
     fn batch_end(&self, py: Python<'_>, end: Error) -> PyErr {
         self.close_returned.store(true, Ordering::SeqCst);
+        let payload = end_payload(py, &end);
+        let err = self.batch_error(py, end);
+        if let Some(payload) = payload {
+            // Only fails if the class refuses attributes; then the App
+            // sees a drop instead of a close, which it survives.
+            let _ = err.value(py).setattr("close_payload", payload);
+        }
+        err
+    }
+
+    fn batch_error(&self, py: Python<'_>, end: Error) -> PyErr {
         match end.kind() {
             ErrorKind::ConnectionClosed(Some(frame)) => closed(
                 py,

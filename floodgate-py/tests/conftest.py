@@ -12,6 +12,9 @@
   - ``/redirect``: answers 302 to ``/echo``;
   - ``/drop/N``: sends ``N`` messages, then drops TCP without a close;
   - ``/close/CODE``: closes at once with ``CODE`` and the reason ``bye``;
+  - ``/fragments``: sends the text ``Hello, world`` in three frames
+    (``Hel``, ``lo, ``, ``world``), the binary ``00 01 02`` in two
+    (``00 01``, ``02``) and the text ``whole`` in one, then echoes;
   - ``/count``: sends how many connections ``/count`` has seen so far, then
     drops TCP (for reconnect tests);
   - subprotocols ``chat`` and ``superchat`` are accepted when offered.
@@ -115,6 +118,12 @@ class PyServer:
             if match:
                 await ws.close(int(match.group(1)), "bye")
                 return
+            if path == "/fragments":
+                # A fragmented text and a fragmented binary message, then
+                # one in a single frame, then echo.
+                await ws.send(iter(["Hel", "lo, ", "world"]))
+                await ws.send(iter([b"\x00\x01", b"\x02"]))
+                await ws.send("whole")
             if path == "/count":
                 self.count_connections += 1
                 await ws.send(str(self.count_connections))

@@ -20,7 +20,7 @@ however slow the Python code is. The guide is ``docs/python.md``.
 """
 
 from ._abnf import *  # noqa: F401,F403
-from ._app import WebSocketApp  # noqa: F401
+from ._app import WebSocketApp, set_reconnect  # noqa: F401
 from ._core import *  # noqa: F401,F403
 from ._exceptions import *  # noqa: F401,F403
 from ._floodgate import __version__  # noqa: F401

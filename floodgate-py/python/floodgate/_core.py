@@ -197,10 +197,12 @@ class WebSocket:
         merged.update(options)
         if "timeout" not in merged and self._timeout is not None:
             merged["timeout"] = self._timeout
-        # WebSocketApp's: record the frames of fragmented messages.
+        # WebSocketApp's: record the frames of fragmented messages, and the
+        # pings and pongs from the first one.
         fragments = bool(merged.pop("_fragments", False))
+        control = bool(merged.pop("_control", False))
         normalised = normalise(**merged)
-        self._conn = _floodgate.connect(url, normalised, fragments)
+        self._conn = _floodgate.connect(url, normalised, fragments, control)
         self._url = url
         if _logging._trace_enabled:
             headers = "\n".join(f"{k}: {v}" for k, v in self._conn.headers)
@@ -346,7 +348,10 @@ class WebSocket:
         if status < 0 or status >= ABNF.LENGTH_16:
             raise ValueError("code is invalid range")
         self.connected = False
-        self._conn.close(status, _reason(reason), timeout)
+        payload = self._conn.close(status, _reason(reason), timeout)
+        if payload is not None:
+            # The server's close frame, as websocket-client keeps it.
+            self.close_frame = ABNF(1, 0, 0, 0, ABNF.OPCODE_CLOSE, 0, payload)
         self.shutdown()
 
     def abort(self) -> None:
