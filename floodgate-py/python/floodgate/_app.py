@@ -41,7 +41,8 @@ from ._options import normalise
 
 __all__ = ["WebSocketApp", "set_reconnect"]
 
-_log = logging.getLogger("floodgate")
+# websocket-client's logger (see _logging.py).
+_log = logging.getLogger("websocket")
 
 #: The default of ``run_forever(reconnect=None)``: seconds between
 #: reconnects, 0 for none (``set_reconnect``).
