@@ -34,7 +34,7 @@ const CONTROL_SLICE: Duration = Duration::from_millis(5);
 /// objects. A batch of 1024 messages of 64 KiB would be 64 MiB of fresh
 /// `bytes` at once: allocating and faulting in that much (glibc gives it
 /// back to the kernel between batches) made `recv_batch` slower than
-/// `recv` at 64 KiB (0.7x); at 256 KiB a batch it is within noise of it,
+/// `recv` at 64 KiB (0.7x of it); at 256 KiB a batch it is 0.8x of it,
 /// and small messages still come by the hundred. One message is always
 /// taken.
 const BATCH_BYTES: usize = 256 << 10;
