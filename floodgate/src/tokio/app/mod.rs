@@ -556,7 +556,12 @@ impl App {
             if close_deadline.is_none() && self.handle.is_closing() {
                 close_deadline = Some(::tokio::time::Instant::now() + close_timeout);
                 if let Some(frame) = self.handle.close_frame() {
-                    context::send_close(&conn.sender(), frame).await;
+                    // A send stuck behind a full socket (a server that
+                    // reads nothing) must not outlast the close's bound:
+                    // the deadline below then aborts the connection.
+                    let sender = conn.sender();
+                    let sent = context::send_close(&sender, frame);
+                    let _ = ::tokio::time::timeout(close_timeout, sent).await;
                 }
                 // Under Block the reader must not wait for room any more:
                 // the server's close has to be read.
