@@ -75,7 +75,7 @@ _ensure_venv_module() {
 # installed from are identical to scripts/requirements-test.txt.
 ensure_pyenv() {
     local stamp="$PYENV_DIR/.floodgate-requirements"
-    if [[ -x $PYENV_PYTHON ]] && "$PYENV_PYTHON" -c 'import kosoku, websockets, pytest, websocket' >/dev/null 2>&1 &&
+    if [[ -x $PYENV_PYTHON ]] && "$PYENV_PYTHON" -c 'import kosoku, websockets, pytest, websocket, cryptography' >/dev/null 2>&1 &&
         [[ -f $stamp ]] && cmp -s "$REQUIREMENTS" "$stamp"; then
         echo "python: reusing $PYENV_DIR ($("$PYENV_PYTHON" -V 2>&1))"
         return 0
@@ -93,7 +93,7 @@ ensure_pyenv() {
     echo "python: installing $(grep -Ev '^[[:space:]]*(#|$)' "$REQUIREMENTS" | tr '\n' ' ')"
     PIP_DISABLE_PIP_VERSION_CHECK=1 "$PYENV_PYTHON" -m pip install \
         --no-input --quiet --prefer-binary -r "$REQUIREMENTS" || return 1
-    "$PYENV_PYTHON" -c 'import kosoku, websockets, pytest, websocket' || return 1
+    "$PYENV_PYTHON" -c 'import kosoku, websockets, pytest, websocket, cryptography' || return 1
     cp "$REQUIREMENTS" "$stamp" || return 1
 }
 

@@ -28,6 +28,9 @@
 
 - ``silent``: a raw TCP server that completes the handshake and then never
   reads or answers anything (no pong, no close), for timeouts.
+
+``test_tls.py`` starts ``floodgate serve --tls-cert/--tls-key`` with a CA
+and a certificate it makes with the ``cryptography`` package.
 """
 
 import asyncio
