@@ -50,6 +50,12 @@ RECONNECT = 0
 
 #: The most messages taken from floodgate's buffer at once.
 _BATCH = 256
+#: About how much handling time the App's thread takes out of floodgate's
+#: buffer at once (seconds). A slow handler then takes few messages at a
+#: time, so the backlog waits in the buffer, under its overflow policy, and
+#: what the handler gets is the freshest the policy kept; a fast one still
+#: takes hundreds per call.
+_HOLD = 0.005
 #: How long the App's thread waits for messages before it looks at the
 #: control frames (with ``on_ping``/``on_pong``) and at ``keep_running``.
 _SLICE_CONTROL = 0.02
@@ -586,9 +592,11 @@ class WebSocketApp:
         control = self.on_ping is not None or self.on_pong is not None
         fragments = _Fragments() if self.on_cont_message is not None else None
         slice_ = _SLICE_CONTROL if control else _SLICE
+        # Starts small and doubles while the handlers keep up (see _HOLD).
+        take = 8
         while self.keep_running:
             try:
-                batch = conn.recv_batch(_BATCH, slice_)
+                batch = conn.recv_batch(take, slice_)
             except WebSocketTimeoutException:
                 batch = ()
             except WebSocketConnectionClosedException as e:
@@ -614,6 +622,7 @@ class WebSocketApp:
             if fragments is not None:
                 recorded, _dropped = conn.fragments()
                 fragments.take(recorded)
+            started = time.perf_counter()
             for message in batch:
                 if not self.keep_running:
                     break
@@ -622,6 +631,11 @@ class WebSocketApp:
                     self._pool.submit(message, lambda m=message, f=frames: self._handle(m, f))
                 else:
                     self._handle(message, frames)
+            if batch:
+                # With workers this is the pool's pace: submit waits for room.
+                per_message = (time.perf_counter() - started) / len(batch)
+                fits = int(_HOLD / per_message) if per_message > 0 else _BATCH
+                take = max(1, min(_BATCH, 2 * take, fits))
         return None
 
     def _handle(self, message: Union[str, bytes], frames: Optional[list]) -> None:
