@@ -205,6 +205,25 @@ impl Suite {
             .as_ref()
             .is_none_or(|o| o.iter().any(|n| n == name))
     }
+
+    /// The clients of `all` that `--only` leaves in, in their order; an
+    /// error if none is left.
+    pub fn select<C>(&self, all: Vec<C>, name: impl Fn(&C) -> &str) -> Result<Vec<C>, String> {
+        let chosen: Vec<C> = all.into_iter().filter(|c| self.selected(name(c))).collect();
+        if chosen.is_empty() {
+            return Err("--only matched no client".into());
+        }
+        Ok(chosen)
+    }
+}
+
+/// The parsed arguments, or (on an error) the error on stderr and exit
+/// status 2.
+pub fn or_exit<T>(parsed: Result<T, String>) -> T {
+    parsed.unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2)
+    })
 }
 
 /// The report line that gives the command to rerun binary `bin` with
@@ -267,6 +286,19 @@ mod tests {
         assert_eq!(counts.get(16, |_| 7), 20_000);
         assert_eq!(counts.get(1024, |_| 7), 5);
         assert!(suite.selected("raw-tcp") && !suite.selected("tungstenite"));
+        let all = vec!["tungstenite", "raw-tcp", "floodgate"];
+        assert_eq!(
+            suite.select(all.clone(), |c| c).unwrap(),
+            ["raw-tcp", "floodgate"]
+        );
+        let none = Suite {
+            only: Some(vec!["nobody".into()]),
+            ..Suite::default()
+        };
+        assert_eq!(
+            none.select(all, |c| c).unwrap_err(),
+            "--only matched no client"
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use floodgate_bench::args::{command_line, Parser, PerSize, Suite};
+use floodgate_bench::args::{command_line, or_exit, Parser, PerSize, Suite};
 use floodgate_bench::echo_clients::{self, Latencies, Plan};
 use floodgate_bench::echo_server::EchoServer;
 use floodgate_bench::table::group;
@@ -174,21 +174,8 @@ fn render(size: usize, plan: Plan, runs: usize, series: &[Series]) -> String {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    let clients: Vec<_> = echo_clients::all()
-        .into_iter()
-        .filter(|c| args.suite.selected(c.name))
-        .collect();
-    if clients.is_empty() {
-        eprintln!("--only matched no client");
-        return ExitCode::from(2);
-    }
+    let args = or_exit(parse_args());
+    let clients = or_exit(args.suite.select(echo_clients::all(), |c| c.name));
     let server = match EchoServer::start() {
         Ok(s) => s,
         Err(e) => {

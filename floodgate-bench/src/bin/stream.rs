@@ -13,7 +13,7 @@
 
 use std::process::ExitCode;
 
-use floodgate_bench::args::{command_line, Parser, PerSize, Suite};
+use floodgate_bench::args::{command_line, or_exit, Parser, PerSize, Suite};
 use floodgate_bench::clients::{self, RAW_TCP_NOTE};
 use floodgate_bench::server::{self, Job, Server};
 use floodgate_bench::table::{self, Series};
@@ -61,21 +61,8 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    let clients: Vec<_> = clients::all()
-        .into_iter()
-        .filter(|c| args.suite.selected(c.name))
-        .collect();
-    if clients.is_empty() {
-        eprintln!("--only matched no client");
-        return ExitCode::from(2);
-    }
+    let args = or_exit(parse_args());
+    let clients = or_exit(args.suite.select(clients::all(), |c| c.name));
 
     let mut server = match Server::start() {
         Ok(s) => s,

@@ -40,7 +40,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use floodgate_bench::args::{command_line, Parser};
+use floodgate_bench::args::{command_line, or_exit, Parser};
 use floodgate_bench::{load_average, machine_line};
 
 use consumer::{consume, vm_hwm_kib};
@@ -202,13 +202,7 @@ fn child_argv(a: &Args) -> Vec<String> {
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let args = match parse_args(&argv) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
+    let args = or_exit(parse_args(&argv));
     if args.idle {
         println!("RESULT vmhwm_kib={}", vm_hwm_kib());
         return ExitCode::SUCCESS;
