@@ -57,7 +57,14 @@
 //! child process so that its peak memory is its own, and prints what each
 //! policy delivered, shed, held and cost (`cargo run --release -p
 //! floodgate-bench --bin policies -- --help`).
+//!
+//! # The command line
+//!
+//! The binaries parse their flags with [`args`] (`--flag value` or
+//! `--flag=value`, `_` in numbers, comma lists, per-size flags such as
+//! `--count-16 N`); each keeps its own usage text.
 
+pub mod args;
 pub mod clients;
 pub mod echo_clients;
 pub mod echo_server;

@@ -16,10 +16,10 @@
 //! (tokio-tungstenite, fastwebsockets). Progress goes to stderr, results
 //! to stdout.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
+use floodgate_bench::args::{command_line, or_exit, Parser, PerSize, Suite};
 use floodgate_bench::echo_clients::{self, Latencies, Plan};
 use floodgate_bench::echo_server::EchoServer;
 use floodgate_bench::table::group;
@@ -47,66 +47,23 @@ fn default_rounds(size: usize) -> usize {
 }
 
 struct Args {
-    sizes: Vec<usize>,
-    rounds: BTreeMap<usize, usize>,
-    rounds_all: Option<usize>,
+    suite: Suite,
+    rounds: PerSize<usize>,
     warmup: Option<usize>,
-    runs: usize,
-    only: Option<Vec<String>>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
-        sizes: vec![16, 1024, 65536],
-        rounds: BTreeMap::new(),
-        rounds_all: None,
+        suite: Suite::default(),
+        rounds: PerSize::default(),
         warmup: None,
-        runs: 3,
-        only: None,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "-h" || flag == "--help" {
-            println!("{USAGE}");
-            std::process::exit(0);
-        }
-        let (flag, inline) = match flag.split_once('=') {
-            Some((f, v)) => (f.to_string(), Some(v.to_string())),
-            None => (flag, None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or(format!("{flag} needs a value"))
-        };
-        let num = |v: String| {
-            v.replace('_', "")
-                .parse::<usize>()
-                .map_err(|e| format!("{flag}: {e}"))
-        };
-        match flag.as_str() {
-            "--sizes" => {
-                a.sizes = value()?
-                    .split(',')
-                    .map(|s| {
-                        s.trim()
-                            .parse::<usize>()
-                            .map_err(|e| format!("--sizes: {e}"))
-                    })
-                    .collect::<Result<_, _>>()?;
-            }
-            "--runs" => a.runs = num(value()?)?.max(1),
-            "--rounds" => a.rounds_all = Some(num(value()?)?.max(1)),
-            "--warmup" => a.warmup = Some(num(value()?)?),
-            "--only" => a.only = Some(value()?.split(',').map(|s| s.trim().to_string()).collect()),
-            f if f.starts_with("--rounds-") => {
-                let size = f["--rounds-".len()..]
-                    .parse::<usize>()
-                    .map_err(|e| format!("{f}: {e}"))?;
-                a.rounds.insert(size, num(value()?)?.max(1));
-            }
-            f => return Err(format!("unknown argument {f}\n{USAGE}")),
+    let mut p = Parser::new(std::env::args().skip(1), USAGE);
+    while let Some(flag) = p.next_flag() {
+        if flag == "--warmup" {
+            a.warmup = Some(p.num()?);
+        } else if !a.suite.take(&flag, &mut p)? && !a.rounds.take("--rounds", &flag, &mut p)? {
+            return Err(p.unknown());
         }
     }
     Ok(a)
@@ -217,25 +174,8 @@ fn render(size: usize, plan: Plan, runs: usize, series: &[Series]) -> String {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    let clients: Vec<_> = echo_clients::all()
-        .into_iter()
-        .filter(|c| {
-            args.only
-                .as_ref()
-                .is_none_or(|o| o.iter().any(|n| n == c.name))
-        })
-        .collect();
-    if clients.is_empty() {
-        eprintln!("--only matched no client");
-        return ExitCode::from(2);
-    }
+    let args = or_exit(parse_args());
+    let clients = or_exit(args.suite.select(echo_clients::all(), |c| c.name));
     let server = match EchoServer::start() {
         Ok(s) => s,
         Err(e) => {
@@ -247,11 +187,7 @@ fn main() -> ExitCode {
 
     let argv: Vec<String> = std::env::args().skip(1).collect();
     println!("## floodgate echo round-trip latency (`echo`)\n");
-    println!(
-        "command: `cargo run --release -p floodgate-bench --bin echo --{}{}`  ",
-        if argv.is_empty() { "" } else { " " },
-        argv.join(" ")
-    );
+    println!("{}", command_line("echo", &argv));
     println!("{}  ", machine_line());
     println!(
         "server: in-process, std::net on {url}, a thread per connection, each frame read whole \
@@ -264,17 +200,13 @@ fn main() -> ExitCode {
          lowest median of {} is shown. The async clients (tokio-tungstenite, fastwebsockets, \
          floodgate-async, floodgate-async-buffered) run on one current-thread tokio runtime \
          with I/O and timers; tungstenite and floodgate are blocking.\n",
-        args.runs
+        args.suite.runs
     );
 
     let mut failures = Vec::new();
-    for &size in &args.sizes {
-        let rounds = args
-            .rounds
-            .get(&size)
-            .copied()
-            .or(args.rounds_all)
-            .unwrap_or(default_rounds(size));
+    for &size in &args.suite.sizes {
+        // At least one round trip, whatever --rounds[-SIZE] said.
+        let rounds = args.rounds.get(size, default_rounds).max(1);
         let plan = Plan {
             size,
             warmup: args.warmup.unwrap_or((rounds / 10).max(100)),
@@ -290,7 +222,7 @@ fn main() -> ExitCode {
                 failure: None,
             })
             .collect();
-        for run in 0..args.runs {
+        for run in 0..args.suite.runs {
             for (client, s) in clients.iter().zip(series.iter_mut()) {
                 if s.failure.is_some() {
                     continue;
@@ -301,7 +233,7 @@ fn main() -> ExitCode {
                         eprintln!(
                             "{size} B run {}/{} {:<24} p50 {:>8} µs  p99 {:>8} µs  max {:>9} µs",
                             run + 1,
-                            args.runs,
+                            args.suite.runs,
                             client.name,
                             us(sum.p50),
                             us(sum.p99),
@@ -330,7 +262,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        println!("{}", render(size, plan, args.runs, &series));
+        println!("{}", render(size, plan, args.suite.runs, &series));
     }
     drop(server);
     println!("load average at end: {}", load_average());

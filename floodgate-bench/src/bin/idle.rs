@@ -20,6 +20,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
+use floodgate_bench::args::Parser;
 use floodgate_bench::handshake;
 use floodgate_bench::machine_line;
 
@@ -64,20 +65,12 @@ fn main() -> ExitCode {
     }
     let mut connections = 10_000usize;
     let mut only: Option<Vec<String>> = None;
-    let mut args = argv.iter();
-    while let Some(flag) = args.next() {
-        let mut value = || args.next().cloned().ok_or(format!("{flag} needs a value"));
-        let parsed: Result<(), String> = match flag.as_str() {
-            "--connections" => value().and_then(|v| {
-                connections = v.parse().map_err(|_| format!("bad --connections {v}"))?;
-                Ok(())
-            }),
-            "--only" => value().map(|v| only = Some(v.split(',').map(str::to_owned).collect())),
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            other => Err(format!("unknown argument {other}\n{USAGE}")),
+    let mut p = Parser::new(argv.iter().cloned(), USAGE);
+    while let Some(flag) = p.next_flag() {
+        let parsed = match flag.as_str() {
+            "--connections" => p.num().map(|n| connections = n),
+            "--only" => p.list().map(|l| only = Some(l)),
+            _ => Err(p.unknown()),
         };
         if let Err(e) = parsed {
             eprintln!("{e}");

@@ -11,9 +11,9 @@
 //! the counts are checked, and a Markdown table is printed. See the crate
 //! docs for what is measured. Progress goes to stderr, results to stdout.
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
+use floodgate_bench::args::{command_line, or_exit, Parser, PerSize, Suite};
 use floodgate_bench::clients::{self, RAW_TCP_NOTE};
 use floodgate_bench::server::{self, Job, Server};
 use floodgate_bench::table::{self, Series};
@@ -42,88 +42,27 @@ fn default_count(size: usize) -> u64 {
 }
 
 struct Args {
-    sizes: Vec<usize>,
-    counts: BTreeMap<usize, u64>,
-    count_all: Option<u64>,
-    runs: usize,
-    only: Option<Vec<String>>,
+    suite: Suite,
+    counts: PerSize<u64>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
-        sizes: vec![16, 1024, 65536],
-        counts: BTreeMap::new(),
-        count_all: None,
-        runs: 3,
-        only: None,
+        suite: Suite::default(),
+        counts: PerSize::default(),
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "-h" || flag == "--help" {
-            println!("{USAGE}");
-            std::process::exit(0);
-        }
-        let (flag, inline) = match flag.split_once('=') {
-            Some((f, v)) => (f.to_string(), Some(v.to_string())),
-            None => (flag, None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or(format!("{flag} needs a value"))
-        };
-        let num = |v: String| {
-            v.replace('_', "")
-                .parse::<u64>()
-                .map_err(|e| format!("{flag}: {e}"))
-        };
-        match flag.as_str() {
-            "--sizes" => {
-                a.sizes = value()?
-                    .split(',')
-                    .map(|s| {
-                        s.trim()
-                            .parse::<usize>()
-                            .map_err(|e| format!("--sizes: {e}"))
-                    })
-                    .collect::<Result<_, _>>()?;
-            }
-            "--runs" => a.runs = num(value()?)?.max(1) as usize,
-            "--count" => a.count_all = Some(num(value()?)?),
-            "--only" => a.only = Some(value()?.split(',').map(|s| s.trim().to_string()).collect()),
-            f if f.starts_with("--count-") => {
-                let size = f["--count-".len()..]
-                    .parse::<usize>()
-                    .map_err(|e| format!("{f}: {e}"))?;
-                a.counts.insert(size, num(value()?)?);
-            }
-            f => return Err(format!("unknown argument {f}\n{USAGE}")),
+    let mut p = Parser::new(std::env::args().skip(1), USAGE);
+    while let Some(flag) = p.next_flag() {
+        if !a.suite.take(&flag, &mut p)? && !a.counts.take("--count", &flag, &mut p)? {
+            return Err(p.unknown());
         }
     }
     Ok(a)
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    let clients: Vec<_> = clients::all()
-        .into_iter()
-        .filter(|c| {
-            args.only
-                .as_ref()
-                .is_none_or(|o| o.iter().any(|n| n == c.name))
-        })
-        .collect();
-    if clients.is_empty() {
-        eprintln!("--only matched no client");
-        return ExitCode::from(2);
-    }
+    let args = or_exit(parse_args());
+    let clients = or_exit(args.suite.select(clients::all(), |c| c.name));
 
     let mut server = match Server::start() {
         Ok(s) => s,
@@ -136,11 +75,7 @@ fn main() -> ExitCode {
 
     let argv: Vec<String> = std::env::args().skip(1).collect();
     println!("## floodgate receive benchmark (`stream`)\n");
-    println!(
-        "command: `cargo run --release -p floodgate-bench --bin stream --{}{}`  ",
-        if argv.is_empty() { "" } else { " " },
-        argv.join(" ")
-    );
+    println!("{}", command_line("stream", &argv));
     println!("{}  ", machine_line());
     println!(
         "server: in-process, std::net on {url}, unmasked binary frames pre-encoded in ~1 MiB \
@@ -159,20 +94,15 @@ fn main() -> ExitCode {
          tokio-tungstenite and fastwebsockets run on one current-thread tokio runtime with I/O \
          and timers, and \"vs fastest async anchor\" compares each of them with the faster of \
          tokio-tungstenite and fastwebsockets.\n",
-        args.runs,
+        args.suite.runs,
         clients::BUFFERED_BATCH,
         clients::BUFFERED_BATCH,
     );
 
     let mut failures = Vec::new();
     let mut summaries = Vec::new();
-    for &size in &args.sizes {
-        let count = args
-            .counts
-            .get(&size)
-            .copied()
-            .or(args.count_all)
-            .unwrap_or(default_count(size));
+    for &size in &args.suite.sizes {
+        let count = args.counts.get(size, default_count);
         let mut series: Vec<Series> = clients
             .iter()
             .map(|c| Series {
@@ -183,7 +113,7 @@ fn main() -> ExitCode {
                 failure: None,
             })
             .collect();
-        for run in 0..args.runs {
+        for run in 0..args.suite.runs {
             for (client, s) in clients.iter().zip(series.iter_mut()) {
                 if s.failure.is_some() {
                     continue;
@@ -217,7 +147,7 @@ fn main() -> ExitCode {
                         eprintln!(
                             "FAIL {size} B run {}/{} {}: {p}",
                             run + 1,
-                            args.runs,
+                            args.suite.runs,
                             client.name
                         );
                         failures.push(format!("{} at {size} B: {p}", client.name));
@@ -227,7 +157,7 @@ fn main() -> ExitCode {
                         eprintln!(
                             "{size} B run {}/{} {:<18} {:>8.3} s  {:>12} msgs/s{}",
                             run + 1,
-                            args.runs,
+                            args.suite.runs,
                             client.name,
                             o.elapsed.as_secs_f64(),
                             table::group(count as f64 / o.elapsed.as_secs_f64()),
@@ -243,7 +173,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        let rendered = table::render(size, count, args.runs, &series);
+        let rendered = table::render(size, count, args.suite.runs, &series);
         println!("{}", rendered.markdown);
         for line in rendered.summary {
             println!("{line}\n");

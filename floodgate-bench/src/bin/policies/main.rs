@@ -40,6 +40,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use floodgate_bench::args::{command_line, or_exit, Parser};
 use floodgate_bench::{load_average, machine_line};
 
 use consumer::{consume, vm_hwm_kib};
@@ -130,58 +131,39 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
         child: None,
         idle: false,
     };
-    let mut it = argv.iter().cloned();
-    while let Some(flag) = it.next() {
-        if flag == "-h" || flag == "--help" {
-            println!("{USAGE}");
-            std::process::exit(0);
-        }
-        if flag == "--child-idle" {
-            a.idle = true;
-            continue;
-        }
-        let (flag, inline) = match flag.split_once('=') {
-            Some((f, v)) => (f.to_string(), Some(v.to_string())),
-            None => (flag, None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or(format!("{flag} needs a value"))
-        };
-        let num = |v: String| {
-            v.replace('_', "")
-                .parse::<u64>()
-                .map_err(|e| format!("{flag}: {e}"))
-        };
+    let mut p = Parser::new(argv.iter().cloned(), USAGE);
+    while let Some(flag) = p.next_flag() {
         match flag.as_str() {
-            "--messages" => a.messages = num(value()?)?,
-            "--size" => a.size = num(value()?)? as usize,
-            "--channels" => a.channels = num(value()?)?,
-            "--work-us" => a.work_us = num(value()?)?,
-            "--stall-ms" => a.stall_ms = num(value()?)?,
-            "--stall-every" => a.stall_every = num(value()?)?,
-            "--max-messages" => a.max_messages = num(value()?)? as usize,
-            "--max-bytes" => a.max_bytes = num(value()?)? as usize,
-            "--block-for-ms" => a.block_for_ms = num(value()?)?,
-            "--ping-ms" => a.ping_ms = num(value()?)?,
-            "--linger-ms" => a.linger_ms = num(value()?)?,
-            "--rcvbuf" => a.rcvbuf = num(value()?)? as usize,
-            "--sndbuf" => a.sndbuf = num(value()?)? as usize,
+            "--messages" => a.messages = p.num()?,
+            "--size" => a.size = p.num()?,
+            "--channels" => a.channels = p.num()?,
+            "--work-us" => a.work_us = p.num()?,
+            "--stall-ms" => a.stall_ms = p.num()?,
+            "--stall-every" => a.stall_every = p.num()?,
+            "--max-messages" => a.max_messages = p.num()?,
+            "--max-bytes" => a.max_bytes = p.num()?,
+            "--block-for-ms" => a.block_for_ms = p.num()?,
+            "--ping-ms" => a.ping_ms = p.num()?,
+            "--linger-ms" => a.linger_ms = p.num()?,
+            "--rcvbuf" => a.rcvbuf = p.num()?,
+            "--sndbuf" => a.sndbuf = p.num()?,
             "--only" => {
-                let names: Vec<String> = value()?.split(',').map(|s| s.trim().into()).collect();
+                let names = p.list()?;
                 if let Some(bad) = names.iter().find(|n| !POLICIES.contains(&n.as_str())) {
                     return Err(format!("--only: unknown policy {bad}\n{USAGE}"));
                 }
                 a.only = Some(names);
             }
+            "--child-idle" => {
+                p.no_value()?;
+                a.idle = true;
+            }
             "--child-run" => {
-                let spec = value()?;
+                let spec = p.value()?;
                 let (policy, url) = spec.split_once('@').ok_or("--child-run POLICY@URL")?;
                 a.child = Some((policy.into(), url.into()));
             }
-            f => return Err(format!("unknown argument {f}\n{USAGE}")),
+            _ => return Err(p.unknown()),
         }
     }
     if a.size < MIN_SIZE {
@@ -220,13 +202,7 @@ fn child_argv(a: &Args) -> Vec<String> {
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let args = match parse_args(&argv) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
+    let args = or_exit(parse_args(&argv));
     if args.idle {
         println!("RESULT vmhwm_kib={}", vm_hwm_kib());
         return ExitCode::SUCCESS;
@@ -295,11 +271,7 @@ fn run_all(args: &Args, argv: &[String]) -> ExitCode {
     let started = Instant::now();
 
     println!("## floodgate overflow policies (`policies`)\n");
-    println!(
-        "command: `cargo run --release -p floodgate-bench --bin policies --{}{}`  ",
-        if argv.is_empty() { "" } else { " " },
-        argv.join(" ")
-    );
+    println!("{}", command_line("policies", argv));
     println!("{}  ", machine_line());
     println!(
         "scenario: the server (std::net, in-process) sends {} text messages of {} B on {} \
