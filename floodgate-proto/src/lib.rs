@@ -64,6 +64,7 @@
 #![warn(missing_docs)]
 
 pub mod close;
+pub mod connection;
 pub mod deflate;
 pub mod error;
 pub mod frame;
@@ -74,6 +75,7 @@ pub mod protocol;
 pub mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
+pub use connection::{Connection, End, Timeouts};
 pub use error::{HandshakeError, ProtocolError, UsageError};
 pub use frame::{Frame, OpCode};
 pub use message::{Message, Text};

@@ -887,6 +887,18 @@ impl Protocol {
         !self.out.is_empty()
     }
 
+    /// Moves everything queued to the end of `out`, leaving the output
+    /// empty: for a writer that writes outside the lock that guards the
+    /// protocol. When `out` is empty the buffers are swapped, so neither
+    /// side allocates in the steady state.
+    pub fn take_output(&mut self, out: &mut Vec<u8>) {
+        if out.is_empty() {
+            std::mem::swap(out, &mut self.out);
+        } else {
+            out.append(&mut self.out);
+        }
+    }
+
     /// Marks the first `n` bytes of [`output`](Self::output) as written.
     pub fn consume_output(&mut self, n: usize) {
         let n = n.min(self.out.len());
