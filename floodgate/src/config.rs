@@ -58,6 +58,32 @@ pub struct Options {
     /// How long `close` waits for the server's close and end of stream.
     /// Default 5 s.
     pub close_timeout: Duration,
+    /// How long a connection failed by this side (a protocol error of the
+    /// server's, the `Disconnect` policy) waits for the server's close
+    /// before its transport is dropped; the error reaches the caller
+    /// before that wait on the buffered connections, after it on the
+    /// direct ones. Default 50 ms.
+    pub fail_grace: Duration,
+    /// Send a ping this often (`None`: never, the default). On the
+    /// buffered connection the reader sends them; on [`WebSocket`] they go
+    /// out while the application is in one of its calls.
+    pub ping_interval: Option<Duration>,
+    /// End the connection with [`ErrorKind::NoPong`](crate::ErrorKind::NoPong)
+    /// when no pong answers a ping within this long (`None`: pongs are not
+    /// awaited, the default). See [`floodgate_proto::Timeouts::ping_timeout`].
+    pub ping_timeout: Option<Duration>,
+    /// The payload of those pings (`None`: a counter, so that each pong is
+    /// matched to its ping).
+    pub ping_payload: Option<bytes::Bytes>,
+    /// End a connection on which nothing was received for this long
+    /// (`None`: no limit, the default).
+    pub idle_timeout: Option<Duration>,
+    /// End a connection when one write has not finished after this long:
+    /// the server stopped reading (`None`: no limit, the default; a ping
+    /// timeout ends such a connection too). Unlike
+    /// [`write_timeout`](Self::write_timeout), which fails one send and
+    /// keeps the connection, this ends it.
+    pub send_timeout: Option<Duration>,
     /// Largest accepted frame (`None`: no limit). Default 16 MiB.
     pub max_frame_size: Option<usize>,
     /// Largest accepted message (`None`: no limit). Default 64 MiB.
@@ -117,7 +143,13 @@ impl Default for Options {
             connect_timeout: Some(Duration::from_secs(30)),
             read_timeout: None,
             write_timeout: None,
-            close_timeout: Duration::from_secs(5),
+            close_timeout: floodgate_proto::connection::DEFAULT_CLOSE_TIMEOUT,
+            fail_grace: floodgate_proto::connection::DEFAULT_FAIL_GRACE,
+            ping_interval: None,
+            ping_timeout: None,
+            ping_payload: None,
+            idle_timeout: None,
+            send_timeout: None,
             max_frame_size: Some(DEFAULT_MAX_FRAME_SIZE),
             max_message_size: Some(DEFAULT_MAX_MESSAGE_SIZE),
             max_handshake_size: floodgate_proto::handshake::DEFAULT_MAX_HEAD_SIZE,
@@ -146,6 +178,19 @@ impl Options {
             max_frame_size: self.max_frame_size,
             max_message_size: self.max_message_size,
             auto_pong: self.auto_pong,
+        }
+    }
+
+    /// The deadlines of a connection's life, for its [`Connection`](floodgate_proto::Connection).
+    pub(crate) fn timeouts(&self) -> floodgate_proto::Timeouts {
+        floodgate_proto::Timeouts {
+            close: self.close_timeout,
+            fail_grace: self.fail_grace,
+            ping_interval: self.ping_interval,
+            ping_timeout: self.ping_timeout,
+            ping_payload: self.ping_payload.clone(),
+            idle: self.idle_timeout,
+            send: self.send_timeout,
         }
     }
 }
@@ -256,6 +301,68 @@ impl ClientBuilder {
     /// How long `close` waits for the server's answer.
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.options.close_timeout = timeout;
+        self
+    }
+
+    /// How long a connection this side failed (a protocol error of the
+    /// server's) waits for the server's close before the transport is
+    /// dropped. Default 50 ms. See [`Options::fail_grace`].
+    pub fn fail_grace(mut self, grace: Duration) -> Self {
+        self.options.fail_grace = grace;
+        self
+    }
+
+    /// Ping the server this often (`None`: never, the default). The pings
+    /// are the connection's own: on the buffered connection its reader
+    /// sends them however slow the consumer, on [`WebSocket`] they go out
+    /// during its calls. Pair it with [`ping_timeout`](Self::ping_timeout)
+    /// to detect a dead server.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// let ws = floodgate::Client::builder()
+    ///     .ping_interval(Some(Duration::from_secs(20)))
+    ///     .ping_timeout(Some(Duration::from_secs(10)))
+    ///     .connect_buffered("ws://127.0.0.1:9001/feed")?;
+    /// // A server that stops answering ends `recv` with ErrorKind::NoPong
+    /// // within 10 s of the ping it did not answer.
+    /// # Ok::<(), floodgate::Error>(())
+    /// ```
+    pub fn ping_interval(mut self, interval: Option<Duration>) -> Self {
+        self.options.ping_interval = interval;
+        self
+    }
+
+    /// End the connection ([`ErrorKind::NoPong`](crate::ErrorKind::NoPong))
+    /// when no pong answers a ping within `timeout` (`None`: no limit).
+    /// The time runs from when the ping is due, so a ping stuck behind a
+    /// server that stopped reading counts too; time the buffered
+    /// connection's reader spends waiting for room (the `Block` policy)
+    /// does not.
+    pub fn ping_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.options.ping_timeout = timeout;
+        self
+    }
+
+    /// The payload of the pings [`ping_interval`](Self::ping_interval) sends
+    /// (default: an 8-byte counter, so each pong answers its own ping).
+    pub fn ping_payload(mut self, payload: impl Into<bytes::Bytes>) -> Self {
+        self.options.ping_payload = Some(payload.into());
+        self
+    }
+
+    /// End a connection that received nothing for `timeout` (`None`: no
+    /// limit, the default).
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.options.idle_timeout = timeout;
+        self
+    }
+
+    /// End the connection when one write has not finished after `timeout`
+    /// (`None`: no limit, the default): the server stopped reading. See
+    /// [`Options::send_timeout`].
+    pub fn send_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.options.send_timeout = timeout;
         self
     }
 
@@ -698,6 +805,27 @@ impl Client {
     /// The options this client connects with.
     pub fn options(&self) -> &Options {
         &self.options
+    }
+
+    /// This client with its keepalive options replaced (the TLS
+    /// configuration, and so session resumption, still shared).
+    pub(crate) fn with_keepalive(
+        &self,
+        interval: Option<Duration>,
+        timeout: Option<Duration>,
+        payload: Option<bytes::Bytes>,
+    ) -> Client {
+        if interval.is_none() {
+            return self.clone();
+        }
+        let mut options = Options::clone(&self.options);
+        options.ping_interval = interval;
+        options.ping_timeout = timeout;
+        options.ping_payload = payload;
+        Client {
+            options: Arc::new(options),
+            tls: self.tls.clone(),
+        }
     }
 
     /// Opens a connection to `url` (`ws://host[:port]/path?query`).

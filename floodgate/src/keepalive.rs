@@ -2,13 +2,15 @@
 //! interval and, with a timeout, declares the connection dead when no pong
 //! follows a ping in time.
 //!
-//! It runs on its own thread, so a slow consumer delays neither the pings
-//! nor their check; the pongs themselves are counted by the connection's
-//! reader ([`Stats::pongs_received`](crate::buffer::Stats::pongs_received)),
-//! which reads them as soon as they arrive, whatever the buffer holds. A
-//! dead connection is shut down, so its consumer learns of the end at
-//! once (as [`ErrorKind::AbnormalClosure`](crate::ErrorKind::AbnormalClosure));
-//! [`Keepalive::stop`] then says that it was the keepalive's doing.
+//! The pings and the pong deadline are the connection's own
+//! ([`floodgate_proto::Connection`], run by the reader thread): a slow
+//! consumer delays neither, a sender blocked on a full socket does not
+//! stop the deadline, and pongs are matched to their ping by payload. A
+//! dead connection is dropped, so its consumer learns of the end at once
+//! (as [`ErrorKind::NoPong`](crate::ErrorKind::NoPong));
+//! [`Keepalive::stop`] then says that it was the keepalive's doing. The
+//! same can be set at connect with
+//! [`ClientBuilder::ping_interval`](crate::ClientBuilder::ping_interval).
 //!
 //! ```
 //! use std::time::Duration;
@@ -18,34 +20,39 @@
 //! std::thread::sleep(Duration::from_millis(100));
 //! assert!(!keepalive.stop(), "the echo server answers every ping");
 //! assert!(ws.stats().pongs_received >= 1);
-//! # Ok::<(), floodgate::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use crate::buffer::Buffer;
 use crate::buffered::Sender;
 use crate::stream::Transport;
-use std::sync::mpsc;
+use floodgate_proto::connection::End;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// A running keepalive; [`stop`](Keepalive::stop) it when its connection
-/// ends (dropping it stops it too).
-#[derive(Debug)]
+/// ends (dropping it stops the pings too).
 pub struct Keepalive {
-    stop: mpsc::Sender<()>,
-    thread: Option<JoinHandle<bool>>,
+    /// Takes the timers off the connection; whether it died of no pong.
+    stop: Option<Box<dyn FnOnce() -> bool + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Keepalive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keepalive")
+            .field("running", &self.stop.is_some())
+            .finish()
+    }
 }
 
 impl Keepalive {
-    /// Pings through `sender` every `interval`; with `timeout`, shuts the
-    /// connection down when no pong came within `timeout` of a ping.
-    /// `buffer` is the connection's (its stats count the pongs). See also
+    /// Pings through `sender`'s connection at once and then every
+    /// `interval` (an empty `payload`: an 8-byte counter, so each pong
+    /// answers its own ping);
+    /// with `timeout`, ends the connection when no pong came within
+    /// `timeout` of a ping. `buffer` is the connection's (its stats count
+    /// the pongs). See also
     /// [`BufferedWebSocket::keepalive`](crate::BufferedWebSocket::keepalive).
-    ///
-    /// # Panics
-    ///
-    /// If the thread cannot be started (the system is out of threads).
     pub fn start<S: Transport + Send + 'static>(
         sender: Sender<S>,
         buffer: Arc<Buffer>,
@@ -53,14 +60,27 @@ impl Keepalive {
         timeout: Option<Duration>,
         payload: Vec<u8>,
     ) -> Keepalive {
-        let (stop, stopped) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("floodgate-keepalive".into())
-            .spawn(move || keep_alive(&sender, &buffer, interval, timeout, &payload, &stopped))
-            .expect("spawn the keepalive thread");
+        let _ = buffer;
+        let payload = (!payload.is_empty()).then(|| bytes::Bytes::from(payload));
+        {
+            let now = Instant::now();
+            let mut core = sender.shared.core();
+            core.conn
+                .set_keepalive(Some(interval), timeout, payload, now);
+            // The reader may be asleep on a read with no deadline (up to
+            // a second): the first ping goes now, from here, and its pong
+            // wakes the reader, which then keeps the timers.
+            core.conn.ping_now(now);
+        }
+        sender.shared.flush_queued(Duration::from_millis(10));
+        let stop = move || {
+            let mut core = sender.shared.core();
+            let dead = matches!(core.conn.end(), Some(End::NoPong { .. }));
+            core.conn.set_keepalive(None, None, None, Instant::now());
+            dead
+        };
         Keepalive {
-            stop,
-            thread: Some(thread),
+            stop: Some(Box::new(stop)),
         }
     }
 
@@ -70,56 +90,12 @@ impl Keepalive {
     }
 
     fn halt(&mut self) -> bool {
-        let _ = self.stop.send(());
-        self.thread
-            .take()
-            .is_some_and(|thread| thread.join().unwrap_or(false))
+        self.stop.take().is_some_and(|stop| stop())
     }
 }
 
 impl Drop for Keepalive {
     fn drop(&mut self) {
         self.halt();
-    }
-}
-
-fn keep_alive<S: Transport>(
-    sender: &Sender<S>,
-    buffer: &Buffer,
-    interval: Duration,
-    timeout: Option<Duration>,
-    payload: &[u8],
-    stopped: &mpsc::Receiver<()>,
-) -> bool {
-    let mut next_ping = Instant::now() + interval;
-    // The deadline of the oldest unanswered ping, and the pong count
-    // when it was sent.
-    let mut waiting: Option<(Instant, u64)> = None;
-    loop {
-        let wake = waiting.map_or(next_ping, |(deadline, _)| deadline.min(next_ping));
-        match stopped.recv_timeout(wake.saturating_duration_since(Instant::now())) {
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            _ => return false,
-        }
-        let now = Instant::now();
-        if let Some((deadline, pongs_before)) = waiting {
-            if buffer.stats().pongs_received > pongs_before {
-                waiting = None;
-            } else if now >= deadline {
-                tracing::debug!(?timeout, "no pong in time: the connection is dead");
-                sender.shutdown();
-                return true;
-            }
-        }
-        if now >= next_ping {
-            let pongs_before = buffer.stats().pongs_received;
-            if sender.ping(payload).is_err() {
-                return false; // the connection is ending anyway
-            }
-            if let (None, Some(timeout)) = (waiting, timeout) {
-                waiting = Some((now + timeout, pongs_before));
-            }
-            next_ping = (next_ping + interval).max(now);
-        }
     }
 }

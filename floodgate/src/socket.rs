@@ -11,17 +11,20 @@
 //! and the peer's close is answered before `recv` returns, whatever the
 //! caller does next.
 //!
-//! Closing follows RFC 6455 §7: the side that closes sends a close frame
-//! and waits (bounded by `close_timeout`) for the other's; a client then
-//! waits for the server to end the TCP connection, and shuts it down itself
-//! if the server does not.
+//! The lifecycle (closing, failing, keepalive, deadlines) is the core's:
+//! one [`Connection`] of `floodgate-proto` decides, and this is the loop
+//! that reads, feeds it, writes what it queued, and sets the socket's
+//! timeouts so that a blocking read or write wakes at its next deadline
+//! ([`Connection::poll_timeout`]).
 
 use crate::buffer::BufferConfig;
 use crate::buffered::BufferedWebSocket;
 use crate::config::Options;
 use crate::error::{Error, ErrorKind, Result};
+use crate::lifecycle::{self, earliest, ArmedTimeout};
 use crate::stream::{Stream, Transport};
 use bytes::{Buf, BytesMut};
+use floodgate_proto::connection::{Connection, End};
 use floodgate_proto::deflate::PerMessageDeflate;
 use floodgate_proto::handshake::{parse_response_head, ClientHandshake, ClientRequest};
 use floodgate_proto::{
@@ -29,6 +32,7 @@ use floodgate_proto::{
 };
 use http::{HeaderMap, StatusCode};
 use std::io;
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 /// A WebSocket connection with blocking calls.
@@ -45,44 +49,52 @@ use std::time::{Duration, Instant};
 /// # Ok::<(), floodgate::Error>(())
 /// ```
 ///
+/// Its timers (keepalive pings and their pong deadline, the close and
+/// idle deadlines, see [`ClientBuilder::ping_interval`](crate::ClientBuilder::ping_interval))
+/// run while the application is inside one of its calls: `recv` wakes for
+/// them, and a send blocked on a full socket still ends the connection
+/// when the pong deadline passes. Between calls nothing runs; the
+/// buffered connection ([`crate::BufferedWebSocket`]) keeps them on its
+/// reader thread instead.
+///
 /// Dropping a `WebSocket` closes the socket without a close handshake; call
 /// [`close`](Self::close) to end it cleanly.
 #[derive(Debug)]
 pub struct WebSocket<S = Stream> {
     stream: S,
-    proto: Protocol,
+    conn: Connection,
     read_buf: BytesMut,
     status: StatusCode,
     headers: HeaderMap,
     subprotocol: Option<String>,
     read_chunk_size: usize,
-    close_timeout: Duration,
     return_control_frames: bool,
-    /// The transport has ended (EOF, shut down, or failed).
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+    /// `SO_RCVTIMEO` / `SO_SNDTIMEO` as last set.
+    armed_read: ArmedTimeout,
+    armed_write: ArmedTimeout,
+    /// When the last read returned: the time of the bytes being decoded.
+    read_at: Instant,
+    /// The transport has been shut down.
     finished: bool,
+    /// The connection's end was reported to the caller: later calls get
+    /// `AlreadyClosed`.
+    reported: bool,
 }
 
 /// A [`WebSocket`] taken apart (see [`WebSocket::into_parts`]).
 #[derive(Debug)]
 pub(crate) struct Parts<S> {
     pub(crate) stream: S,
-    pub(crate) proto: Protocol,
+    pub(crate) conn: Connection,
     pub(crate) read_buf: BytesMut,
     pub(crate) status: StatusCode,
     pub(crate) headers: HeaderMap,
     pub(crate) subprotocol: Option<String>,
     pub(crate) read_chunk_size: usize,
-    pub(crate) close_timeout: Duration,
+    pub(crate) write_timeout: Option<Duration>,
     pub(crate) finished: bool,
-}
-
-/// Why a wait at the end of a connection stopped.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Wait {
-    Done,
-    Eof,
-    TimedOut,
-    Failed,
 }
 
 impl<S: Transport> WebSocket<S> {
@@ -133,8 +145,9 @@ impl<S: Transport> WebSocket<S> {
         }
         let response = handshake.accept(head, &buf[head_len..])?;
         buf.advance(head_len);
-        stream.set_read_timeout(options.read_timeout)?;
-        stream.set_write_timeout(options.write_timeout)?;
+        // The connection sets the socket's timeouts itself from now on.
+        stream.set_read_timeout(None)?;
+        stream.set_write_timeout(None)?;
         tracing::debug!(subprotocol = ?response.subprotocol, "WebSocket handshake accepted");
         if let Some(deflate) = &response.deflate {
             tracing::debug!(%deflate, "permessage-deflate negotiated");
@@ -148,13 +161,13 @@ impl<S: Transport> WebSocket<S> {
             response.headers,
             response.subprotocol,
         );
-        ws.proto.set_deflate(response.deflate);
+        ws.conn.set_deflate(response.deflate);
         Ok(ws)
     }
 
     /// Turns permessage-deflate on as negotiated (server side).
     pub(crate) fn set_deflate(&mut self, deflate: Option<PerMessageDeflate>) {
-        self.proto.set_deflate(deflate);
+        self.conn.set_deflate(deflate);
     }
 
     /// A connection whose handshake is done (`buf`: bytes already read past
@@ -168,32 +181,38 @@ impl<S: Transport> WebSocket<S> {
         headers: HeaderMap,
         subprotocol: Option<String>,
     ) -> WebSocket<S> {
+        let now = Instant::now();
         WebSocket {
             stream,
-            proto: Protocol::new(role, options.protocol_config()),
+            conn: Connection::new(role, options.protocol_config(), options.timeouts(), now),
             read_buf: buf,
             status,
             headers,
             subprotocol,
             read_chunk_size: options.read_chunk_size,
-            close_timeout: options.close_timeout,
             return_control_frames: options.return_control_frames,
+            read_timeout: options.read_timeout,
+            write_timeout: options.write_timeout,
+            armed_read: ArmedTimeout::default(),
+            armed_write: ArmedTimeout::default(),
+            read_at: now,
             finished: false,
+            reported: false,
         }
     }
 
     /// Takes the connection apart, for the buffered connection's reader
-    /// and writer.
+    /// and writers.
     pub(crate) fn into_parts(self) -> Parts<S> {
         Parts {
             stream: self.stream,
-            proto: self.proto,
+            conn: self.conn,
             read_buf: self.read_buf,
             status: self.status,
             headers: self.headers,
             subprotocol: self.subprotocol,
             read_chunk_size: self.read_chunk_size,
-            close_timeout: self.close_timeout,
+            write_timeout: self.write_timeout,
             finished: self.finished,
         }
     }
@@ -213,28 +232,34 @@ impl<S: Transport> WebSocket<S> {
     ///   [`ErrorKind::AlreadyClosed`] on later calls;
     /// - [`ErrorKind::Timeout`] when the read timeout passed (the connection
     ///   stays usable: a partly received frame is kept);
-    /// - [`ErrorKind::Protocol`] when the server broke the protocol (the
-    ///   connection was failed with the matching close code);
+    /// - [`ErrorKind::Protocol`] when the server broke the protocol: the
+    ///   connection was failed with the matching close code, and the error
+    ///   comes as soon as the server answered that close, or after
+    ///   [`fail_grace`](crate::ClientBuilder::fail_grace) (50 ms) at most;
+    /// - [`ErrorKind::NoPong`] when a keepalive ping went unanswered;
     /// - [`ErrorKind::AbnormalClosure`] or [`ErrorKind::Io`] when the
     ///   transport ended or failed;
     /// - [`ErrorKind::Usage`] when a fragmented message was begun with
     ///   [`recv_frame`](Self::recv_frame) and is not finished.
     #[inline]
     pub fn recv(&mut self) -> Result<Message> {
-        if self.proto.raw_message_open() {
+        if self.conn.raw_message_open() {
             return Err(UsageError::BadFragmentSequence(
                 "a message begun with recv_frame must be finished with recv_frame",
             )
             .into());
         }
         loop {
-            match self.proto.read_message(&mut self.read_buf) {
+            match self
+                .conn
+                .read(&mut self.read_buf, self.read_at, ControlFlow::Break)
+            {
                 Ok(Some(message)) => {
                     // Only control frames queue output (a pong, the answer
                     // to a close). The rest of a send that timed out waits
                     // for the next send: a write error here must not cost
                     // the data message just decoded.
-                    if message.is_control() && self.proto.has_output() {
+                    if message.is_control() && self.conn.has_output() {
                         self.flush_output()?;
                     }
                     match message {
@@ -262,17 +287,18 @@ impl<S: Transport> WebSocket<S> {
     /// once, then [`ErrorKind::AlreadyClosed`].
     pub fn recv_frame(&mut self) -> Result<Frame> {
         loop {
-            match self.proto.read_frame(&mut self.read_buf) {
+            match self.conn.read_frame(&mut self.read_buf, self.read_at) {
                 Ok(Some(frame)) => {
                     // As in `recv`: a data frame is never lost to a write error.
-                    if frame.opcode.is_control() && self.proto.has_output() {
+                    if frame.opcode.is_control() && self.conn.has_output() {
                         self.flush_output()?;
                     }
                     if frame.opcode == OpCode::Close {
-                        let close = self.proto.close_received().cloned().flatten();
+                        let close = self.conn.protocol().close_received().cloned().flatten();
                         // The frame is returned either way; the close
                         // handshake has been completed by now.
                         let _ = self.on_peer_close(close);
+                        self.reported = true;
                     }
                     return Ok(frame);
                 }
@@ -301,48 +327,134 @@ impl<S: Transport> WebSocket<S> {
         }
     }
 
-    /// Reads more bytes into the receive buffer.
+    /// Reads more bytes into the receive buffer, waking for the
+    /// connection's deadlines on the way.
     fn fill(&mut self) -> Result<()> {
-        if self.finished || self.proto.close_received().is_some() {
+        if self.finished || self.conn.is_discarding() && self.conn.end().is_some() && self.reported
+        {
             return Err(ErrorKind::AlreadyClosed.into());
         }
-        let chunk = read_size(
-            self.proto.bytes_needed(),
-            self.read_buf.len(),
-            self.read_chunk_size,
-        );
-        self.read_buf.reserve(chunk);
-        // Read at most one chunk even when `reserve` left more room: reads
-        // that stay within the CPU's L2 cache are measurably faster for
-        // large messages than reads of the whole spare capacity.
-        match self.stream.read_into(&mut self.read_buf, chunk) {
-            Ok(0) => {
-                self.finish();
-                Err(ErrorKind::AbnormalClosure.into())
+        let user_deadline = self.read_timeout.map(|t| Instant::now() + t);
+        loop {
+            let now = self.tick()?;
+            let deadline = earliest(self.conn.poll_timeout(), user_deadline);
+            if user_deadline.is_some_and(|d| now >= d) {
+                return Err(ErrorKind::Timeout("waiting for data (read_timeout)").into());
             }
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
-            Err(e) if is_timeout(&e) => {
-                Err(ErrorKind::Timeout("waiting for data (read_timeout)").into())
+            if let Some(timeout) = self.armed_read.update(deadline, now) {
+                self.stream.set_read_timeout(timeout)?;
             }
-            Err(e) => {
-                self.finish();
-                Err(e.into())
+            let chunk = read_size(
+                self.conn.bytes_needed(),
+                self.read_buf.len(),
+                self.read_chunk_size,
+            );
+            self.read_buf.reserve(chunk);
+            // Read at most one chunk even when `reserve` left more room:
+            // reads that stay within the CPU's L2 cache are measurably
+            // faster for large messages than reads of the whole spare
+            // capacity.
+            let read = self.stream.read_into(&mut self.read_buf, chunk);
+            self.read_at = Instant::now();
+            match read {
+                Ok(0) => {
+                    self.conn.receive_eof(self.read_at);
+                    return Err(self.end_error());
+                }
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // A deadline (the core's or the read timeout): next turn.
+                Err(e) if is_timeout(&e) => {}
+                Err(e) => {
+                    self.conn.receive_eof(self.read_at);
+                    self.finish();
+                    self.reported = true;
+                    return Err(e.into());
+                }
             }
         }
     }
 
-    /// The peer closed: its close was answered by the protocol; end the
-    /// transport the RFC way and report.
-    fn on_peer_close(&mut self, frame: Option<CloseFrame>) -> Result<Option<CloseFrame>> {
-        tracing::debug!(?frame, "peer closed the WebSocket");
-        if self.proto.role() == Role::Client {
-            // The server ends TCP after the close handshake; give it a
-            // moment so it is the side that holds TIME_WAIT.
-            let deadline = Instant::now() + self.close_timeout;
-            self.wait_for_eof(deadline);
+    /// Runs the deadlines that have passed and writes what they queued (a
+    /// keepalive ping); the error of a connection they ended.
+    fn tick(&mut self) -> Result<Instant> {
+        let now = Instant::now();
+        if self.conn.poll_timeout().is_some_and(|t| now >= t) {
+            self.conn.handle_timeout(now);
+            // A ping may have been queued. Output that was there already
+            // (the rest of a send that timed out) waits for the next send
+            // as documented; a ping goes behind it either way, and a write
+            // timeout here must not cost the caller its `recv`.
+            if self.conn.has_output() && !self.conn.is_finished() {
+                if let Err(e) = self.flush_output() {
+                    if !e.is_timeout() {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        if self.conn.is_finished() {
+            return Err(self.end_error());
+        }
+        Ok(now)
+    }
+
+    /// The error for the connection's end, once; `AlreadyClosed` after.
+    fn end_error(&mut self) -> Error {
+        self.finish();
+        if std::mem::replace(&mut self.reported, true) {
+            return ErrorKind::AlreadyClosed.into();
+        }
+        match self.conn.end() {
+            Some(end) => lifecycle::error_of(end),
+            None => ErrorKind::AbnormalClosure.into(),
+        }
+    }
+
+    /// Reads (skipping what arrives) until the lifecycle is over: the
+    /// peer's close and end of transport, or the deadline the core set.
+    fn drive_to_end(&mut self) {
+        while !self.finished {
+            let now = Instant::now();
+            self.conn.handle_timeout(now);
+            if self.conn.has_output() && !self.conn.is_finished() && self.flush_output().is_err() {
+                break;
+            }
+            if self.conn.is_finished() {
+                break;
+            }
+            if let Some(timeout) = self.armed_read.update(self.conn.poll_timeout(), now) {
+                if self.stream.set_read_timeout(timeout).is_err() {
+                    break;
+                }
+            }
+            self.read_buf.reserve(4096);
+            let read = self.stream.read_into(&mut self.read_buf, 4096);
+            self.read_at = Instant::now();
+            match read {
+                Ok(0) => self.conn.receive_eof(self.read_at),
+                Ok(_) => {
+                    let skipped = self.conn.read(&mut self.read_buf, self.read_at, |_| {
+                        ControlFlow::<()>::Continue(())
+                    });
+                    // A protocol error while closing fails the connection:
+                    // the core lingers for its grace, this loop with it.
+                    let _ = skipped;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted || is_timeout(&e) => {}
+                Err(_) => self.conn.receive_eof(self.read_at),
+            }
         }
         self.finish();
+    }
+
+    /// The peer closed: its close was answered by the protocol; end the
+    /// transport the RFC way (a client lets the server end TCP, within the
+    /// close timeout) and report.
+    fn on_peer_close(&mut self, frame: Option<CloseFrame>) -> Result<Option<CloseFrame>> {
+        tracing::debug!(?frame, "peer closed the WebSocket");
+        self.drive_to_end();
+        self.reported = true;
         if self.return_control_frames {
             Ok(frame)
         } else {
@@ -350,69 +462,27 @@ impl<S: Transport> WebSocket<S> {
         }
     }
 
-    /// Fails the connection after a protocol error: the protocol queued a
-    /// close with the error's code; send it, wait briefly for the server's
-    /// close, and drop the transport.
+    /// Fails the connection after a protocol error: the core queued a
+    /// close with the error's code; send it, give the server
+    /// `fail_grace` to answer, drop the transport.
     fn fail(&mut self, err: ProtocolError) -> Error {
-        if self.finished {
+        if self.reported {
             // The protocol repeats its error on every call; the connection
             // was failed (or ended) already, and says so from then on.
             return ErrorKind::AlreadyClosed.into();
         }
-        tracing::debug!(error = %err, code = %err.close_code(), "failing the WebSocket connection");
-        // The offending frame may still be in the buffer (a bad header is
-        // not consumed), and what follows it cannot be trusted to be framed:
-        // skipping it could mean skipping a 1 GiB announced payload, or
-        // tripping on the same bad header again. Wait for the server's close
-        // in the bytes it sends from now on.
-        self.read_buf.clear();
-        if self.flush_output().is_ok() {
-            let deadline = Instant::now() + self.close_timeout;
-            if self.wait_for_close(deadline) == Wait::Done && self.proto.role() == Role::Client {
-                self.wait_for_eof(deadline);
-            }
-        }
-        self.finish();
+        self.drive_to_end();
+        self.reported = true;
         ErrorKind::Protocol(err).into()
-    }
-
-    /// Reads, skipping data, until the peer's close frame or `deadline`.
-    fn wait_for_close(&mut self, deadline: Instant) -> Wait {
-        loop {
-            match self.proto.discard_until_close(&mut self.read_buf) {
-                Ok(true) => return Wait::Done,
-                Ok(false) => {}
-                Err(_) => return Wait::Failed,
-            }
-            if let Err(wait) = self.read_until(deadline) {
-                return wait;
-            }
-        }
-    }
-
-    /// Reads and discards until the peer ends the stream or `deadline`.
-    fn wait_for_eof(&mut self, deadline: Instant) -> Wait {
-        loop {
-            self.read_buf.clear();
-            if let Err(wait) = self.read_until(deadline) {
-                return wait;
-            }
-        }
-    }
-
-    /// One read with the time left before `deadline`.
-    fn read_until(&mut self, deadline: Instant) -> Result<(), Wait> {
-        if self.finished {
-            return Err(Wait::Eof);
-        }
-        read_before(&mut self.stream, &mut self.read_buf, deadline)
     }
 
     /// Ends the transport for good.
     fn finish(&mut self) {
         if !self.finished {
             self.finished = true;
-            self.proto.receive_eof();
+            if !self.conn.is_finished() {
+                self.conn.shutdown();
+            }
             let _ = self.stream.shutdown();
         }
     }
@@ -433,7 +503,7 @@ impl<S: Transport> WebSocket<S> {
             return self.close_with(frame);
         }
         self.check_open()?;
-        self.proto.send(&message)?;
+        self.conn.send(&message)?;
         self.flush_output()
     }
 
@@ -444,7 +514,7 @@ impl<S: Transport> WebSocket<S> {
     /// As for [`send`](Self::send).
     pub fn send_text(&mut self, text: &str) -> Result<()> {
         self.check_open()?;
-        self.proto.send_text(text)?;
+        self.conn.send_text(text)?;
         self.flush_output()
     }
 
@@ -455,7 +525,7 @@ impl<S: Transport> WebSocket<S> {
     /// As for [`send`](Self::send).
     pub fn send_binary(&mut self, data: &[u8]) -> Result<()> {
         self.check_open()?;
-        self.proto.send_binary(data)?;
+        self.conn.send_binary(data)?;
         self.flush_output()
     }
 
@@ -477,7 +547,7 @@ impl<S: Transport> WebSocket<S> {
     /// control frame; I/O errors.
     pub fn send_frame(&mut self, opcode: OpCode, payload: &[u8], fin: bool) -> Result<()> {
         self.check_open()?;
-        self.proto.send_frame(opcode, payload, fin)?;
+        self.conn.send_frame(opcode, payload, fin)?;
         self.flush_output()
     }
 
@@ -488,7 +558,7 @@ impl<S: Transport> WebSocket<S> {
     /// As for [`send`](Self::send).
     pub fn ping(&mut self, payload: &[u8]) -> Result<()> {
         self.check_open()?;
-        self.proto.send_ping(payload)?;
+        self.conn.send_ping(payload)?;
         self.flush_output()
     }
 
@@ -500,7 +570,7 @@ impl<S: Transport> WebSocket<S> {
     /// As for [`send`](Self::send).
     pub fn pong(&mut self, payload: &[u8]) -> Result<()> {
         self.check_open()?;
-        self.proto.send_pong(payload)?;
+        self.conn.send_pong(payload)?;
         self.flush_output()
     }
 
@@ -528,30 +598,18 @@ impl<S: Transport> WebSocket<S> {
     /// As for [`close`](Self::close).
     pub fn close_with(&mut self, frame: Option<CloseFrame>) -> Result<()> {
         self.check_open()?;
-        self.proto.send_close(frame.as_ref())?;
-        let deadline = Instant::now() + self.close_timeout;
-        let flushed = self.flush_output();
-        let wait = if flushed.is_ok() {
-            self.wait_for_close(deadline)
-        } else {
-            Wait::Failed
-        };
-        if wait == Wait::Done && self.proto.role() == Role::Client {
-            self.wait_for_eof(deadline);
+        if !self.conn.can_send() {
+            return Err(UsageError::Closed.into());
         }
-        self.finish();
+        self.conn.close(frame.as_ref(), Instant::now())?;
+        let flushed = self.flush_output();
+        self.drive_to_end();
+        self.reported = true;
         flushed?;
-        match wait {
-            Wait::Done => Ok(()),
-            Wait::Eof => Err(ErrorKind::AbnormalClosure.into()),
-            Wait::TimedOut => Err(ErrorKind::Timeout(
-                "waiting for the server's close frame (close_timeout)",
-            )
-            .into()),
-            Wait::Failed => Err(ErrorKind::Io(io::Error::other(
-                "the transport failed during the close handshake",
-            ))
-            .into()),
+        match self.conn.end() {
+            Some(End::Closed { .. }) => Ok(()),
+            Some(end) => Err(lifecycle::error_of(end)),
+            None => Err(ErrorKind::AbnormalClosure.into()),
         }
     }
 
@@ -562,28 +620,78 @@ impl<S: Transport> WebSocket<S> {
     }
 
     fn check_open(&self) -> Result<()> {
-        if self.finished {
+        if self.finished || self.conn.is_finished() {
             Err(ErrorKind::AlreadyClosed.into())
         } else {
             Ok(())
         }
     }
 
-    /// Writes out everything the protocol has queued.
+    /// Writes out everything the connection has queued. The write wakes for
+    /// the connection's deadlines: a server that stopped reading is caught
+    /// by the pong (or send) deadline even while this waits. After a write
+    /// timeout the unsent rest stays queued and goes first with the next
+    /// write.
     fn flush_output(&mut self) -> Result<()> {
-        write_output(&mut self.stream, &mut self.proto)
+        if !self.conn.has_output() {
+            return Ok(());
+        }
+        let start = Instant::now();
+        let user_deadline = self.write_timeout.map(|t| start + t);
+        self.conn.write_started(start);
+        let result = self.write_queued(user_deadline, start);
+        self.conn.write_finished();
+        result
+    }
+
+    fn write_queued(&mut self, user_deadline: Option<Instant>, mut now: Instant) -> Result<()> {
+        while self.conn.has_output() {
+            let deadline = earliest(self.conn.poll_timeout(), user_deadline);
+            if let Some(timeout) = self.armed_write.update(deadline, now) {
+                self.stream.set_write_timeout(timeout)?;
+            }
+            let written = self.stream.write(self.conn.output());
+            match written {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+                Ok(n) => self.conn.consume_output(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted || is_timeout(&e) => {}
+                Err(e) => {
+                    self.conn.receive_eof(now);
+                    self.finish();
+                    return Err(e.into());
+                }
+            }
+            // A write that timed out, and one that made a little progress
+            // (a socket timeout returns what was written by then), both
+            // may have reached a deadline.
+            now = Instant::now();
+            if self.conn.poll_timeout().is_some_and(|t| now >= t) {
+                self.conn.handle_timeout(now);
+                if self.conn.is_finished() {
+                    return Err(self.end_error());
+                }
+            }
+            if self.conn.has_output() && user_deadline.is_some_and(|d| now >= d) {
+                return Err(ErrorKind::Timeout("writing (write_timeout)").into());
+            }
+        }
+        self.stream.flush().map_err(Error::from)
     }
 
     // ----- state and parts -------------------------------------------------
 
     /// The connection state.
     pub fn state(&self) -> State {
-        self.proto.state()
+        if self.finished {
+            State::Closed
+        } else {
+            self.conn.state()
+        }
     }
 
     /// Whether messages can still be sent and received.
     pub fn is_open(&self) -> bool {
-        !self.finished && self.proto.state() == State::Open
+        !self.finished && self.conn.state() == State::Open
     }
 
     /// The subprotocol the server selected.
@@ -595,7 +703,7 @@ impl<S: Transport> WebSocket<S> {
     /// (see [`ClientBuilder::compression`](crate::ClientBuilder::compression))
     /// or the server declined it.
     pub fn deflate(&self) -> Option<&PerMessageDeflate> {
-        self.proto.deflate()
+        self.conn.deflate()
     }
 
     /// The handshake status (101).
@@ -608,22 +716,26 @@ impl<S: Transport> WebSocket<S> {
         &self.headers
     }
 
-    /// Sets the read timeout (`None`: block).
+    /// Sets the read timeout (`None`: block): a wait for data in
+    /// [`recv`](Self::recv) longer than this fails with
+    /// [`ErrorKind::Timeout`] and the connection stays usable.
     ///
     /// # Errors
     ///
-    /// An I/O error from the socket (e.g. a zero duration).
+    /// None today; the `Result` is kept for transports that may refuse.
     pub fn set_read_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
-        Ok(self.stream.set_read_timeout(timeout)?)
+        self.read_timeout = timeout.filter(|t| !t.is_zero());
+        Ok(())
     }
 
     /// Sets the write timeout (`None`: block).
     ///
     /// # Errors
     ///
-    /// An I/O error from the socket (e.g. a zero duration).
+    /// None today; the `Result` is kept for transports that may refuse.
     pub fn set_write_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
-        Ok(self.stream.set_write_timeout(timeout)?)
+        self.write_timeout = timeout.filter(|t| !t.is_zero());
+        Ok(())
     }
 
     /// Sets both read and write timeouts, like websocket-client's
@@ -641,9 +753,9 @@ impl<S: Transport> WebSocket<S> {
     ///
     /// # Errors
     ///
-    /// An I/O error from the socket.
+    /// None today; the `Result` is kept for transports that may refuse.
     pub fn read_timeout(&self) -> Result<Option<Duration>> {
-        Ok(self.stream.read_timeout()?)
+        Ok(self.read_timeout)
     }
 
     /// The transport.
@@ -652,14 +764,24 @@ impl<S: Transport> WebSocket<S> {
     }
 
     /// The transport, mutably. Reading or writing it directly corrupts the
-    /// WebSocket stream; use it for socket options.
+    /// WebSocket stream; use it for socket options (the connection sets
+    /// the socket's read and write timeouts itself, to wake for its
+    /// deadlines).
     pub fn get_mut(&mut self) -> &mut S {
+        self.armed_read.forget();
+        self.armed_write.forget();
         &mut self.stream
     }
 
     /// The protocol state machine (for inspection).
     pub fn protocol(&self) -> &Protocol {
-        &self.proto
+        self.conn.protocol()
+    }
+
+    /// The connection's lifecycle: its deadlines and how it ended
+    /// ([`Connection::end`]).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
     }
 }
 
@@ -732,44 +854,7 @@ pub(crate) fn read_size(needed: usize, buffered: usize, chunk: usize) -> usize {
     wanted.min(buffered.max(chunk)).max(chunk)
 }
 
-/// One read of up to 4 KiB while a connection ends, bounded by `deadline`.
-pub(crate) fn read_before<S: Transport>(
-    stream: &mut S,
-    buf: &mut BytesMut,
-    deadline: Instant,
-) -> Result<(), Wait> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
-        return Err(Wait::TimedOut);
-    }
-    buf.reserve(4096);
-    match stream.read_into(buf, 4096) {
-        Ok(0) => Err(Wait::Eof),
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
-        Err(e) if is_timeout(&e) => Err(Wait::TimedOut),
-        Err(_) => Err(Wait::Failed),
-    }
-}
-
-/// Writes out everything `proto` has queued. After a write timeout the
-/// unsent rest stays queued and goes first with the next write.
-pub(crate) fn write_output<S: Transport>(stream: &mut S, proto: &mut Protocol) -> Result<()> {
-    while proto.has_output() {
-        match stream.write(proto.output()) {
-            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
-            Ok(n) => proto.consume_output(n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if is_timeout(&e) => {
-                return Err(ErrorKind::Timeout("writing (write_timeout)").into())
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    stream.flush().map_err(Error::from)
-}
-
-fn is_timeout(e: &io::Error) -> bool {
+pub(crate) fn is_timeout(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut

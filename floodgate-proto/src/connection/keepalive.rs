@@ -79,6 +79,13 @@ impl Keepalive {
         Some(payload)
     }
 
+    /// Makes the next ping due at `now`.
+    pub(crate) fn due_now(&mut self, now: Instant) {
+        if self.interval.is_some() {
+            self.next_ping = Some(now);
+        }
+    }
+
     /// A pong arrived: clears the ping it answers and every older one.
     /// Whether it answered one of ours.
     pub(crate) fn pong(&mut self, payload: &[u8]) -> bool {

@@ -385,6 +385,38 @@ impl Connection {
         }
     }
 
+    /// Changes the keepalive at `now`: pings every `interval` (the first
+    /// one `interval` from now), each awaited for `timeout`, with
+    /// `payload` (`None`: a counter). Pings outstanding are forgotten.
+    /// Ignored once the connection is closing.
+    pub fn set_keepalive(
+        &mut self,
+        interval: Option<Duration>,
+        timeout: Option<Duration>,
+        payload: Option<bytes::Bytes>,
+        now: Instant,
+    ) {
+        if self.phase != Phase::Open {
+            return;
+        }
+        self.timeouts.ping_interval = interval;
+        self.timeouts.ping_timeout = timeout;
+        self.timeouts.ping_payload = payload.clone();
+        self.keepalive = Keepalive::new(interval, timeout, payload, now);
+    }
+
+    /// Queues the keepalive's next ping now rather than at its time (the
+    /// interval goes on from here), with its pong deadline: for a
+    /// keepalive started on a running connection, so that its first
+    /// answer comes at once. Nothing when no ping interval is set or the
+    /// connection is closing.
+    pub fn ping_now(&mut self, now: Instant) {
+        if self.phase == Phase::Open {
+            self.keepalive.due_now(now);
+            self.open_timers(now);
+        }
+    }
+
     /// The application stopped reading (its buffer is full, under a
     /// blocking policy): pong and idle deadlines stop counting until
     /// [`resume_reading`](Self::resume_reading), since the pongs wait

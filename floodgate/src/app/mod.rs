@@ -352,7 +352,8 @@ impl RunOptions {
         self
     }
 
-    /// The payload of the pings (at most 125 bytes).
+    /// The payload of the pings (at most 125 bytes; empty, the default: an
+    /// 8-byte counter, so that each pong is matched to its own ping).
     pub fn ping_payload(mut self, payload: &[u8]) -> Self {
         self.ping_payload = payload.to_vec();
         self
@@ -456,12 +457,19 @@ impl App {
         let mut dispatch =
             Dispatch::new(self.handlers.clone(), self.workers, self.worker_key.clone());
         let mut retry = options.reconnect.map(Retry::new);
+        // The keepalive is the connection's own, from its first instant:
+        // its reader sends the pings and keeps the pong deadline.
+        let payload = (!options.ping_payload.is_empty())
+            .then(|| bytes::Bytes::copy_from_slice(&options.ping_payload));
+        let client =
+            self.client
+                .with_keepalive(options.ping_interval, options.ping_timeout, payload);
         let result = loop {
             if self.handle.is_closing() {
                 break Ok(());
             }
             let mut opened = None;
-            let end = match self.client.connect_buffered(&self.url) {
+            let end = match client.connect_buffered(&self.url) {
                 Ok(conn) => {
                     summary.connections += 1;
                     opened = Some(Instant::now());
@@ -509,14 +517,12 @@ impl App {
             self.handlers.guarded(&context, "on_open", || f(&context));
         }
         self.handle.attach(conn.sender());
-        let keepalive = options
-            .ping_interval
-            .map(|every| conn.keepalive(every, options.ping_timeout, &options.ping_payload));
         let end = self.consume(&conn, &context, dispatch, summary);
-        let dead = keepalive.is_some_and(crate::keepalive::Keepalive::stop);
+
         self.handle.detach();
         summary.last_stats = Some(conn.stats());
-        let ended = Ended::of(end, dead, options.ping_timeout);
+        // A dead connection ends with `NoPong` from the reader itself.
+        let ended = Ended::of(end, false, options.ping_timeout);
         if let Some(error) = &ended.error {
             self.handlers.error(&context, error);
         }

@@ -347,27 +347,19 @@ impl Buffer {
         outcome
     }
 
-    /// [`push`](Self::push), waiting on this thread while the policy says
-    /// wait.
-    pub(crate) fn push_blocking(
-        &self,
-        batch: &mut Batch,
-        wake_consumers: bool,
-    ) -> Result<(), BufferError> {
-        let waker = thread_waker();
-        loop {
-            match self.push(batch, &waker, wake_consumers) {
-                Pushed::Done => return Ok(()),
-                Pushed::FellBehind(err) => return Err(err),
-                Pushed::Wait(None) => std::thread::park(),
-                Pushed::Wait(Some(deadline)) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if !left.is_zero() {
-                        std::thread::park_timeout(left);
-                    }
-                }
-            }
+    /// Counts every message of `batch` as dropped (`dropped_newest`) and
+    /// empties it: the connection ended while they waited for room, so
+    /// they will never be placed, and are never lost silently.
+    pub(crate) fn drop_batch(&self, batch: &mut Batch) {
+        let mut state = self.lock();
+        for _ in 0..std::mem::take(&mut batch.filtered) {
+            state.queue.record_filtered();
         }
+        for _ in 0..batch.len() {
+            state.queue.record_dropped_newest();
+        }
+        drop(state);
+        batch.clear();
     }
 
     /// Wakes every waiting consumer: the deferred wake-ups of
@@ -646,7 +638,7 @@ impl Wake for ThreadWaker {
 }
 
 /// This thread's waker, made once per thread (no allocation per wait).
-fn thread_waker() -> Waker {
+pub(crate) fn thread_waker() -> Waker {
     thread_local! {
         static WAKER: Waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
     }

@@ -2,19 +2,29 @@
 //! and feeds a bounded [`Buffer`], so that a slow consumer neither starves
 //! the connection's pings nor lets an invisible backlog grow.
 //!
-//! Three parts share one connection:
-//! - the **reader** thread ([`reader`]) owns the read side of the socket
-//!   and a protocol instance that decodes; it answers pings and the close
-//!   handshake at once and pushes data messages into the buffer;
-//! - the **writer** (a socket handle and a protocol instance that encodes,
-//!   under one lock) serves every [`Sender`] and the reader's answers;
+//! One [`Connection`] (the protocol and its lifecycle, from
+//! `floodgate-proto`) serves the whole connection, behind one lock
+//! ([`Shared::core`]); three kinds of threads use it:
+//! - the **reader** thread ([`reader`]) owns the read side of the socket.
+//!   It decodes each read under the lock, answers pings and the close at
+//!   once, pushes data messages into the buffer, and keeps the
+//!   connection's timers: keepalive pings, the pong, close and send
+//!   deadlines. It never waits on a write: what it queues is written by
+//!   whoever holds the wire, or by itself with a short bound.
+//! - **senders** ([`Sender`], any thread) encode under the lock, take the
+//!   bytes out and write them under a second lock, the **wire**
+//!   ([`Shared::wire`]), which only orders the writes. A sender blocked on
+//!   a full socket holds the wire, never the connection, so the reader
+//!   goes on reading and its deadlines end a connection whose server
+//!   stopped reading (the shutdown also frees the blocked sender).
 //! - the **consumer** takes messages from the [`Buffer`].
 //!
-//! The socket is split with [`Transport::try_clone`] (a second descriptor
-//! for the same connection), so reading never holds the writer's lock.
-//! The reader reads into chunks it reuses once the consumer has dropped
-//! their messages ([`chunks`]), and wakes a waiting consumer once per run
-//! of reads rather than per read (see `Reader::fill`).
+//! The socket is split with [`Transport::try_clone`] (one descriptor to
+//! read, one to write, one to shut down with), so that none of them waits
+//! for another's lock. The reader reads into chunks it reuses once the
+//! consumer has dropped their messages ([`chunks`]), and wakes a waiting
+//! consumer once per run of reads rather than per read (see
+//! `Reader::fill`).
 
 mod chunks;
 pub(crate) mod reader;
@@ -24,121 +34,265 @@ pub use sender::Sender;
 
 use crate::buffer::{Buffer, BufferConfig, Delivered, Stats};
 use crate::error::{ErrorKind, Result};
+use crate::ingest::Ingest;
+use crate::lifecycle::ArmedTimeout;
 use crate::socket::WebSocket;
 use crate::stream::{Stream, Transport};
 use chunks::ChunkPool;
-use floodgate_proto::{CloseCode, CloseFrame, Message, OpCode, Protocol};
+use floodgate_proto::connection::{Connection, End};
+use floodgate_proto::{CloseCode, CloseFrame, Message, OpCode, UsageError};
 use http::{HeaderMap, StatusCode};
 use reader::Reader;
-use sender::Writer;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// How the connection ended, as far as a waiting `close` cares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Ending {
-    /// The close handshake completed (either side began it).
-    Closed,
-    /// The transport ended without a close.
-    Abnormal,
-    /// An error ended it.
-    Failed,
+/// The connection's state, under [`Shared::core`].
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub(crate) conn: Connection,
+    /// The transport was shut down: every send fails with `AlreadyClosed`.
+    pub(crate) ended: bool,
 }
 
-/// What the reader, the writers and the consumer share.
+/// The write side: a socket handle, the bytes taken from the connection
+/// and not written yet, and the socket's write timeout as last set.
+#[derive(Debug)]
+pub(crate) struct Wire<S> {
+    pub(crate) stream: S,
+    pub(crate) out: Vec<u8>,
+    pub(crate) armed: ArmedTimeout,
+}
+
+/// What the reader, the senders and the consumer share.
 #[derive(Debug)]
 pub(crate) struct Shared<S> {
-    writer: Mutex<Writer<S>>,
+    core: Mutex<Core>,
+    wire: Mutex<Wire<S>>,
+    /// A handle used only to shut the transport down, so that ending the
+    /// connection never waits for a sender blocked on the wire.
+    killer: Mutex<S>,
+    /// Output queued by a thread that could not take the wire: the wire's
+    /// holder writes it before it lets go.
+    pending: AtomicBool,
     pub(crate) buffer: Arc<Buffer>,
-    done: Mutex<Option<Ending>>,
+    /// The connection's end, once decided (for a waiting `close`).
+    done: Mutex<Option<End>>,
     done_changed: Condvar,
     pub(crate) close_timeout: Duration,
+    write_timeout: Option<Duration>,
 }
 
+/// How long the reader waits on one write of its own (a pong, a ping, the
+/// answer to a close) before it goes back to reading and leaves the rest
+/// to the next write: it must not stop reading for a server that does not.
+const READER_WRITE_WAIT: Duration = Duration::from_millis(10);
+
 impl<S: Transport> Shared<S> {
-    pub(crate) fn writer(&self) -> MutexGuard<'_, Writer<S>> {
-        // A panic while writing leaves the writer as consistent as an I/O
-        // error would; keep using it.
-        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn core(&self) -> MutexGuard<'_, Core> {
+        // A panic while holding it leaves the connection as consistent as
+        // between two calls; keep using it.
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Ends the transport for good: senders get `AlreadyClosed` and the
-    /// reader, if still reading, sees end of stream.
-    pub(crate) fn end_transport(&self) {
+    fn wire(&self) -> MutexGuard<'_, Wire<S>> {
+        self.wire.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Encodes with `encode` (under the connection's lock) and writes the
+    /// result (under the wire's): a sender's path.
+    pub(crate) fn send_with(
+        &self,
+        encode: impl FnOnce(&mut Connection) -> std::result::Result<(), UsageError>,
+    ) -> Result<()> {
+        let mut wire = self.wire();
         {
-            let mut writer = self.writer();
-            if !writer.ended {
-                writer.ended = true;
-                let _ = writer.stream.shutdown();
+            let mut core = self.core();
+            if core.ended || core.conn.is_finished() {
+                return Err(ErrorKind::AlreadyClosed.into());
+            }
+            encode(&mut core.conn)?;
+            core.conn.take_output(&mut wire.out);
+            core.conn.write_started(Instant::now());
+        }
+        let written = self.write_out(&mut wire, self.write_timeout);
+        self.core().conn.write_finished();
+        self.release(wire);
+        written
+    }
+
+    /// Writes what the wire holds (within `timeout`, `None`: no limit),
+    /// then what others queued meanwhile.
+    fn write_out(&self, wire: &mut Wire<S>, timeout: Option<Duration>) -> Result<()> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            if self.pending.swap(false, Ordering::SeqCst) {
+                self.core().conn.take_output(&mut wire.out);
+            }
+            if wire.out.is_empty() {
+                return Ok(());
+            }
+            if let Err(e) = write_some(wire, deadline) {
+                if !e.is_timeout() {
+                    // The socket failed: nothing more can be written.
+                    wire.out.clear();
+                    self.end_transport();
+                }
+                return Err(e);
             }
         }
+    }
+
+    /// Lets go of the wire; writes what was queued while it was held
+    /// (the reader queues without waiting for it).
+    fn release(&self, wire: MutexGuard<'_, Wire<S>>) {
+        drop(wire);
+        // The reader sets `pending` before it tries the wire: either it
+        // got the wire, or this sees the flag.
+        if self.pending.load(Ordering::SeqCst) {
+            self.flush_queued(READER_WRITE_WAIT);
+        }
+    }
+
+    /// Writes what the connection queued (a pong, a ping, a close), waiting
+    /// at most `wait` on the socket, without waiting for a sender that
+    /// holds the wire: it writes the output after its own. What did not
+    /// fit stays queued for the next writer. Whether everything went out.
+    pub(crate) fn flush_queued(&self, wait: Duration) -> bool {
+        self.pending.store(true, Ordering::SeqCst);
+        let Ok(mut wire) = self.wire.try_lock() else {
+            return false;
+        };
+        let written = self.write_out(&mut wire, Some(wait));
+        let done = written.is_ok() && wire.out.is_empty();
+        if !done {
+            self.pending.store(true, Ordering::SeqCst);
+        }
+        drop(wire);
+        done
+    }
+
+    /// Ends the transport for good: senders get `AlreadyClosed`, a sender
+    /// blocked on a full socket is freed, and the reader, if still
+    /// reading, sees end of stream.
+    pub(crate) fn end_transport(&self) {
+        {
+            let mut core = self.core();
+            if core.ended {
+                return;
+            }
+            core.ended = true;
+            if !core.conn.is_finished() {
+                core.conn.shutdown();
+            }
+        }
+        let _ = self
+            .killer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .shutdown();
         // A reader waiting for room under `Block` must not wait for a
         // consumer that may be gone.
         self.buffer.set_closing();
+        self.set_done();
     }
 
     /// Whether the transport was ended on this side (a read error after it
     /// is expected, not a failure).
     pub(crate) fn shut_down_locally(&self) -> bool {
-        self.writer().ended
+        self.core().ended
     }
 
-    pub(crate) fn set_done(&self, ending: Ending) {
+    /// Publishes the connection's end, once decided, to a waiting `close`.
+    pub(crate) fn set_done(&self) {
+        let end = self.core().conn.end().cloned();
+        let Some(end) = end else { return };
         let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
         if done.is_none() {
-            *done = Some(ending);
+            *done = Some(end);
             self.done_changed.notify_all();
         }
     }
 
-    fn wait_done(&self, deadline: Instant) -> Option<Ending> {
+    fn wait_done(&self, deadline: Instant) -> Option<End> {
         let done = self.done.lock().unwrap_or_else(|e| e.into_inner());
         let wait = deadline.saturating_duration_since(Instant::now());
         let (done, _) = self
             .done_changed
             .wait_timeout_while(done, wait, |done| done.is_none())
             .unwrap_or_else(|e| e.into_inner());
-        *done
+        done.clone()
     }
 
-    /// The application's close, first half: stop blocking the reader on a
-    /// full buffer and send the close; the reader completes the handshake.
+    /// The application's close, first half: queue the close (the close
+    /// deadline starts), stop blocking the reader on a full buffer, and
+    /// write the frame if the wire is free; the reader completes the
+    /// handshake. It never waits behind a sender blocked on a full socket:
+    /// that sender writes the close after its own bytes, and the close
+    /// deadline ends the connection if it never can.
     pub(crate) fn send_close(&self, frame: Option<CloseFrame>) -> Result<()> {
-        let mut writer = self.writer();
-        if writer.ended || writer.proto.close_sent() {
-            return Err(ErrorKind::AlreadyClosed.into());
+        {
+            let mut core = self.core();
+            if core.ended || !core.conn.can_send() {
+                return Err(ErrorKind::AlreadyClosed.into());
+            }
+            // An invalid code or reason is refused before anything changes.
+            core.conn.close(frame.as_ref(), Instant::now())?;
         }
-        // An invalid code or reason is refused before anything changes.
-        writer.proto.send_close(frame.as_ref())?;
         self.buffer.set_closing();
-        if let Err(e) = writer.flush() {
-            drop(writer);
-            self.end_transport();
-            return Err(e);
-        }
+        self.flush_queued(READER_WRITE_WAIT);
         Ok(())
     }
 
     /// The application's close: [`send_close`](Self::send_close), then
-    /// wait for the server's.
+    /// wait for the end the connection decides (the close deadline is the
+    /// core's; this thread runs it too, in case the reader is asleep).
     pub(crate) fn close(&self, frame: Option<CloseFrame>) -> Result<()> {
         self.send_close(frame)?;
-        match self.wait_done(Instant::now() + self.close_timeout) {
-            Some(Ending::Closed) => Ok(()),
-            Some(Ending::Abnormal) => Err(ErrorKind::AbnormalClosure.into()),
-            Some(Ending::Failed) => Err(ErrorKind::Io(std::io::Error::other(
-                "the transport failed during the close handshake",
-            ))
-            .into()),
+        let deadline = Instant::now() + self.close_timeout;
+        let end = match self.wait_done(deadline) {
+            Some(end) => end,
             None => {
+                let mut core = self.core();
+                core.conn.handle_timeout(Instant::now().max(deadline));
+                let end = core.conn.end().cloned().unwrap_or(End::CloseTimeout {
+                    timeout: self.close_timeout,
+                });
+                drop(core);
                 self.end_transport();
-                Err(
-                    ErrorKind::Timeout("waiting for the server's close frame (close_timeout)")
-                        .into(),
-                )
+                end
             }
+        };
+        match end {
+            End::Closed { .. } => Ok(()),
+            end => Err(crate::lifecycle::error_of(&end)),
         }
+    }
+}
+
+/// One write of the wire's bytes, bounded by `deadline`.
+fn write_some<S: Transport>(wire: &mut Wire<S>, deadline: Option<Instant>) -> Result<()> {
+    use std::io::ErrorKind as Io;
+    let now = Instant::now();
+    if deadline.is_some_and(|d| now >= d) {
+        return Err(ErrorKind::Timeout("writing (write_timeout)").into());
+    }
+    if let Some(timeout) = wire.armed.update(deadline, now) {
+        wire.stream.set_write_timeout(timeout)?;
+    }
+    match wire.stream.write(&wire.out) {
+        Ok(0) => Err(std::io::Error::from(Io::WriteZero).into()),
+        Ok(n) => {
+            wire.out.drain(..n);
+            if wire.out.is_empty() {
+                wire.stream.flush()?;
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == Io::Interrupted => Ok(()),
+        Err(e) if crate::socket::is_timeout(&e) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -188,42 +342,48 @@ pub struct BufferedWebSocket<S: Transport = Stream> {
 impl<S: Transport + Send + 'static> BufferedWebSocket<S> {
     pub(crate) fn start(ws: WebSocket<S>, config: &BufferConfig) -> Result<BufferedWebSocket<S>> {
         let parts = ws.into_parts();
-        config.validate(parts.proto.config().max_message_size)?;
-        if parts.proto.state() != floodgate_proto::State::Open || parts.finished {
+        config.validate(parts.conn.protocol().config().max_message_size)?;
+        if parts.conn.state() != floodgate_proto::State::Open || parts.finished {
             return Err(ErrorKind::AlreadyClosed.into());
         }
         let write_stream = parts.stream.try_clone()?;
+        let killer = parts.stream.try_clone()?;
         let buffer = Arc::new(Buffer::new(config));
-        let auto_pong = parts.proto.config().auto_pong;
-        let mut writer_proto = Protocol::new(parts.proto.role(), parts.proto.config().clone());
-        // The writer compresses, the reader inflates (its own protocol
-        // keeps the inflate context of what was received so far).
-        let deflate = parts.proto.deflate().cloned();
-        writer_proto.set_deflate(deflate.clone());
+        let deflate = parts.conn.deflate().cloned();
+        let close_timeout = parts.conn.timeouts().close;
         let shared = Arc::new(Shared {
-            writer: Mutex::new(Writer {
-                stream: write_stream,
-                proto: writer_proto,
+            core: Mutex::new(Core {
+                conn: parts.conn,
                 ended: false,
             }),
+            wire: Mutex::new(Wire {
+                stream: write_stream,
+                out: Vec::new(),
+                armed: ArmedTimeout::default(),
+            }),
+            killer: Mutex::new(killer),
+            pending: AtomicBool::new(false),
             buffer: buffer.clone(),
             done: Mutex::new(None),
             done_changed: Condvar::new(),
-            close_timeout: parts.close_timeout,
+            close_timeout,
+            write_timeout: parts.write_timeout,
         });
-        let reader = Reader {
-            stream: parts.stream,
-            proto: parts.proto,
-            read_buf: parts.read_buf,
-            read_chunk_size: parts.read_chunk_size,
-            auto_pong,
-            copy_small: config.retains_sparsely(),
-            shared: shared.clone(),
-            unwoken_bytes: 0,
-            chunks: ChunkPool::new(parts.read_chunk_size),
-            on_control: config.on_control.clone(),
-            on_data_frame: config.on_data_frame.clone(),
-        };
+        let ingest = Ingest::new(
+            buffer.clone(),
+            config.retains_sparsely(),
+            parts.read_chunk_size,
+            config.on_control.clone(),
+            config.on_data_frame.clone(),
+        );
+        let reader = Reader::new(
+            parts.stream,
+            parts.read_buf,
+            parts.read_chunk_size,
+            shared.clone(),
+            ingest,
+            ChunkPool::new(parts.read_chunk_size),
+        );
         let handle = std::thread::Builder::new()
             .name("floodgate-reader".into())
             .spawn(move || reader.run())?;
@@ -240,9 +400,13 @@ impl<S: Transport + Send + 'static> BufferedWebSocket<S> {
 }
 
 impl<S: Transport + Send + 'static> BufferedWebSocket<S> {
-    /// Pings the server every `interval` on a thread of its own; with
-    /// `timeout`, shuts the connection down when no pong comes within
-    /// `timeout` of a ping (see [`crate::keepalive`]).
+    /// Pings the server every `interval`; with `timeout`, ends the
+    /// connection when no pong answers a ping within `timeout` (see
+    /// [`crate::keepalive`]). The pings and the deadline are the reader
+    /// thread's (the same as [`ClientBuilder::ping_interval`](crate::ClientBuilder::ping_interval)
+    /// and [`ping_timeout`](crate::ClientBuilder::ping_timeout) set at
+    /// connect), so neither a slow consumer nor a sender blocked on a full
+    /// socket delays them.
     pub fn keepalive(
         &self,
         interval: Duration,

@@ -1,268 +1,354 @@
 //! The reader of a buffered connection: a thread that reads the socket,
-//! decodes, answers control frames at once and feeds the [`Buffer`].
+//! decodes through the connection, answers control frames at once, feeds
+//! the [`Buffer`](crate::buffer::Buffer), and keeps the connection's
+//! timers.
 //!
 //! It never waits for the consumer to answer a ping or a close: both are
 //! handled as soon as they are decoded, before the data decoded with them
-//! is pushed. The only thing that makes it wait is the buffer's policy
-//! (`Block`), and then it stops reading the socket altogether, which is
-//! what lets TCP flow control slow the server down.
+//! is pushed. It never waits for a sender either: a sender blocked on a
+//! full socket holds the wire, not the connection. The only thing that
+//! makes it stop reading is the buffer's policy (`Block`), which is what
+//! lets TCP flow control slow the server down; even then it wakes for the
+//! connection's deadlines (the pong deadline is paused meanwhile, since
+//! the pongs wait unread behind the data).
+//!
+//! The loop: decode what was read ([`Ingest::decode`]), deliver, write what
+//! the connection queued, report an end as soon as it is decided (the
+//! consumer learns of a protocol error at once, while the close goes out
+//! and the server gets its grace), drop the transport once the lifecycle
+//! is over, otherwise read again, waking at the connection's next deadline.
 
 use super::chunks::ChunkPool;
-use super::{Ending, Shared};
-use crate::buffer::{Batch, Buffer, BufferError, ControlFn, DataFrameFn};
+use super::{Shared, READER_WRITE_WAIT};
+use crate::buffer::{BufferError, Pushed};
 use crate::error::{Error, ErrorKind};
-use crate::socket::{read_before, read_size};
+use crate::ingest::{Ingest, Stop};
+use crate::lifecycle::{earliest, ArmedTimeout};
+use crate::socket::read_size;
 use crate::stream::Transport;
 use bytes::BytesMut;
-use floodgate_proto::{CloseCode, CloseFrame, Message, Protocol, ProtocolError, Text};
+use floodgate_proto::connection::End;
+use floodgate_proto::{CloseCode, CloseFrame, Message};
 use std::io;
-use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub(crate) struct Reader<S: Transport> {
-    pub(crate) stream: S,
-    pub(crate) proto: Protocol,
-    pub(crate) read_buf: BytesMut,
-    pub(crate) read_chunk_size: usize,
-    pub(crate) auto_pong: bool,
-    /// Copy small messages out of the read chunk they arrived in (see
-    /// [`compact`]).
-    pub(crate) copy_small: bool,
-    pub(crate) shared: Arc<Shared<S>>,
+    stream: S,
+    read_buf: BytesMut,
+    read_chunk_size: usize,
+    shared: Arc<Shared<S>>,
+    ingest: Ingest,
     /// Bytes read since waiting consumers were last woken (see
     /// [`Reader::fill`]).
-    pub(crate) unwoken_bytes: usize,
+    unwoken_bytes: usize,
     /// Where the next read chunk comes from.
-    pub(crate) chunks: ChunkPool,
-    /// The application's observer of pings and pongs
-    /// ([`BufferConfig::on_control_frame`](crate::buffer::BufferConfig::on_control_frame)).
-    pub(crate) on_control: Option<ControlFn>,
-    /// The application's observer of data frames
-    /// ([`BufferConfig::on_data_frame`](crate::buffer::BufferConfig::on_data_frame)).
-    pub(crate) on_data_frame: Option<DataFrameFn>,
+    chunks: ChunkPool,
+    armed: ArmedTimeout,
+    /// When the last read returned.
+    read_at: Instant,
+    /// The end was handed to the buffer (the consumer's error).
+    reported: bool,
+    /// Why this side aborted the connection, when it did: the consumer's
+    /// error instead of the close code.
+    abort_reason: Option<Error>,
+    /// Output the reader queued could not all be written yet.
+    output_stuck: bool,
 }
-
-/// Decoded messages are pushed into the buffer in runs of at most this
-/// many.
-const DELIVER_EVERY: usize = 512;
 
 /// While the socket has more data ready, consumers are woken once per
 /// this many bytes read rather than after every read: a wake-up costs the
 /// reader a futex call and, on a small machine, the core it runs on.
 const WAKE_EVERY_BYTES: usize = 1 << 20;
 
-/// A message shorter than this share of the read chunk is copied out of it
-/// when `copy_small` is set.
-const COPY_BELOW_CHUNK_FRACTION: usize = 8;
+/// The longest the reader sleeps without a deadline of the connection's:
+/// a keepalive started later ([`BufferedWebSocket::keepalive`](super::BufferedWebSocket::keepalive))
+/// is picked up within this. One wake-up a second costs nothing next to
+/// the thread itself.
+const MAX_SLEEP: Duration = Duration::from_secs(1);
+
+/// How soon the reader tries again to write output it could not (the
+/// server is not reading).
+const RETRY_WRITE: Duration = Duration::from_millis(50);
+
+/// The least free room in the current read chunk worth reading into (see
+/// `ChunkPool::make_room`); below it the reader moves to another chunk.
+const MIN_READ_ROOM: usize = 16 * 1024;
 
 impl<S: Transport> Reader<S> {
-    fn buffer(&self) -> &Buffer {
-        &self.shared.buffer
+    pub(crate) fn new(
+        stream: S,
+        read_buf: BytesMut,
+        read_chunk_size: usize,
+        shared: Arc<Shared<S>>,
+        ingest: Ingest,
+        chunks: ChunkPool,
+    ) -> Reader<S> {
+        Reader {
+            stream,
+            read_buf,
+            read_chunk_size,
+            shared,
+            ingest,
+            unwoken_bytes: 0,
+            chunks,
+            armed: ArmedTimeout::default(),
+            read_at: Instant::now(),
+            reported: false,
+            abort_reason: None,
+            output_stuck: false,
+        }
     }
 
-    /// Runs until the connection ends, then reports the end to the buffer
-    /// (for the consumer) and to a waiting `close`.
+    /// Runs until the connection's lifecycle is over, then ends the
+    /// transport and reports the end to the buffer (for the consumer) and
+    /// to a waiting `close`.
     pub(crate) fn run(mut self) {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.read_loop()));
-        let end = match outcome {
-            Ok(end) => end,
-            Err(panic) => {
-                let what = crate::error::panic_message(&*panic);
-                self.shared.writer().close_once(Some(&CloseFrame::new(
-                    CloseCode::INTERNAL_ERROR,
-                    "client error",
-                )));
-                ErrorKind::Panicked(what).into()
-            }
-        };
-        let ending = match end.kind() {
-            ErrorKind::ConnectionClosed(_) => Ending::Closed,
-            ErrorKind::AbnormalClosure => Ending::Abnormal,
-            _ => Ending::Failed,
-        };
+        if let Err(panic) = outcome {
+            let what = crate::error::panic_message(&*panic);
+            self.abort_reason = Some(ErrorKind::Panicked(what).into());
+            let now = Instant::now();
+            self.shared.core().conn.abort(
+                CloseFrame::new(CloseCode::INTERNAL_ERROR, "client error"),
+                now,
+            );
+            self.shared.flush_queued(READER_WRITE_WAIT);
+        }
+        self.report_end();
+        self.flush_before_end();
         self.shared.end_transport();
-        self.shared.set_done(ending);
-        self.shared.buffer.finish(end);
     }
 
-    fn read_loop(&mut self) -> Error {
-        let mut batch = self.buffer().new_batch();
-        // The reader waits only on the buffer, never on a read timeout.
-        let _ = self.stream.set_read_timeout(None);
-        let (copy_small, chunk_size) = (self.copy_small, self.read_chunk_size);
+    /// The lifecycle is over, but what it queued last (the answer to a
+    /// close, the close that fails the connection) must reach the socket
+    /// before the transport goes. A sender holding the wire writes it after
+    /// its own bytes; this waits for that at most `fail_grace`, since a
+    /// sender blocked on a full socket may never let go.
+    fn flush_before_end(&mut self) {
+        let grace = self.shared.core().conn.timeouts().fail_grace;
+        let give_up = Instant::now() + grace;
+        while !self.shared.flush_queued(READER_WRITE_WAIT) {
+            if Instant::now() >= give_up {
+                tracing::debug!("the last frames could not be written before the end");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn read_loop(&mut self) {
         loop {
-            let buffer = &self.shared.buffer;
-            // Data messages go to the batch; decoding stops at a control
-            // message (`Some(message)`) or a full batch (`None`).
-            let mut each = |message| match message {
-                Message::Text(_) | Message::Binary(_) => {
-                    buffer.stage(&mut batch, compact(copy_small, chunk_size, message));
-                    // A read chunk holds up to thousands of small messages;
-                    // handing them over in runs keeps the batch in cache.
-                    if batch.len() >= DELIVER_EVERY {
-                        ControlFlow::Break(None)
-                    } else {
-                        ControlFlow::Continue(())
-                    }
-                }
-                control => ControlFlow::Break(Some(control)),
+            let stop = {
+                let mut core = self.shared.core();
+                self.ingest
+                    .decode(&mut core.conn, &mut self.read_buf, self.read_at)
             };
-            // Two calls rather than one with an optional observer: the
-            // check per frame cost a measurable share at 16-byte messages.
-            let stopped = match &self.on_data_frame {
-                None => self.proto.read_messages(&mut self.read_buf, &mut each),
-                Some(observe) => {
-                    self.proto
-                        .read_messages_observed(&mut self.read_buf, &mut each, |f| observe(f))
+            let read_next = matches!(stop, Ok(Stop::NeedMore) | Err(_));
+            match stop {
+                Err(_) => {
+                    // The connection failed and queued its close; deliver
+                    // what came before the bad frame, then report at once.
+                    let _ = self.deliver();
                 }
+                Ok(Stop::Control(control)) => self.on_control(&control),
+                Ok(Stop::BatchFull) => {
+                    if let Err(err) = self.deliver() {
+                        self.disconnect(err);
+                    }
+                    continue;
+                }
+                Ok(Stop::NeedMore) => {
+                    if let Err(err) = self.deliver() {
+                        self.disconnect(err);
+                    }
+                }
+            }
+            self.write_queued();
+            let (decided, finished) = {
+                let core = self.shared.core();
+                (core.conn.end().is_some(), core.conn.is_finished())
             };
-            match stopped {
-                Err(err) => {
-                    // Deliver what came before the bad frame.
-                    let _ = self.deliver(&mut batch);
-                    return self.fail(err);
-                }
-                Ok(Some(Some(ping @ Message::Ping(_)))) => {
-                    tracing::trace!(len = ping.len(), "received a ping");
-                    self.answer_ping(ping.as_bytes());
-                    // This protocol instance only decodes; the answer it
-                    // queued itself was sent by the writer instead.
-                    let queued = self.proto.output().len();
-                    self.proto.consume_output(queued);
-                    self.observe(&ping);
-                }
-                Ok(Some(Some(pong @ Message::Pong(_)))) => {
-                    tracing::trace!(len = pong.len(), "received a pong");
-                    self.buffer().record_pong();
-                    self.observe(&pong);
-                }
-                Ok(Some(Some(Message::Close(frame)))) => {
-                    let _ = self.deliver(&mut batch);
-                    return self.on_peer_close(frame);
-                }
-                Ok(Some(_)) => {
-                    if let Err(err) = self.deliver(&mut batch) {
-                        return self.disconnect(err);
-                    }
-                }
-                Ok(None) => {
-                    if let Err(err) = self.deliver(&mut batch) {
-                        return self.disconnect(err);
-                    }
-                    if let Err(end) = self.fill() {
-                        return end;
-                    }
-                }
+            if decided && !self.reported {
+                // Known at once: the consumer need not wait for the
+                // close frame to go out or the server's answer.
+                let _ = self.deliver();
+                self.report_end();
+            }
+            if finished {
+                return;
+            }
+            if read_next {
+                self.fill();
             }
         }
     }
 
-    /// Shows a control frame to the application's observer, if any.
-    fn observe(&self, frame: &Message) {
-        if let Some(observer) = &self.on_control {
-            observer(frame);
+    /// A control frame the connection handled (its answer is queued).
+    fn on_control(&mut self, control: &Message) {
+        match control {
+            Message::Ping(payload) => {
+                tracing::trace!(len = payload.len(), "received a ping");
+                let decoded = self.read_at;
+                if self.write_queued() {
+                    self.ingest.buffer.record_ping(decoded.elapsed());
+                }
+            }
+            Message::Pong(payload) => tracing::trace!(len = payload.len(), "received a pong"),
+            Message::Close(frame) => tracing::debug!(?frame, "peer closed the WebSocket"),
+            _ => {}
+        }
+        if !matches!(control, Message::Close(_)) {
+            self.ingest.observe(control);
+        }
+        // Data decoded before the control frame is delivered before the
+        // next read; a close ends the loop after delivery.
+        if let Err(err) = self.deliver() {
+            self.disconnect(err);
         }
     }
 
-    /// Hands the decoded batch to the buffer; waits there under `Block`.
-    fn deliver(&self, batch: &mut Batch) -> Result<(), BufferError> {
-        if batch.is_empty() {
+    /// Writes what the connection queued, without waiting for a sender
+    /// holding the wire; whether everything went out.
+    fn write_queued(&mut self) -> bool {
+        if !self.shared.core().conn.has_output() && !self.output_stuck {
+            return true;
+        }
+        let done = self.shared.flush_queued(READER_WRITE_WAIT);
+        self.output_stuck = !done;
+        done
+    }
+
+    /// Hands the decoded batch to the buffer; under `Block` waits there
+    /// for room, waking for the connection's deadlines.
+    fn deliver(&mut self) -> Result<(), BufferError> {
+        if self.ingest.batch.is_empty() {
             return Ok(());
         }
-        let result = self.buffer().push_blocking(batch, false);
-        batch.clear();
+        let waker = crate::buffer::thread_waker();
+        let mut paused = false;
+        let result = loop {
+            match self
+                .ingest
+                .buffer
+                .push(&mut self.ingest.batch, &waker, false)
+            {
+                Pushed::Done => break Ok(()),
+                Pushed::FellBehind(err) => break Err(err),
+                Pushed::Wait(deadline) => {
+                    let now = Instant::now();
+                    let mut core = self.shared.core();
+                    if !paused {
+                        core.conn.pause_reading(now);
+                        paused = true;
+                    }
+                    if core.conn.poll_timeout().is_some_and(|t| now >= t) {
+                        core.conn.handle_timeout(now);
+                    }
+                    let wake = earliest(deadline, core.conn.poll_timeout());
+                    // Shut down here (`Sender::shutdown`, a drop): the
+                    // consumer may be gone. (Otherwise messages already
+                    // decoded wait for room even after the connection's
+                    // end was decided: it is the consumer's to take them.)
+                    let shut_down = core.ended;
+                    drop(core);
+                    self.write_queued();
+                    if shut_down {
+                        // Never placed, so counted as dropped, not lost.
+                        self.ingest.buffer.drop_batch(&mut self.ingest.batch);
+                        break Ok(());
+                    }
+                    match wake {
+                        None => std::thread::park_timeout(MAX_SLEEP),
+                        Some(wake) => {
+                            let left = wake.saturating_duration_since(Instant::now());
+                            if !left.is_zero() {
+                                std::thread::park_timeout(left.min(MAX_SLEEP));
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        self.ingest.batch.clear();
+        if paused {
+            self.shared.core().conn.resume_reading(Instant::now());
+        }
         result
     }
 
-    fn answer_ping(&self, payload: &[u8]) {
-        let decoded = Instant::now();
-        if !self.auto_pong {
+    /// The `Disconnect` policy: close with 1008 (policy violation); the
+    /// consumer gets the buffer's error with its figures.
+    fn disconnect(&mut self, err: BufferError) {
+        tracing::debug!(error = %err, "consumer fell behind: disconnecting");
+        self.abort_reason = Some(ErrorKind::Buffer(err).into());
+        let frame = CloseFrame::new(CloseCode::POLICY_VIOLATION, "consumer fell behind");
+        self.shared.core().conn.abort(frame, Instant::now());
+    }
+
+    /// Hands the connection's end to the buffer, once: the consumer gets
+    /// it after the buffered messages.
+    fn report_end(&mut self) {
+        if self.reported {
             return;
         }
-        let sent = {
-            let mut writer = self.shared.writer();
-            if writer.ended || writer.proto.close_sent() {
-                return;
+        let end = self.shared.core().conn.end().cloned();
+        let Some(end) = end else { return };
+        self.reported = true;
+        self.shared.set_done();
+        let error = match (&end, self.abort_reason.take()) {
+            (End::Aborted(_), Some(reason)) => reason,
+            (End::Shutdown, _) if self.shared.shut_down_locally() => {
+                ErrorKind::AbnormalClosure.into()
             }
-            writer.send_with(|p| p.send_pong(payload))
+            (end, _) => crate::lifecycle::error_of(end),
         };
-        match sent {
-            Ok(()) => self.buffer().record_ping(decoded.elapsed()),
-            Err(e) => tracing::debug!(error = %e, "could not answer a ping"),
-        }
+        self.ingest.buffer.finish(error);
     }
 
-    /// The peer's close: answer it (unless we closed first), let the server
-    /// end TCP, and end.
-    fn on_peer_close(&mut self, frame: Option<CloseFrame>) -> Error {
-        tracing::debug!(?frame, "peer closed the WebSocket");
-        let echo = frame.as_ref().map(|f| CloseFrame::new(f.code, ""));
-        self.shared.writer().close_once(echo.as_ref());
-        self.shared.set_done(Ending::Closed);
-        if self.proto.role() == floodgate_proto::Role::Client {
-            self.wait_for_eof(Instant::now() + self.shared.close_timeout);
-        }
-        ErrorKind::ConnectionClosed(frame).into()
-    }
-
-    /// The server broke the protocol: close with the error's code, wait
-    /// briefly for its close, end.
-    fn fail(&mut self, err: ProtocolError) -> Error {
-        tracing::debug!(error = %err, code = %err.close_code(), "failing the WebSocket connection");
-        self.end_with_close(&err.close_frame());
-        ErrorKind::Protocol(err).into()
-    }
-
-    /// The `Disconnect` policy: close with 1008 (policy violation), wait
-    /// briefly for the server's close, end.
-    fn disconnect(&mut self, err: BufferError) -> Error {
-        tracing::debug!(error = %err, "consumer fell behind: disconnecting");
-        let frame = CloseFrame::new(CloseCode::POLICY_VIOLATION, "consumer fell behind");
-        self.end_with_close(&frame);
-        ErrorKind::Buffer(err).into()
-    }
-
-    fn end_with_close(&mut self, frame: &CloseFrame) {
-        self.shared.writer().close_once(Some(frame));
-        // What follows a bad frame cannot be trusted to be framed; wait for
-        // the server's close in what it sends from now on.
-        self.read_buf.clear();
-        let deadline = Instant::now() + self.shared.close_timeout;
-        while let Ok(false) = self.proto.discard_until_close(&mut self.read_buf) {
-            if read_before(&mut self.stream, &mut self.read_buf, deadline).is_err() {
-                return;
-            }
-        }
-        self.wait_for_eof(deadline);
-    }
-
-    fn wait_for_eof(&mut self, deadline: Instant) {
-        loop {
-            self.read_buf.clear();
-            if read_before(&mut self.stream, &mut self.read_buf, deadline).is_err() {
-                return;
-            }
-        }
-    }
-
-    /// Reads the next chunk from the socket.
+    /// Reads the next chunk from the socket, or wakes at the connection's
+    /// next deadline and runs it.
     ///
     /// What was pushed since the last wake-up is announced to waiting
     /// consumers before the reader could block: when the socket has
     /// nothing ready, or after [`WAKE_EVERY_BYTES`] so that a consumer is
     /// not kept waiting through a long burst. A message therefore waits
     /// for its wake-up at most as long as reading 1 MiB takes.
-    fn fill(&mut self) -> Result<(), Error> {
-        let chunk = read_size(
-            self.proto.bytes_needed(),
-            self.read_buf.len(),
-            self.read_chunk_size,
-        );
+    fn fill(&mut self) {
+        let now = Instant::now();
+        let (wake, discarding, needed, queued) = {
+            let mut core = self.shared.core();
+            if core.conn.poll_timeout().is_some_and(|t| now >= t) {
+                core.conn.handle_timeout(now);
+            }
+            if core.conn.is_finished() {
+                return;
+            }
+            let c = &core.conn;
+            (
+                c.poll_timeout(),
+                c.is_discarding(),
+                c.bytes_needed(),
+                c.has_output(),
+            )
+        };
+        if queued {
+            // A keepalive ping the timers just queued.
+            self.write_queued();
+        }
+        let cap = if self.output_stuck {
+            RETRY_WRITE
+        } else {
+            MAX_SLEEP
+        };
+        let deadline = earliest(wake, Some(now + cap));
+        let chunk = if discarding {
+            4096
+        } else {
+            read_size(needed, self.read_buf.len(), self.read_chunk_size)
+        };
         // The rest of the frame in progress, or at least a useful read.
-        let at_least = self
-            .proto
-            .bytes_needed()
+        let at_least = needed
             .saturating_sub(self.read_buf.len())
             .max(MIN_READ_ROOM)
             .min(chunk);
@@ -272,50 +358,41 @@ impl<S: Transport> Reader<S> {
             read = self.stream.read_available_into(&mut self.read_buf, chunk);
         }
         if matches!(&read, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
-            self.buffer().wake_consumers();
+            self.ingest.buffer.wake_consumers();
             self.unwoken_bytes = 0;
+            if let Some(timeout) = self.armed.update(deadline, now) {
+                let _ = self.stream.set_read_timeout(timeout);
+            }
             read = self.stream.read_into(&mut self.read_buf, chunk);
         }
-        if let Ok(n) = read {
-            self.unwoken_bytes += n;
-        }
+        self.read_at = Instant::now();
         match read {
-            Ok(0) => Err(ErrorKind::AbnormalClosure.into()),
-            Ok(_) => Ok(()),
+            Ok(0) => self.shared.core().conn.receive_eof(self.read_at),
+            Ok(n) => self.unwoken_bytes += n,
             Err(e)
                 if matches!(
                     e.kind(),
                     io::ErrorKind::Interrupted
                         | io::ErrorKind::WouldBlock
                         | io::ErrorKind::TimedOut
-                ) =>
-            {
-                Ok(())
+                ) => {}
+            Err(e) => {
+                let undecided = self.shared.core().conn.end().is_none();
+                if undecided && !self.shared.shut_down_locally() {
+                    tracing::debug!(error = %e, "the transport failed");
+                    self.report_io_error(e);
+                }
+                self.shared.core().conn.receive_eof(self.read_at);
             }
-            Err(_) if self.shared.shut_down_locally() => Err(ErrorKind::AbnormalClosure.into()),
-            Err(e) => Err(e.into()),
         }
     }
-}
 
-/// The least free room in the current read chunk worth reading into (see
-/// `ChunkPool::make_room`); below it the reader moves to another chunk.
-const MIN_READ_ROOM: usize = 16 * 1024;
-
-/// Under conflation, `DropNewest` or priorities, a message may stay
-/// buffered long after the messages around it were taken or dropped,
-/// and as a slice of the read chunk it would keep the whole chunk
-/// (256 KiB by default) alive: 1000 such messages could hold 64 MiB.
-/// Small messages are copied out so that retained memory follows
-/// retained payload. (`Block` and `DropOldest` keep runs of consecutive
-/// messages and skip the copy, which costs an allocation per message.)
-pub(crate) fn compact(copy_small: bool, chunk_size: usize, message: Message) -> Message {
-    if !copy_small || message.len() * COPY_BELOW_CHUNK_FRACTION >= chunk_size {
-        return message;
-    }
-    match message {
-        Message::Text(t) => Message::Text(Text::from(t.as_str())),
-        Message::Binary(b) => Message::Binary(bytes::Bytes::copy_from_slice(&b)),
-        other => other,
+    /// The transport failed before any end was decided: the consumer gets
+    /// the I/O error itself.
+    fn report_io_error(&mut self, e: io::Error) {
+        self.shared.core().conn.receive_eof(self.read_at);
+        self.reported = true;
+        self.shared.set_done();
+        self.ingest.buffer.finish(e.into());
     }
 }

@@ -3,60 +3,16 @@
 //!
 //! Every frame, whether sent by the application or by the reader (pongs,
 //! the answer to a close, the close that fails a connection), is encoded
-//! and written under one lock, so frames never interleave on the wire and
-//! a close is always the last frame sent.
+//! by the connection's one [`Connection`] and written in the order it was
+//! encoded (see the [module docs](super) for the two locks), so frames
+//! never interleave on the wire and a close is always the last frame sent.
 
 use super::Shared;
-use crate::error::{ErrorKind, Result};
+use crate::error::Result;
 use crate::stream::{Stream, Transport};
-use floodgate_proto::{CloseCode, CloseFrame, Message, OpCode, Protocol, UsageError};
+use floodgate_proto::connection::Connection;
+use floodgate_proto::{CloseCode, CloseFrame, Message, OpCode, UsageError};
 use std::sync::Arc;
-
-/// The write side of a connection: a socket handle and a protocol instance
-/// used only to encode (mask, frame, track the close).
-#[derive(Debug)]
-pub(crate) struct Writer<S> {
-    pub(crate) stream: S,
-    pub(crate) proto: Protocol,
-    /// The transport ended: every send fails with `AlreadyClosed`.
-    pub(crate) ended: bool,
-}
-
-impl<S: Transport> Writer<S> {
-    /// Encodes with `encode` and writes everything queued.
-    pub(crate) fn send_with(
-        &mut self,
-        encode: impl FnOnce(&mut Protocol) -> std::result::Result<(), UsageError>,
-    ) -> Result<()> {
-        if self.ended {
-            return Err(ErrorKind::AlreadyClosed.into());
-        }
-        encode(&mut self.proto)?;
-        self.flush()
-    }
-
-    /// Writes out what the protocol queued (see
-    /// [`write_output`](crate::socket::write_output)).
-    pub(crate) fn flush(&mut self) -> Result<()> {
-        crate::socket::write_output(&mut self.stream, &mut self.proto)
-    }
-
-    /// Sends a close frame unless one was sent already; whether it sent.
-    pub(crate) fn close_once(&mut self, frame: Option<&CloseFrame>) -> bool {
-        if self.ended || self.proto.close_sent() {
-            return false;
-        }
-        if self.proto.send_close(frame).is_err() {
-            // Only an invalid code or reason fails; a close without code
-            // still ends the connection properly.
-            let _ = self.proto.send_close(None);
-        }
-        if let Err(e) = self.flush() {
-            tracing::debug!(error = %e, "could not send the close frame");
-        }
-        true
-    }
-}
 
 /// Sends on a buffered connection from any thread; cheap to clone.
 ///
@@ -91,9 +47,9 @@ impl<S: Transport> Clone for Sender<S> {
 impl<S: Transport> Sender<S> {
     fn with_writer(
         &self,
-        encode: impl FnOnce(&mut Protocol) -> std::result::Result<(), UsageError>,
+        encode: impl FnOnce(&mut Connection) -> std::result::Result<(), UsageError>,
     ) -> Result<()> {
-        self.shared.writer().send_with(encode)
+        self.shared.send_with(encode)
     }
 
     /// Sends a message (a `Close` message runs [`close_with`](Self::close_with)).
@@ -145,27 +101,24 @@ impl<S: Transport> Sender<S> {
     {
         let mut close = None;
         let mut refused = None;
-        {
-            let mut writer = self.shared.writer();
-            if writer.ended {
-                return Err(ErrorKind::AlreadyClosed.into());
-            }
-            let mut count = 0usize;
+        let mut count = 0usize;
+        let written = self.shared.send_with(|conn| {
             for message in messages {
                 let message = message.into();
                 if let Message::Close(frame) = message {
                     close = Some(frame);
                     break;
                 }
-                if let Err(e) = writer.proto.send(&message) {
+                if let Err(e) = conn.send(&message) {
                     refused = Some(e);
                     break;
                 }
                 count += 1;
             }
-            tracing::trace!(count, "sending a batch of messages");
-            writer.flush()?;
-        }
+            Ok(())
+        });
+        tracing::trace!(count, "sent a batch of messages");
+        written?;
         if let Some(e) = refused {
             return Err(e.into());
         }
@@ -274,7 +227,7 @@ impl<S: Transport> Sender<S> {
     /// Whether the connection is open: no close sent or received, and the
     /// transport alive.
     pub fn is_open(&self) -> bool {
-        let writer = self.shared.writer();
-        !writer.ended && !writer.proto.close_sent() && !self.shared.buffer.is_finished()
+        let core = self.shared.core();
+        !core.ended && core.conn.can_send() && !self.shared.buffer.is_finished()
     }
 }

@@ -15,8 +15,8 @@ use super::socket::{CoreParts, WebSocket};
 use crate::buffer::{
     Batch, Buffer, BufferConfig, BufferError, ControlFn, DataFrameFn, Delivered, Pushed, Stats,
 };
-use crate::buffered::reader::compact;
 use crate::error::{Error, ErrorKind, Result};
+use crate::ingest::{compact, DELIVER_EVERY};
 use floodgate_proto::{CloseCode, CloseFrame, Message, UsageError};
 use futures_core::Stream;
 use http::{HeaderMap, StatusCode};
@@ -28,10 +28,6 @@ use std::task::{Context, Poll};
 use std::time::Instant as StdInstant;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-
-/// Decoded messages are pushed into the buffer in runs of at most this
-/// many (as the blocking reader does).
-const DELIVER_EVERY: usize = 512;
 
 /// An async connection whose reader task feeds a bounded
 /// [`Buffer`]: see the blocking [`crate::BufferedWebSocket`] for the
