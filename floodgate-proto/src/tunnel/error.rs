@@ -122,7 +122,7 @@ pub enum Malformed {
     /// The HTTP answer does not start with `HTTP/`.
     #[error("the answer starts with {:?}, not HTTP/", String::from_utf8_lossy(.start))]
     NotHttp {
-        /// Its first bytes (at most 5).
+        /// Its first bytes, up to the first that cannot begin `HTTP/`.
         start: Vec<u8>,
     },
     /// The HTTP response head does not parse.

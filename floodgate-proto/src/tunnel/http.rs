@@ -167,12 +167,17 @@ impl HttpConnect {
     }
 
     fn look_at(&mut self, buf: &mut BytesMut, seen: usize) -> Result<Progress, TunnelError> {
-        let start = buf.len().min(5);
-        if !buf[..start].eq_ignore_ascii_case(&b"HTTP/"[..start]) {
+        // Fail at the first byte that cannot start `HTTP/` (and report up
+        // to it, so the verdict is the same however the bytes arrive).
+        let mismatch = buf
+            .iter()
+            .zip(b"HTTP/")
+            .position(|(got, want)| !got.eq_ignore_ascii_case(want));
+        if let Some(at) = mismatch {
             return Err(TunnelError::malformed(
                 PROTOCOL,
                 Malformed::NotHttp {
-                    start: buf[..start].to_vec(),
+                    start: buf[..=at].to_vec(),
                 },
             ));
         }
@@ -380,10 +385,14 @@ mod tests {
     #[test]
     fn an_answer_that_is_not_http_fails_at_its_first_byte() {
         let mut c = connect(None);
-        let mut buf = BytesMut::from(&[5u8, 0][..]);
+        let mut buf = BytesMut::from(&b"HTX/1.1 200"[..]);
         let err = c.receive(&mut buf).unwrap_err();
         assert!(
-            matches!(&err, TunnelError::Malformed { protocol: TunnelProtocol::Http, detail: Malformed::NotHttp { start } } if start == &[5, 0]),
+            matches!(&err, TunnelError::Malformed { protocol: TunnelProtocol::Http, detail: Malformed::NotHttp { start } } if start == b"HTX"),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("starts with \"HTX\", not HTTP/"),
             "{err}"
         );
         assert_eq!(c.read_limit(), 0);

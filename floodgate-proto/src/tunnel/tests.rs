@@ -107,7 +107,38 @@ fn a_proxy_closing_early_is_reported_as_closed_for_its_protocol() {
     }
 }
 
+/// What a greedy driver gets from `stream` fed in `chunk`-byte pieces
+/// (everything it has, every time) before the proxy closes.
+fn drive_greedy(tunnel: &mut Tunnel, stream: &[u8], chunk: usize) -> Result<Progress, TunnelError> {
+    let mut buf = BytesMut::new();
+    for piece in stream.chunks(chunk.max(1)) {
+        tunnel.consume_output(usize::MAX);
+        buf.extend_from_slice(piece);
+        if tunnel.receive(&mut buf)? == Progress::Done {
+            return Ok(Progress::Done);
+        }
+    }
+    Err(tunnel.closed())
+}
+
 proptest! {
+    #[test]
+    fn bounded_greedy_and_chunked_drivers_reach_the_same_verdict(
+        prefix in 0usize..6,
+        tail in proptest::collection::vec(any::<u8>(), 0..400),
+        chunk in 1usize..40,
+    ) {
+        let prefixes: [&[u8]; 6] = [b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 407 ", &[0], &[0, 90, 0, 0], &[5, 0, 5, 0, 0], &[5, 2, 1, 0, 5, 0, 0, 3]];
+        let stream = [prefixes[prefix], &tail[..]].concat();
+        for i in 0..tunnels().len() {
+            let bounded = drive(&mut tunnels().swap_remove(i), &stream).0;
+            let whole = drive_greedy(&mut tunnels().swap_remove(i), &stream, stream.len());
+            let chunked = drive_greedy(&mut tunnels().swap_remove(i), &stream, chunk);
+            prop_assert_eq!(&bounded, &whole, "tunnel {}", i);
+            prop_assert_eq!(&bounded, &chunked, "tunnel {}", i);
+        }
+    }
+
     #[test]
     fn no_answer_makes_a_tunnel_panic_or_read_past_its_bound(
         from_proxy in proptest::collection::vec(any::<u8>(), 0..1024),
