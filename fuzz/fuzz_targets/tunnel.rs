@@ -29,12 +29,28 @@ fn tunnel(kind: u8) -> (Tunnel, usize) {
     });
     let socks5_bound = 2 + 2 + 4 + 1 + 255 + 2;
     match kind % 6 {
-        0 => (HttpConnect::new(&name, 443, None, HTTP_LIMIT).unwrap().into(), HTTP_LIMIT),
-        1 => (HttpConnect::new(&ip, 80, credentials, HTTP_LIMIT).unwrap().into(), HTTP_LIMIT),
+        0 => (
+            HttpConnect::new(&name, 443, None, HTTP_LIMIT)
+                .unwrap()
+                .into(),
+            HTTP_LIMIT,
+        ),
+        1 => (
+            HttpConnect::new(&ip, 80, credentials, HTTP_LIMIT)
+                .unwrap()
+                .into(),
+            HTTP_LIMIT,
+        ),
         2 => (Socks4Connect::new(&ip, 80, "user").unwrap().into(), 8),
         3 => (Socks4Connect::new(&name, 80, "").unwrap().into(), 8),
-        4 => (Socks5Connect::new(&name, 443, None).unwrap().into(), socks5_bound),
-        _ => (Socks5Connect::new(&ip, 443, credentials).unwrap().into(), socks5_bound),
+        4 => (
+            Socks5Connect::new(&name, 443, None).unwrap().into(),
+            socks5_bound,
+        ),
+        _ => (
+            Socks5Connect::new(&ip, 443, credentials).unwrap().into(),
+            socks5_bound,
+        ),
     }
 }
 
@@ -87,6 +103,9 @@ fuzz_target!(|data: &[u8]| {
     let chunk = [1, 2, 3, 5, 8, 13, 64, 1000][usize::from((control >> 3) & 0b111)];
     let (mut t, bound) = tunnel(control);
     let verdict = bounded(&mut t, bound, stream);
-    assert_eq!(verdict, greedy(&mut tunnel(control).0, stream, stream.len()));
+    assert_eq!(
+        verdict,
+        greedy(&mut tunnel(control).0, stream, stream.len())
+    );
     assert_eq!(verdict, greedy(&mut tunnel(control).0, stream, chunk));
 });
