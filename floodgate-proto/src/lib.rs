@@ -26,6 +26,12 @@
 //!   masking; [`utf8`]: incremental validation of fragmented text;
 //!   [`close`]: close codes and payloads; [`message`]: [`Message`] and
 //!   [`Text`].
+//! - [`tunnel`]: the proxy handshakes a client runs before any of the
+//!   above, as state machines: HTTP `CONNECT` ([`tunnel::HttpConnect`]),
+//!   SOCKS4/4a ([`tunnel::Socks4Connect`]) and SOCKS5/5h
+//!   ([`tunnel::Socks5Connect`]), bytes in and bytes out, each read
+//!   bounded, with a typed [`tunnel::TunnelError`] that carries what the
+//!   proxy answered.
 //! - Errors, split by blame: [`ProtocolError`] (the peer broke the
 //!   protocol; each knows its close code), [`HandshakeError`] (the upgrade
 //!   was refused or malformed), [`UsageError`] (the application asked for
@@ -56,8 +62,10 @@
 //!
 //! # Not provided
 //!
-//! No I/O, no clocks (timeouts are the I/O layer's), no extension but
-//! permessage-deflate, and no HTTP beyond the upgrade.
+//! No I/O, no clocks (timeouts are the I/O layer's), no DNS (the I/O layer
+//! resolves names for the proxies that want addresses), no extension but
+//! permessage-deflate, and no HTTP beyond the upgrade and the proxy's
+//! `CONNECT`.
 //!
 //! [floodgate]: https://docs.rs/floodgate
 
@@ -72,6 +80,7 @@ pub mod handshake;
 pub mod mask;
 pub mod message;
 pub mod protocol;
+pub mod tunnel;
 pub mod utf8;
 
 pub use close::{CloseCode, CloseFrame};

@@ -297,28 +297,40 @@ pub(crate) fn client_request(target: &Target, options: &Options) -> ClientReques
     }
 }
 
+/// Resolves `target` and connects to the first of its addresses that
+/// answers, with the socket options set before `connect`.
 pub(crate) fn connect_tcp(
     target: &Target,
     options: &Options,
     deadline: Option<Instant>,
 ) -> Result<TcpStream> {
     let where_ = format!("{}:{}", target.host, target.port);
-    let addrs: Vec<SocketAddr> = (target.host.as_str(), target.port)
-        .to_socket_addrs()
-        .map_err(|source| ErrorKind::Connect {
-            target: where_.clone(),
-            source,
-        })?
-        .collect();
-    let mut last_error = io::Error::new(
-        io::ErrorKind::NotFound,
-        "the host name resolved to no address",
-    );
-    for addr in addrs {
+    let addrs = resolve(&target.host, target.port).map_err(|source| ErrorKind::Connect {
+        target: where_.clone(),
+        source,
+    })?;
+    connect_addrs(&where_, &addrs, options, deadline)
+}
+
+/// The addresses of `host` (an IP literal without a lookup).
+pub(crate) fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    Ok((host, port).to_socket_addrs()?.collect())
+}
+
+/// Tries each address in turn until one connects, all within `deadline`.
+/// `where_` names the host in the error.
+pub(crate) fn connect_addrs(
+    where_: &str,
+    addrs: &[SocketAddr],
+    options: &Options,
+    deadline: Option<Instant>,
+) -> Result<TcpStream> {
+    let mut last_error = no_address();
+    for &addr in addrs {
         let remaining = match deadline {
             Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
                 Some(left) if !left.is_zero() => Some(left),
-                _ => return Err(ErrorKind::Timeout("connecting (connect_timeout)").into()),
+                _ => return Err(connect_timed_out()),
             },
             None => None,
         };
@@ -327,7 +339,7 @@ pub(crate) fn connect_tcp(
             Err(e)
                 if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock =>
             {
-                return Err(ErrorKind::Timeout("connecting (connect_timeout)").into())
+                return Err(connect_timed_out())
             }
             Err(e) => {
                 tracing::debug!(%addr, error = %e, "TCP connect failed");
@@ -336,10 +348,24 @@ pub(crate) fn connect_tcp(
         }
     }
     Err(ErrorKind::Connect {
-        target: where_,
+        target: where_.to_owned(),
         source: last_error,
     }
     .into())
+}
+
+/// The error of a name that resolved to nothing (before any address was
+/// tried).
+pub(crate) fn no_address() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        "the host name resolved to no address",
+    )
+}
+
+/// The error of a TCP connect that ran into the connect deadline.
+pub(crate) fn connect_timed_out() -> Error {
+    ErrorKind::Timeout("connecting (connect_timeout)").into()
 }
 
 fn connect_addr(
@@ -347,6 +373,19 @@ fn connect_addr(
     options: &Options,
     timeout: Option<Duration>,
 ) -> io::Result<TcpStream> {
+    let socket = tcp_socket(addr, options)?;
+    let addr = SockAddr::from(addr);
+    match timeout {
+        Some(timeout) => socket.connect_timeout(&addr, timeout)?,
+        None => socket.connect(&addr)?,
+    }
+    Ok(socket.into())
+}
+
+/// A TCP socket for `addr` with the options that must be set before
+/// `connect` (`SO_RCVBUF` shapes the window offered in the SYN), shared by
+/// the blocking and the async connect so that both set the same ones.
+pub(crate) fn tcp_socket(addr: SocketAddr, options: &Options) -> io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     if let Some(size) = options.recv_buffer_size {
         socket.set_recv_buffer_size(size)?;
@@ -358,12 +397,7 @@ fn connect_addr(
     if let Some(idle) = options.tcp_keepalive {
         socket.set_tcp_keepalive(&TcpKeepalive::new().with_time(idle))?;
     }
-    let addr = SockAddr::from(addr);
-    match timeout {
-        Some(timeout) => socket.connect_timeout(&addr, timeout)?,
-        None => socket.connect(&addr)?,
-    }
-    Ok(socket.into())
+    Ok(socket)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! ([`ErrorKind::ConnectionClosed`], [`ErrorKind::AbnormalClosure`],
 //! [`ErrorKind::AlreadyClosed`]).
 
+use floodgate_proto::tunnel::TunnelError;
 use floodgate_proto::{CloseFrame, HandshakeError, ProtocolError, UsageError};
 use std::fmt;
 use std::io;
@@ -132,6 +133,29 @@ pub enum ErrorKind {
 /// [`ErrorKind::Proxy`]. Each message reads after the proxy's name:
 /// "SOCKS5 proxy 127.0.0.1:1080 refused: connection refused by destination
 /// host (reply 5)".
+///
+/// Reaching the proxy is this type's ([`Unreachable`](Self::Unreachable),
+/// [`Resolve`](Self::Resolve), [`TimedOut`](Self::TimedOut),
+/// [`Io`](Self::Io)); what the proxy answered is the protocol core's
+/// [`TunnelError`], in [`ProxyError::Tunnel`].
+///
+/// ```
+/// use floodgate::proxy::{Socks5Reply, TunnelError};
+/// use floodgate::{ErrorKind, ProxyError};
+///
+/// fn refused_by_destination(e: &floodgate::Error) -> bool {
+///     matches!(
+///         e.kind(),
+///         ErrorKind::Proxy {
+///             reason: ProxyError::Tunnel(TunnelError::Socks5Refused {
+///                 reply: Socks5Reply::ConnectionRefused
+///             }),
+///             ..
+///         }
+///     )
+/// }
+/// # let _ = refused_by_destination;
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProxyError {
@@ -152,74 +176,23 @@ pub enum ProxyError {
     /// `connect_timeout`.
     #[error("did not finish its handshake within connect_timeout; the proxy or the path to the server is too slow, or it is not a proxy of this kind")]
     TimedOut,
-    /// The proxy closed the connection before its handshake was done.
-    #[error("closed the connection in the middle of its handshake; check that it is a {protocol} proxy and that it allows this client and destination")]
-    Closed {
-        /// The protocol spoken (`HTTP`, `SOCKS4`, `SOCKS5`).
-        protocol: &'static str,
-    },
     /// Reading from or writing to the proxy failed during the handshake.
     #[error("failed during its handshake: {0}")]
     Io(#[source] io::Error),
-    /// The HTTP proxy answered `CONNECT` with a status other than 2xx.
-    #[error("answered CONNECT with {status} {reason}; {hint}", hint = http_status_hint(*status))]
-    HttpStatus {
-        /// The status code (407: the proxy wants credentials or refused
-        /// the ones given).
-        status: u16,
-        /// The reason phrase the proxy sent.
-        reason: String,
-    },
-    /// The HTTP proxy's response head was larger than the limit.
-    #[error("sent a response head over {limit} bytes to CONNECT; it does not look like a working HTTP proxy")]
-    HeadTooLarge {
-        /// The limit, in bytes.
-        limit: usize,
-    },
-    /// The proxy answered something that is not its protocol.
-    #[error("sent an answer that is not valid {protocol}: {detail}; check the proxy's scheme (http, socks4, socks4a, socks5, socks5h) and port")]
-    Malformed {
-        /// The protocol expected (`HTTP`, `SOCKS4`, `SOCKS5`).
-        protocol: &'static str,
-        /// What was wrong with the answer.
-        detail: String,
-    },
-    /// The SOCKS5 proxy accepts none of the authentication methods
-    /// offered.
-    #[error("accepts none of the authentication methods offered ({offered}); {hint}", hint = if *.offered == "none" { "it probably wants a user name and password: put them in the proxy URL (socks5://user:password@host:port)" } else { "it wants a method floodgate does not speak (e.g. GSSAPI)" })]
-    NoAcceptableAuth {
-        /// The methods offered: `none`, or `none, username/password`.
-        offered: &'static str,
-    },
-    /// The SOCKS5 proxy refused the user name and password (RFC 1929).
-    #[error("refused the user name and password (RFC 1929 status {status}); check the credentials in the proxy URL")]
-    AuthFailed {
-        /// The status byte of its answer (non-zero).
-        status: u8,
-    },
-    /// The SOCKS5 proxy refused the `CONNECT` request.
-    #[error("refused: {} (reply {code})", socks5_reply_text(*code))]
-    Socks5Refused {
-        /// The reply code (RFC 1928 section 6).
-        code: u8,
-    },
-    /// The SOCKS4 proxy refused the `CONNECT` request.
-    #[error("refused: {} (reply {code})", socks4_reply_text(*code))]
-    Socks4Refused {
-        /// The reply code (90 is success; 91 to 93 are refusals).
-        code: u8,
-    },
-    /// The request cannot be expressed in the proxy's protocol (an IPv6
-    /// server through SOCKS4, a name or credentials over 255 bytes).
-    #[error("cannot carry this connection: {0}")]
-    Unsupported(String),
+    /// The proxy refused the tunnel, closed the connection during its
+    /// handshake, or answered something that is not its protocol (or the
+    /// request cannot be expressed in it); the variant carries what it
+    /// answered.
+    #[error(transparent)]
+    Tunnel(#[from] TunnelError),
 }
 
 impl ProxyError {
-    /// The HTTP status, for [`ProxyError::HttpStatus`].
+    /// The HTTP status, for an HTTP proxy that answered `CONNECT` with
+    /// one other than 2xx ([`TunnelError::HttpStatus`]).
     pub fn http_status(&self) -> Option<u16> {
         match self {
-            ProxyError::HttpStatus { status, .. } => Some(*status),
+            ProxyError::Tunnel(e) => e.http_status(),
             _ => None,
         }
     }
@@ -227,51 +200,9 @@ impl ProxyError {
     /// Whether the proxy wants credentials or refused the ones given:
     /// HTTP 407 (and 401, which tinyproxy sends for wrong credentials),
     /// or a SOCKS5 proxy that wants a user name and password or refused
-    /// them.
+    /// them ([`TunnelError::is_auth`]).
     pub fn is_auth(&self) -> bool {
-        matches!(
-            self,
-            ProxyError::HttpStatus {
-                status: 401 | 407,
-                ..
-            } | ProxyError::NoAcceptableAuth { .. }
-                | ProxyError::AuthFailed { .. }
-        )
-    }
-}
-
-fn http_status_hint(status: u16) -> &'static str {
-    match status {
-        // tinyproxy answers 401 to wrong credentials.
-        401 | 407 => "the proxy wants credentials, or refused the ones given: put them in the proxy URL (http://user:password@host:port)",
-        403 => "the proxy does not allow this client or this destination port (tinyproxy, for example, allows CONNECT only to the ports listed by ConnectPort)",
-        502 | 504 => "the proxy could not reach the server; check the server's host and port",
-        _ => "the proxy did not open the tunnel",
-    }
-}
-
-/// RFC 1928 section 6.
-fn socks5_reply_text(code: u8) -> &'static str {
-    match code {
-        1 => "general SOCKS server failure",
-        2 => "connection not allowed by ruleset",
-        3 => "network unreachable",
-        4 => "host unreachable",
-        5 => "connection refused by destination host",
-        6 => "TTL expired",
-        7 => "command not supported",
-        8 => "address type not supported",
-        _ => "unknown reply code",
-    }
-}
-
-/// The SOCKS4 protocol description (and RFC-less SOCKS4a extension).
-fn socks4_reply_text(code: u8) -> &'static str {
-    match code {
-        91 => "request rejected or failed",
-        92 => "request rejected because the proxy cannot reach the client's identd",
-        93 => "request rejected because identd reported a different user id",
-        _ => "unknown reply code",
+        matches!(self, ProxyError::Tunnel(e) if e.is_auth())
     }
 }
 

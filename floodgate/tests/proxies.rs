@@ -34,6 +34,7 @@
 #[path = "support/tls_server.rs"]
 mod tls_server;
 
+use floodgate::proxy::{Socks4Reply, TunnelError};
 use floodgate::server::{self, Server};
 use floodgate::tls::RootCertificates;
 use floodgate::{Client, ErrorKind, ProxyError};
@@ -568,14 +569,25 @@ fn dante_reports_a_closed_destination_port_as_a_typed_refusal() {
     let proxy = danted("none");
     let closed = format!("ws://127.0.0.1:{}/", free_port());
     let (text, reason) = proxy_error(client(&proxy.url("socks5")).connect(&closed));
-    assert!(matches!(reason, ProxyError::Socks5Refused { .. }), "{text}");
+    assert!(
+        matches!(
+            reason,
+            ProxyError::Tunnel(TunnelError::Socks5Refused { .. })
+        ),
+        "{text}"
+    );
     assert!(
         text.starts_with(&format!("SOCKS5 proxy 127.0.0.1:{} refused: ", proxy.port)),
         "{text}"
     );
     let (text, reason) = proxy_error(client(&proxy.url("socks4")).connect(&closed));
     assert!(
-        matches!(reason, ProxyError::Socks4Refused { code: 91 }),
+        matches!(
+            reason,
+            ProxyError::Tunnel(TunnelError::Socks4Refused {
+                reply: Socks4Reply::Rejected
+            })
+        ),
         "{text}"
     );
 }
@@ -601,13 +613,16 @@ fn dante_socks5_username_auth_refuses_wrong_or_missing_credentials_with_typed_er
     let (text, reason) =
         proxy_error(client(&proxy.url_with("socks5", SOCKS_USER, "wrong")).connect(&server.url()));
     assert!(
-        matches!(reason, ProxyError::AuthFailed { .. }) && reason.is_auth(),
+        matches!(reason, ProxyError::Tunnel(TunnelError::AuthFailed { .. })) && reason.is_auth(),
         "{text}"
     );
     assert!(!text.contains("wrong"), "{text}");
     let (text, reason) = proxy_error(client(&proxy.url("socks5")).connect(&server.url()));
     assert!(
-        matches!(reason, ProxyError::NoAcceptableAuth { .. }),
+        matches!(
+            reason,
+            ProxyError::Tunnel(TunnelError::NoAcceptableAuth { .. })
+        ),
         "{text}"
     );
     assert!(text.contains("user name and password"), "{text}");
@@ -706,7 +721,10 @@ fn an_http_proxy_sending_endless_headers_is_cut_off_at_the_head_limit() {
     let (took, text, reason) =
         connect_within(&format!("http://127.0.0.1:{port}"), Duration::from_secs(10));
     assert!(
-        matches!(reason, ProxyError::HeadTooLarge { limit: 4096 }),
+        matches!(
+            reason,
+            ProxyError::Tunnel(TunnelError::HeadTooLarge { limit: 4096 })
+        ),
         "{text}"
     );
     assert!(took < Duration::from_secs(5), "{took:?}");
@@ -725,7 +743,7 @@ fn garbage_from_a_proxy_is_a_malformed_answer_for_each_protocol() {
             Duration::from_secs(10),
         );
         assert!(
-            matches!(reason, ProxyError::Malformed { .. }),
+            matches!(reason, ProxyError::Tunnel(TunnelError::Malformed { .. })),
             "{scheme}: {text}"
         );
         fake.join().unwrap();
@@ -746,7 +764,7 @@ fn a_proxy_that_closes_mid_handshake_is_reported_as_closed() {
         assert!(
             matches!(
                 reason,
-                ProxyError::Closed { .. } | ProxyError::Malformed { .. }
+                ProxyError::Tunnel(TunnelError::Closed { .. } | TunnelError::Malformed { .. })
             ),
             "{scheme}: {text}"
         );
@@ -876,4 +894,238 @@ fn async_client_through_dante_socks5h_and_socks4_carries_ws_and_wss() {
     let wss = format!("wss://localhost:{}/", tls_server.local_addr().port());
     assert_async_echo_through(&tls_client(&proxy.url("socks5h"), &ca), &wss);
     assert_async_echo_through(&client(&proxy.url("socks4")), &server.url());
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+#[ignore = "needs danted and root: ./scripts/test runs it (step proxies)"]
+fn async_client_through_dante_socks5_with_username_auth_carries_ws() {
+    let server = echo_server();
+    let proxy = danted("username");
+    let url = proxy.url_with("socks5", SOCKS_USER, SOCKS_PASSWORD);
+    assert_async_echo_through(&client(&url), &server.url());
+}
+
+// ----- the async dial against fakes (feature tokio) ----------------------------
+
+#[cfg(feature = "tokio")]
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// [`connect_within`] with the async client.
+#[cfg(feature = "tokio")]
+fn async_connect_within(proxy: &str, timeout: Duration) -> (Duration, String, ProxyError) {
+    let client = Client::builder()
+        .proxy(proxy)
+        .proxy_from_env(false)
+        .connect_timeout(timeout)
+        .max_handshake_size(4096)
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let result = runtime().block_on(client.connect_async("ws://127.0.0.1:9/"));
+    let took = start.elapsed();
+    let (text, reason) = proxy_error(result.map(|_| ()));
+    (took, text, reason)
+}
+
+/// A proxy that reads the client's first request, reports it, and then
+/// answers nothing: it reports when the client's end closes (the
+/// `Instant` of EOF, or the read error).
+#[cfg(feature = "tokio")]
+fn silent_proxy() -> (
+    u16,
+    tokio::sync::oneshot::Receiver<()>,
+    std::sync::mpsc::Receiver<std::io::Result<Instant>>,
+    thread::JoinHandle<()>,
+) {
+    let (got_request, request_seen) = tokio::sync::oneshot::channel();
+    let (tx, closed) = std::sync::mpsc::channel();
+    let (port, fake) = fake_proxy(move |mut s| {
+        let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+        let mut buf = [0u8; 1024];
+        if matches!(s.read(&mut buf), Ok(n) if n > 0) {
+            let _ = got_request.send(());
+        }
+        let end = loop {
+            match s.read(&mut buf) {
+                Ok(0) => break Ok(Instant::now()),
+                Ok(_) => {}
+                Err(e) => break Err(e),
+            }
+        };
+        let _ = tx.send(end);
+    });
+    (port, request_seen, closed, fake)
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn a_cancelled_async_connect_through_a_silent_proxy_closes_its_socket_at_once() {
+    for scheme in ["http", "socks5", "socks4"] {
+        let (port, request_seen, closed, fake) = silent_proxy();
+        let client = Client::builder()
+            .proxy(format!("{scheme}://127.0.0.1:{port}").as_str())
+            .proxy_from_env(false)
+            .connect_timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let cancelled = runtime().block_on(async {
+            let mut connect = Box::pin(client.connect_async("ws://127.0.0.1:9/"));
+            tokio::select! {
+                result = &mut connect => panic!("{scheme}: the connect ended: {:?}", result.err()),
+                seen = request_seen => seen.expect("the fake proxy read the request"),
+            }
+            // The connect is now waiting for the proxy's answer: cancel it.
+            let cancelled = Instant::now();
+            drop(connect);
+            cancelled
+        });
+        let eof = closed
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("{scheme}: the proxy never saw the connection end"))
+            .unwrap_or_else(|e| panic!("{scheme}: the proxy's read failed instead of EOF: {e}"));
+        let after = eof.saturating_duration_since(cancelled);
+        assert!(
+            after < Duration::from_millis(500),
+            "{scheme}: the socket was closed {after:?} after the cancel"
+        );
+        fake.join().unwrap();
+    }
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn an_async_connect_through_a_silent_proxy_times_out_at_the_connect_timeout() {
+    for scheme in ["http", "socks5"] {
+        let (port, _request_seen, closed, fake) = silent_proxy();
+        let timeout = Duration::from_millis(300);
+        let (took, text, reason) =
+            async_connect_within(&format!("{scheme}://127.0.0.1:{port}"), timeout);
+        assert!(matches!(reason, ProxyError::TimedOut), "{scheme}: {text}");
+        assert!(
+            took < timeout + Duration::from_millis(200),
+            "{scheme}: took {took:?}"
+        );
+        assert!(
+            text.starts_with(&format!(
+                "{} proxy 127.0.0.1:{port} did not finish",
+                scheme.to_uppercase()
+            )),
+            "{text}"
+        );
+        // And the socket went with the error.
+        assert!(closed.recv_timeout(Duration::from_secs(5)).unwrap().is_ok());
+        fake.join().unwrap();
+    }
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn the_async_dial_gives_the_blocking_dials_typed_errors_for_hostile_proxies() {
+    // Endless headers.
+    let (port, fake) = fake_proxy(|mut s| {
+        read_some(&mut s);
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\n");
+        let line = b"X-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+        while s.write_all(line).is_ok() {}
+    });
+    let (_, text, reason) =
+        async_connect_within(&format!("http://127.0.0.1:{port}"), Duration::from_secs(10));
+    assert!(
+        matches!(
+            reason,
+            ProxyError::Tunnel(TunnelError::HeadTooLarge { limit: 4096 })
+        ),
+        "{text}"
+    );
+    fake.join().unwrap();
+    // Garbage, and an early close.
+    for scheme in ["http", "socks4", "socks5"] {
+        let (port, fake) = fake_proxy(|mut s| {
+            read_some(&mut s);
+            let _ = s.write_all(&[0xde, 0xad, 0xbe, 0xef, 0xde, 0xad, 0xbe, 0xef, 0, 0]);
+        });
+        let (_, text, reason) = async_connect_within(
+            &format!("{scheme}://127.0.0.1:{port}"),
+            Duration::from_secs(10),
+        );
+        assert!(
+            matches!(reason, ProxyError::Tunnel(TunnelError::Malformed { .. })),
+            "{scheme}: {text}"
+        );
+        fake.join().unwrap();
+        let (port, fake) = fake_proxy(|mut s| read_some(&mut s));
+        let (_, text, reason) = async_connect_within(
+            &format!("{scheme}://127.0.0.1:{port}"),
+            Duration::from_secs(10),
+        );
+        assert!(
+            matches!(reason, ProxyError::Tunnel(TunnelError::Closed { .. })),
+            "{scheme}: {text}"
+        );
+        fake.join().unwrap();
+    }
+    // A SOCKS5 refusal, word for word as the blocking client says it.
+    let (port, fake) = fake_proxy(|mut s| {
+        let mut greeting = [0u8; 3];
+        s.read_exact(&mut greeting).unwrap();
+        s.write_all(&[5, 0]).unwrap();
+        let mut request = [0u8; 10];
+        s.read_exact(&mut request).unwrap();
+        assert_eq!(request, [5, 1, 0, 1, 127, 0, 0, 1, 0, 9]);
+        s.write_all(&[5, 5, 0, 1, 0, 0, 0, 0, 0, 0]).unwrap();
+    });
+    let (_, text, _) = async_connect_within(
+        &format!("socks5://127.0.0.1:{port}"),
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        text,
+        format!(
+            "SOCKS5 proxy 127.0.0.1:{port} refused: connection refused by destination host (reply 5) \
+             (tunnel to 127.0.0.1:9)"
+        )
+    );
+    fake.join().unwrap();
+    // Nobody listening.
+    let port = free_port();
+    let (_, text, reason) = async_connect_within(
+        &format!("socks5h://127.0.0.1:{port}"),
+        Duration::from_secs(10),
+    );
+    assert!(matches!(reason, ProxyError::Unreachable(_)), "{text}");
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn the_async_dial_sends_socks4a_names_and_relays_through_the_tunnel() {
+    let server = echo_server();
+    let port = server.local_addr().port();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_port = listener.local_addr().unwrap().port();
+    let relay = thread::spawn(move || {
+        for _ in 0..2 {
+            let (mut client_side, _) = listener.accept().unwrap();
+            let mut request = [0u8; 8 + 1 + 10];
+            client_side.read_exact(&mut request).unwrap();
+            assert_eq!(
+                request[..8],
+                [4, 1, (port >> 8) as u8, port as u8, 0, 0, 0, 1]
+            );
+            assert_eq!(&request[8..], b"\0localhost\0");
+            let server_side = TcpStream::connect(("localhost", port)).unwrap();
+            client_side.write_all(&[0, 90, 0, 0, 0, 0, 0, 0]).unwrap();
+            relay_both_ways(client_side, server_side);
+        }
+    });
+    assert_async_echo_through(
+        &client(&format!("socks4a://127.0.0.1:{proxy_port}")),
+        &format!("ws://localhost:{port}/"),
+    );
+    relay.join().unwrap();
 }

@@ -1,11 +1,9 @@
 //! Connecting through a proxy: HTTP `CONNECT`, SOCKS4, SOCKS4a, SOCKS5 and
 //! SOCKS5h, client side.
 //!
-//! A proxy only changes how the TCP connection is opened: `tunnel::open`
-//! returns a [`TcpStream`](std::net::TcpStream) that is either connected
-//! to the server directly or a tunnel through the proxy to it, and
-//! everything after (TLS, the WebSocket handshake, frames) runs over that
-//! stream unchanged. A Unix socket
+//! Dialing is a chain: a TCP connection (to the server, or to the proxy),
+//! then the proxy's tunnel, then TLS for `wss://`, then the WebSocket
+//! handshake, which all run over the tunnel unchanged. A Unix socket
 //! ([`ClientBuilder::unix_socket`](crate::ClientBuilder::unix_socket)) is
 //! never reached through a proxy.
 //!
@@ -24,27 +22,36 @@
 //!    environment is not used for `localhost`, `127.0.0.1` and `::1` unless
 //!    a no-proxy list is set (then that list decides).
 //!
-//! The protocols are written by hand rather than taken from a crate: each
-//! is a few dozen bytes each way, the crates that exist either target
-//! async runtimes or do their own connect without our socket options
-//! (`SO_RCVBUF` must be set before `connect`) and deadline, and here every
-//! read is bounded in size and time. The encoders and parsers are plain
-//! functions over byte slices (unit-tested below each protocol); the I/O
-//! is in `tunnel` (`Handshake`).
+//! The handshakes themselves are state machines with no I/O in
+//! [`floodgate_proto::tunnel`] (bytes in, bytes out, every read bounded,
+//! typed errors that carry what the proxy answered), so the blocking dial
+//! (`blocking.rs`, over `std::net`) and the async one
+//! (`crate::tokio`'s `dial.rs`, on tokio) are two short loops over the
+//! same code, and each keeps its own deadline and cancellation. The
+//! choices both need (which proxy, whether the client resolves the
+//! server's name, what the errors say) are in `route.rs`. They are written
+//! here rather than taken from a crate: the crates that exist either
+//! target one runtime or do their own connect without our socket options
+//! (`SO_RCVBUF` must be set before `connect`) and deadline.
 //!
 //! The guide is `docs/proxies.md`.
 
+mod blocking;
 mod env;
-mod http;
-mod socks4;
-mod socks5;
-mod tunnel;
+mod route;
 
+pub(crate) use blocking::open;
 pub use env::NoProxy;
-pub(crate) use tunnel::open;
 #[cfg(test)]
-pub(crate) use tunnel::select;
-use tunnel::{dest_for, Dest, Handshake};
+pub(crate) use route::select;
+#[cfg(feature = "tokio")]
+pub(crate) use route::{select_from_env, Route};
+
+/// What a proxy answered instead of a tunnel, from the protocol core
+/// (inside [`ProxyError::Tunnel`](crate::ProxyError::Tunnel)).
+pub use floodgate_proto::tunnel::{
+    Answer, Malformed, Socks4Reply, Socks5Reply, TunnelError, TunnelProtocol, Unsupported,
+};
 
 use crate::error::{Error, ErrorKind, Result};
 use std::fmt;

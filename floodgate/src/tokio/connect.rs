@@ -1,33 +1,25 @@
 //! From a URL to an open async [`WebSocket`]: the same steps and rules as
 //! the blocking connect (`crate::connect`), with the waits on tokio.
 //!
-//! The TCP connect and the proxy handshakes run in
-//! `tokio::task::spawn_blocking` over the blocking code, and the socket is
-//! then handed to tokio (`set_nonblocking` + `TcpStream::from_std`). Why:
-//! the socket options that shape the TCP window (`SO_RCVBUF`) must be set
-//! before `connect`, which `socket2` does and tokio's `TcpSocket` only
-//! partly covers; and the HTTP CONNECT, SOCKS4 and SOCKS5 handshakes are a
-//! few hundred tested lines each. Running them once per connect on the
-//! blocking pool costs one thread hop per connection, not per message, and
-//! keeps one implementation of every rule (no_proxy, credentials, error
-//! kinds). Making the proxy handshakes generic over async I/O would save
-//! that hop; it is not worth a second copy of the code today.
-//!
-//! TLS runs on tokio (`tokio-rustls`) with the very rustls `ClientConfig`
-//! the blocking client builds ([`crate::Client`] keeps it, so session
-//! resumption is shared), the WebSocket handshake on tokio with the
+//! The transport comes from `dial.rs`, natively on tokio: DNS, the TCP
+//! connect with the blocking client's socket options set before it, the
+//! proxy's tunnel (the sans-I/O handshakes of `floodgate_proto::tunnel`,
+//! the same the blocking client drives) and TLS, with no blocking-pool
+//! thread holding a socket, so dropping the connect future closes
+//! everything at once. Then the WebSocket handshake runs on tokio with the
 //! sans-I/O handshake of `floodgate-proto`, and redirects follow
-//! `crate::connect::next_hop`, the blocking client's rules.
+//! `crate::connect::next_hop`, the blocking client's rules. One deadline,
+//! `connect_timeout`, covers the whole chain of redirects.
 
+use super::dial::open_stream;
 use super::socket::WebSocket;
 use super::stream::AsyncStream;
 use crate::config::Options;
-use crate::connect::{client_request, next_hop, parse_url, tls_name, Target};
+use crate::connect::{client_request, next_hop, parse_url};
 use crate::error::{ErrorKind, Result};
 use bytes::{Buf, BytesMut};
 use floodgate_proto::handshake::{parse_response_head, ClientHandshake, ClientRequest};
 use http::StatusCode;
-use rustls_pki_types::ServerName;
 use std::borrow::Cow;
 use std::io;
 use std::sync::Arc;
@@ -72,65 +64,6 @@ async fn connect_following(
         };
         url = next_hop(&url, &target, &mut options, error, &mut redirects)?;
     }
-}
-
-/// The transport for one handshake: a Unix socket, TCP, or TLS over TCP.
-async fn open_stream(
-    target: &Target,
-    options: &Options,
-    deadline: Option<Instant>,
-    tls_config: &(dyn Fn() -> Result<Arc<rustls::ClientConfig>> + Sync),
-) -> Result<AsyncStream> {
-    if let Some(path) = &options.unix_socket {
-        return connect_unix(path, target).await;
-    }
-    // See the module docs: the blocking connect and proxy tunnel, once,
-    // on the blocking pool.
-    let (t, o) = (target.clone(), options.clone());
-    let tcp = ::tokio::task::spawn_blocking(move || crate::proxy::open(&t, &o, deadline))
-        .await
-        .map_err(|e| ErrorKind::Io(io::Error::other(format!("the connect task failed: {e}"))))??;
-    // The blocking connect may have set timeouts on the socket; tokio
-    // ignores them once the socket is non-blocking.
-    tcp.set_nonblocking(true)?;
-    let tcp = ::tokio::net::TcpStream::from_std(tcp)?;
-    if !target.secure {
-        return Ok(AsyncStream::Tcp(tcp));
-    }
-    let config = tls_config()?;
-    let name = tls_name(target, options);
-    let server_name = ServerName::try_from(name.to_owned()).map_err(|_| {
-        ErrorKind::Config(format!(
-            "TLS: {name:?} is not a valid DNS name or IP address to verify"
-        ))
-    })?;
-    let tls = tokio_rustls::TlsConnector::from(config)
-        .connect(server_name, tcp)
-        .await
-        .map_err(|e| crate::tls::classify(e.into(), name))?;
-    Ok(AsyncStream::Tls(Box::new(tls)))
-}
-
-#[cfg(unix)]
-async fn connect_unix(path: &std::path::Path, target: &Target) -> Result<AsyncStream> {
-    if target.secure {
-        return Err(ErrorKind::Unsupported(
-            "wss:// over a Unix socket is not supported; use a ws:// URL with unix_socket".into(),
-        )
-        .into());
-    }
-    let stream = ::tokio::net::UnixStream::connect(path)
-        .await
-        .map_err(|source| ErrorKind::Connect {
-            target: format!("Unix socket {}", path.display()),
-            source,
-        })?;
-    Ok(AsyncStream::Unix(stream))
-}
-
-#[cfg(not(unix))]
-async fn connect_unix(_path: &std::path::Path, _target: &Target) -> Result<AsyncStream> {
-    Err(ErrorKind::Unsupported("Unix sockets need a Unix platform".into()).into())
 }
 
 /// The opening handshake over a connected transport (the caller bounds

@@ -141,6 +141,7 @@ pub(crate) use delegate_sends;
 pub mod app;
 mod buffered;
 mod connect;
+mod dial;
 mod frames;
 pub mod keepalive;
 mod receiver;
