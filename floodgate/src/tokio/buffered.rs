@@ -9,23 +9,21 @@
 //! the [`Sender`] of the unbuffered connection, so a pong queued by the
 //! reader and a message sent by the application never interleave.
 
-use super::receiver::{Core, Wait};
+use super::receiver::{Core, Read};
 use super::sender::Sender;
 use super::socket::{CoreParts, WebSocket};
-use crate::buffer::{
-    Batch, Buffer, BufferConfig, BufferError, ControlFn, DataFrameFn, Delivered, Pushed, Stats,
-};
+use crate::buffer::{Buffer, BufferConfig, BufferError, Delivered, Pushed, Stats};
 use crate::error::{Error, ErrorKind, Result};
-use crate::ingest::{compact, DELIVER_EVERY};
+use crate::ingest::{Ingest, Stop};
+use crate::lifecycle::earliest;
+use floodgate_proto::connection::End;
 use floodgate_proto::{CloseCode, CloseFrame, Message, UsageError};
 use futures_core::Stream;
 use http::{HeaderMap, StatusCode};
 use std::future::Future;
-use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant as StdInstant;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -83,7 +81,7 @@ impl WebSocket {
     /// Outside a tokio runtime (the reader is spawned with
     /// `tokio::spawn`).
     pub async fn into_buffered(self, config: &BufferConfig) -> Result<BufferedWebSocket> {
-        let max_message_size = self.shared().proto().config().max_message_size;
+        let max_message_size = self.shared().conn().protocol().config().max_message_size;
         config.validate(max_message_size)?;
         let CoreParts {
             mut core,
@@ -97,19 +95,30 @@ impl WebSocket {
             .into());
         }
         if let Some(core) = &mut core {
-            // The reader waits only on the buffer, never on a read
-            // timeout (as in the blocking buffered connection).
+            // The reader waits only on the buffer and the connection's
+            // deadlines, never on a read timeout (as in the blocking
+            // buffered connection).
             core.read_timeout = None;
         }
         let buffer = Arc::new(Buffer::new(config));
-        let reader = Reader {
-            buffer: buffer.clone(),
-            copy_small: config.retains_sparsely(),
-            on_control: config.on_control.clone(),
-            on_data_frame: config.on_data_frame.clone(),
-        };
         let handle = match core {
-            Some(core) => Some(::tokio::spawn(reader.run(core, first))),
+            Some(core) => {
+                let ingest = Ingest::new(
+                    buffer.clone(),
+                    config.retains_sparsely(),
+                    core.max_chunk(),
+                    config.on_control.clone(),
+                    config.on_data_frame.clone(),
+                );
+                let reader = Reader {
+                    core,
+                    ingest,
+                    reported: false,
+                    abort_reason: None,
+                    output_stuck: false,
+                };
+                Some(::tokio::spawn(reader.run(first)))
+            }
             None => {
                 buffer.finish(ErrorKind::AlreadyClosed.into());
                 None
@@ -124,165 +133,301 @@ impl WebSocket {
     }
 }
 
+/// Margin over the close timeout for a reader that should have ended by
+/// itself.
+const GUARD: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The reader task: the async twin of the blocking reader thread
+/// (`crate::buffered::reader`), with the same loop and the same
+/// [`Ingest`]: decode, deliver, write what the connection queued, report
+/// an end as soon as it is decided, drop the transport once the lifecycle
+/// is over, otherwise read again until the connection's next deadline.
 struct Reader {
-    buffer: Arc<Buffer>,
-    copy_small: bool,
-    on_control: Option<ControlFn>,
-    on_data_frame: Option<DataFrameFn>,
+    core: Box<Core>,
+    ingest: Ingest,
+    /// The end was handed to the buffer.
+    reported: bool,
+    /// Why this side aborted the connection, when it did.
+    abort_reason: Option<Error>,
+    /// Output the reader queued could not all be written yet.
+    output_stuck: bool,
 }
 
-impl Reader {
-    async fn run(self, mut core: Box<Core>, first: Option<Result<Message>>) {
-        let end = self.read_loop(&mut core, first).await;
-        core.finish().await;
-        self.buffer.finish(end);
-    }
+/// How long the reader waits on one write of its own (a pong, the answer
+/// to a close) before it goes back to reading.
+const READER_WRITE_WAIT: std::time::Duration = std::time::Duration::from_millis(10);
 
-    async fn read_loop(&self, core: &mut Core, first: Option<Result<Message>>) -> Error {
-        let mut batch = self.buffer.new_batch();
+/// How soon the reader tries again to write what it could not.
+const RETRY_WRITE: std::time::Duration = std::time::Duration::from_millis(50);
+
+impl Reader {
+    async fn run(mut self, first: Option<Result<Message>>) {
         match first {
             Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
-                self.buffer.stage(&mut batch, message);
+                self.ingest.buffer.stage(&mut self.ingest.batch, message);
             }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return e,
-            None => {}
+            Some(Err(e)) => {
+                self.reported = true;
+                self.ingest.buffer.finish(e);
+            }
+            _ => {}
         }
-        let chunk_size = core.max_chunk();
+        if !self.reported {
+            self.read_loop().await;
+        }
+        self.report_end();
+        self.flush_before_end().await;
+        self.core.finish().await;
+    }
+
+    async fn read_loop(&mut self) {
         loop {
-            let buffer = &self.buffer;
-            let copy_small = self.copy_small;
-            let mut each = |message| match message {
-                Message::Text(_) | Message::Binary(_) => {
-                    buffer.stage(&mut batch, compact(copy_small, chunk_size, message));
-                    if batch.len() >= DELIVER_EVERY {
-                        ControlFlow::Break(None)
-                    } else {
-                        ControlFlow::Continue(())
-                    }
-                }
-                control => ControlFlow::Break(Some(control)),
+            let stop = {
+                let core = &mut *self.core;
+                let mut conn = core.shared.conn();
+                self.ingest
+                    .decode(&mut conn, &mut core.read_buf, core.read_at)
             };
-            let stopped = {
-                let mut proto = core.shared.proto();
-                match &self.on_data_frame {
-                    None => proto.read_messages(&mut core.read_buf, &mut each),
-                    Some(observe) => {
-                        proto.read_messages_observed(&mut core.read_buf, &mut each, |f| observe(f))
+            let read_next = matches!(stop, Ok(Stop::NeedMore) | Err(_));
+            let mut delivered = false;
+            match stop {
+                Err(_) => {
+                    // The connection failed and queued its close; deliver
+                    // what came before the bad frame, then report at once.
+                    let _ = self.deliver().await;
+                }
+                Ok(Stop::Control(control)) => self.on_control(&control).await,
+                Ok(Stop::BatchFull) => {
+                    if let Err(err) = self.deliver().await {
+                        self.disconnect(err);
+                    }
+                    continue;
+                }
+                Ok(Stop::NeedMore) => {
+                    delivered = !self.ingest.batch.is_empty();
+                    if let Err(err) = self.deliver().await {
+                        self.disconnect(err);
                     }
                 }
+            }
+            self.write_queued().await;
+            let (decided, finished) = {
+                let conn = self.core.shared.conn();
+                (conn.end().is_some(), conn.is_finished())
             };
-            match stopped {
-                Err(err) => {
-                    let _ = self.deliver(&mut batch).await;
-                    return core.fail(err).await;
-                }
-                Ok(Some(Some(ping @ Message::Ping(_)))) => {
-                    let decoded = StdInstant::now();
-                    // The protocol queued the pong (unless auto_pong is
-                    // off): send it before anything else is done.
-                    if core.shared.proto().has_output() {
-                        match core.shared.flush().await {
-                            Ok(()) => self.buffer.record_ping(decoded.elapsed()),
-                            Err(e) => tracing::debug!(error = %e, "could not answer a ping"),
-                        }
-                    }
-                    self.observe(&ping);
-                }
-                Ok(Some(Some(pong @ Message::Pong(_)))) => {
-                    self.buffer.record_pong();
-                    self.observe(&pong);
-                }
-                Ok(Some(Some(Message::Close(frame)))) => {
-                    let _ = self.deliver(&mut batch).await;
-                    return core.on_peer_close(frame).await;
-                }
-                Ok(Some(_)) => {
-                    if let Err(err) = self.deliver(&mut batch).await {
-                        return self.disconnect(core, err).await;
-                    }
-                }
-                Ok(None) => {
-                    let delivered = !batch.is_empty();
-                    if let Err(err) = self.deliver(&mut batch).await {
-                        return self.disconnect(core, err).await;
-                    }
-                    // Let the consumer take what this read brought before
-                    // reading more. Without it, on a current-thread runtime
-                    // the reader reads on until tokio's budget (128 reads,
-                    // 32 MiB of 256 KiB reads) or the buffer's limit stops
-                    // it, so every message is written to and read from
-                    // cold, freshly faulted memory; with it the buffer
-                    // holds about one read, as with the blocking reader
-                    // thread. One task switch per read costs nothing next
-                    // to the read.
-                    if delivered {
-                        ::tokio::task::yield_now().await;
-                    }
-                    if let Err(end) = core.fill().await {
-                        return end;
-                    }
-                }
+            if decided && !self.reported {
+                // Known at once: the consumer need not wait for the close
+                // frame to go out or the server's answer.
+                let _ = self.deliver().await;
+                self.report_end();
+            }
+            if finished {
+                return;
+            }
+            if delivered {
+                // Let the consumer take what this read brought before
+                // reading more. Without it, on a current-thread runtime
+                // the reader reads on until tokio's budget (128 reads,
+                // 32 MiB of 256 KiB reads) or the buffer's limit stops it,
+                // so every message is written to and read from cold,
+                // freshly faulted memory; with it the buffer holds about
+                // one read, as with the blocking reader thread.
+                ::tokio::task::yield_now().await;
+            }
+            if read_next {
+                self.fill().await;
             }
         }
     }
 
-    fn observe(&self, frame: &Message) {
-        if let Some(observer) = &self.on_control {
-            observer(frame);
+    /// A control frame the connection handled (its answer is queued).
+    async fn on_control(&mut self, control: &Message) {
+        match control {
+            Message::Ping(payload) => {
+                tracing::trace!(len = payload.len(), "received a ping (async)");
+                let decoded = self.core.read_at;
+                if self.write_queued().await {
+                    self.ingest.buffer.record_ping(decoded.elapsed());
+                }
+            }
+            Message::Close(frame) => tracing::debug!(?frame, "peer closed the WebSocket (async)"),
+            _ => {}
+        }
+        if !matches!(control, Message::Close(_)) {
+            self.ingest.observe(control);
+        }
+        if let Err(err) = self.deliver().await {
+            self.disconnect(err);
         }
     }
 
-    /// Hands the batch to the buffer; under `Block` waits for room with
-    /// the task's waker (and, for `BlockFor`, until the buffer's deadline,
-    /// after which the push is retried and the fallback policy applies).
-    async fn deliver(&self, batch: &mut Batch) -> std::result::Result<(), BufferError> {
-        if batch.is_empty() {
+    /// Writes what the connection queued, waiting at most a moment on a
+    /// socket the server does not drain; whether everything went out.
+    async fn write_queued(&mut self) -> bool {
+        let shared = self.core.shared.clone();
+        if !shared.conn().has_output() && !self.output_stuck {
+            return true;
+        }
+        let done = matches!(
+            ::tokio::time::timeout(READER_WRITE_WAIT, shared.flush()).await,
+            Ok(Ok(()))
+        ) && !shared.conn().has_output();
+        self.output_stuck = !done;
+        done
+    }
+
+    /// Reads the next chunk, or wakes at the connection's next deadline
+    /// (or when one was added from outside) and runs it.
+    async fn fill(&mut self) {
+        let wake = {
+            let mut conn = self.core.shared.conn();
+            let now = std::time::Instant::now();
+            if conn.poll_timeout().is_some_and(|t| now >= t) {
+                conn.handle_timeout(now);
+            }
+            if conn.is_finished() {
+                return;
+            }
+            conn.poll_timeout().map(Instant::from_std)
+        };
+        self.write_queued().await;
+        let retry = self.output_stuck.then(|| Instant::now() + RETRY_WRITE);
+        match self.core.read_some(earliest(wake, retry), true).await {
+            Read::Data | Read::Woken => {}
+            Read::Ended(error) => {
+                let shared = self.core.shared.clone();
+                let undecided = shared.conn().end().is_none();
+                if let (Some(e), true) = (error, undecided && !shared.was_killed()) {
+                    tracing::debug!(error = %e, "the transport failed (async)");
+                    shared.conn().receive_eof(self.core.read_at);
+                    self.reported = true;
+                    self.ingest.buffer.finish(e.into());
+                    shared.end_reported.notify_waiters();
+                }
+                shared.conn().receive_eof(self.core.read_at);
+            }
+        }
+    }
+
+    /// Hands the decoded batch to the buffer; under `Block` waits for room
+    /// with the task's waker (and, for `BlockFor`, until the buffer's
+    /// deadline), waking for the connection's deadlines too, with the pong
+    /// clock paused meanwhile.
+    async fn deliver(&mut self) -> std::result::Result<(), BufferError> {
+        if self.ingest.batch.is_empty() {
             return Ok(());
         }
-        let mut timer: Option<Pin<Box<::tokio::time::Sleep>>> = None;
-        let result = std::future::poll_fn(|cx| loop {
-            match self.buffer.push(batch, cx.waker(), true) {
-                Pushed::Done => return Poll::Ready(Ok(())),
-                Pushed::FellBehind(err) => return Poll::Ready(Err(err)),
-                Pushed::Wait(None) => return Poll::Pending,
-                Pushed::Wait(Some(deadline)) => {
-                    let deadline = Instant::from_std(deadline);
-                    let sleep =
-                        timer.get_or_insert_with(|| Box::pin(::tokio::time::sleep_until(deadline)));
-                    if sleep.deadline() != deadline {
-                        sleep.as_mut().reset(deadline);
+        let shared = self.core.shared.clone();
+        let mut paused = false;
+        let result = loop {
+            let mut timer: Option<Pin<Box<::tokio::time::Sleep>>> = None;
+            let buffer = self.ingest.buffer.clone();
+            let batch = &mut self.ingest.batch;
+            let pushed = std::future::poll_fn(|cx| loop {
+                match buffer.push(batch, cx.waker(), true) {
+                    Pushed::Done => return Poll::Ready(Some(Ok(()))),
+                    Pushed::FellBehind(err) => return Poll::Ready(Some(Err(err))),
+                    Pushed::Wait(deadline) => {
+                        let wake = earliest(
+                            deadline.map(Instant::from_std),
+                            shared.conn().poll_timeout().map(Instant::from_std),
+                        );
+                        let Some(wake) = wake else {
+                            return Poll::Pending;
+                        };
+                        let sleep =
+                            timer.get_or_insert_with(|| Box::pin(::tokio::time::sleep_until(wake)));
+                        if sleep.deadline() != wake {
+                            sleep.as_mut().reset(wake);
+                        }
+                        match sleep.as_mut().poll(cx) {
+                            Poll::Pending => return Poll::Pending,
+                            // The buffer's deadline: push again; the
+                            // connection's: run it first.
+                            Poll::Ready(()) => return Poll::Ready(None),
+                        }
                     }
-                    match sleep.as_mut().poll(cx) {
-                        Poll::Pending => return Poll::Pending,
-                        Poll::Ready(()) => timer = None,
+                }
+            })
+            .await;
+            match pushed {
+                Some(result) => break result,
+                None => {
+                    let shut_down = {
+                        let mut conn = shared.conn();
+                        let now = std::time::Instant::now();
+                        if !paused {
+                            conn.pause_reading(now);
+                            paused = true;
+                        }
+                        if conn.poll_timeout().is_some_and(|t| now >= t) {
+                            conn.handle_timeout(now);
+                        }
+                        shared.was_killed()
+                    };
+                    self.write_queued().await;
+                    if shut_down {
+                        // Never placed, so counted as dropped, not lost.
+                        self.ingest.buffer.drop_batch(&mut self.ingest.batch);
+                        break Ok(());
                     }
                 }
             }
-        })
-        .await;
-        batch.clear();
+        };
+        self.ingest.batch.clear();
+        if paused {
+            shared.conn().resume_reading(std::time::Instant::now());
+        }
         result
     }
 
-    /// The `Disconnect` policy: close with 1008, wait briefly for the
-    /// server's close, end.
-    async fn disconnect(&self, core: &mut Core, err: BufferError) -> Error {
+    /// The `Disconnect` policy: close with 1008; the consumer gets the
+    /// buffer's error with its figures.
+    fn disconnect(&mut self, err: BufferError) {
         tracing::debug!(error = %err, "consumer fell behind: disconnecting (async)");
+        self.abort_reason = Some(ErrorKind::Buffer(err).into());
         let frame = CloseFrame::new(CloseCode::POLICY_VIOLATION, "consumer fell behind");
-        if core
+        self.core
             .shared
-            .send_with(|p| p.send_close(Some(&frame)))
-            .await
-            .is_ok()
-        {
-            core.read_buf.clear();
-            let deadline = Instant::now() + core.shared.close_timeout;
-            if core.wait_for_close(deadline).await == Wait::Done {
-                core.wait_for_eof(deadline).await;
-            }
+            .conn()
+            .abort(frame, std::time::Instant::now());
+    }
+
+    /// Hands the connection's end to the buffer, once.
+    fn report_end(&mut self) {
+        if self.reported {
+            return;
         }
-        ErrorKind::Buffer(err).into()
+        let end = self.core.shared.conn().end().cloned();
+        let end = end.unwrap_or(End::Shutdown);
+        self.reported = true;
+        let error = match (&end, self.abort_reason.take()) {
+            (End::Aborted(_), Some(reason)) => reason,
+            (end, _) => crate::lifecycle::error_of(end),
+        };
+        self.ingest.buffer.finish(error);
+        self.core.shared.end_reported.notify_waiters();
+    }
+
+    /// What the lifecycle queued last (the answer to a close, the close
+    /// that fails the connection) goes out before the transport, within
+    /// `fail_grace`.
+    async fn flush_before_end(&mut self) {
+        let shared = self.core.shared.clone();
+        if !shared.conn().has_output() {
+            return;
+        }
+        let grace = shared.conn().timeouts().fail_grace;
+        let _ = ::tokio::time::timeout(grace, async {
+            loop {
+                let _ = shared.flush().await;
+                if !shared.conn().has_output() {
+                    return;
+                }
+                ::tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        })
+        .await;
     }
 }
 
@@ -344,10 +489,12 @@ impl BufferedWebSocket {
         self.sender.clone()
     }
 
-    /// Pings the server every `interval` from a task of its own; with
-    /// `timeout`, aborts the connection when no pong comes within
-    /// `timeout` of a ping (see [`super::keepalive`]). The consumer then
-    /// gets [`ErrorKind::AbnormalClosure`] after the buffered messages.
+    /// Pings the server at once and then every `interval`; with
+    /// `timeout`, ends the connection when no pong answers a ping within
+    /// `timeout` (see [`super::keepalive`]). The consumer then gets
+    /// [`ErrorKind::NoPong`] after the buffered messages. The pings and the
+    /// deadline are the reader task's, as with the builder's
+    /// [`ping_interval`](crate::ClientBuilder::ping_interval).
     ///
     /// # Panics
     ///
@@ -358,23 +505,14 @@ impl BufferedWebSocket {
         timeout: Option<std::time::Duration>,
         payload: &[u8],
     ) -> super::Keepalive {
-        super::Keepalive::start(
-            self.sender.clone(),
-            self.buffer.clone(),
-            self.killer(),
-            interval,
-            timeout,
-            payload.to_vec(),
-        )
+        super::Keepalive::start(self.sender.clone(), interval, timeout, payload.to_vec())
     }
 
     /// What ends the connection from outside (the keepalive, the App's
     /// close deadline).
     pub(crate) fn killer(&self) -> Killer {
         Killer {
-            reader: self.reader.as_ref().map(JoinHandle::abort_handle),
             sender: self.sender.clone(),
-            buffer: self.buffer.clone(),
         }
     }
 
@@ -412,18 +550,34 @@ impl BufferedWebSocket {
         let Some(mut reader) = self.reader.take() else {
             return Ok(());
         };
-        let close_timeout = self.sender.shared.close_timeout;
-        match ::tokio::time::timeout(close_timeout, &mut reader).await {
-            Ok(_) => Ok(()),
-            Err(_) => {
-                reader.abort();
-                self.sender.shared.shutdown().await;
-                self.buffer.finish(ErrorKind::AbnormalClosure.into());
-                Err(
-                    ErrorKind::Timeout("waiting for the server's close frame (close_timeout)")
-                        .into(),
-                )
+        // The reader keeps the close deadline (it was woken for it) and
+        // reports the end the moment it is decided; it may linger a
+        // moment after that (the server's end of TCP), which this does not
+        // wait for. The bound here only guards against a reader that
+        // cannot run.
+        let shared = self.sender.shared.clone();
+        let guard = Instant::now() + shared.close_timeout + GUARD;
+        loop {
+            let reported = shared.end_reported.notified();
+            if self.buffer.is_finished() || reader.is_finished() {
+                break;
             }
+            ::tokio::select! {
+                () = reported => {}
+                _ = &mut reader => break,
+                () = ::tokio::time::sleep_until(guard) => {
+                    shared.conn().handle_timeout(std::time::Instant::now());
+                    shared.kill();
+                    break;
+                }
+            }
+        }
+        self.reader = Some(reader);
+        let end = shared.conn().end().cloned();
+        match end {
+            Some(End::Closed { .. }) => Ok(()),
+            Some(end) => Err(crate::lifecycle::error_of(&end)),
+            None => Err(ErrorKind::AbnormalClosure.into()),
         }
     }
 
@@ -453,21 +607,16 @@ impl BufferedWebSocket {
 /// buffered, and the transport is shut down (within `close_timeout`).
 #[derive(Debug, Clone)]
 pub(crate) struct Killer {
-    reader: Option<::tokio::task::AbortHandle>,
     sender: Sender,
-    buffer: Arc<Buffer>,
 }
 
 impl Killer {
     pub(crate) async fn kill(&self) {
-        if let Some(reader) = &self.reader {
-            reader.abort();
-        }
-        self.buffer.finish(ErrorKind::AbnormalClosure.into());
-        // A writer stuck on a full socket holds the write lock: the bound
-        // keeps the kill from waiting on the dead peer.
-        let shared = &self.sender.shared;
-        let _ = ::tokio::time::timeout(shared.close_timeout, shared.shutdown()).await;
+        // Cut off at the socket: the reader sees the end and reports it
+        // (`AbnormalClosure`); a writer stuck on a full socket is freed.
+        // The reader is not aborted: it ends by itself at once and
+        // reports the end to the buffer.
+        self.sender.shared.kill();
     }
 }
 

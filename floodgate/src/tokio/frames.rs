@@ -14,9 +14,9 @@ type Decoded = std::result::Result<Option<Frame>, ProtocolError>;
 
 impl Core {
     fn decode_frame(&mut self) -> Decoded {
-        let mut proto = self.shared.proto();
-        let decoded = proto.read_frame(&mut self.read_buf);
-        self.raw_open = proto.raw_message_open();
+        let mut conn = self.shared.conn();
+        let decoded = conn.read_frame(&mut self.read_buf, self.read_at);
+        self.raw_open = conn.raw_message_open();
         decoded
     }
 
@@ -34,10 +34,17 @@ impl Core {
                         self.shared.flush().await?;
                     }
                     if frame.opcode == OpCode::Close {
-                        let close = self.shared.proto().close_received().cloned().flatten();
+                        let close = self
+                            .shared
+                            .conn()
+                            .protocol()
+                            .close_received()
+                            .cloned()
+                            .flatten();
                         // The frame is returned either way; the close
                         // handshake has been completed by now.
                         let _ = self.on_peer_close(close).await;
+                        self.reported = true;
                     }
                     return Ok(frame);
                 }

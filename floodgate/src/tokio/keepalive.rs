@@ -1,15 +1,16 @@
 //! [`Keepalive`] on tokio: pings the server of an async buffered
 //! connection on an interval and, with a timeout, declares the connection
-//! dead when no pong follows a ping in time — the task twin of the
-//! blocking [`crate::keepalive::Keepalive`], with the same rules.
+//! dead when no pong follows a ping in time — the same as the blocking
+//! [`crate::keepalive::Keepalive`], over the same rules.
 //!
-//! It is a task of its own, so a slow consumer delays neither the pings
-//! nor their check; the pongs are counted by the connection's reader task
-//! ([`Stats::pongs_received`](crate::buffer::Stats::pongs_received)) as soon
-//! as they arrive. A dead connection is aborted: its reader task stops, the
-//! transport is shut down and the consumer learns of the end at once (as
-//! [`ErrorKind::AbnormalClosure`](crate::ErrorKind::AbnormalClosure));
-//! [`Keepalive::stop`] then says that it was the keepalive's doing.
+//! The pings and the pong deadline are the connection's own
+//! ([`floodgate_proto::Connection`], run by the reader task, which is
+//! woken when they are set): a slow consumer delays neither, a sender
+//! blocked on a full socket does not stop the deadline, and pongs are
+//! matched to their ping by payload. A dead connection is dropped, so its
+//! consumer learns of the end at once (as
+//! [`ErrorKind::NoPong`](crate::ErrorKind::NoPong)); [`Keepalive::stop`]
+//! then says that it was the keepalive's doing.
 //!
 //! ```
 //! use std::time::Duration;
@@ -25,116 +26,59 @@
 //! # }
 //! ```
 
-use super::buffered::Killer;
 use super::sender::Sender;
-use crate::buffer::Buffer;
-use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tokio::time::Instant;
+use floodgate_proto::connection::End;
+use std::time::{Duration, Instant};
 
-/// A running keepalive task; [`stop`](Keepalive::stop) it when its
-/// connection ends (dropping it stops it too, without the answer).
+/// A running keepalive; [`stop`](Keepalive::stop) it when its connection
+/// ends (dropping it stops the pings too).
 #[derive(Debug)]
 pub struct Keepalive {
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<bool>>,
+    sender: Option<Sender>,
 }
 
 impl Keepalive {
-    /// Spawns the task: pings through `sender` every `interval`; with
-    /// `timeout`, aborts the connection when no pong came within `timeout`
-    /// of a ping. `buffer` is the connection's (its stats count the pongs).
-    ///
-    /// # Panics
-    ///
-    /// Outside a tokio runtime.
+    /// Sets the connection's keepalive: a ping at once and then every
+    /// `interval` (an empty `payload`: an 8-byte counter), each awaited
+    /// for `timeout`.
     pub(crate) fn start(
         sender: Sender,
-        buffer: Arc<Buffer>,
-        killer: Killer,
         interval: Duration,
         timeout: Option<Duration>,
         payload: Vec<u8>,
     ) -> Keepalive {
-        let (stop, stopped) = oneshot::channel();
-        let task = ::tokio::spawn(keep_alive(
-            sender, buffer, killer, interval, timeout, payload, stopped,
-        ));
+        let payload = (!payload.is_empty()).then(|| bytes::Bytes::from(payload));
+        {
+            let now = Instant::now();
+            let mut conn = sender.shared.conn();
+            conn.set_keepalive(Some(interval), timeout, payload, now);
+            conn.ping_now(now);
+        }
+        // The reader task writes the ping and keeps the deadline.
+        sender.shared.timers_changed.notify_one();
         Keepalive {
-            stop: Some(stop),
-            task: Some(task),
+            sender: Some(sender),
         }
     }
 
     /// Stops it; whether it found the connection dead (no pong in time).
     pub async fn stop(mut self) -> bool {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        match self.task.take() {
-            Some(task) => task.await.unwrap_or(false),
-            None => false,
-        }
+        self.halt()
+    }
+
+    fn halt(&mut self) -> bool {
+        let Some(sender) = self.sender.take() else {
+            return false;
+        };
+        let mut conn = sender.shared.conn();
+        let dead = matches!(conn.end(), Some(End::NoPong { .. }));
+        conn.set_keepalive(None, None, None, Instant::now());
+        dead
     }
 }
 
 impl Drop for Keepalive {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
-}
-
-async fn keep_alive(
-    sender: Sender,
-    buffer: Arc<Buffer>,
-    killer: Killer,
-    interval: Duration,
-    timeout: Option<Duration>,
-    payload: Vec<u8>,
-    mut stopped: oneshot::Receiver<()>,
-) -> bool {
-    let mut next_ping = Instant::now() + interval;
-    // The deadline of the oldest unanswered ping, and the pong count when
-    // it was sent.
-    let mut waiting: Option<(Instant, u64)> = None;
-    loop {
-        let wake = waiting.map_or(next_ping, |(deadline, _)| deadline.min(next_ping));
-        ::tokio::select! {
-            _ = &mut stopped => return false,
-            () = ::tokio::time::sleep_until(wake) => {}
-        }
-        let now = Instant::now();
-        if let Some((deadline, pongs_before)) = waiting {
-            if buffer.stats().pongs_received > pongs_before {
-                waiting = None;
-            } else if now >= deadline {
-                tracing::debug!(?timeout, "no pong in time: the connection is dead (async)");
-                killer.kill().await;
-                return true;
-            }
-        }
-        if now >= next_ping {
-            let pongs_before = buffer.stats().pongs_received;
-            // A ping stuck behind a full socket is itself a sign of a dead
-            // peer: the pong deadline keeps running while it waits.
-            if let (None, Some(timeout)) = (waiting, timeout) {
-                waiting = Some((now + timeout, pongs_before));
-            }
-            let ping = sender.ping(&payload);
-            let deadline = waiting.map_or(now + interval, |(d, _)| d);
-            ::tokio::select! {
-                _ = &mut stopped => return false,
-                sent = ::tokio::time::timeout_at(deadline, ping) => match sent {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => return false, // the connection is ending anyway
-                    Err(_) => {} // checked against the deadline above, next turn
-                },
-            }
-            next_ping = (next_ping + interval).max(now);
-        }
+        self.halt();
     }
 }

@@ -11,13 +11,16 @@
 use super::sender::Shared;
 use super::stream::AsyncStream;
 use crate::error::{Error, ErrorKind, Result};
+use crate::lifecycle::{earliest, error_of};
 use crate::socket::read_size;
 use bytes::BytesMut;
+use floodgate_proto::connection::End;
 use floodgate_proto::{CloseFrame, Frame, Message, ProtocolError, State, UsageError};
 use futures_core::Stream;
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
@@ -28,13 +31,14 @@ use tokio::time::Instant;
 /// The smallest read; an idle connection's read buffer shrinks to this.
 pub(super) const MIN_READ: usize = 4096;
 
-/// Why a wait at the end of a connection stopped.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Wait {
-    Done,
-    Eof,
-    TimedOut,
-    Failed,
+/// How one read of the transport ended.
+pub(super) enum Read {
+    /// Bytes arrived.
+    Data,
+    /// The transport ended (end of stream, or it failed: the error).
+    Ended(Option<io::Error>),
+    /// The deadline passed (or the reader was woken) first.
+    Woken,
 }
 
 /// The receiving state: read half, read buffer, and what was decoded.
@@ -54,7 +58,11 @@ pub(super) struct Core {
     pub(super) raw_open: bool,
     /// Decoded on the fast path but not a data message: handled first.
     pub(super) staged: Option<std::result::Result<Option<Message>, ProtocolError>>,
+    /// When the last read returned: the time of the bytes being decoded.
+    pub(super) read_at: std::time::Instant,
     pub(super) finished: bool,
+    /// The connection's end was reported: later calls get `AlreadyClosed`.
+    pub(super) reported: bool,
 }
 
 /// What a receive in flight returns.
@@ -80,7 +88,9 @@ impl Core {
     }
 
     fn decode(&mut self) -> std::result::Result<Option<Message>, ProtocolError> {
-        self.shared.proto().read_message(&mut self.read_buf)
+        self.shared
+            .conn()
+            .read(&mut self.read_buf, self.read_at, ControlFlow::Break)
     }
 
     async fn recv(&mut self) -> Result<Message> {
@@ -115,15 +125,71 @@ impl Core {
         }
     }
 
-    /// Reads more bytes into the read buffer.
+    /// Reads more bytes into the read buffer, waking for the connection's
+    /// deadlines on the way (a keepalive ping to send, a pong that did not
+    /// come).
     pub(super) async fn fill(&mut self) -> Result<()> {
-        let needed = {
-            let proto = self.shared.proto();
-            if self.finished || proto.close_received().is_some() {
-                return Err(ErrorKind::AlreadyClosed.into());
+        if self.finished || (self.reported && self.shared.conn().end().is_some()) {
+            return Err(ErrorKind::AlreadyClosed.into());
+        }
+        let user_deadline = self.read_timeout.map(|t| Instant::now() + t);
+        loop {
+            self.tick().await?;
+            let deadline = earliest(self.poll_timeout(), user_deadline);
+            match self.read_some(deadline, false).await {
+                Read::Data => return Ok(()),
+                Read::Ended(error) => {
+                    self.shared.conn().receive_eof(self.read_at);
+                    let end = self.end_error();
+                    self.finish().await;
+                    return Err(match error {
+                        Some(e) if !self.shared.was_killed() => e.into(),
+                        _ => end,
+                    });
+                }
+                Read::Woken => {
+                    if user_deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(ErrorKind::Timeout("waiting for data (read_timeout)").into());
+                    }
+                }
             }
-            proto.bytes_needed()
+        }
+    }
+
+    /// The connection's next deadline, on tokio's clock.
+    pub(super) fn poll_timeout(&self) -> Option<Instant> {
+        self.shared.conn().poll_timeout().map(Instant::from_std)
+    }
+
+    /// Runs the deadlines that have passed and writes what they queued;
+    /// the error of a connection they ended.
+    async fn tick(&mut self) -> Result<()> {
+        let (finished, queued) = {
+            let mut conn = self.shared.conn();
+            let now = std::time::Instant::now();
+            if conn.poll_timeout().is_some_and(|t| now >= t) {
+                conn.handle_timeout(now);
+            }
+            (conn.is_finished(), conn.has_output())
         };
+        if finished {
+            let end = self.end_error();
+            self.finish().await;
+            return Err(end);
+        }
+        if queued {
+            // A keepalive ping. A write error here is the transport's
+            // end, which the next read sees.
+            let _ = self.shared.flush().await;
+        }
+        Ok(())
+    }
+
+    /// One read into the read buffer, until `deadline` at the latest
+    /// (`None`: as long as it takes); `wake`: also stop when the
+    /// connection's timers changed.
+    pub(super) async fn read_some(&mut self, deadline: Option<Instant>, wake: bool) -> Read {
+        let needed = self.shared.conn().bytes_needed();
         // The rest of a frame whose header has arrived is asked for in one
         // read, up to `max_chunk` (what a burst reserves anyway), rather
         // than in reads that double from `chunk`: a 64 KiB message after a
@@ -140,24 +206,22 @@ impl Core {
             self.read_buf = BytesMut::new();
         }
         self.read_buf.reserve(want);
-        let read_timeout = self.read_timeout;
+        let shared = self.shared.clone();
         let mut limited = (&mut self.io).take(want as u64);
+        // `read_buf` is cancel-safe: a read cut short read nothing, and a
+        // frame received in part stays in the read buffer.
         let read = limited.read_buf(&mut self.read_buf);
-        let read = match read_timeout {
-            None => read.await,
-            // `read_buf` is cancel-safe: a read cut short read nothing,
-            // and a frame received in part stays in the read buffer.
-            Some(limit) => match ::tokio::time::timeout(limit, read).await {
-                Ok(read) => read,
-                Err(_) => return Err(ErrorKind::Timeout("waiting for data (read_timeout)").into()),
-            },
+        let result = ::tokio::select! {
+            biased;
+            read = read => Some(read),
+            () = sleep_until_some(deadline) => None,
+            () = shared.timers_changed.notified(), if wake => None,
         };
-        match read {
-            Ok(0) => {
-                self.finish().await;
-                Err(ErrorKind::AbnormalClosure.into())
-            }
-            Ok(n) => {
+        self.read_at = std::time::Instant::now();
+        match result {
+            None => Read::Woken,
+            Some(Ok(0)) => Read::Ended(None),
+            Some(Ok(n)) => {
                 if n == want && self.chunk < self.max_chunk {
                     self.chunk = (self.chunk * 2).min(self.max_chunk);
                 } else if n < self.chunk / 8 {
@@ -166,103 +230,97 @@ impl Core {
                     // empty buffer lets a large one go.
                     self.chunk = MIN_READ.min(self.max_chunk);
                 }
-                Ok(())
+                Read::Data
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
-            Err(e) => {
-                self.finish().await;
-                Err(e.into())
-            }
+            Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => Read::Woken,
+            Some(Err(e)) => Read::Ended(Some(e)),
         }
     }
 
-    /// The peer closed and its close was answered: wait for the server to
-    /// end TCP, then end ours.
+    /// The error for the connection's end, once; `AlreadyClosed` after.
+    pub(super) fn end_error(&mut self) -> Error {
+        if std::mem::replace(&mut self.reported, true) {
+            return ErrorKind::AlreadyClosed.into();
+        }
+        match self.shared.conn().end() {
+            Some(end) => error_of(end),
+            None => ErrorKind::AbnormalClosure.into(),
+        }
+    }
+
+    /// Reads (skipping what arrives) until the lifecycle is over: the
+    /// peer's close and end of transport, or the deadline the connection
+    /// set; then ends the transport.
+    pub(super) async fn drive_to_end(&mut self) {
+        while !self.finished {
+            let (finished, queued, deadline) = {
+                let mut conn = self.shared.conn();
+                conn.handle_timeout(std::time::Instant::now());
+                let deadline = conn.poll_timeout().map(Instant::from_std);
+                (conn.is_finished(), conn.has_output(), deadline)
+            };
+            if finished {
+                break;
+            }
+            if queued {
+                let flushed = match deadline {
+                    None => self.shared.flush().await,
+                    Some(d) => ::tokio::time::timeout_at(d, self.shared.flush())
+                        .await
+                        .unwrap_or(Ok(())),
+                };
+                if flushed.is_err() {
+                    self.shared.conn().receive_eof(self.read_at);
+                    break;
+                }
+            }
+            match self.read_some(deadline, false).await {
+                Read::Data => {
+                    let _ = self
+                        .shared
+                        .conn()
+                        .read(&mut self.read_buf, self.read_at, |_| {
+                            ControlFlow::<()>::Continue(())
+                        });
+                }
+                Read::Ended(_) => self.shared.conn().receive_eof(self.read_at),
+                Read::Woken => {}
+            }
+        }
+        self.finish().await;
+    }
+
+    /// The peer closed and its close was answered: a client lets the
+    /// server end TCP (within the close timeout), then ends its own.
     pub(super) async fn on_peer_close(&mut self, frame: Option<CloseFrame>) -> Error {
         tracing::debug!(?frame, "peer closed the WebSocket (async)");
-        let deadline = Instant::now() + self.shared.close_timeout;
         let _ = self.shared.flush().await;
-        self.wait_for_eof(deadline).await;
-        self.finish().await;
+        self.drive_to_end().await;
+        self.reported = true;
         ErrorKind::ConnectionClosed(frame).into()
     }
 
     /// Fails the connection after a protocol error, as the blocking
-    /// `WebSocket` does: send the close the protocol queued, wait briefly
-    /// for the server's, end the transport.
+    /// `WebSocket` does: the close the connection queued goes out, the
+    /// server gets `fail_grace` to answer, the transport is dropped.
     pub(super) async fn fail(&mut self, err: ProtocolError) -> Error {
-        if self.finished {
+        if self.reported {
             return ErrorKind::AlreadyClosed.into();
         }
-        tracing::debug!(error = %err, code = %err.close_code(), "failing the WebSocket connection (async)");
-        self.read_buf.clear();
-        if self.shared.flush().await.is_ok() {
-            let deadline = Instant::now() + self.shared.close_timeout;
-            if self.wait_for_close(deadline).await == Wait::Done {
-                self.wait_for_eof(deadline).await;
-            }
-        }
-        self.finish().await;
+        self.drive_to_end().await;
+        self.reported = true;
         ErrorKind::Protocol(err).into()
     }
 
     /// After our close was sent: wait for the server's close and its end
-    /// of TCP, then end ours.
-    pub(super) async fn close_handshake(&mut self, deadline: Instant) -> Result<()> {
-        let wait = if self.finished {
-            if self.shared.proto().close_received().is_some() {
-                Wait::Done
-            } else {
-                Wait::Eof
-            }
-        } else {
-            let wait = self.wait_for_close(deadline).await;
-            if wait == Wait::Done {
-                self.wait_for_eof(deadline).await;
-            }
-            wait
-        };
-        self.finish().await;
-        wait_result(wait)
-    }
-
-    /// Reads, skipping data, until the peer's close frame or `deadline`.
-    pub(super) async fn wait_for_close(&mut self, deadline: Instant) -> Wait {
-        loop {
-            match self.shared.proto().discard_until_close(&mut self.read_buf) {
-                Ok(true) => return Wait::Done,
-                Ok(false) => {}
-                Err(_) => return Wait::Failed,
-            }
-            if let Err(wait) = self.read_before(deadline).await {
-                return wait;
-            }
-        }
-    }
-
-    /// Reads and discards until the peer ends the stream or `deadline`.
-    pub(super) async fn wait_for_eof(&mut self, deadline: Instant) -> Wait {
-        loop {
-            self.read_buf.clear();
-            if let Err(wait) = self.read_before(deadline).await {
-                return wait;
-            }
-        }
-    }
-
-    async fn read_before(&mut self, deadline: Instant) -> std::result::Result<(), Wait> {
-        if self.finished {
-            return Err(Wait::Eof);
-        }
-        self.read_buf.reserve(MIN_READ);
-        let mut limited = (&mut self.io).take(MIN_READ as u64);
-        let read = limited.read_buf(&mut self.read_buf);
-        match ::tokio::time::timeout_at(deadline, read).await {
-            Err(_) => Err(Wait::TimedOut),
-            Ok(Ok(0)) => Err(Wait::Eof),
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
-            Ok(Err(_)) => Err(Wait::Failed),
+    /// of TCP (the connection's close deadline bounds both), then end ours.
+    pub(super) async fn close_handshake(&mut self) -> Result<()> {
+        self.drive_to_end().await;
+        self.reported = true;
+        match self.shared.conn().end() {
+            Some(End::Closed { .. }) => Ok(()),
+            Some(end) => Err(error_of(end)),
+            None => Err(ErrorKind::AbnormalClosure.into()),
         }
     }
 
@@ -270,30 +328,29 @@ impl Core {
     pub(super) async fn finish(&mut self) {
         if !self.finished {
             self.finished = true;
-            self.shared.proto().receive_eof();
+            {
+                let mut conn = self.shared.conn();
+                if !conn.is_finished() {
+                    conn.shutdown();
+                }
+            }
             self.read_buf = BytesMut::new();
             self.shared.shutdown().await;
         }
     }
 }
 
+/// Sleeps until `deadline`, or for ever.
+pub(super) async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => ::tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// `recv` and `recv_frame` mixed within one message (or one receive).
 pub(super) fn mixed(what: &'static str) -> Error {
     ErrorKind::Usage(UsageError::BadFragmentSequence(what)).into()
-}
-
-pub(super) fn wait_result(wait: Wait) -> Result<()> {
-    match wait {
-        Wait::Done => Ok(()),
-        Wait::Eof => Err(ErrorKind::AbnormalClosure.into()),
-        Wait::TimedOut => {
-            Err(ErrorKind::Timeout("waiting for the server's close frame (close_timeout)").into())
-        }
-        Wait::Failed => Err(ErrorKind::Io(io::Error::other(
-            "the transport failed during the close handshake",
-        ))
-        .into()),
-    }
 }
 
 // ----- the receive half ------------------------------------------------------
@@ -451,7 +508,7 @@ impl Receiver {
     /// Whether messages can still be received.
     pub fn is_open(&self) -> bool {
         match &self.core {
-            Some(core) => !core.finished && core.shared.proto().state() == State::Open,
+            Some(core) => !core.finished && core.shared.conn().state() == State::Open,
             // A receive in flight holds the state; it is open unless the
             // receive was given up by a close that timed out.
             None => self.in_flight.lock().map(|f| f.is_some()).unwrap_or(false),

@@ -1,45 +1,71 @@
 //! The write side of an async connection: the state the halves share
-//! ([`Shared`]: the protocol and the writer) and the cloneable [`Sender`].
+//! ([`Shared`]: the connection and the writer) and the cloneable [`Sender`].
 //!
-//! One [`Protocol`] per connection, behind a `std::sync::Mutex` that is
-//! held only while bytes are decoded or a frame is encoded, never across
-//! an `.await`. Writes go through one `tokio::sync::Mutex` around the
-//! write half and a queue of encoded bytes: whoever holds it writes out
-//! everything queued, in order, so frames from concurrent senders (and
-//! the pongs the receiver queues) never interleave, and a write cancelled
-//! half-way leaves its rest at the front of the queue for the next writer,
-//! not a torn frame.
+//! One [`Connection`] (protocol and lifecycle, from `floodgate-proto`) per
+//! connection, behind a `std::sync::Mutex` that is held only while bytes
+//! are decoded or a frame is encoded, never across an `.await`. Writes go
+//! through one `tokio::sync::Mutex` around the write half and a queue of
+//! encoded bytes: whoever holds it writes out everything queued, in order,
+//! so frames from concurrent senders (and the pongs the receiver queues)
+//! never interleave, and a write cancelled half-way leaves its rest at the
+//! front of the queue for the next writer, not a torn frame.
+//!
+//! A write waits at most until the connection's next deadline
+//! ([`Connection::poll_timeout`]): then the deadline runs, and a
+//! connection it ended (no pong, a stalled send, a close not answered) is
+//! shut down at the socket, which also frees any other task waiting on it.
+//! The receiver never waits for the writer's lock: what it queues (a pong,
+//! the answer to a close) is written by the lock's holder.
 
 use super::receiver::{kept, Kept};
 use super::stream::AsyncStream;
 use crate::error::{Error, ErrorKind, Result};
+use crate::lifecycle::{earliest, error_of};
 use bytes::{Buf, BytesMut};
-use floodgate_proto::{CloseCode, CloseFrame, Message, OpCode, Protocol, State};
+use floodgate_proto::connection::Connection;
+use floodgate_proto::{CloseCode, CloseFrame, Message, OpCode, State};
 use futures_sink::Sink;
 use http::{HeaderMap, StatusCode};
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, WriteHalf};
+use tokio::time::Instant;
 
 /// A write queue larger than this is freed once it has been written out.
 const KEEP_WRITE_QUEUE: usize = 64 * 1024;
 
-/// What the halves share: the protocol, the writer, and what the
+/// What the halves share: the connection, the writer, and what the
 /// handshake said (so that halves put back together by
 /// [`Receiver::reunite`](super::Receiver::reunite) still know it).
 pub(super) struct Shared {
-    pub(super) proto: Mutex<Protocol>,
+    conn: Mutex<Connection>,
     pub(super) writer: ::tokio::sync::Mutex<Writer>,
     pub(super) close_timeout: Duration,
     /// Bounds each write to the transport, as the blocking client's
     /// `SO_SNDTIMEO` does.
     pub(super) write_timeout: Option<Duration>,
     pub(super) handshake: Handshake,
+    /// Output queued by a task that did not take the writer: its holder
+    /// writes it before it lets go.
+    pending: AtomicBool,
+    /// Wakes the buffered connection's reader task when a deadline was
+    /// added from outside (a keepalive, a close).
+    pub(super) timers_changed: ::tokio::sync::Notify,
+    /// Told when the buffered connection's reader reported the end (for
+    /// a waiting `close`).
+    pub(super) end_reported: ::tokio::sync::Notify,
+    /// The socket, to shut down without the writer's lock (which a write
+    /// to a peer that stopped reading may hold for ever). Valid while the
+    /// write half, which `writer` owns, is alive.
+    #[cfg(unix)]
+    fd: std::os::fd::RawFd,
+    killed: AtomicBool,
 }
 
 /// The server's answer to the opening handshake.
@@ -57,101 +83,225 @@ pub(super) struct Writer {
 }
 
 impl Shared {
-    pub(super) fn proto(&self) -> MutexGuard<'_, Protocol> {
-        // A panic while holding the lock cannot leave the protocol half
+    pub(super) fn new(
+        conn: Connection,
+        io: WriteHalf<AsyncStream>,
+        #[cfg(unix)] fd: std::os::fd::RawFd,
+        close_timeout: Duration,
+        write_timeout: Option<Duration>,
+        handshake: Handshake,
+    ) -> Shared {
+        Shared {
+            conn: Mutex::new(conn),
+            writer: ::tokio::sync::Mutex::new(Writer {
+                io,
+                queue: BytesMut::new(),
+                shut_down: false,
+            }),
+            close_timeout,
+            write_timeout,
+            handshake,
+            pending: AtomicBool::new(false),
+            timers_changed: ::tokio::sync::Notify::new(),
+            end_reported: ::tokio::sync::Notify::new(),
+            #[cfg(unix)]
+            fd,
+            killed: AtomicBool::new(false),
+        }
+    }
+
+    pub(super) fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave the connection half
         // updated in a way that matters more than the panic itself.
-        self.proto.lock().unwrap_or_else(|e| e.into_inner())
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Encodes with `encode` and writes out everything queued.
     pub(super) async fn send_with<F>(&self, encode: F) -> Result<()>
     where
-        F: FnOnce(&mut Protocol) -> std::result::Result<(), floodgate_proto::UsageError>,
+        F: FnOnce(&mut Connection) -> std::result::Result<(), floodgate_proto::UsageError>,
     {
         let mut writer = self.writer.lock().await;
         if writer.shut_down {
             return Err(ErrorKind::AlreadyClosed.into());
         }
-        encode(&mut self.proto())?;
-        writer.write_out(self).await
+        {
+            let mut conn = self.conn();
+            if conn.is_finished() {
+                return Err(ErrorKind::AlreadyClosed.into());
+            }
+            encode(&mut conn)?;
+            conn.write_started(Instant::now().into_std());
+        }
+        let written = writer.write_out(self).await;
+        self.conn().write_finished();
+        drop(writer);
+        self.write_pending().await;
+        written
     }
 
     pub(super) async fn send_message(&self, message: Message) -> Result<()> {
         match message {
-            Message::Close(frame) => self.send_with(|p| p.send_close(frame.as_ref())).await,
-            message => self.send_with(|p| p.send(&message)).await,
+            Message::Close(frame) => self.send_close(frame).await,
+            message => self.send_with(|c| c.send(&message)).await,
         }
     }
 
-    /// Writes out what the protocol queued (a pong, a close reply).
-    pub(super) async fn flush(&self) -> Result<()> {
-        if !self.proto().has_output() {
-            return Ok(());
+    /// Sends a close frame: the close deadline starts.
+    ///
+    /// It never waits behind a send blocked on a full socket: the frame is
+    /// queued, and whoever holds the writer writes it after its own bytes;
+    /// the close deadline ends the connection if that never happens.
+    pub(super) async fn send_close(&self, frame: Option<CloseFrame>) -> Result<()> {
+        {
+            let mut conn = self.conn();
+            if conn.is_finished() {
+                return Err(ErrorKind::AlreadyClosed.into());
+            }
+            conn.close(frame.as_ref(), Instant::now().into_std())?;
         }
-        let mut writer = self.writer.lock().await;
+        self.timers_changed.notify_one();
+        self.flush().await
+    }
+
+    /// Writes out what the connection queued (a pong, a close reply, a
+    /// keepalive ping) unless another task holds the writer, which then
+    /// writes it after its own bytes. Waits for the socket no longer than
+    /// the connection's next deadline.
+    pub(super) async fn flush(&self) -> Result<()> {
+        self.pending.store(true, Ordering::SeqCst);
+        let Ok(mut writer) = self.writer.try_lock() else {
+            return Ok(());
+        };
         if writer.shut_down {
             return Ok(());
         }
-        writer.write_out(self).await
+        let written = writer.write_out(self).await;
+        drop(writer);
+        written
+    }
+
+    /// After letting go of the writer: what was queued meanwhile by a task
+    /// that found it taken.
+    async fn write_pending(&self) {
+        if self.pending.load(Ordering::SeqCst) {
+            let _ = Box::pin(self.flush()).await;
+        }
     }
 
     /// Writes out what is queued and ends the write side (TLS sends its
-    /// close_notify), within `close_timeout`.
+    /// close_notify), within the connection's `fail_grace`: the lifecycle
+    /// is over, so a writer that cannot be had in that time (a write
+    /// blocked on a peer that stopped reading) is cut off at the socket.
     pub(super) async fn shutdown(&self) {
-        let mut writer = self.writer.lock().await;
-        if writer.shut_down {
-            return;
-        }
-        writer.shut_down = true;
-        let _ = ::tokio::time::timeout(self.close_timeout, async {
-            let _ = writer.write_out(self).await;
-            let _ = writer.io.shutdown().await;
+        let grace = self.conn().timeouts().fail_grace;
+        let done = ::tokio::time::timeout(grace, async {
+            let mut writer = self.writer.lock().await;
+            if writer.shut_down {
+                return;
+            }
+            writer.shut_down = true;
+            if !self.was_killed() {
+                let _ = writer.write_out(self).await;
+                let _ = writer.io.shutdown().await;
+            }
         })
         .await;
+        if done.is_err() {
+            self.kill();
+        }
+    }
+
+    /// Ends the connection at once at the socket: reads see the end,
+    /// a write blocked on a full socket fails, and the connection is
+    /// finished ([`End::Shutdown`](floodgate_proto::End::Shutdown) unless
+    /// its end was decided).
+    pub(super) fn kill(&self) {
+        self.conn().shutdown();
+        if self.killed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        #[cfg(unix)]
+        {
+            // SAFETY: the descriptor is the write half's, which `self`
+            // owns (in `writer`): it is open for as long as `self` lives.
+            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) };
+            let _ = socket2::SockRef::from(&fd).shutdown(std::net::Shutdown::Both);
+        }
+        self.timers_changed.notify_one();
+    }
+
+    /// Whether the socket was cut off here.
+    pub(super) fn was_killed(&self) -> bool {
+        self.killed.load(Ordering::SeqCst)
     }
 }
 
 impl Writer {
     async fn write_out(&mut self, shared: &Shared) -> Result<()> {
+        let user_deadline = shared.write_timeout.map(|t| Instant::now() + t);
         loop {
-            {
-                let mut proto = shared.proto();
-                if proto.has_output() {
-                    let out = proto.output();
+            let deadline = {
+                let mut conn = shared.conn();
+                shared.pending.store(false, Ordering::SeqCst);
+                if conn.has_output() {
+                    let out = conn.output();
                     let n = out.len();
                     self.queue.extend_from_slice(out);
-                    proto.consume_output(n);
+                    conn.consume_output(n);
                 }
-            }
+                earliest(conn.poll_timeout().map(Instant::from_std), user_deadline)
+            };
             if self.queue.is_empty() {
                 break;
             }
             // `write` (not `write_all`): cancel-safe, so the queue always
-            // tells what is still to go, also after a write timeout (the
-            // rest goes out first with the next write, as in the
-            // blocking client).
-            match within(shared.write_timeout, self.io.write(&self.queue)).await? {
-                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
-                Ok(n) => self.queue.advance(n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
+            // tells what is still to go, also after a timeout (the rest
+            // goes out first with the next write, as in the blocking
+            // client).
+            let written = match deadline {
+                None => Some(self.io.write(&self.queue).await),
+                Some(deadline) => ::tokio::time::timeout_at(deadline, self.io.write(&self.queue))
+                    .await
+                    .ok(),
+            };
+            match written {
+                Some(Ok(0)) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+                Some(Ok(n)) => self.queue.advance(n),
+                Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Some(Err(e)) => {
+                    if let Some(end) = shared.conn().end() {
+                        // Cut off at the socket by a deadline: say which.
+                        return Err(error_of(end));
+                    }
+                    return Err(e.into());
+                }
+                None => {
+                    let now = Instant::now();
+                    let ended = {
+                        let mut conn = shared.conn();
+                        conn.handle_timeout(now.into_std());
+                        conn.is_finished().then(|| conn.end().cloned()).flatten()
+                    };
+                    if let Some(end) = ended {
+                        shared.kill();
+                        return Err(error_of(&end));
+                    }
+                    if user_deadline.is_some_and(|d| now >= d) {
+                        return Err(ErrorKind::Timeout("writing (write_timeout)").into());
+                    }
+                }
             }
         }
-        within(shared.write_timeout, self.io.flush()).await??;
+        let flushed = match user_deadline {
+            None => Ok(self.io.flush().await),
+            Some(deadline) => ::tokio::time::timeout_at(deadline, self.io.flush()).await,
+        };
+        flushed.map_err(|_| Error::from(ErrorKind::Timeout("writing (write_timeout)")))??;
         if self.queue.capacity() > KEEP_WRITE_QUEUE {
             self.queue = BytesMut::new();
         }
         Ok(())
-    }
-}
-
-/// Runs one write, bounded by `write_timeout`.
-async fn within<F: Future>(write_timeout: Option<Duration>, write: F) -> Result<F::Output> {
-    match write_timeout {
-        None => Ok(write.await),
-        Some(limit) => ::tokio::time::timeout(limit, write)
-            .await
-            .map_err(|_| ErrorKind::Timeout("writing (write_timeout)").into()),
     }
 }
 
@@ -210,7 +360,7 @@ impl Clone for Sender {
 impl fmt::Debug for Sender {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sender")
-            .field("state", &self.shared.proto().state())
+            .field("state", &self.shared.conn().state())
             .finish_non_exhaustive()
     }
 }
@@ -237,7 +387,7 @@ impl Sender {
     ///
     /// As for [`send`](Self::send).
     pub async fn send_text(&self, text: &str) -> Result<()> {
-        self.shared.send_with(|p| p.send_text(text)).await
+        self.shared.send_with(|c| c.send_text(text)).await
     }
 
     /// Sends a binary message.
@@ -246,7 +396,7 @@ impl Sender {
     ///
     /// As for [`send`](Self::send).
     pub async fn send_binary(&self, data: &[u8]) -> Result<()> {
-        self.shared.send_with(|p| p.send_binary(data)).await
+        self.shared.send_with(|c| c.send_binary(data)).await
     }
 
     /// Sends one raw frame, so a caller can fragment a message (see the
@@ -260,7 +410,7 @@ impl Sender {
     /// control frame; I/O errors.
     pub async fn send_frame(&self, opcode: OpCode, payload: &[u8], fin: bool) -> Result<()> {
         self.shared
-            .send_with(|p| p.send_frame(opcode, payload, fin))
+            .send_with(|c| c.send_frame(opcode, payload, fin))
             .await
     }
 
@@ -270,7 +420,7 @@ impl Sender {
     ///
     /// As for [`send`](Self::send).
     pub async fn ping(&self, payload: &[u8]) -> Result<()> {
-        self.shared.send_with(|p| p.send_ping(payload)).await
+        self.shared.send_with(|c| c.send_ping(payload)).await
     }
 
     /// Sends a pong (payload at most 125 bytes).
@@ -279,7 +429,7 @@ impl Sender {
     ///
     /// As for [`send`](Self::send).
     pub async fn pong(&self, payload: &[u8]) -> Result<()> {
-        self.shared.send_with(|p| p.send_pong(payload)).await
+        self.shared.send_with(|c| c.send_pong(payload)).await
     }
 
     /// Sends a close frame with `code` and `reason`. The
@@ -303,14 +453,13 @@ impl Sender {
     ///
     /// As for [`close`](Self::close).
     pub async fn close_with(&self, frame: Option<CloseFrame>) -> Result<()> {
-        self.shared
-            .send_with(|p| p.send_close(frame.as_ref()))
-            .await
+        self.shared.send_close(frame).await
     }
 
     /// Whether messages can still be sent.
     pub fn is_open(&self) -> bool {
-        self.shared.proto().state() == State::Open
+        let conn = self.shared.conn();
+        conn.state() == State::Open && !conn.is_finished()
     }
 
     fn poll_sink(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
@@ -346,11 +495,11 @@ impl Sink<Message> for Sender {
         ready!(self.poll_sink(cx))?;
         if !self.sink_closed {
             self.sink_closed = true;
-            if !self.shared.proto().close_sent() {
+            if !self.shared.conn().protocol().close_sent() {
                 let shared = self.shared.clone();
                 *kept(&mut self.sink) = Some(Box::pin(async move {
                     shared
-                        .send_with(|p| p.send_close(Some(&CloseFrame::new(CloseCode::NORMAL, ""))))
+                        .send_close(Some(CloseFrame::new(CloseCode::NORMAL, "")))
                         .await
                 }));
                 return self.poll_sink(cx);

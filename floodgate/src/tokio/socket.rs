@@ -2,15 +2,16 @@
 //! over one protocol (see `receiver.rs` and `sender.rs` for how they
 //! share it).
 
-use super::receiver::{kept, wait_result, Core, Received, Receiver, Wait, MIN_READ};
-use super::sender::{Handshake, Sender, Shared, Writer};
+use super::receiver::{kept, Core, Received, Receiver, MIN_READ};
+use super::sender::{Handshake, Sender, Shared};
 use super::stream::AsyncStream;
 use crate::config::Options;
 use crate::error::{Error, ErrorKind, Result};
 use bytes::BytesMut;
+use floodgate_proto::connection::Connection;
 use floodgate_proto::deflate::PerMessageDeflate;
 use floodgate_proto::handshake::Response;
-use floodgate_proto::{CloseCode, CloseFrame, Frame, Message, OpCode, Protocol, Role, State};
+use floodgate_proto::{CloseCode, CloseFrame, Frame, Message, OpCode, Role, State};
 use futures_core::Stream;
 use futures_sink::Sink;
 use http::{HeaderMap, StatusCode};
@@ -75,24 +76,30 @@ impl WebSocket {
         read_buf: BytesMut,
         response: Response,
     ) -> WebSocket {
-        let mut proto = Protocol::new(Role::Client, options.protocol_config());
-        proto.set_deflate(response.deflate);
+        let now = std::time::Instant::now();
+        let mut conn = Connection::new(
+            Role::Client,
+            options.protocol_config(),
+            options.timeouts(),
+            now,
+        );
+        conn.set_deflate(response.deflate);
+        #[cfg(unix)]
+        let fd = stream.raw_fd();
         let (read, write) = ::tokio::io::split(stream);
-        let shared = Arc::new(Shared {
-            proto: Mutex::new(proto),
-            writer: ::tokio::sync::Mutex::new(Writer {
-                io: write,
-                queue: BytesMut::new(),
-                shut_down: false,
-            }),
-            close_timeout: options.close_timeout,
-            write_timeout: options.write_timeout,
-            handshake: Handshake {
+        let shared = Arc::new(Shared::new(
+            conn,
+            write,
+            #[cfg(unix)]
+            fd,
+            options.close_timeout,
+            options.write_timeout,
+            Handshake {
                 status: response.status,
                 headers: response.headers,
                 subprotocol: response.subprotocol,
             },
-        });
+        ));
         let core = Core {
             shared: shared.clone(),
             io: read,
@@ -103,7 +110,9 @@ impl WebSocket {
             read_timeout: options.read_timeout,
             raw_open: false,
             staged: None,
+            read_at: now,
             finished: false,
+            reported: false,
         };
         WebSocket {
             receiver: Receiver {
@@ -186,18 +195,35 @@ impl WebSocket {
     ///
     /// As for [`close`](Self::close).
     pub async fn close_with(&mut self, frame: Option<CloseFrame>) -> Result<()> {
-        if self.sender.shared.writer.lock().await.shut_down {
-            return Err(ErrorKind::AlreadyClosed.into());
-        }
-        self.sender.close_with(frame).await?;
-        let deadline = Instant::now() + self.sender.shared.close_timeout;
-        match self.receiver.core_before(deadline).await {
-            Some(core) => core.close_handshake(deadline).await,
-            None => {
-                self.sender.shared.shutdown().await;
-                wait_result(Wait::TimedOut)
+        {
+            let conn = self.sender.shared.conn();
+            if conn.is_finished() {
+                return Err(ErrorKind::AlreadyClosed.into());
+            }
+            if !conn.can_send() {
+                return Err(floodgate_proto::UsageError::Closed.into());
             }
         }
+        let sent = self.sender.close_with(frame).await;
+        if let Err(e) = &sent {
+            if matches!(e.kind(), ErrorKind::Usage(_)) {
+                return sent;
+            }
+        }
+        let deadline = Instant::now() + self.sender.shared.close_timeout;
+        let closed = match self.receiver.core_before(deadline).await {
+            Some(core) => core.close_handshake().await,
+            None => {
+                // The receive in flight did not give the state back in
+                // time: the close deadline is over.
+                self.sender.shared.kill();
+                Err(
+                    ErrorKind::Timeout("waiting for the server's close frame (close_timeout)")
+                        .into(),
+                )
+            }
+        };
+        sent.and(closed)
     }
 
     /// Takes the receiving state and the sender, for the buffered
@@ -247,7 +273,7 @@ impl WebSocket {
 
     /// The connection state.
     pub fn state(&self) -> State {
-        self.sender.shared.proto().state()
+        self.sender.shared.conn().state()
     }
 
     /// Whether messages can still be sent and received.
@@ -262,7 +288,7 @@ impl WebSocket {
 
     /// permessage-deflate as negotiated, or `None`.
     pub fn deflate(&self) -> Option<PerMessageDeflate> {
-        self.sender.shared.proto().deflate().cloned()
+        self.sender.shared.conn().deflate().cloned()
     }
 
     /// The handshake status (101).
@@ -292,7 +318,13 @@ fn message_of(core: &Core, result: Result<Frame>) -> Option<Result<Message>> {
             .ok()
             .map(|text| Ok(Message::Text(text))),
         OpCode::Close => {
-            let close = core.shared.proto().close_received().cloned().flatten();
+            let close = core
+                .shared
+                .conn()
+                .protocol()
+                .close_received()
+                .cloned()
+                .flatten();
             Some(Err(ErrorKind::ConnectionClosed(close).into()))
         }
         _ => None,

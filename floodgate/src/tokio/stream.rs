@@ -17,6 +17,19 @@ pub(crate) enum AsyncStream {
     Unix(tokio::net::UnixStream),
 }
 
+impl AsyncStream {
+    /// The socket's descriptor (under TLS, the TCP socket's).
+    #[cfg(unix)]
+    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        match self {
+            AsyncStream::Tcp(s) => s.as_raw_fd(),
+            AsyncStream::Tls(s) => s.get_ref().0.as_raw_fd(),
+            AsyncStream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+}
+
 impl AsyncRead for AsyncStream {
     fn poll_read(
         self: Pin<&mut Self>,

@@ -435,6 +435,13 @@ impl App {
         let mut dispatch =
             Dispatch::new(self.handlers.clone(), self.workers, self.worker_key.clone());
         let mut retry = options.reconnect.map(Retry::new);
+        // The keepalive is the connection's own, from its first instant:
+        // its reader task sends the pings and keeps the pong deadline.
+        let payload = (!options.ping_payload.is_empty())
+            .then(|| bytes::Bytes::copy_from_slice(&options.ping_payload));
+        let client =
+            self.client
+                .with_keepalive(options.ping_interval, options.ping_timeout, payload);
         let result = loop {
             if self.handle.is_closing() {
                 break Ok(());
@@ -443,7 +450,7 @@ impl App {
             let connected = ::tokio::select! {
                 biased;
                 () = self.handle.closed() => break Ok(()),
-                connected = self.connect(&mut summary) => connected,
+                connected = self.connect(&client, &mut summary) => connected,
             };
             let end = match connected {
                 Ok((conn, context)) => {
@@ -482,8 +489,12 @@ impl App {
 
     /// Connects, publishes the connection's context, then starts its
     /// reader: the reader-task handlers never see a frame without it.
-    async fn connect(&self, summary: &mut RunSummary) -> Result<(BufferedWebSocket, Context)> {
-        let ws = self.client.connect_async(&self.url).await?;
+    async fn connect(
+        &self,
+        client: &crate::Client,
+        summary: &mut RunSummary,
+    ) -> Result<(BufferedWebSocket, Context)> {
+        let ws = client.connect_async(&self.url).await?;
         summary.connections += 1;
         let context = self.context(Some(ws.sender_clone()), summary.connections);
         self.current.set(Some(context.clone()));
@@ -511,21 +522,15 @@ impl App {
                 .await;
         }
         self.handle.attach(conn.sender());
-        let keepalive = options
-            .ping_interval
-            .map(|every| conn.keepalive(every, options.ping_timeout, &options.ping_payload));
         let end = self.consume(&conn, &context, dispatch, summary).await;
-        let dead = match keepalive {
-            Some(keepalive) => keepalive.stop().await,
-            None => false,
-        };
         self.handle.detach();
         summary.last_stats = Some(conn.stats());
         // The reader has stopped (the buffer reported the end): no more
         // reader-task handler calls for this connection.
         drop(conn);
         self.current.set(None);
-        let ended = Ended::of(end, dead, options.ping_timeout);
+        // A dead connection ends with `NoPong` from the reader itself.
+        let ended = Ended::of(end, false, options.ping_timeout);
         if let Some(error) = &ended.error {
             self.handlers.error(&context, error);
         }
