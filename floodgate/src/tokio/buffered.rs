@@ -323,10 +323,10 @@ impl Reader {
             let mut timer: Option<Pin<Box<::tokio::time::Sleep>>> = None;
             let buffer = self.ingest.buffer.clone();
             let batch = &mut self.ingest.batch;
-            let pushed = std::future::poll_fn(|cx| loop {
+            let pushed = std::future::poll_fn(|cx| {
                 match buffer.push(batch, cx.waker(), true) {
-                    Pushed::Done => return Poll::Ready(Some(Ok(()))),
-                    Pushed::FellBehind(err) => return Poll::Ready(Some(Err(err))),
+                    Pushed::Done => Poll::Ready(Some(Ok(()))),
+                    Pushed::FellBehind(err) => Poll::Ready(Some(Err(err))),
                     Pushed::Wait(deadline) => {
                         let wake = earliest(
                             deadline.map(Instant::from_std),
@@ -340,12 +340,9 @@ impl Reader {
                         if sleep.deadline() != wake {
                             sleep.as_mut().reset(wake);
                         }
-                        match sleep.as_mut().poll(cx) {
-                            Poll::Pending => return Poll::Pending,
-                            // The buffer's deadline: push again; the
-                            // connection's: run it first.
-                            Poll::Ready(()) => return Poll::Ready(None),
-                        }
+                        // Ready: the buffer's deadline (push again) or the
+                        // connection's (run it first).
+                        sleep.as_mut().poll(cx).map(|()| None)
                     }
                 }
             })
