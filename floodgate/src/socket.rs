@@ -19,7 +19,7 @@
 use crate::buffer::BufferConfig;
 use crate::buffered::BufferedWebSocket;
 use crate::config::Options;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, TimeoutKind};
 use crate::stream::{Stream, Transport};
 use bytes::{Buf, BytesMut};
 use floodgate_proto::deflate::PerMessageDeflate;
@@ -99,22 +99,13 @@ impl<S: Transport> WebSocket<S> {
             "sending the opening handshake"
         );
         set_deadline(&stream, deadline)?;
-        write_all(
-            &mut stream,
-            &bytes,
-            "sending the handshake (connect_timeout)",
-        )?;
+        write_all(&mut stream, &bytes, TimeoutKind::Handshake)?;
         let mut buf = BytesMut::with_capacity(4096);
         let (head, head_len) = loop {
             if let Some(parsed) = parse_response_head(&buf, options.max_handshake_size)? {
                 break parsed;
             }
-            read_more(
-                &mut stream,
-                &mut buf,
-                4096,
-                "waiting for the handshake response (connect_timeout)",
-            )?;
+            read_more(&mut stream, &mut buf, 4096, TimeoutKind::Handshake)?;
         };
         tracing::debug!(
             response = %String::from_utf8_lossy(&buf[..head_len]).trim_end(),
@@ -126,7 +117,7 @@ impl<S: Transport> WebSocket<S> {
             let wanted = head_len + head.error_body_wanted();
             while buf.len() < wanted {
                 let missing = wanted - buf.len();
-                if read_more(&mut stream, &mut buf, missing, "").is_err() {
+                if read_more(&mut stream, &mut buf, missing, TimeoutKind::Handshake).is_err() {
                     break;
                 }
             }
@@ -322,9 +313,7 @@ impl<S: Transport> WebSocket<S> {
             }
             Ok(_) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
-            Err(e) if is_timeout(&e) => {
-                Err(ErrorKind::Timeout("waiting for data (read_timeout)").into())
-            }
+            Err(e) if is_timeout(&e) => Err(TimeoutKind::Read.into()),
             Err(e) => {
                 self.finish();
                 Err(e.into())
@@ -544,10 +533,7 @@ impl<S: Transport> WebSocket<S> {
         match wait {
             Wait::Done => Ok(()),
             Wait::Eof => Err(ErrorKind::AbnormalClosure.into()),
-            Wait::TimedOut => Err(ErrorKind::Timeout(
-                "waiting for the server's close frame (close_timeout)",
-            )
-            .into()),
+            Wait::TimedOut => Err(Error::timeout(TimeoutKind::Close, Some(self.close_timeout))),
             Wait::Failed => Err(ErrorKind::Io(io::Error::other(
                 "the transport failed during the close handshake",
             ))
@@ -760,9 +746,7 @@ pub(crate) fn write_output<S: Transport>(stream: &mut S, proto: &mut Protocol) -
             Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
             Ok(n) => proto.consume_output(n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if is_timeout(&e) => {
-                return Err(ErrorKind::Timeout("writing (write_timeout)").into())
-            }
+            Err(e) if is_timeout(&e) => return Err(TimeoutKind::Write.into()),
             Err(e) => return Err(e.into()),
         }
     }
@@ -781,7 +765,7 @@ pub(crate) fn set_deadline<S: Transport>(stream: &S, deadline: Option<Instant>) 
         None => None,
         Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
             Some(left) if !left.is_zero() => Some(left),
-            _ => return Err(ErrorKind::Timeout("during the handshake (connect_timeout)").into()),
+            _ => return Err(TimeoutKind::Handshake.into()),
         },
     };
     stream.set_read_timeout(left)?;
@@ -789,13 +773,13 @@ pub(crate) fn set_deadline<S: Transport>(stream: &S, deadline: Option<Instant>) 
     Ok(())
 }
 
-fn write_all<S: Transport>(stream: &mut S, mut bytes: &[u8], during: &'static str) -> Result<()> {
+fn write_all<S: Transport>(stream: &mut S, mut bytes: &[u8], during: TimeoutKind) -> Result<()> {
     while !bytes.is_empty() {
         match stream.write(bytes) {
             Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
             Ok(n) => bytes = &bytes[n..],
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if is_timeout(&e) => return Err(ErrorKind::Timeout(during).into()),
+            Err(e) if is_timeout(&e) => return Err(during.into()),
             Err(e) => return Err(e.into()),
         }
     }
@@ -807,7 +791,7 @@ fn read_more<S: Transport>(
     stream: &mut S,
     buf: &mut BytesMut,
     at_most: usize,
-    during: &'static str,
+    during: TimeoutKind,
 ) -> Result<()> {
     buf.reserve(at_most.max(1));
     loop {
@@ -821,7 +805,7 @@ fn read_more<S: Transport>(
             }
             Ok(_) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if is_timeout(&e) => return Err(ErrorKind::Timeout(during).into()),
+            Err(e) if is_timeout(&e) => return Err(during.into()),
             Err(e) => return Err(e.into()),
         }
     }

@@ -10,7 +10,7 @@ use floodgate::buffer::Key;
 use floodgate::reconnect::Backoff;
 use floodgate::server::feed::{Feed, FeedConfig, FeedMessage};
 use floodgate::server::{accept, Server};
-use floodgate::{CloseCode, ErrorKind, Message, OpCode, Options};
+use floodgate::{CloseCode, ConfigError, ErrorKind, Message, OpCode, Options, Phase, TimeoutKind};
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -212,7 +212,10 @@ fn a_server_that_stops_answering_pings_is_detected_within_interval_plus_timeout(
         .unwrap_err();
     let took = started.elapsed();
     assert!(
-        matches!(err.kind(), ErrorKind::NoPong(t) if *t == 200 * MS),
+        matches!(
+            err.kind(),
+            ErrorKind::Timeout { kind: TimeoutKind::Pong, after: Some(t) } if *t == 200 * MS
+        ) && err.phase() == Phase::Connection,
         "{err:?}"
     );
     // The first ping goes out after 100 ms and waits 200 ms for its pong;
@@ -552,6 +555,12 @@ fn without_reconnect_the_app_ends_with_the_error_that_ended_the_connection() {
         .unwrap()
         .run_forever(&bad)
         .unwrap_err();
-    assert!(matches!(err.kind(), ErrorKind::Config(_)), "{err:?}");
+    assert!(
+        matches!(
+            err.kind(),
+            ErrorKind::Config(ConfigError::PingTimeoutWithoutInterval)
+        ),
+        "{err:?}"
+    );
     let _ = Message::text("");
 }

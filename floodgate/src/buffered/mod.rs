@@ -23,7 +23,7 @@ mod sender;
 pub use sender::Sender;
 
 use crate::buffer::{Buffer, BufferConfig, Delivered, Stats};
-use crate::error::{ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, TimeoutKind};
 use crate::socket::WebSocket;
 use crate::stream::{Stream, Transport};
 use chunks::ChunkPool;
@@ -133,10 +133,7 @@ impl<S: Transport> Shared<S> {
             .into()),
             None => {
                 self.end_transport();
-                Err(
-                    ErrorKind::Timeout("waiting for the server's close frame (close_timeout)")
-                        .into(),
-                )
+                Err(Error::timeout(TimeoutKind::Close, Some(self.close_timeout)))
             }
         }
     }
@@ -273,7 +270,7 @@ impl<S: Transport> BufferedWebSocket<S> {
     /// [`ErrorKind::Io`] when it failed; then
     /// [`ErrorKind::AlreadyClosed`].
     pub fn recv(&self) -> Result<Delivered> {
-        self.buffer.recv()
+        Ok(self.buffer.recv()?)
     }
 
     /// Waits at most `timeout` for the next message.
@@ -283,7 +280,7 @@ impl<S: Transport> BufferedWebSocket<S> {
     /// [`ErrorKind::Timeout`] when none came (the connection stays usable);
     /// otherwise as for [`recv`](Self::recv).
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Delivered> {
-        self.buffer.recv_timeout(timeout)
+        Ok(self.buffer.recv_timeout(timeout)?)
     }
 
     /// Takes a message if one is buffered, without waiting.
@@ -292,7 +289,7 @@ impl<S: Transport> BufferedWebSocket<S> {
     ///
     /// As for [`recv`](Self::recv).
     pub fn try_recv(&self) -> Result<Option<Delivered>> {
-        self.buffer.try_recv()
+        Ok(self.buffer.try_recv()?)
     }
 
     /// Takes every buffered message, up to `max`, waiting at most `wait`
@@ -303,7 +300,7 @@ impl<S: Transport> BufferedWebSocket<S> {
     ///
     /// As for [`recv`](Self::recv).
     pub fn recv_batch(&self, max: usize, wait: Duration) -> Result<Vec<Delivered>> {
-        self.buffer.recv_batch(max, wait)
+        Ok(self.buffer.recv_batch(max, wait)?)
     }
 
     /// [`recv_batch`](Self::recv_batch) into a vector the caller reuses;
@@ -318,7 +315,7 @@ impl<S: Transport> BufferedWebSocket<S> {
         max: usize,
         wait: Duration,
     ) -> Result<usize> {
-        self.buffer.recv_batch_into(out, max, wait)
+        Ok(self.buffer.recv_batch_into(out, max, wait)?)
     }
 
     /// An iterator over messages that ends after a close handshake and
@@ -490,7 +487,7 @@ impl Iterator for BufferedMessages<'_> {
         if self.done {
             return None;
         }
-        match self.buffer.recv() {
+        match self.buffer.recv().map_err(Error::from) {
             Ok(message) => Some(Ok(message)),
             Err(e) => {
                 self.done = true;

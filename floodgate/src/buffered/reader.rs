@@ -10,7 +10,7 @@
 use super::chunks::ChunkPool;
 use super::{Ending, Shared};
 use crate::buffer::{Batch, Buffer, BufferError, ControlFn, DataFrameFn};
-use crate::error::{Error, ErrorKind};
+use crate::error::{Callback, Error, ErrorKind};
 use crate::socket::{read_before, read_size};
 use crate::stream::Transport;
 use bytes::BytesMut;
@@ -73,7 +73,11 @@ impl<S: Transport> Reader<S> {
                     CloseCode::INTERNAL_ERROR,
                     "client error",
                 )));
-                ErrorKind::Panicked(what).into()
+                ErrorKind::Panicked {
+                    callback: Callback::Reader,
+                    message: what,
+                }
+                .into()
             }
         };
         let ending = match end.kind() {

@@ -9,7 +9,7 @@
 
 use super::{host_port, Handshake, Proxy};
 use crate::connect::Target;
-use crate::error::ProxyError;
+use crate::error::{ProxyError, ProxyMalformed};
 use base64::Engine as _;
 
 const PROTOCOL: &str = "HTTP";
@@ -35,10 +35,9 @@ pub(super) fn tunnel(
         if head.len() == 5 && !head.eq_ignore_ascii_case(b"HTTP/") {
             return Err(ProxyError::Malformed {
                 protocol: PROTOCOL,
-                detail: format!(
-                    "the answer starts with {:?}, not HTTP/",
-                    String::from_utf8_lossy(&head)
-                ),
+                detail: ProxyMalformed::NotHttp {
+                    start: String::from_utf8_lossy(&head).into_owned(),
+                },
             });
         }
         if head.ends_with(b"\r\n\r\n") || head.ends_with(b"\n\n") {
@@ -69,13 +68,13 @@ pub(super) fn check_response(head: &[u8]) -> Result<(), ProxyError> {
         Ok(httparse::Status::Partial) => {
             return Err(ProxyError::Malformed {
                 protocol: PROTOCOL,
-                detail: "the response head is incomplete".into(),
+                detail: ProxyMalformed::IncompleteHead,
             })
         }
         Err(e) => {
             return Err(ProxyError::Malformed {
                 protocol: PROTOCOL,
-                detail: format!("{e} in the response head"),
+                detail: ProxyMalformed::Head(e),
             })
         }
     }

@@ -10,7 +10,7 @@
 
 use super::{dest_for, Dest, Handshake, Proxy, ProxyKind};
 use crate::connect::Target;
-use crate::error::ProxyError;
+use crate::error::{ProxyError, ProxyMalformed, ProxyUnsupported};
 use std::net::IpAddr;
 
 const PROTOCOL: &str = "SOCKS5";
@@ -71,10 +71,11 @@ pub(super) fn check_method(answer: &[u8; 2], offered_credentials: bool) -> Resul
     if answer[0] != 5 {
         return Err(ProxyError::Malformed {
             protocol: PROTOCOL,
-            detail: format!(
-                "the method answer's version byte is {} (expected 5)",
-                answer[0]
-            ),
+            detail: ProxyMalformed::Version {
+                answer: "method answer",
+                got: answer[0],
+                expected: 5,
+            },
         });
     }
     let offered = if offered_credentials {
@@ -88,9 +89,10 @@ pub(super) fn check_method(answer: &[u8; 2], offered_credentials: bool) -> Resul
         NO_ACCEPTABLE => Err(ProxyError::NoAcceptableAuth { offered }),
         other => Err(ProxyError::Malformed {
             protocol: PROTOCOL,
-            detail: format!(
-                "the proxy chose method {other:#04x}, which was not offered ({offered})"
-            ),
+            detail: ProxyMalformed::UnofferedMethod {
+                method: other,
+                offered,
+            },
         }),
     }
 }
@@ -98,7 +100,7 @@ pub(super) fn check_method(answer: &[u8; 2], offered_credentials: bool) -> Resul
 pub(super) fn auth_request(user: &str, password: &str) -> Result<Vec<u8>, ProxyError> {
     let (Ok(ulen), Ok(plen)) = (u8::try_from(user.len()), u8::try_from(password.len())) else {
         return Err(ProxyError::Unsupported(
-            "SOCKS5 user names and passwords are limited to 255 bytes".into(),
+            ProxyUnsupported::Socks5CredentialsTooLong,
         ));
     };
     let mut request = Vec::with_capacity(3 + user.len() + password.len());
@@ -113,10 +115,11 @@ pub(super) fn check_auth_reply(reply: &[u8; 2]) -> Result<(), ProxyError> {
     if reply[0] != 1 {
         return Err(ProxyError::Malformed {
             protocol: PROTOCOL,
-            detail: format!(
-                "the authentication answer's version byte is {} (expected 1)",
-                reply[0]
-            ),
+            detail: ProxyMalformed::Version {
+                answer: "authentication answer",
+                got: reply[0],
+                expected: 1,
+            },
         });
     }
     match reply[1] {
@@ -141,11 +144,9 @@ pub(super) fn connect_request(dest: &Dest, port: u16) -> Result<Vec<u8>, ProxyEr
                 .ok()
                 .filter(|l| *l > 0)
                 .ok_or_else(|| {
-                    ProxyError::Unsupported(format!(
-                        "SOCKS5 carries host names of 1 to 255 bytes; {:?} has {}",
-                        name,
-                        name.len()
-                    ))
+                    ProxyError::Unsupported(ProxyUnsupported::Socks5HostNameLength {
+                        name: name.clone(),
+                    })
                 })?;
             request.push(3);
             request.push(len);
@@ -163,7 +164,11 @@ pub(super) fn check_reply_head(head: &[u8; 4]) -> Result<usize, ProxyError> {
     if head[0] != 5 {
         return Err(ProxyError::Malformed {
             protocol: PROTOCOL,
-            detail: format!("the reply's version byte is {} (expected 5)", head[0]),
+            detail: ProxyMalformed::Version {
+                answer: "reply",
+                got: head[0],
+                expected: 5,
+            },
         });
     }
     if head[1] != 0 {
@@ -175,7 +180,7 @@ pub(super) fn check_reply_head(head: &[u8; 4]) -> Result<usize, ProxyError> {
         4 => Ok(16 + 2),
         other => Err(ProxyError::Malformed {
             protocol: PROTOCOL,
-            detail: format!("the reply's address type is {other} (expected 1, 3 or 4)"),
+            detail: ProxyMalformed::AddressType { got: other },
         }),
     }
 }

@@ -4,7 +4,7 @@
 use super::{host_port, socks4, socks5, NoProxy, Proxy, ProxyKind};
 use crate::config::Options;
 use crate::connect::Target;
-use crate::error::{Error, ErrorKind, ProxyError, Result};
+use crate::error::{Error, ErrorKind, ProxyError, ProxyUnsupported, Result};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
@@ -82,6 +82,10 @@ fn connect_via(
     let stream =
         crate::connect::connect_tcp(&proxy_target, options, deadline).map_err(|e| {
             match e.into_kind() {
+                ErrorKind::Resolve { source, .. } => fail(ProxyError::Resolve {
+                    host: proxy.host.clone(),
+                    source,
+                }),
                 ErrorKind::Connect { source, .. }
                     if source.kind() == io::ErrorKind::NotFound || is_resolve_error(&source) =>
                 {
@@ -91,7 +95,7 @@ fn connect_via(
                     })
                 }
                 ErrorKind::Connect { source, .. } => fail(ProxyError::Unreachable(source)),
-                ErrorKind::Timeout(_) => fail(ProxyError::TimedOut),
+                ErrorKind::Timeout { .. } => fail(ProxyError::TimedOut),
                 other => other.into(),
             }
         })?;
@@ -159,10 +163,11 @@ pub(super) fn dest_for(
     };
     match pick {
         Some(addr) => Ok(Dest::Ip(addr.ip())),
-        None if ipv4_only && !addrs.is_empty() => Err(ProxyError::Unsupported(format!(
-            "{} has only IPv6 addresses and SOCKS4 carries IPv4 only; use socks4a:// or socks5://",
-            target.host
-        ))),
+        None if ipv4_only && !addrs.is_empty() => {
+            Err(ProxyError::Unsupported(ProxyUnsupported::Socks4NoIpv4 {
+                host: target.host.clone(),
+            }))
+        }
         None => Err(ProxyError::Resolve {
             host: target.host.clone(),
             source: io::Error::new(io::ErrorKind::NotFound, "no address"),

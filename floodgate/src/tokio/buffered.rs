@@ -16,7 +16,7 @@ use crate::buffer::{
     Batch, Buffer, BufferConfig, BufferError, ControlFn, DataFrameFn, Delivered, Pushed, Stats,
 };
 use crate::buffered::reader::compact;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, TimeoutKind};
 use floodgate_proto::{CloseCode, CloseFrame, Message, UsageError};
 use futures_core::Stream;
 use http::{HeaderMap, StatusCode};
@@ -115,7 +115,7 @@ impl WebSocket {
         let handle = match core {
             Some(core) => Some(::tokio::spawn(reader.run(core, first))),
             None => {
-                buffer.finish(ErrorKind::AlreadyClosed.into());
+                buffer.finish(Error::from(ErrorKind::AlreadyClosed));
                 None
             }
         };
@@ -305,7 +305,7 @@ impl BufferedWebSocket {
     /// [`ErrorKind::Buffer`] under `Disconnect`, a protocol or I/O error),
     /// then [`ErrorKind::AlreadyClosed`].
     pub async fn recv(&self) -> Result<Delivered> {
-        std::future::poll_fn(|cx| self.buffer.poll_recv(cx)).await
+        Ok(std::future::poll_fn(|cx| self.buffer.poll_recv(cx)).await?)
     }
 
     /// Takes up to `max` messages at once, waiting until there is at least
@@ -330,7 +330,7 @@ impl BufferedWebSocket {
     ///
     /// As for [`recv`](Self::recv).
     pub fn try_recv(&self) -> Result<Option<Delivered>> {
-        self.buffer.try_recv()
+        Ok(self.buffer.try_recv()?)
     }
 
     /// The buffer's counters, read at one instant.
@@ -422,11 +422,8 @@ impl BufferedWebSocket {
             Err(_) => {
                 reader.abort();
                 self.sender.shared.shutdown().await;
-                self.buffer.finish(ErrorKind::AbnormalClosure.into());
-                Err(
-                    ErrorKind::Timeout("waiting for the server's close frame (close_timeout)")
-                        .into(),
-                )
+                self.buffer.finish(Error::from(ErrorKind::AbnormalClosure));
+                Err(Error::timeout(TimeoutKind::Close, Some(close_timeout)))
             }
         }
     }
@@ -467,7 +464,7 @@ impl Killer {
         if let Some(reader) = &self.reader {
             reader.abort();
         }
-        self.buffer.finish(ErrorKind::AbnormalClosure.into());
+        self.buffer.finish(Error::from(ErrorKind::AbnormalClosure));
         // A writer stuck on a full socket holds the write lock: the bound
         // keeps the kill from waiting on the dead peer.
         let shared = &self.sender.shared;
@@ -497,6 +494,7 @@ impl Stream for BufferedWebSocket {
             Poll::Ready(Ok(delivered)) => Poll::Ready(Some(Ok(delivered))),
             Poll::Ready(Err(e)) => {
                 self.ended = true;
+                let e = Error::from(e);
                 Poll::Ready(if e.is_closed() { None } else { Some(Err(e)) })
             }
         }

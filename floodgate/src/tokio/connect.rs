@@ -23,7 +23,7 @@ use super::socket::WebSocket;
 use super::stream::AsyncStream;
 use crate::config::Options;
 use crate::connect::{client_request, next_hop, parse_url, tls_name, Target};
-use crate::error::{ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, TimeoutKind, TlsConfigError, UnsupportedError};
 use bytes::{Buf, BytesMut};
 use floodgate_proto::handshake::{parse_response_head, ClientHandshake, ClientRequest};
 use http::StatusCode;
@@ -47,7 +47,7 @@ pub(crate) async fn connect(
         None => run.await,
         Some(timeout) => match ::tokio::time::timeout(timeout, run).await {
             Ok(result) => result,
-            Err(_) => Err(ErrorKind::Timeout("during the handshake (connect_timeout)").into()),
+            Err(_) => Err(Error::timeout(TimeoutKind::Handshake, Some(timeout))),
         },
     }
 }
@@ -99,11 +99,10 @@ async fn open_stream(
     }
     let config = tls_config()?;
     let name = tls_name(target, options);
-    let server_name = ServerName::try_from(name.to_owned()).map_err(|_| {
-        ErrorKind::Config(format!(
-            "TLS: {name:?} is not a valid DNS name or IP address to verify"
-        ))
-    })?;
+    let server_name =
+        ServerName::try_from(name.to_owned()).map_err(|_| TlsConfigError::InvalidServerName {
+            name: name.to_owned(),
+        })?;
     let tls = tokio_rustls::TlsConnector::from(config)
         .connect(server_name, tcp)
         .await
@@ -114,10 +113,7 @@ async fn open_stream(
 #[cfg(unix)]
 async fn connect_unix(path: &std::path::Path, target: &Target) -> Result<AsyncStream> {
     if target.secure {
-        return Err(ErrorKind::Unsupported(
-            "wss:// over a Unix socket is not supported; use a ws:// URL with unix_socket".into(),
-        )
-        .into());
+        return Err(ErrorKind::Unsupported(UnsupportedError::WssOverUnixSocket).into());
     }
     let stream = ::tokio::net::UnixStream::connect(path)
         .await
@@ -130,7 +126,7 @@ async fn connect_unix(path: &std::path::Path, target: &Target) -> Result<AsyncSt
 
 #[cfg(not(unix))]
 async fn connect_unix(_path: &std::path::Path, _target: &Target) -> Result<AsyncStream> {
-    Err(ErrorKind::Unsupported("Unix sockets need a Unix platform".into()).into())
+    Err(ErrorKind::Unsupported(UnsupportedError::UnixSocketsNeedUnix).into())
 }
 
 /// The opening handshake over a connected transport (the caller bounds

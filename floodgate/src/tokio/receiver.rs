@@ -10,7 +10,7 @@
 
 use super::sender::Shared;
 use super::stream::AsyncStream;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, TimeoutKind};
 use crate::socket::read_size;
 use bytes::BytesMut;
 use floodgate_proto::{CloseFrame, Frame, Message, ProtocolError, State, UsageError};
@@ -149,7 +149,7 @@ impl Core {
             // and a frame received in part stays in the read buffer.
             Some(limit) => match ::tokio::time::timeout(limit, read).await {
                 Ok(read) => read,
-                Err(_) => return Err(ErrorKind::Timeout("waiting for data (read_timeout)").into()),
+                Err(_) => return Err(Error::timeout(TimeoutKind::Read, Some(limit))),
             },
         };
         match read {
@@ -286,9 +286,7 @@ pub(super) fn wait_result(wait: Wait) -> Result<()> {
     match wait {
         Wait::Done => Ok(()),
         Wait::Eof => Err(ErrorKind::AbnormalClosure.into()),
-        Wait::TimedOut => {
-            Err(ErrorKind::Timeout("waiting for the server's close frame (close_timeout)").into())
-        }
+        Wait::TimedOut => Err(TimeoutKind::Close.into()),
         Wait::Failed => Err(ErrorKind::Io(io::Error::other(
             "the transport failed during the close handshake",
         ))

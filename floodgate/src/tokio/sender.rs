@@ -12,7 +12,7 @@
 
 use super::receiver::{kept, Kept};
 use super::stream::AsyncStream;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, TimeoutKind};
 use bytes::{Buf, BytesMut};
 use floodgate_proto::{CloseCode, CloseFrame, Message, OpCode, Protocol, State};
 use futures_sink::Sink;
@@ -151,7 +151,7 @@ async fn within<F: Future>(write_timeout: Option<Duration>, write: F) -> Result<
         None => Ok(write.await),
         Some(limit) => ::tokio::time::timeout(limit, write)
             .await
-            .map_err(|_| ErrorKind::Timeout("writing (write_timeout)").into()),
+            .map_err(|_| Error::timeout(TimeoutKind::Write, Some(limit))),
     }
 }
 
