@@ -200,8 +200,7 @@ pub use buffered::{BufferedMessages, BufferedWebSocket, Sender};
 pub use config::{Client, ClientBuilder, Options, Origin};
 pub use error::{
     Callback, ConfigError, Error, ErrorKind, PemItem, Phase, ProxyConfigError, ProxyError,
-    ProxyMalformed, ProxyUnsupported, RedirectError, Result, TimeoutKind, TlsConfigError,
-    UnsupportedError, UrlError,
+    RedirectError, Result, TimeoutKind, TlsConfigError, UnsupportedError, UrlError,
 };
 pub use proxy::{NoProxy, Proxy, ProxyKind};
 pub use socket::{Messages, WebSocket};

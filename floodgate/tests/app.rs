@@ -500,7 +500,7 @@ fn a_panicking_handler_is_reported_and_the_app_goes_on() {
     app.run_forever(&RunOptions::new()).unwrap();
     let entries = log.entries();
     assert!(
-        entries[0].contains("on_message: the handler broke"),
+        entries[0].contains("on_message handler panicked (the handler broke)"),
         "{entries:?}"
     );
     assert_eq!(entries[1], "handled fine");

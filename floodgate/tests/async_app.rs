@@ -596,11 +596,11 @@ async fn a_handler_that_panics_before_or_after_an_await_is_reported_and_the_app_
     let entries = log.entries();
     assert_eq!(entries.len(), 3, "{entries:?}");
     assert!(
-        entries[0].contains("on_message: the handler broke at once"),
+        entries[0].contains("on_message handler panicked (the handler broke at once)"),
         "{entries:?}"
     );
     assert!(
-        entries[1].contains("on_message: the handler broke after an await"),
+        entries[1].contains("on_message handler panicked (the handler broke after an await)"),
         "{entries:?}"
     );
     assert_eq!(entries[2], "handled fine");

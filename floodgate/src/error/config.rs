@@ -208,7 +208,7 @@ pub enum TlsConfigError {
     #[error("the server certificate cannot be used: {0}")]
     ServerCertificate(#[source] rustls::Error),
     /// The name to verify the server for is not a DNS name or IP address.
-    #[error("{name:?} is not a valid DNS name or IP address to verify; set server_name to the name in the server's certificate")]
+    #[error("{name:?} is not a valid DNS name or IP address to verify; set tls_server_name to the name in the server's certificate")]
     InvalidServerName {
         /// The name (the URL's host or the configured server name).
         name: String,

@@ -9,7 +9,7 @@
 
 use super::{host_port, Handshake, Proxy};
 use crate::connect::Target;
-use crate::error::{ProxyError, ProxyMalformed};
+use crate::error::ProxyError;
 use base64::Engine as _;
 
 const PROTOCOL: &str = "HTTP";
@@ -35,9 +35,10 @@ pub(super) fn tunnel(
         if head.len() == 5 && !head.eq_ignore_ascii_case(b"HTTP/") {
             return Err(ProxyError::Malformed {
                 protocol: PROTOCOL,
-                detail: ProxyMalformed::NotHttp {
-                    start: String::from_utf8_lossy(&head).into_owned(),
-                },
+                detail: format!(
+                    "the answer starts with {:?}, not HTTP/",
+                    String::from_utf8_lossy(&head)
+                ),
             });
         }
         if head.ends_with(b"\r\n\r\n") || head.ends_with(b"\n\n") {
@@ -68,13 +69,13 @@ pub(super) fn check_response(head: &[u8]) -> Result<(), ProxyError> {
         Ok(httparse::Status::Partial) => {
             return Err(ProxyError::Malformed {
                 protocol: PROTOCOL,
-                detail: ProxyMalformed::IncompleteHead,
+                detail: "the response head is incomplete".into(),
             })
         }
         Err(e) => {
             return Err(ProxyError::Malformed {
                 protocol: PROTOCOL,
-                detail: ProxyMalformed::Head(e),
+                detail: format!("{e} in the response head"),
             })
         }
     }

@@ -9,7 +9,7 @@
 
 use super::{dest_for, Dest, Handshake, Proxy, ProxyKind};
 use crate::connect::Target;
-use crate::error::{ProxyError, ProxyMalformed, ProxyUnsupported};
+use crate::error::ProxyError;
 use std::net::{IpAddr, Ipv4Addr};
 
 const PROTOCOL: &str = "SOCKS4";
@@ -36,17 +36,21 @@ pub(super) fn connect_request(
     user_id: &str,
 ) -> Result<Vec<u8>, ProxyError> {
     if user_id.contains('\0') {
-        return Err(ProxyError::Unsupported(ProxyUnsupported::Socks4UserIdNul));
+        return Err(ProxyError::Unsupported(
+            "the SOCKS4 user id contains a NUL byte".into(),
+        ));
     }
     let (ip, name) = match dest {
         Dest::Ip(IpAddr::V4(ip)) => (*ip, None),
         Dest::Ip(IpAddr::V6(ip)) => {
-            return Err(ProxyError::Unsupported(ProxyUnsupported::Socks4Ipv6(*ip)))
+            return Err(ProxyError::Unsupported(format!(
+                "SOCKS4 carries IPv4 addresses only, not {ip}; use socks5://"
+            )))
         }
         Dest::Name(name) if name.contains('\0') || name.is_empty() => {
-            return Err(ProxyError::Unsupported(ProxyUnsupported::Socks4HostName {
-                name: name.clone(),
-            }))
+            return Err(ProxyError::Unsupported(format!(
+                "the host name {name:?} cannot be sent"
+            )))
         }
         Dest::Name(name) => (SOCKS4A_MARKER, Some(name.as_str())),
     };
@@ -67,11 +71,7 @@ pub(super) fn check_reply(reply: &[u8; 8]) -> Result<(), ProxyError> {
     if reply[0] != 0 {
         return Err(ProxyError::Malformed {
             protocol: PROTOCOL,
-            detail: ProxyMalformed::Version {
-                answer: "reply",
-                got: reply[0],
-                expected: 0,
-            },
+            detail: format!("the reply's version byte is {} (expected 0)", reply[0]),
         });
     }
     match reply[1] {

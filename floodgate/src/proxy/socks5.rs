@@ -10,7 +10,7 @@
 
 use super::{dest_for, Dest, Handshake, Proxy, ProxyKind};
 use crate::connect::Target;
-use crate::error::{ProxyError, ProxyMalformed, ProxyUnsupported};
+use crate::error::ProxyError;
 use std::net::IpAddr;
 
 const PROTOCOL: &str = "SOCKS5";
@@ -71,11 +71,10 @@ pub(super) fn check_method(answer: &[u8; 2], offered_credentials: bool) -> Resul
     if answer[0] != 5 {
         return Err(ProxyError::Malformed {
             protocol: PROTOCOL,
-            detail: ProxyMalformed::Version {
-                answer: "method answer",
-                got: answer[0],
-                expected: 5,
-            },
+            detail: format!(
+                "the method answer's version byte is {} (expected 5)",
+                answer[0]
+            ),
         });
     }
     let offered = if offered_credentials {
@@ -89,10 +88,9 @@ pub(super) fn check_method(answer: &[u8; 2], offered_credentials: bool) -> Resul
         NO_ACCEPTABLE => Err(ProxyError::NoAcceptableAuth { offered }),
         other => Err(ProxyError::Malformed {
             protocol: PROTOCOL,
-            detail: ProxyMalformed::UnofferedMethod {
-                method: other,
-                offered,
-            },
+            detail: format!(
+                "the proxy chose method {other:#04x}, which was not offered ({offered})"
+            ),
         }),
     }
 }
@@ -100,7 +98,7 @@ pub(super) fn check_method(answer: &[u8; 2], offered_credentials: bool) -> Resul
 pub(super) fn auth_request(user: &str, password: &str) -> Result<Vec<u8>, ProxyError> {
     let (Ok(ulen), Ok(plen)) = (u8::try_from(user.len()), u8::try_from(password.len())) else {
         return Err(ProxyError::Unsupported(
-            ProxyUnsupported::Socks5CredentialsTooLong,
+            "SOCKS5 user names and passwords are limited to 255 bytes".into(),
         ));
     };
     let mut request = Vec::with_capacity(3 + user.len() + password.len());
@@ -115,11 +113,10 @@ pub(super) fn check_auth_reply(reply: &[u8; 2]) -> Result<(), ProxyError> {
     if reply[0] != 1 {
         return Err(ProxyError::Malformed {
             protocol: PROTOCOL,
-            detail: ProxyMalformed::Version {
-                answer: "authentication answer",
-                got: reply[0],
-                expected: 1,
-            },
+            detail: format!(
+                "the authentication answer's version byte is {} (expected 1)",
+                reply[0]
+            ),
         });
     }
     match reply[1] {
@@ -144,9 +141,11 @@ pub(super) fn connect_request(dest: &Dest, port: u16) -> Result<Vec<u8>, ProxyEr
                 .ok()
                 .filter(|l| *l > 0)
                 .ok_or_else(|| {
-                    ProxyError::Unsupported(ProxyUnsupported::Socks5HostNameLength {
-                        name: name.clone(),
-                    })
+                    ProxyError::Unsupported(format!(
+                        "SOCKS5 carries host names of 1 to 255 bytes; {:?} has {}",
+                        name,
+                        name.len()
+                    ))
                 })?;
             request.push(3);
             request.push(len);
@@ -164,11 +163,7 @@ pub(super) fn check_reply_head(head: &[u8; 4]) -> Result<usize, ProxyError> {
     if head[0] != 5 {
         return Err(ProxyError::Malformed {
             protocol: PROTOCOL,
-            detail: ProxyMalformed::Version {
-                answer: "reply",
-                got: head[0],
-                expected: 5,
-            },
+            detail: format!("the reply's version byte is {} (expected 5)", head[0]),
         });
     }
     if head[1] != 0 {
@@ -180,7 +175,7 @@ pub(super) fn check_reply_head(head: &[u8; 4]) -> Result<usize, ProxyError> {
         4 => Ok(16 + 2),
         other => Err(ProxyError::Malformed {
             protocol: PROTOCOL,
-            detail: ProxyMalformed::AddressType { got: other },
+            detail: format!("the reply's address type is {other} (expected 1, 3 or 4)"),
         }),
     }
 }

@@ -4,7 +4,7 @@
 use super::{host_port, socks4, socks5, NoProxy, Proxy, ProxyKind};
 use crate::config::Options;
 use crate::connect::Target;
-use crate::error::{Error, ErrorKind, ProxyError, ProxyUnsupported, Result};
+use crate::error::{Error, ErrorKind, ProxyError, Result};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
@@ -163,11 +163,10 @@ pub(super) fn dest_for(
     };
     match pick {
         Some(addr) => Ok(Dest::Ip(addr.ip())),
-        None if ipv4_only && !addrs.is_empty() => {
-            Err(ProxyError::Unsupported(ProxyUnsupported::Socks4NoIpv4 {
-                host: target.host.clone(),
-            }))
-        }
+        None if ipv4_only && !addrs.is_empty() => Err(ProxyError::Unsupported(format!(
+            "{} has only IPv6 addresses and SOCKS4 carries IPv4 only; use socks4a:// or socks5://",
+            target.host
+        ))),
         None => Err(ProxyError::Resolve {
             host: target.host.clone(),
             source: io::Error::new(io::ErrorKind::NotFound, "no address"),
