@@ -19,6 +19,15 @@
 //! pushes every message decoded from one read under one lock, and
 //! [`Buffer::recv_batch`] takes up to N messages under one lock; wake-ups
 //! happen only when the other side is actually waiting.
+//!
+//! The buffer sits below the connection's error type and does not use it:
+//! its own errors are [`BufferError`] (a policy ended the connection),
+//! [`BufferConfigError`] (a configuration that cannot work) and
+//! [`RecvError`] (what the consumer side meets). How the connection ended
+//! is whatever error the front end gave [`Buffer`] when it finished it,
+//! kept boxed in a [`ConnectionEnd`]; the front ends turn a [`RecvError`]
+//! back into their [`crate::Error`] at their edge, so the same buffer can
+//! serve a front end with other errors.
 
 mod config;
 mod queue;
