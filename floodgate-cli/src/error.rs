@@ -61,14 +61,15 @@ fn websocket_exit_code(e: &floodgate::Error) -> u8 {
             reason: floodgate::ProxyError::TimedOut,
             ..
         } => 5,
-        ErrorKind::Connect { .. }
+        ErrorKind::Resolve { .. }
+        | ErrorKind::Connect { .. }
         | ErrorKind::Handshake(_)
         | ErrorKind::Tls { .. }
         | ErrorKind::Redirect { .. }
         | ErrorKind::Proxy { .. } => 3,
         ErrorKind::InvalidUrl { .. } | ErrorKind::Unsupported(_) | ErrorKind::Config(_) => 2,
         ErrorKind::Protocol(_) | ErrorKind::AbnormalClosure | ErrorKind::ConnectionClosed(_) => 4,
-        ErrorKind::Timeout(_) | ErrorKind::NoPong(_) => 5,
+        ErrorKind::Timeout { .. } => 5,
         // Reconnecting gave up: the code of what the last attempt met.
         ErrorKind::GaveUp { last, .. } => websocket_exit_code(last),
         ErrorKind::Io(io) if is_timeout(io) => 5,

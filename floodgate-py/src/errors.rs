@@ -9,7 +9,7 @@
 //! through (a refused TCP connection is `ConnectionRefusedError`, a bad
 //! URL `ValueError`), so does this.
 
-use floodgate::{Error, ErrorKind};
+use floodgate::{Error, ErrorKind, TimeoutKind};
 use pyo3::exceptions::{PyConnectionRefusedError, PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
@@ -50,14 +50,24 @@ pub(crate) fn to_py(py: Python<'_>, error: Error) -> PyErr {
             PyValueError::new_err(message)
         }
         ErrorKind::Unsupported(_) => raise(py, "WebSocketUnsupportedException", message),
+        // A name that does not resolve: websocket-client's own class.
+        ErrorKind::Resolve { .. } => raise(py, "WebSocketAddressException", message),
         ErrorKind::Connect { source, .. } => match source.kind() {
             std::io::ErrorKind::ConnectionRefused => PyConnectionRefusedError::new_err(message),
-            // A name that does not resolve: websocket-client's own class.
+            // Kept for errors that carry a resolver's failure as a connect
+            // error.
             _ if is_name_error(&source) => raise(py, "WebSocketAddressException", message),
             std::io::ErrorKind::TimedOut => timeout(py, message),
             _ => PyOSError::new_err(message),
         },
-        ErrorKind::Timeout(_) => timeout(py, message),
+        // A connection that looked dead (no pong) is a closed one to
+        // websocket-client, whose own keepalive says "ping/pong timed out"
+        // on top of it.
+        ErrorKind::Timeout {
+            kind: TimeoutKind::Pong,
+            ..
+        } => closed(py, message),
+        ErrorKind::Timeout { .. } => timeout(py, message),
         ErrorKind::Tls { .. } => raise(py, "WebSocketSSLException", message),
         ErrorKind::Proxy { .. } => raise(py, "WebSocketProxyException", message),
         ErrorKind::Handshake(floodgate::HandshakeError::UnexpectedStatus {
@@ -72,10 +82,9 @@ pub(crate) fn to_py(py: Python<'_>, error: Error) -> PyErr {
             raise(py, "WebSocketPayloadException", message)
         }
         ErrorKind::Protocol(_) => raise(py, "WebSocketProtocolException", message),
-        ErrorKind::ConnectionClosed(_)
-        | ErrorKind::AbnormalClosure
-        | ErrorKind::AlreadyClosed
-        | ErrorKind::NoPong(_) => closed(py, message),
+        ErrorKind::ConnectionClosed(_) | ErrorKind::AbnormalClosure | ErrorKind::AlreadyClosed => {
+            closed(py, message)
+        }
         ErrorKind::Buffer(_) => raise(py, "WebSocketBufferException", message),
         ErrorKind::Io(_) => closed(py, message),
         _ => PyRuntimeError::new_err(message),

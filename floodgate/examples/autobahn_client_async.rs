@@ -71,7 +71,10 @@ async fn case_count(client: &Client, base: &str) -> floodgate::Result<u32> {
         .as_text()
         .and_then(|t| t.trim().parse().ok())
         .ok_or_else(|| {
-            floodgate::Error::from(ErrorKind::Config(format!("bad case count {message:?}")))
+            floodgate::Error::from(ErrorKind::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("the fuzzing server sent a case count that is not a number: {message:?}"),
+            )))
         })?;
     while ws.recv().await.is_ok() {}
     Ok(count)

@@ -9,7 +9,7 @@
 
 use crate::buffer::BufferConfig;
 use crate::buffered::BufferedWebSocket;
-use crate::error::{ErrorKind, Result};
+use crate::error::{ConfigError, Error, ErrorKind, PemItem, Result, UnsupportedError};
 use crate::proxy::{NoProxy, Proxy};
 use crate::socket::WebSocket;
 use crate::stream::Transport;
@@ -68,7 +68,7 @@ pub struct Options {
     /// buffered connection the reader sends them; on [`WebSocket`] they go
     /// out while the application is in one of its calls.
     pub ping_interval: Option<Duration>,
-    /// End the connection with [`ErrorKind::NoPong`](crate::ErrorKind::NoPong)
+    /// End the connection with a pong timeout ([`TimeoutKind::Pong`](crate::TimeoutKind::Pong))
     /// when no pong answers a ping within this long (`None`: pongs are not
     /// awaited, the default). See [`floodgate_proto::Timeouts::ping_timeout`].
     pub ping_timeout: Option<Duration>,
@@ -213,7 +213,17 @@ impl Options {
 pub struct ClientBuilder {
     options: Options,
     /// The first invalid option, reported by `build`.
-    invalid: Option<String>,
+    invalid: Option<Invalid>,
+}
+
+/// An option the builder refused, kept until `build`.
+#[derive(Debug, Clone)]
+enum Invalid {
+    Config(ConfigError),
+    /// What a [`Proxy`] conversion failed with when it was not a
+    /// configuration error (floodgate's own conversions only give those);
+    /// shared, since the builder is `Clone`.
+    Other(Arc<Error>),
 }
 
 impl ClientBuilder {
@@ -227,8 +237,9 @@ impl ClientBuilder {
                 self.options.headers.append(name, value);
             }
             _ => {
-                self.invalid.get_or_insert_with(|| {
-                    format!("header {name:?}: {value:?} is not a valid HTTP header")
+                self.invalid_option(ConfigError::InvalidHeader {
+                    name: name.to_owned(),
+                    value: value.to_owned(),
                 });
             }
         }
@@ -324,7 +335,7 @@ impl ClientBuilder {
     ///     .ping_interval(Some(Duration::from_secs(20)))
     ///     .ping_timeout(Some(Duration::from_secs(10)))
     ///     .connect_buffered("ws://127.0.0.1:9001/feed")?;
-    /// // A server that stops answering ends `recv` with ErrorKind::NoPong
+    /// // A server that stops answering ends `recv` with a pong timeout (TimeoutKind::Pong)
     /// // within 10 s of the ping it did not answer.
     /// # Ok::<(), floodgate::Error>(())
     /// ```
@@ -333,7 +344,7 @@ impl ClientBuilder {
         self
     }
 
-    /// End the connection ([`ErrorKind::NoPong`](crate::ErrorKind::NoPong))
+    /// End the connection (a pong timeout ([`TimeoutKind::Pong`](crate::TimeoutKind::Pong)))
     /// when no pong answers a ping within `timeout` (`None`: no limit).
     /// The time runs from when the ping is due, so a ping stuck behind a
     /// server that stopped reading counts too; time the buffered
@@ -477,9 +488,9 @@ impl ClientBuilder {
     /// Trusts the CA certificates in this PEM text (every `CERTIFICATE`
     /// block) beside the roots: for servers with a private CA.
     pub fn add_root_certificates_pem(mut self, pem: &[u8]) -> Self {
-        match crate::tls::certificates_from_pem(pem, "CA certificates") {
+        match crate::tls::certificates_from_pem(pem, PemItem::CaCertificates) {
             Ok(certs) => self.options.tls.extra_roots.extend(certs),
-            Err(reason) => self.invalid_option(reason),
+            Err(reason) => self.invalid_option(reason.into()),
         }
         self
     }
@@ -487,11 +498,11 @@ impl ClientBuilder {
     /// Trusts the CA certificates of this PEM file beside the roots (read
     /// now; errors are reported by [`build`](Self::build)).
     pub fn ca_file(self, path: impl AsRef<Path>) -> Self {
-        match crate::tls::read_pem_file(path.as_ref(), "CA file") {
+        match crate::tls::read_pem_file(path.as_ref(), PemItem::CaCertificates) {
             Ok(pem) => self.add_root_certificates_pem(&pem),
             Err(reason) => {
                 let mut this = self;
-                this.invalid_option(reason);
+                this.invalid_option(reason.into());
                 this
             }
         }
@@ -501,13 +512,13 @@ impl ClientBuilder {
     /// PKCS#8, PKCS#1 or SEC1) to servers that ask for a client
     /// certificate (mutual TLS).
     pub fn client_certificate_pem(mut self, chain_pem: &[u8], key_pem: &[u8]) -> Self {
-        let chain = crate::tls::certificates_from_pem(chain_pem, "client certificate");
-        let key = crate::tls::private_key_from_pem(key_pem, "client key");
+        let chain = crate::tls::certificates_from_pem(chain_pem, PemItem::ClientCertificate);
+        let key = crate::tls::private_key_from_pem(key_pem, PemItem::ClientKey);
         match (chain, key) {
             (Ok(chain), Ok(key)) => {
                 self.options.tls.client_certificate = Some((chain, Arc::new(key)));
             }
-            (Err(reason), _) | (_, Err(reason)) => self.invalid_option(reason),
+            (Err(reason), _) | (_, Err(reason)) => self.invalid_option(reason.into()),
         }
         self
     }
@@ -518,12 +529,12 @@ impl ClientBuilder {
         chain: impl AsRef<Path>,
         key: impl AsRef<Path>,
     ) -> Self {
-        let chain = crate::tls::read_pem_file(chain.as_ref(), "client certificate file");
-        let key = crate::tls::read_pem_file(key.as_ref(), "client key file");
+        let chain = crate::tls::read_pem_file(chain.as_ref(), PemItem::ClientCertificate);
+        let key = crate::tls::read_pem_file(key.as_ref(), PemItem::ClientKey);
         match (chain, key) {
             (Ok(chain), Ok(key)) => self.client_certificate_pem(&chain, &key),
             (Err(reason), _) | (_, Err(reason)) => {
-                self.invalid_option(reason);
+                self.invalid_option(reason.into());
                 self
             }
         }
@@ -584,8 +595,8 @@ impl ClientBuilder {
         self
     }
 
-    fn invalid_option(&mut self, reason: String) {
-        self.invalid.get_or_insert(reason);
+    fn invalid_option(&mut self, reason: ConfigError) {
+        self.invalid.get_or_insert(Invalid::Config(reason));
     }
 
     /// Connects through this proxy: a [`Proxy`], or its URL
@@ -605,20 +616,23 @@ impl ClientBuilder {
         P: TryInto<Proxy>,
         P::Error: Into<crate::Error>,
     {
-        let reason = match proxy.try_into() {
+        let invalid = match proxy.try_into() {
             Ok(proxy) => match proxy.validate() {
                 Ok(()) => {
                     self.options.proxy = Some(proxy);
                     return self;
                 }
-                Err(reason) => format!("proxy {proxy}: {reason}"),
+                Err(reason) => Invalid::Config(ConfigError::Proxy {
+                    proxy: proxy.to_string(),
+                    reason,
+                }),
             },
             Err(e) => match e.into().into_kind() {
-                ErrorKind::Config(reason) => reason,
-                other => other.to_string(),
+                ErrorKind::Config(reason) => Invalid::Config(reason),
+                other => Invalid::Other(Arc::new(other.into())),
             },
         };
-        self.invalid_option(reason);
+        self.invalid.get_or_insert(invalid);
         self
     }
 
@@ -684,40 +698,44 @@ impl ClientBuilder {
     ///
     /// [`ErrorKind::Config`] naming the first invalid option.
     pub fn build(self) -> Result<Client> {
-        if let Some(reason) = self.invalid {
-            return Err(ErrorKind::Config(reason).into());
+        match self.invalid {
+            Some(Invalid::Config(reason)) => return Err(reason.into()),
+            Some(Invalid::Other(error)) => {
+                return Err(Arc::try_unwrap(error)
+                    .unwrap_or_else(|shared| ErrorKind::Io(std::io::Error::other(shared)).into()))
+            }
+            None => {}
         }
         let o = &self.options;
         if o.read_chunk_size == 0 {
-            return Err(ErrorKind::Config("read_chunk_size must be at least 1 byte".into()).into());
+            return Err(ConfigError::ReadChunkSizeZero.into());
         }
         if o.max_handshake_size < 128 {
-            return Err(ErrorKind::Config(
-                "max_handshake_size below 128 bytes cannot hold a handshake".into(),
-            )
+            return Err(ConfigError::MaxHandshakeSizeTooSmall {
+                size: o.max_handshake_size,
+            }
             .into());
         }
         if let (Some(frame), Some(message)) = (o.max_frame_size, o.max_message_size) {
             if frame > message {
-                return Err(ErrorKind::Config(format!(
-                    "max_frame_size ({frame}) is larger than max_message_size ({message}); lower max_frame_size too"
-                ))
+                return Err(ConfigError::FrameLargerThanMessage {
+                    max_frame_size: frame,
+                    max_message_size: message,
+                }
                 .into());
             }
         }
         if o.recv_buffer_size == Some(0) || o.send_buffer_size == Some(0) {
-            return Err(ErrorKind::Config("socket buffer sizes must be above 0".into()).into());
+            return Err(ConfigError::SocketBufferSizeZero.into());
         }
         if let Some(buffer) = &o.buffer {
             buffer.validate(o.max_message_size)?;
         }
         if let Some(compression) = &o.compression {
-            compression
-                .validate()
-                .map_err(|e| ErrorKind::Config(e.to_string()))?;
+            compression.validate().map_err(ConfigError::Compression)?;
         }
         if cfg!(not(unix)) && o.unix_socket.is_some() {
-            return Err(ErrorKind::Unsupported("Unix sockets need a Unix platform".into()).into());
+            return Err(ErrorKind::Unsupported(UnsupportedError::UnixSocketsNeedUnix).into());
         }
         Ok(Client {
             options: Arc::new(self.options),
@@ -837,7 +855,7 @@ impl Client {
     /// refuses ([`ErrorKind::Proxy`]), a refused handshake, or too many
     /// redirects.
     pub fn connect(&self, url: &str) -> Result<WebSocket> {
-        crate::connect::connect(url, &self.options, &|| self.tls_config())
+        crate::connect::connect(url, &self.options, &|| self.tls_config()).map_err(Error::dialing)
     }
 
     /// Opens a connection to `url` with a reader thread and a bounded
@@ -862,7 +880,9 @@ impl Client {
         let default = BufferConfig::default();
         let config = self.options.buffer.as_ref().unwrap_or(&default);
         config.validate(self.options.max_message_size)?;
-        self.connect(url)?.into_buffered(config)
+        self.connect(url)?
+            .into_buffered(config)
+            .map_err(Error::dialing)
     }
 
     /// Opens an async connection to `url` on tokio (feature `tokio`), with
@@ -887,7 +907,9 @@ impl Client {
     /// As for [`connect`](Self::connect).
     #[cfg(feature = "tokio")]
     pub async fn connect_async(&self, url: &str) -> Result<crate::tokio::WebSocket> {
-        crate::tokio::connect_with(url, &self.options, &|| self.tls_config()).await
+        crate::tokio::connect_with(url, &self.options, &|| self.tls_config())
+            .await
+            .map_err(Error::dialing)
     }
 
     /// Opens an async connection to `url` with a reader task and a
@@ -905,7 +927,11 @@ impl Client {
         let default = BufferConfig::default();
         let config = self.options.buffer.as_ref().unwrap_or(&default);
         config.validate(self.options.max_message_size)?;
-        self.connect_async(url).await?.into_buffered(config).await
+        self.connect_async(url)
+            .await?
+            .into_buffered(config)
+            .await
+            .map_err(Error::dialing)
     }
 
     /// Runs the handshake for `url` over a transport the caller connected
@@ -928,5 +954,6 @@ impl Client {
         let request = crate::connect::client_request(&target, &self.options);
         let deadline = self.options.connect_timeout.map(|t| Instant::now() + t);
         WebSocket::client_handshake(stream, &request, &self.options, deadline)
+            .map_err(Error::dialing)
     }
 }

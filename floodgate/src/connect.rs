@@ -17,7 +17,9 @@
 //! asked.
 
 use crate::config::{Options, Origin};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{
+    Error, ErrorKind, RedirectError, Result, TimeoutKind, UnsupportedError, UrlError,
+};
 use crate::socket::WebSocket;
 use crate::stream::Stream;
 use floodgate_proto::handshake::ClientRequest;
@@ -43,14 +45,14 @@ pub(crate) struct Target {
 }
 
 pub(crate) fn parse_url(raw: &str) -> Result<Target> {
-    let invalid = |reason: &str| -> Error {
+    let invalid = |reason: UrlError| -> Error {
         ErrorKind::InvalidUrl {
             url: raw.to_owned(),
-            reason: reason.to_owned(),
+            reason,
         }
         .into()
     };
-    let url = url::Url::parse(raw).map_err(|e| invalid(&e.to_string()))?;
+    let url = url::Url::parse(raw).map_err(|e| invalid(UrlError::Parse(e)))?;
     // WHATWG parsing forgives a missing authority for special schemes
     // ("ws:///path" and "ws:path" both get the host "path"); a WebSocket URL
     // must name its host after "//".
@@ -58,18 +60,22 @@ pub(crate) fn parse_url(raw: &str) -> Result<Target> {
         .split_once(':')
         .and_then(|(_, rest)| rest.strip_prefix("//"));
     if !authority.is_some_and(|a| !a.is_empty() && !a.starts_with(['/', '\\'])) {
-        return Err(invalid("no host after \"//\""));
+        return Err(invalid(UrlError::NoHost));
     }
     let secure = match url.scheme() {
         "ws" => false,
         "wss" => true,
-        other => return Err(invalid(&format!("scheme {other:?} is not ws or wss"))),
+        other => {
+            return Err(invalid(UrlError::Scheme {
+                scheme: other.to_owned(),
+            }))
+        }
     };
     let (host, bracketed) = match url.host() {
         Some(url::Host::Domain(d)) => (d.to_owned(), d.to_owned()),
         Some(url::Host::Ipv4(ip)) => (ip.to_string(), ip.to_string()),
         Some(url::Host::Ipv6(ip)) => (ip.to_string(), format!("[{ip}]")),
-        None => return Err(invalid("no host")),
+        None => return Err(invalid(UrlError::NoHost)),
     };
     let default_port = if secure { 443 } else { 80 };
     let port = url.port().unwrap_or(default_port);
@@ -138,7 +144,7 @@ pub(crate) fn next_hop(
     if options.redirect_limit == 0 {
         return Err(error);
     }
-    let refuse = |reason: String| -> Error {
+    let refuse = |reason: RedirectError| -> Error {
         ErrorKind::Redirect {
             from: url.to_owned(),
             to: location.to_owned(),
@@ -147,17 +153,17 @@ pub(crate) fn next_hop(
         .into()
     };
     if *redirects >= options.redirect_limit {
-        return Err(refuse(format!(
-            "more than redirect_limit ({}) redirects",
-            options.redirect_limit
-        )));
+        return Err(refuse(RedirectError::TooMany {
+            limit: options.redirect_limit,
+        }));
     }
     let next = redirect_target(url, location).map_err(refuse)?;
-    let next_target = parse_url(&next).map_err(|e| refuse(e.to_string()))?;
+    let next_target = parse_url(&next).map_err(|e| match e.into_kind() {
+        ErrorKind::InvalidUrl { reason, .. } => refuse(RedirectError::Url(reason)),
+        other => other.into(),
+    })?;
     if target.secure && !next_target.secure {
-        return Err(refuse(
-            "it would leave TLS (wss:// to ws://), which could expose the connection".into(),
-        ));
+        return Err(refuse(RedirectError::Downgrade));
     }
     if !same_origin(target, &next_target) && carries_credentials(options) {
         tracing::debug!(to = %next, "redirect to another origin: dropping Authorization and cookies");
@@ -205,10 +211,7 @@ fn open_stream(
 #[cfg(unix)]
 fn connect_unix(path: &std::path::Path, target: &Target) -> Result<Stream> {
     if target.secure {
-        return Err(ErrorKind::Unsupported(
-            "wss:// over a Unix socket is not supported; use a ws:// URL with unix_socket".into(),
-        )
-        .into());
+        return Err(ErrorKind::Unsupported(UnsupportedError::WssOverUnixSocket).into());
     }
     // A local connect does not wait on the network: it succeeds or fails at
     // once, so the connect timeout needs no part here.
@@ -223,7 +226,7 @@ fn connect_unix(path: &std::path::Path, target: &Target) -> Result<Stream> {
 
 #[cfg(not(unix))]
 fn connect_unix(_path: &std::path::Path, _target: &Target) -> Result<Stream> {
-    Err(ErrorKind::Unsupported("Unix sockets need a Unix platform".into()).into())
+    Err(ErrorKind::Unsupported(UnsupportedError::UnixSocketsNeedUnix).into())
 }
 
 /// The `Location` of a redirect answer to the handshake.
@@ -240,21 +243,22 @@ fn redirect_location(error: &Error) -> Option<&str> {
 
 /// Resolves a `Location` against the URL that answered, mapping `http`
 /// to `ws` and `https` to `wss` (servers redirect with the HTTP names).
-fn redirect_target(base: &str, location: &str) -> std::result::Result<String, String> {
-    let base = url::Url::parse(base).map_err(|e| e.to_string())?;
-    let mut next = base
-        .join(location)
-        .map_err(|e| format!("the Location is not a URL: {e}"))?;
+fn redirect_target(base: &str, location: &str) -> std::result::Result<String, RedirectError> {
+    // `base` is the URL just connected to, so it parses.
+    let base = url::Url::parse(base).map_err(RedirectError::Location)?;
+    let mut next = base.join(location).map_err(RedirectError::Location)?;
+    let not_websocket = |next: &url::Url| RedirectError::Scheme {
+        scheme: next.scheme().to_owned(),
+    };
     let scheme = match next.scheme() {
         "ws" | "http" => "ws",
         "wss" | "https" => "wss",
-        other => return Err(format!("scheme {other:?} is not a WebSocket scheme")),
+        _ => return Err(not_websocket(&next)),
     };
     if next.scheme() != scheme {
         // `set_scheme` refuses to change between special schemes only when
         // one side is `file`; http<->ws and https<->wss are allowed.
-        next.set_scheme(scheme)
-            .map_err(|()| format!("cannot use {} as a WebSocket URL", next))?;
+        next.set_scheme(scheme).map_err(|()| not_websocket(&next))?;
     }
     next.set_fragment(None);
     Ok(next.into())
@@ -305,10 +309,15 @@ pub(crate) fn connect_tcp(
     deadline: Option<Instant>,
 ) -> Result<TcpStream> {
     let where_ = format!("{}:{}", target.host, target.port);
-    let addrs = resolve(&target.host, target.port).map_err(|source| ErrorKind::Connect {
-        target: where_.clone(),
+    let unresolved = |source| ErrorKind::Resolve {
+        host: target.host.clone(),
+        port: target.port,
         source,
-    })?;
+    };
+    let addrs = resolve(&target.host, target.port).map_err(unresolved)?;
+    if addrs.is_empty() {
+        return Err(unresolved(no_address()).into());
+    }
     connect_addrs(&where_, &addrs, options, deadline)
 }
 
@@ -365,7 +374,7 @@ pub(crate) fn no_address() -> io::Error {
 
 /// The error of a TCP connect that ran into the connect deadline.
 pub(crate) fn connect_timed_out() -> Error {
-    ErrorKind::Timeout("connecting (connect_timeout)").into()
+    Error::timeout(TimeoutKind::Connect, None)
 }
 
 fn connect_addr(

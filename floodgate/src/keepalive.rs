@@ -7,7 +7,7 @@
 //! consumer delays neither, a sender blocked on a full socket does not
 //! stop the deadline, and pongs are matched to their ping by payload. A
 //! dead connection is dropped, so its consumer learns of the end at once
-//! (as [`ErrorKind::NoPong`](crate::ErrorKind::NoPong));
+//! (as a pong timeout ([`TimeoutKind::Pong`](crate::TimeoutKind::Pong)));
 //! [`Keepalive::stop`] then says that it was the keepalive's doing. The
 //! same can be set at connect with
 //! [`ClientBuilder::ping_interval`](crate::ClientBuilder::ping_interval).

@@ -77,7 +77,11 @@
 //!   (RFC 7692), off by default; [`WebSocket::deflate`] tells what was
 //!   negotiated ([`PerMessageDeflate`]). Inflating is bounded by
 //!   `max_message_size`. The guide is `docs/compression.md`.
-//! - [`Error`] / [`ErrorKind`]: what went wrong, split by blame.
+//! - [`Error`] / [`ErrorKind`]: what went wrong, as data to match on
+//!   (typed reasons such as [`ConfigError`] and [`TimeoutKind`], no
+//!   strings), and [`Error::phase`]: dialing, a live connection, or the
+//!   App ([`Phase`]). The [`error`] module docs list which kind arises
+//!   where.
 //! - [`App`] ([`app`]): the event-driven client — handlers for open,
 //!   message, error, close, ping, pong, data and continuation frames and
 //!   reconnect; `run_forever` with keepalive and reconnect; `on_message` on
@@ -180,7 +184,7 @@ pub mod buffer;
 mod buffered;
 mod config;
 mod connect;
-mod error;
+pub mod error;
 mod ingest;
 pub mod keepalive;
 mod lifecycle;
@@ -196,13 +200,18 @@ pub mod tokio;
 pub use app::App;
 pub use buffered::{BufferedMessages, BufferedWebSocket, Sender};
 pub use config::{Client, ClientBuilder, Options, Origin};
-pub use error::{Error, ErrorKind, ProxyError, Result};
+pub use error::{
+    Callback, ConfigError, Error, ErrorKind, PemItem, Phase, ProxyConfigError, ProxyError,
+    RedirectError, Result, TimeoutKind, TlsConfigError, UnsupportedError, UrlError,
+};
 pub use proxy::{NoProxy, Proxy, ProxyKind};
 pub use socket::{Messages, WebSocket};
 pub use stream::{Stream, Transport};
 
 /// permessage-deflate (RFC 7692): what to offer, what was negotiated.
-pub use floodgate_proto::deflate::{DeflateConfig, ExtensionError, PerMessageDeflate};
+pub use floodgate_proto::deflate::{
+    DeflateConfig, DeflateConfigError, ExtensionError, PerMessageDeflate,
+};
 pub use floodgate_proto::{
     bytes, CloseCode, CloseFrame, Frame, HandshakeError, Message, OpCode, ProtocolError, State,
     Text, UsageError,

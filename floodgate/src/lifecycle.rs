@@ -7,7 +7,7 @@
 //! [`floodgate_proto::Connection`]'s; this module only translates, so that
 //! every front end reports the same end with the same error.
 
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind, TimeoutKind};
 use floodgate_proto::connection::End;
 use std::time::{Duration, Instant};
 
@@ -21,17 +21,10 @@ pub(crate) fn error_of(end: &End) -> Error {
         End::Abnormal | End::Shutdown => ErrorKind::AbnormalClosure.into(),
         End::Failed(err) => ErrorKind::Protocol(err.clone()).into(),
         End::Aborted(frame) => ErrorKind::ConnectionClosed(Some(frame.clone())).into(),
-        End::CloseTimeout { .. } => {
-            ErrorKind::Timeout("waiting for the server's close frame (close_timeout)").into()
-        }
-        End::NoPong { timeout } => ErrorKind::NoPong(*timeout).into(),
-        End::Idle { .. } => {
-            ErrorKind::Timeout("with nothing received from the server (idle_timeout)").into()
-        }
-        End::SendStalled { .. } => ErrorKind::Timeout(
-            "writing: the server stopped reading, so the connection was dropped (send_timeout)",
-        )
-        .into(),
+        End::CloseTimeout { timeout } => Error::timeout(TimeoutKind::Close, Some(*timeout)),
+        End::NoPong { timeout } => Error::timeout(TimeoutKind::Pong, Some(*timeout)),
+        End::Idle { timeout } => Error::timeout(TimeoutKind::Idle, Some(*timeout)),
+        End::SendStalled { timeout } => Error::timeout(TimeoutKind::Send, Some(*timeout)),
         // `End` is non-exhaustive: a new end reads as the transport's.
         _ => ErrorKind::AbnormalClosure.into(),
     }
@@ -141,11 +134,21 @@ mod tests {
             error_of(&End::Failed(ProtocolError::MaskedFrameFromServer)).kind(),
             ErrorKind::Protocol(ProtocolError::MaskedFrameFromServer)
         ));
-        assert!(matches!(
-            error_of(&End::NoPong { timeout: MS }).kind(),
-            ErrorKind::NoPong(t) if *t == MS
-        ));
-        assert!(error_of(&End::CloseTimeout { timeout: MS }).is_timeout());
-        assert!(error_of(&End::SendStalled { timeout: MS }).is_timeout());
+        assert_eq!(
+            error_of(&End::NoPong { timeout: MS }).timeout_kind(),
+            Some(TimeoutKind::Pong)
+        );
+        assert_eq!(
+            error_of(&End::CloseTimeout { timeout: MS }).timeout_kind(),
+            Some(TimeoutKind::Close)
+        );
+        assert_eq!(
+            error_of(&End::SendStalled { timeout: MS }).timeout_kind(),
+            Some(TimeoutKind::Send)
+        );
+        assert_eq!(
+            error_of(&End::Idle { timeout: MS }).timeout_kind(),
+            Some(TimeoutKind::Idle)
+        );
     }
 }

@@ -20,7 +20,7 @@
 use crate::buffer::BufferConfig;
 use crate::buffered::BufferedWebSocket;
 use crate::config::Options;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, TimeoutKind};
 use crate::lifecycle::{self, earliest, ArmedTimeout};
 use crate::stream::{Stream, Transport};
 use bytes::{Buf, BytesMut};
@@ -111,22 +111,13 @@ impl<S: Transport> WebSocket<S> {
             "sending the opening handshake"
         );
         set_deadline(&stream, deadline)?;
-        write_all(
-            &mut stream,
-            &bytes,
-            "sending the handshake (connect_timeout)",
-        )?;
+        write_all(&mut stream, &bytes, TimeoutKind::Handshake)?;
         let mut buf = BytesMut::with_capacity(4096);
         let (head, head_len) = loop {
             if let Some(parsed) = parse_response_head(&buf, options.max_handshake_size)? {
                 break parsed;
             }
-            read_more(
-                &mut stream,
-                &mut buf,
-                4096,
-                "waiting for the handshake response (connect_timeout)",
-            )?;
+            read_more(&mut stream, &mut buf, 4096, TimeoutKind::Handshake)?;
         };
         tracing::debug!(
             response = %String::from_utf8_lossy(&buf[..head_len]).trim_end(),
@@ -138,7 +129,7 @@ impl<S: Transport> WebSocket<S> {
             let wanted = head_len + head.error_body_wanted();
             while buf.len() < wanted {
                 let missing = wanted - buf.len();
-                if read_more(&mut stream, &mut buf, missing, "").is_err() {
+                if read_more(&mut stream, &mut buf, missing, TimeoutKind::Handshake).is_err() {
                     break;
                 }
             }
@@ -236,7 +227,7 @@ impl<S: Transport> WebSocket<S> {
     ///   connection was failed with the matching close code, and the error
     ///   comes as soon as the server answered that close, or after
     ///   [`fail_grace`](crate::ClientBuilder::fail_grace) (50 ms) at most;
-    /// - [`ErrorKind::NoPong`] when a keepalive ping went unanswered;
+    /// - a pong timeout ([`TimeoutKind::Pong`](crate::TimeoutKind::Pong)) when a keepalive ping went unanswered;
     /// - [`ErrorKind::AbnormalClosure`] or [`ErrorKind::Io`] when the
     ///   transport ended or failed;
     /// - [`ErrorKind::Usage`] when a fragmented message was begun with
@@ -339,7 +330,7 @@ impl<S: Transport> WebSocket<S> {
             let now = self.tick()?;
             let deadline = earliest(self.conn.poll_timeout(), user_deadline);
             if user_deadline.is_some_and(|d| now >= d) {
-                return Err(ErrorKind::Timeout("waiting for data (read_timeout)").into());
+                return Err(Error::timeout(TimeoutKind::Read, self.read_timeout));
             }
             if let Some(timeout) = self.armed_read.update(deadline, now) {
                 self.stream.set_read_timeout(timeout)?;
@@ -672,7 +663,7 @@ impl<S: Transport> WebSocket<S> {
                 }
             }
             if self.conn.has_output() && user_deadline.is_some_and(|d| now >= d) {
-                return Err(ErrorKind::Timeout("writing (write_timeout)").into());
+                return Err(Error::timeout(TimeoutKind::Write, self.write_timeout));
             }
         }
         self.stream.flush().map_err(Error::from)
@@ -866,7 +857,7 @@ pub(crate) fn set_deadline<S: Transport>(stream: &S, deadline: Option<Instant>) 
         None => None,
         Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
             Some(left) if !left.is_zero() => Some(left),
-            _ => return Err(ErrorKind::Timeout("during the handshake (connect_timeout)").into()),
+            _ => return Err(TimeoutKind::Handshake.into()),
         },
     };
     stream.set_read_timeout(left)?;
@@ -874,13 +865,13 @@ pub(crate) fn set_deadline<S: Transport>(stream: &S, deadline: Option<Instant>) 
     Ok(())
 }
 
-fn write_all<S: Transport>(stream: &mut S, mut bytes: &[u8], during: &'static str) -> Result<()> {
+fn write_all<S: Transport>(stream: &mut S, mut bytes: &[u8], during: TimeoutKind) -> Result<()> {
     while !bytes.is_empty() {
         match stream.write(bytes) {
             Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
             Ok(n) => bytes = &bytes[n..],
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if is_timeout(&e) => return Err(ErrorKind::Timeout(during).into()),
+            Err(e) if is_timeout(&e) => return Err(during.into()),
             Err(e) => return Err(e.into()),
         }
     }
@@ -892,7 +883,7 @@ fn read_more<S: Transport>(
     stream: &mut S,
     buf: &mut BytesMut,
     at_most: usize,
-    during: &'static str,
+    during: TimeoutKind,
 ) -> Result<()> {
     buf.reserve(at_most.max(1));
     loop {
@@ -906,7 +897,7 @@ fn read_more<S: Transport>(
             }
             Ok(_) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if is_timeout(&e) => return Err(ErrorKind::Timeout(during).into()),
+            Err(e) if is_timeout(&e) => return Err(during.into()),
             Err(e) => return Err(e.into()),
         }
     }

@@ -21,7 +21,7 @@
 //! the reader from draining the connection, which is what keeps pings
 //! answered under load, as on plain TCP.
 
-use crate::error::{ErrorKind, Result};
+use crate::error::{ErrorKind, PemItem, Result, TimeoutKind, TlsConfigError};
 use bytes::BytesMut;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -107,13 +107,16 @@ impl fmt::Debug for TlsOptions {
 /// Parses the PEM certificates in `pem` (every `CERTIFICATE` block).
 pub(crate) fn certificates_from_pem(
     pem: &[u8],
-    what: &str,
-) -> std::result::Result<Vec<CertificateDer<'static>>, String> {
+    item: PemItem,
+) -> std::result::Result<Vec<CertificateDer<'static>>, TlsConfigError> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| format!("{what}: not valid PEM certificates: {e}"))?;
+        .map_err(|e| TlsConfigError::Certificates {
+            item,
+            source: Arc::new(e),
+        })?;
     if certs.is_empty() {
-        return Err(format!("{what}: no PEM \"CERTIFICATE\" block found"));
+        return Err(TlsConfigError::NoCertificate { item });
     }
     Ok(certs)
 }
@@ -121,43 +124,44 @@ pub(crate) fn certificates_from_pem(
 /// Parses the private key in `pem` (PKCS#8, PKCS#1 or SEC1).
 pub(crate) fn private_key_from_pem(
     pem: &[u8],
-    what: &str,
-) -> std::result::Result<PrivateKeyDer<'static>, String> {
-    PrivateKeyDer::from_pem_slice(pem)
-        .map_err(|e| format!("{what}: no usable PEM private key: {e}"))
+    item: PemItem,
+) -> std::result::Result<PrivateKeyDer<'static>, TlsConfigError> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| TlsConfigError::PrivateKey {
+        item,
+        source: Arc::new(e),
+    })
 }
 
 /// Reads a file for a TLS option, with the path in the error.
-pub(crate) fn read_pem_file(path: &Path, what: &str) -> std::result::Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("{what} {}: {e}", path.display()))
+pub(crate) fn read_pem_file(
+    path: &Path,
+    item: PemItem,
+) -> std::result::Result<Vec<u8>, TlsConfigError> {
+    std::fs::read(path).map_err(|e| TlsConfigError::ReadFile {
+        item,
+        path: path.to_owned(),
+        source: Arc::new(e),
+    })
 }
 
 /// The platform's roots, loaded once per process (reading the system
 /// bundle takes milliseconds and does not change under a running client).
 fn platform_roots() -> Result<Arc<RootCertStore>> {
-    static ROOTS: OnceLock<std::result::Result<Arc<RootCertStore>, String>> = OnceLock::new();
+    // The loader's errors are kept as text: they are not `Clone`, and the
+    // outcome is shared by every later call.
+    static ROOTS: OnceLock<std::result::Result<Arc<RootCertStore>, Vec<String>>> = OnceLock::new();
     ROOTS
         .get_or_init(|| {
             let loaded = rustls_native_certs::load_native_certs();
             let mut store = RootCertStore::empty();
             let (added, _ignored) = store.add_parsable_certificates(loaded.certs);
             if added == 0 {
-                let errors: Vec<String> = loaded.errors.iter().map(|e| e.to_string()).collect();
-                return Err(format!(
-                    "no root certificate could be loaded from the platform's trust store{}; \
-                     install the ca-certificates package, set SSL_CERT_FILE, or use \
-                     RootCertificates::Mozilla (--tls-roots mozilla)",
-                    if errors.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", errors.join("; "))
-                    }
-                ));
+                return Err(loaded.errors.iter().map(|e| e.to_string()).collect());
             }
             Ok(Arc::new(store))
         })
         .clone()
-        .map_err(|e| ErrorKind::Config(e).into())
+        .map_err(|errors| TlsConfigError::NoPlatformRoots { errors }.into())
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -174,7 +178,7 @@ pub(crate) fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>> {
     }
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| ErrorKind::Config(format!("TLS: {e}")))?;
+        .map_err(TlsConfigError::Rustls)?;
     let builder = if options.skip_verification {
         builder
             .dangerous()
@@ -188,25 +192,17 @@ pub(crate) fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>> {
             RootCertificates::None => RootCertStore::empty(),
         };
         for cert in &options.extra_roots {
-            roots.add(cert.clone()).map_err(|e| {
-                ErrorKind::Config(format!(
-                    "TLS: a CA certificate cannot be used as a root: {e}"
-                ))
-            })?;
+            roots.add(cert.clone()).map_err(TlsConfigError::BadRoot)?;
         }
         if roots.is_empty() {
-            return Err(ErrorKind::Config(
-                "TLS: no root certificate to verify servers with (RootCertificates::None and no CA added)"
-                    .into(),
-            )
-            .into());
+            return Err(TlsConfigError::NoRoots.into());
         }
         builder.with_root_certificates(roots)
     };
     let mut config = match &options.client_certificate {
         Some((chain, key)) => builder
             .with_client_auth_cert(chain.clone(), key.clone_key())
-            .map_err(|e| ErrorKind::Config(format!("TLS client certificate: {e}")))?,
+            .map_err(TlsConfigError::ClientCertificate)?,
         None => builder.with_no_client_auth(),
     };
     // A WebSocket upgrade is HTTP/1.1; a server that would pick h2 for this
@@ -268,7 +264,7 @@ impl rustls::client::danger::ServerCertVerifier for NoVerification {
 }
 
 /// Which TLS check failed, for [`ErrorKind::Tls`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum TlsFailure {
     /// The server's certificate chain does not lead to a trusted root.
@@ -289,13 +285,18 @@ pub enum TlsFailure {
     Revoked,
     /// The certificate or its chain is malformed, badly signed, or not for
     /// a TLS server.
-    BadCertificate(String),
+    BadCertificate(rustls::CertificateError),
+    /// The server showed no certificate.
+    NoCertificate,
     /// The server asked for a client certificate and none was configured,
-    /// or it rejected the one shown.
-    ClientCertificateRejected(String),
+    /// or it rejected the one shown: the alert it sent.
+    ClientCertificateRejected(rustls::AlertDescription),
+    /// The server closed the connection in the middle of the TLS handshake
+    /// (it may not be a TLS server).
+    ClosedInHandshake,
     /// Another handshake failure (no common protocol version or cipher,
     /// a TLS alert, a peer that does not speak TLS).
-    Handshake(String),
+    Handshake(rustls::Error),
 }
 
 impl fmt::Display for TlsFailure {
@@ -321,12 +322,19 @@ impl fmt::Display for TlsFailure {
             }
             TlsFailure::Revoked => f.write_str("the server's certificate was revoked"),
             TlsFailure::BadCertificate(why) => {
-                write!(f, "the server's certificate was rejected: {why}")
+                write!(f, "the server's certificate was rejected: invalid peer certificate: {why}")
             }
-            TlsFailure::ClientCertificateRejected(why) => write!(
+            TlsFailure::NoCertificate => {
+                f.write_str("the server's certificate was rejected: no certificate")
+            }
+            TlsFailure::ClientCertificateRejected(alert) => write!(
                 f,
-                "the server requires a client certificate and did not accept ours ({why}); \
+                "the server requires a client certificate and did not accept ours (alert {alert:?}); \
                  set one with ClientBuilder::client_certificate_files / --cert"
+            ),
+            TlsFailure::ClosedInHandshake => f.write_str(
+                "the TLS handshake failed: the server closed the connection during the TLS \
+                 handshake (is it a TLS server?)",
             ),
             TlsFailure::Handshake(why) => write!(f, "the TLS handshake failed: {why}"),
         }
@@ -353,7 +361,7 @@ impl TlsFailure {
                 Cert::Expired | Cert::ExpiredContext { .. } => TlsFailure::Expired,
                 Cert::NotValidYet | Cert::NotValidYetContext { .. } => TlsFailure::NotYetValid,
                 Cert::Revoked => TlsFailure::Revoked,
-                _ => TlsFailure::BadCertificate(error.to_string()),
+                other => TlsFailure::BadCertificate(other.clone()),
             },
             E::AlertReceived(
                 alert @ (Alert::CertificateRequired
@@ -361,9 +369,9 @@ impl TlsFailure {
                 | Alert::UnknownCA
                 | Alert::CertificateUnknown
                 | Alert::AccessDenied),
-            ) => TlsFailure::ClientCertificateRejected(format!("alert {alert:?}")),
-            E::NoCertificatesPresented => TlsFailure::BadCertificate("no certificate".into()),
-            other => TlsFailure::Handshake(other.to_string()),
+            ) => TlsFailure::ClientCertificateRejected(*alert),
+            E::NoCertificatesPresented => TlsFailure::NoCertificate,
+            other => TlsFailure::Handshake(other.clone()),
         }
     }
 }
@@ -421,14 +429,13 @@ pub(crate) fn handshake(
     config: Arc<ClientConfig>,
     name: &str,
 ) -> Result<TlsStream> {
-    let server_name = ServerName::try_from(name.to_owned()).map_err(|_| {
-        ErrorKind::Config(format!(
-            "TLS: {name:?} is not a valid DNS name or IP address to verify"
-        ))
-    })?;
+    let server_name =
+        ServerName::try_from(name.to_owned()).map_err(|_| TlsConfigError::InvalidServerName {
+            name: name.to_owned(),
+        })?;
     let conn = ClientConnection::new(config, server_name).map_err(|e| ErrorKind::Tls {
         host: name.to_owned(),
-        failure: TlsFailure::Handshake(e.to_string()),
+        failure: TlsFailure::Handshake(e),
     })?;
     complete_handshake(Connection::Client(conn), tcp, name)
 }
@@ -438,7 +445,7 @@ pub(crate) fn handshake(
 pub(crate) fn accept(tcp: TcpStream, config: Arc<ServerConfig>) -> Result<TlsStream> {
     let conn = ServerConnection::new(config).map_err(|e| ErrorKind::Tls {
         host: "client".into(),
-        failure: TlsFailure::Handshake(e.to_string()),
+        failure: TlsFailure::Handshake(e),
     })?;
     complete_handshake(Connection::Server(conn), tcp, "client")
 }
@@ -452,11 +459,7 @@ fn complete_handshake(mut conn: Connection, mut tcp: TcpStream, name: &str) -> R
             Ok((0, 0)) if conn.is_handshaking() => {
                 return Err(ErrorKind::Tls {
                     host: name.to_owned(),
-                    failure: TlsFailure::Handshake(
-                        "the server closed the connection during the TLS handshake \
-                         (is it a TLS server?)"
-                            .into(),
-                    ),
+                    failure: TlsFailure::ClosedInHandshake,
                 }
                 .into())
             }
@@ -467,7 +470,7 @@ fn complete_handshake(mut conn: Connection, mut tcp: TcpStream, name: &str) -> R
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
-                return Err(ErrorKind::Timeout("in the TLS handshake (connect_timeout)").into())
+                return Err(TimeoutKind::Handshake.into())
             }
             Err(e) => {
                 return Err(match tls_error_in(&e) {
@@ -790,18 +793,18 @@ impl crate::stream::Transport for TlsStream {
 ///
 /// # Errors
 ///
-/// [`ErrorKind::Config`] when the PEM holds no usable certificate or key,
+/// [`ErrorKind::Config`] ([`TlsConfigError`]) when the PEM holds no usable
+/// certificate or key,
 /// or the key does not fit the certificate.
 pub fn server_config_from_pem(chain_pem: &[u8], key_pem: &[u8]) -> Result<Arc<ServerConfig>> {
-    let chain =
-        certificates_from_pem(chain_pem, "server certificate").map_err(ErrorKind::Config)?;
-    let key = private_key_from_pem(key_pem, "server key").map_err(ErrorKind::Config)?;
+    let chain = certificates_from_pem(chain_pem, PemItem::ServerCertificate)?;
+    let key = private_key_from_pem(key_pem, PemItem::ServerKey)?;
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| ErrorKind::Config(format!("TLS: {e}")))?
+        .map_err(TlsConfigError::Rustls)?
         .with_no_client_auth()
         .with_single_cert(chain, key)
-        .map_err(|e| ErrorKind::Config(format!("TLS server certificate: {e}")))?;
+        .map_err(TlsConfigError::ServerCertificate)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -6,7 +6,7 @@
 #![cfg(feature = "tokio")]
 
 use floodgate::server::{echo, Server};
-use floodgate::ErrorKind;
+use floodgate::{ErrorKind, TimeoutKind};
 use std::time::{Duration, Instant};
 
 const MS: Duration = Duration::from_millis(1);
@@ -53,7 +53,7 @@ async fn a_server_that_stops_reading_is_found_dead_and_the_consumer_told_at_once
         .unwrap_err();
     let took = started.elapsed();
     assert!(
-        matches!(end.kind(), ErrorKind::NoPong(t) if *t == 150 * MS),
+        matches!(end.kind(), ErrorKind::Timeout { kind: TimeoutKind::Pong, after: Some(t) } if *t == 150 * MS),
         "{end:?}"
     );
     assert!(

@@ -5,7 +5,7 @@
 
 mod support;
 
-use floodgate::{Client, ErrorKind, ProtocolError};
+use floodgate::{Client, ErrorKind, ProtocolError, TimeoutKind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
@@ -114,7 +114,7 @@ async fn an_async_sender_blocked_on_a_server_that_stopped_reading_ends_at_the_po
     };
     let took = start.elapsed();
     assert!(
-        matches!(err.kind(), ErrorKind::NoPong(t) if *t == PING_TIMEOUT),
+        matches!(err.kind(), ErrorKind::Timeout { kind: TimeoutKind::Pong, after: Some(t) } if *t == PING_TIMEOUT),
         "{err:?}"
     );
     let bound = PING_INTERVAL + PING_TIMEOUT + 100 * MS;
@@ -148,7 +148,7 @@ async fn an_async_buffered_connection_whose_server_stopped_reading_ends_at_the_p
     let err = ws.recv().await.expect_err("the server sends nothing");
     let took = start.elapsed();
     assert!(
-        matches!(err.kind(), ErrorKind::NoPong(t) if *t == PING_TIMEOUT),
+        matches!(err.kind(), ErrorKind::Timeout { kind: TimeoutKind::Pong, after: Some(t) } if *t == PING_TIMEOUT),
         "{err:?}"
     );
     let bound = PING_INTERVAL + PING_TIMEOUT + 100 * MS;

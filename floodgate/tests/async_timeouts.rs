@@ -8,7 +8,7 @@
 
 mod support;
 
-use floodgate::{Client, ErrorKind, Message};
+use floodgate::{Client, ErrorKind, Message, Phase, TimeoutKind};
 use futures_util::StreamExt;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -42,7 +42,14 @@ async fn a_read_timeout_keeps_a_half_received_frame_for_the_next_recv() {
     let started = Instant::now();
     let err = ws.recv().await.expect_err("no data yet");
     assert!(err.is_timeout(), "{err:?}");
-    assert!(matches!(err.kind(), ErrorKind::Timeout(_)));
+    assert!(matches!(
+        err.kind(),
+        ErrorKind::Timeout {
+            kind: TimeoutKind::Read,
+            ..
+        }
+    ));
+    assert_eq!(err.phase(), Phase::Connection);
     assert!(
         started.elapsed() >= Duration::from_millis(90),
         "timed out after {:?}",

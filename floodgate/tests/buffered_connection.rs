@@ -8,10 +8,11 @@
 mod support;
 
 use floodgate::buffer::{
-    BufferConfig, Conflate, LagEvent, LagReason, LagThreshold, Overflow, Stats,
+    BufferConfig, BufferConfigError, Conflate, LagEvent, LagReason, LagThreshold, Overflow,
+    RecvError, Stats,
 };
 use floodgate::server::{echo, Server};
-use floodgate::{BufferedWebSocket, Client, ErrorKind, Message, WebSocket};
+use floodgate::{BufferedWebSocket, Client, ConfigError, ErrorKind, Message, WebSocket};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
@@ -373,14 +374,20 @@ fn dropping_a_connection_with_a_full_block_buffer_ends_its_reader() {
             format!("m{i}")
         );
     }
-    let end = buffer.recv().expect_err("the end of the connection");
+    // The buffer hands back the front end's own error, once.
+    let end = match buffer.recv().expect_err("the end of the connection") {
+        RecvError::Ended(end) => end
+            .downcast::<floodgate::Error>()
+            .expect("the front end ends its buffer with a floodgate::Error"),
+        other => panic!("expected the end of the connection, got {other:?}"),
+    };
     assert!(
         matches!(end.kind(), ErrorKind::AbnormalClosure),
         "a drop ends without a close handshake: {end:?}"
     );
     assert!(matches!(
-        buffer.recv().unwrap_err().kind(),
-        ErrorKind::AlreadyClosed
+        buffer.recv().unwrap_err(),
+        RecvError::AlreadyEnded
     ));
     // A sender that outlived the connection is refused.
     assert!(matches!(
@@ -535,49 +542,64 @@ fn into_buffered_keeps_the_bytes_already_read() {
 
 // ----- configuration ----------------------------------------------------------------------
 
-fn assert_config_error(result: floodgate::Result<impl std::fmt::Debug>, mentions: &str) {
+fn assert_buffer_config_error(
+    result: floodgate::Result<impl std::fmt::Debug>,
+    expected: impl Fn(&BufferConfigError) -> bool,
+) {
     match assert_kind(result, "a configuration error") {
-        ErrorKind::Config(reason) => assert!(
-            reason.contains(mentions),
-            "the reason {reason:?} should mention {mentions:?}"
-        ),
-        other => panic!("expected ErrorKind::Config, got {other:?}"),
+        ErrorKind::Config(ConfigError::Buffer(reason)) => {
+            assert!(expected(&reason), "unexpected reason {reason:?}")
+        }
+        other => panic!("expected ErrorKind::Config(ConfigError::Buffer(..)), got {other:?}"),
     }
 }
 
 #[test]
 fn invalid_buffer_configurations_are_refused_before_connecting() {
     // A message the connection accepts could never fit.
-    assert_config_error(
+    assert_buffer_config_error(
         Client::builder()
             .max_frame_size(Some(1 << 20))
             .max_message_size(Some(1 << 20))
             .buffer(BufferConfig::new().max_bytes(1024))
             .build(),
-        "max_bytes",
+        |e| {
+            *e == BufferConfigError::MaxBytesBelowMessageSize {
+                max_bytes: 1024,
+                max_message_size: 1 << 20,
+            }
+        },
     );
-    assert_config_error(
+    assert_buffer_config_error(
         Client::builder()
             .max_frame_size(None)
             .max_message_size(None)
             .buffer(BufferConfig::new())
             .build(),
-        "max_message_size",
+        |e| matches!(e, BufferConfigError::NoMaxMessageSize { .. }),
     );
-    assert_config_error(
+    assert_buffer_config_error(
         Client::builder()
             .buffer(BufferConfig::new().max_messages(0))
             .build(),
-        "at least 1",
+        |e| {
+            matches!(
+                e,
+                BufferConfigError::ZeroLimit {
+                    max_messages: 0,
+                    ..
+                }
+            )
+        },
     );
     let nested = Conflate::by(|_| None).otherwise(Overflow::Conflate(Conflate::by(|_| None)));
-    assert_config_error(
+    assert_buffer_config_error(
         Client::builder()
             .buffer(BufferConfig::new().overflow(Overflow::Conflate(nested)))
             .build(),
-        "Conflate",
+        |e| *e == BufferConfigError::ConflateInConflate,
     );
-    assert_config_error(
+    assert_buffer_config_error(
         Client::builder()
             .buffer(BufferConfig::new().on_lag(
                 LagThreshold {
@@ -587,7 +609,7 @@ fn invalid_buffer_configurations_are_refused_before_connecting() {
                 |_| {},
             ))
             .build(),
-        "above zero",
+        |e| *e == BufferConfigError::ZeroLagThreshold,
     );
     // A valid one passes.
     Client::builder()
@@ -600,9 +622,17 @@ fn invalid_buffer_configurations_are_refused_before_connecting() {
     // into_buffered checks against the connection's own limit.
     let server = echo_server();
     let plain = floodgate::connect(&server.url()).expect("connect");
-    assert_config_error(
+    assert_buffer_config_error(
         plain.into_buffered(&BufferConfig::new().max_bytes(1024)),
-        "max_bytes",
+        |e| {
+            matches!(
+                e,
+                BufferConfigError::MaxBytesBelowMessageSize {
+                    max_bytes: 1024,
+                    ..
+                }
+            )
+        },
     );
 }
 
@@ -679,7 +709,10 @@ fn poll_recv_wakes_a_hand_made_waker_when_a_message_arrives() {
     ws.close(1000, "").expect("close");
     flag.wait();
     match buffer.poll_recv(&mut cx) {
-        Poll::Ready(Err(e)) => assert!(e.is_closed(), "{e:?}"),
+        Poll::Ready(Err(e)) => {
+            let e = floodgate::Error::from(e);
+            assert!(e.is_closed(), "{e:?}");
+        }
         other => panic!("expected the close, got {other:?}"),
     }
 }

@@ -9,7 +9,8 @@ mod tls_server;
 
 use floodgate::server::{echo, Server};
 use floodgate::{
-    Client, DeflateConfig, ErrorKind, ExtensionError, HandshakeError, Message, Options,
+    Client, ConfigError, DeflateConfig, DeflateConfigError, ErrorKind, ExtensionError,
+    HandshakeError, Message, Options,
 };
 use std::time::Duration;
 use support::{RawConn, ScriptedServer};
@@ -243,7 +244,16 @@ fn an_invalid_deflate_config_is_refused_by_build() {
         .compression(DeflateConfig::default().client_max_window_bits(16))
         .build()
         .unwrap_err();
-    assert!(matches!(err.kind(), ErrorKind::Config(_)), "{err:?}");
+    assert!(
+        matches!(
+            err.kind(),
+            ErrorKind::Config(ConfigError::Compression(DeflateConfigError::WindowBits {
+                value: 16,
+                ..
+            }))
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 mod support;
 
-use floodgate::{Client, ErrorKind, HandshakeError, Message};
+use floodgate::{Client, ConfigError, ErrorKind, HandshakeError, Message, Phase, TimeoutKind};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 use support::{frame_bytes, RawConn, ScriptedServer};
@@ -305,8 +305,18 @@ fn a_server_that_never_answers_times_out_within_the_connect_timeout() {
         .connect(&server.url())
         .expect_err("a silent server must time out");
     let elapsed = started.elapsed();
-    assert!(matches!(err.kind(), ErrorKind::Timeout(_)), "{err:?}");
+    assert!(
+        matches!(
+            err.kind(),
+            ErrorKind::Timeout {
+                kind: TimeoutKind::Handshake,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(err.is_timeout());
+    assert_eq!(err.phase(), Phase::Dial);
     assert!(
         elapsed >= Duration::from_millis(250),
         "gave up early, after {elapsed:?}"
@@ -340,7 +350,10 @@ fn an_invalid_builder_header_is_a_config_error_from_build() {
             .build()
             .expect_err("an invalid header");
         assert!(
-            matches!(err.kind(), ErrorKind::Config(_)),
+            matches!(
+                err.kind(),
+                ErrorKind::Config(ConfigError::InvalidHeader { name: n, .. }) if n == name
+            ),
             "{name:?}: {value:?}: {err:?}"
         );
     }

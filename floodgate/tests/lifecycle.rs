@@ -10,7 +10,7 @@
 
 mod support;
 
-use floodgate::{Client, ErrorKind, ProtocolError};
+use floodgate::{Client, ErrorKind, ProtocolError, TimeoutKind};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -125,7 +125,7 @@ fn a_direct_sender_blocked_on_a_server_that_stopped_reading_ends_at_the_pong_dea
     };
     let took = start.elapsed();
     assert!(
-        matches!(err.kind(), ErrorKind::NoPong(t) if *t == PING_TIMEOUT),
+        matches!(err.kind(), ErrorKind::Timeout { kind: TimeoutKind::Pong, after: Some(t) } if *t == PING_TIMEOUT),
         "{err:?}"
     );
     // The first ping is due at the interval; its pong at + the timeout.
@@ -160,7 +160,7 @@ fn a_buffered_connection_whose_server_stopped_reading_ends_at_the_pong_deadline(
     let err = ws.recv().expect_err("the server sends nothing");
     let took = start.elapsed();
     assert!(
-        matches!(err.kind(), ErrorKind::NoPong(t) if *t == PING_TIMEOUT),
+        matches!(err.kind(), ErrorKind::Timeout { kind: TimeoutKind::Pong, after: Some(t) } if *t == PING_TIMEOUT),
         "{err:?}"
     );
     let bound = PING_INTERVAL + PING_TIMEOUT + 100 * MS;

@@ -37,7 +37,7 @@ mod tls_server;
 use floodgate::proxy::{Socks4Reply, TunnelError};
 use floodgate::server::{self, Server};
 use floodgate::tls::RootCertificates;
-use floodgate::{Client, ErrorKind, ProxyError};
+use floodgate::{Client, ConfigError, ErrorKind, ProxyError};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -668,7 +668,10 @@ fn a_proxy_that_is_not_listening_is_a_connect_error_naming_the_proxy() {
 fn invalid_proxy_urls_are_refused_by_build() {
     for bad in ["https://127.0.0.1:1", "gopher://h", "socks4://u:p@h"] {
         let err = Client::builder().proxy(bad).build().unwrap_err();
-        assert!(matches!(err.kind(), ErrorKind::Config(_)), "{bad}: {err}");
+        assert!(
+            matches!(err.kind(), ErrorKind::Config(ConfigError::ProxyUrl { .. })),
+            "{bad}: {err}"
+        );
         let text = err.to_string();
         assert!(
             text.starts_with("invalid configuration: proxy URL"),

@@ -4,7 +4,7 @@
 #![cfg(unix)]
 
 use floodgate::server::RequestHead;
-use floodgate::{Client, ErrorKind};
+use floodgate::{Client, ErrorKind, UnsupportedError};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -95,5 +95,11 @@ fn wss_over_a_unix_socket_is_refused_as_unsupported() {
         .connect("wss://localhost/")
         .map(|_| ())
         .unwrap_err();
-    assert!(matches!(err.kind(), ErrorKind::Unsupported(_)), "{err:?}");
+    assert!(
+        matches!(
+            err.kind(),
+            ErrorKind::Unsupported(UnsupportedError::WssOverUnixSocket)
+        ),
+        "{err:?}"
+    );
 }

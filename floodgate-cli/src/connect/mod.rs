@@ -29,7 +29,7 @@ use crate::report::Totals;
 use crate::units;
 use floodgate::buffer::Delivered;
 use floodgate::reconnect::{Backoff, Retry};
-use floodgate::{BufferedWebSocket, Client, ErrorKind};
+use floodgate::{BufferedWebSocket, Client, ErrorKind, TimeoutKind};
 use link::Link;
 use output::{Format, Printer};
 use std::io::IsTerminal;
@@ -441,8 +441,11 @@ impl Session<'_> {
         self.link.detach();
         let timed_out = keepalive.is_some_and(floodgate::keepalive::Keepalive::stop);
         if timed_out {
-            let timeout = self.args.ping_timeout.unwrap_or_default();
-            return Ending::Abnormal(CliError::WebSocket(ErrorKind::NoPong(timeout).into()));
+            let pong = ErrorKind::Timeout {
+                kind: TimeoutKind::Pong,
+                after: self.args.ping_timeout,
+            };
+            return Ending::Abnormal(CliError::WebSocket(pong.into()));
         }
         match end {
             ConsumeEnd::OutputClosed => {

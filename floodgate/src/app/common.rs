@@ -7,7 +7,7 @@
 
 use super::Reconnecting;
 use crate::buffer::BufferConfig;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Callback, Error, ErrorKind, Result, TimeoutKind};
 use crate::reconnect::Retry;
 use floodgate_proto::{CloseFrame, Frame, Message, OpCode};
 use std::any::Any;
@@ -44,9 +44,12 @@ impl<C> Default for PlainHandlers<C> {
 
 impl<C> PlainHandlers<C> {
     /// Reports a handler's panic to `on_error` as [`ErrorKind::Panicked`].
-    pub(crate) fn panicked(&self, context: &C, what: &str, panic: &(dyn Any + Send)) {
-        let why = crate::error::panic_message(panic);
-        let error = ErrorKind::Panicked(format!("{what}: {why}")).into();
+    pub(crate) fn panicked(&self, context: &C, what: Callback, panic: &(dyn Any + Send)) {
+        let error = ErrorKind::Panicked {
+            callback: what,
+            message: crate::error::panic_message(panic),
+        }
+        .into();
         // A panicking on_error is not reported again.
         if let Some(on_error) = &self.on_error {
             let _ = catch_unwind(AssertUnwindSafe(|| on_error(context, &error)));
@@ -54,7 +57,7 @@ impl<C> PlainHandlers<C> {
     }
 
     /// Runs a handler, turning a panic into an `on_error` call.
-    pub(crate) fn guarded(&self, context: &C, what: &str, run: impl FnOnce()) {
+    pub(crate) fn guarded(&self, context: &C, what: Callback, run: impl FnOnce()) {
         if let Err(panic) = catch_unwind(AssertUnwindSafe(run)) {
             self.panicked(context, what, &*panic);
         }
@@ -62,7 +65,7 @@ impl<C> PlainHandlers<C> {
 
     pub(crate) fn error(&self, context: &C, error: &Error) {
         if let Some(f) = &self.on_error {
-            self.guarded(context, "on_error", || f(context, error));
+            self.guarded(context, Callback::OnError, || f(context, error));
         }
     }
 }
@@ -90,8 +93,12 @@ where
             let Some(ctx) = context() else { return };
             let ctx = ctx.borrow();
             match (frame, &handlers.on_ping, &handlers.on_pong) {
-                (Message::Ping(p), Some(f), _) => handlers.guarded(ctx, "on_ping", || f(ctx, p)),
-                (Message::Pong(p), _, Some(f)) => handlers.guarded(ctx, "on_pong", || f(ctx, p)),
+                (Message::Ping(p), Some(f), _) => {
+                    handlers.guarded(ctx, Callback::OnPing, || f(ctx, p))
+                }
+                (Message::Pong(p), _, Some(f)) => {
+                    handlers.guarded(ctx, Callback::OnPong, || f(ctx, p))
+                }
                 _ => {}
             }
         });
@@ -105,10 +112,10 @@ where
             let Some(ctx) = context() else { return };
             let ctx = ctx.borrow();
             if let Some(f) = &handlers.on_data {
-                handlers.guarded(ctx, "on_data", || f(ctx, frame));
+                handlers.guarded(ctx, Callback::OnData, || f(ctx, frame));
             }
             if let (OpCode::Continuation, Some(f)) = (frame.opcode, &handlers.on_cont_message) {
-                handlers.guarded(ctx, "on_cont_message", || f(ctx, frame));
+                handlers.guarded(ctx, Callback::OnContMessage, || f(ctx, frame));
             }
         });
     }
@@ -135,7 +142,7 @@ impl Ended {
     /// pong within `ping_timeout` (and ended the connection itself).
     pub(crate) fn of(end: Error, dead: bool, ping_timeout: Option<Duration>) -> Ended {
         match end.into_kind() {
-            _ if dead => Ended::failed(ErrorKind::NoPong(ping_timeout.unwrap_or_default()).into()),
+            _ if dead => Ended::failed(Error::timeout(TimeoutKind::Pong, ping_timeout)),
             ErrorKind::ConnectionClosed(frame) => Ended {
                 closed: Some(frame),
                 error: None,

@@ -71,7 +71,7 @@ pub use context::{AppHandle, Context};
 
 use crate::buffer::{BufferConfig, Delivered, Key, Stats};
 use crate::config::{Client, ClientBuilder};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Callback, ConfigError, Error, Result};
 use crate::reconnect::{Backoff, Retry};
 use crate::BufferedWebSocket;
 use common::{Ended, Next, PlainHandlers};
@@ -99,13 +99,13 @@ pub(crate) struct Handlers {
 
 impl Handlers {
     /// Runs a handler, turning a panic into an `on_error` call.
-    fn guarded(&self, context: &Context, what: &str, run: impl FnOnce()) {
+    fn guarded(&self, context: &Context, what: Callback, run: impl FnOnce()) {
         self.plain.guarded(context, what, run);
     }
 
     pub(crate) fn message(&self, context: &Context, message: &Delivered) {
         if let Some(f) = &self.on_message {
-            self.guarded(context, "on_message", || f(context, message));
+            self.guarded(context, Callback::OnMessage, || f(context, message));
         }
     }
 
@@ -253,7 +253,7 @@ impl AppBuilder {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Config`] for invalid connection or buffer options.
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for invalid connection or buffer options.
     pub fn build(self) -> Result<App> {
         let current: Arc<CurrentContext> = Arc::default();
         let plain = Arc::new(self.plain);
@@ -267,7 +267,7 @@ impl AppBuilder {
         });
         let client = self.client.buffer(buffer).build()?;
         if self.workers == 0 && self.worker_key.is_some() {
-            return Err(ErrorKind::Config("workers_by_key needs at least 1 worker".into()).into());
+            return Err(ConfigError::WorkersByKeyWithoutWorkers.into());
         }
         Ok(App {
             url: Arc::from(self.url.as_str()),
@@ -345,7 +345,7 @@ impl RunOptions {
 
     /// With a ping interval: no pong within this time of a ping means the
     /// connection is dead; it is dropped and reported
-    /// ([`crate::ErrorKind::NoPong`]), then reconnected
+    /// ([`crate::TimeoutKind::Pong`]), then reconnected
     /// if asked.
     pub fn ping_timeout(mut self, timeout: Duration) -> Self {
         self.ping_timeout = Some(timeout);
@@ -367,15 +367,17 @@ impl RunOptions {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
-        let config = |why: &str| Err(ErrorKind::Config(why.into()).into());
         if self.ping_timeout.is_some() && self.ping_interval.is_none() {
-            return config("ping_timeout needs a ping_interval");
+            return Err(ConfigError::PingTimeoutWithoutInterval.into());
         }
         if self.ping_interval.is_some_and(|i| i.is_zero()) {
-            return config("ping_interval must be above zero");
+            return Err(ConfigError::PingIntervalZero.into());
         }
         if self.ping_payload.len() > 125 {
-            return config("a ping payload is limited to 125 bytes");
+            return Err(ConfigError::PingPayloadTooLong {
+                len: self.ping_payload.len(),
+            }
+            .into());
         }
         Ok(())
     }
@@ -447,9 +449,9 @@ impl App {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Config`] for invalid options; without reconnect, the
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for invalid options; without reconnect, the
     /// error that ended the connection (a failed first connect included);
-    /// with reconnect, [`ErrorKind::GaveUp`] after the maximum number of
+    /// with reconnect, [`ErrorKind::GaveUp`](crate::ErrorKind::GaveUp) after the maximum number of
     /// attempts in a row.
     pub fn run_forever(&self, options: &RunOptions) -> Result<RunSummary> {
         options.validate()?;
@@ -491,7 +493,7 @@ impl App {
             if let Some(f) = &self.handlers.on_reconnect {
                 let ctx = self.context(None, summary.connections);
                 self.handlers
-                    .guarded(&ctx, "on_reconnect", || f(&ctx, info));
+                    .guarded(&ctx, Callback::OnReconnect, || f(&ctx, info));
             }
             let delay = info.delay;
             tracing::debug!(?delay, attempt = info.attempt, "reconnecting");
@@ -514,14 +516,15 @@ impl App {
         let context = Arc::new(self.context(Some(conn.sender()), summary.connections));
         self.current.set(Some(context.clone()));
         if let Some(f) = &self.handlers.on_open {
-            self.handlers.guarded(&context, "on_open", || f(&context));
+            self.handlers
+                .guarded(&context, Callback::OnOpen, || f(&context));
         }
         self.handle.attach(conn.sender());
         let end = self.consume(&conn, &context, dispatch, summary);
 
         self.handle.detach();
         summary.last_stats = Some(conn.stats());
-        // A dead connection ends with `NoPong` from the reader itself.
+        // A dead connection ends with a pong timeout from the reader itself.
         let ended = Ended::of(end, false, options.ping_timeout);
         if let Some(error) = &ended.error {
             self.handlers.error(&context, error);
@@ -529,7 +532,7 @@ impl App {
         if let Some(f) = &self.handlers.on_close {
             let frame = ended.close_frame();
             self.handlers
-                .guarded(&context, "on_close", || f(&context, frame));
+                .guarded(&context, Callback::OnClose, || f(&context, frame));
         }
         self.current.set(None);
         ended

@@ -7,7 +7,6 @@
 //! impossible to write or rejected by [`BufferConfig::validate`] before a
 //! connection is made.
 
-use crate::error::{ErrorKind, Result};
 use bytes::Bytes;
 use floodgate_proto::{Frame, Message};
 use std::fmt;
@@ -445,43 +444,91 @@ impl BufferConfig {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Config`] when a limit is zero, when a message the
+    /// A [`BufferConfigError`] when a limit is zero, when a message the
     /// connection accepts could never fit (`max_bytes` below
-    /// `max_message_size`, or no `max_message_size`), or when the fallback
-    /// of [`Conflate`] is itself `Conflate`.
-    pub fn validate(&self, max_message_size: Option<usize>) -> Result<()> {
-        let config = |reason: String| Err(ErrorKind::Config(reason).into());
+    /// `max_message_size`, or no `max_message_size`), when the fallback of
+    /// [`Conflate`] is itself `Conflate`, or when a lag threshold is zero.
+    /// Connections report it as [`crate::ErrorKind::Config`]
+    /// ([`crate::ConfigError::Buffer`]).
+    pub fn validate(&self, max_message_size: Option<usize>) -> Result<(), BufferConfigError> {
         if self.max_messages == 0 || self.max_bytes == 0 {
-            return config("buffer limits must be at least 1 message and 1 byte".into());
+            return Err(BufferConfigError::ZeroLimit {
+                max_messages: self.max_messages,
+                max_bytes: self.max_bytes,
+            });
         }
         match max_message_size {
             None => {
-                return config(format!(
-                    "a buffered connection needs a max_message_size (at most the buffer's \
-                     max_bytes, {}) so that every accepted message fits",
-                    self.max_bytes
-                ))
+                return Err(BufferConfigError::NoMaxMessageSize {
+                    max_bytes: self.max_bytes,
+                })
             }
             Some(size) if size > self.max_bytes => {
-                return config(format!(
-                    "the buffer's max_bytes ({}) is below max_message_size ({size}): a message \
-                     that large could never be buffered; raise max_bytes or lower \
-                     max_message_size",
-                    self.max_bytes
-                ))
+                return Err(BufferConfigError::MaxBytesBelowMessageSize {
+                    max_bytes: self.max_bytes,
+                    max_message_size: size,
+                })
             }
             Some(_) => {}
         }
         if let Overflow::Conflate(c) = &self.overflow {
             if matches!(*c.otherwise, Overflow::Conflate(_)) {
-                return config("the fallback of Conflate cannot be Conflate".into());
+                return Err(BufferConfigError::ConflateInConflate);
             }
         }
         if let Some(lag) = &self.lag {
             if lag.threshold.depth == Some(0) || lag.threshold.wait == Some(Duration::ZERO) {
-                return config("lag thresholds must be above zero".into());
+                return Err(BufferConfigError::ZeroLagThreshold);
             }
         }
         Ok(())
     }
+}
+
+/// A [`BufferConfig`] that cannot work, from [`BufferConfig::validate`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BufferConfigError {
+    /// A limit is zero: nothing could ever be buffered.
+    #[error(
+        "buffer limits must be at least 1 message and 1 byte (max_messages is {max_messages}, \
+         max_bytes is {max_bytes})"
+    )]
+    ZeroLimit {
+        /// The message limit given.
+        max_messages: usize,
+        /// The byte limit given.
+        max_bytes: usize,
+    },
+    /// The connection has no `max_message_size`, so a message could be
+    /// larger than the buffer.
+    #[error(
+        "a buffered connection needs a max_message_size (at most the buffer's max_bytes, \
+         {max_bytes}) so that every accepted message fits"
+    )]
+    NoMaxMessageSize {
+        /// The buffer's byte limit.
+        max_bytes: usize,
+    },
+    /// A message the connection accepts could never be buffered.
+    #[error(
+        "the buffer's max_bytes ({max_bytes}) is below max_message_size ({max_message_size}): \
+         a message that large could never be buffered; raise max_bytes or lower \
+         max_message_size"
+    )]
+    MaxBytesBelowMessageSize {
+        /// The buffer's byte limit.
+        max_bytes: usize,
+        /// The connection's message size limit.
+        max_message_size: usize,
+    },
+    /// [`Conflate`]'s fallback policy is `Conflate` again.
+    #[error(
+        "the fallback of Conflate cannot be Conflate; give DropOldest, Block or another policy"
+    )]
+    ConflateInConflate,
+    /// A lag threshold (depth or wait) is zero: the alarm would always be
+    /// raised.
+    #[error("lag thresholds must be above zero")]
+    ZeroLagThreshold,
 }

@@ -19,6 +19,15 @@
 //! pushes every message decoded from one read under one lock, and
 //! [`Buffer::recv_batch`] takes up to N messages under one lock; wake-ups
 //! happen only when the other side is actually waiting.
+//!
+//! The buffer sits below the connection's error type and does not use it:
+//! its own errors are [`BufferError`] (a policy ended the connection),
+//! [`BufferConfigError`] (a configuration that cannot work) and
+//! [`RecvError`] (what the consumer side meets). How the connection ended
+//! is whatever error the front end gave [`Buffer`] when it finished it,
+//! kept boxed in a [`ConnectionEnd`]; the front ends turn a [`RecvError`]
+//! back into their [`crate::Error`] at their edge, so the same buffer can
+//! serve a front end with other errors.
 
 mod config;
 mod queue;
@@ -33,7 +42,8 @@ pub use stats::{Stats, WaitSummary};
 
 pub(crate) use queue::Incoming;
 
-use crate::error::{Error, ErrorKind, Result};
+pub use config::BufferConfigError;
+
 use config::{ClassifyFn, KeyFn, LagFn};
 pub(crate) use config::{ControlFn, DataFrameFn};
 use floodgate_proto::Message;
@@ -71,6 +81,79 @@ pub enum BufferError {
         /// Messages the consumer had taken.
         delivered: u64,
     },
+}
+
+/// Why the consumer side of a [`Buffer`] got no message.
+///
+/// The buffer knows nothing of the connection's error type (it sits below
+/// it): the front end that ended the connection put its own error in
+/// ([`ConnectionEnd`]) and turns a `RecvError` back into it at its edge, so
+/// callers of [`crate::BufferedWebSocket`] see a [`crate::Error`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// No message came within the time given to
+    /// [`Buffer::recv_timeout`]; the connection is still open.
+    #[error("no message came within {0:?}; the connection is still open, wait again")]
+    TimedOut(Duration),
+    /// The connection ended and every message buffered before the end has
+    /// been taken: how it ended. Given once; later calls get
+    /// [`RecvError::AlreadyEnded`].
+    #[error("{0}")]
+    Ended(ConnectionEnd),
+    /// The end was handed out by an earlier call.
+    #[error("the connection has ended and its buffer is empty; connect again to go on")]
+    AlreadyEnded,
+}
+
+/// How a connection ended, as its front end reported it to the
+/// [`Buffer`]: the front end's own error, boxed, so that the buffer does
+/// not depend on it. [`downcast`](Self::downcast) takes it out again (for
+/// floodgate's front ends it is a [`crate::Error`]).
+pub struct ConnectionEnd(Box<dyn std::error::Error + Send + Sync>);
+
+impl ConnectionEnd {
+    /// Wraps the error that ended the connection.
+    pub fn new(end: impl std::error::Error + Send + Sync + 'static) -> ConnectionEnd {
+        ConnectionEnd(Box::new(end))
+    }
+
+    /// The error, if it is an `E`.
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.0.downcast_ref()
+    }
+
+    /// The error as an `E`, or `self` back when it is not one.
+    ///
+    /// # Errors
+    ///
+    /// `self` when the error is not an `E`.
+    pub fn downcast<E: std::error::Error + 'static>(self) -> Result<E, ConnectionEnd> {
+        self.0.downcast().map(|e| *e).map_err(ConnectionEnd)
+    }
+
+    /// The boxed error.
+    pub fn into_inner(self) -> Box<dyn std::error::Error + Send + Sync> {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for ConnectionEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl std::fmt::Display for ConnectionEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for ConnectionEnd {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
 }
 
 /// How the reader's push ended.
@@ -159,8 +242,8 @@ struct State {
     /// The producer waiting for room.
     producer: Option<Waker>,
     /// How the connection ended, once it has: given to the consumer once
-    /// the queue is empty, then `AlreadyClosed`.
-    end: Option<Option<Error>>,
+    /// the queue is empty, then `AlreadyEnded`.
+    end: Option<Option<ConnectionEnd>>,
 }
 
 impl std::fmt::Debug for Buffer {
@@ -399,13 +482,14 @@ impl Buffer {
         }
     }
 
-    /// The connection ended with `end` (`ConnectionClosed` for a clean
-    /// close): the consumer gets it after the buffered messages.
-    pub(crate) fn finish(&self, end: Error) {
+    /// The connection ended with `end` (the front end's error:
+    /// `ConnectionClosed` for a clean close): the consumer gets it after the
+    /// buffered messages, as [`RecvError::Ended`]. Only the first end counts.
+    pub(crate) fn finish(&self, end: impl std::error::Error + Send + Sync + 'static) {
         let (consumers, producer) = {
             let mut state = self.lock();
             if state.end.is_none() {
-                state.end = Some(Some(end));
+                state.end = Some(Some(ConnectionEnd::new(end)));
             }
             state.queue.set_closing(Instant::now());
             (std::mem::take(&mut state.consumers), state.producer.take())
@@ -426,7 +510,7 @@ impl Buffer {
         mut sink: impl FnMut(Delivered),
         max: usize,
         waker: Option<&Waker>,
-    ) -> Result<usize> {
+    ) -> Result<usize, RecvError> {
         let now = Instant::now();
         let mut lags: Vec<LagEvent> = Vec::new();
         let mut state = self.lock();
@@ -450,9 +534,7 @@ impl Buffer {
         let result = if n > 0 {
             Ok(n)
         } else if let Some(end) = &mut state.end {
-            Err(end
-                .take()
-                .unwrap_or_else(|| ErrorKind::AlreadyClosed.into()))
+            Err(end.take().map_or(RecvError::AlreadyEnded, RecvError::Ended))
         } else {
             if let Some(waker) = waker {
                 if !state.consumers.iter().any(|w| w.will_wake(waker)) {
@@ -492,10 +574,10 @@ impl Buffer {
     ///
     /// # Errors
     ///
-    /// Once the connection has ended and the buffer is empty: how it ended
-    /// (`ConnectionClosed` after a close handshake, or the failure), then
-    /// `AlreadyClosed`.
-    pub fn try_recv(&self) -> Result<Option<Delivered>> {
+    /// Once the connection has ended and the buffer is empty:
+    /// [`RecvError::Ended`] with how it ended (`ConnectionClosed` after a
+    /// close handshake, or the failure), then [`RecvError::AlreadyEnded`].
+    pub fn try_recv(&self) -> Result<Option<Delivered>, RecvError> {
         let mut out = None;
         self.take(|d| out = Some(d), 1, None)?;
         Ok(out)
@@ -506,7 +588,7 @@ impl Buffer {
     /// # Errors
     ///
     /// As for [`try_recv`](Self::try_recv).
-    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Delivered>> {
+    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Delivered, RecvError>> {
         let mut out = None;
         match self.take(|d| out = Some(d), 1, Some(cx.waker())) {
             Ok(0) => Poll::Pending,
@@ -526,7 +608,7 @@ impl Buffer {
         cx: &mut Context<'_>,
         out: &mut Vec<Delivered>,
         max: usize,
-    ) -> Poll<Result<usize>> {
+    ) -> Poll<Result<usize, RecvError>> {
         match self.take(|d| out.push(d), max.max(1), Some(cx.waker())) {
             Ok(0) => Poll::Pending,
             other => Poll::Ready(other),
@@ -540,7 +622,7 @@ impl Buffer {
         mut sink: impl FnMut(Delivered),
         max: usize,
         deadline: Option<Instant>,
-    ) -> Result<usize> {
+    ) -> Result<usize, RecvError> {
         // Without waiting first: no waker is made when a message is there.
         let n = self.take(&mut sink, max.max(1), None)?;
         if n > 0 {
@@ -575,7 +657,7 @@ impl Buffer {
     /// # Errors
     ///
     /// As for [`try_recv`](Self::try_recv).
-    pub fn recv(&self) -> Result<Delivered> {
+    pub fn recv(&self) -> Result<Delivered, RecvError> {
         let mut out = None;
         self.wait_batch(|d| out = Some(d), 1, None)?;
         Ok(out.expect("a message was taken"))
@@ -585,12 +667,12 @@ impl Buffer {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Timeout`] when none came in time (the connection stays
-    /// usable); otherwise as for [`try_recv`](Self::try_recv).
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<Delivered> {
+    /// [`RecvError::TimedOut`] when none came in time (the connection
+    /// stays usable); otherwise as for [`try_recv`](Self::try_recv).
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Delivered, RecvError> {
         let mut out = None;
         if self.wait_batch(|d| out = Some(d), 1, Instant::now().checked_add(timeout))? == 0 {
-            return Err(ErrorKind::Timeout("waiting for a message (recv_timeout)").into());
+            return Err(RecvError::TimedOut(timeout));
         }
         Ok(out.expect("a message was taken"))
     }
@@ -601,7 +683,7 @@ impl Buffer {
     /// # Errors
     ///
     /// As for [`try_recv`](Self::try_recv).
-    pub fn recv_batch(&self, max: usize, wait: Duration) -> Result<Vec<Delivered>> {
+    pub fn recv_batch(&self, max: usize, wait: Duration) -> Result<Vec<Delivered>, RecvError> {
         let mut out = Vec::new();
         self.recv_batch_into(&mut out, max, wait)?;
         Ok(out)
@@ -618,7 +700,7 @@ impl Buffer {
         out: &mut Vec<Delivered>,
         max: usize,
         wait: Duration,
-    ) -> Result<usize> {
+    ) -> Result<usize, RecvError> {
         let deadline = Instant::now().checked_add(wait);
         self.wait_batch(|d| out.push(d), max, deadline)
     }

@@ -33,7 +33,7 @@ mod sender;
 pub use sender::Sender;
 
 use crate::buffer::{Buffer, BufferConfig, Delivered, Stats};
-use crate::error::{ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::ingest::Ingest;
 use crate::lifecycle::ArmedTimeout;
 use crate::socket::WebSocket;
@@ -276,7 +276,10 @@ fn write_some<S: Transport>(wire: &mut Wire<S>, deadline: Option<Instant>) -> Re
     use std::io::ErrorKind as Io;
     let now = Instant::now();
     if deadline.is_some_and(|d| now >= d) {
-        return Err(ErrorKind::Timeout("writing (write_timeout)").into());
+        return Err(crate::error::Error::timeout(
+            crate::error::TimeoutKind::Write,
+            None,
+        ));
     }
     if let Some(timeout) = wire.armed.update(deadline, now) {
         wire.stream.set_write_timeout(timeout)?;
@@ -437,7 +440,7 @@ impl<S: Transport> BufferedWebSocket<S> {
     /// [`ErrorKind::Io`] when it failed; then
     /// [`ErrorKind::AlreadyClosed`].
     pub fn recv(&self) -> Result<Delivered> {
-        self.buffer.recv()
+        Ok(self.buffer.recv()?)
     }
 
     /// Waits at most `timeout` for the next message.
@@ -447,7 +450,7 @@ impl<S: Transport> BufferedWebSocket<S> {
     /// [`ErrorKind::Timeout`] when none came (the connection stays usable);
     /// otherwise as for [`recv`](Self::recv).
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Delivered> {
-        self.buffer.recv_timeout(timeout)
+        Ok(self.buffer.recv_timeout(timeout)?)
     }
 
     /// Takes a message if one is buffered, without waiting.
@@ -456,7 +459,7 @@ impl<S: Transport> BufferedWebSocket<S> {
     ///
     /// As for [`recv`](Self::recv).
     pub fn try_recv(&self) -> Result<Option<Delivered>> {
-        self.buffer.try_recv()
+        Ok(self.buffer.try_recv()?)
     }
 
     /// Takes every buffered message, up to `max`, waiting at most `wait`
@@ -467,7 +470,7 @@ impl<S: Transport> BufferedWebSocket<S> {
     ///
     /// As for [`recv`](Self::recv).
     pub fn recv_batch(&self, max: usize, wait: Duration) -> Result<Vec<Delivered>> {
-        self.buffer.recv_batch(max, wait)
+        Ok(self.buffer.recv_batch(max, wait)?)
     }
 
     /// [`recv_batch`](Self::recv_batch) into a vector the caller reuses;
@@ -482,7 +485,7 @@ impl<S: Transport> BufferedWebSocket<S> {
         max: usize,
         wait: Duration,
     ) -> Result<usize> {
-        self.buffer.recv_batch_into(out, max, wait)
+        Ok(self.buffer.recv_batch_into(out, max, wait)?)
     }
 
     /// An iterator over messages that ends after a close handshake and
@@ -654,7 +657,7 @@ impl Iterator for BufferedMessages<'_> {
         if self.done {
             return None;
         }
-        match self.buffer.recv() {
+        match self.buffer.recv().map_err(Error::from) {
             Ok(message) => Some(Ok(message)),
             Err(e) => {
                 self.done = true;

@@ -21,7 +21,7 @@
 use super::chunks::ChunkPool;
 use super::{Shared, READER_WRITE_WAIT};
 use crate::buffer::{BufferError, Pushed};
-use crate::error::{Error, ErrorKind};
+use crate::error::{Callback, Error, ErrorKind};
 use crate::ingest::{Ingest, Stop};
 use crate::lifecycle::{earliest, ArmedTimeout};
 use crate::socket::read_size;
@@ -107,7 +107,13 @@ impl<S: Transport> Reader<S> {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.read_loop()));
         if let Err(panic) = outcome {
             let what = crate::error::panic_message(&*panic);
-            self.abort_reason = Some(ErrorKind::Panicked(what).into());
+            self.abort_reason = Some(
+                ErrorKind::Panicked {
+                    callback: Callback::Reader,
+                    message: what,
+                }
+                .into(),
+            );
             let now = Instant::now();
             self.shared.core().conn.abort(
                 CloseFrame::new(CloseCode::INTERNAL_ERROR, "client error"),
@@ -299,7 +305,7 @@ impl<S: Transport> Reader<S> {
         let error = match (&end, self.abort_reason.take()) {
             (End::Aborted(_), Some(reason)) => reason,
             (End::Shutdown, _) if self.shared.shut_down_locally() => {
-                ErrorKind::AbnormalClosure.into()
+                Error::from(ErrorKind::AbnormalClosure)
             }
             (end, _) => crate::lifecycle::error_of(end),
         };
@@ -393,6 +399,6 @@ impl<S: Transport> Reader<S> {
         self.shared.core().conn.receive_eof(self.read_at);
         self.reported = true;
         self.shared.set_done();
-        self.ingest.buffer.finish(e.into());
+        self.ingest.buffer.finish(Error::from(e));
     }
 }

@@ -4,7 +4,7 @@
 //! share).
 
 use super::Proxy;
-use crate::error::{ErrorKind, Result};
+use crate::error::{ConfigError, ErrorKind, Result};
 use std::net::IpAddr;
 
 /// Hosts to reach without the proxy: the `no_proxy` list.
@@ -241,10 +241,17 @@ impl Proxy {
         };
         match Proxy::parse(&value) {
             Ok(proxy) => Ok(Some(proxy)),
-            Err(e) => Err(ErrorKind::Config(format!(
-                "the environment variable {name}: {e}; fix or unset it, or turn proxy_from_env off"
-            ))
-            .into()),
+            Err(e) => match e.into_kind() {
+                ErrorKind::Config(ConfigError::ProxyUrl { url, reason }) => {
+                    Err(ErrorKind::Config(ConfigError::ProxyEnv {
+                        variable: name,
+                        url,
+                        reason,
+                    })
+                    .into())
+                }
+                other => Err(other.into()),
+            },
         }
     }
 

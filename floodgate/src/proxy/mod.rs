@@ -53,7 +53,7 @@ pub use floodgate_proto::tunnel::{
     Answer, Malformed, Socks4Reply, Socks5Reply, TunnelError, TunnelProtocol, Unsupported,
 };
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{ConfigError, Error, ErrorKind, ProxyConfigError, Result};
 use std::fmt;
 use std::str::FromStr;
 
@@ -205,8 +205,12 @@ impl Proxy {
     /// or query, port 0, a SOCKS4 password, or credentials over 255 bytes
     /// for SOCKS5.
     pub fn parse(url: &str) -> Result<Proxy> {
-        let invalid = |reason: &str| -> Error {
-            ErrorKind::Config(format!("proxy URL {:?}: {reason}", redact_url(url))).into()
+        let invalid = |reason: ProxyConfigError| -> Error {
+            ErrorKind::Config(ConfigError::ProxyUrl {
+                url: redact_url(url),
+                reason,
+            })
+            .into()
         };
         let trimmed = url.trim();
         let (scheme, rest) = match trimmed.split_once("://") {
@@ -216,33 +220,28 @@ impl Proxy {
         let kind = match ProxyKind::from_scheme(scheme) {
             Some(kind) => kind,
             None if scheme.eq_ignore_ascii_case("https") => {
-                return Err(invalid(
-                    "https:// proxies (TLS to the proxy itself) are not supported; use http://, socks4://, socks4a://, socks5:// or socks5h://",
-                ))
+                return Err(invalid(ProxyConfigError::HttpsProxy))
             }
             None => {
-                return Err(invalid(&format!(
-                    "unknown scheme {scheme:?}; use http, socks4, socks4a, socks5 or socks5h"
-                )))
+                return Err(invalid(ProxyConfigError::UnknownScheme {
+                    scheme: scheme.to_owned(),
+                }))
             }
         };
         // Parse with a scheme `url` treats as special so that it checks the
         // host the way browsers do; the port default is ours.
-        let parsed =
-            url::Url::parse(&format!("http://{rest}")).map_err(|e| invalid(&e.to_string()))?;
+        let parsed = url::Url::parse(&format!("http://{rest}")).map_err(|e| invalid(e.into()))?;
         if !matches!(parsed.path(), "" | "/")
             || parsed.query().is_some()
             || parsed.fragment().is_some()
         {
-            return Err(invalid(
-                "a proxy URL has no path or query: write scheme://host:port",
-            ));
+            return Err(invalid(ProxyConfigError::PathOrQuery));
         }
         let host = match parsed.host() {
             Some(url::Host::Domain(d)) if !d.is_empty() => d.to_owned(),
             Some(url::Host::Ipv4(ip)) => ip.to_string(),
             Some(url::Host::Ipv6(ip)) => ip.to_string(),
-            _ => return Err(invalid("no host")),
+            _ => return Err(invalid(ProxyConfigError::NoHost)),
         };
         // `url` drops the port when it is the scheme's default (80 for the
         // stand-in scheme), so look at what was written.
@@ -252,18 +251,17 @@ impl Proxy {
             None => kind.default_port(),
         };
         if port == 0 {
-            return Err(invalid("port 0"));
+            return Err(invalid(ProxyConfigError::PortZero));
         }
         let decode = |s: &str| -> Result<String> {
-            percent_decode(s)
-                .ok_or_else(|| invalid("the user or password is not valid percent-encoded UTF-8"))
+            percent_decode(s).ok_or_else(|| invalid(ProxyConfigError::Credentials))
         };
         let mut proxy = Proxy::new(kind, host, port);
         if !parsed.username().is_empty() || parsed.password().is_some() {
             proxy.username = Some(decode(parsed.username())?);
             proxy.password = parsed.password().map(decode).transpose()?;
         }
-        proxy.validate().map_err(|reason| invalid(&reason))?;
+        proxy.validate().map_err(invalid)?;
         Ok(proxy)
     }
 
@@ -312,21 +310,21 @@ impl Proxy {
     }
 
     /// What the builder checks: limits of the protocols.
-    pub(crate) fn validate(&self) -> std::result::Result<(), String> {
+    pub(crate) fn validate(&self) -> std::result::Result<(), ProxyConfigError> {
         if self.port == 0 {
-            return Err("port 0".into());
+            return Err(ProxyConfigError::PortZero);
         }
         match self.kind {
-            ProxyKind::Socks4 | ProxyKind::Socks4a if self.password.is_some() => Err(
-                "SOCKS4 has no passwords: give only a user id (socks4://userid@host:port), or use socks5://".into(),
-            ),
+            ProxyKind::Socks4 | ProxyKind::Socks4a if self.password.is_some() => {
+                Err(ProxyConfigError::Socks4Password)
+            }
             ProxyKind::Socks5 | ProxyKind::Socks5h => {
                 let user = self.username.as_deref().unwrap_or("");
                 let pass = self.password.as_deref().unwrap_or("");
                 if user.len() > 255 || pass.len() > 255 {
-                    Err("SOCKS5 user names and passwords are limited to 255 bytes (RFC 1929)".into())
+                    Err(ProxyConfigError::Socks5CredentialsTooLong)
                 } else if self.username.is_some() && user.is_empty() {
-                    Err("SOCKS5 user name is empty (RFC 1929 needs at least 1 byte)".into())
+                    Err(ProxyConfigError::Socks5EmptyUser)
                 } else {
                     Ok(())
                 }

@@ -149,7 +149,7 @@ impl<'a> Route<'a> {
     pub(crate) fn connect_error(&self, e: Error) -> Error {
         match e.into_kind() {
             ErrorKind::Connect { source, .. } => self.error(ProxyError::Unreachable(source)),
-            ErrorKind::Timeout(_) => self.error(ProxyError::TimedOut),
+            ErrorKind::Timeout { .. } => self.error(ProxyError::TimedOut),
             other => other.into(),
         }
     }

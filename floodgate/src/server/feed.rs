@@ -537,7 +537,7 @@ impl Feed {
         match conn.recv_timeout(wait) {
             Err(e) => match e.into_kind() {
                 ErrorKind::ConnectionClosed(frame) => FeedEnd::ClientClosed(frame),
-                ErrorKind::Timeout(_) => FeedEnd::Failed(format!(
+                ErrorKind::Timeout { .. } => FeedEnd::Failed(format!(
                     "a write failed ({failed}) and the connection did not end within {wait:?}"
                 )),
                 other => FeedEnd::Failed(other.to_string()),

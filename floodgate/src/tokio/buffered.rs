@@ -120,7 +120,7 @@ impl WebSocket {
                 Some(::tokio::spawn(reader.run(first)))
             }
             None => {
-                buffer.finish(ErrorKind::AlreadyClosed.into());
+                buffer.finish(Error::from(ErrorKind::AlreadyClosed));
                 None
             }
         };
@@ -301,7 +301,7 @@ impl Reader {
                     tracing::debug!(error = %e, "the transport failed (async)");
                     shared.conn().receive_eof(self.core.read_at);
                     self.reported = true;
-                    self.ingest.buffer.finish(e.into());
+                    self.ingest.buffer.finish(Error::from(e));
                     shared.end_reported.notify_waiters();
                 }
                 shared.conn().receive_eof(self.core.read_at);
@@ -443,7 +443,7 @@ impl BufferedWebSocket {
     /// [`ErrorKind::Buffer`] under `Disconnect`, a protocol or I/O error),
     /// then [`ErrorKind::AlreadyClosed`].
     pub async fn recv(&self) -> Result<Delivered> {
-        std::future::poll_fn(|cx| self.buffer.poll_recv(cx)).await
+        Ok(std::future::poll_fn(|cx| self.buffer.poll_recv(cx)).await?)
     }
 
     /// Takes up to `max` messages at once, waiting until there is at least
@@ -468,7 +468,7 @@ impl BufferedWebSocket {
     ///
     /// As for [`recv`](Self::recv).
     pub fn try_recv(&self) -> Result<Option<Delivered>> {
-        self.buffer.try_recv()
+        Ok(self.buffer.try_recv()?)
     }
 
     /// The buffer's counters, read at one instant.
@@ -489,7 +489,7 @@ impl BufferedWebSocket {
     /// Pings the server at once and then every `interval`; with
     /// `timeout`, ends the connection when no pong answers a ping within
     /// `timeout` (see [`super::keepalive`]). The consumer then gets
-    /// [`ErrorKind::NoPong`] after the buffered messages. The pings and the
+    /// a pong timeout ([`TimeoutKind::Pong`](crate::TimeoutKind::Pong)) after the buffered messages. The pings and the
     /// deadline are the reader task's, as with the builder's
     /// [`ping_interval`](crate::ClientBuilder::ping_interval).
     ///
@@ -639,6 +639,7 @@ impl Stream for BufferedWebSocket {
             Poll::Ready(Ok(delivered)) => Poll::Ready(Some(Ok(delivered))),
             Poll::Ready(Err(e)) => {
                 self.ended = true;
+                let e = Error::from(e);
                 Poll::Ready(if e.is_closed() { None } else { Some(Err(e)) })
             }
         }

@@ -16,7 +16,7 @@ use super::socket::WebSocket;
 use super::stream::AsyncStream;
 use crate::config::Options;
 use crate::connect::{client_request, next_hop, parse_url};
-use crate::error::{ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, TimeoutKind};
 use bytes::{Buf, BytesMut};
 use floodgate_proto::handshake::{parse_response_head, ClientHandshake, ClientRequest};
 use http::StatusCode;
@@ -39,7 +39,7 @@ pub(crate) async fn connect(
         None => run.await,
         Some(timeout) => match ::tokio::time::timeout(timeout, run).await {
             Ok(result) => result,
-            Err(_) => Err(ErrorKind::Timeout("during the handshake (connect_timeout)").into()),
+            Err(_) => Err(Error::timeout(TimeoutKind::Handshake, Some(timeout))),
         },
     }
 }

@@ -29,7 +29,7 @@
 use super::stream::AsyncStream;
 use crate::config::Options;
 use crate::connect::{connect_timed_out, no_address, tcp_socket, tls_name, Target};
-use crate::error::{ErrorKind, ProxyError, Result};
+use crate::error::{ErrorKind, ProxyError, Result, TlsConfigError, UnsupportedError};
 use crate::proxy::{select_from_env, Route};
 use bytes::BytesMut;
 use floodgate_proto::tunnel::{Progress, Tunnel};
@@ -58,11 +58,10 @@ pub(crate) async fn open_stream(
     }
     let config = tls_config()?;
     let name = tls_name(target, options);
-    let server_name = ServerName::try_from(name.to_owned()).map_err(|_| {
-        ErrorKind::Config(format!(
-            "TLS: {name:?} is not a valid DNS name or IP address to verify"
-        ))
-    })?;
+    let server_name =
+        ServerName::try_from(name.to_owned()).map_err(|_| TlsConfigError::InvalidServerName {
+            name: name.to_owned(),
+        })?;
     let tls = tokio_rustls::TlsConnector::from(config)
         .connect(server_name, tcp)
         .await
@@ -73,10 +72,7 @@ pub(crate) async fn open_stream(
 #[cfg(unix)]
 async fn connect_unix(path: &std::path::Path, target: &Target) -> Result<AsyncStream> {
     if target.secure {
-        return Err(ErrorKind::Unsupported(
-            "wss:// over a Unix socket is not supported; use a ws:// URL with unix_socket".into(),
-        )
-        .into());
+        return Err(ErrorKind::Unsupported(UnsupportedError::WssOverUnixSocket).into());
     }
     let stream = ::tokio::net::UnixStream::connect(path)
         .await
@@ -89,7 +85,7 @@ async fn connect_unix(path: &std::path::Path, target: &Target) -> Result<AsyncSt
 
 #[cfg(not(unix))]
 async fn connect_unix(_path: &std::path::Path, _target: &Target) -> Result<AsyncStream> {
-    Err(ErrorKind::Unsupported("Unix sockets need a Unix platform".into()).into())
+    Err(ErrorKind::Unsupported(UnsupportedError::UnixSocketsNeedUnix).into())
 }
 
 /// The TCP connection for `target`: through the proxy the options and the

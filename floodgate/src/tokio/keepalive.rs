@@ -9,7 +9,7 @@
 //! blocked on a full socket does not stop the deadline, and pongs are
 //! matched to their ping by payload. A dead connection is dropped, so its
 //! consumer learns of the end at once (as
-//! [`ErrorKind::NoPong`](crate::ErrorKind::NoPong)); [`Keepalive::stop`]
+//! a pong timeout ([`TimeoutKind::Pong`](crate::TimeoutKind::Pong))); [`Keepalive::stop`]
 //! then says that it was the keepalive's doing.
 //!
 //! ```

@@ -10,7 +10,7 @@
 
 use super::sender::Shared;
 use super::stream::AsyncStream;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, TimeoutKind};
 use crate::lifecycle::{earliest, error_of};
 use crate::socket::read_size;
 use bytes::BytesMut;
@@ -149,7 +149,7 @@ impl Core {
                 }
                 Read::Woken => {
                     if user_deadline.is_some_and(|d| Instant::now() >= d) {
-                        return Err(ErrorKind::Timeout("waiting for data (read_timeout)").into());
+                        return Err(Error::timeout(TimeoutKind::Read, self.read_timeout));
                     }
                 }
             }

@@ -19,7 +19,7 @@
 
 use super::receiver::{kept, Kept};
 use super::stream::AsyncStream;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, TimeoutKind};
 use crate::lifecycle::{earliest, error_of};
 use bytes::{Buf, BytesMut};
 use floodgate_proto::connection::Connection;
@@ -288,7 +288,7 @@ impl Writer {
                         return Err(error_of(&end));
                     }
                     if user_deadline.is_some_and(|d| now >= d) {
-                        return Err(ErrorKind::Timeout("writing (write_timeout)").into());
+                        return Err(Error::timeout(TimeoutKind::Write, shared.write_timeout));
                     }
                 }
             }
@@ -297,7 +297,7 @@ impl Writer {
             None => Ok(self.io.flush().await),
             Some(deadline) => ::tokio::time::timeout_at(deadline, self.io.flush()).await,
         };
-        flushed.map_err(|_| Error::from(ErrorKind::Timeout("writing (write_timeout)")))??;
+        flushed.map_err(|_| Error::timeout(TimeoutKind::Write, shared.write_timeout))??;
         if self.queue.capacity() > KEEP_WRITE_QUEUE {
             self.queue = BytesMut::new();
         }

@@ -217,10 +217,10 @@ impl WebSocket {
                 // The receive in flight did not give the state back in
                 // time: the close deadline is over.
                 self.sender.shared.kill();
-                Err(
-                    ErrorKind::Timeout("waiting for the server's close frame (close_timeout)")
-                        .into(),
-                )
+                Err(Error::timeout(
+                    crate::error::TimeoutKind::Close,
+                    Some(self.sender.shared.close_timeout),
+                ))
             }
         };
         sent.and(closed)

@@ -91,7 +91,7 @@ use crate::app::common::{self, Ended, Next, PlainHandlers};
 use crate::app::workers::WorkerKeyFn;
 use crate::buffer::{BufferConfig, Delivered, Key};
 use crate::config::{Client, ClientBuilder};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Callback, ConfigError, Error, Result};
 use crate::reconnect::Retry;
 use crate::tokio::BufferedWebSocket;
 use floodgate_proto::{CloseFrame, Frame, Message};
@@ -142,7 +142,12 @@ async fn catching(mut future: HandlerFuture) -> std::result::Result<(), Box<dyn 
 impl Handlers {
     /// Makes and awaits an async handler's future, turning a panic (in the
     /// call or in any poll) into an `on_error` call.
-    async fn awaited(&self, context: &Context, what: &str, make: impl FnOnce() -> HandlerFuture) {
+    async fn awaited(
+        &self,
+        context: &Context,
+        what: Callback,
+        make: impl FnOnce() -> HandlerFuture,
+    ) {
         let outcome = match catch_unwind(AssertUnwindSafe(make)) {
             Ok(future) => catching(future).await,
             Err(panic) => Err(panic),
@@ -154,7 +159,7 @@ impl Handlers {
 
     pub(crate) async fn message(&self, context: &Context, message: Delivered) {
         if let Some(f) = &self.on_message {
-            self.awaited(context, "on_message", || f(context.clone(), message))
+            self.awaited(context, Callback::OnMessage, || f(context.clone(), message))
                 .await;
         }
     }
@@ -315,7 +320,7 @@ impl AppBuilder {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Config`] for invalid connection or buffer options.
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for invalid connection or buffer options.
     pub fn build(self) -> Result<App> {
         let current: Arc<CurrentContext> = Arc::default();
         let plain = Arc::new(self.plain);
@@ -330,7 +335,7 @@ impl AppBuilder {
         let client = self.client.build()?;
         buffer.validate(client.options().max_message_size)?;
         if self.workers == 0 && self.worker_key.is_some() {
-            return Err(ErrorKind::Config("workers_by_key needs at least 1 worker".into()).into());
+            return Err(ConfigError::WorkersByKeyWithoutWorkers.into());
         }
         Ok(App {
             url: Arc::from(self.url.as_str()),
@@ -425,9 +430,9 @@ impl App {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Config`] for invalid options; without reconnect, the
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for invalid options; without reconnect, the
     /// error that ended the connection (a failed first connect included);
-    /// with reconnect, [`ErrorKind::GaveUp`] after the maximum number of
+    /// with reconnect, [`ErrorKind::GaveUp`](crate::ErrorKind::GaveUp) after the maximum number of
     /// attempts in a row.
     pub async fn run_forever(&self, options: &RunOptions) -> Result<RunSummary> {
         options.validate()?;
@@ -474,7 +479,7 @@ impl App {
             if let Some(f) = &self.handlers.on_reconnect {
                 let ctx = self.context(None, summary.connections);
                 self.handlers
-                    .awaited(&ctx, "on_reconnect", || f(ctx.clone(), info))
+                    .awaited(&ctx, Callback::OnReconnect, || f(ctx.clone(), info))
                     .await;
             }
             tracing::debug!(delay = ?info.delay, attempt = info.attempt, "reconnecting (async)");
@@ -518,7 +523,7 @@ impl App {
     ) -> Ended {
         if let Some(f) = &self.handlers.on_open {
             self.handlers
-                .awaited(&context, "on_open", || f(context.clone()))
+                .awaited(&context, Callback::OnOpen, || f(context.clone()))
                 .await;
         }
         self.handle.attach(conn.sender());
@@ -529,7 +534,7 @@ impl App {
         // reader-task handler calls for this connection.
         drop(conn);
         self.current.set(None);
-        // A dead connection ends with `NoPong` from the reader itself.
+        // A dead connection ends with a pong timeout from the reader itself.
         let ended = Ended::of(end, false, options.ping_timeout);
         if let Some(error) = &ended.error {
             self.handlers.error(&context, error);
@@ -537,7 +542,7 @@ impl App {
         if let Some(f) = &self.handlers.on_close {
             let frame = ended.close_frame().cloned();
             self.handlers
-                .awaited(&context, "on_close", || f(context.clone(), frame))
+                .awaited(&context, Callback::OnClose, || f(context.clone(), frame))
                 .await;
         }
         ended
