@@ -4,8 +4,8 @@
 //! interval + timeout, and the consumer learns it at once.
 #![cfg(feature = "tokio")]
 
-use floodgate::server::{echo, Server};
 use floodgate::ErrorKind;
+use floodgate_server::{echo, Server};
 use std::time::{Duration, Instant};
 
 const MS: Duration = Duration::from_millis(1);
