@@ -20,9 +20,9 @@
 use crate::error::CliError;
 use crate::table::Table;
 use crate::units::{self, show, show_bytes, show_count};
-use floodgate::server::feed::{Feed, FeedConfig};
-use floodgate::server::{echo, Server};
 use floodgate::{Client, Message};
+use floodgate_server::feed::{Feed, FeedConfig};
+use floodgate_server::{echo, Server};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::time::{Duration, Instant};
 
@@ -95,9 +95,9 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
                 ping_interval: None,
                 ..FeedConfig::default()
             });
-            let options = floodgate::Options {
+            let options = floodgate_server::Options {
                 compression: args.compress.then(floodgate::DeflateConfig::default),
-                ..floodgate::Options::default()
+                ..floodgate_server::Options::default()
             };
             Some(Server::bind_with(
                 "127.0.0.1:0",

@@ -20,6 +20,9 @@ pub enum CliError {
     /// A WebSocket error from the library.
     #[error(transparent)]
     WebSocket(#[from] floodgate::Error),
+    /// The embedded server (of `serve`, `demo`, `bench`) failed.
+    #[error(transparent)]
+    Server(#[from] floodgate_server::Error),
     /// An I/O error outside the connection (stdin, stdout, a file).
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -48,7 +51,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::WebSocket(e) => websocket_exit_code(e),
-            CliError::Io(_) | CliError::Other(_) => 1,
+            CliError::Io(_) | CliError::Server(_) | CliError::Other(_) => 1,
             CliError::Usage(_) => 2,
             CliError::ClosedWithError { .. } => 4,
         }

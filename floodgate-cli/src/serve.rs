@@ -2,7 +2,7 @@
 //!
 //! `--echo` echoes every message back; `--feed` publishes numbered JSON
 //! messages on several channels at a chosen rate and size and pings each
-//! client on an interval (the library's `floodgate::server::feed`, whose
+//! client on an interval (the `floodgate-server` crate's feed, whose
 //! docs describe the messages). With neither, the path decides: `/feed`
 //! (and below) gets the feed, every other path the echo. A feed client may
 //! choose its own feed in the query string:
@@ -16,9 +16,8 @@
 
 use crate::error::CliError;
 use crate::units;
-use floodgate::server::feed::{Feed, FeedConfig, FeedEnd, FeedReport};
-use floodgate::server::{echo, Server};
-use floodgate::Options;
+use floodgate_server::feed::{Feed, FeedConfig, FeedEnd, FeedReport};
+use floodgate_server::{echo, Options, Server};
 use std::io::Write;
 use std::time::Duration;
 
@@ -152,14 +151,14 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
                 std::fs::read(path)
                     .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))
             };
-            Some(floodgate::tls::server_config_from_pem(
-                &read(cert)?,
-                &read(key)?,
-            )?)
+            Some(
+                floodgate_server::tls::server_config_from_pem(&read(cert)?, &read(key)?)
+                    .map_err(|e| CliError::Usage(format!("--tls-cert/--tls-key: {e}")))?,
+            )
         }
         _ => None,
     };
-    let handler = move |ws, request: floodgate::server::RequestHead| {
+    let handler = move |ws, request: floodgate_server::RequestHead| {
         let is_feed_path = request.path == "/feed"
             || request.path.starts_with("/feed?")
             || request.path.starts_with("/feed/");

@@ -3,18 +3,19 @@
 
 mod support;
 
-use floodgate::{DeflateConfig, Options};
+use floodgate::DeflateConfig;
+use floodgate_server::Options;
 use support::{floodgate, text};
 
-fn compressing_echo() -> floodgate::server::Server {
+fn compressing_echo() -> floodgate_server::Server {
     let options = Options {
         compression: Some(DeflateConfig::default()),
         ..Options::default()
     };
-    floodgate::server::Server::bind_with("127.0.0.1:0", options, |mut ws, request| {
+    floodgate_server::Server::bind_with("127.0.0.1:0", options, |mut ws, request| {
         // Tell the client whether the server side negotiated, then echo.
         let _ = ws.send_text(&format!("server deflate: {}", ws.deflate().is_some()));
-        floodgate::server::echo(ws, request);
+        floodgate_server::echo(ws, request);
     })
     .unwrap()
 }
@@ -61,7 +62,7 @@ fn without_compress_nothing_is_offered() {
 
 #[test]
 fn v_says_when_the_server_declines() {
-    let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo).unwrap();
+    let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
     let out = floodgate()
         .args([
             "-v",

@@ -93,7 +93,7 @@ fn bench_without_a_url_measures_echo_and_stream_against_the_embedded_server() {
 
 #[test]
 fn bench_stream_needs_a_server_that_streams() {
-    let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo).unwrap();
+    let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
     let out = floodgate()
         .args([
             "bench",
@@ -111,7 +111,7 @@ fn bench_stream_needs_a_server_that_streams() {
 
 #[test]
 fn bench_against_a_url_times_echo_round_trips() {
-    let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo).unwrap();
+    let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
     let out = floodgate()
         .args(["bench", &server.url(), "--messages", "50", "--size", "16"])
         .output()

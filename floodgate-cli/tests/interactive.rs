@@ -6,7 +6,7 @@
 mod support;
 
 use expectrl::{Eof, Expect, Session};
-use floodgate::server::{echo, Server};
+use floodgate_server::{echo, Server};
 use std::process::Command;
 use std::time::Duration;
 

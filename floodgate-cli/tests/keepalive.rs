@@ -3,8 +3,7 @@
 
 mod support;
 
-use floodgate::server::{accept, Server};
-use floodgate::Options;
+use floodgate_server::{accept, Server};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -41,7 +40,7 @@ fn a_server_that_stops_answering_pings_is_detected_and_exits_5() {
 
 #[test]
 fn pings_are_sent_on_the_interval_and_their_pongs_counted() {
-    let server = Server::bind("127.0.0.1:0", floodgate::server::echo).unwrap();
+    let server = Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
     let out = floodgate()
         .args([
             "connect",
@@ -62,7 +61,7 @@ fn pings_are_sent_on_the_interval_and_their_pongs_counted() {
 }
 
 /// Serves connection `i` (0-based) with `script(i, ws)`.
-fn scripted(script: impl Fn(usize, floodgate::WebSocket) + Send + Sync + 'static) -> Server {
+fn scripted(script: impl Fn(usize, floodgate_server::WebSocket) + Send + Sync + 'static) -> Server {
     let count = Arc::new(AtomicUsize::new(0));
     Server::bind("127.0.0.1:0", move |ws, _| {
         script(count.fetch_add(1, Ordering::SeqCst), ws)
@@ -123,7 +122,7 @@ fn reconnecting_gives_up_after_the_maximum_attempts() {
     let url = format!("ws://{}/", listener.local_addr().unwrap());
     let server = std::thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
-        let (mut ws, _) = accept(stream, &Options::default()).unwrap();
+        let (mut ws, _) = accept(stream, &floodgate_server::Options::default()).unwrap();
         ws.send_text("only").unwrap();
         ws.shutdown();
     });

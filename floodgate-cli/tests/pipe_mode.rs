@@ -4,8 +4,8 @@
 
 mod support;
 
-use floodgate::server::feed::FeedMessage;
 use floodgate::Message;
+use floodgate_server::feed::FeedMessage;
 use support::{
     assert_counters_add_up, echo_then_close, floodgate, http_404, send_then_close, stats_of, text,
     ServeProcess,
@@ -110,7 +110,7 @@ fn text_given_with_t_is_sent_first_and_timings_prefix_each_message() {
 #[test]
 fn after_the_end_of_input_it_waits_then_closes_cleanly() {
     // The echo server never closes: the command must, after --eof-wait.
-    let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo).unwrap();
+    let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
     let out = floodgate()
         .args(["connect", &server.url(), "--eof-wait", "2s", "--stats"])
         .write_stdin("ping?\n")
@@ -388,11 +388,11 @@ fn the_disconnect_policy_exits_1_and_says_the_consumer_fell_behind() {
 
 #[test]
 fn headers_origin_and_subprotocols_reach_the_server() {
-    let server = floodgate::server::Server::bind_with(
+    let server = floodgate_server::Server::bind_with(
         "127.0.0.1:0",
-        floodgate::Options {
+        floodgate_server::Options {
             subprotocols: vec!["v2.chat".into()],
-            ..floodgate::Options::default()
+            ..floodgate_server::Options::default()
         },
         |mut ws, request| {
             let header = |name: &str| {
@@ -482,7 +482,7 @@ fn serve_routes_echo_and_feed_by_path() {
 
 #[test]
 fn empty_input_with_no_eof_wait_closes_at_once_against_a_server_that_never_closes() {
-    let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo).unwrap();
+    let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
     for _ in 0..5 {
         let out = floodgate()
             .args(["connect", &server.url()])

@@ -139,9 +139,9 @@ fn unix_socket_sends_the_bytes_to_the_socket_path() {
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             std::thread::spawn(move || {
-                let options = floodgate::Options::default();
-                if let Ok((ws, head)) = floodgate::server::accept(stream, &options) {
-                    floodgate::server::echo(ws, head);
+                let options = floodgate_server::Options::default();
+                if let Ok((ws, head)) = floodgate_server::accept(stream, &options) {
+                    floodgate_server::echo(ws, head);
                 }
             });
         }

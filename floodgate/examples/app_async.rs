@@ -13,9 +13,9 @@
 //! printed; they add up.
 
 use floodgate::buffer::{BufferConfig, Key, Overflow};
-use floodgate::server::feed::{Feed, FeedConfig, FeedMessage};
-use floodgate::server::Server;
 use floodgate::tokio::app::{App, RunOptions};
+use floodgate_server::feed::{Feed, FeedConfig, FeedMessage};
+use floodgate_server::Server;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

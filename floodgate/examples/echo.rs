@@ -8,8 +8,8 @@
 //!
 //!     cargo run --example echo -- ws://127.0.0.1:9001/
 
-use floodgate::server::{echo, Server};
 use floodgate::{Client, Message, OpCode};
+use floodgate_server::{echo, Server};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server;

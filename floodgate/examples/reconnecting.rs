@@ -11,17 +11,17 @@
 
 use floodgate::app::{App, RunOptions};
 use floodgate::reconnect::Backoff;
-use floodgate::server::{RequestHead, Server};
+use floodgate_server::{RequestHead, Server};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-type Handler = Arc<dyn Fn(floodgate::WebSocket<floodgate::Stream>, RequestHead) + Send + Sync>;
+type Handler = Arc<dyn Fn(floodgate_server::WebSocket, RequestHead) + Send + Sync>;
 
 /// Serves connection `n` (from 1): answers the subscription, sends a few
 /// ticks, drops the connection; says "bye" on the fifth.
-fn flaky(mut ws: floodgate::WebSocket<floodgate::Stream>, n: u64) {
+fn flaky(mut ws: floodgate_server::WebSocket, n: u64) {
     let Ok(subscription) = ws.recv() else { return };
     let topic = subscription.as_text().unwrap_or("").to_owned();
     if n == 5 {
@@ -48,7 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let bind = move |handler: Handler| Server::bind(addr.as_str(), move |ws, r| handler(ws, r));
     let first = bind(handler.clone())?;
-    let server_thread = std::thread::spawn(move || -> floodgate::Result<()> {
+    let server_thread = std::thread::spawn(move || -> floodgate_server::Result<()> {
         // Connections 1 and 2, then 300 ms of refused connections.
         while serving.load(Ordering::SeqCst) < 2 {
             std::thread::sleep(Duration::from_millis(10));

@@ -13,8 +13,8 @@
 //! number of messages (default 20000).
 
 use floodgate::buffer::{BufferConfig, Conflate, Key, Overflow, Shed};
-use floodgate::server::Server;
 use floodgate::{Client, ErrorKind};
+use floodgate_server::Server;
 use std::time::{Duration, Instant};
 
 const CHANNELS: u64 = 8;
@@ -35,8 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // `recv_buffer_size` below), so that the backlog is where the
         // policy can see it rather than hidden in megabytes of socket
         // buffers.
-        let _ =
-            socket2::SockRef::from(ws.get_ref().tcp().expect("TCP")).set_send_buffer_size(64 << 10);
+        let _ = socket2::SockRef::from(ws.get_ref().tcp()).set_send_buffer_size(64 << 10);
         let mut last_ping = Instant::now();
         for seq in 0..count {
             let tick = format!("{} {seq} {}", seq % CHANNELS, "x".repeat(64));

@@ -16,8 +16,8 @@
 use floodgate::app::{App, RunOptions};
 use floodgate::buffer::{BufferConfig, Conflate, Key, Overflow};
 use floodgate::reconnect::Backoff;
-use floodgate::server::feed::{Feed, FeedConfig, FeedMessage};
-use floodgate::server::Server;
+use floodgate_server::feed::{Feed, FeedConfig, FeedMessage};
+use floodgate_server::Server;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

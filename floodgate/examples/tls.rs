@@ -5,9 +5,9 @@
 //!
 //!     cargo run --release -p floodgate --example tls
 
-use floodgate::server::{echo, Server};
 use floodgate::tls::RootCertificates;
-use floodgate::{Client, Options};
+use floodgate::Client;
+use floodgate_server::{echo, Server};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,11 +20,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server_cert =
         CertificateParams::new(vec!["localhost".into()])?.signed_by(&server_key, &ca, &ca_key)?;
 
-    let tls = floodgate::tls::server_config_from_pem(
+    let tls = floodgate_server::tls::server_config_from_pem(
         server_cert.pem().as_bytes(),
         server_key.serialize_pem().as_bytes(),
     )?;
-    let server = Server::bind_tls("127.0.0.1:0", Options::default(), tls, echo)?;
+    let server = Server::bind_tls(
+        "127.0.0.1:0",
+        floodgate_server::Options::default(),
+        tls,
+        echo,
+    )?;
     let url = format!("wss://localhost:{}/", server.local_addr().port());
 
     let mut ws = Client::builder()

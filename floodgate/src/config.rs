@@ -669,11 +669,11 @@ impl ClientBuilder {
     /// by [`WebSocket::deflate`] (see `docs/compression.md`).
     ///
     /// ```
-    /// # let server = floodgate::server::Server::bind_with(
+    /// # let server = floodgate_server::Server::bind_with(
     /// #     "127.0.0.1:0",
-    /// #     floodgate::Options { compression: Some(Default::default()), ..Default::default() },
-    /// #     floodgate::server::echo,
-    /// # )?;
+    /// #     floodgate_server::Options { compression: Some(Default::default()), ..Default::default() },
+    /// #     floodgate_server::echo,
+    /// # ).unwrap();
     /// # let url = server.url();
     /// use floodgate::DeflateConfig;
     ///
@@ -863,7 +863,7 @@ impl Client {
     /// see [`BufferedWebSocket`].
     ///
     /// ```
-    /// # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+    /// # let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
     /// let mut ws = floodgate::Client::default().connect_buffered(&server.url())?;
     /// ws.send_text("hello")?;
     /// assert_eq!(ws.recv()?.as_text(), Some("hello"));
@@ -892,7 +892,7 @@ impl Client {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> floodgate::Result<()> {
-    /// # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+    /// # let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
     /// let client = floodgate::Client::builder().max_message_size(Some(1 << 20)).build()?;
     /// let mut ws = client.connect_async(&server.url()).await?;
     /// ws.send_text("hello").await?;

@@ -14,7 +14,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+//! # let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
 //! let ws = floodgate::Client::default().connect_buffered(&server.url())?;
 //! let keepalive = ws.keepalive(Duration::from_millis(20), Some(Duration::from_secs(5)), b"");
 //! std::thread::sleep(Duration::from_millis(100));

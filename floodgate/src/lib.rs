@@ -18,7 +18,7 @@
 //! # Example
 //!
 //! ```
-//! # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+//! # let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
 //! # let url = server.url();
 //! let mut ws = floodgate::connect(&url)?;          // "ws://host:port/path"
 //! ws.send_text("hello")?;
@@ -51,7 +51,7 @@
 //!
 //! ```
 //! use floodgate::buffer::{BufferConfig, Overflow};
-//! # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+//! # let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
 //! # let url = server.url();
 //! let mut ws = floodgate::Client::builder()
 //!     .buffer(BufferConfig::new().max_messages(10_000).overflow(Overflow::DropOldest))
@@ -95,9 +95,10 @@
 //!   [`ClientBuilder::unix_socket`] connects to a Unix socket, and
 //!   handshake redirects are followed up to
 //!   [`ClientBuilder::redirect_limit`]. The guide is `docs/connecting.md`.
-//! - [`server`]: a minimal server for tests, examples and demos, with an
-//!   [`echo`](server::echo) handler and a [`feed`](server::feed) of
-//!   numbered messages on several channels at a chosen rate.
+//!
+//! floodgate is a client only: the server its examples, tests and demos
+//! talk to (an echo, and a feed of numbered messages on several channels
+//! at a chosen rate) is the separate crate `floodgate-server`.
 //!
 //! The `floodgate` command (crate `floodgate-cli`, guide `docs/cli.md`)
 //! puts all of this in the shell: `floodgate demo` runs each overflow
@@ -190,7 +191,6 @@ pub mod keepalive;
 mod lifecycle;
 pub mod proxy;
 pub mod reconnect;
-pub mod server;
 mod socket;
 mod stream;
 pub mod tls;

@@ -156,11 +156,6 @@ impl<S: Transport> WebSocket<S> {
         Ok(ws)
     }
 
-    /// Turns permessage-deflate on as negotiated (server side).
-    pub(crate) fn set_deflate(&mut self, deflate: Option<PerMessageDeflate>) {
-        self.conn.set_deflate(deflate);
-    }
-
     /// A connection whose handshake is done (`buf`: bytes already read past
     /// the handshake).
     pub(crate) fn from_parts(
@@ -782,7 +777,7 @@ impl<S: Transport + Send + 'static> WebSocket<S> {
     /// limits and policies. Bytes already read are kept.
     ///
     /// ```
-    /// # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+    /// # let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
     /// use floodgate::buffer::{BufferConfig, Overflow};
     /// let ws = floodgate::connect(&server.url())?;
     /// let mut ws = ws.into_buffered(&BufferConfig::new().overflow(Overflow::DropNewest))?;

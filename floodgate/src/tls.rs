@@ -25,9 +25,7 @@ use crate::error::{ErrorKind, PemItem, Result, TimeoutKind, TlsConfigError};
 use bytes::BytesMut;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{
-    ClientConfig, ClientConnection, Connection, RootCertStore, ServerConfig, ServerConnection,
-};
+use rustls::{ClientConfig, ClientConnection, Connection, RootCertStore};
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -440,16 +438,6 @@ pub(crate) fn handshake(
     complete_handshake(Connection::Client(conn), tcp, name)
 }
 
-/// Runs the server side of the TLS handshake on an accepted socket (its
-/// timeouts bound it), for the embedded server.
-pub(crate) fn accept(tcp: TcpStream, config: Arc<ServerConfig>) -> Result<TlsStream> {
-    let conn = ServerConnection::new(config).map_err(|e| ErrorKind::Tls {
-        host: "client".into(),
-        failure: TlsFailure::Handshake(e),
-    })?;
-    complete_handshake(Connection::Server(conn), tcp, "client")
-}
-
 fn complete_handshake(mut conn: Connection, mut tcp: TcpStream, name: &str) -> Result<TlsStream> {
     // Writers encrypt whole messages at once and the records go out right
     // after, so rustls's own send limit would only split writes.
@@ -506,8 +494,7 @@ fn complete_handshake(mut conn: Connection, mut tcp: TcpStream, name: &str) -> R
 }
 
 /// A TLS connection over TCP that several handles share (see the module
-/// docs): [`Stream::Tls`](crate::Stream::Tls). The client's, or the
-/// embedded server's side of one.
+/// docs): [`Stream::Tls`](crate::Stream::Tls).
 pub struct TlsStream {
     shared: Arc<Shared>,
     tcp: TcpStream,
@@ -786,25 +773,4 @@ impl crate::stream::Transport for TlsStream {
             raw: Vec::new(),
         })
     }
-}
-
-/// A server configuration for the embedded server from a PEM certificate
-/// chain (leaf first) and its PEM private key, with ALPN `http/1.1`.
-///
-/// # Errors
-///
-/// [`ErrorKind::Config`] ([`TlsConfigError`]) when the PEM holds no usable
-/// certificate or key,
-/// or the key does not fit the certificate.
-pub fn server_config_from_pem(chain_pem: &[u8], key_pem: &[u8]) -> Result<Arc<ServerConfig>> {
-    let chain = certificates_from_pem(chain_pem, PemItem::ServerCertificate)?;
-    let key = private_key_from_pem(key_pem, PemItem::ServerKey)?;
-    let mut config = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(TlsConfigError::Rustls)?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(TlsConfigError::ServerCertificate)?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
 }

@@ -8,9 +8,9 @@ mod support;
 use floodgate::app::{App, AppHandle, Reconnecting, RunOptions};
 use floodgate::buffer::Key;
 use floodgate::reconnect::Backoff;
-use floodgate::server::feed::{Feed, FeedConfig, FeedMessage};
-use floodgate::server::{accept, Server};
-use floodgate::{CloseCode, ConfigError, ErrorKind, Message, OpCode, Options, Phase, TimeoutKind};
+use floodgate::{CloseCode, ConfigError, ErrorKind, Message, OpCode, Phase, TimeoutKind};
+use floodgate_server::feed::{Feed, FeedConfig, FeedMessage};
+use floodgate_server::{accept, Server};
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -43,7 +43,7 @@ fn a_server_that_drops_connections_is_reconnected_and_on_open_resubscribes_each_
         let first = ws.recv().expect("the subscription");
         assert_eq!(first.as_text(), Some("subscribe"));
         seen.fetch_add(1, Ordering::SeqCst);
-        let send = |ws: &mut floodgate::WebSocket<_>, n: usize| {
+        let send = |ws: &mut floodgate_server::WebSocket<_>, n: usize| {
             for k in 0..n {
                 ws.send_text(&format!("c{i} m{k}")).unwrap();
             }
@@ -116,7 +116,7 @@ fn a_server_that_refuses_makes_the_delays_grow_until_the_app_gives_up() {
     let url = format!("ws://{}/", listener.local_addr().unwrap());
     let server = std::thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
-        let (mut ws, _) = accept(stream, &Options::default()).unwrap();
+        let (mut ws, _) = accept(stream, &floodgate_server::Options::default()).unwrap();
         ws.shutdown();
     });
     let delays = Arc::new(Mutex::new(Vec::new()));
@@ -157,14 +157,14 @@ fn a_server_that_refuses_for_a_while_is_reached_again() {
     let addr = listener.local_addr().unwrap();
     let server = std::thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
-        let (mut ws, _) = accept(stream, &Options::default()).unwrap();
+        let (mut ws, _) = accept(stream, &floodgate_server::Options::default()).unwrap();
         ws.shutdown();
         drop(listener);
         // Refused for a while, then back on the same port.
         std::thread::sleep(150 * MS);
         let listener = TcpListener::bind(addr).unwrap();
         let (stream, _) = listener.accept().unwrap();
-        let (mut ws, _) = accept(stream, &Options::default()).unwrap();
+        let (mut ws, _) = accept(stream, &floodgate_server::Options::default()).unwrap();
         ws.send_text("back").unwrap();
         while ws.recv().is_ok() {}
     });

@@ -11,10 +11,10 @@ mod support;
 
 use floodgate::buffer::Key;
 use floodgate::reconnect::Backoff;
-use floodgate::server::feed::{Feed, FeedConfig, FeedMessage};
-use floodgate::server::{accept, Server};
 use floodgate::tokio::app::{App, AppHandle, Reconnecting, RunOptions};
-use floodgate::{CloseCode, ConfigError, ErrorKind, OpCode, Options, Phase, TimeoutKind};
+use floodgate::{CloseCode, ConfigError, ErrorKind, OpCode, Phase, TimeoutKind};
+use floodgate_server::feed::{Feed, FeedConfig, FeedMessage};
+use floodgate_server::{accept, Server};
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -117,7 +117,7 @@ async fn a_server_that_refuses_makes_the_delays_grow_until_the_app_gives_up() {
     let url = format!("ws://{}/", listener.local_addr().unwrap());
     let server = std::thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
-        let (mut ws, _) = accept(stream, &Options::default()).unwrap();
+        let (mut ws, _) = accept(stream, &floodgate_server::Options::default()).unwrap();
         ws.shutdown();
     });
     let delays = Arc::new(Mutex::new(Vec::new()));
@@ -200,7 +200,7 @@ async fn a_server_that_stops_answering_pings_is_detected_within_interval_plus_ti
 /// the handler takes 50 ms per message; returns the feed's report.
 async fn slow_handler_under_a_pinging_feed(
     flavour: &str,
-) -> (usize, Vec<String>, floodgate::server::feed::FeedReport) {
+) -> (usize, Vec<String>, floodgate_server::feed::FeedReport) {
     let (tx, reports) = mpsc::channel();
     let feed = Feed::new(FeedConfig {
         rate: Some(40.0),
@@ -243,7 +243,7 @@ async fn slow_handler_under_a_pinging_feed(
 
 fn assert_pings_not_starved(
     flavour: &str,
-    (handled, errors, report): (usize, Vec<String>, floodgate::server::feed::FeedReport),
+    (handled, errors, report): (usize, Vec<String>, floodgate_server::feed::FeedReport),
 ) {
     assert_eq!(handled, 40, "{flavour}: every message handled");
     assert!(errors.is_empty(), "{flavour}: no ping timeout: {errors:?}");

@@ -357,7 +357,7 @@ async fn pings_are_answered_promptly_while_the_consumer_sleeps_under_drop_oldest
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_stream_and_close_of_a_buffered_connection() {
     use futures_util::StreamExt;
-    let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo).unwrap();
+    let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
     let mut ws = floodgate::Client::builder()
         .connect_buffered_async(&server.url())
         .await

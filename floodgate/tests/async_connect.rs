@@ -7,9 +7,10 @@
 #[path = "support/tls_server.rs"]
 mod tls_server;
 
-use floodgate::server::{echo, RequestHead, Server};
 use floodgate::tls::{RootCertificates, TlsFailure};
-use floodgate::{Client, DeflateConfig, ErrorKind, Message, Options};
+use floodgate::{Client, DeflateConfig, ErrorKind, Message};
+use floodgate_server::Options;
+use floodgate_server::{echo, RequestHead, Server};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::{mpsc, Mutex};
@@ -162,7 +163,7 @@ async fn a_unix_socket_carries_the_connection_while_the_url_names_the_host() {
     let (tx, heads) = mpsc::channel();
     std::thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
-        let (ws, head) = floodgate::server::accept(stream, &Options::default()).unwrap();
+        let (ws, head) = floodgate_server::accept(stream, &Options::default()).unwrap();
         tx.send(head.clone()).unwrap();
         echo(ws, head);
     });

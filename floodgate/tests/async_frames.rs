@@ -8,8 +8,8 @@
 
 mod support;
 
-use floodgate::server::{echo, Server};
 use floodgate::{ErrorKind, Frame, Message, OpCode};
+use floodgate_server::{echo, Server};
 use std::time::Duration;
 use support::{frame_bytes, ScriptedServer};
 

@@ -5,8 +5,8 @@
 //! it at once, as `NoPong`.
 #![cfg(feature = "tokio")]
 
-use floodgate::server::{echo, Server};
 use floodgate::{ErrorKind, TimeoutKind};
+use floodgate_server::{echo, Server};
 use std::time::{Duration, Instant};
 
 const MS: Duration = Duration::from_millis(1);

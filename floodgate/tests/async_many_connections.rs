@@ -2,7 +2,7 @@
 //! its own numbered messages: all complete, all in order.
 #![cfg(feature = "tokio")]
 
-use floodgate::server::Server;
+use floodgate_server::Server;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

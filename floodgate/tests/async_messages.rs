@@ -5,8 +5,8 @@
 //! repeated); close codes both ways; pings answered.
 #![cfg(feature = "tokio")]
 
-use floodgate::server::{echo, Server};
 use floodgate::{CloseFrame, ErrorKind, Message};
+use floodgate_server::{echo, Server};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -259,7 +259,8 @@ async fn a_close_the_server_never_answers_ends_at_close_timeout() {
     let url = format!("ws://{}/", listener.local_addr().unwrap());
     std::thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
-        let (_ws, _) = floodgate::server::accept(stream, &floodgate::Options::default()).unwrap();
+        let (_ws, _) =
+            floodgate_server::accept(stream, &floodgate_server::Options::default()).unwrap();
         std::thread::sleep(Duration::from_secs(5));
     });
     let mut ws = floodgate::Client::builder()
@@ -292,7 +293,7 @@ async fn shutdown_ends_the_connection_without_a_handshake() {
         let _ = tx
             .lock()
             .unwrap()
-            .send(matches!(end.kind(), ErrorKind::AbnormalClosure));
+            .send(matches!(end, floodgate_server::Error::AbnormalClosure));
     })
     .unwrap();
     let mut ws = floodgate::tokio::connect(&server.url()).await.unwrap();

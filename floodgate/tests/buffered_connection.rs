@@ -11,8 +11,8 @@ use floodgate::buffer::{
     BufferConfig, BufferConfigError, Conflate, LagEvent, LagReason, LagThreshold, Overflow,
     RecvError, Stats,
 };
-use floodgate::server::{echo, Server};
-use floodgate::{BufferedWebSocket, Client, ConfigError, ErrorKind, Message, WebSocket};
+use floodgate::{BufferedWebSocket, Client, ConfigError, ErrorKind, Message};
+use floodgate_server::{echo, Server};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
@@ -151,7 +151,7 @@ fn delivered_messages_report_how_long_they_waited_in_the_buffer() {
 
 #[test]
 fn the_messages_iterator_ends_after_the_close_handshake() {
-    let server = Server::bind("127.0.0.1:0", |mut ws: WebSocket<floodgate::Stream>, _| {
+    let server = Server::bind("127.0.0.1:0", |mut ws: floodgate_server::WebSocket, _| {
         for i in 0..3 {
             ws.send_text(&format!("m{i}")).unwrap();
         }
@@ -404,7 +404,7 @@ fn dropping_a_connection_with_a_full_block_buffer_ends_its_reader() {
 
 #[test]
 fn a_server_close_is_reported_after_the_messages_buffered_before_it() {
-    let server = Server::bind("127.0.0.1:0", |mut ws: WebSocket<floodgate::Stream>, _| {
+    let server = Server::bind("127.0.0.1:0", |mut ws: floodgate_server::WebSocket, _| {
         for i in 0..5 {
             ws.send_text(&format!("m{i}")).unwrap();
         }

@@ -7,11 +7,11 @@ mod support;
 #[path = "support/tls_server.rs"]
 mod tls_server;
 
-use floodgate::server::{echo, Server};
 use floodgate::{
     Client, ConfigError, DeflateConfig, DeflateConfigError, ErrorKind, ExtensionError,
-    HandshakeError, Message, Options,
+    HandshakeError, Message,
 };
+use floodgate_server::{echo, Options, Server};
 use std::time::Duration;
 use support::{RawConn, ScriptedServer};
 
@@ -260,8 +260,9 @@ fn an_invalid_deflate_config_is_refused_by_build() {
 fn compression_runs_over_tls_on_both_paths() {
     let ca = tls_server::TestCa::new("floodgate test CA");
     let cert = ca.server_cert(&["localhost"]);
-    let tls = floodgate::tls::server_config_from_pem(cert.pem.as_bytes(), cert.key_pem.as_bytes())
-        .unwrap();
+    let tls =
+        floodgate_server::tls::server_config_from_pem(cert.pem.as_bytes(), cert.key_pem.as_bytes())
+            .unwrap();
     let options = Options {
         compression: Some(DeflateConfig::default().threshold(0)),
         ..Options::default()

@@ -5,8 +5,8 @@
 
 mod support;
 
-use floodgate::server::{echo, Server};
-use floodgate::{Client, ErrorKind, Frame, Message, OpCode, Options};
+use floodgate::{Client, ErrorKind, Frame, Message, OpCode};
+use floodgate_server::{echo, Server};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use support::{frame_bytes, ScriptedServer};
@@ -319,7 +319,8 @@ fn connect_over_runs_a_websocket_over_a_unix_socket() {
     let server = std::thread::spawn(move || {
         let (stream, _) = listener.accept().expect("accept");
         let (mut ws, request) =
-            floodgate::server::accept(stream, &Options::default()).expect("server handshake");
+            floodgate_server::accept(stream, &floodgate_server::Options::default())
+                .expect("server handshake");
         while let Ok(message) = ws.recv() {
             ws.send(message).expect("echo");
         }

@@ -19,7 +19,7 @@
 //!   `/etc/shadow`, needs root (`scripts/test`'s `proxies` step creates
 //!   the user with `sudo` when not root, but the tests themselves must run
 //!   as root for Dante to check passwords).
-//! - behind them, floodgate's own server ([`floodgate::server::echo`]),
+//! - behind them, floodgate's own server ([`floodgate_server::echo`]),
 //!   plain (`ws://`) or with rustls (`wss://`, `Server::bind_tls`, with a
 //!   CA and certificate made by `rcgen` in the test, as in `tests/tls.rs`):
 //!   TLS runs end to end through the tunnel.
@@ -35,9 +35,9 @@
 mod tls_server;
 
 use floodgate::proxy::{Socks4Reply, TunnelError};
-use floodgate::server::{self, Server};
 use floodgate::tls::RootCertificates;
 use floodgate::{Client, ConfigError, ErrorKind, ProxyError};
+use floodgate_server::{self as server, Server};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -320,11 +320,12 @@ fn create_socks_user() {
 fn tls_echo_server() -> (Server, TestCa) {
     let ca = TestCa::new("floodgate proxy test CA");
     let cert = ca.server_cert(&["localhost", "127.0.0.1"]);
-    let tls = floodgate::tls::server_config_from_pem(cert.pem.as_bytes(), cert.key_pem.as_bytes())
-        .expect("the test certificate");
+    let tls =
+        floodgate_server::tls::server_config_from_pem(cert.pem.as_bytes(), cert.key_pem.as_bytes())
+            .expect("the test certificate");
     let server = Server::bind_tls(
         "127.0.0.1:0",
-        floodgate::Options::default(),
+        floodgate_server::Options::default(),
         tls,
         server::echo,
     )

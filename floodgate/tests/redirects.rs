@@ -3,8 +3,8 @@
 //! embedded echo server, on the same host and across hosts (`127.0.0.1`
 //! and `localhost` are different hosts to the client).
 
-use floodgate::server::{RequestHead, Server};
 use floodgate::{Client, ClientBuilder, ErrorKind, HandshakeError, RedirectError};
+use floodgate_server::{RequestHead, Server};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::mpsc;
@@ -71,7 +71,7 @@ fn echo_server() -> (Server, mpsc::Receiver<RequestHead>) {
     let heads = std::sync::Mutex::new(heads);
     let server = Server::bind("127.0.0.1:0", move |ws, head: RequestHead| {
         let _ = heads.lock().unwrap().send(head.clone());
-        floodgate::server::echo(ws, head);
+        floodgate_server::echo(ws, head);
     })
     .unwrap();
     (server, received)

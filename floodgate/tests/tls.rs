@@ -215,7 +215,7 @@ fn skipping_verification_accepts_a_bad_certificate() {
 
 #[test]
 fn a_server_that_does_not_speak_tls_gives_a_handshake_failure() {
-    let plain = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo).unwrap();
+    let plain = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
     let url = format!("wss://127.0.0.1:{}/", plain.local_addr().port());
     let err = Client::builder()
         .tls_roots(RootCertificates::Mozilla)
@@ -336,11 +336,12 @@ fn a_redirect_from_wss_to_ws_is_refused() {
 
 #[test]
 fn the_embedded_server_serves_the_feed_over_tls_to_a_buffered_client() {
-    use floodgate::server::feed::{Feed, FeedConfig, FeedMessage};
+    use floodgate_server::feed::{Feed, FeedConfig, FeedMessage};
     let ca = TestCa::new("floodgate test CA");
     let cert = ca.server_cert(&["localhost"]);
-    let tls = floodgate::tls::server_config_from_pem(cert.pem.as_bytes(), cert.key_pem.as_bytes())
-        .unwrap();
+    let tls =
+        floodgate_server::tls::server_config_from_pem(cert.pem.as_bytes(), cert.key_pem.as_bytes())
+            .unwrap();
     let feed = Feed::new(FeedConfig {
         rate: None,
         count: Some(20_000),
@@ -348,9 +349,9 @@ fn the_embedded_server_serves_the_feed_over_tls_to_a_buffered_client() {
         ping_interval: Some(Duration::from_millis(5)),
         ..FeedConfig::default()
     });
-    let server = floodgate::server::Server::bind_tls(
+    let server = floodgate_server::Server::bind_tls(
         "127.0.0.1:0",
-        floodgate::Options::default(),
+        floodgate_server::Options::default(),
         tls,
         feed.handler(),
     )

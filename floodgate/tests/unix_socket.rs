@@ -3,8 +3,8 @@
 //! the handshake names the URL's host and path.
 #![cfg(unix)]
 
-use floodgate::server::RequestHead;
 use floodgate::{Client, ErrorKind, UnsupportedError};
+use floodgate_server::RequestHead;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -23,10 +23,10 @@ fn unix_echo_server(name: &str) -> (PathBuf, mpsc::Receiver<RequestHead>) {
             let Ok(stream) = stream else { continue };
             let heads = heads.clone();
             std::thread::spawn(move || {
-                let options = floodgate::Options::default();
-                if let Ok((ws, head)) = floodgate::server::accept(stream, &options) {
+                let options = floodgate_server::Options::default();
+                if let Ok((ws, head)) = floodgate_server::accept(stream, &options) {
                     let _ = heads.send(head.clone());
-                    floodgate::server::echo(ws, head);
+                    floodgate_server::echo(ws, head);
                 }
             });
         }

@@ -1,12 +1,12 @@
 //! What the command-line tests share: the binary as a user runs it, and
-//! the servers it is pointed at (the library's embedded server with a
+//! the servers it is pointed at (the embedded server, `floodgate-server`, with a
 //! handler chosen per test, a plain TCP server that answers 404, and
 //! `floodgate serve` itself as a child process).
 
 #![allow(dead_code)] // each test file uses its own part
 
-use floodgate::server::{RequestHead, Server};
-use floodgate::{Message, WebSocket};
+use floodgate::Message;
+use floodgate_server::{RequestHead, Server, WebSocket};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::process::{Child, Stdio};
@@ -24,34 +24,28 @@ pub fn floodgate() -> assert_cmd::Command {
 
 /// Echoes `n` messages back, then closes with 1000.
 pub fn echo_then_close(n: usize) -> Server {
-    Server::bind(
-        "127.0.0.1:0",
-        move |mut ws: WebSocket<floodgate::Stream>, _: RequestHead| {
-            for _ in 0..n {
-                let Ok(message) = ws.recv() else { return };
-                if ws.send(message).is_err() {
-                    return;
-                }
+    Server::bind("127.0.0.1:0", move |mut ws: WebSocket, _: RequestHead| {
+        for _ in 0..n {
+            let Ok(message) = ws.recv() else { return };
+            if ws.send(message).is_err() {
+                return;
             }
-            let _ = ws.close(1000, "done");
-        },
-    )
+        }
+        let _ = ws.close(1000, "done");
+    })
     .expect("start the server")
 }
 
 /// Sends `messages`, then closes with `code`.
 pub fn send_then_close(messages: Vec<Message>, code: u16) -> Server {
-    Server::bind(
-        "127.0.0.1:0",
-        move |mut ws: WebSocket<floodgate::Stream>, _: RequestHead| {
-            for message in &messages {
-                if ws.send(message.clone()).is_err() {
-                    return;
-                }
+    Server::bind("127.0.0.1:0", move |mut ws: WebSocket, _: RequestHead| {
+        for message in &messages {
+            if ws.send(message.clone()).is_err() {
+                return;
             }
-            let _ = ws.close(code, "test over");
-        },
-    )
+        }
+        let _ = ws.close(code, "test over");
+    })
     .expect("start the server")
 }
 

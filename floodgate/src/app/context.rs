@@ -26,7 +26,7 @@ struct HandleShared {
 ///
 /// ```
 /// use floodgate::app::{App, RunOptions};
-/// # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+/// # let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
 /// let app = App::builder(server.url()).build()?;
 /// let handle = app.handle();
 /// std::thread::spawn(move || {

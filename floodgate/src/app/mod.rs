@@ -13,7 +13,7 @@
 //! ```
 //! use floodgate::app::{App, RunOptions};
 //! use std::time::Duration;
-//! # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+//! # let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
 //!
 //! let app = App::builder(server.url())
 //!     .on_open(|ctx| {

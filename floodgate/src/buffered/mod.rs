@@ -307,7 +307,7 @@ fn write_some<S: Transport>(wire: &mut Wire<S>, deadline: Option<Instant>) -> Re
 ///
 /// ```
 /// use floodgate::buffer::{BufferConfig, Overflow};
-/// # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+/// # let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
 /// let ws = floodgate::Client::builder()
 ///     .buffer(BufferConfig::new().max_messages(1000).overflow(Overflow::DropOldest))
 ///     .connect_buffered(&server.url())?;

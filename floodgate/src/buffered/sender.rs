@@ -17,7 +17,7 @@ use std::sync::Arc;
 /// Sends on a buffered connection from any thread; cheap to clone.
 ///
 /// ```
-/// # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+/// # let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
 /// let mut ws = floodgate::Client::default().connect_buffered(&server.url())?;
 /// let sender = ws.sender();
 /// let worker = std::thread::spawn(move || sender.send_text("from another thread"));
@@ -80,7 +80,7 @@ impl<S: Transport> Sender<S> {
     /// connection is closed as by [`close_with`](Self::close_with).
     ///
     /// ```
-    /// # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+    /// # let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
     /// let mut ws = floodgate::Client::default().connect_buffered(&server.url())?;
     /// ws.sender().send_all(["one", "two", "three"])?;
     /// let batch = ws.recv_batch(3, std::time::Duration::from_secs(5))?;

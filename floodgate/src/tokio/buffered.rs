@@ -41,7 +41,7 @@ use tokio::time::Instant;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> floodgate::Result<()> {
 /// use floodgate::buffer::{BufferConfig, Overflow};
-/// # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+/// # let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
 /// let mut ws = floodgate::Client::builder()
 ///     .buffer(BufferConfig::new().max_messages(10_000).overflow(Overflow::DropOldest))
 ///     .connect_buffered_async(&server.url())

@@ -70,7 +70,7 @@ impl Receiver {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> floodgate::Result<()> {
     /// use floodgate::OpCode;
-    /// # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+    /// # let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
     /// let mut ws = floodgate::tokio::connect(&server.url()).await?;
     /// ws.ping(b"hi").await?;
     /// let pong = ws.recv_frame().await?;

@@ -16,7 +16,7 @@
 //! use std::time::Duration;
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> floodgate::Result<()> {
-//! # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+//! # let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
 //! let ws = floodgate::Client::default().connect_buffered_async(&server.url()).await?;
 //! let keepalive = ws.keepalive(Duration::from_millis(20), Some(Duration::from_secs(5)), b"");
 //! tokio::time::sleep(Duration::from_millis(100)).await;

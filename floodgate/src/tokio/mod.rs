@@ -49,7 +49,7 @@
 //! # async fn main() -> floodgate::Result<()> {
 //! use futures_util::{SinkExt, StreamExt};
 //! use floodgate::Message;
-//! # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+//! # let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
 //! let mut ws = floodgate::Client::builder()
 //!     .subprotocol("chat")
 //!     .connect_async(&server.url())
@@ -161,7 +161,7 @@ pub use socket::{ReuniteError, WebSocket};
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> floodgate::Result<()> {
-/// # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+/// # let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
 /// let mut ws = floodgate::tokio::connect(&server.url()).await?;
 /// ws.send_binary(b"\x01\x02").await?;
 /// assert_eq!(ws.recv().await?.as_bytes(), b"\x01\x02");

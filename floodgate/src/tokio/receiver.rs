@@ -366,7 +366,7 @@ pub(super) fn mixed(what: &'static str) -> Error {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> floodgate::Result<()> {
-/// # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+/// # let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
 /// let ws = floodgate::tokio::connect(&server.url()).await?;
 /// let (sender, mut receiver) = ws.split();
 /// let writer = tokio::spawn(async move {

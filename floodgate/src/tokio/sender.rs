@@ -317,7 +317,7 @@ type SendFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> floodgate::Result<()> {
-/// # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+/// # let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
 /// let (sender, mut receiver) = floodgate::tokio::connect(&server.url()).await?.split();
 /// let tasks: Vec<_> = (0..4)
 ///     .map(|i| {

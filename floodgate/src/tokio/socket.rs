@@ -43,7 +43,7 @@ pub(super) struct CoreParts {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> floodgate::Result<()> {
-/// # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+/// # let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
 /// # let url = server.url();
 /// let mut ws = floodgate::tokio::connect(&url).await?;   // "ws://host:port/path"
 /// ws.send_text("hello").await?;
@@ -340,7 +340,7 @@ fn message_of(core: &Core, result: Result<Frame>) -> Option<Result<Message>> {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> floodgate::Result<()> {
-/// # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+/// # let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
 /// let (sender_a, receiver_a) = floodgate::tokio::connect(&server.url()).await?.split();
 /// let (sender_b, receiver_b) = floodgate::tokio::connect(&server.url()).await?.split();
 /// let err = receiver_a.reunite(sender_b).unwrap_err();
@@ -381,7 +381,7 @@ impl Receiver {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> floodgate::Result<()> {
-    /// # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+    /// # let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
     /// let (sender, receiver) = floodgate::tokio::connect(&server.url()).await?.split();
     /// let mut ws = receiver.reunite(sender).expect("halves of one connection");
     /// ws.send_text("together").await?;
@@ -453,7 +453,7 @@ impl Sink<Message> for WebSocket {
 
 #[cfg(test)]
 mod tests {
-    use crate::server::{echo, Server};
+    use floodgate_server::{echo, Server};
     use std::time::Duration;
 
     impl super::Receiver {

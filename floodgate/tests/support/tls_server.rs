@@ -2,13 +2,13 @@
 //! test by `rcgen`: a CA, and server and client certificates it signs.
 //!
 //! The server is rustls (`ServerConnection` in a `StreamOwned`) around
-//! floodgate's embedded server's handshake (`floodgate::server::accept`),
+//! the embedded server's handshake (`floodgate_server::accept`),
 //! one thread per connection, on a free loopback port. Include it with
 //! `#[path = "support/tls_server.rs"] mod tls_server;`.
 
 #![allow(dead_code)]
 
-use floodgate::Transport;
+use floodgate_server::Transport;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
@@ -117,7 +117,7 @@ pub fn server_config(cert: &Issued, client_ca: Option<&TestCa>) -> Arc<ServerCon
     Arc::new(config)
 }
 
-/// The server side of one TLS connection, as a floodgate transport.
+/// The server side of one TLS connection, as a `floodgate_server` transport.
 pub struct ServerTls(StreamOwned<ServerConnection, TcpStream>);
 
 impl Read for ServerTls {
@@ -195,8 +195,8 @@ impl TlsEchoServer {
 
 /// The WebSocket echo handler.
 pub fn echo(stream: ServerTls) {
-    let options = floodgate::Options::default();
-    let Ok((mut ws, _request)) = floodgate::server::accept(stream, &options) else {
+    let options = floodgate_server::Options::default();
+    let Ok((mut ws, _request)) = floodgate_server::accept(stream, &options) else {
         return;
     };
     ws.set_read_timeout(None).ok();

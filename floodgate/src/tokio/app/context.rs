@@ -34,7 +34,7 @@ struct HandleShared {
 /// use floodgate::tokio::app::{App, RunOptions};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> floodgate::Result<()> {
-/// # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+/// # let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
 /// let app = App::builder(server.url()).build()?;
 /// let handle = app.handle();
 /// tokio::spawn(async move {

@@ -16,7 +16,7 @@
 //! use std::time::Duration;
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> floodgate::Result<()> {
-//! # let server = floodgate::server::Server::bind("127.0.0.1:0", floodgate::server::echo)?;
+//! # let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
 //!
 //! let app = App::builder(server.url())
 //!     .on_open(|ctx| async move {

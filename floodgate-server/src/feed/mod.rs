@@ -19,37 +19,39 @@
 //! conflate by `/channel`, and see how old a message is when handled.
 //! [`FeedMessage::parse`] reads one back.
 //!
-//! The writer runs on the connection's thread; a buffered connection's
-//! reader (the same one clients use) answers the client's pings and close
-//! and times the pongs to the feed's pings. When the client pushes back
-//! (a full buffer under `Block`), the feed's writes block and it falls
-//! behind its schedule: [`FeedReport::write_time`] and
-//! [`FeedReport::max_behind`] show by how much.
+//! The writer runs on the connection's thread; a reader thread of the
+//! feed's own answers the client's pings and close, discards what else
+//! the client sends, and times the pongs to the feed's pings, so a writer
+//! blocked on a full socket neither delays those timings nor holds the
+//! client's close. When the client pushes back (a full buffer under
+//! `Block`), the feed's writes block and it falls behind its schedule:
+//! [`FeedReport::write_time`] and [`FeedReport::max_behind`] show by how
+//! much.
 //!
 //! ```
-//! use floodgate::server::feed::{Feed, FeedConfig, FeedMessage};
-//! use floodgate::server::Server;
+//! use floodgate_server::feed::{Feed, FeedConfig};
+//! use floodgate_server::Server;
+//! use std::sync::mpsc;
 //!
-//! let feed = Feed::new(FeedConfig { count: Some(100), rate: None, ..FeedConfig::default() });
+//! let (reports, report) = mpsc::channel();
+//! let feed = Feed::new(FeedConfig { count: Some(100), rate: None, ..FeedConfig::default() })
+//!     .on_report(move |r| reports.send(r).unwrap());
 //! let server = Server::bind("127.0.0.1:0", feed.handler())?;
-//! let mut ws = floodgate::connect(&server.url())?;
-//! let mut n = 0;
-//! for message in ws.messages() {
-//!     let numbered = FeedMessage::parse(message?.as_text().unwrap()).unwrap();
-//!     assert_eq!(numbered.n, n);
-//!     n += 1;
-//! }
-//! assert_eq!(n, 100); // then the feed closed with 1000
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! // A client reads `server.url()`: 100 messages, then a close with 1000
+//! // (floodgate's examples/subscriber.rs is one); each connection's
+//! // report then comes to `on_report`.
+//! # drop(report);
+//! # Ok::<(), floodgate_server::Error>(())
 //! ```
 
-use crate::buffer::{BufferConfig, Class};
-use crate::buffered::BufferedWebSocket;
-use crate::error::ErrorKind;
+mod split;
+
+use crate::error::{Error, Timeout};
 use crate::socket::WebSocket;
-use crate::stream::Stream;
+use crate::transport::Stream;
 use floodgate_proto::handshake::RequestHead;
-use floodgate_proto::{CloseCode, CloseFrame, Message};
+use floodgate_proto::{CloseCode, CloseFrame};
+use split::{ReaderEnd, Split};
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -101,26 +103,33 @@ impl FeedConfig {
     /// (`rate=0`: as fast as possible; `ping_ms=0`: no pings).
     ///
     /// ```
-    /// use floodgate::server::feed::FeedConfig;
+    /// use floodgate_server::feed::{FeedConfig, QueryError};
     /// let config = FeedConfig::default().with_query("rate=0&count=10").unwrap();
     /// assert_eq!((config.rate, config.count), (None, Some(10)));
-    /// assert!(FeedConfig::default().with_query("rate=fast").is_err());
+    /// assert!(matches!(
+    ///     FeedConfig::default().with_query("rate=fast"),
+    ///     Err(QueryError::NotANumber { .. })
+    /// ));
     /// ```
     ///
     /// # Errors
     ///
-    /// An unknown key or a value that is not a number, worded for the user.
-    pub fn with_query(&self, query: &str) -> Result<FeedConfig, String> {
+    /// [`QueryError`]: an unknown key, a value that is not a number, no
+    /// channels.
+    pub fn with_query(&self, query: &str) -> Result<FeedConfig, QueryError> {
         let mut config = self.clone();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let bad = || format!("feed query: {key}={value:?} is not a valid number");
+            let bad = || QueryError::NotANumber {
+                key: key.to_owned(),
+                value: value.to_owned(),
+            };
             let number = || value.parse::<f64>().map_err(|_| bad());
             match key {
                 "channels" => {
                     config.channels = value.parse().map_err(|_| bad())?;
                     if config.channels == 0 {
-                        return Err("feed query: channels must be at least 1".into());
+                        return Err(QueryError::NoChannels);
                     }
                 }
                 "rate" => {
@@ -136,15 +145,33 @@ impl FeedConfig {
                     let ms: u64 = value.parse().map_err(|_| bad())?;
                     config.ping_interval = (ms > 0).then(|| Duration::from_millis(ms));
                 }
-                _ => {
-                    return Err(format!(
-                    "feed query: unknown key {key:?} (known: channels, rate, size, count, ping_ms)"
-                ))
-                }
+                _ => return Err(QueryError::UnknownKey(key.to_owned())),
             }
         }
         Ok(config)
     }
+}
+
+/// Why a request's query string does not describe a feed (see
+/// [`FeedConfig::with_query`]); the feed closes such a connection with
+/// 1008 (policy violation) and this message as the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// A value that is not a number in range.
+    #[error("feed query: {key}={value:?} is not a valid number")]
+    NotANumber {
+        /// The key.
+        key: String,
+        /// Its value as given.
+        value: String,
+    },
+    /// `channels=0`.
+    #[error("feed query: channels must be at least 1")]
+    NoChannels,
+    /// A key the feed does not know.
+    #[error("feed query: unknown key {0:?} (known: channels, rate, size, count, ping_ms)")]
+    UnknownKey(String),
 }
 
 /// The numbers one feed message carries.
@@ -193,7 +220,7 @@ impl FeedMessage {
     /// not one.
     ///
     /// ```
-    /// use floodgate::server::feed::FeedMessage;
+    /// use floodgate_server::feed::FeedMessage;
     /// let message = FeedMessage::numbered(9, 4, 1_000);
     /// let mut text = String::new();
     /// message.encode_into(100, &mut text);
@@ -202,8 +229,8 @@ impl FeedMessage {
     /// assert_eq!(FeedMessage::parse("hello"), None);
     /// ```
     pub fn parse(text: &str) -> Option<FeedMessage> {
-        // The feed's own fixed layout, read without a JSON parser: this
-        // module is part of the library, which does not depend on one.
+        // The feed's own fixed layout, read without a JSON parser: the
+        // clients' tests that read it need not depend on one either.
         let rest = text.strip_prefix("{\"channel\":")?;
         let (channel, rest) = number(rest)?;
         let rest = rest.strip_prefix(",\"seq\":")?;
@@ -237,15 +264,40 @@ pub fn unix_micros() -> u64 {
 }
 
 /// How a feed connection ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum FeedEnd {
     /// It sent its `count` messages and closed with 1000.
     Completed,
     /// The client closed the connection, with this frame.
     ClientClosed(Option<CloseFrame>),
-    /// The connection failed (the client vanished, a protocol error, an
-    /// invalid query); the reason, worded for a log.
-    Failed(String),
+    /// The connection failed: the client vanished, broke the protocol, or
+    /// asked for an invalid feed.
+    Failed(FeedError),
+}
+
+/// Why a feed connection failed ([`FeedEnd::Failed`]).
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum FeedError {
+    /// The request's query string does not describe a feed.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// The connection failed while the feed sent (the client left without
+    /// a close, broke the protocol, or the socket failed).
+    #[error(transparent)]
+    Connection(Arc<Error>),
+    /// A write failed and the connection did not end within `waited`.
+    #[error("a write failed ({write}) and the connection did not end within {waited:?}")]
+    NoEnd {
+        /// The write's error.
+        #[source]
+        write: Arc<Error>,
+        /// How long the feed waited for the end.
+        waited: Duration,
+    },
+    /// The close after the last message was not answered.
+    #[error("closing after the last message: {0}")]
+    Closing(#[source] Arc<Error>),
 }
 
 /// What a feed saw on one connection, once it ended.
@@ -321,7 +373,7 @@ impl FeedLive {
 type ReportFn = Arc<dyn Fn(FeedReport) + Send + Sync>;
 
 /// A feed: build it, take its [`handler`](Feed::handler) to a
-/// [`Server`](super::Server), keep its [`live`](Feed::live) figures.
+/// [`Server`](crate::Server), keep its [`live`](Feed::live) figures.
 #[derive(Clone)]
 pub struct Feed {
     config: Arc<FeedConfig>,
@@ -361,7 +413,7 @@ impl Feed {
         self.live.clone()
     }
 
-    /// The handler to give [`Server::bind`](super::Server::bind).
+    /// The handler to give [`Server::bind`](crate::Server::bind).
     pub fn handler(self) -> impl Fn(WebSocket<Stream>, RequestHead) + Send + Sync + 'static {
         move |ws, request| {
             let report = self.serve(ws, &request);
@@ -376,7 +428,7 @@ impl Feed {
     pub fn serve(&self, ws: WebSocket<Stream>, request: &RequestHead) -> FeedReport {
         self.live.connections.fetch_add(1, Ordering::Relaxed);
         let mut report = FeedReport {
-            peer: ws.get_ref().tcp().and_then(|tcp| tcp.peer_addr().ok()),
+            peer: ws.get_ref().tcp().peer_addr().ok(),
             path: request.path.clone(),
             sent: 0,
             bytes: 0,
@@ -404,56 +456,47 @@ impl Feed {
         let config = match request.path.split_once('?') {
             Some((_, query)) => match self.config.with_query(query) {
                 Ok(config) => config,
-                Err(reason) => {
+                Err(e) => {
+                    let reason = e.to_string();
                     let _ = ws.close(CloseCode::POLICY_VIOLATION, truncate(&reason, 120));
-                    return FeedEnd::Failed(reason);
+                    return FeedEnd::Failed(e.into());
                 }
             },
             None => (*self.config).clone(),
         };
-        if let (Some(size), Some(tcp)) = (config.send_buffer_size, ws.get_ref().tcp()) {
-            let _ = socket2::SockRef::from(tcp).set_send_buffer_size(size);
+        if let Some(size) = config.send_buffer_size {
+            let _ = socket2::SockRef::from(ws.get_ref().tcp()).set_send_buffer_size(size);
         }
         let pings = Arc::new(Mutex::new(PingLog::default()));
-        let observer = {
+        let on_pong = {
             let (pings, live) = (pings.clone(), self.live.clone());
-            move |frame: &Message| {
-                if let Message::Pong(payload) = frame {
-                    let rtt = pings
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .answered(payload, Instant::now());
-                    if let Some(rtt) = rtt {
-                        live.pongs.fetch_add(1, Ordering::Relaxed);
-                        let us = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX);
-                        live.worst_ping_rtt_us.fetch_max(us, Ordering::Relaxed);
-                    }
+            move |payload: &[u8]| {
+                let rtt = pings
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .answered(payload, Instant::now());
+                if let Some(rtt) = rtt {
+                    live.pongs.fetch_add(1, Ordering::Relaxed);
+                    let us = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX);
+                    live.worst_ping_rtt_us.fetch_max(us, Ordering::Relaxed);
                 }
             }
         };
-        // What the client sends is not the feed's business: discard it
-        // (counted as filtered) so that it holds no memory.
-        let buffer = BufferConfig::new()
-            .classify(|_| Class::Discard)
-            .on_control_frame(observer);
-        let mut conn = match ws.into_buffered(&buffer) {
+        let conn = match Split::start(ws, on_pong) {
             Ok(conn) => conn,
-            Err(e) => return FeedEnd::Failed(e.to_string()),
+            Err(e) => return FeedEnd::Failed(FeedError::Connection(Arc::new(e))),
         };
-        let sender = conn.sender();
 
         let start = Instant::now();
         let mut next_ping = config.ping_interval.map(|every| start + every);
         let per_batch = ((BATCH_BYTES / config.size.max(1)) as u64).clamp(1, BATCH_MESSAGES);
-        let mut batch: Vec<Message> = Vec::with_capacity(per_batch as usize);
         let mut text = String::with_capacity(config.size + 96);
-        let mut failed = None;
-        loop {
+        let stopped = loop {
             let remaining = config
                 .count
                 .map_or(u64::MAX, |c| c.saturating_sub(report.sent));
             if remaining == 0 {
-                break;
+                break Stop::Completed;
             }
             let now = Instant::now();
             if let (Some(at), Some(every)) = (next_ping, config.ping_interval) {
@@ -463,9 +506,8 @@ impl Feed {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .sent(id, Instant::now());
-                    if let Err(e) = sender.ping(id.to_string().as_bytes()) {
-                        failed = Some(e);
-                        break;
+                    if let Err(e) = conn.send(|proto| proto.send_ping(id.to_string().as_bytes())) {
+                        break Stop::WriteFailed(e);
                     }
                     report.pings_sent += 1;
                     self.live.pings_sent.fetch_add(1, Ordering::Relaxed);
@@ -473,14 +515,17 @@ impl Feed {
                 }
             }
             // Message k is due at start + k / rate: send every message due
-            // by now (in batches), or sleep until the next one is.
+            // by now (in batches), or wait until the next one is, waking
+            // at once if the reader sees the connection end.
             let due = match config.rate {
                 None => u64::MAX,
                 Some(rate) => {
                     let next_due = start + Duration::from_secs_f64(report.sent as f64 / rate);
                     if now < next_due {
                         let until = next_ping.map_or(next_due, |p| p.min(next_due));
-                        std::thread::sleep(until.saturating_duration_since(now));
+                        if let Some(end) = conn.wait_end(until.saturating_duration_since(now)) {
+                            break Stop::Ended(end);
+                        }
                         continue;
                     }
                     report.max_behind = report.max_behind.max(now - next_due);
@@ -490,16 +535,19 @@ impl Feed {
             };
             let n = due.min(remaining).min(per_batch);
             let mut bytes = 0;
-            for i in 0..n {
-                FeedMessage::numbered(report.sent + i, config.channels, unix_micros())
-                    .encode_into(config.size, &mut text);
-                bytes += text.len() as u64;
-                batch.push(Message::text(text.clone()));
-            }
+            let first = report.sent;
             let write_start = Instant::now();
-            if let Err(e) = sender.send_all(batch.drain(..)) {
-                failed = Some(e);
-                break;
+            let sent = conn.send(|proto| {
+                for i in 0..n {
+                    FeedMessage::numbered(first + i, config.channels, unix_micros())
+                        .encode_into(config.size, &mut text);
+                    bytes += text.len() as u64;
+                    proto.send_text(&text)?;
+                }
+                Ok(())
+            });
+            if let Err(e) = sent {
+                break Stop::WriteFailed(e);
             }
             let took = write_start.elapsed();
             report.write_time += took;
@@ -507,8 +555,9 @@ impl Feed {
             report.sent += n;
             report.bytes += bytes;
             self.live.sent.fetch_add(n, Ordering::Relaxed);
-        }
-        let end = self.finish(&mut conn, failed);
+        };
+        let end = finish(&conn, stopped);
+        drop(conn);
         // Read after the end: a pong that answers the last ping arrives
         // before the client's close, which the end waited for.
         let log = pings.lock().unwrap_or_else(|e| e.into_inner());
@@ -516,34 +565,59 @@ impl Feed {
         report.worst_ping_rtt = log.worst;
         end
     }
+}
 
-    /// Ends the connection: closes it after the last message, or learns
-    /// from the reader why a send failed.
-    fn finish(
-        &self,
-        conn: &mut BufferedWebSocket<Stream>,
-        failed: Option<crate::Error>,
-    ) -> FeedEnd {
-        let Some(failed) = failed else {
-            // Completed: close and wait for the client's answer.
-            return match conn.close(1000, "feed complete") {
-                Ok(()) => FeedEnd::Completed,
-                Err(e) => FeedEnd::Failed(format!("closing after the last message: {e}")),
+/// Why the feed's writer stopped.
+enum Stop {
+    /// `count` messages sent.
+    Completed,
+    /// A send failed: the client closed, or the connection broke.
+    WriteFailed(Error),
+    /// The reader saw the connection end while the writer waited.
+    Ended(ReaderEnd),
+}
+
+/// Ends the connection: closes it after the last message, or learns from
+/// the reader why the writer stopped.
+fn finish(conn: &Split, stopped: Stop) -> FeedEnd {
+    match stopped {
+        Stop::Completed => {
+            // Close and wait for the client's answer.
+            let waited = conn.close_timeout();
+            let answer = match conn.send(|proto| {
+                proto.send_close(Some(&CloseFrame::new(CloseCode::NORMAL, "feed complete")))
+            }) {
+                Ok(()) => conn.wait_end(waited),
+                Err(e) => return FeedEnd::Failed(FeedError::Closing(Arc::new(e))),
             };
-        };
-        // A send failed: the client closed, or the connection broke. The
-        // reader knows which.
-        let wait = Duration::from_secs(5);
-        match conn.recv_timeout(wait) {
-            Err(e) => match e.into_kind() {
-                ErrorKind::ConnectionClosed(frame) => FeedEnd::ClientClosed(frame),
-                ErrorKind::Timeout { .. } => FeedEnd::Failed(format!(
-                    "a write failed ({failed}) and the connection did not end within {wait:?}"
-                )),
-                other => FeedEnd::Failed(other.to_string()),
-            },
-            Ok(_) => FeedEnd::Failed("unexpected message from the client".into()),
+            match answer {
+                Some(ReaderEnd::Closed(_)) => FeedEnd::Completed,
+                Some(ReaderEnd::Failed(e)) => FeedEnd::Failed(FeedError::Closing(Arc::new(e))),
+                None => FeedEnd::Failed(FeedError::Closing(Arc::new(Error::Timeout(
+                    Timeout::Close(waited),
+                )))),
+            }
         }
+        Stop::Ended(end) => reader_end(end),
+        Stop::WriteFailed(write) => {
+            // The reader knows whether the client closed or the
+            // connection broke.
+            let waited = Duration::from_secs(5);
+            match conn.wait_end(waited) {
+                Some(end) => reader_end(end),
+                None => FeedEnd::Failed(FeedError::NoEnd {
+                    write: Arc::new(write),
+                    waited,
+                }),
+            }
+        }
+    }
+}
+
+fn reader_end(end: ReaderEnd) -> FeedEnd {
+    match end {
+        ReaderEnd::Closed(frame) => FeedEnd::ClientClosed(frame),
+        ReaderEnd::Failed(e) => FeedEnd::Failed(FeedError::Connection(Arc::new(e))),
     }
 }
 
@@ -643,12 +717,15 @@ mod tests {
         assert_eq!(c.size, 64);
         assert_eq!(c.count, Some(9));
         assert_eq!(c.ping_interval, None);
-        assert!(base.with_query("channels=0").is_err());
-        assert!(base.with_query("rate=-1").is_err());
-        assert!(base
-            .with_query("colour=blue")
-            .unwrap_err()
-            .contains("unknown key"));
+        assert_eq!(base.with_query("channels=0"), Err(QueryError::NoChannels));
+        assert!(matches!(
+            base.with_query("rate=-1"),
+            Err(QueryError::NotANumber { key, .. }) if key == "rate"
+        ));
+        assert_eq!(
+            base.with_query("colour=blue"),
+            Err(QueryError::UnknownKey("colour".into()))
+        );
     }
 
     #[test]
