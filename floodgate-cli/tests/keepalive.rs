@@ -1,5 +1,6 @@
 //! `floodgate connect` keeping a connection alive: pings and their
-//! timeout, and reconnecting after an abnormal end.
+//! timeout, reconnecting after an abnormal end, and a protocol error that
+//! ends the command at once.
 
 mod support;
 
@@ -148,4 +149,100 @@ fn reconnecting_gives_up_after_the_maximum_attempts() {
         "{stderr}"
     );
     assert_eq!(stderr.matches("reconnecting in").count(), 3, "{stderr}");
+}
+
+/// A server that, after the handshake, sends a masked frame (which a server
+/// must never do), then reads nothing and answers nothing for 10 s.
+fn masked_frame_then_silence() -> Server {
+    Server::bind("127.0.0.1:0", |ws, _| {
+        use std::io::Write;
+        // FIN + text, masked, 2 bytes "hi" under the key 1 2 3 4.
+        let _ = (&*ws.get_ref().tcp()).write_all(&[0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2]);
+        std::thread::sleep(Duration::from_secs(10));
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_protocol_error_ends_the_command_at_once_not_after_the_close_timeout() {
+    let server = masked_frame_then_silence();
+    // Receive only, with stdin held open: only the error can end it.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_floodgate"))
+        .args(["connect", &server.url()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(4) {
+            let _ = child.kill();
+            panic!("still running after 4 s: the error waited for the close timeout");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let took = started.elapsed();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("masked"), "{stderr}");
+    // Process start and connect included; the close timeout is 5 s (the
+    // default), which is what it took before.
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+}
+
+#[test]
+fn a_server_that_stops_reading_while_input_keeps_coming_is_found_dead_by_the_ping_timeout() {
+    // The handler completes the handshake and never reads again: its
+    // receive window closes, so the client's writes block.
+    let server = Server::bind("127.0.0.1:0", |ws, _| {
+        std::thread::sleep(Duration::from_secs(30));
+        drop(ws);
+    })
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_floodgate"))
+        .args([
+            "connect",
+            &server.url(),
+            "--ping-interval",
+            "200ms",
+            "--ping-timeout",
+            "500ms",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Input without end: 64 KiB lines, as fast as the client takes them.
+    let feeder = std::thread::spawn(move || {
+        use std::io::Write;
+        let line = format!("{}\n", "x".repeat(64 << 10));
+        while stdin.write_all(line.as_bytes()).is_ok() {}
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("still running after 10 s: the blocked writes stalled the keepalive");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let took = started.elapsed();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("no pong within 500ms"), "{stderr}");
+    // Process start, connect, and the first ping at once (the keepalive
+    // starts with one) plus its 500 ms; slack for a loaded machine.
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    feeder.join().unwrap();
 }

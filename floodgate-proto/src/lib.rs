@@ -1,10 +1,11 @@
 //! The WebSocket protocol (RFC 6455) with no I/O.
 //!
 //! `floodgate-proto` is the core of the [floodgate] client: bytes in,
-//! messages out; calls in, bytes to send out. It owns no socket, thread,
-//! timer or runtime, so the blocking client, a future async client and the
-//! tests all drive the same code, and every protocol rule can be checked
-//! with byte slices.
+//! messages out; calls in, bytes to send out; told the time, it says when
+//! it next needs to be woken. It owns no socket, thread, clock or runtime,
+//! so the blocking client, the tokio client and the tests all drive the
+//! same code, and every protocol and lifecycle rule can be checked with
+//! byte slices and chosen instants.
 //!
 //! # Tour
 //!
@@ -12,7 +13,14 @@
 //!   builds the upgrade request and checks the answer (status 101, tokens,
 //!   `Sec-WebSocket-Accept`, subprotocol, extensions), with a bound on the
 //!   size of the answer.
-//! - [`Protocol`]: one open connection. Feed it a [`bytes::BytesMut`] of
+//! - [`Connection`]: one open connection's whole life, the type a front
+//!   end drives: [`Protocol`] plus every rule that takes time (close and
+//!   end-of-transport deadlines, the grace of a failed connection,
+//!   keepalive pings with pongs matched by payload, idle and send limits:
+//!   [`Timeouts`]), with `handle_timeout(now)` / `poll_timeout()` as in
+//!   quinn-proto, and [`End`]: how the connection ended, known as soon as
+//!   it is decided.
+//! - [`Protocol`]: the frame codec of one open connection. Feed it a [`bytes::BytesMut`] of
 //!   received bytes with [`Protocol::read_message`] (or
 //!   [`Protocol::read_frame`]), send with `send_*`, and write out
 //!   [`Protocol::output`]. Pings are answered and the close handshake is

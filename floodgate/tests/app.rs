@@ -564,3 +564,50 @@ fn without_reconnect_the_app_ends_with_the_error_that_ended_the_connection() {
     );
     let _ = Message::text("");
 }
+
+#[test]
+fn after_a_protocol_error_the_app_reconnects_at_once_not_after_the_close_timeout() {
+    // Connection 0 sends a masked frame (forbidden from a server) and then
+    // neither reads nor answers for 10 s; connection 1 says "ok".
+    let connection = Arc::new(AtomicUsize::new(0));
+    let server = Server::bind("127.0.0.1:0", move |mut ws, _| {
+        if connection.fetch_add(1, Ordering::SeqCst) == 0 {
+            use std::io::Write;
+            let masked = [0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
+            let _ = (&*ws.get_ref().tcp()).write_all(&masked);
+            std::thread::sleep(Duration::from_secs(10));
+        } else {
+            let _ = ws.send_text("ok");
+            let _ = ws.recv();
+        }
+    })
+    .unwrap();
+    let errors = Log::default();
+    let e = errors.clone();
+    let app = App::builder(server.url())
+        .client(floodgate::Client::builder().close_timeout(Duration::from_secs(5)))
+        .on_message(|ctx, message| {
+            if message.as_text() == Some("ok") {
+                ctx.close();
+            }
+        })
+        .on_error(move |_, error| e.push(error.to_string()))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let summary = app
+        .run_forever(&RunOptions::new().reconnect(exact_backoff(10 * MS, 5)))
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(summary.connections, 2);
+    assert_eq!(
+        errors.count("the server broke the WebSocket protocol"),
+        1,
+        "{:?}",
+        errors.entries()
+    );
+    assert!(
+        took < Duration::from_secs(1),
+        "took {took:?} (close timeout 5 s)"
+    );
+}
