@@ -6,58 +6,28 @@
 //!
 //! The rules themselves are tested with a virtual clock in
 //! `floodgate-proto/tests/lifecycle.rs`; these check that each front end
-//! wakes for them.
+//! wakes for them. `tests/async_lifecycle.rs` has the same for tokio.
 
 mod support;
 
-use floodgate::{Client, ErrorKind, ProtocolError, TimeoutKind};
-use std::sync::mpsc;
+use floodgate::Client;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
-use support::{frame_bytes, RawConn, ScriptedServer};
-
-const MS: Duration = Duration::from_millis(1);
-
-/// A server that sends a masked frame (forbidden from a server), reads
-/// the client's close, reports its code, and then neither answers nor
-/// ends the connection until `hold` has passed.
-fn masked_frame_server(hold: Duration) -> (ScriptedServer, mpsc::Receiver<Option<u16>>) {
-    let (codes, code) = mpsc::channel();
-    let server = ScriptedServer::start(move |mut conn: RawConn| {
-        conn.accept_upgrade(None);
-        conn.write_raw(&frame_bytes(0x81, b"hi", Some([1, 2, 3, 4])));
-        let close = conn.expect_close();
-        let _ = codes.send(close.map(|(code, _)| code));
-        thread::sleep(hold);
-    });
-    (server, code)
-}
+use support::lifecycle::*;
+use support::{RawConn, ScriptedServer};
 
 #[test]
 fn a_protocol_error_reaches_the_direct_caller_within_100_ms_with_1002_on_the_wire() {
-    let (server, code) = masked_frame_server(Duration::from_secs(1));
+    let (server, code) = masked_frame_server();
     let mut ws = Client::builder()
         .close_timeout(Duration::from_secs(5))
         .connect(&server.url())
         .unwrap();
     let start = Instant::now();
     let err = ws.recv().expect_err("a masked frame from a server");
-    let took = start.elapsed();
-    assert!(
-        matches!(
-            err.kind(),
-            ErrorKind::Protocol(ProtocolError::MaskedFrameFromServer)
-        ),
-        "{err:?}"
-    );
-    assert!(
-        took < 100 * MS,
-        "the error took {took:?} (close timeout 5 s)"
-    );
-    assert_eq!(
-        code.recv_timeout(Duration::from_secs(5)).unwrap(),
-        Some(1002)
-    );
+    assert_failed_at_once(&err, start.elapsed(), &code);
     assert!(
         ws.recv().unwrap_err().is_closed(),
         "then it is closed for good"
@@ -66,52 +36,27 @@ fn a_protocol_error_reaches_the_direct_caller_within_100_ms_with_1002_on_the_wir
 
 #[test]
 fn a_protocol_error_reaches_the_buffered_consumer_at_once_with_1002_on_the_wire() {
-    let (server, code) = masked_frame_server(Duration::from_secs(1));
+    let (server, code) = masked_frame_server();
     let ws = Client::builder()
         .close_timeout(Duration::from_secs(5))
         .connect_buffered(&server.url())
         .unwrap();
     let start = Instant::now();
     let err = ws.recv().expect_err("a masked frame from a server");
-    let took = start.elapsed();
-    assert!(
-        matches!(
-            err.kind(),
-            ErrorKind::Protocol(ProtocolError::MaskedFrameFromServer)
-        ),
-        "{err:?}"
-    );
-    assert!(
-        took < 100 * MS,
-        "the error took {took:?} (close timeout 5 s)"
-    );
-    assert_eq!(
-        code.recv_timeout(Duration::from_secs(5)).unwrap(),
-        Some(1002)
-    );
+    assert_failed_at_once(&err, start.elapsed(), &code);
 }
 
-/// A server that completes the handshake and then reads nothing (its
-/// receive window closes, so the client's writes block), until `hold`.
-fn deaf_server(hold: Duration) -> ScriptedServer {
-    ScriptedServer::start(move |mut conn: RawConn| {
-        conn.accept_upgrade(None);
-        thread::sleep(hold);
-    })
-}
-
-const PING_INTERVAL: Duration = Duration::from_millis(200);
-const PING_TIMEOUT: Duration = Duration::from_millis(500);
-
-#[test]
-fn a_direct_sender_blocked_on_a_server_that_stopped_reading_ends_at_the_pong_deadline() {
-    let server = deaf_server(Duration::from_secs(3));
-    let mut ws = Client::builder()
+fn keepalive_client() -> floodgate::ClientBuilder {
+    Client::builder()
         .ping_interval(Some(PING_INTERVAL))
         .ping_timeout(Some(PING_TIMEOUT))
         .send_buffer_size(64 << 10)
-        .connect(&server.url())
-        .unwrap();
+}
+
+#[test]
+fn a_direct_sender_blocked_on_a_server_that_stopped_reading_ends_at_the_pong_deadline() {
+    let server = deaf_server();
+    let mut ws = keepalive_client().connect(&server.url()).unwrap();
     let start = Instant::now();
     let payload = vec![7u8; 64 << 10];
     let err = loop {
@@ -123,59 +68,33 @@ fn a_direct_sender_blocked_on_a_server_that_stopped_reading_ends_at_the_pong_dea
             "sends never blocked"
         );
     };
-    let took = start.elapsed();
-    assert!(
-        matches!(err.kind(), ErrorKind::Timeout { kind: TimeoutKind::Pong, after: Some(t) } if *t == PING_TIMEOUT),
-        "{err:?}"
-    );
-    // The first ping is due at the interval; its pong at + the timeout.
-    let bound = PING_INTERVAL + PING_TIMEOUT + 100 * MS;
-    assert!(took < bound, "detected after {took:?}, bound {bound:?}");
-    assert!(
-        took >= PING_INTERVAL + PING_TIMEOUT - 10 * MS,
-        "too early: {took:?}"
-    );
+    assert_found_dead(&err, start.elapsed());
 }
 
 #[test]
 fn a_buffered_connection_whose_server_stopped_reading_ends_at_the_pong_deadline() {
-    let server = deaf_server(Duration::from_secs(3));
-    let ws = Client::builder()
-        .ping_interval(Some(PING_INTERVAL))
-        .ping_timeout(Some(PING_TIMEOUT))
-        .send_buffer_size(64 << 10)
-        .connect_buffered(&server.url())
-        .unwrap();
+    let server = deaf_server();
+    let ws = keepalive_client().connect_buffered(&server.url()).unwrap();
     let start = Instant::now();
     let sender = ws.sender();
     // Another thread sends until its write blocks, and is freed by the end.
     let writer = thread::spawn(move || {
         let payload = vec![7u8; 64 << 10];
-        loop {
-            if let Err(e) = sender.send_binary(&payload) {
-                return (e, Instant::now());
-            }
-        }
+        while sender.send_binary(&payload).is_ok() {}
+        Instant::now()
     });
     let err = ws.recv().expect_err("the server sends nothing");
-    let took = start.elapsed();
+    assert_found_dead(&err, start.elapsed());
+    let freed_at = writer.join().unwrap().duration_since(start);
     assert!(
-        matches!(err.kind(), ErrorKind::Timeout { kind: TimeoutKind::Pong, after: Some(t) } if *t == PING_TIMEOUT),
-        "{err:?}"
-    );
-    let bound = PING_INTERVAL + PING_TIMEOUT + 100 * MS;
-    assert!(took < bound, "detected after {took:?}, bound {bound:?}");
-    let (send_err, freed_at) = writer.join().unwrap();
-    assert!(
-        freed_at.duration_since(start) < bound + 100 * MS,
-        "the blocked sender was freed only after {:?} ({send_err:?})",
-        freed_at.duration_since(start)
+        freed_at < DEAD_WITHIN + 100 * MS,
+        "the blocked sender was freed after {freed_at:?}"
     );
 }
 
 #[test]
 fn a_direct_close_behind_a_full_socket_returns_within_the_close_timeout() {
-    let server = deaf_server(Duration::from_secs(3));
+    let server = deaf_server();
     let close_timeout = Duration::from_millis(300);
     let mut ws = Client::builder()
         .close_timeout(close_timeout)
@@ -199,7 +118,7 @@ fn a_direct_close_behind_a_full_socket_returns_within_the_close_timeout() {
 
 #[test]
 fn a_buffered_close_behind_a_blocked_sender_returns_within_the_close_timeout() {
-    let server = deaf_server(Duration::from_secs(3));
+    let server = deaf_server();
     let close_timeout = Duration::from_millis(300);
     let mut ws = Client::builder()
         .close_timeout(close_timeout)
@@ -207,23 +126,19 @@ fn a_buffered_close_behind_a_blocked_sender_returns_within_the_close_timeout() {
         .connect_buffered(&server.url())
         .unwrap();
     let sender = ws.sender();
-    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sent = Arc::new(AtomicUsize::new(0));
     let counter = sent.clone();
     let writer = thread::spawn(move || {
         let payload = vec![7u8; 64 << 10];
         while sender.send_binary(&payload).is_ok() {
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            counter.fetch_add(1, Ordering::SeqCst);
         }
     });
     // Wait until the writer is stuck: no send completes for 200 ms.
     let mut last = usize::MAX;
-    loop {
+    while sent.load(Ordering::SeqCst) != last {
+        last = sent.load(Ordering::SeqCst);
         thread::sleep(200 * MS);
-        let now = sent.load(std::sync::atomic::Ordering::SeqCst);
-        if now == last {
-            break;
-        }
-        last = now;
     }
     let start = Instant::now();
     let result = ws.close(1000, "");

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test crate uses a different subset
 
 pub mod flood;
+pub mod lifecycle;
 
 /// What the App tests' handlers saw, collected from any thread or task.
 #[derive(Default, Clone)]
