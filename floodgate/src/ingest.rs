@@ -6,6 +6,14 @@
 //! It is one piece of code for every reader (a thread, a task), so that
 //! staging, compaction, batching and observing behave the same whatever
 //! does the I/O; a reader only adds how it reads and how it waits.
+//!
+//! The reader decodes under the connection's lock, which its senders
+//! need too. The application's code (a classifier, a conflation key, a
+//! data-frame observer) never runs under it: it may be slow, or send on
+//! the same connection. When the application gave any, the messages and
+//! frames of a run are collected under the lock and staged and observed
+//! after it is released; without, they are staged as they are decoded
+//! (nothing of the application's runs then), which is the fast path.
 
 use crate::buffer::{Batch, Buffer, ControlFn, DataFrameFn};
 use bytes::BytesMut;
@@ -45,6 +53,11 @@ pub(crate) struct Ingest {
     chunk_size: usize,
     on_control: Option<ControlFn>,
     on_data_frame: Option<DataFrameFn>,
+    /// Staging or observing runs the application's code: decode into
+    /// `decoded` / `frames` under the lock, stage after.
+    deferred: bool,
+    decoded: Vec<Message>,
+    frames: Vec<floodgate_proto::Frame>,
 }
 
 impl Ingest {
@@ -55,6 +68,7 @@ impl Ingest {
         on_control: Option<ControlFn>,
         on_data_frame: Option<DataFrameFn>,
     ) -> Ingest {
+        let deferred = buffer.stage_calls_user_code() || on_data_frame.is_some();
         Ingest {
             batch: buffer.new_batch(),
             buffer,
@@ -62,16 +76,46 @@ impl Ingest {
             chunk_size,
             on_control,
             on_data_frame,
+            deferred,
+            decoded: Vec::new(),
+            frames: Vec::new(),
+        }
+    }
+
+    /// Whether [`decode`](Self::decode) left messages (or frames) to stage
+    /// with [`stage_deferred`](Self::stage_deferred), outside the lock.
+    pub(crate) fn has_deferred(&self) -> bool {
+        !self.decoded.is_empty() || !self.frames.is_empty()
+    }
+
+    /// Observes the data frames and stages the messages that
+    /// [`decode`](Self::decode) collected under the connection's lock:
+    /// the application's code runs here, with the lock released.
+    pub(crate) fn stage_deferred(&mut self) {
+        if let Some(observe) = &self.on_data_frame {
+            for frame in self.frames.drain(..) {
+                observe(&frame);
+            }
+        }
+        let (copy_small, chunk_size) = (self.copy_small, self.chunk_size);
+        for message in self.decoded.drain(..) {
+            self.buffer
+                .stage(&mut self.batch, compact(copy_small, chunk_size, message));
         }
     }
 
     /// Decodes from `buf` (read at `now`) into the batch until a control
     /// frame, a full run, or the end of what was read.
     ///
+    /// With the application's code involved, messages are only collected:
+    /// call [`stage_deferred`](Self::stage_deferred) once the lock is
+    /// released.
+    ///
     /// # Errors
     ///
     /// The server broke the protocol: the connection failed (see
-    /// [`Connection::read`]); what was decoded before stays staged.
+    /// [`Connection::read`]); what was decoded before stays staged (or
+    /// collected).
     #[inline]
     pub(crate) fn decode(
         &mut self,
@@ -79,12 +123,14 @@ impl Ingest {
         buf: &mut BytesMut,
         now: Instant,
     ) -> Result<Stop, ProtocolError> {
+        if self.deferred {
+            return self.decode_deferred(conn, buf, now);
+        }
         let Ingest {
             buffer,
             batch,
             copy_small,
             chunk_size,
-            on_data_frame,
             ..
         } = self;
         let (copy_small, chunk_size) = (*copy_small, *chunk_size);
@@ -101,11 +147,42 @@ impl Ingest {
             }
             control => ControlFlow::Break(Stop::Control(control)),
         };
-        // Two calls rather than one with an optional observer: the check
-        // per frame cost a measurable share at 16-byte messages.
-        let stopped = match on_data_frame {
-            None => conn.read(buf, now, &mut each)?,
-            Some(observe) => conn.read_observed(buf, now, &mut each, |f| observe(f))?,
+        let stopped = conn.read(buf, now, &mut each)?;
+        Ok(stopped.unwrap_or(Stop::NeedMore))
+    }
+
+    /// [`decode`](Self::decode) when the application's code is involved:
+    /// messages and frames are only collected here.
+    #[inline(never)]
+    fn decode_deferred(
+        &mut self,
+        conn: &mut Connection,
+        buf: &mut BytesMut,
+        now: Instant,
+    ) -> Result<Stop, ProtocolError> {
+        let Ingest {
+            batch,
+            decoded,
+            frames,
+            on_data_frame,
+            ..
+        } = self;
+        let staged = batch.len();
+        let mut each = |message| match message {
+            Message::Text(_) | Message::Binary(_) => {
+                decoded.push(message);
+                if staged + decoded.len() >= DELIVER_EVERY {
+                    ControlFlow::Break(Stop::BatchFull)
+                } else {
+                    ControlFlow::Continue(())
+                }
+            }
+            control => ControlFlow::Break(Stop::Control(control)),
+        };
+        let stopped = if on_data_frame.is_some() {
+            conn.read_observed(buf, now, &mut each, |f| frames.push(f.clone()))?
+        } else {
+            conn.read(buf, now, &mut each)?
         };
         Ok(stopped.unwrap_or(Stop::NeedMore))
     }

@@ -447,3 +447,47 @@ async fn drop_oldest_never_sheds_a_critical_message_and_filters_discarded_ones()
     assert_eq!(critical, (0..all).collect::<Vec<_>>());
     assert_in_global_order(&got);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_applications_classifier_and_frame_observer_may_send_from_the_reader_task() {
+    // They run on the reader task, but never under the lock that the
+    // connection's senders need: sending from them must not deadlock.
+    let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
+    let sender: Arc<std::sync::OnceLock<floodgate::tokio::Sender>> = Arc::default();
+    let (from_classifier, from_observer) = (sender.clone(), sender.clone());
+    let sent = |slot: &std::sync::OnceLock<floodgate::tokio::Sender>, text: &'static str| {
+        let sender = slot.get().unwrap().clone();
+        tokio::spawn(async move { sender.send_text(text).await.unwrap() });
+    };
+    let config = BufferConfig::new()
+        .classify(move |m| {
+            if m.as_text() == Some("classify me") {
+                sent(&from_classifier, "from the classifier");
+            }
+            floodgate::buffer::Class::Keep(floodgate::buffer::Priority::NORMAL)
+        })
+        .on_data_frame(move |f| {
+            if &f.payload[..] == b"observe me" {
+                sent(&from_observer, "from the observer");
+            }
+        });
+    let ws = floodgate::Client::builder()
+        .buffer(config)
+        .connect_buffered_async(&server.url())
+        .await
+        .unwrap();
+    sender.set(ws.sender()).unwrap();
+    ws.send_text("classify me").await.unwrap();
+    ws.send_text("observe me").await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < 4 {
+        let m = tokio::time::timeout(Duration::from_secs(5), ws.recv())
+            .await
+            .expect("no deadlock")
+            .unwrap();
+        got.push(m.as_text().unwrap().to_owned());
+    }
+    for expected in ["from the classifier", "from the observer"] {
+        assert!(got.iter().any(|g| g == expected), "{got:?}");
+    }
+}

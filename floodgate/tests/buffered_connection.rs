@@ -796,3 +796,49 @@ fn a_sender_shuts_the_connection_down_from_another_thread() {
         ErrorKind::AlreadyClosed
     ));
 }
+
+#[test]
+fn the_applications_classifier_and_frame_observer_may_send_on_the_same_connection() {
+    // They run on the reader thread, but never under the lock that the
+    // connection's senders need: sending from them must not deadlock.
+    let server = Server::bind("127.0.0.1:0", echo).unwrap();
+    let sender: Arc<std::sync::OnceLock<floodgate::Sender>> = Arc::default();
+    let (from_classifier, from_observer) = (sender.clone(), sender.clone());
+    let config = floodgate::buffer::BufferConfig::new()
+        .classify(move |m| {
+            if m.as_text() == Some("classify me") {
+                from_classifier
+                    .get()
+                    .unwrap()
+                    .send_text("from the classifier")
+                    .unwrap();
+            }
+            floodgate::buffer::Class::Keep(floodgate::buffer::Priority::NORMAL)
+        })
+        .on_data_frame(move |f| {
+            if &f.payload[..] == b"observe me" {
+                from_observer
+                    .get()
+                    .unwrap()
+                    .send_text("from the observer")
+                    .unwrap();
+            }
+        });
+    let ws = Client::builder()
+        .buffer(config)
+        .connect_buffered(&server.url())
+        .unwrap();
+    sender.set(ws.sender()).unwrap();
+    ws.send_text("classify me").unwrap();
+    ws.send_text("observe me").unwrap();
+    let mut got = Vec::new();
+    while got.len() < 4 {
+        let m = ws
+            .recv_timeout(Duration::from_secs(5))
+            .expect("no deadlock");
+        got.push(m.as_text().unwrap().to_owned());
+    }
+    for expected in ["from the classifier", "from the observer"] {
+        assert!(got.iter().any(|g| g == expected), "{got:?}");
+    }
+}

@@ -284,6 +284,13 @@ impl Buffer {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether staging a message calls the application's code (a
+    /// classifier or a conflation key), which a reader must not run under
+    /// a lock its senders need.
+    pub(crate) fn stage_calls_user_code(&self) -> bool {
+        self.classifier.is_some() || self.key_fn.is_some()
+    }
+
     /// The message limit.
     pub fn max_messages(&self) -> usize {
         self.max_messages

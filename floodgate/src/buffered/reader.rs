@@ -150,6 +150,11 @@ impl<S: Transport> Reader<S> {
                 self.ingest
                     .decode(&mut core.conn, &mut self.read_buf, self.read_at)
             };
+            if self.ingest.has_deferred() {
+                // The application's classifier, key or observer: run with
+                // the connection's lock released.
+                self.ingest.stage_deferred();
+            }
             let read_next = matches!(stop, Ok(Stop::NeedMore) | Err(_));
             match stop {
                 Err(_) => {

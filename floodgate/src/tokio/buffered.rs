@@ -188,6 +188,11 @@ impl Reader {
                 self.ingest
                     .decode(&mut conn, &mut core.read_buf, core.read_at)
             };
+            if self.ingest.has_deferred() {
+                // The application's classifier, key or observer: run with
+                // the connection's lock released.
+                self.ingest.stage_deferred();
+            }
             let read_next = matches!(stop, Ok(Stop::NeedMore) | Err(_));
             let mut delivered = false;
             match stop {
