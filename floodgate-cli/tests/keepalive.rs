@@ -157,7 +157,10 @@ fn masked_frame_then_silence() -> Server {
     Server::bind("127.0.0.1:0", |ws, _| {
         use std::io::Write;
         // FIN + text, masked, 2 bytes "hi" under the key 1 2 3 4.
-        let _ = (&*ws.get_ref().tcp()).write_all(&[0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2]);
+        let _ = ws
+            .get_ref()
+            .tcp()
+            .write_all(&[0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2]);
         std::thread::sleep(Duration::from_secs(10));
     })
     .unwrap()

@@ -574,7 +574,7 @@ fn after_a_protocol_error_the_app_reconnects_at_once_not_after_the_close_timeout
         if connection.fetch_add(1, Ordering::SeqCst) == 0 {
             use std::io::Write;
             let masked = [0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
-            let _ = (&*ws.get_ref().tcp()).write_all(&masked);
+            let _ = ws.get_ref().tcp().write_all(&masked);
             std::thread::sleep(Duration::from_secs(10));
         } else {
             let _ = ws.send_text("ok");
