@@ -30,7 +30,7 @@ use std::sync::Arc;
 /// Frames from different threads never interleave. A fragmented message
 /// sent with [`send_frame`](Self::send_frame) must come from one thread at a
 /// time: a data frame from another thread in the middle is refused with
-/// [`ErrorKind::Usage`].
+/// [`ErrorKind::Usage`](crate::ErrorKind::Usage).
 #[derive(Debug)]
 pub struct Sender<S: Transport = Stream> {
     pub(crate) shared: Arc<Shared<S>>,
@@ -56,8 +56,8 @@ impl<S: Transport> Sender<S> {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::AlreadyClosed`] once the connection has ended;
-    /// [`ErrorKind::Usage`] after a close was sent; I/O errors and write
+    /// [`ErrorKind::AlreadyClosed`](crate::ErrorKind::AlreadyClosed) once the connection has ended;
+    /// [`ErrorKind::Usage`](crate::ErrorKind::Usage) after a close was sent; I/O errors and write
     /// timeouts.
     pub fn send(&self, message: impl Into<Message>) -> Result<()> {
         let message = message.into();
@@ -152,7 +152,7 @@ impl<S: Transport> Sender<S> {
     ///
     /// # Errors
     ///
-    /// As for [`send`](Self::send); [`ErrorKind::Usage`] for a frame out of
+    /// As for [`send`](Self::send); [`ErrorKind::Usage`](crate::ErrorKind::Usage) for a frame out of
     /// sequence.
     pub fn send_frame(&self, opcode: OpCode, payload: &[u8], fin: bool) -> Result<()> {
         tracing::trace!(?opcode, len = payload.len(), fin, "sending a frame");
@@ -200,7 +200,7 @@ impl<S: Transport> Sender<S> {
     /// Starts the close handshake and returns at once: the close frame is
     /// sent, the reader stops waiting for room, and it completes the
     /// handshake when the server answers; the consumer then gets
-    /// [`ErrorKind::ConnectionClosed`] after the buffered messages. Unlike
+    /// [`ErrorKind::ConnectionClosed`](crate::ErrorKind::ConnectionClosed) after the buffered messages. Unlike
     /// [`close_with`](Self::close_with) it never waits, so it may be called
     /// from any thread, the reader's callbacks included. Nothing bounds the
     /// server's answer here: a caller that wants a bound waits for the end
@@ -208,8 +208,8 @@ impl<S: Transport> Sender<S> {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Usage`] for a code or reason that must not be sent;
-    /// [`ErrorKind::AlreadyClosed`] when a close was sent already or the
+    /// [`ErrorKind::Usage`](crate::ErrorKind::Usage) for a code or reason that must not be sent;
+    /// [`ErrorKind::AlreadyClosed`](crate::ErrorKind::AlreadyClosed) when a close was sent already or the
     /// connection ended.
     pub fn start_close(&self, frame: Option<CloseFrame>) -> Result<()> {
         self.shared.send_close(frame)
@@ -218,7 +218,7 @@ impl<S: Transport> Sender<S> {
     /// Drops the connection at once, without a close handshake (what to do
     /// with a connection found dead, e.g. no pong in time): the reader
     /// stops, messages already buffered stay readable, and the consumer
-    /// then gets [`ErrorKind::AbnormalClosure`].
+    /// then gets [`ErrorKind::AbnormalClosure`](crate::ErrorKind::AbnormalClosure).
     pub fn shutdown(&self) {
         tracing::debug!("shutting the connection down without a close handshake");
         self.shared.end_transport();
