@@ -29,7 +29,7 @@ use crate::report::Totals;
 use crate::units;
 use floodgate::buffer::Delivered;
 use floodgate::reconnect::{Backoff, Retry};
-use floodgate::{BufferedWebSocket, Client, ErrorKind, TimeoutKind};
+use floodgate::{BufferedWebSocket, Client, ErrorKind};
 use link::Link;
 use output::{Format, Printer};
 use std::io::IsTerminal;
@@ -241,6 +241,14 @@ fn build_client(args: &ConnectArgs) -> Result<Client, CliError> {
         .connect_timeout(args.timeout)
         .redirect_limit(args.redirect_limit)
         .tls_roots(args.tls_roots.into());
+    // The keepalive is the connection's own from its first instant (its
+    // reader sends the pings and keeps the pong deadline).
+    builder = builder
+        .ping_interval(args.ping_interval)
+        .ping_timeout(args.ping_timeout);
+    if !args.ping_payload.is_empty() {
+        builder = builder.ping_payload(args.ping_payload.clone().into_bytes());
+    }
     if args.insecure {
         builder = builder.dangerous_skip_certificate_verification();
     }
@@ -430,23 +438,9 @@ impl Session<'_> {
                 tracing::debug!(error = %e, "closing as asked before the connection was attached");
             }
         }
-        let keepalive = self.args.ping_interval.map(|interval| {
-            conn.keepalive(
-                interval,
-                self.args.ping_timeout,
-                self.args.ping_payload.as_bytes(),
-            )
-        });
+        // A dead connection ends with the pong timeout from the reader.
         let end = self.consume(conn);
         self.link.detach();
-        let timed_out = keepalive.is_some_and(floodgate::keepalive::Keepalive::stop);
-        if timed_out {
-            let pong = ErrorKind::Timeout {
-                kind: TimeoutKind::Pong,
-                after: self.args.ping_timeout,
-            };
-            return Ending::Abnormal(CliError::WebSocket(pong.into()));
-        }
         match end {
             ConsumeEnd::OutputClosed => {
                 // Nobody reads what we print (`| head`): end quietly.

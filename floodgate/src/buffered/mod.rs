@@ -134,12 +134,19 @@ impl<S: Transport> Shared<S> {
                 return Ok(());
             }
             if let Err(e) = write_some(wire, deadline) {
-                if !e.is_timeout() {
-                    // The socket failed: nothing more can be written.
-                    wire.out.clear();
-                    self.end_transport();
+                if e.is_timeout() {
+                    return Err(e);
                 }
-                return Err(e);
+                // The socket failed: nothing more can be written. When a
+                // deadline ended the connection (and shut the socket down
+                // under this write), that end is the error, not the pipe.
+                wire.out.clear();
+                let end = self.core().conn.end().cloned();
+                self.end_transport();
+                return Err(match end {
+                    Some(end) => crate::lifecycle::error_of(&end),
+                    None => e,
+                });
             }
         }
     }
