@@ -10,7 +10,12 @@
 //! (as a pong timeout ([`TimeoutKind::Pong`](crate::TimeoutKind::Pong)));
 //! [`Keepalive::stop`] then says that it was the keepalive's doing. The
 //! same can be set at connect with
-//! [`ClientBuilder::ping_interval`](crate::ClientBuilder::ping_interval).
+//! [`ClientBuilder::ping_interval`](crate::ClientBuilder::ping_interval),
+//! which is better where it can be: the reader then keeps the deadlines
+//! from its first instant. Started on a running connection, the first
+//! ping goes out at once (from the calling thread) and its pong wakes the
+//! reader; if none comes, the reader, which may be asleep on a read with
+//! no deadline of its own, notices within a second at the latest.
 //!
 //! ```
 //! use std::time::Duration;
