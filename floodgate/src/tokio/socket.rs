@@ -83,7 +83,7 @@ impl WebSocket {
             options.timeouts(),
             now,
         );
-        conn.set_deflate(response.deflate);
+        conn.set_deflate(response.deflate.clone());
         #[cfg(unix)]
         let fd = stream.raw_fd();
         let (read, write) = ::tokio::io::split(stream);
@@ -98,6 +98,7 @@ impl WebSocket {
                 status: response.status,
                 headers: response.headers,
                 subprotocol: response.subprotocol,
+                deflate: response.deflate,
             },
         ));
         let core = Core {
@@ -165,7 +166,23 @@ impl WebSocket {
         self.receiver.recv_frame().await
     }
 
-    super::delegate_sends!(send, send_text, send_binary, send_frame, ping, pong);
+    /// Sends a message (text, binary, ping, pong; a `Close` message runs
+    /// [`close_with`](Self::close_with), as the blocking
+    /// [`crate::WebSocket::send`] does: hence `&mut self`, since the close
+    /// handshake receives).
+    ///
+    /// # Errors
+    ///
+    /// As for [`Sender::send`]; for a `Close` message, as for
+    /// [`close`](Self::close).
+    pub async fn send(&mut self, message: impl Into<Message>) -> Result<()> {
+        match message.into() {
+            Message::Close(frame) => self.close_with(frame).await,
+            message => self.sender.send(message).await,
+        }
+    }
+
+    super::delegate_sends!(send_text, send_binary, send_frame, ping, pong);
 
     /// Closes the connection: sends a close frame with `code` and
     /// `reason`, waits up to `close_timeout` for the server's close
@@ -204,7 +221,7 @@ impl WebSocket {
                 return Err(floodgate_proto::UsageError::Closed.into());
             }
         }
-        let sent = self.sender.close_with(frame).await;
+        let sent = self.sender.start_close(frame).await;
         if let Err(e) = &sent {
             if matches!(e.kind(), ErrorKind::Usage(_)) {
                 return sent;
@@ -224,6 +241,18 @@ impl WebSocket {
             }
         };
         sent.and(closed)
+    }
+
+    /// Sends a close frame and returns at once, as the blocking
+    /// [`crate::WebSocket::start_close`]: the close deadline starts; keep
+    /// receiving to see the server's answer (`recv` then returns
+    /// [`ErrorKind::ConnectionClosed`]).
+    ///
+    /// # Errors
+    ///
+    /// As for [`Sender::start_close`].
+    pub async fn start_close(&mut self, frame: Option<CloseFrame>) -> Result<()> {
+        self.sender.start_close(frame).await
     }
 
     /// Takes the receiving state and the sender, for the buffered
@@ -254,8 +283,9 @@ impl WebSocket {
     }
 
     /// Ends the connection at once, without a close handshake (the
-    /// server sees the TCP connection end: close code 1006 on its side).
-    /// Later calls fail with [`ErrorKind::AlreadyClosed`].
+    /// server sees the TCP connection end: close code 1006 on its side), as
+    /// the blocking [`crate::WebSocket::shutdown`]. Later calls fail with
+    /// [`ErrorKind::AlreadyClosed`].
     pub async fn shutdown(&mut self) {
         let deadline = Instant::now() + self.sender.shared.close_timeout;
         match self.receiver.core_before(deadline).await {
@@ -286,9 +316,10 @@ impl WebSocket {
         self.sender.shared.handshake.subprotocol.as_deref()
     }
 
-    /// permessage-deflate as negotiated, or `None`.
-    pub fn deflate(&self) -> Option<PerMessageDeflate> {
-        self.sender.shared.conn().deflate().cloned()
+    /// permessage-deflate as negotiated, or `None` (see the blocking
+    /// [`crate::WebSocket::deflate`]).
+    pub fn deflate(&self) -> Option<&PerMessageDeflate> {
+        self.sender.shared.handshake.deflate.as_ref()
     }
 
     /// The handshake status (101).
