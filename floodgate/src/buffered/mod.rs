@@ -404,8 +404,10 @@ impl<S: Transport + Send + 'static> BufferedWebSocket<S> {
 }
 
 impl<S: Transport + Send + 'static> BufferedWebSocket<S> {
-    /// Pings the server every `interval`; with `timeout`, ends the
-    /// connection when no pong answers a ping within `timeout` (see
+    /// Pings the server at once and then every `interval` (as the async
+    /// [`BufferedWebSocket::keepalive`](crate::tokio::BufferedWebSocket::keepalive));
+    /// with `timeout`, ends the connection when no pong answers a ping
+    /// within `timeout` (see
     /// [`crate::keepalive`]). The pings and the deadline are the reader
     /// thread's (the same as [`ClientBuilder::ping_interval`](crate::ClientBuilder::ping_interval)
     /// and [`ping_timeout`](crate::ClientBuilder::ping_timeout) set at
