@@ -37,6 +37,11 @@ use tokio::time::Instant;
 /// [`WebSocket::into_buffered`]. Must be used inside a tokio runtime: the
 /// reader is a task. Dropping it stops the reader task.
 ///
+/// Its methods have the blocking connection's names and contracts
+/// (`recv_batch(max, wait)`, `close` that waits, `start_close` that does
+/// not, `shutdown`, `deflate`, ...); where the blocking one has
+/// [`messages`](crate::BufferedWebSocket::messages), this is a [`Stream`].
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> floodgate::Result<()> {
@@ -596,10 +601,13 @@ impl BufferedWebSocket {
     ///
     /// # Errors
     ///
+    /// As the blocking [`crate::BufferedWebSocket::close`]:
     /// [`ErrorKind::Usage`] for a code that must not be sent or a reason
-    /// over 123 bytes (nothing is sent); [`ErrorKind::Timeout`] when the
-    /// reader did not end in time (it is stopped and the transport shut
-    /// down); [`ErrorKind::AlreadyClosed`].
+    /// over 123 bytes (nothing is sent), or when a close was sent already;
+    /// [`ErrorKind::Timeout`] when the server did not answer in time (the
+    /// transport is shut down); [`ErrorKind::AbnormalClosure`] or another
+    /// error when the connection ended otherwise;
+    /// [`ErrorKind::AlreadyClosed`] once the connection has ended.
     pub async fn close(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<()> {
         self.close_with(Some(CloseFrame::new(code.into(), reason)))
             .await

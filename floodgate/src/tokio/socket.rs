@@ -54,6 +54,12 @@ pub(super) struct CoreParts {
 /// # }
 /// ```
 ///
+/// Its methods have the blocking [`crate::WebSocket`]'s names and
+/// contracts; where the blocking one has
+/// [`messages`](crate::WebSocket::messages), this is a [`Stream`], and the
+/// blocking-only timeout setters are left to the caller
+/// (`tokio::time::timeout` around the cancel-safe [`recv`](Self::recv)).
+///
 /// Dropping it ends the connection without a close handshake.
 pub struct WebSocket {
     receiver: Receiver,
@@ -196,11 +202,13 @@ impl WebSocket {
     ///
     /// # Errors
     ///
+    /// As the blocking [`crate::WebSocket::close`]:
     /// [`ErrorKind::Usage`] for a code that must not be sent or a reason
-    /// over 123 bytes (nothing is sent); [`ErrorKind::Timeout`] or
-    /// [`ErrorKind::AbnormalClosure`] when the server did not answer with
-    /// a close (the transport is shut down all the same);
-    /// [`ErrorKind::AlreadyClosed`].
+    /// over 123 bytes (nothing is sent), or when a close was sent already;
+    /// [`ErrorKind::Timeout`] or [`ErrorKind::AbnormalClosure`] when the
+    /// server did not answer with a close (the transport is shut down all
+    /// the same); [`ErrorKind::AlreadyClosed`] once the connection has
+    /// ended.
     pub async fn close(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<()> {
         self.close_with(Some(CloseFrame::new(code.into(), reason)))
             .await
