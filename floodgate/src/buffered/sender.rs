@@ -8,6 +8,8 @@
 //! never interleave on the wire and a close is always the last frame sent.
 
 use super::Shared;
+#[cfg(doc)]
+use crate::error::ErrorKind;
 use crate::error::Result;
 use crate::stream::{Stream, Transport};
 use floodgate_proto::connection::Connection;
