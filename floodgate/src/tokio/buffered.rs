@@ -521,16 +521,18 @@ impl BufferedWebSocket {
         max: usize,
         wait: std::time::Duration,
     ) -> Result<usize> {
-        let mut sleep = std::pin::pin!(::tokio::time::sleep(wait));
+        // A wait past the clock's range (`Duration::MAX`) needs no timer.
+        let deadline = Instant::now().checked_add(wait);
+        let mut sleep = std::pin::pin!(deadline.map(::tokio::time::sleep_until));
         std::future::poll_fn(|cx| match self.buffer.poll_recv_batch(cx, out, max) {
             Poll::Ready(taken) => Poll::Ready(taken.map_err(Error::from)),
-            Poll::Pending => match sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => {
+            Poll::Pending => match sleep.as_mut().as_pin_mut().map(|s| s.poll(cx)) {
+                Some(Poll::Ready(())) => {
                     // No message in time: the buffer need not wake us.
                     self.buffer.forget_consumer(cx.waker());
                     Poll::Ready(Ok(0))
                 }
-                Poll::Pending => Poll::Pending,
+                _ => Poll::Pending,
             },
         })
         .await
