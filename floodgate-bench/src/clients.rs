@@ -407,7 +407,7 @@ pub fn floodgate_async(url: &str) -> Result<Outcome, BoxError> {
 /// `connect_buffered_async` with the default buffer (`Overflow::Block`,
 /// 4096 messages, 64 MiB), whose reader task (on the same thread) decodes
 /// into the buffer while this task takes up to [`BUFFERED_BATCH`] messages
-/// per `recv_batch` call (which returns a new `Vec` each time). The run
+/// per `recv_batch` call (no bound on the wait; a new `Vec` each time). The run
 /// ends when the buffer reports the close handshake.
 #[cfg(feature = "floodgate-client")]
 pub fn floodgate_async_buffered(url: &str) -> Result<Outcome, BoxError> {
@@ -421,7 +421,7 @@ pub fn floodgate_async_buffered(url: &str) -> Result<Outcome, BoxError> {
             .await?;
         let (mut messages, mut bytes) = (0u64, 0u64);
         loop {
-            match ws.recv_batch(BUFFERED_BATCH).await {
+            match ws.recv_batch(BUFFERED_BATCH, Duration::MAX).await {
                 Ok(batch) => {
                     for m in &batch {
                         messages += 1;

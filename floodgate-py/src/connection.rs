@@ -390,7 +390,7 @@ impl Connection {
             .start_close(Some(CloseFrame::new(CloseCode(code), reason)))
         {
             Ok(()) => {}
-            Err(e) if matches!(e.kind(), ErrorKind::AlreadyClosed) => {
+            Err(e) if closed_already(&e) => {
                 // Closed already (by the server, or by an earlier close):
                 // the end, if it has come, says how.
                 loop {
@@ -428,7 +428,7 @@ impl Connection {
             .sender
             .start_close(Some(CloseFrame::new(CloseCode(code), reason)))
         {
-            Err(e) if !matches!(e.kind(), ErrorKind::AlreadyClosed) => Err(to_py(py, e)),
+            Err(e) if !closed_already(&e) => Err(to_py(py, e)),
             _ => Ok(()),
         }
     }
@@ -597,4 +597,14 @@ impl Connection {
             _ => to_py(py, end),
         }
     }
+}
+
+/// A close refused because one was sent already (`Usage(Closed)`, while
+/// the handshake runs) or the connection ended (`AlreadyClosed`): for
+/// Python, closing twice is not an error.
+fn closed_already(e: &floodgate::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::AlreadyClosed | ErrorKind::Usage(floodgate::UsageError::Closed)
+    )
 }

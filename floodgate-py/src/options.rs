@@ -79,7 +79,9 @@ impl ConnectOptions {
             b = b.subprotocol(protocol);
         }
         if let Some(timeout) = seconds("timeout", self.timeout)? {
-            b = b.connect_timeout(timeout).write_timeout(Some(timeout));
+            b = b
+                .connect_timeout(Some(timeout))
+                .write_timeout(Some(timeout));
         }
         if let Some(timeout) = seconds("close_timeout", self.close_timeout)? {
             b = b.close_timeout(timeout);

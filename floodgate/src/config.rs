@@ -203,7 +203,7 @@ impl Options {
 /// let ws = floodgate::Client::builder()
 ///     .header("Authorization", "Bearer s3cr3t")
 ///     .subprotocol("v2.chat")
-///     .connect_timeout(Duration::from_secs(5))
+///     .connect_timeout(Some(Duration::from_secs(5)))
 ///     .max_message_size(Some(1 << 20))
 ///     .connect("ws://127.0.0.1:9001/feed")?;
 /// # Ok::<(), floodgate::Error>(())
@@ -277,15 +277,12 @@ impl ClientBuilder {
         self
     }
 
-    /// Limits the TCP connect and the handshake together.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.options.connect_timeout = Some(timeout);
-        self
-    }
-
-    /// Waits for the TCP connect and handshake without limit.
-    pub fn no_connect_timeout(mut self) -> Self {
-        self.options.connect_timeout = None;
+    /// Limits the whole connect (name lookup, proxy, TCP, TLS, the
+    /// WebSocket handshake, redirects) together (`None`: no limit; the
+    /// default is 30 s). Like every optional timeout here, it takes an
+    /// `Option<Duration>`.
+    pub fn connect_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.options.connect_timeout = timeout;
         self
     }
 
@@ -309,7 +306,10 @@ impl ClientBuilder {
         self
     }
 
-    /// How long `close` waits for the server's answer.
+    /// How long `close` waits for the server's answer (and a client for
+    /// the server to end TCP after it). A `Duration`, not an `Option`: the
+    /// close handshake is always bounded, since a connection whose server
+    /// never answers must still end. Default 5 s.
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.options.close_timeout = timeout;
         self
@@ -317,7 +317,8 @@ impl ClientBuilder {
 
     /// How long a connection this side failed (a protocol error of the
     /// server's) waits for the server's close before the transport is
-    /// dropped. Default 50 ms. See [`Options::fail_grace`].
+    /// dropped. Default 50 ms. See [`Options::fail_grace`]. A `Duration`,
+    /// not an `Option`: a failed connection always lets its transport go.
     pub fn fail_grace(mut self, grace: Duration) -> Self {
         self.options.fail_grace = grace;
         self

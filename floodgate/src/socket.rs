@@ -568,10 +568,10 @@ impl<S: Transport> WebSocket<S> {
     /// # Errors
     ///
     /// [`ErrorKind::Usage`] for a code that must not be sent or a reason
-    /// over 123 bytes (nothing is sent); [`ErrorKind::Timeout`] or
-    /// [`ErrorKind::AbnormalClosure`] when the server did not answer with a
-    /// close (the socket is shut down all the same);
-    /// [`ErrorKind::AlreadyClosed`].
+    /// over 123 bytes (nothing is sent), or when a close was sent already;
+    /// [`ErrorKind::Timeout`] or [`ErrorKind::AbnormalClosure`] when the
+    /// server did not answer with a close (the socket is shut down all the
+    /// same); [`ErrorKind::AlreadyClosed`] once the connection has ended.
     pub fn close(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<()> {
         self.close_with(Some(CloseFrame::new(code.into(), reason)))
     }
@@ -597,6 +597,28 @@ impl<S: Transport> WebSocket<S> {
             Some(end) => Err(lifecycle::error_of(end)),
             None => Err(ErrorKind::AbnormalClosure.into()),
         }
+    }
+
+    /// Sends a close frame and returns at once, without waiting for the
+    /// server's answer: the close deadline starts; keep receiving to see the
+    /// answer ([`recv`](Self::recv) then returns
+    /// [`ErrorKind::ConnectionClosed`]). The same contract as
+    /// [`Sender::start_close`](crate::Sender::start_close) and the async
+    /// `start_close`s; [`close`](Self::close) sends and waits.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Usage`] for a code or reason that must not be sent
+    /// (nothing is sent), or when a close was sent already;
+    /// [`ErrorKind::AlreadyClosed`] once the connection has ended; I/O
+    /// errors and write timeouts.
+    pub fn start_close(&mut self, frame: Option<CloseFrame>) -> Result<()> {
+        self.check_open()?;
+        if !self.conn.can_send() {
+            return Err(UsageError::Closed.into());
+        }
+        self.conn.close(frame.as_ref(), Instant::now())?;
+        self.flush_output()
     }
 
     /// Drops the connection at once, without a close handshake (the server
@@ -705,6 +727,15 @@ impl<S: Transport> WebSocket<S> {
     /// Sets the read timeout (`None`: block): a wait for data in
     /// [`recv`](Self::recv) longer than this fails with
     /// [`ErrorKind::Timeout`] and the connection stays usable.
+    ///
+    /// Blocking only, as are [`set_write_timeout`](Self::set_write_timeout),
+    /// [`set_timeout`](Self::set_timeout) and
+    /// [`read_timeout`](Self::read_timeout): a blocking call can be bounded
+    /// only by the connection, while an async one is bounded by its caller
+    /// (`tokio::time::timeout` around a cancel-safe `recv`); the async
+    /// connection keeps the builder's
+    /// [`read_timeout`](crate::ClientBuilder::read_timeout) and
+    /// [`write_timeout`](crate::ClientBuilder::write_timeout).
     ///
     /// # Errors
     ///

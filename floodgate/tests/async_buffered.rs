@@ -367,7 +367,7 @@ async fn batches_stream_and_close_of_a_buffered_connection() {
     }
     let mut got = Vec::new();
     while got.len() < 50 {
-        let batch = ws.recv_batch(64).await.unwrap();
+        let batch = ws.recv_batch(64, Duration::from_secs(10)).await.unwrap();
         assert!(!batch.is_empty() && batch.len() <= 64);
         got.extend(batch.into_iter().map(|d| d.into_message()));
     }

@@ -112,7 +112,7 @@ async fn wss_reaches_a_server_signed_by_a_trusted_ca_and_refuses_a_wrong_name() 
         Client::builder()
             .tls_roots(RootCertificates::None)
             .add_root_certificates_pem(ca.pem().as_bytes())
-            .connect_timeout(Duration::from_secs(10))
+            .connect_timeout(Some(Duration::from_secs(10)))
     };
     let mut ws = trusting()
         .connect_async(&format!("wss://localhost:{port}/"))
@@ -248,7 +248,7 @@ async fn a_refused_connection_and_a_bad_url_are_typed_errors() {
     // A server that never answers the handshake: the connect timeout.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let err = Client::builder()
-        .connect_timeout(Duration::from_millis(200))
+        .connect_timeout(Some(Duration::from_millis(200)))
         .connect_async(&format!("ws://{}/", silent.local_addr().unwrap()))
         .await
         .unwrap_err();

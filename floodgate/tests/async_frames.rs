@@ -74,7 +74,11 @@ async fn fragments_sent_with_send_frame_come_back_as_one_frame_after_the_pong() 
         (frame.fin, frame.opcode, &frame.payload[..]),
         (true, OpCode::Text, "fragmenté!".as_bytes())
     );
-    sender.close(1000, "").await.unwrap();
+    // The receiver reads the answer in this task: send the close and return.
+    sender
+        .start_close(Some(floodgate::CloseFrame::new(1000, "")))
+        .await
+        .unwrap();
     let close = receiver.recv_frame().await.expect("the server's close");
     assert_eq!(close.opcode, OpCode::Close);
     assert_eq!(&close.payload[..2], &1000u16.to_be_bytes());

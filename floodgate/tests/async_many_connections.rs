@@ -36,7 +36,7 @@ async fn a_thousand_connections_each_get_all_their_messages_in_order() {
             tokio::spawn(async move {
                 let permit = connecting.acquire().await.unwrap();
                 let mut ws = floodgate::Client::builder()
-                    .connect_timeout(Duration::from_secs(30))
+                    .connect_timeout(Some(Duration::from_secs(30)))
                     .connect_async(&url)
                     .await
                     .unwrap_or_else(|e| panic!("connection {id}: {e}"));

@@ -73,7 +73,8 @@ async fn many_messages_keep_their_order() {
         assert_eq!(message.as_text(), Some(i.to_string().as_str()));
     }
     let sender = writer.await.unwrap();
-    sender.close(1000, "").await.unwrap();
+    // This task receives the answer: send the close and return.
+    sender.start_close(None).await.unwrap();
     let err = receiver.recv().await.unwrap_err();
     assert!(err.is_closed(), "{err}");
     ws.close(1000, "").await.unwrap();
@@ -136,7 +137,11 @@ async fn split_halves_work_from_two_tasks_and_senders_clone() {
         writer.await.unwrap();
     }
     let mut receiver = reader.await.unwrap();
-    sender.close(4000, "done").await.unwrap();
+    // This task receives the answer: send the close and return.
+    sender
+        .start_close(Some(CloseFrame::new(4000, "done")))
+        .await
+        .unwrap();
     // The server's answer echoes the code (without the reason).
     let err = receiver.recv().await.unwrap_err();
     assert_eq!(err.close_frame(), Some(&CloseFrame::new(4000, "")));

@@ -340,7 +340,7 @@ fn tls_client(proxy: &str, ca: &TestCa) -> Client {
         .proxy_from_env(false)
         .tls_roots(RootCertificates::None)
         .add_root_certificates_pem(ca.pem().as_bytes())
-        .connect_timeout(Duration::from_secs(10))
+        .connect_timeout(Some(Duration::from_secs(10)))
         .build()
         .unwrap_or_else(|e| panic!("{proxy}: {e}"))
 }
@@ -349,7 +349,7 @@ fn client(proxy: &str) -> Client {
     Client::builder()
         .proxy(proxy)
         .proxy_from_env(false)
-        .connect_timeout(Duration::from_secs(10))
+        .connect_timeout(Some(Duration::from_secs(10)))
         .build()
         .unwrap_or_else(|e| panic!("{proxy}: {e}"))
 }
@@ -705,7 +705,7 @@ fn connect_within(proxy: &str, timeout: Duration) -> (Duration, String, ProxyErr
     let client = Client::builder()
         .proxy(proxy)
         .proxy_from_env(false)
-        .connect_timeout(timeout)
+        .connect_timeout(Some(timeout))
         .max_handshake_size(4096)
         .build()
         .unwrap();
@@ -926,7 +926,7 @@ fn async_connect_within(proxy: &str, timeout: Duration) -> (Duration, String, Pr
     let client = Client::builder()
         .proxy(proxy)
         .proxy_from_env(false)
-        .connect_timeout(timeout)
+        .connect_timeout(Some(timeout))
         .max_handshake_size(4096)
         .build()
         .unwrap();
@@ -975,7 +975,7 @@ fn a_cancelled_async_connect_through_a_silent_proxy_closes_its_socket_at_once() 
         let client = Client::builder()
             .proxy(format!("{scheme}://127.0.0.1:{port}").as_str())
             .proxy_from_env(false)
-            .connect_timeout(Duration::from_secs(30))
+            .connect_timeout(Some(Duration::from_secs(30)))
             .build()
             .unwrap();
         let cancelled = runtime().block_on(async {

@@ -20,7 +20,7 @@ fn trusting(ca: &TestCa) -> ClientBuilder {
     Client::builder()
         .tls_roots(RootCertificates::None)
         .add_root_certificates_pem(ca.pem().as_bytes())
-        .connect_timeout(Duration::from_secs(10))
+        .connect_timeout(Some(Duration::from_secs(10)))
 }
 
 fn tls_failure(result: floodgate::Result<floodgate::WebSocket>) -> TlsFailure {
@@ -219,7 +219,7 @@ fn a_server_that_does_not_speak_tls_gives_a_handshake_failure() {
     let url = format!("wss://127.0.0.1:{}/", plain.local_addr().port());
     let err = Client::builder()
         .tls_roots(RootCertificates::Mozilla)
-        .connect_timeout(Duration::from_secs(5))
+        .connect_timeout(Some(Duration::from_secs(5)))
         .connect(&url)
         .map(|_| ())
         .unwrap_err();

@@ -238,7 +238,7 @@ fn build_client(args: &ConnectArgs) -> Result<Client, CliError> {
     }
 
     let mut builder = Client::builder()
-        .connect_timeout(args.timeout)
+        .connect_timeout(Some(args.timeout))
         .redirect_limit(args.redirect_limit)
         .tls_roots(args.tls_roots.into());
     // The keepalive is the connection's own from its first instant (its

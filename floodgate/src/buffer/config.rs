@@ -430,13 +430,26 @@ impl BufferConfig {
         self.classifier.is_some() || sheds_newest
     }
 
-    /// The message limit.
-    pub fn message_limit(&self) -> usize {
+    /// The message limit, as set by [`max_messages`](Self::max_messages)
+    /// (and read from a running buffer with [`Buffer::max_messages`]).
+    /// Named with `get_` because the setter has the name, as in
+    /// `std::process::Command::get_args`.
+    ///
+    /// [`Buffer::max_messages`]: super::Buffer::max_messages
+    ///
+    /// ```
+    /// use floodgate::buffer::BufferConfig;
+    /// assert_eq!(BufferConfig::new().max_messages(10).get_max_messages(), 10);
+    /// ```
+    pub fn get_max_messages(&self) -> usize {
         self.max_messages
     }
 
-    /// The byte limit.
-    pub fn byte_limit(&self) -> usize {
+    /// The byte limit, as set by [`max_bytes`](Self::max_bytes) (and read
+    /// from a running buffer with [`Buffer::max_bytes`]).
+    ///
+    /// [`Buffer::max_bytes`]: super::Buffer::max_bytes
+    pub fn get_max_bytes(&self) -> usize {
         self.max_bytes
     }
 

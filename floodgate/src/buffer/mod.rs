@@ -291,12 +291,12 @@ impl Buffer {
         self.classifier.is_some() || self.key_fn.is_some()
     }
 
-    /// The message limit.
+    /// The message limit (set with [`BufferConfig::max_messages`]).
     pub fn max_messages(&self) -> usize {
         self.max_messages
     }
 
-    /// The byte limit.
+    /// The byte limit (set with [`BufferConfig::max_bytes`]).
     pub fn max_bytes(&self) -> usize {
         self.max_bytes
     }
@@ -655,7 +655,8 @@ impl Buffer {
         }
     }
 
-    fn forget_consumer(&self, waker: &Waker) {
+    /// Forgets a consumer's waker after a wait that timed out.
+    pub(crate) fn forget_consumer(&self, waker: &Waker) {
         self.lock().consumers.retain(|w| !w.will_wake(waker));
     }
 

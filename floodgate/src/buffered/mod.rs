@@ -241,10 +241,11 @@ impl<S: Transport> Shared<S> {
     pub(crate) fn send_close(&self, frame: Option<CloseFrame>) -> Result<()> {
         {
             let mut core = self.core();
-            if core.ended || !core.conn.can_send() {
+            if core.ended || core.conn.end().is_some() {
                 return Err(ErrorKind::AlreadyClosed.into());
             }
-            // An invalid code or reason is refused before anything changes.
+            // An invalid code or reason, or a close sent already, is
+            // refused (`Usage`) before anything changes.
             core.conn.close(frame.as_ref(), Instant::now())?;
         }
         self.buffer.set_closing();
@@ -410,8 +411,10 @@ impl<S: Transport + Send + 'static> BufferedWebSocket<S> {
 }
 
 impl<S: Transport + Send + 'static> BufferedWebSocket<S> {
-    /// Pings the server every `interval`; with `timeout`, ends the
-    /// connection when no pong answers a ping within `timeout` (see
+    /// Pings the server at once and then every `interval` (as the async
+    /// [`BufferedWebSocket::keepalive`](crate::tokio::BufferedWebSocket::keepalive));
+    /// with `timeout`, ends the connection when no pong answers a ping
+    /// within `timeout` (see
     /// [`crate::keepalive`]). The pings and the deadline are the reader
     /// thread's (the same as [`ClientBuilder::ping_interval`](crate::ClientBuilder::ping_interval)
     /// and [`ping_timeout`](crate::ClientBuilder::ping_timeout) set at
@@ -584,9 +587,11 @@ impl<S: Transport> BufferedWebSocket<S> {
     /// # Errors
     ///
     /// [`ErrorKind::Usage`] for a code that must not be sent or a reason
-    /// over 123 bytes (nothing is sent); [`ErrorKind::Timeout`] when the
-    /// server did not answer (the socket is shut down);
-    /// [`ErrorKind::AbnormalClosure`]; [`ErrorKind::AlreadyClosed`].
+    /// over 123 bytes (nothing is sent), or when a close was sent already;
+    /// [`ErrorKind::Timeout`] when the server did not answer (the socket is
+    /// shut down); [`ErrorKind::AbnormalClosure`] or another error when the
+    /// connection ended otherwise; [`ErrorKind::AlreadyClosed`] once the
+    /// connection has ended.
     pub fn close(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<()> {
         self.close_with(Some(CloseFrame::new(code.into(), reason)))
     }
@@ -607,7 +612,20 @@ impl<S: Transport> BufferedWebSocket<S> {
         result
     }
 
-    /// Drops the connection at once, without a close handshake.
+    /// Starts the close handshake and returns at once; see
+    /// [`Sender::start_close`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Sender::start_close`].
+    pub fn start_close(&self, frame: Option<CloseFrame>) -> Result<()> {
+        self.sender.start_close(frame)
+    }
+
+    /// Drops the connection at once, without a close handshake, and waits
+    /// for the reader thread to stop: messages already buffered stay
+    /// readable, then the consumer gets [`ErrorKind::AbnormalClosure`]
+    /// (see [`Sender::shutdown`]).
     pub fn shutdown(&mut self) {
         self.sender.shared.end_transport();
         if let Some(handle) = self.reader.take() {
@@ -627,7 +645,8 @@ impl<S: Transport> BufferedWebSocket<S> {
         self.subprotocol.as_deref()
     }
 
-    /// permessage-deflate as negotiated (see [`crate::WebSocket::deflate`]).
+    /// permessage-deflate as negotiated, or `None` (see
+    /// [`crate::WebSocket::deflate`]).
     pub fn deflate(&self) -> Option<&floodgate_proto::deflate::PerMessageDeflate> {
         self.deflate.as_ref()
     }

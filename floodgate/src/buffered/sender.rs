@@ -8,6 +8,8 @@
 //! never interleave on the wire and a close is always the last frame sent.
 
 use super::Shared;
+#[cfg(doc)]
+use crate::error::ErrorKind;
 use crate::error::Result;
 use crate::stream::{Stream, Transport};
 use floodgate_proto::connection::Connection;
@@ -56,9 +58,9 @@ impl<S: Transport> Sender<S> {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::AlreadyClosed`](crate::ErrorKind::AlreadyClosed) once the connection has ended;
-    /// [`ErrorKind::Usage`](crate::ErrorKind::Usage) after a close was sent; I/O errors and write
-    /// timeouts.
+    /// [`ErrorKind::AlreadyClosed`] once the connection has ended;
+    /// [`ErrorKind::Usage`] after a close was sent; I/O errors and write
+    /// timeouts. For a `Close` message, as for [`close`](Self::close).
     pub fn send(&self, message: impl Into<Message>) -> Result<()> {
         let message = message.into();
         if let Message::Close(frame) = message {
@@ -179,7 +181,11 @@ impl<S: Transport> Sender<S> {
         self.with_writer(|p| p.send_pong(payload))
     }
 
-    /// Closes the connection: see [`crate::BufferedWebSocket::close`].
+    /// Closes the connection: sends a close frame with `code` and `reason`
+    /// and waits up to `close_timeout` for the server's close (read by the
+    /// reader thread); see [`crate::BufferedWebSocket::close`]. The same
+    /// contract as the async [`Sender::close`](crate::tokio::Sender::close);
+    /// [`start_close`](Self::start_close) sends and returns.
     ///
     /// # Errors
     ///
@@ -202,15 +208,16 @@ impl<S: Transport> Sender<S> {
     /// handshake when the server answers; the consumer then gets
     /// [`ErrorKind::ConnectionClosed`](crate::ErrorKind::ConnectionClosed) after the buffered messages. Unlike
     /// [`close_with`](Self::close_with) it never waits, so it may be called
-    /// from any thread, the reader's callbacks included. Nothing bounds the
-    /// server's answer here: a caller that wants a bound waits for the end
-    /// itself and calls [`shutdown`](Self::shutdown) when it is late.
+    /// from any thread, the reader's callbacks included. The connection's
+    /// close deadline (`close_timeout`) still bounds the server's answer:
+    /// the reader ends the connection when it passes. The same contract as
+    /// the async [`Sender::start_close`](crate::tokio::Sender::start_close).
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Usage`](crate::ErrorKind::Usage) for a code or reason that must not be sent;
-    /// [`ErrorKind::AlreadyClosed`](crate::ErrorKind::AlreadyClosed) when a close was sent already or the
-    /// connection ended.
+    /// [`ErrorKind::Usage`] for a code or reason that must not be sent
+    /// (nothing is sent), or when a close was sent already;
+    /// [`ErrorKind::AlreadyClosed`] once the connection has ended.
     pub fn start_close(&self, frame: Option<CloseFrame>) -> Result<()> {
         self.shared.send_close(frame)
     }
@@ -218,7 +225,7 @@ impl<S: Transport> Sender<S> {
     /// Drops the connection at once, without a close handshake (what to do
     /// with a connection found dead, e.g. no pong in time): the reader
     /// stops, messages already buffered stay readable, and the consumer
-    /// then gets [`ErrorKind::AbnormalClosure`](crate::ErrorKind::AbnormalClosure).
+    /// then gets [`ErrorKind::AbnormalClosure`]. It never waits.
     pub fn shutdown(&self) {
         tracing::debug!("shutting the connection down without a close handshake");
         self.shared.end_transport();

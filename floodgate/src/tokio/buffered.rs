@@ -12,7 +12,7 @@
 use super::receiver::{Core, Read};
 use super::sender::Sender;
 use super::socket::{CoreParts, WebSocket};
-use crate::buffer::{Buffer, BufferConfig, BufferError, Delivered, Pushed, Stats};
+use crate::buffer::{Buffer, BufferConfig, BufferError, Delivered, Pushed, RecvError, Stats};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ingest::{Ingest, Stop};
 use crate::lifecycle::earliest;
@@ -36,6 +36,11 @@ use tokio::time::Instant;
 /// [`buffer`](crate::ClientBuilder::buffer) options) or
 /// [`WebSocket::into_buffered`]. Must be used inside a tokio runtime: the
 /// reader is a task. Dropping it stops the reader task.
+///
+/// Its methods have the blocking connection's names and contracts
+/// (`recv_batch(max, wait)`, `close` that waits, `start_close` that does
+/// not, `shutdown`, `deflate`, ...); where the blocking one has
+/// [`messages`](crate::BufferedWebSocket::messages), this is a [`Stream`].
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -451,8 +456,42 @@ impl BufferedWebSocket {
         Ok(std::future::poll_fn(|cx| self.buffer.poll_recv(cx)).await?)
     }
 
-    /// Takes up to `max` messages at once, waiting until there is at least
-    /// one.
+    /// Waits at most `timeout` for the next message, as the blocking
+    /// [`crate::BufferedWebSocket::recv_timeout`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe, as [`recv`](Self::recv).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Timeout`] when none came (the connection stays usable);
+    /// otherwise as for [`recv`](Self::recv).
+    pub async fn recv_timeout(&self, timeout: std::time::Duration) -> Result<Delivered> {
+        let mut out = Vec::with_capacity(1);
+        if self.recv_batch_into(&mut out, 1, timeout).await? == 0 {
+            return Err(RecvError::TimedOut(timeout).into());
+        }
+        Ok(out.pop().expect("one message was taken"))
+    }
+
+    /// Takes every buffered message, up to `max`, waiting at most `wait`
+    /// for the first; empty when none came in time. The same contract as
+    /// the blocking [`crate::BufferedWebSocket::recv_batch`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> floodgate::Result<()> {
+    /// use std::time::Duration;
+    /// # let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
+    /// let ws = floodgate::Client::default().connect_buffered_async(&server.url()).await?;
+    /// assert!(ws.recv_batch(100, Duration::from_millis(10)).await?.is_empty());
+    /// ws.send_text("one").await?;
+    /// let batch = ws.recv_batch(100, Duration::from_secs(5)).await?;
+    /// assert_eq!(batch[0].as_text(), Some("one"));
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Cancel safety
     ///
@@ -461,10 +500,47 @@ impl BufferedWebSocket {
     /// # Errors
     ///
     /// As for [`recv`](Self::recv).
-    pub async fn recv_batch(&self, max: usize) -> Result<Vec<Delivered>> {
+    pub async fn recv_batch(
+        &self,
+        max: usize,
+        wait: std::time::Duration,
+    ) -> Result<Vec<Delivered>> {
         let mut out = Vec::new();
-        std::future::poll_fn(|cx| self.buffer.poll_recv_batch(cx, &mut out, max)).await?;
+        self.recv_batch_into(&mut out, max, wait).await?;
         Ok(out)
+    }
+
+    /// [`recv_batch`](Self::recv_batch) into a vector the caller reuses;
+    /// returns how many messages were appended (0: none came in time).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe, as [`recv`](Self::recv).
+    ///
+    /// # Errors
+    ///
+    /// As for [`recv`](Self::recv).
+    pub async fn recv_batch_into(
+        &self,
+        out: &mut Vec<Delivered>,
+        max: usize,
+        wait: std::time::Duration,
+    ) -> Result<usize> {
+        // A wait past the clock's range (`Duration::MAX`) needs no timer.
+        let deadline = Instant::now().checked_add(wait);
+        let mut sleep = std::pin::pin!(deadline.map(::tokio::time::sleep_until));
+        std::future::poll_fn(|cx| match self.buffer.poll_recv_batch(cx, out, max) {
+            Poll::Ready(taken) => Poll::Ready(taken.map_err(Error::from)),
+            Poll::Pending => match sleep.as_mut().as_pin_mut().map(|s| s.poll(cx)) {
+                Some(Poll::Ready(())) => {
+                    // No message in time: the buffer need not wake us.
+                    self.buffer.forget_consumer(cx.waker());
+                    Poll::Ready(Ok(0))
+                }
+                _ => Poll::Pending,
+            },
+        })
+        .await
     }
 
     /// A message if one is buffered, without waiting.
@@ -518,7 +594,7 @@ impl BufferedWebSocket {
         }
     }
 
-    super::delegate_sends!(send, send_text, send_binary, send_frame, ping);
+    super::delegate_sends!(send, send_text, send_binary, send_frame, ping, pong);
 
     /// Closes the connection: the buffer stops blocking the reader
     /// (messages that do not fit from now on are dropped and counted as
@@ -532,10 +608,13 @@ impl BufferedWebSocket {
     ///
     /// # Errors
     ///
+    /// As the blocking [`crate::BufferedWebSocket::close`]:
     /// [`ErrorKind::Usage`] for a code that must not be sent or a reason
-    /// over 123 bytes (nothing is sent); [`ErrorKind::Timeout`] when the
-    /// reader did not end in time (it is stopped and the transport shut
-    /// down); [`ErrorKind::AlreadyClosed`].
+    /// over 123 bytes (nothing is sent), or when a close was sent already;
+    /// [`ErrorKind::Timeout`] when the server did not answer in time (the
+    /// transport is shut down); [`ErrorKind::AbnormalClosure`] or another
+    /// error when the connection ended otherwise;
+    /// [`ErrorKind::AlreadyClosed`] once the connection has ended.
     pub async fn close(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<()> {
         self.close_with(Some(CloseFrame::new(code.into(), reason)))
             .await
@@ -547,7 +626,7 @@ impl BufferedWebSocket {
     ///
     /// As for [`close`](Self::close).
     pub async fn close_with(&mut self, frame: Option<CloseFrame>) -> Result<()> {
-        self.sender.close_with(frame).await?;
+        self.sender.start_close(frame).await?;
         self.buffer.set_closing();
         let Some(mut reader) = self.reader.take() else {
             return Ok(());
@@ -583,6 +662,41 @@ impl BufferedWebSocket {
         }
     }
 
+    /// Starts the close handshake and returns at once: see
+    /// [`Sender::start_close`]. The reader task completes the handshake;
+    /// the consumer then gets [`ErrorKind::ConnectionClosed`] after the
+    /// buffered messages.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Sender::start_close`].
+    pub async fn start_close(&self, frame: Option<CloseFrame>) -> Result<()> {
+        self.buffer.set_closing();
+        self.sender.start_close(frame).await
+    }
+
+    /// Drops the connection at once, without a close handshake, as the
+    /// blocking [`crate::BufferedWebSocket::shutdown`]: the socket is shut
+    /// down (a send blocked on it is freed), the reader stops waiting for
+    /// room, messages already buffered stay readable, and the consumer
+    /// then gets [`ErrorKind::AbnormalClosure`]. Waits for the reader task
+    /// to stop (it drops the transport within `fail_grace`).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: the connection is dropped at the first poll; the rest
+    /// only waits for the reader task.
+    pub async fn shutdown(&mut self) {
+        self.sender.shutdown();
+        self.buffer.set_closing();
+        if let Some(mut reader) = self.reader.take() {
+            let guard = self.sender.shared.close_timeout + GUARD;
+            if ::tokio::time::timeout(guard, &mut reader).await.is_err() {
+                reader.abort();
+            }
+        }
+    }
+
     /// Whether the connection is open (no close sent or received).
     pub fn is_open(&self) -> bool {
         self.sender.is_open()
@@ -591,6 +705,12 @@ impl BufferedWebSocket {
     /// The subprotocol the server selected.
     pub fn subprotocol(&self) -> Option<&str> {
         self.sender.shared.handshake.subprotocol.as_deref()
+    }
+
+    /// permessage-deflate as negotiated, or `None` (see the blocking
+    /// [`crate::WebSocket::deflate`]).
+    pub fn deflate(&self) -> Option<&floodgate_proto::deflate::PerMessageDeflate> {
+        self.sender.shared.handshake.deflate.as_ref()
     }
 
     /// The handshake status (101).

@@ -22,8 +22,9 @@ use super::stream::AsyncStream;
 use crate::error::{Error, ErrorKind, Result, TimeoutKind};
 use crate::lifecycle::{earliest, error_of};
 use bytes::{Buf, BytesMut};
-use floodgate_proto::connection::Connection;
-use floodgate_proto::{CloseCode, CloseFrame, Message, OpCode, State};
+use floodgate_proto::connection::{Connection, End};
+use floodgate_proto::deflate::PerMessageDeflate;
+use floodgate_proto::{CloseCode, CloseFrame, Message, OpCode};
 use futures_sink::Sink;
 use http::{HeaderMap, StatusCode};
 use std::fmt;
@@ -60,6 +61,11 @@ pub(super) struct Shared {
     /// Told when the buffered connection's reader reported the end (for
     /// a waiting `close`).
     pub(super) end_reported: ::tokio::sync::Notify,
+    /// Told when the connection's end was decided, by whichever task
+    /// decided it (for [`Sender::close`], which waits for it).
+    end_decided: ::tokio::sync::Notify,
+    /// `end_decided` was told.
+    end_told: AtomicBool,
     /// The socket, to shut down without the writer's lock (which a write
     /// to a peer that stopped reading may hold for ever). Valid while the
     /// write half, which `writer` owns, is alive.
@@ -73,6 +79,43 @@ pub(super) struct Handshake {
     pub(super) status: StatusCode,
     pub(super) headers: HeaderMap,
     pub(super) subprotocol: Option<String>,
+    /// permessage-deflate as negotiated: kept here, out of the lock, so
+    /// that `deflate()` can lend it as the blocking connections do.
+    pub(super) deflate: Option<PerMessageDeflate>,
+}
+
+/// The connection, locked; when the lock is let go after the connection's
+/// end was decided, a [`Sender::close`] waiting for it is told. Whoever
+/// decides the end (the receiver, the reader task, a deadline run by a
+/// writer, a shutdown) goes through this guard, so none of them has to
+/// remember to.
+pub(super) struct ConnGuard<'a> {
+    guard: MutexGuard<'a, Connection>,
+    shared: &'a Shared,
+}
+
+impl std::ops::Deref for ConnGuard<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for ConnGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.guard
+    }
+}
+
+impl Drop for ConnGuard<'_> {
+    fn drop(&mut self) {
+        if !self.shared.end_told.load(Ordering::Relaxed)
+            && self.guard.end().is_some()
+            && !self.shared.end_told.swap(true, Ordering::SeqCst)
+        {
+            self.shared.end_decided.notify_waiters();
+        }
+    }
 }
 
 pub(super) struct Writer {
@@ -104,16 +147,21 @@ impl Shared {
             pending: AtomicBool::new(false),
             timers_changed: ::tokio::sync::Notify::new(),
             end_reported: ::tokio::sync::Notify::new(),
+            end_decided: ::tokio::sync::Notify::new(),
+            end_told: AtomicBool::new(false),
             #[cfg(unix)]
             fd,
             killed: AtomicBool::new(false),
         }
     }
 
-    pub(super) fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(super) fn conn(&self) -> ConnGuard<'_> {
         // A panic while holding the lock cannot leave the connection half
         // updated in a way that matters more than the panic itself.
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+        ConnGuard {
+            guard: self.conn.lock().unwrap_or_else(|e| e.into_inner()),
+            shared: self,
+        }
     }
 
     /// Encodes with `encode` and writes out everything queued.
@@ -140,13 +188,6 @@ impl Shared {
         written
     }
 
-    pub(super) async fn send_message(&self, message: Message) -> Result<()> {
-        match message {
-            Message::Close(frame) => self.send_close(frame).await,
-            message => self.send_with(|c| c.send(&message)).await,
-        }
-    }
-
     /// Sends a close frame: the close deadline starts.
     ///
     /// It never waits behind a send blocked on a full socket: the frame is
@@ -155,13 +196,48 @@ impl Shared {
     pub(super) async fn send_close(&self, frame: Option<CloseFrame>) -> Result<()> {
         {
             let mut conn = self.conn();
-            if conn.is_finished() {
+            if conn.is_finished() || conn.end().is_some() {
                 return Err(ErrorKind::AlreadyClosed.into());
             }
+            // An invalid code or reason, or a close sent already, is
+            // refused (`Usage`) before anything changes.
             conn.close(frame.as_ref(), Instant::now().into_std())?;
         }
         self.timers_changed.notify_one();
         self.flush().await
+    }
+
+    /// Waits for the connection's end, as decided by whoever reads (the
+    /// [`Receiver`](super::Receiver), the buffered connection's reader
+    /// task), for at most `close_timeout`: then the close deadline is run
+    /// here, as the blocking buffered connection's `close` does, and the
+    /// transport is cut off.
+    pub(super) async fn wait_end(&self) -> Result<()> {
+        let deadline = Instant::now() + self.close_timeout;
+        let end = loop {
+            let decided = self.end_decided.notified();
+            if let Some(end) = self.conn().end().cloned() {
+                break end;
+            }
+            ::tokio::select! {
+                () = decided => {}
+                () = ::tokio::time::sleep_until(deadline) => {
+                    let end = {
+                        let mut conn = self.conn();
+                        conn.handle_timeout(Instant::now().max(deadline).into_std());
+                        conn.end().cloned().unwrap_or(End::CloseTimeout {
+                            timeout: self.close_timeout,
+                        })
+                    };
+                    self.kill();
+                    break end;
+                }
+            }
+        };
+        match end {
+            End::Closed { .. } => Ok(()),
+            end => Err(error_of(&end)),
+        }
     }
 
     /// Writes out what the connection queued (a pong, a close reply, a
@@ -309,10 +385,12 @@ impl Writer {
 
 type SendFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 
-/// The sending half of an async [`WebSocket`](super::WebSocket): clone it and send from any
-/// task. Frames are written under one lock, in the order their sends took
-/// it, so concurrent sends never interleave frames. Also a [`Sink`] of
-/// messages.
+/// The sending half of an async [`WebSocket`](super::WebSocket) or
+/// [`BufferedWebSocket`](super::BufferedWebSocket): clone it and send from
+/// any task. Frames are written under one lock, in the order their sends
+/// took it, so concurrent sends never interleave frames. Also a [`Sink`] of
+/// messages. Its methods have the blocking [`crate::Sender`]'s names and
+/// contracts.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -366,19 +444,85 @@ impl fmt::Debug for Sender {
 }
 
 impl Sender {
-    /// Sends a message (text, binary, ping, pong; a `Close` message sends
-    /// a close frame, as [`close_with`](Self::close_with)).
+    /// Sends a message (text, binary, ping, pong; a `Close` message runs
+    /// [`close_with`](Self::close_with), as in the blocking client).
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Usage`] when the protocol forbids it (e.g. after
-    /// close); [`ErrorKind::AlreadyClosed`] once the transport ended; I/O
-    /// errors; [`ErrorKind::Timeout`] when a write to the transport took
-    /// longer than [`write_timeout`](crate::ClientBuilder::write_timeout)
-    /// (the connection stays usable: the unsent rest of the frame goes
-    /// out first with the next send).
+    /// [`ErrorKind::AlreadyClosed`] once the connection has ended;
+    /// [`ErrorKind::Usage`] when the protocol forbids it (e.g. after a
+    /// close was sent); I/O errors; [`ErrorKind::Timeout`] when a write to
+    /// the transport took longer than
+    /// [`write_timeout`](crate::ClientBuilder::write_timeout) (the
+    /// connection stays usable: the unsent rest of the frame goes out
+    /// first with the next send). For a `Close` message, as for
+    /// [`close`](Self::close).
     pub async fn send(&self, message: impl Into<Message>) -> Result<()> {
-        self.shared.send_message(message.into()).await
+        match message.into() {
+            Message::Close(frame) => self.close_with(frame).await,
+            message => self.shared.send_with(|c| c.send(&message)).await,
+        }
+    }
+
+    /// Sends several messages with one write, as the blocking
+    /// [`Sender::send_all`](crate::Sender::send_all): each is encoded after
+    /// the other under the connection's lock and the lot is written
+    /// together, so they reach the peer in order with nothing from another
+    /// task in between. A `Close` message ends the batch: what came before
+    /// it is written, then the connection is closed as by
+    /// [`close_with`](Self::close_with).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> floodgate::Result<()> {
+    /// # let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
+    /// let ws = floodgate::Client::default().connect_buffered_async(&server.url()).await?;
+    /// ws.sender().send_all(["one", "two", "three"]).await?;
+    /// let mut got = Vec::new();
+    /// while got.len() < 3 {
+    ///     got.extend(ws.recv_batch(3, std::time::Duration::from_secs(5)).await?);
+    /// }
+    /// assert_eq!(got[2].as_text(), Some("three"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`send`](Self::send); when a message is refused (a control
+    /// payload over 125 bytes), the messages before it are still written.
+    pub async fn send_all<I, M>(&self, messages: I) -> Result<()>
+    where
+        I: IntoIterator<Item = M>,
+        M: Into<Message>,
+    {
+        let mut close = None;
+        let mut refused = None;
+        let written = self
+            .shared
+            .send_with(|conn| {
+                for message in messages {
+                    let message = message.into();
+                    if let Message::Close(frame) = message {
+                        close = Some(frame);
+                        break;
+                    }
+                    if let Err(e) = conn.send(&message) {
+                        refused = Some(e);
+                        break;
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        written?;
+        if let Some(e) = refused {
+            return Err(e.into());
+        }
+        match close {
+            Some(frame) => self.close_with(frame).await,
+            None => Ok(()),
+        }
     }
 
     /// Sends a text message.
@@ -406,8 +550,8 @@ impl Sender {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Usage`] for a frame out of sequence or a malformed
-    /// control frame; I/O errors.
+    /// As for [`send`](Self::send); [`ErrorKind::Usage`] for a frame out of
+    /// sequence or a malformed control frame.
     pub async fn send_frame(&self, opcode: OpCode, payload: &[u8], fin: bool) -> Result<()> {
         self.shared
             .send_with(|c| c.send_frame(opcode, payload, fin))
@@ -432,16 +576,28 @@ impl Sender {
         self.shared.send_with(|c| c.send_pong(payload)).await
     }
 
-    /// Sends a close frame with `code` and `reason`. The
-    /// [`Receiver`](super::Receiver) then sees the server's close: its
-    /// `recv` returns [`ErrorKind::ConnectionClosed`] (the stream ends) and
-    /// it ends the transport. To close and wait in one call, use
-    /// [`WebSocket::close`](super::WebSocket::close).
+    /// Closes the connection, as the blocking
+    /// [`Sender::close`](crate::Sender::close): sends a close frame with
+    /// `code` and `reason`, then waits up to `close_timeout` for the
+    /// server's close. The server's close is read by whoever receives: the
+    /// buffered connection's reader task, or the [`Receiver`](super::Receiver)
+    /// of a split connection, which must be receiving meanwhile (it then
+    /// gets [`ErrorKind::ConnectionClosed`]). To send the close frame and
+    /// return at once, use [`start_close`](Self::start_close).
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel-safe: dropped half-way, the close frame may be sent
+    /// without the wait for the server's answer.
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Usage`] for a code that must not be sent, a reason over
-    /// 123 bytes, or a close already sent; I/O errors.
+    /// [`ErrorKind::Usage`] for a code that must not be sent or a reason
+    /// over 123 bytes (nothing is sent), or when a close was sent already;
+    /// [`ErrorKind::Timeout`] when the server did not answer in time (the
+    /// transport is shut down); [`ErrorKind::AbnormalClosure`] or another
+    /// error when the connection ended otherwise; [`ErrorKind::AlreadyClosed`]
+    /// once the connection has ended.
     pub async fn close(&self, code: impl Into<CloseCode>, reason: &str) -> Result<()> {
         self.close_with(Some(CloseFrame::new(code.into(), reason)))
             .await
@@ -453,13 +609,41 @@ impl Sender {
     ///
     /// As for [`close`](Self::close).
     pub async fn close_with(&self, frame: Option<CloseFrame>) -> Result<()> {
+        self.start_close(frame).await?;
+        self.shared.wait_end().await
+    }
+
+    /// Starts the close handshake and returns once the close frame is
+    /// written (or queued behind a send blocked on a full socket), as the
+    /// blocking [`Sender::start_close`](crate::Sender::start_close): the
+    /// close deadline starts, and whoever receives completes the handshake
+    /// and gets [`ErrorKind::ConnectionClosed`] when the server answers.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Usage`] for a code or reason that must not be sent
+    /// (nothing is sent), or when a close was sent already;
+    /// [`ErrorKind::AlreadyClosed`] once the connection has ended; I/O
+    /// errors.
+    pub async fn start_close(&self, frame: Option<CloseFrame>) -> Result<()> {
         self.shared.send_close(frame).await
     }
 
-    /// Whether messages can still be sent.
+    /// Drops the connection at once, without a close handshake, as the
+    /// blocking [`Sender::shutdown`](crate::Sender::shutdown): the socket
+    /// is shut down (which frees a send blocked on it), and the receiving
+    /// side then gets [`ErrorKind::AbnormalClosure`] (after the messages
+    /// already buffered, on the buffered connection). It never waits.
+    pub fn shutdown(&self) {
+        tracing::debug!("shutting the connection down without a close handshake (async)");
+        self.shared.kill();
+    }
+
+    /// Whether messages can still be sent: no close sent or received, and
+    /// the transport alive.
     pub fn is_open(&self) -> bool {
         let conn = self.shared.conn();
-        conn.state() == State::Open && !conn.is_finished()
+        conn.can_send() && !conn.is_finished() && !self.shared.was_killed()
     }
 
     fn poll_sink(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
@@ -481,7 +665,14 @@ impl Sink<Message> for Sender {
 
     fn start_send(mut self: Pin<&mut Self>, message: Message) -> Result<()> {
         let shared = self.shared.clone();
-        *kept(&mut self.sink) = Some(Box::pin(async move { shared.send_message(message).await }));
+        // A Sink only sends: a `Close` message sends the close frame (as
+        // `start_close`), and the receiving side sees the server's answer.
+        *kept(&mut self.sink) = Some(Box::pin(async move {
+            match message {
+                Message::Close(frame) => shared.send_close(frame).await,
+                message => shared.send_with(|c| c.send(&message)).await,
+            }
+        }));
         Ok(())
     }
 
@@ -489,8 +680,10 @@ impl Sink<Message> for Sender {
         self.poll_sink(cx)
     }
 
-    /// Sends a normal close (1000) unless a close was sent already; the
-    /// [`Receiver`](super::Receiver) sees the server's answer.
+    /// Sends a normal close (1000) unless a close was sent already, and
+    /// returns once it is written, without waiting for the server's answer
+    /// (a `Sink` only sends): the receiving side sees the answer. Use
+    /// [`Sender::close`] to wait for it.
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         ready!(self.poll_sink(cx))?;
         if !self.sink_closed {

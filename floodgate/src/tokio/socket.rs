@@ -54,6 +54,12 @@ pub(super) struct CoreParts {
 /// # }
 /// ```
 ///
+/// Its methods have the blocking [`crate::WebSocket`]'s names and
+/// contracts; where the blocking one has
+/// [`messages`](crate::WebSocket::messages), this is a [`Stream`], and the
+/// blocking-only timeout setters are left to the caller
+/// (`tokio::time::timeout` around the cancel-safe [`recv`](Self::recv)).
+///
 /// Dropping it ends the connection without a close handshake.
 pub struct WebSocket {
     receiver: Receiver,
@@ -83,7 +89,7 @@ impl WebSocket {
             options.timeouts(),
             now,
         );
-        conn.set_deflate(response.deflate);
+        conn.set_deflate(response.deflate.clone());
         #[cfg(unix)]
         let fd = stream.raw_fd();
         let (read, write) = ::tokio::io::split(stream);
@@ -98,6 +104,7 @@ impl WebSocket {
                 status: response.status,
                 headers: response.headers,
                 subprotocol: response.subprotocol,
+                deflate: response.deflate,
             },
         ));
         let core = Core {
@@ -165,7 +172,23 @@ impl WebSocket {
         self.receiver.recv_frame().await
     }
 
-    super::delegate_sends!(send, send_text, send_binary, send_frame, ping, pong);
+    /// Sends a message (text, binary, ping, pong; a `Close` message runs
+    /// [`close_with`](Self::close_with), as the blocking
+    /// [`crate::WebSocket::send`] does: hence `&mut self`, since the close
+    /// handshake receives).
+    ///
+    /// # Errors
+    ///
+    /// As for [`Sender::send`]; for a `Close` message, as for
+    /// [`close`](Self::close).
+    pub async fn send(&mut self, message: impl Into<Message>) -> Result<()> {
+        match message.into() {
+            Message::Close(frame) => self.close_with(frame).await,
+            message => self.sender.send(message).await,
+        }
+    }
+
+    super::delegate_sends!(send_text, send_binary, send_frame, ping, pong);
 
     /// Closes the connection: sends a close frame with `code` and
     /// `reason`, waits up to `close_timeout` for the server's close
@@ -179,11 +202,13 @@ impl WebSocket {
     ///
     /// # Errors
     ///
+    /// As the blocking [`crate::WebSocket::close`]:
     /// [`ErrorKind::Usage`] for a code that must not be sent or a reason
-    /// over 123 bytes (nothing is sent); [`ErrorKind::Timeout`] or
-    /// [`ErrorKind::AbnormalClosure`] when the server did not answer with
-    /// a close (the transport is shut down all the same);
-    /// [`ErrorKind::AlreadyClosed`].
+    /// over 123 bytes (nothing is sent), or when a close was sent already;
+    /// [`ErrorKind::Timeout`] or [`ErrorKind::AbnormalClosure`] when the
+    /// server did not answer with a close (the transport is shut down all
+    /// the same); [`ErrorKind::AlreadyClosed`] once the connection has
+    /// ended.
     pub async fn close(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<()> {
         self.close_with(Some(CloseFrame::new(code.into(), reason)))
             .await
@@ -204,7 +229,7 @@ impl WebSocket {
                 return Err(floodgate_proto::UsageError::Closed.into());
             }
         }
-        let sent = self.sender.close_with(frame).await;
+        let sent = self.sender.start_close(frame).await;
         if let Err(e) = &sent {
             if matches!(e.kind(), ErrorKind::Usage(_)) {
                 return sent;
@@ -224,6 +249,18 @@ impl WebSocket {
             }
         };
         sent.and(closed)
+    }
+
+    /// Sends a close frame and returns at once, as the blocking
+    /// [`crate::WebSocket::start_close`]: the close deadline starts; keep
+    /// receiving to see the server's answer (`recv` then returns
+    /// [`ErrorKind::ConnectionClosed`]).
+    ///
+    /// # Errors
+    ///
+    /// As for [`Sender::start_close`].
+    pub async fn start_close(&mut self, frame: Option<CloseFrame>) -> Result<()> {
+        self.sender.start_close(frame).await
     }
 
     /// Takes the receiving state and the sender, for the buffered
@@ -254,8 +291,9 @@ impl WebSocket {
     }
 
     /// Ends the connection at once, without a close handshake (the
-    /// server sees the TCP connection end: close code 1006 on its side).
-    /// Later calls fail with [`ErrorKind::AlreadyClosed`].
+    /// server sees the TCP connection end: close code 1006 on its side), as
+    /// the blocking [`crate::WebSocket::shutdown`]. Later calls fail with
+    /// [`ErrorKind::AlreadyClosed`].
     pub async fn shutdown(&mut self) {
         let deadline = Instant::now() + self.sender.shared.close_timeout;
         match self.receiver.core_before(deadline).await {
@@ -286,9 +324,10 @@ impl WebSocket {
         self.sender.shared.handshake.subprotocol.as_deref()
     }
 
-    /// permessage-deflate as negotiated, or `None`.
-    pub fn deflate(&self) -> Option<PerMessageDeflate> {
-        self.sender.shared.conn().deflate().cloned()
+    /// permessage-deflate as negotiated, or `None` (see the blocking
+    /// [`crate::WebSocket::deflate`]).
+    pub fn deflate(&self) -> Option<&PerMessageDeflate> {
+        self.sender.shared.handshake.deflate.as_ref()
     }
 
     /// The handshake status (101).

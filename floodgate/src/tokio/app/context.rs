@@ -128,10 +128,10 @@ impl AppHandle {
 /// Sends the close frame the App was asked for on `sender` (1000 instead of
 /// a code that must not be sent).
 pub(crate) async fn send_close(sender: &Sender, frame: Option<CloseFrame>) {
-    let result = match sender.close_with(frame).await {
+    let result = match sender.start_close(frame).await {
         Err(e) if matches!(e.kind(), ErrorKind::Usage(_)) => {
             sender
-                .close_with(Some(CloseFrame::new(CloseCode::NORMAL, "")))
+                .start_close(Some(CloseFrame::new(CloseCode::NORMAL, "")))
                 .await
         }
         other => other,

@@ -589,7 +589,8 @@ impl App {
                     conn.killer().kill().await;
                     continue;
                 }
-                batch = conn.recv_batch(BATCH) => batch,
+                // No bound of its own: the branches above wake the loop.
+                batch = conn.recv_batch(BATCH, std::time::Duration::MAX) => batch,
             };
             let batch = match batch {
                 Ok(batch) => batch,
