@@ -5,7 +5,7 @@
 //! what happened; every kind carries data, not prose: the reasons are enums
 //! of their own ([`ConfigError`], [`UrlError`], [`RedirectError`],
 //! [`UnsupportedError`], [`TimeoutKind`], [`ProxyError`],
-//! [`crate::tls::TlsFailure`], and from the other layers
+//! [`TlsFailure`], and from the other layers
 //! [`HandshakeError`], [`ProtocolError`], [`UsageError`] and
 //! [`crate::buffer::BufferError`]), so a caller matches rather than
 //! searches a message. Each message says what happened and what to change.
@@ -45,8 +45,10 @@
 //! ```
 
 mod config;
+mod tls;
 
 pub use config::{ConfigError, PemItem, ProxyConfigError, TlsConfigError};
+pub use tls::TlsFailure;
 
 use crate::buffer::{BufferConfigError, BufferError, RecvError};
 use floodgate_proto::tunnel::TunnelError;
@@ -142,7 +144,7 @@ pub enum ErrorKind {
         /// server name).
         host: String,
         /// What failed.
-        failure: crate::tls::TlsFailure,
+        failure: TlsFailure,
     },
     /// The server did not accept the upgrade (dial).
     #[error("WebSocket handshake failed: {0}")]
@@ -821,7 +823,7 @@ mod tests {
             (
                 ErrorKind::Tls {
                     host: "example.com".into(),
-                    failure: crate::tls::TlsFailure::Expired,
+                    failure: TlsFailure::Expired,
                 }
                 .into(),
                 Dial,

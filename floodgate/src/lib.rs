@@ -183,12 +183,14 @@ struct AsyncGuideTokio;
 pub mod app;
 pub mod buffer;
 mod buffered;
-mod config;
+mod client;
 mod connect;
+mod dial;
 pub mod error;
 mod ingest;
 pub mod keepalive;
 mod lifecycle;
+mod options;
 pub mod proxy;
 pub mod reconnect;
 mod socket;
@@ -199,11 +201,12 @@ pub mod tokio;
 
 pub use app::App;
 pub use buffered::{BufferedMessages, BufferedWebSocket, Sender};
-pub use config::{Client, ClientBuilder, Options, Origin};
+pub use client::{Client, ClientBuilder};
 pub use error::{
     Callback, ConfigError, Error, ErrorKind, PemItem, Phase, ProxyConfigError, ProxyError,
     RedirectError, Result, TimeoutKind, TlsConfigError, UnsupportedError, UrlError,
 };
+pub use options::{Options, Origin};
 pub use proxy::{NoProxy, Proxy, ProxyKind};
 pub use socket::{Messages, WebSocket};
 pub use stream::{Stream, Transport};

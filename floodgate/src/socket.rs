@@ -19,9 +19,9 @@
 
 use crate::buffer::BufferConfig;
 use crate::buffered::BufferedWebSocket;
-use crate::config::Options;
 use crate::error::{Error, ErrorKind, Result, TimeoutKind};
 use crate::lifecycle::{self, earliest, ArmedTimeout};
+use crate::options::Options;
 use crate::stream::{Stream, Transport};
 use bytes::{Buf, BytesMut};
 use floodgate_proto::connection::{Connection, End};

@@ -70,7 +70,7 @@ pub(crate) mod workers;
 pub use context::{AppHandle, Context};
 
 use crate::buffer::{BufferConfig, Delivered, Key, Stats};
-use crate::config::{Client, ClientBuilder};
+use crate::client::{Client, ClientBuilder};
 use crate::error::{Callback, ConfigError, Error, Result};
 use crate::reconnect::{Backoff, Retry};
 use crate::BufferedWebSocket;

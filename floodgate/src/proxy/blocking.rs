@@ -4,9 +4,9 @@
 //! and write bounded by the connect deadline.
 
 use super::route::{select_from_env, Route};
-use crate::config::Options;
-use crate::connect::{connect_addrs, connect_tcp, resolve, Target};
+use crate::dial::{connect_addrs, connect_tcp, resolve, Target};
 use crate::error::{ProxyError, Result};
+use crate::options::Options;
 use bytes::BytesMut;
 use floodgate_proto::tunnel::{Progress, Tunnel};
 use std::io::{self, Read, Write};

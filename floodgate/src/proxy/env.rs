@@ -268,8 +268,8 @@ impl Proxy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Options;
     use crate::connect::parse_url;
+    use crate::options::Options;
     use crate::proxy::{select, ProxyKind};
 
     fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {

@@ -5,9 +5,9 @@
 //! deadline) is each front end's: `blocking.rs` here, `tokio/dial.rs`.
 
 use super::{host_port, NoProxy, Proxy, ProxyKind};
-use crate::config::Options;
-use crate::connect::{no_address, Target};
+use crate::dial::{no_address, Target};
 use crate::error::{Error, ErrorKind, ProxyError, Result};
+use crate::options::Options;
 use floodgate_proto::tunnel::{
     Credentials, Destination, HttpConnect, Socks4Connect, Socks5Connect, Tunnel,
 };

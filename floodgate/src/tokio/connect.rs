@@ -14,9 +14,9 @@
 use super::dial::open_stream;
 use super::socket::WebSocket;
 use super::stream::AsyncStream;
-use crate::config::Options;
 use crate::connect::{client_request, next_hop, parse_url};
 use crate::error::{Error, ErrorKind, Result, TimeoutKind};
+use crate::options::Options;
 use bytes::{Buf, BytesMut};
 use floodgate_proto::handshake::{parse_response_head, ClientHandshake, ClientRequest};
 use http::StatusCode;

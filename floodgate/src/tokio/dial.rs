@@ -27,9 +27,9 @@
 //! closes its socket there and then, whatever step it was in.
 
 use super::stream::AsyncStream;
-use crate::config::Options;
-use crate::connect::{connect_timed_out, no_address, tcp_socket, tls_name, Target};
+use crate::dial::{connect_timed_out, no_address, tcp_socket, tls_name, Target};
 use crate::error::{ErrorKind, ProxyError, Result, TlsConfigError, UnsupportedError};
+use crate::options::Options;
 use crate::proxy::{select_from_env, Route};
 use bytes::BytesMut;
 use floodgate_proto::tunnel::{Progress, Tunnel};

@@ -5,8 +5,8 @@
 use super::receiver::{kept, Core, Received, Receiver, MIN_READ};
 use super::sender::{Handshake, Sender, Shared};
 use super::stream::AsyncStream;
-use crate::config::Options;
 use crate::error::{Error, ErrorKind, Result};
+use crate::options::Options;
 use bytes::BytesMut;
 use floodgate_proto::connection::Connection;
 use floodgate_proto::deflate::PerMessageDeflate;

@@ -90,7 +90,7 @@ pub use context::{AppHandle, Context};
 use crate::app::common::{self, Ended, Next, PlainHandlers};
 use crate::app::workers::WorkerKeyFn;
 use crate::buffer::{BufferConfig, Delivered, Key};
-use crate::config::{Client, ClientBuilder};
+use crate::client::{Client, ClientBuilder};
 use crate::error::{Callback, ConfigError, Error, Result};
 use crate::reconnect::Retry;
 use crate::tokio::BufferedWebSocket;
