@@ -236,10 +236,7 @@ impl<S: Transport> WebSocket<S> {
             .into());
         }
         loop {
-            match self
-                .conn
-                .read(&mut self.read_buf, self.read_at, ControlFlow::Break)
-            {
+            match self.conn.read_message(&mut self.read_buf, self.read_at) {
                 Ok(Some(message)) => {
                     // Only control frames queue output (a pong, the answer
                     // to a close). The rest of a send that timed out waits

@@ -479,9 +479,7 @@ impl Connection {
         mut each: impl FnMut(Message) -> ControlFlow<B>,
         data_frame: impl FnMut(&Frame),
     ) -> Result<Option<B>, ProtocolError> {
-        if !buf.is_empty() {
-            self.last_received = now;
-        }
+        self.note_received(buf, now);
         if self.is_discarding() {
             self.discard(buf, now);
             return Ok(None);
@@ -510,6 +508,52 @@ impl Connection {
         result.map_err(|err| self.on_protocol_error(err, buf, now))
     }
 
+    /// Decodes the next complete message from the front of `buf` (read at
+    /// `now`), as [`Protocol::read_message`] does, with the lifecycle of
+    /// [`read`](Self::read): the form for a caller that takes one message
+    /// at a time (the direct connections' `recv`). A data message costs
+    /// no more than it does through [`Protocol`]: only a control message
+    /// is looked at by the lifecycle.
+    ///
+    /// # Errors
+    ///
+    /// As for [`read`](Self::read).
+    #[inline]
+    pub fn read_message(
+        &mut self,
+        buf: &mut BytesMut,
+        now: Instant,
+    ) -> Result<Option<Message>, ProtocolError> {
+        self.note_received(buf, now);
+        if self.phase != Phase::Open && self.is_discarding() {
+            self.discard(buf, now);
+            return Ok(None);
+        }
+        match self.proto.read_message(buf) {
+            Ok(Some(message)) if message.is_control() => {
+                match &message {
+                    Message::Pong(payload) => {
+                        self.keepalive.pong(payload);
+                    }
+                    Message::Close(_) => self.on_peer_close(now),
+                    _ => {}
+                }
+                Ok(Some(message))
+            }
+            Ok(decoded) => Ok(decoded),
+            Err(err) => Err(self.on_protocol_error(err, buf, now)),
+        }
+    }
+
+    /// Bytes arrived at `now`: the idle deadline starts again (only kept
+    /// when there is one, so that the hot path stores nothing).
+    #[inline(always)]
+    fn note_received(&mut self, buf: &BytesMut, now: Instant) {
+        if self.timeouts.idle.is_some() && !buf.is_empty() {
+            self.last_received = now;
+        }
+    }
+
     /// Decodes the next frame without assembling messages (see
     /// [`Protocol::read_frame`]), with the lifecycle of [`read`](Self::read).
     ///
@@ -521,9 +565,7 @@ impl Connection {
         buf: &mut BytesMut,
         now: Instant,
     ) -> Result<Option<Frame>, ProtocolError> {
-        if !buf.is_empty() {
-            self.last_received = now;
-        }
+        self.note_received(buf, now);
         if self.is_discarding() {
             self.discard(buf, now);
             return Ok(None);

@@ -107,17 +107,25 @@ impl<S: Transport> Shared<S> {
         encode: impl FnOnce(&mut Connection) -> std::result::Result<(), UsageError>,
     ) -> Result<()> {
         let mut wire = self.wire();
-        {
+        // Only `Timeouts::send` needs to know when a write began: without
+        // it, no clock read and no second lock per message.
+        let timed = {
             let mut core = self.core();
             if core.ended || core.conn.is_finished() {
                 return Err(ErrorKind::AlreadyClosed.into());
             }
             encode(&mut core.conn)?;
             core.conn.take_output(&mut wire.out);
-            core.conn.write_started(Instant::now());
-        }
+            let timed = core.conn.timeouts().send.is_some();
+            if timed {
+                core.conn.write_started(Instant::now());
+            }
+            timed
+        };
         let written = self.write_out(&mut wire, self.write_timeout);
-        self.core().conn.write_finished();
+        if timed {
+            self.core().conn.write_finished();
+        }
         self.release(wire);
         written
     }

@@ -90,7 +90,7 @@ impl Core {
     fn decode(&mut self) -> std::result::Result<Option<Message>, ProtocolError> {
         self.shared
             .conn()
-            .read(&mut self.read_buf, self.read_at, ControlFlow::Break)
+            .read_message(&mut self.read_buf, self.read_at)
     }
 
     async fn recv(&mut self) -> Result<Message> {
@@ -134,8 +134,8 @@ impl Core {
         }
         let user_deadline = self.read_timeout.map(|t| Instant::now() + t);
         loop {
-            self.tick().await?;
-            let deadline = earliest(self.poll_timeout(), user_deadline);
+            let next = self.tick().await?;
+            let deadline = earliest(next, user_deadline);
             match self.read_some(deadline, false).await {
                 Read::Data => return Ok(()),
                 Read::Ended(error) => {
@@ -156,21 +156,21 @@ impl Core {
         }
     }
 
-    /// The connection's next deadline, on tokio's clock.
-    pub(super) fn poll_timeout(&self) -> Option<Instant> {
-        self.shared.conn().poll_timeout().map(Instant::from_std)
-    }
-
     /// Runs the deadlines that have passed and writes what they queued;
-    /// the error of a connection they ended.
-    async fn tick(&mut self) -> Result<()> {
-        let (finished, queued) = {
+    /// the connection's next deadline, or the error of a connection they
+    /// ended. One lock, and no clock read when there is no deadline: this
+    /// runs before every read.
+    async fn tick(&mut self) -> Result<Option<Instant>> {
+        let (finished, queued, next) = {
             let mut conn = self.shared.conn();
-            let now = std::time::Instant::now();
-            if conn.poll_timeout().is_some_and(|t| now >= t) {
-                conn.handle_timeout(now);
+            if let Some(due) = conn.poll_timeout() {
+                let now = std::time::Instant::now();
+                if now >= due {
+                    conn.handle_timeout(now);
+                }
             }
-            (conn.is_finished(), conn.has_output())
+            let next = conn.poll_timeout().map(Instant::from_std);
+            (conn.is_finished(), conn.has_output(), next)
         };
         if finished {
             let end = self.end_error();
@@ -182,7 +182,7 @@ impl Core {
             // end, which the next read sees.
             let _ = self.shared.flush().await;
         }
-        Ok(())
+        Ok(next)
     }
 
     /// One read into the read buffer, until `deadline` at the latest

@@ -173,16 +173,24 @@ impl Shared {
         if writer.shut_down {
             return Err(ErrorKind::AlreadyClosed.into());
         }
-        {
+        // Only `Timeouts::send` needs to know when a write began: without
+        // it, no clock read and no second lock per message.
+        let timed = {
             let mut conn = self.conn();
             if conn.is_finished() {
                 return Err(ErrorKind::AlreadyClosed.into());
             }
             encode(&mut conn)?;
-            conn.write_started(Instant::now().into_std());
-        }
+            let timed = conn.timeouts().send.is_some();
+            if timed {
+                conn.write_started(Instant::now().into_std());
+            }
+            timed
+        };
         let written = writer.write_out(self).await;
-        self.conn().write_finished();
+        if timed {
+            self.conn().write_finished();
+        }
         drop(writer);
         self.write_pending().await;
         written
