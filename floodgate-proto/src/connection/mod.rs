@@ -518,7 +518,6 @@ impl Connection {
     /// # Errors
     ///
     /// As for [`read`](Self::read).
-    #[inline]
     pub fn read_message(
         &mut self,
         buf: &mut BytesMut,
@@ -529,19 +528,23 @@ impl Connection {
             self.discard(buf, now);
             return Ok(None);
         }
-        match self.proto.read_message(buf) {
-            Ok(Some(message)) if message.is_control() => {
-                match &message {
-                    Message::Pong(payload) => {
-                        self.keepalive.pong(payload);
-                    }
-                    Message::Close(_) => self.on_peer_close(now),
-                    _ => {}
-                }
-                Ok(Some(message))
+        let Connection {
+            proto, keepalive, ..
+        } = self;
+        let mut peer_closed = false;
+        let decoded = proto.read_message_then(buf, |message| match message {
+            Message::Pong(payload) => {
+                keepalive.pong(payload);
             }
-            Ok(decoded) => Ok(decoded),
+            Message::Close(_) => peer_closed = true,
+            _ => {}
+        });
+        if peer_closed {
+            self.on_peer_close(now);
+        }
+        match decoded {
             Err(err) => Err(self.on_protocol_error(err, buf, now)),
+            ok => ok,
         }
     }
 
