@@ -213,12 +213,6 @@ impl<S: Transport> Shared<S> {
         self.set_done();
     }
 
-    /// Whether the transport was ended on this side (a read error after it
-    /// is expected, not a failure).
-    pub(crate) fn shut_down_locally(&self) -> bool {
-        self.core().ended
-    }
-
     /// Publishes the connection's end, once decided, to a waiting `close`.
     pub(crate) fn set_done(&self) {
         let end = self.core().conn.end().cloned();

@@ -309,9 +309,6 @@ impl<S: Transport> Reader<S> {
         self.shared.set_done();
         let error = match (&end, self.abort_reason.take()) {
             (End::Aborted(_), Some(reason)) => reason,
-            (End::Shutdown, _) if self.shared.shut_down_locally() => {
-                Error::from(ErrorKind::AbnormalClosure)
-            }
             (end, _) => crate::lifecycle::error_of(end),
         };
         self.ingest.buffer.finish(error);
@@ -388,12 +385,16 @@ impl<S: Transport> Reader<S> {
                         | io::ErrorKind::TimedOut
                 ) => {}
             Err(e) => {
-                let undecided = self.shared.core().conn.end().is_none();
-                if undecided && !self.shared.shut_down_locally() {
+                let undecided = {
+                    let mut core = self.shared.core();
+                    let undecided = core.conn.end().is_none() && !core.ended;
+                    core.conn.receive_eof(self.read_at);
+                    undecided
+                };
+                if undecided {
                     tracing::debug!(error = %e, "the transport failed");
                     self.report_io_error(e);
                 }
-                self.shared.core().conn.receive_eof(self.read_at);
             }
         }
     }
@@ -401,7 +402,6 @@ impl<S: Transport> Reader<S> {
     /// The transport failed before any end was decided: the consumer gets
     /// the I/O error itself.
     fn report_io_error(&mut self, e: io::Error) {
-        self.shared.core().conn.receive_eof(self.read_at);
         self.reported = true;
         self.shared.set_done();
         self.ingest.buffer.finish(Error::from(e));

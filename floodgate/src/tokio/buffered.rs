@@ -306,15 +306,20 @@ impl Reader {
             Read::Data | Read::Woken => {}
             Read::Ended(error) => {
                 let shared = self.core.shared.clone();
-                let undecided = shared.conn().end().is_none();
+                let undecided = {
+                    let mut conn = shared.conn();
+                    let undecided = conn.end().is_none();
+                    conn.receive_eof(self.core.read_at);
+                    undecided
+                };
                 if let (Some(e), true) = (error, undecided && !shared.was_killed()) {
+                    // The transport failed before any end was decided: the
+                    // consumer gets the I/O error itself.
                     tracing::debug!(error = %e, "the transport failed (async)");
-                    shared.conn().receive_eof(self.core.read_at);
                     self.reported = true;
                     self.ingest.buffer.finish(Error::from(e));
                     shared.end_reported.notify_waiters();
                 }
-                shared.conn().receive_eof(self.core.read_at);
             }
         }
     }
