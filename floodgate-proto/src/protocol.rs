@@ -138,6 +138,21 @@ pub struct Protocol {
 /// message) is released so an idle connection stays small.
 const KEPT_OUTPUT_CAPACITY: usize = 256 << 10;
 
+/// What [`Protocol::read_message_with`] tells as it decodes.
+pub(crate) trait ReadHook {
+    /// A control message (ping, pong, close) is about to be returned.
+    fn control(&mut self, message: &Message);
+    /// Decoding failed with `err` (the protocol queued its close); `buf`
+    /// is the read buffer.
+    fn failed(&mut self, err: &ProtocolError, buf: &mut BytesMut);
+}
+
+/// No hook: plain [`Protocol::read_message`].
+impl ReadHook for () {
+    fn control(&mut self, _: &Message) {}
+    fn failed(&mut self, _: &ProtocolError, _: &mut BytesMut) {}
+}
+
 impl Protocol {
     /// A new connection in the [`State::Open`] state (the opening handshake
     /// is done by [`crate::handshake`]).
@@ -280,27 +295,34 @@ impl Protocol {
     /// A [`ProtocolError`] fails the connection: a close frame with its code
     /// is queued in the output and every later call returns the same error.
     pub fn read_message(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, ProtocolError> {
-        self.read_message_then(buf, |_| {})
+        self.read_message_with(buf, &mut ())
     }
 
-    /// [`read_message`](Self::read_message), showing `control` a control
-    /// message before it is returned: for [`Connection`](crate::Connection),
-    /// whose lifecycle looks at pongs and the close. The message is built
-    /// in the caller's return slot, never moved through a temporary (that
-    /// move cost a store-forwarding stall per 16-byte message).
-    #[inline(always)]
-    pub(crate) fn read_message_then(
+    /// [`read_message`](Self::read_message), showing `hook` a control
+    /// message before it is returned, and the error when decoding fails:
+    /// for [`Connection`](crate::Connection), whose lifecycle must see
+    /// pongs, the peer's close and failures. Out of line and not generic,
+    /// so that the message is built in the caller's return slot and
+    /// nothing runs between this call and the caller's use of it (see
+    /// [`Connection::read_message`](crate::Connection::read_message)).
+    #[inline(never)]
+    pub(crate) fn read_message_with(
         &mut self,
         buf: &mut BytesMut,
-        mut control: impl FnMut(&Message),
+        hook: &mut dyn ReadHook,
     ) -> Result<Option<Message>, ProtocolError> {
         loop {
-            let Some(frame) = self.next_frame(buf, true)? else {
-                return Ok(None);
+            let frame = match self.next_frame(buf, true) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Ok(None),
+                Err(err) => {
+                    hook.failed(&err, buf);
+                    return Err(err);
+                }
             };
             if let Some(message) = self.message_of(frame) {
                 if message.is_control() {
-                    control(&message);
+                    hook.control(&message);
                 }
                 return Ok(Some(message));
             }

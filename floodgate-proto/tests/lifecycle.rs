@@ -451,3 +451,114 @@ fn output_taken_by_a_writer_is_the_same_bytes_in_order() {
     let got = read_all(&mut s, &mut wire, t0).unwrap();
     assert_eq!(got, [Message::text("one"), Message::text("two")]);
 }
+
+// ----- one message or one frame at a time ----------------------------------------
+//
+// The direct connections decode with `read_message` (and `recv_frame` with
+// `read_frame`), which reach the lifecycle by another way than `read`: the
+// same rules must hold through them.
+
+/// What `from` queued, as bytes on the wire.
+fn wire_of(from: &mut Connection) -> BytesMut {
+    let mut out = Vec::new();
+    from.take_output(&mut out);
+    BytesMut::from(&out[..])
+}
+
+#[test]
+fn read_message_matches_the_pong_and_keeps_the_connection() {
+    let t0 = Instant::now();
+    let timeouts = Timeouts::default()
+        .ping_interval(Some(S))
+        .ping_timeout(Some(S / 2));
+    let mut c = client(t0, timeouts);
+    let mut s = server(t0);
+    c.handle_timeout(t0 + S);
+    pump(&mut c, &mut s, t0 + S); // the server queues its pong
+    let mut wire = wire_of(&mut s);
+    s.send_text("after").unwrap();
+    wire.extend_from_slice(&wire_of(&mut s));
+    let pong = c.read_message(&mut wire, t0 + S + MS).unwrap();
+    assert!(matches!(pong, Some(Message::Pong(_))), "{pong:?}");
+    let text = c.read_message(&mut wire, t0 + S + MS).unwrap();
+    assert_eq!(text, Some(Message::text("after")));
+    assert_eq!(c.read_message(&mut wire, t0 + S + MS).unwrap(), None);
+    c.handle_timeout(t0 + S + S / 2);
+    assert_eq!(c.end(), None, "the pong answered the ping");
+    assert_eq!(c.poll_timeout(), Some(t0 + 2 * S), "the next ping is due");
+}
+
+#[test]
+fn read_message_runs_the_peers_close() {
+    let t0 = Instant::now();
+    let mut c = client(t0, Timeouts::default().close(S));
+    let mut s = server(t0);
+    s.close(Some(&CloseFrame::new(CloseCode::GOING_AWAY, "bye")), t0)
+        .unwrap();
+    let mut wire = wire_of(&mut s);
+    let got = c.read_message(&mut wire, t0 + MS).unwrap();
+    let frame = CloseFrame::new(CloseCode::GOING_AWAY, "bye");
+    assert_eq!(got, Some(Message::Close(Some(frame.clone()))));
+    assert_eq!(
+        c.end(),
+        Some(&End::Closed {
+            frame: Some(frame),
+            initiated_by: Side::Peer
+        })
+    );
+    assert!(c.is_discarding(), "the client waits for the server's EOF");
+    assert_eq!(close_code_of(c.output()), 1001, "the close is echoed");
+    assert_eq!(c.poll_timeout(), Some(t0 + MS + S));
+}
+
+#[test]
+fn read_message_fails_the_connection_on_a_protocol_error() {
+    let t0 = Instant::now();
+    let mut c = client(t0, Timeouts::default().fail_grace(50 * MS));
+    // A good message, then a masked frame from a server, then more bytes.
+    let mut wire = BytesMut::from(&b"\x81\x02ok\x81\x82abcd\x09\x0b\x81\x01x"[..]);
+    assert_eq!(
+        c.read_message(&mut wire, t0).unwrap(),
+        Some(Message::text("ok"))
+    );
+    let err = c.read_message(&mut wire, t0).unwrap_err();
+    assert_eq!(err, ProtocolError::MaskedFrameFromServer);
+    assert_eq!(
+        c.end(),
+        Some(&End::Failed(ProtocolError::MaskedFrameFromServer))
+    );
+    assert!(wire.is_empty(), "what follows a bad frame is not trusted");
+    assert_eq!(close_code_of(c.output()), 1002);
+    assert!(c.is_discarding());
+    assert_eq!(c.poll_timeout(), Some(t0 + 50 * MS));
+    c.handle_timeout(t0 + 50 * MS);
+    assert!(c.is_finished());
+}
+
+#[test]
+fn read_frame_matches_the_pong_and_runs_the_peers_close() {
+    let t0 = Instant::now();
+    let timeouts = Timeouts::default()
+        .ping_interval(Some(S))
+        .ping_timeout(Some(S / 2));
+    let mut c = client(t0, timeouts);
+    let mut s = server(t0);
+    c.handle_timeout(t0 + S);
+    pump(&mut c, &mut s, t0 + S);
+    s.close(Some(&CloseFrame::new(CloseCode::NORMAL, "")), t0 + S)
+        .unwrap();
+    let mut wire = wire_of(&mut s);
+    let pong = c.read_frame(&mut wire, t0 + S + MS).unwrap().unwrap();
+    assert_eq!(pong.opcode, floodgate_proto::OpCode::Pong);
+    c.handle_timeout(t0 + S + S / 2);
+    assert_eq!(c.end(), None, "the pong answered the ping");
+    let close = c.read_frame(&mut wire, t0 + S + S / 2).unwrap().unwrap();
+    assert_eq!(close.opcode, floodgate_proto::OpCode::Close);
+    assert!(matches!(
+        c.end(),
+        Some(End::Closed {
+            initiated_by: Side::Peer,
+            ..
+        })
+    ));
+}
