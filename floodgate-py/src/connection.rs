@@ -125,21 +125,36 @@ pub struct Connection {
 /// Connects with the normalised options (see `floodgate/_options.py`).
 /// With `fragments`, the frames of fragmented messages are recorded for
 /// [`Connection::fragments`]; with `control`, pings and pongs are recorded
-/// from the first one for [`Connection::control_frames`].
+/// from the first one for [`Connection::control_frames`]; with `keepalive`
+/// (`(interval, timeout, payload)`, seconds), the connection pings from
+/// its first instant and ends when no pong comes in time (the exception
+/// then has `_pong_timeout`): the App's keepalive, set at connect rather
+/// than started on the running connection, whose reader may be asleep
+/// for up to a second with no deadline to wake it.
 #[pyfunction]
-#[pyo3(signature = (url, options, fragments=false, control=false))]
+#[pyo3(signature = (url, options, fragments=false, control=false, keepalive=None))]
 pub fn connect(
     py: Python<'_>,
     url: String,
     options: ConnectOptions,
     fragments: bool,
     control: bool,
+    keepalive: Option<(f64, Option<f64>, Vec<u8>)>,
 ) -> PyResult<Connection> {
     let control = Arc::new(ControlTap {
         wanted: AtomicBool::new(control),
         ..ControlTap::default()
     });
-    let (builder, buffer) = options.builder()?;
+    let (mut builder, buffer) = options.builder()?;
+    if let Some((interval, timeout, payload)) = keepalive {
+        let interval = ping_interval(interval)?;
+        builder = builder
+            .ping_interval(Some(interval))
+            .ping_timeout(seconds("ping_timeout", timeout)?);
+        if !payload.is_empty() {
+            builder = builder.ping_payload(payload);
+        }
+    }
     let tap = control.clone();
     let mut buffer = buffer.on_control_frame(move |frame| tap.observe(frame));
     let fragments = fragments.then(|| Arc::new(FragmentTap::default()));
@@ -450,12 +465,7 @@ impl Connection {
         timeout: Option<f64>,
         payload: Vec<u8>,
     ) -> PyResult<Keepalive> {
-        let Some(interval) = seconds("ping_interval", Some(interval))?.filter(|i| !i.is_zero())
-        else {
-            return Err(pyo3::exceptions::PyValueError::new_err(
-                "ping_interval must be above 0",
-            ));
-        };
+        let interval = ping_interval(interval)?;
         let timeout = seconds("ping_timeout", timeout)?;
         Ok(Keepalive {
             running: Mutex::new(Some(self.ws.keepalive(interval, timeout, &payload))),
@@ -532,6 +542,13 @@ impl Connection {
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
         stats_dict(py, &self.ws.stats())
     }
+}
+
+/// A ping interval in seconds, which must be above 0.
+fn ping_interval(interval: f64) -> PyResult<Duration> {
+    seconds("ping_interval", Some(interval))?
+        .filter(|i| !i.is_zero())
+        .ok_or_else(|| pyo3::exceptions::PyValueError::new_err("ping_interval must be above 0"))
 }
 
 /// A running keepalive (see [`Connection::keepalive`]).

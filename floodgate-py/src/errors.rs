@@ -66,7 +66,14 @@ pub(crate) fn to_py(py: Python<'_>, error: Error) -> PyErr {
         ErrorKind::Timeout {
             kind: TimeoutKind::Pong,
             ..
-        } => closed(py, message),
+        } => {
+            let err = closed(py, message);
+            // For WebSocketApp, which reports it as websocket-client's
+            // "ping/pong timed out". Only fails if the class refuses
+            // attributes; the error stays a closed connection then.
+            let _ = err.value(py).setattr("_pong_timeout", true);
+            err
+        }
         ErrorKind::Timeout { .. } => timeout(py, message),
         ErrorKind::Tls { .. } => raise(py, "WebSocketSSLException", message),
         ErrorKind::Proxy { .. } => raise(py, "WebSocketProxyException", message),

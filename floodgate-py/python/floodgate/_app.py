@@ -10,8 +10,8 @@ What changes is underneath:
   bounded buffer whatever the handlers do, so a slow ``on_message`` never
   makes the server's pings wait; the App's thread takes messages from that
   buffer in batches (``recv_batch``), which costs little per message;
-- ``ping_interval``/``ping_timeout`` run in a Rust thread too
-  (``Connection.keepalive``), not in a Python one;
+- ``ping_interval``/``ping_timeout`` are the connection's own timers, set
+  at connect and run by that Rust thread, not by a Python one;
 - ``workers=N`` (and ``worker_key=``) run ``on_message`` on a pool of
   Python threads fed through a small bounded queue, so the backlog stays
   in floodgate's buffer, where the ``overflow`` policy applies;
@@ -196,6 +196,12 @@ class _Fragments:
         return None
 
 
+def _pong_timeout(e: BaseException) -> bool:
+    """Whether ``e`` ended a connection whose pings went unanswered (the
+    native module marks it)."""
+    return bool(getattr(e, "_pong_timeout", False))
+
+
 def _close_frame(payload: Optional[bytes]) -> Optional[ABNF]:
     if payload is None:
         return None
@@ -357,7 +363,6 @@ class WebSocketApp:
         self.worker_key = worker_key
         self._options = dict(options)
         self._conn: Any = None  # the native connection, kept for stats()
-        self._keepalive: Any = None
         self._pool: Optional[_Workers] = None
         self._closing = False
         self._stopped = threading.Event()
@@ -551,6 +556,16 @@ class WebSocketApp:
         ws = WebSocket(**{**self._options, **self._ctor})
         self.sock = ws
         ws.settimeout(getdefaulttimeout())
+        keepalive = None
+        if self.ping_interval:
+            payload = self.ping_payload
+            if isinstance(payload, str):
+                payload = payload.encode("utf-8")
+            keepalive = (
+                float(self.ping_interval),
+                float(self.ping_timeout) if self.ping_timeout else None,
+                bytes(payload),
+            )
         try:
             header = self.header() if callable(self.header) else self.header
             ws.connect(
@@ -558,19 +573,13 @@ class WebSocketApp:
                 header=header,
                 _fragments=self.on_cont_message is not None,
                 _control=self.on_ping is not None or self.on_pong is not None,
+                # Pings from the connection's first instant (see
+                # _floodgate.connect): no thread, no late start.
+                _keepalive=keepalive,
                 **self._connect_options,
             )
             self._conn = ws._conn
             _log.info("Websocket connected")
-            if self.ping_interval:
-                payload = self.ping_payload
-                if isinstance(payload, str):
-                    payload = payload.encode("utf-8")
-                self._keepalive = self._conn.keepalive(
-                    float(self.ping_interval),
-                    float(self.ping_timeout) if self.ping_timeout else None,
-                    bytes(payload),
-                )
             if reconnecting and self.on_reconnect:
                 self._callback(self.on_reconnect)
             else:
@@ -612,7 +621,7 @@ class WebSocketApp:
                     if self.last_close_frame is None:
                         self.last_close_frame = ws.close_frame
                     return None
-                if self._stop_keepalive():
+                if _pong_timeout(e):
                     raise WebSocketTimeoutException("ping/pong timed out") from e
                 if payload is not None:
                     return ws.close_frame
@@ -682,11 +691,6 @@ class WebSocketApp:
         else:
             pool.discard()
 
-    def _stop_keepalive(self) -> bool:
-        """Stops the keepalive; whether it found the connection dead."""
-        keepalive, self._keepalive = self._keepalive, None
-        return bool(keepalive is not None and keepalive.stop())
-
     # ----- the end of a connection (websocket-client's names) ---------------
 
     def _closed(self, close_frame: ABNF) -> None:
@@ -711,8 +715,7 @@ class WebSocketApp:
         """websocket-client's ``handleDisconnect``."""
         if close_frame is None:
             self.has_errored = True
-        dead = self._stop_keepalive()
-        if dead and isinstance(e, WebSocketConnectionClosedException) and close_frame is None:
+        if _pong_timeout(e) and close_frame is None:
             e = WebSocketTimeoutException("ping/pong timed out")
         if not reconnecting:
             self._callback(self.on_error, e)
@@ -734,7 +737,6 @@ class WebSocketApp:
             if self.has_done_teardown:
                 return
             self.has_done_teardown = True
-        self._stop_keepalive()
         self.keep_running = False
         pool = self._pool
         if pool is not None:

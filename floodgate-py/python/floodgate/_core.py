@@ -201,8 +201,10 @@ class WebSocket:
         # pings and pongs from the first one.
         fragments = bool(merged.pop("_fragments", False))
         control = bool(merged.pop("_control", False))
+        # WebSocketApp's keepalive, set at connect: (interval, timeout, payload).
+        keepalive = merged.pop("_keepalive", None)
         normalised = normalise(**merged)
-        self._conn = _floodgate.connect(url, normalised, fragments, control)
+        self._conn = _floodgate.connect(url, normalised, fragments, control, keepalive)
         self._url = url
         if _logging._trace_enabled:
             headers = "\n".join(f"{k}: {v}" for k, v in self._conn.headers)
