@@ -7,12 +7,12 @@
 //! connect. This is the top of the crate's layers: it names the front
 //! ends, and nothing below it names it.
 
+use crate::blocking::buffered::BufferedWebSocket;
+use crate::blocking::websocket::WebSocket;
 use crate::buffer::BufferConfig;
-use crate::buffered::BufferedWebSocket;
 use crate::error::{ConfigError, Error, ErrorKind, PemItem, Result, UnsupportedError};
 use crate::options::{Options, Origin};
 use crate::proxy::{NoProxy, Proxy};
-use crate::socket::WebSocket;
 use crate::stream::Transport;
 use crate::tls::RootCertificates;
 use floodgate_proto::deflate::DeflateConfig;

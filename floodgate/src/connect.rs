@@ -14,10 +14,10 @@
 //! and the handshake, so a black-holed server cannot hold a caller longer
 //! than asked.
 
+use crate::blocking::websocket::WebSocket;
 pub(crate) use crate::dial::{tls_name, Target};
 use crate::error::{Error, ErrorKind, RedirectError, Result, UnsupportedError, UrlError};
 use crate::options::{Options, Origin};
-use crate::socket::WebSocket;
 use crate::stream::Stream;
 use floodgate_proto::handshake::ClientRequest;
 use floodgate_proto::HandshakeError;
@@ -179,7 +179,7 @@ fn open_stream(
         return Ok(Stream::Tcp(tcp));
     }
     let config = tls_config()?;
-    crate::socket::set_deadline(&tcp, deadline)?;
+    crate::blocking::websocket::set_deadline(&tcp, deadline)?;
     let tls = crate::tls::handshake(tcp, config, tls_name(target, options))?;
     Ok(Stream::Tls(tls))
 }

@@ -181,26 +181,26 @@ struct CompressionGuide;
 struct AsyncGuideTokio;
 
 pub mod app;
+mod blocking;
 pub mod buffer;
-mod buffered;
 mod client;
 mod connect;
 mod dial;
 pub mod error;
 mod ingest;
-pub mod keepalive;
 mod lifecycle;
 mod options;
 pub mod proxy;
 pub mod reconnect;
-mod socket;
 mod stream;
 pub mod tls;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
 pub use app::App;
-pub use buffered::{BufferedMessages, BufferedWebSocket, Sender};
+pub use blocking::buffered::{BufferedMessages, BufferedWebSocket, Sender};
+pub use blocking::keepalive;
+pub use blocking::websocket::{Messages, WebSocket};
 pub use client::{Client, ClientBuilder};
 pub use error::{
     Callback, ConfigError, Error, ErrorKind, PemItem, Phase, ProxyConfigError, ProxyError,
@@ -208,7 +208,6 @@ pub use error::{
 };
 pub use options::{Options, Origin};
 pub use proxy::{NoProxy, Proxy, ProxyKind};
-pub use socket::{Messages, WebSocket};
 pub use stream::{Stream, Transport};
 
 /// permessage-deflate (RFC 7692): what to offer, what was negotiated.

@@ -17,8 +17,8 @@
 //! timeouts so that a blocking read or write wakes at its next deadline
 //! ([`Connection::poll_timeout`]).
 
+use crate::blocking::buffered::BufferedWebSocket;
 use crate::buffer::BufferConfig;
-use crate::buffered::BufferedWebSocket;
 use crate::error::{Error, ErrorKind, Result, TimeoutKind};
 use crate::lifecycle::{self, earliest, ArmedTimeout};
 use crate::options::Options;
