@@ -22,12 +22,12 @@
 //! `client.rs`.
 
 use crate::blocking::websocket::{is_timeout, WebSocket};
+use crate::dial::stream::{Stream, Transport};
 pub(crate) use crate::dial::{tls_name, Target};
 use crate::error::{
     Error, ErrorKind, RedirectError, Result, TimeoutKind, UnsupportedError, UrlError,
 };
 use crate::options::{Options, Origin};
-use crate::stream::{Stream, Transport};
 use bytes::{Buf, BytesMut};
 use floodgate_proto::handshake::{parse_response_head, ClientHandshake, ClientRequest};
 use floodgate_proto::{HandshakeError, Role};
@@ -129,7 +129,7 @@ pub(crate) fn next_hop(
 ) -> Result<String> {
     let Some(location) = redirect_location(&error) else {
         return Err(if target.secure {
-            crate::tls::classify(error, tls_name(target, options))
+            crate::dial::tls::classify(error, tls_name(target, options))
         } else {
             error
         });
@@ -192,7 +192,7 @@ fn open_stream(
     }
     let config = tls_config()?;
     set_deadline(&tcp, deadline)?;
-    let tls = crate::tls::handshake(tcp, config, tls_name(target, options))?;
+    let tls = crate::dial::tls::handshake(tcp, config, tls_name(target, options))?;
     Ok(Stream::Tls(tls))
 }
 

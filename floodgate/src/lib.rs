@@ -192,8 +192,6 @@ mod lifecycle;
 mod options;
 pub mod proxy;
 pub mod reconnect;
-mod stream;
-pub mod tls;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
@@ -202,13 +200,14 @@ pub use blocking::buffered::{BufferedMessages, BufferedWebSocket, Sender};
 pub use blocking::keepalive;
 pub use blocking::websocket::{Messages, WebSocket};
 pub use client::{Client, ClientBuilder};
+pub use dial::stream::{Stream, Transport};
+pub use dial::tls;
 pub use error::{
     Callback, ConfigError, Error, ErrorKind, PemItem, Phase, ProxyConfigError, ProxyError,
     RedirectError, Result, TimeoutKind, TlsConfigError, UnsupportedError, UrlError,
 };
 pub use options::{Options, Origin};
 pub use proxy::{NoProxy, Proxy, ProxyKind};
-pub use stream::{Stream, Transport};
 
 /// permessage-deflate (RFC 7692): what to offer, what was negotiated.
 pub use floodgate_proto::deflate::{

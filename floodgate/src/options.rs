@@ -8,8 +8,8 @@
 //! that connect are in `client.rs`.
 
 use crate::buffer::BufferConfig;
+use crate::dial::tls::TlsOptions;
 use crate::proxy::{NoProxy, Proxy};
-use crate::tls::TlsOptions;
 use floodgate_proto::deflate::DeflateConfig;
 use floodgate_proto::protocol::{DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE};
 use http::HeaderMap;

@@ -30,7 +30,7 @@
 
 use crate::blocking::buffered::Sender;
 use crate::buffer::Buffer;
-use crate::stream::Transport;
+use crate::dial::stream::Transport;
 use floodgate_proto::connection::End;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

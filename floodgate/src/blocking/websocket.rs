@@ -19,10 +19,10 @@
 
 use crate::blocking::buffered::BufferedWebSocket;
 use crate::buffer::BufferConfig;
+use crate::dial::stream::{Stream, Transport};
 use crate::error::{Error, ErrorKind, Result, TimeoutKind};
 use crate::lifecycle::{self, earliest, ArmedTimeout};
 use crate::options::Options;
-use crate::stream::{Stream, Transport};
 use bytes::BytesMut;
 use floodgate_proto::connection::{Connection, End};
 use floodgate_proto::deflate::PerMessageDeflate;

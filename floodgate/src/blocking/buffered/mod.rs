@@ -34,10 +34,10 @@ pub use sender::Sender;
 
 use crate::blocking::websocket::WebSocket;
 use crate::buffer::{Buffer, BufferConfig, Delivered, Stats};
+use crate::dial::stream::{Stream, Transport};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ingest::Ingest;
 use crate::lifecycle::ArmedTimeout;
-use crate::stream::{Stream, Transport};
 use chunks::ChunkPool;
 use floodgate_proto::connection::{Connection, End};
 use floodgate_proto::{CloseCode, CloseFrame, Message, OpCode, UsageError};

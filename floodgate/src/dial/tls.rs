@@ -657,7 +657,7 @@ impl Write for TlsStream {
 /// than a few records' worth ready.
 const PLAINTEXT_READ: usize = 64 * 1024;
 
-impl crate::stream::Transport for TlsStream {
+impl crate::dial::stream::Transport for TlsStream {
     fn read_into(&mut self, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
         let start = buf.len();
         let room = (buf.capacity() - start).min(max.max(1)).min(PLAINTEXT_READ);
