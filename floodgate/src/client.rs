@@ -7,14 +7,14 @@
 //! connect. This is the top of the crate's layers: it names the front
 //! ends, and nothing below it names it.
 
+use crate::blocking::buffered::BufferedWebSocket;
+use crate::blocking::websocket::WebSocket;
 use crate::buffer::BufferConfig;
-use crate::buffered::BufferedWebSocket;
+use crate::dial::stream::Transport;
+use crate::dial::tls::RootCertificates;
 use crate::error::{ConfigError, Error, ErrorKind, PemItem, Result, UnsupportedError};
 use crate::options::{Options, Origin};
 use crate::proxy::{NoProxy, Proxy};
-use crate::socket::WebSocket;
-use crate::stream::Transport;
-use crate::tls::RootCertificates;
 use floodgate_proto::deflate::DeflateConfig;
 use floodgate_proto::protocol::DEFAULT_MAX_FRAME_SIZE;
 use http::{HeaderName, HeaderValue};
@@ -316,7 +316,7 @@ impl ClientBuilder {
     /// Trusts the CA certificates in this PEM text (every `CERTIFICATE`
     /// block) beside the roots: for servers with a private CA.
     pub fn add_root_certificates_pem(mut self, pem: &[u8]) -> Self {
-        match crate::tls::certificates_from_pem(pem, PemItem::CaCertificates) {
+        match crate::dial::tls::certificates_from_pem(pem, PemItem::CaCertificates) {
             Ok(certs) => self.options.tls.extra_roots.extend(certs),
             Err(reason) => self.invalid_option(reason.into()),
         }
@@ -326,7 +326,7 @@ impl ClientBuilder {
     /// Trusts the CA certificates of this PEM file beside the roots (read
     /// now; errors are reported by [`build`](Self::build)).
     pub fn ca_file(self, path: impl AsRef<Path>) -> Self {
-        match crate::tls::read_pem_file(path.as_ref(), PemItem::CaCertificates) {
+        match crate::dial::tls::read_pem_file(path.as_ref(), PemItem::CaCertificates) {
             Ok(pem) => self.add_root_certificates_pem(&pem),
             Err(reason) => {
                 let mut this = self;
@@ -340,8 +340,8 @@ impl ClientBuilder {
     /// PKCS#8, PKCS#1 or SEC1) to servers that ask for a client
     /// certificate (mutual TLS).
     pub fn client_certificate_pem(mut self, chain_pem: &[u8], key_pem: &[u8]) -> Self {
-        let chain = crate::tls::certificates_from_pem(chain_pem, PemItem::ClientCertificate);
-        let key = crate::tls::private_key_from_pem(key_pem, PemItem::ClientKey);
+        let chain = crate::dial::tls::certificates_from_pem(chain_pem, PemItem::ClientCertificate);
+        let key = crate::dial::tls::private_key_from_pem(key_pem, PemItem::ClientKey);
         match (chain, key) {
             (Ok(chain), Ok(key)) => {
                 self.options.tls.client_certificate = Some((chain, Arc::new(key)));
@@ -357,8 +357,8 @@ impl ClientBuilder {
         chain: impl AsRef<Path>,
         key: impl AsRef<Path>,
     ) -> Self {
-        let chain = crate::tls::read_pem_file(chain.as_ref(), PemItem::ClientCertificate);
-        let key = crate::tls::read_pem_file(key.as_ref(), PemItem::ClientKey);
+        let chain = crate::dial::tls::read_pem_file(chain.as_ref(), PemItem::ClientCertificate);
+        let key = crate::dial::tls::read_pem_file(key.as_ref(), PemItem::ClientKey);
         match (chain, key) {
             (Ok(chain), Ok(key)) => self.client_certificate_pem(&chain, &key),
             (Err(reason), _) | (_, Err(reason)) => {
@@ -643,7 +643,7 @@ impl Client {
         if let Some(config) = &*cached {
             return Ok(config.clone());
         }
-        let config = crate::tls::client_config(&self.options.tls)?;
+        let config = crate::dial::tls::client_config(&self.options.tls)?;
         *cached = Some(config.clone());
         Ok(config)
     }

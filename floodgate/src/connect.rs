@@ -13,15 +13,27 @@
 //! The connect timeout covers every address tried (see [`crate::dial`])
 //! and the handshake, so a black-holed server cannot hold a caller longer
 //! than asked.
+//!
+//! The URL, the request and the redirect rules (`parse_url`,
+//! `client_request`, `next_hop`) are shared with the tokio front end's
+//! `tokio/connect.rs`; the rest, the blocking opening handshake
+//! (`WebSocket::client_handshake`) included, is the blocking client's. It
+//! sits above the blocking front end (it makes a [`WebSocket`]) and below
+//! `client.rs`.
 
+use crate::blocking::websocket::{is_timeout, WebSocket};
+use crate::dial::stream::{Stream, Transport};
 pub(crate) use crate::dial::{tls_name, Target};
-use crate::error::{Error, ErrorKind, RedirectError, Result, UnsupportedError, UrlError};
+use crate::error::{
+    Error, ErrorKind, RedirectError, Result, TimeoutKind, UnsupportedError, UrlError,
+};
 use crate::options::{Options, Origin};
-use crate::socket::WebSocket;
-use crate::stream::Stream;
-use floodgate_proto::handshake::ClientRequest;
-use floodgate_proto::HandshakeError;
+use bytes::{Buf, BytesMut};
+use floodgate_proto::handshake::{parse_response_head, ClientHandshake, ClientRequest};
+use floodgate_proto::{HandshakeError, Role};
+use http::StatusCode;
 use std::borrow::Cow;
+use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -117,7 +129,7 @@ pub(crate) fn next_hop(
 ) -> Result<String> {
     let Some(location) = redirect_location(&error) else {
         return Err(if target.secure {
-            crate::tls::classify(error, tls_name(target, options))
+            crate::dial::tls::classify(error, tls_name(target, options))
         } else {
             error
         });
@@ -179,8 +191,8 @@ fn open_stream(
         return Ok(Stream::Tcp(tcp));
     }
     let config = tls_config()?;
-    crate::socket::set_deadline(&tcp, deadline)?;
-    let tls = crate::tls::handshake(tcp, config, tls_name(target, options))?;
+    set_deadline(&tcp, deadline)?;
+    let tls = crate::dial::tls::handshake(tcp, config, tls_name(target, options))?;
     Ok(Stream::Tls(tls))
 }
 
@@ -274,6 +286,120 @@ pub(crate) fn client_request(target: &Target, options: &Options) -> ClientReques
         cookie: options.cookie.clone(),
         headers: options.headers.clone(),
         deflate: options.compression.clone(),
+    }
+}
+
+/// The opening handshake of the blocking client, over a connected
+/// transport (`open_stream`'s, or the caller's for
+/// [`Client::connect_over`](crate::Client::connect_over)).
+impl<S: Transport> WebSocket<S> {
+    /// Runs the client handshake over a connected transport.
+    pub(crate) fn client_handshake(
+        mut stream: S,
+        request: &ClientRequest,
+        options: &Options,
+        deadline: Option<Instant>,
+    ) -> Result<WebSocket<S>> {
+        let (handshake, bytes) = ClientHandshake::new(request)?;
+        tracing::debug!(
+            request = %String::from_utf8_lossy(&bytes).trim_end(),
+            "sending the opening handshake"
+        );
+        set_deadline(&stream, deadline)?;
+        write_all(&mut stream, &bytes, TimeoutKind::Handshake)?;
+        let mut buf = BytesMut::with_capacity(4096);
+        let (head, head_len) = loop {
+            if let Some(parsed) = parse_response_head(&buf, options.max_handshake_size)? {
+                break parsed;
+            }
+            read_more(&mut stream, &mut buf, 4096, TimeoutKind::Handshake)?;
+        };
+        tracing::debug!(
+            response = %String::from_utf8_lossy(&buf[..head_len]).trim_end(),
+            "received the handshake response"
+        );
+        if head.status != StatusCode::SWITCHING_PROTOCOLS {
+            // Show the start of the body with the error: wait (within the
+            // same deadline) for what Content-Length announces, at most 4 KiB.
+            let wanted = head_len + head.error_body_wanted();
+            while buf.len() < wanted {
+                let missing = wanted - buf.len();
+                if read_more(&mut stream, &mut buf, missing, TimeoutKind::Handshake).is_err() {
+                    break;
+                }
+            }
+        }
+        let response = handshake.accept(head, &buf[head_len..])?;
+        buf.advance(head_len);
+        // The connection sets the socket's timeouts itself from now on.
+        stream.set_read_timeout(None)?;
+        stream.set_write_timeout(None)?;
+        tracing::debug!(subprotocol = ?response.subprotocol, "WebSocket handshake accepted");
+        if let Some(deflate) = &response.deflate {
+            tracing::debug!(%deflate, "permessage-deflate negotiated");
+        }
+        let mut ws = WebSocket::from_parts(
+            stream,
+            Role::Client,
+            options,
+            buf,
+            response.status,
+            response.headers,
+            response.subprotocol,
+        );
+        ws.conn.set_deflate(response.deflate);
+        Ok(ws)
+    }
+}
+
+pub(crate) fn set_deadline<S: Transport>(stream: &S, deadline: Option<Instant>) -> Result<()> {
+    let left = match deadline {
+        None => None,
+        Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => Some(left),
+            _ => return Err(TimeoutKind::Handshake.into()),
+        },
+    };
+    stream.set_read_timeout(left)?;
+    stream.set_write_timeout(left)?;
+    Ok(())
+}
+
+fn write_all<S: Transport>(stream: &mut S, mut bytes: &[u8], during: TimeoutKind) -> Result<()> {
+    while !bytes.is_empty() {
+        match stream.write(bytes) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if is_timeout(&e) => return Err(during.into()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    stream.flush().map_err(Error::from)
+}
+
+/// One read of up to `at_most` more bytes during the handshake.
+fn read_more<S: Transport>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    at_most: usize,
+    during: TimeoutKind,
+) -> Result<()> {
+    buf.reserve(at_most.max(1));
+    loop {
+        match stream.read_into(buf, at_most.max(1)) {
+            Ok(0) => {
+                return Err(ErrorKind::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the server closed the connection during the handshake",
+                ))
+                .into())
+            }
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if is_timeout(&e) => return Err(during.into()),
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 

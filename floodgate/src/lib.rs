@@ -181,35 +181,33 @@ struct CompressionGuide;
 struct AsyncGuideTokio;
 
 pub mod app;
+mod blocking;
 pub mod buffer;
-mod buffered;
 mod client;
 mod connect;
 mod dial;
 pub mod error;
 mod ingest;
-pub mod keepalive;
 mod lifecycle;
 mod options;
 pub mod proxy;
 pub mod reconnect;
-mod socket;
-mod stream;
-pub mod tls;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
 pub use app::App;
-pub use buffered::{BufferedMessages, BufferedWebSocket, Sender};
+pub use blocking::buffered::{BufferedMessages, BufferedWebSocket, Sender};
+pub use blocking::keepalive;
+pub use blocking::websocket::{Messages, WebSocket};
 pub use client::{Client, ClientBuilder};
+pub use dial::stream::{Stream, Transport};
+pub use dial::tls;
 pub use error::{
     Callback, ConfigError, Error, ErrorKind, PemItem, Phase, ProxyConfigError, ProxyError,
     RedirectError, Result, TimeoutKind, TlsConfigError, UnsupportedError, UrlError,
 };
 pub use options::{Options, Origin};
 pub use proxy::{NoProxy, Proxy, ProxyKind};
-pub use socket::{Messages, WebSocket};
-pub use stream::{Stream, Transport};
 
 /// permessage-deflate (RFC 7692): what to offer, what was negotiated.
 pub use floodgate_proto::deflate::{

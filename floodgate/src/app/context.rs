@@ -1,7 +1,7 @@
 //! What handlers are given: [`Context`] (the connection of the moment and
 //! a way to send on it) and [`AppHandle`] (close the App from anywhere).
 
-use crate::buffered::Sender;
+use crate::blocking::buffered::Sender;
 use crate::error::{ErrorKind, Result};
 use floodgate_proto::{CloseCode, CloseFrame, Message};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};

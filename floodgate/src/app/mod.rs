@@ -65,6 +65,12 @@
 
 pub(crate) mod common;
 mod context;
+// The async App (feature `tokio`): beside the blocking one, above both
+// front ends and `client.rs`. Public only so that `floodgate::tokio::app`
+// can re-export it; it is documented there.
+#[cfg(feature = "tokio")]
+#[doc(hidden)]
+pub mod tokio;
 pub(crate) mod workers;
 
 pub use context::{AppHandle, Context};

@@ -3,96 +3,10 @@
 //! never have to change the process environment (which parallel tests
 //! share).
 
-use super::Proxy;
+use super::{NoProxy, Proxy};
 use crate::error::{ConfigError, ErrorKind, Result};
-use std::net::IpAddr;
-
-/// Hosts to reach without the proxy: the `no_proxy` list.
-///
-/// The rules are curl's (`CURLOPT_NOPROXY`), so one `no_proxy` variable
-/// means the same to floodgate, curl and websocket-client in the usual
-/// cases:
-///
-/// - entries are separated by commas (spaces around them are ignored);
-/// - `*` matches every host;
-/// - a name matches itself and every name below it, with or without a
-///   leading dot: `example.com` and `.example.com` both match
-///   `example.com` and `ws.example.com`, not `badexample.com`; names are
-///   compared without ASCII case and without a trailing dot;
-/// - an IP address matches the same address written in the URL (`::1`
-///   or `[::1]`), and `addr/bits` a network (`10.0.0.0/8`, `fd00::/8`);
-///   names are not resolved to be compared with addresses;
-/// - an entry with a port (`host:8080`) matches nothing, as in curl: the
-///   list is about hosts.
-///
-/// ```
-/// let list = floodgate::NoProxy::parse("localhost, .internal.example,10.0.0.0/8");
-/// assert!(list.matches("localhost"));
-/// assert!(list.matches("feed.internal.example"));
-/// assert!(list.matches("internal.example"));
-/// assert!(list.matches("10.1.2.3"));
-/// assert!(!list.matches("example.com"));
-/// assert!(floodgate::NoProxy::parse("*").matches("anything"));
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NoProxy {
-    entries: Vec<Entry>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Entry {
-    All,
-    /// Lowercase, without leading or trailing dots.
-    Name(String),
-    Net(IpAddr, u8),
-}
 
 impl NoProxy {
-    /// Parses a comma-separated list (see the type's docs). Entries that
-    /// cannot match anything are kept out silently, as curl does.
-    pub fn parse(list: &str) -> NoProxy {
-        list.split(',').collect()
-    }
-
-    /// An empty list: every host uses the proxy.
-    pub fn none() -> NoProxy {
-        NoProxy::default()
-    }
-
-    /// `localhost, 127.0.0.1, ::1`: the hosts a proxy from the environment
-    /// is not used for when no list is set.
-    pub(crate) fn loopback() -> NoProxy {
-        NoProxy::parse("localhost,127.0.0.1,::1")
-    }
-
-    /// Whether `host` (a name, or an IP address with or without IPv6
-    /// brackets) is reached without the proxy.
-    pub fn matches(&self, host: &str) -> bool {
-        let host = host.trim();
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
-        let ip = host.parse::<IpAddr>().ok();
-        let name = host.trim_end_matches('.').to_ascii_lowercase();
-        self.entries.iter().any(|entry| match (entry, ip) {
-            (Entry::All, _) => true,
-            (Entry::Net(net, bits), Some(ip)) => in_network(ip, *net, *bits),
-            (Entry::Name(entry), None) => {
-                name == *entry
-                    || (name.len() > entry.len()
-                        && name.ends_with(entry.as_str())
-                        && name.as_bytes()[name.len() - entry.len() - 1] == b'.')
-            }
-            _ => false,
-        })
-    }
-
-    /// Whether the list has no entries.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// `no_proxy`, else `NO_PROXY`, read through `lookup` (`None` when
     /// both are unset or empty).
     ///
@@ -108,85 +22,6 @@ impl NoProxy {
     /// [`from_env_with`](Self::from_env_with) on the process environment.
     pub fn from_env() -> Option<NoProxy> {
         NoProxy::from_env_with(|name| std::env::var(name).ok())
-    }
-}
-
-impl<S: AsRef<str>> FromIterator<S> for NoProxy {
-    /// One entry per item (websocket-client's `http_no_proxy` list).
-    fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> NoProxy {
-        NoProxy {
-            entries: iter
-                .into_iter()
-                .filter_map(|e| parse_entry(e.as_ref()))
-                .collect(),
-        }
-    }
-}
-
-impl From<&str> for NoProxy {
-    fn from(list: &str) -> NoProxy {
-        NoProxy::parse(list)
-    }
-}
-
-impl From<String> for NoProxy {
-    fn from(list: String) -> NoProxy {
-        NoProxy::parse(&list)
-    }
-}
-
-impl From<Vec<String>> for NoProxy {
-    fn from(list: Vec<String>) -> NoProxy {
-        list.into_iter().collect()
-    }
-}
-
-fn parse_entry(raw: &str) -> Option<Entry> {
-    let entry = raw.trim();
-    if entry.is_empty() {
-        return None;
-    }
-    if entry == "*" {
-        return Some(Entry::All);
-    }
-    let unbracketed = entry
-        .strip_prefix('[')
-        .and_then(|e| e.strip_suffix(']'))
-        .unwrap_or(entry);
-    let (addr, bits) = match unbracketed.split_once('/') {
-        Some((addr, bits)) => (addr, Some(bits)),
-        None => (unbracketed, None),
-    };
-    if let Ok(ip) = addr.parse::<IpAddr>() {
-        let max = if ip.is_ipv4() { 32 } else { 128 };
-        let bits = match bits {
-            None => max,
-            Some(bits) => bits.parse::<u8>().ok().filter(|b| *b <= max)?,
-        };
-        return Some(Entry::Net(ip, bits));
-    }
-    let name = entry.trim_start_matches('.').trim_end_matches('.');
-    if name.is_empty() || name.contains([':', '/', ' ']) {
-        return None;
-    }
-    Some(Entry::Name(name.to_ascii_lowercase()))
-}
-
-fn in_network(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
-    match (ip, net) {
-        (IpAddr::V4(ip), IpAddr::V4(net)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
-            u32::from(ip) & mask == u32::from(net) & mask
-        }
-        (IpAddr::V6(ip), IpAddr::V6(net)) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
-            u128::from(ip) & mask == u128::from(net) & mask
-        }
-        // ::ffff:10.0.0.1 is 10.0.0.1.
-        (IpAddr::V6(ip), IpAddr::V4(_)) => ip
-            .to_ipv4_mapped()
-            .is_some_and(|v4| in_network(IpAddr::V4(v4), net, bits)),
-        (IpAddr::V4(_), IpAddr::V6(_)) => false,
     }
 }
 
@@ -278,49 +113,6 @@ mod tests {
                 .find(|(n, _)| *n == name)
                 .map(|(_, v)| (*v).to_owned())
         }
-    }
-
-    #[test]
-    fn names_match_themselves_and_their_subdomains_with_or_without_a_dot() {
-        for list in [
-            "example.com",
-            ".example.com",
-            "example.com.",
-            " other , EXAMPLE.com ",
-        ] {
-            let l = NoProxy::parse(list);
-            assert!(l.matches("example.com"), "{list}");
-            assert!(l.matches("ws.Example.com"), "{list}");
-            assert!(l.matches("a.b.example.com."), "{list}");
-            assert!(!l.matches("badexample.com"), "{list}");
-            assert!(!l.matches("example.com.evil"), "{list}");
-            assert!(!l.matches("com"), "{list}");
-        }
-    }
-
-    #[test]
-    fn addresses_and_networks_match_addresses_only() {
-        let l = NoProxy::parse("127.0.0.1,10.0.0.0/8,[::1],fd00::/8");
-        assert!(l.matches("127.0.0.1"));
-        assert!(!l.matches("127.0.0.2"));
-        assert!(l.matches("10.255.0.1"));
-        assert!(!l.matches("11.0.0.1"));
-        assert!(l.matches("::1"));
-        assert!(l.matches("[::1]"));
-        assert!(l.matches("fd12::5"));
-        assert!(l.matches("::ffff:10.0.0.1"));
-        assert!(!l.matches("localhost"), "names are not resolved");
-        assert!(NoProxy::parse("0.0.0.0/0").matches("8.8.8.8"));
-    }
-
-    #[test]
-    fn a_star_matches_all_and_junk_matches_nothing() {
-        assert!(NoProxy::parse("a, *").matches("x.y"));
-        let junk = NoProxy::parse(",, host:8080, 10.0.0.0/99, /, .");
-        assert!(junk.is_empty(), "{junk:?}");
-        assert!(!junk.matches("host"));
-        let list: NoProxy = ["localhost", "127.0.0.1"].into_iter().collect();
-        assert!(list.matches("localhost") && list.matches("127.0.0.1"));
     }
 
     #[test]

@@ -143,7 +143,7 @@ impl WebSocket {
 const GUARD: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The reader task: the async twin of the blocking reader thread
-/// (`crate::buffered::reader`), with the same loop and the same
+/// (`crate::blocking::buffered::reader`), with the same loop and the same
 /// [`Ingest`]: decode, deliver, write what the connection queued, report
 /// an end as soon as it is decided, drop the transport once the lifecycle
 /// is over, otherwise read again until the connection's next deadline.

@@ -65,7 +65,7 @@ pub(crate) async fn open_stream(
     let tls = tokio_rustls::TlsConnector::from(config)
         .connect(server_name, tcp)
         .await
-        .map_err(|e| crate::tls::classify(e.into(), name))?;
+        .map_err(|e| crate::dial::tls::classify(e.into(), name))?;
     Ok(AsyncStream::Tls(Box::new(tls)))
 }
 

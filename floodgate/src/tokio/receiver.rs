@@ -10,9 +10,9 @@
 
 use super::sender::Shared;
 use super::stream::AsyncStream;
+use crate::blocking::websocket::read_size;
 use crate::error::{Error, ErrorKind, Result, TimeoutKind};
 use crate::lifecycle::{earliest, error_of};
-use crate::socket::read_size;
 use bytes::BytesMut;
 use floodgate_proto::connection::End;
 use floodgate_proto::{CloseFrame, Frame, Message, ProtocolError, State, UsageError};

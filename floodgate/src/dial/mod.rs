@@ -8,6 +8,18 @@
 //! async dial alike. The proxies (`crate::proxy`) reach their proxy with
 //! the same functions, and the URL and redirect layer (`crate::connect`)
 //! sits above both.
+//!
+//! The folder holds the blocking transports too, because they are one
+//! concept with the dial and name each other: `stream.rs`
+//! ([`Transport`](crate::Transport), the blocking
+//! [`Stream`](crate::Stream): TCP, TLS or a Unix socket) and `tls.rs`
+//! (`wss://` with rustls, whose [`TlsStream`](tls::TlsStream) is a
+//! `Transport` that `Stream::Tls` holds). The front ends read and write
+//! through them; nothing here names a front end. Public as
+//! [`crate::tls`], [`crate::Stream`] and [`crate::Transport`].
+
+pub(crate) mod stream;
+pub mod tls;
 
 use crate::error::{Error, ErrorKind, Result, TimeoutKind};
 use crate::options::Options;

@@ -8,10 +8,10 @@
 //! never interleave on the wire and a close is always the last frame sent.
 
 use super::Shared;
+use crate::dial::stream::{Stream, Transport};
 #[cfg(doc)]
 use crate::error::ErrorKind;
 use crate::error::Result;
-use crate::stream::{Stream, Transport};
 use floodgate_proto::connection::Connection;
 use floodgate_proto::{CloseCode, CloseFrame, Message, OpCode, UsageError};
 use std::sync::Arc;

@@ -28,9 +28,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use crate::blocking::buffered::Sender;
 use crate::buffer::Buffer;
-use crate::buffered::Sender;
-use crate::stream::Transport;
+use crate::dial::stream::Transport;
 use floodgate_proto::connection::End;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -5,11 +5,20 @@
 //! and checks them; dialing and the front ends read them.
 //!
 //! This module holds data only and names no front end: the entry points
-//! that connect are in `client.rs`.
+//! that connect are in `client.rs`. The settings of the proxy
+//! (`proxy.rs`: [`Proxy`], [`ProxyKind`], [`NoProxy`]) and of TLS
+//! (`tls.rs`: [`TlsOptions`], [`RootCertificates`]) are data that
+//! [`Options`] holds, so they are defined here, below dialing, and
+//! re-exported from the public modules [`crate::proxy`] and
+//! [`crate::tls`] that use them.
+
+pub(crate) mod proxy;
+pub(crate) mod tls;
+
+pub use proxy::{NoProxy, Proxy, ProxyKind};
+pub use tls::{RootCertificates, TlsOptions};
 
 use crate::buffer::BufferConfig;
-use crate::proxy::{NoProxy, Proxy};
-use crate::tls::TlsOptions;
 use floodgate_proto::deflate::DeflateConfig;
 use floodgate_proto::protocol::{DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_MESSAGE_SIZE};
 use http::HeaderMap;

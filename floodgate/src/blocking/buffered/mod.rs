@@ -32,12 +32,12 @@ mod sender;
 
 pub use sender::Sender;
 
+use crate::blocking::websocket::WebSocket;
 use crate::buffer::{Buffer, BufferConfig, Delivered, Stats};
+use crate::dial::stream::{Stream, Transport};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ingest::Ingest;
 use crate::lifecycle::ArmedTimeout;
-use crate::socket::WebSocket;
-use crate::stream::{Stream, Transport};
 use chunks::ChunkPool;
 use floodgate_proto::connection::{Connection, End};
 use floodgate_proto::{CloseCode, CloseFrame, Message, OpCode, UsageError};
@@ -304,7 +304,7 @@ fn write_some<S: Transport>(wire: &mut Wire<S>, deadline: Option<Instant>) -> Re
             Ok(())
         }
         Err(e) if e.kind() == Io::Interrupted => Ok(()),
-        Err(e) if crate::socket::is_timeout(&e) => Ok(()),
+        Err(e) if crate::blocking::websocket::is_timeout(&e) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
@@ -427,8 +427,8 @@ impl<S: Transport + Send + 'static> BufferedWebSocket<S> {
         interval: Duration,
         timeout: Option<Duration>,
         payload: &[u8],
-    ) -> crate::keepalive::Keepalive {
-        crate::keepalive::Keepalive::start(
+    ) -> crate::blocking::keepalive::Keepalive {
+        crate::blocking::keepalive::Keepalive::start(
             self.sender(),
             self.buffer.clone(),
             interval,

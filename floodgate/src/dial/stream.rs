@@ -177,7 +177,7 @@ pub enum Stream {
     /// Plain TCP (`ws://`).
     Tcp(TcpStream),
     /// TLS over TCP (`wss://`).
-    Tls(crate::tls::TlsStream),
+    Tls(crate::dial::tls::TlsStream),
     /// A Unix domain socket ([`crate::ClientBuilder::unix_socket`]).
     #[cfg(unix)]
     Unix(std::os::unix::net::UnixStream),
@@ -208,7 +208,7 @@ impl Stream {
     }
 
     /// The TLS connection, on `wss://`.
-    pub fn tls(&self) -> Option<&crate::tls::TlsStream> {
+    pub fn tls(&self) -> Option<&crate::dial::tls::TlsStream> {
         match self {
             Stream::Tls(s) => Some(s),
             _ => None,

@@ -17,16 +17,15 @@
 //! timeouts so that a blocking read or write wakes at its next deadline
 //! ([`Connection::poll_timeout`]).
 
+use crate::blocking::buffered::BufferedWebSocket;
 use crate::buffer::BufferConfig;
-use crate::buffered::BufferedWebSocket;
+use crate::dial::stream::{Stream, Transport};
 use crate::error::{Error, ErrorKind, Result, TimeoutKind};
 use crate::lifecycle::{self, earliest, ArmedTimeout};
 use crate::options::Options;
-use crate::stream::{Stream, Transport};
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use floodgate_proto::connection::{Connection, End};
 use floodgate_proto::deflate::PerMessageDeflate;
-use floodgate_proto::handshake::{parse_response_head, ClientHandshake, ClientRequest};
 use floodgate_proto::{
     CloseCode, CloseFrame, Frame, Message, OpCode, Protocol, ProtocolError, Role, State, UsageError,
 };
@@ -62,7 +61,9 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub struct WebSocket<S = Stream> {
     stream: S,
-    conn: Connection,
+    /// `pub(crate)` for the handshake in `connect.rs`, which sets the
+    /// negotiated permessage-deflate.
+    pub(crate) conn: Connection,
     read_buf: BytesMut,
     status: StatusCode,
     headers: HeaderMap,
@@ -98,64 +99,6 @@ pub(crate) struct Parts<S> {
 }
 
 impl<S: Transport> WebSocket<S> {
-    /// Runs the client handshake over a connected transport.
-    pub(crate) fn client_handshake(
-        mut stream: S,
-        request: &ClientRequest,
-        options: &Options,
-        deadline: Option<Instant>,
-    ) -> Result<WebSocket<S>> {
-        let (handshake, bytes) = ClientHandshake::new(request)?;
-        tracing::debug!(
-            request = %String::from_utf8_lossy(&bytes).trim_end(),
-            "sending the opening handshake"
-        );
-        set_deadline(&stream, deadline)?;
-        write_all(&mut stream, &bytes, TimeoutKind::Handshake)?;
-        let mut buf = BytesMut::with_capacity(4096);
-        let (head, head_len) = loop {
-            if let Some(parsed) = parse_response_head(&buf, options.max_handshake_size)? {
-                break parsed;
-            }
-            read_more(&mut stream, &mut buf, 4096, TimeoutKind::Handshake)?;
-        };
-        tracing::debug!(
-            response = %String::from_utf8_lossy(&buf[..head_len]).trim_end(),
-            "received the handshake response"
-        );
-        if head.status != StatusCode::SWITCHING_PROTOCOLS {
-            // Show the start of the body with the error: wait (within the
-            // same deadline) for what Content-Length announces, at most 4 KiB.
-            let wanted = head_len + head.error_body_wanted();
-            while buf.len() < wanted {
-                let missing = wanted - buf.len();
-                if read_more(&mut stream, &mut buf, missing, TimeoutKind::Handshake).is_err() {
-                    break;
-                }
-            }
-        }
-        let response = handshake.accept(head, &buf[head_len..])?;
-        buf.advance(head_len);
-        // The connection sets the socket's timeouts itself from now on.
-        stream.set_read_timeout(None)?;
-        stream.set_write_timeout(None)?;
-        tracing::debug!(subprotocol = ?response.subprotocol, "WebSocket handshake accepted");
-        if let Some(deflate) = &response.deflate {
-            tracing::debug!(%deflate, "permessage-deflate negotiated");
-        }
-        let mut ws = WebSocket::from_parts(
-            stream,
-            Role::Client,
-            options,
-            buf,
-            response.status,
-            response.headers,
-            response.subprotocol,
-        );
-        ws.conn.set_deflate(response.deflate);
-        Ok(ws)
-    }
-
     /// A connection whose handshake is done (`buf`: bytes already read past
     /// the handshake).
     pub(crate) fn from_parts(
@@ -873,55 +816,4 @@ pub(crate) fn is_timeout(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
     )
-}
-
-pub(crate) fn set_deadline<S: Transport>(stream: &S, deadline: Option<Instant>) -> Result<()> {
-    let left = match deadline {
-        None => None,
-        Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-            Some(left) if !left.is_zero() => Some(left),
-            _ => return Err(TimeoutKind::Handshake.into()),
-        },
-    };
-    stream.set_read_timeout(left)?;
-    stream.set_write_timeout(left)?;
-    Ok(())
-}
-
-fn write_all<S: Transport>(stream: &mut S, mut bytes: &[u8], during: TimeoutKind) -> Result<()> {
-    while !bytes.is_empty() {
-        match stream.write(bytes) {
-            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if is_timeout(&e) => return Err(during.into()),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    stream.flush().map_err(Error::from)
-}
-
-/// One read of up to `at_most` more bytes during the handshake.
-fn read_more<S: Transport>(
-    stream: &mut S,
-    buf: &mut BytesMut,
-    at_most: usize,
-    during: TimeoutKind,
-) -> Result<()> {
-    buf.reserve(at_most.max(1));
-    loop {
-        match stream.read_into(buf, at_most.max(1)) {
-            Ok(0) => {
-                return Err(ErrorKind::Io(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the server closed the connection during the handshake",
-                ))
-                .into())
-            }
-            Ok(_) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if is_timeout(&e) => return Err(during.into()),
-            Err(e) => return Err(e.into()),
-        }
-    }
 }

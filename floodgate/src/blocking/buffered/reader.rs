@@ -20,12 +20,12 @@
 
 use super::chunks::ChunkPool;
 use super::{Shared, READER_WRITE_WAIT};
+use crate::blocking::websocket::read_size;
 use crate::buffer::{BufferError, Pushed};
+use crate::dial::stream::Transport;
 use crate::error::{Callback, Error, ErrorKind};
 use crate::ingest::{Ingest, Stop};
 use crate::lifecycle::{earliest, ArmedTimeout};
-use crate::socket::read_size;
-use crate::stream::Transport;
 use bytes::BytesMut;
 use floodgate_proto::connection::End;
 use floodgate_proto::{CloseCode, CloseFrame, Message};
