@@ -312,21 +312,40 @@ impl Protocol {
         hook: &mut dyn ReadHook,
     ) -> Result<Option<Message>, ProtocolError> {
         loop {
-            let frame = match self.next_frame(buf, true) {
-                Ok(Some(frame)) => frame,
-                Ok(None) => return Ok(None),
-                Err(err) => {
-                    hook.failed(&err, buf);
-                    return Err(err);
-                }
+            let decoded = self.next_frame(buf, true);
+            let Some(frame) = decoded.map_err(|err| Self::hook_failed(err, buf, hook))? else {
+                return Ok(None);
             };
+            // The data path is `read_message`'s, with one branch more; a
+            // control message, rare, takes its own way to the hook.
+            if frame.opcode.is_control() {
+                return Ok(Some(self.control_message(frame, hook)));
+            }
             if let Some(message) = self.message_of(frame) {
-                if message.is_control() {
-                    hook.control(&message);
-                }
                 return Ok(Some(message));
             }
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn control_message(&mut self, frame: Frame, hook: &mut dyn ReadHook) -> Message {
+        let message = self
+            .message_of(frame)
+            .expect("a control frame is a whole message");
+        hook.control(&message);
+        message
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn hook_failed(
+        err: ProtocolError,
+        buf: &mut BytesMut,
+        hook: &mut dyn ReadHook,
+    ) -> ProtocolError {
+        hook.failed(&err, buf);
+        err
     }
 
     /// Decodes every complete message at the front of `buf`, handing each

@@ -3,6 +3,9 @@
 //! [`Buffer`] in runs, show control and data frames to the application's
 //! observers, and say what stopped the decoding.
 //!
+//! It also sizes the reads ([`read_size`]), for the direct connections'
+//! readers too.
+//!
 //! It is one piece of code for every reader (a thread, a task), so that
 //! staging, compaction, batching and observing behave the same whatever
 //! does the I/O; a reader only adds how it reads and how it waits.
@@ -215,4 +218,14 @@ pub(crate) fn compact(copy_small: bool, chunk_size: usize, message: Message) -> 
         Message::Binary(b) => Message::Binary(bytes::Bytes::copy_from_slice(&b)),
         other => other,
     }
+}
+
+/// How many bytes to ask of the transport next: a chunk, or more when the
+/// frame in progress needs more. Growth towards a large announced frame
+/// doubles with what has arrived rather than trusting the header at once,
+/// so memory follows the bytes that actually arrive, not what a header
+/// claims.
+pub(crate) fn read_size(needed: usize, buffered: usize, chunk: usize) -> usize {
+    let wanted = needed.saturating_sub(buffered);
+    wanted.min(buffered.max(chunk)).max(chunk)
 }

@@ -21,6 +21,7 @@ use crate::blocking::buffered::BufferedWebSocket;
 use crate::buffer::BufferConfig;
 use crate::dial::stream::{Stream, Transport};
 use crate::error::{Error, ErrorKind, Result, TimeoutKind};
+use crate::ingest::read_size;
 use crate::lifecycle::{self, earliest, ArmedTimeout};
 use crate::options::Options;
 use bytes::BytesMut;
@@ -799,16 +800,6 @@ impl<S: Transport> Iterator for Messages<'_, S> {
             }
         }
     }
-}
-
-/// How many bytes to ask of the transport next: a chunk, or more when the
-/// frame in progress needs more. Growth towards a large announced frame
-/// doubles with what has arrived rather than trusting the header at once,
-/// so memory follows the bytes that actually arrive, not what a header
-/// claims.
-pub(crate) fn read_size(needed: usize, buffered: usize, chunk: usize) -> usize {
-    let wanted = needed.saturating_sub(buffered);
-    wanted.min(buffered.max(chunk)).max(chunk)
 }
 
 pub(crate) fn is_timeout(e: &io::Error) -> bool {

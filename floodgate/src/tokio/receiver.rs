@@ -10,8 +10,8 @@
 
 use super::sender::Shared;
 use super::stream::AsyncStream;
-use crate::blocking::websocket::read_size;
 use crate::error::{Error, ErrorKind, Result, TimeoutKind};
+use crate::ingest::read_size;
 use crate::lifecycle::{earliest, error_of};
 use bytes::BytesMut;
 use floodgate_proto::connection::End;

@@ -20,10 +20,10 @@
 
 use super::chunks::ChunkPool;
 use super::{Shared, READER_WRITE_WAIT};
-use crate::blocking::websocket::read_size;
 use crate::buffer::{BufferError, Pushed};
 use crate::dial::stream::Transport;
 use crate::error::{Callback, Error, ErrorKind};
+use crate::ingest::read_size;
 use crate::ingest::{Ingest, Stop};
 use crate::lifecycle::{earliest, ArmedTimeout};
 use bytes::BytesMut;
