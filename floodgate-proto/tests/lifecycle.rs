@@ -16,6 +16,13 @@ fn client(t0: Instant, timeouts: Timeouts) -> Connection {
     Connection::new(Role::Client, Config::default(), timeouts, t0)
 }
 
+/// A ping every second, each awaited for half a second.
+fn pings_every_second() -> Timeouts {
+    Timeouts::default()
+        .ping_interval(Some(S))
+        .ping_timeout(Some(S / 2))
+}
+
 fn server(t0: Instant) -> Connection {
     Connection::new(Role::Server, Config::default(), Timeouts::default(), t0)
 }
@@ -69,10 +76,7 @@ fn pings_go_out_on_the_interval_and_poll_timeout_says_when() {
 #[test]
 fn the_answered_ping_keeps_the_connection_and_its_pong_is_matched_by_payload() {
     let t0 = Instant::now();
-    let timeouts = Timeouts::default()
-        .ping_interval(Some(S))
-        .ping_timeout(Some(S / 2));
-    let mut c = client(t0, timeouts);
+    let mut c = client(t0, pings_every_second());
     let mut s = server(t0);
     for i in 1..=5 {
         let now = t0 + i * S;
@@ -88,10 +92,7 @@ fn the_answered_ping_keeps_the_connection_and_its_pong_is_matched_by_payload() {
 #[test]
 fn no_pong_ends_the_connection_at_the_ping_timeout() {
     let t0 = Instant::now();
-    let timeouts = Timeouts::default()
-        .ping_interval(Some(S))
-        .ping_timeout(Some(S / 2));
-    let mut c = client(t0, timeouts);
+    let mut c = client(t0, pings_every_second());
     c.handle_timeout(t0 + S);
     assert_eq!(c.poll_timeout(), Some(t0 + S + S / 2));
     c.handle_timeout(t0 + S + S / 2 - MS);
@@ -105,10 +106,7 @@ fn no_pong_ends_the_connection_at_the_ping_timeout() {
 #[test]
 fn a_pong_with_another_payload_does_not_answer_the_keepalive_ping() {
     let t0 = Instant::now();
-    let timeouts = Timeouts::default()
-        .ping_interval(Some(S))
-        .ping_timeout(Some(S / 2));
-    let mut c = client(t0, timeouts);
+    let mut c = client(t0, pings_every_second());
     let mut s = server(t0);
     c.handle_timeout(t0 + S);
     // An unsolicited heartbeat pong, empty, instead of the answer.
@@ -468,10 +466,7 @@ fn wire_of(from: &mut Connection) -> BytesMut {
 #[test]
 fn read_message_matches_the_pong_and_keeps_the_connection() {
     let t0 = Instant::now();
-    let timeouts = Timeouts::default()
-        .ping_interval(Some(S))
-        .ping_timeout(Some(S / 2));
-    let mut c = client(t0, timeouts);
+    let mut c = client(t0, pings_every_second());
     let mut s = server(t0);
     c.handle_timeout(t0 + S);
     pump(&mut c, &mut s, t0 + S); // the server queues its pong
@@ -538,10 +533,7 @@ fn read_message_fails_the_connection_on_a_protocol_error() {
 #[test]
 fn read_frame_matches_the_pong_and_runs_the_peers_close() {
     let t0 = Instant::now();
-    let timeouts = Timeouts::default()
-        .ping_interval(Some(S))
-        .ping_timeout(Some(S / 2));
-    let mut c = client(t0, timeouts);
+    let mut c = client(t0, pings_every_second());
     let mut s = server(t0);
     c.handle_timeout(t0 + S);
     pump(&mut c, &mut s, t0 + S);
