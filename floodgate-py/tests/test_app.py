@@ -477,13 +477,16 @@ def test_close_from_another_thread_ends_a_busy_app_promptly(feed, workers):
 
 
 INTERRUPTED = r"""
-import faulthandler, sys
-# This test has hung twice in CI-like runs under load (never when run
-# alone): should it hang, every thread's stack goes to stderr, which the
-# assertion shows, instead of a bare timeout.
+import faulthandler, os, signal, sys, threading
+# A process started in the background by a non-interactive shell (as a
+# test run may be) inherits SIGINT ignored, and Python then installs no
+# KeyboardInterrupt handler: the SIGINT below would do nothing and
+# run_forever would wait for ever. Ctrl-C's usual meaning, explicitly.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+# Should it hang all the same, every thread's stack goes to stderr, which
+# the assertion shows, instead of a bare timeout.
 faulthandler.dump_traceback_later(20, exit=True)
 import floodgate as websocket
-import os, signal, threading
 
 events = []
 

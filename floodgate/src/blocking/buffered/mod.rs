@@ -414,7 +414,7 @@ impl<S: Transport + Send + 'static> BufferedWebSocket<S> {
 
 impl<S: Transport + Send + 'static> BufferedWebSocket<S> {
     /// Pings the server at once and then every `interval` (as the async
-    /// [`BufferedWebSocket::keepalive`](crate::tokio::BufferedWebSocket::keepalive));
+    /// `floodgate::tokio::BufferedWebSocket::keepalive`);
     /// with `timeout`, ends the connection when no pong answers a ping
     /// within `timeout` (see
     /// [`crate::keepalive`]). The pings and the deadline are the reader

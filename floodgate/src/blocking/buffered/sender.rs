@@ -184,7 +184,7 @@ impl<S: Transport> Sender<S> {
     /// Closes the connection: sends a close frame with `code` and `reason`
     /// and waits up to `close_timeout` for the server's close (read by the
     /// reader thread); see [`crate::BufferedWebSocket::close`]. The same
-    /// contract as the async [`Sender::close`](crate::tokio::Sender::close);
+    /// contract as the async `floodgate::tokio::Sender::close`;
     /// [`start_close`](Self::start_close) sends and returns.
     ///
     /// # Errors
@@ -211,7 +211,7 @@ impl<S: Transport> Sender<S> {
     /// from any thread, the reader's callbacks included. The connection's
     /// close deadline (`close_timeout`) still bounds the server's answer:
     /// the reader ends the connection when it passes. The same contract as
-    /// the async [`Sender::start_close`](crate::tokio::Sender::start_close).
+    /// the async `floodgate::tokio::Sender::start_close`.
     ///
     /// # Errors
     ///
