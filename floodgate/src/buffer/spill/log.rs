@@ -1,0 +1,715 @@
+//! [`SegmentLog`]: appends, takes, opening a directory, syncing. The
+//! format is `format.rs`'s; the module docs (`mod.rs`) give the rules.
+
+use super::format::{
+    self, Header, Kind, CURSOR_FILE, CURSOR_LEN, CURSOR_TMP, RECORD_HEADER, SEGMENT_HEADER,
+};
+use super::{Fsync, IoOp, Limit, LogConfig, SpillError};
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The reader's chunk: how much of a segment is read at once, beside the
+/// record being returned.
+pub(crate) const READ_CHUNK: usize = 64 << 10;
+
+/// How many names a new segment skips, at most, when files that are not
+/// ours already hold them.
+const MAX_NAME_SKIPS: u32 = 1024;
+
+/// One record taken from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Record {
+    pub(crate) kind: Kind,
+    pub(crate) payload: Bytes,
+}
+
+/// Damage found and work left undone, since the log was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SpillCounts {
+    /// Bad records (torn, wrong length, unknown kind, wrong CRC); each
+    /// ended its segment.
+    pub(crate) corrupt_records: u64,
+    /// Bytes skipped: from each bad record to the end of its segment, and
+    /// segments torn while being created.
+    pub(crate) skipped_bytes: u64,
+    /// Files in the directory that are not ours, left alone.
+    pub(crate) foreign_files: u64,
+    /// Numbers missing between two of our segments.
+    pub(crate) missing_segments: u64,
+    /// Spent segments whose removal failed: no longer counted in the disk
+    /// bytes, but still on the disk (and read again at the next open).
+    pub(crate) unremoved_segments: u64,
+}
+
+/// One segment file still holding records to take (or being appended to).
+#[derive(Debug)]
+struct Segment {
+    number: u64,
+    path: PathBuf,
+    /// The end of its last whole record: nothing after it is read.
+    end: u64,
+    /// Its bytes on the disk (counted in the log's disk bytes).
+    size: u64,
+    /// Records in it not yet taken.
+    records: u64,
+}
+
+/// A failure the tests inject into the next append.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy)]
+pub(super) struct InjectedFailure {
+    /// Bytes of the frame written before the write fails (`ENOSPC`).
+    pub(super) written: usize,
+    /// The truncation that undoes them fails too.
+    pub(super) truncate_fails: bool,
+}
+
+/// An append-only log of records in segment files, taken in order. See
+/// the module docs.
+#[derive(Debug)]
+pub(crate) struct SegmentLog {
+    dir: PathBuf,
+    config: LogConfig,
+    /// Oldest first; the writer appends to the last one.
+    segments: VecDeque<Segment>,
+    /// Appends to the last segment; `None` before the first append, after
+    /// an open, and after a failure that left a torn tail (the next
+    /// append starts a new segment).
+    writer: Option<File>,
+    /// Reads the first segment at `read_pos`.
+    reader: Option<BufReader<File>>,
+    /// Offset of the next record to take in the first segment.
+    read_pos: u64,
+    next_number: u64,
+    records: u64,
+    disk_bytes: u64,
+    counts: SpillCounts,
+    /// The frame being appended, reused.
+    frame: Vec<u8>,
+    last_sync: Option<Instant>,
+    /// Appends since the writer's file was last synced.
+    unsynced: bool,
+    /// Files created or removed since the directory was last synced.
+    dir_unsynced: bool,
+    #[cfg(test)]
+    pub(super) inject: Option<InjectedFailure>,
+}
+
+fn io_error(op: IoOp, path: &Path) -> impl FnOnce(io::Error) -> SpillError + '_ {
+    move |source| SpillError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Reads the record at the reader's position, which is `pos`, in a segment
+/// whose whole records end at or before `end`. `Ok(None)` when the record
+/// is bad: cut short, longer than what is left, no known kind, or a wrong
+/// CRC. With `keep`, the payload is returned; without, it is only checked
+/// (through `scratch`, so an open needs no more memory than a take).
+fn read_record(
+    reader: &mut BufReader<File>,
+    pos: u64,
+    end: u64,
+    keep: bool,
+    scratch: &mut [u8],
+) -> io::Result<Option<(Kind, Vec<u8>, u64)>> {
+    if end.saturating_sub(pos) < RECORD_HEADER {
+        return Ok(None);
+    }
+    let mut header = [0; RECORD_HEADER as usize];
+    match reader.read_exact(&mut header) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let header = format::decode_record_header(&header);
+    let len = u64::from(header.len);
+    if len > end - pos - RECORD_HEADER {
+        return Ok(None);
+    }
+    let Some(kind) = Kind::from_byte(header.kind) else {
+        return Ok(None);
+    };
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&[header.kind]);
+    let mut payload = Vec::new();
+    let read = if keep {
+        payload.resize(header.len as usize, 0);
+        reader
+            .read_exact(&mut payload)
+            .map(|()| hasher.update(&payload))
+    } else {
+        let mut left = header.len as usize;
+        let mut result = Ok(());
+        while left > 0 {
+            let n = left.min(scratch.len());
+            if let Err(e) = reader.read_exact(&mut scratch[..n]) {
+                result = Err(e);
+                break;
+            }
+            hasher.update(&scratch[..n]);
+            left -= n;
+        }
+        result
+    };
+    match read {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    if hasher.finalize() != header.crc {
+        return Ok(None);
+    }
+    Ok(Some((kind, payload, RECORD_HEADER + len)))
+}
+
+/// What the scan of one of our segments found.
+struct Scan {
+    /// The end of its last whole record.
+    end: u64,
+    /// Its whole records.
+    records: u64,
+    /// A bad record ended it before the end of the file.
+    corrupt: bool,
+    /// How many records precede `cursor`, when `cursor` is the offset of
+    /// one of its records (or its end).
+    before_cursor: Option<u64>,
+}
+
+fn scan_segment(
+    file: File,
+    size: u64,
+    cursor: Option<u64>,
+    scratch: &mut [u8],
+) -> io::Result<Scan> {
+    let mut reader = BufReader::with_capacity(READ_CHUNK, file);
+    reader.seek(SeekFrom::Start(SEGMENT_HEADER))?;
+    let mut pos = SEGMENT_HEADER;
+    let mut records = 0;
+    let mut before_cursor = None;
+    loop {
+        if cursor == Some(pos) {
+            before_cursor = Some(records);
+        }
+        if pos == size {
+            return Ok(Scan {
+                end: pos,
+                records,
+                corrupt: false,
+                before_cursor,
+            });
+        }
+        match read_record(&mut reader, pos, size, false, scratch)? {
+            Some((_, _, frame)) => {
+                pos += frame;
+                records += 1;
+            }
+            None => {
+                return Ok(Scan {
+                    end: pos,
+                    records,
+                    corrupt: true,
+                    before_cursor,
+                })
+            }
+        }
+    }
+}
+
+impl SegmentLog {
+    /// Opens the log in `dir`, creating the directory if needed, and scans
+    /// what an earlier log left there (see the module docs for what damage
+    /// is skipped and counted). Appends go to a new segment.
+    ///
+    /// # Errors
+    ///
+    /// [`SpillError::LimitTooSmall`] for a configuration that cannot hold
+    /// a record; [`SpillError::Io`] when the directory cannot be created
+    /// or listed, or a segment cannot be read (damage is no error).
+    pub(crate) fn open(
+        dir: impl Into<PathBuf>,
+        config: LogConfig,
+    ) -> Result<SegmentLog, SpillError> {
+        let dir = dir.into();
+        let min = SEGMENT_HEADER + RECORD_HEADER;
+        for (limit, value) in [
+            (Limit::SegmentBytes, config.segment_bytes),
+            (Limit::MaxDiskBytes, config.max_disk_bytes),
+        ] {
+            if value < min {
+                return Err(SpillError::LimitTooSmall { limit, value, min });
+            }
+        }
+        fs::create_dir_all(&dir).map_err(io_error(IoOp::CreateDir, &dir))?;
+
+        let mut counts = SpillCounts::default();
+        let mut numbers = Vec::new();
+        let mut cursor = None;
+        for entry in fs::read_dir(&dir).map_err(io_error(IoOp::ReadDir, &dir))? {
+            let entry = entry.map_err(io_error(IoOp::ReadDir, &dir))?;
+            let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
+            let name = entry.file_name();
+            match name.to_str() {
+                Some(CURSOR_FILE) if is_file => {
+                    let mut bytes = Vec::with_capacity(CURSOR_LEN);
+                    let path = entry.path();
+                    File::open(&path)
+                        .and_then(|f| f.take(CURSOR_LEN as u64 + 1).read_to_end(&mut bytes))
+                        .map_err(io_error(IoOp::Read, &path))?;
+                    cursor = format::decode_cursor(&bytes);
+                }
+                // A cursor replaced when the process stopped: the old one
+                // (or none) stands.
+                Some(CURSOR_TMP) if is_file => {
+                    let path = entry.path();
+                    fs::remove_file(&path).map_err(io_error(IoOp::Remove, &path))?;
+                }
+                Some(name) if is_file => match format::parse_segment_name(name) {
+                    Some(number) => numbers.push(number),
+                    None => counts.foreign_files += 1,
+                },
+                _ => counts.foreign_files += 1,
+            }
+        }
+        format::order_across_wrap(&mut numbers);
+
+        let mut log = SegmentLog {
+            dir,
+            config,
+            segments: VecDeque::new(),
+            writer: None,
+            reader: None,
+            read_pos: SEGMENT_HEADER,
+            next_number: 0,
+            records: 0,
+            disk_bytes: 0,
+            counts,
+            frame: Vec::new(),
+            last_sync: None,
+            unsynced: false,
+            dir_unsynced: false,
+            #[cfg(test)]
+            inject: None,
+        };
+        let mut scratch = vec![0; READ_CHUNK];
+        // Our segments in order, those removed here included, for the gaps.
+        let mut ours: Vec<u64> = Vec::new();
+        for number in numbers {
+            let path = log.dir.join(format::segment_name(number));
+            let mut file = File::open(&path).map_err(io_error(IoOp::Open, &path))?;
+            let size = file.metadata().map_err(io_error(IoOp::Read, &path))?.len();
+            let mut header = Vec::with_capacity(SEGMENT_HEADER as usize);
+            (&mut file)
+                .take(SEGMENT_HEADER)
+                .read_to_end(&mut header)
+                .map_err(io_error(IoOp::Read, &path))?;
+            match format::check_header(&header, number) {
+                Header::Foreign => {
+                    log.counts.foreign_files += 1;
+                    continue;
+                }
+                Header::TornAtCreation => {
+                    ours.push(number);
+                    log.counts.skipped_bytes += size;
+                    log.remove(&path)?;
+                    continue;
+                }
+                Header::Ours => ours.push(number),
+            }
+            // The cursor counts only in the oldest segment: it names the
+            // segment the reader was in, and every older one was removed.
+            let first = log.segments.is_empty() && ours.len() == 1;
+            let cursor_here = cursor
+                .filter(|&(n, _)| first && n == number)
+                .map(|(_, o)| o);
+            let scan = scan_segment(file, size, cursor_here, &mut scratch)
+                .map_err(io_error(IoOp::Read, &path))?;
+            if scan.corrupt {
+                log.counts.corrupt_records += 1;
+                log.counts.skipped_bytes += size - scan.end;
+            }
+            let taken = match (cursor_here, scan.before_cursor) {
+                (Some(offset), Some(taken)) => {
+                    log.read_pos = offset;
+                    taken
+                }
+                _ => 0,
+            };
+            if scan.records == taken {
+                // Nothing left to take in it.
+                if log.segments.is_empty() {
+                    log.read_pos = SEGMENT_HEADER;
+                }
+                log.remove(&path)?;
+                continue;
+            }
+            log.records += scan.records - taken;
+            log.disk_bytes += size;
+            log.segments.push_back(Segment {
+                number,
+                path,
+                end: scan.end,
+                size,
+                records: scan.records - taken,
+            });
+        }
+        for pair in ours.windows(2) {
+            log.counts.missing_segments += pair[1].wrapping_sub(pair[0]).wrapping_sub(1);
+        }
+        log.next_number = match ours.last() {
+            Some(&last) => last.wrapping_add(1),
+            None => log.config.first_segment,
+        };
+        Ok(log)
+    }
+
+    /// The directory the log lives in.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Records appended and not yet taken.
+    pub(crate) fn len(&self) -> u64 {
+        self.records
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.records == 0
+    }
+
+    /// Bytes the log's segment files take on the disk now (a partly taken
+    /// segment counts whole until it is removed).
+    pub(crate) fn disk_bytes(&self) -> u64 {
+        self.disk_bytes
+    }
+
+    /// Segment files the log holds now.
+    pub(crate) fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Damage found since the log was opened.
+    pub(crate) fn counts(&self) -> SpillCounts {
+        self.counts
+    }
+
+    /// The largest payload an append accepts: what fits in one segment,
+    /// and in the disk budget, after the headers.
+    pub(crate) fn max_record(&self) -> usize {
+        let room = self.config.segment_bytes.min(self.config.max_disk_bytes)
+            - SEGMENT_HEADER
+            - RECORD_HEADER;
+        usize::try_from(room.min(u64::from(u32::MAX))).unwrap_or(usize::MAX)
+    }
+
+    /// Appends one record at the end of the log, starting a new segment
+    /// first if it would take the current one past
+    /// [`LogConfig::segment_bytes`]. `now` drives [`Fsync::Every`].
+    ///
+    /// # Errors
+    ///
+    /// [`SpillError::TooLarge`] for a payload over
+    /// [`max_record`](Self::max_record), [`SpillError::DiskFull`] when the
+    /// record would take the log past its disk budget (neither touches
+    /// the disk), [`SpillError::Io`] when a write, a new segment or a sync
+    /// fails. The log is consistent after each: the record is not in it
+    /// (unless only the sync after it failed: then it is, unsynced).
+    pub(crate) fn append(
+        &mut self,
+        kind: Kind,
+        payload: &[u8],
+        now: Instant,
+    ) -> Result<(), SpillError> {
+        let max = self.max_record();
+        if payload.len() > max {
+            return Err(SpillError::TooLarge {
+                len: payload.len(),
+                max,
+            });
+        }
+        let frame_len = RECORD_HEADER + payload.len() as u64;
+        let roll = match (&self.writer, self.segments.back()) {
+            (Some(_), Some(last)) => last.size + frame_len > self.config.segment_bytes,
+            _ => true,
+        };
+        let needed = frame_len + if roll { SEGMENT_HEADER } else { 0 };
+        if self.disk_bytes + needed > self.config.max_disk_bytes {
+            return Err(SpillError::DiskFull {
+                used: self.disk_bytes,
+                max: self.config.max_disk_bytes,
+            });
+        }
+        if roll {
+            self.roll()?;
+        }
+        self.frame.clear();
+        format::encode_record(kind, payload, &mut self.frame);
+        self.write_frame()?;
+        let last = self.segments.back_mut().expect("rolled above");
+        last.size += frame_len;
+        last.end += frame_len;
+        last.records += 1;
+        self.records += 1;
+        self.disk_bytes += frame_len;
+        self.unsynced = true;
+        if let Fsync::Every(interval) = self.config.fsync {
+            if self
+                .last_sync
+                .is_none_or(|last| now.saturating_duration_since(last) >= interval)
+            {
+                self.last_sync = Some(now);
+                self.sync()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `self.frame` at the end of the last segment; on failure,
+    /// truncates the partial frame away, or, if that fails too, closes the
+    /// segment at its last whole record (its torn tail is skipped and
+    /// counted when the directory is opened again).
+    fn write_frame(&mut self) -> Result<(), SpillError> {
+        let file = self.writer.as_mut().expect("a writer after a roll");
+        let last = self.segments.back_mut().expect("a segment after a roll");
+        #[cfg(test)]
+        let (result, truncate_fails) = match self.inject.take() {
+            Some(injected) => {
+                // A torn write: never the whole frame.
+                let written = injected.written.min(self.frame.len() - 1);
+                let result = file.write_all(&self.frame[..written]).and_then(|()| {
+                    Err(io::Error::new(
+                        io::ErrorKind::StorageFull,
+                        "injected: no space left on device",
+                    ))
+                });
+                (result, injected.truncate_fails)
+            }
+            None => (file.write_all(&self.frame), false),
+        };
+        #[cfg(not(test))]
+        let (result, truncate_fails) = (file.write_all(&self.frame), false);
+        let Err(source) = result else {
+            return Ok(());
+        };
+        // The file is opened to append, so after truncating the next write
+        // goes where the torn frame began.
+        let truncated = if truncate_fails {
+            Err(io::Error::other("injected: truncate failed"))
+        } else {
+            file.set_len(last.size)
+        };
+        if truncated.is_err() {
+            let on_disk = file
+                .metadata()
+                .map(|m| m.len())
+                .unwrap_or(last.size + self.frame.len() as u64);
+            self.disk_bytes += on_disk.saturating_sub(last.size);
+            last.size = on_disk.max(last.size);
+            self.writer = None;
+        }
+        Err(SpillError::Io {
+            op: IoOp::Write,
+            path: last.path.clone(),
+            source,
+        })
+    }
+
+    /// Starts a new segment for appends (syncing the one it replaces when
+    /// the log is durable).
+    fn roll(&mut self) -> Result<(), SpillError> {
+        if let Some(file) = self.writer.take() {
+            if self.config.fsync != Fsync::Never && self.unsynced {
+                let path = &self.segments.back().expect("a writer has a segment").path;
+                file.sync_data().map_err(io_error(IoOp::Sync, path))?;
+            }
+            self.unsynced = false;
+        }
+        let mut skips = 0;
+        let (number, path, mut file) = loop {
+            let number = self.next_number;
+            self.next_number = number.wrapping_add(1);
+            let path = self.dir.join(format::segment_name(number));
+            match OpenOptions::new().append(true).create_new(true).open(&path) {
+                Ok(file) => break (number, path, file),
+                // A file that is not ours holds the name: leave it alone.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && skips < MAX_NAME_SKIPS => {
+                    skips += 1;
+                }
+                Err(e) => return Err(io_error(IoOp::Create, &path)(e)),
+            }
+        };
+        self.dir_unsynced = true;
+        if let Err(e) = file.write_all(&format::segment_header(number)) {
+            // Removed now, or at the next open as torn at creation.
+            let _ = fs::remove_file(&path);
+            return Err(io_error(IoOp::Write, &path)(e));
+        }
+        self.segments.push_back(Segment {
+            number,
+            path,
+            end: SEGMENT_HEADER,
+            size: SEGMENT_HEADER,
+            records: 0,
+        });
+        self.disk_bytes += SEGMENT_HEADER;
+        self.writer = Some(file);
+        self.retire_spent();
+        Ok(())
+    }
+
+    /// Takes the oldest record, or `None` when the log is empty. A bad
+    /// record (the file changed under the log) ends its segment, counted
+    /// as on open, and the next segment is read.
+    ///
+    /// # Errors
+    ///
+    /// [`SpillError::Io`] when a segment cannot be read; the record stays
+    /// in the log and the next call tries it again.
+    pub(crate) fn take(&mut self) -> Result<Option<Record>, SpillError> {
+        loop {
+            self.retire_spent();
+            let Some(first) = self.segments.front() else {
+                return Ok(None);
+            };
+            if first.records == 0 {
+                return Ok(None);
+            }
+            let reader = match &mut self.reader {
+                Some(reader) => reader,
+                None => {
+                    let mut file =
+                        File::open(&first.path).map_err(io_error(IoOp::Open, &first.path))?;
+                    file.seek(SeekFrom::Start(self.read_pos))
+                        .map_err(io_error(IoOp::Read, &first.path))?;
+                    self.reader
+                        .insert(BufReader::with_capacity(READ_CHUNK, file))
+                }
+            };
+            match read_record(reader, self.read_pos, first.end, true, &mut []) {
+                Ok(Some((kind, payload, frame))) => {
+                    self.read_pos += frame;
+                    self.segments[0].records -= 1;
+                    self.records -= 1;
+                    self.retire_spent();
+                    return Ok(Some(Record {
+                        kind,
+                        payload: Bytes::from(payload),
+                    }));
+                }
+                Ok(None) => {
+                    let first = &mut self.segments[0];
+                    self.counts.corrupt_records += 1;
+                    self.counts.skipped_bytes += first.end - self.read_pos;
+                    self.records -= first.records;
+                    first.records = 0;
+                    first.end = self.read_pos;
+                    if self.segments.len() == 1 {
+                        // Appends must not go behind the damage.
+                        self.writer = None;
+                    }
+                }
+                Err(e) => {
+                    self.reader = None;
+                    return Err(io_error(IoOp::Read, &self.segments[0].path)(e));
+                }
+            }
+        }
+    }
+
+    /// Removes the oldest segments while every record in them was taken
+    /// and appends have moved on.
+    fn retire_spent(&mut self) {
+        while let Some(first) = self.segments.front() {
+            let appending = self.writer.is_some() && self.segments.len() == 1;
+            if first.records > 0 || appending {
+                return;
+            }
+            let first = self.segments.pop_front().expect("checked");
+            self.reader = None;
+            self.read_pos = SEGMENT_HEADER;
+            self.disk_bytes -= first.size;
+            match fs::remove_file(&first.path) {
+                Ok(()) => self.dir_unsynced = true,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(_) => self.counts.unremoved_segments += 1,
+            }
+        }
+    }
+
+    fn remove(&mut self, path: &Path) -> Result<(), SpillError> {
+        fs::remove_file(path).map_err(io_error(IoOp::Remove, path))?;
+        self.dir_unsynced = true;
+        Ok(())
+    }
+
+    /// Puts every record appended so far on the disk (and the directory's
+    /// new and removed files), and writes the read cursor.
+    ///
+    /// # Errors
+    ///
+    /// [`SpillError::Io`] when a sync or the cursor's write fails; the
+    /// records are still in the log.
+    pub(crate) fn sync(&mut self) -> Result<(), SpillError> {
+        if self.unsynced {
+            if let (Some(file), Some(last)) = (&self.writer, self.segments.back()) {
+                file.sync_data().map_err(io_error(IoOp::Sync, &last.path))?;
+            }
+            self.unsynced = false;
+        }
+        self.write_cursor(true)?;
+        if self.dir_unsynced {
+            #[cfg(unix)]
+            File::open(&self.dir)
+                .and_then(|dir| dir.sync_all())
+                .map_err(io_error(IoOp::Sync, &self.dir))?;
+            self.dir_unsynced = false;
+        }
+        Ok(())
+    }
+
+    /// Writes where the reader is (or removes the cursor when the log is
+    /// empty), replacing the old cursor whole.
+    fn write_cursor(&mut self, sync: bool) -> Result<(), SpillError> {
+        let path = self.dir.join(CURSOR_FILE);
+        let Some(first) = self.segments.front() else {
+            match fs::remove_file(&path) {
+                Ok(()) => self.dir_unsynced = true,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error(IoOp::Remove, &path)(e)),
+            }
+            return Ok(());
+        };
+        let tmp = self.dir.join(CURSOR_TMP);
+        let bytes = format::encode_cursor(first.number, self.read_pos);
+        File::create(&tmp)
+            .and_then(|mut f| {
+                f.write_all(&bytes)?;
+                if sync {
+                    f.sync_data()?;
+                }
+                Ok(())
+            })
+            .map_err(io_error(IoOp::Write, &tmp))?;
+        fs::rename(&tmp, &path).map_err(io_error(IoOp::Rename, &path))?;
+        self.dir_unsynced = true;
+        Ok(())
+    }
+}
+
+impl Drop for SegmentLog {
+    /// A clean stop: the cursor is written so that a log opened again on
+    /// the directory delivers nothing twice (synced when durable).
+    fn drop(&mut self) {
+        let _ = if self.config.fsync == Fsync::Never {
+            self.write_cursor(false)
+        } else {
+            self.sync()
+        };
+    }
+}

@@ -1,0 +1,225 @@
+//! The on-disk segment log under the `Spill` overflow policy (issue 16).
+//!
+//! **Not yet used by the Buffer: the next step of issue 16 wires it in**
+//! (an `Overflow::Spill` whose own writer appends here behind a bounded
+//! hand-off, so the reader that answers pings never waits on the disk).
+//! Until then only its tests use it.
+//!
+//! # Why it exists
+//!
+//! `Block` slows the server and the other policies lose messages. Spilling
+//! past the memory limits to disk loses nothing and keeps reading at full
+//! rate, if the disk part is done with the care log shippers learned the
+//! hard way (Vector's disk buffer, Fluent Bit's filesystem storage, WALs):
+//! corruption after a crash must not block start-up or loop; the backlog
+//! must never be loaded into memory whole; a full disk must be an error
+//! the caller sees, not a silent stall; an oversized record must be
+//! refused loudly; order must be kept across segments and across the
+//! wrap-around of their numbers.
+//!
+//! # Shape
+//!
+//! A [`SegmentLog`] owns one directory. Records are appended to the newest
+//! segment file and taken from the oldest, in order; a new segment is
+//! started when the current one would pass
+//! [`LogConfig::segment_bytes`], and at every open (old segments are never
+//! appended to again, so a torn tail never needs truncating before new
+//! records go behind it). The log is single-threaded (`&mut self`), with
+//! no clock and no thread: the caller passes `now` to
+//! [`SegmentLog::append`] for the [`Fsync`] interval, or calls
+//! [`SegmentLog::sync`].
+//!
+//! Reading pages: the reader holds one open segment and a read chunk of
+//! [`READ_CHUNK`] bytes, plus the record it returns; opening a directory
+//! scans every segment with the same bounded memory.
+//!
+//! **Deletion:** a segment file is removed as soon as the last record in
+//! it is taken by [`SegmentLog::take`], unless it is still the segment
+//! being appended to; then it is removed when appends move on to a new
+//! one. Disk space is therefore freed a segment at a time, and
+//! [`SegmentLog::disk_bytes`] counts a partly taken segment whole.
+//!
+//! # On-disk format (version 1)
+//!
+//! A directory holds segment files named by a `u64` sequence number in 20
+//! decimal digits, `00000000000000000042.seg`, and at most the read
+//! cursor `read.cursor` (and its replacement in progress,
+//! `read.cursor.tmp`). Every other file is not ours: counted in
+//! [`SpillCounts::foreign_files`] and never touched.
+//!
+//! A segment file is a 20-byte header, then records back to back:
+//!
+//! ```text
+//! header:  "FGSPILL1" (8 bytes) | version = 1 (u32 LE) | this segment's number (u64 LE)
+//! record:  payload length (u32 LE) | CRC32 (u32 LE) | kind (u8: 1 text, 2 binary) | payload
+//! ```
+//!
+//! The CRC32 (IEEE, `crc32fast`) covers the kind byte followed by the
+//! payload. A file named like a segment whose header differs (another
+//! magic, another version, another number) is not ours. One that is
+//! shorter than a header and holds the start of ours was being created
+//! when the process stopped: it is removed.
+//!
+//! The cursor file is `"FGCURSR1"` | segment number (u64 LE) | offset of
+//! the next record to take in it (u64 LE) | CRC32 of those 24 bytes
+//! (u32 LE). It is written by [`SegmentLog::sync`] and when the log is
+//! dropped, by writing `read.cursor.tmp` and renaming it.
+//!
+//! # Damage, on open
+//!
+//! Opening scans the segments oldest first (numbers compared from the
+//! oldest live one, across the wrap: the oldest is the one after the
+//! widest gap) and checks every record's length and CRC. The first record
+//! that is cut short, claims more bytes than its file has, has no known
+//! kind or a wrong CRC ends that segment: the bytes from it to the end of
+//! the file are skipped (one [`SpillCounts::corrupt_records`], its bytes in
+//! [`SpillCounts::skipped_bytes`]), since without a sync marker nothing
+//! after a bad length can be trusted; the next segment is read as usual.
+//! This covers a torn tail after a crash and flipped bits in the middle.
+//! A number missing in the sequence counts in
+//! [`SpillCounts::missing_segments`]. None of these stops the open, and
+//! the scan reads each byte once, so it cannot loop.
+//!
+//! # Crashes and duplicates
+//!
+//! Records appended since the last [`SegmentLog::sync`] may be lost in a
+//! crash (with [`Fsync::Never`], any of them). After a restart, the
+//! records taken from the oldest segment since the cursor was last written
+//! are delivered again: at most one segment's records, none after a clean
+//! stop (the cursor is written when the log is dropped).
+
+mod format;
+mod log;
+
+#[cfg(test)]
+mod tests;
+
+pub(crate) use format::Kind;
+pub(crate) use log::{Record, SegmentLog, SpillCounts, READ_CHUNK};
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The default size at which a new segment is started: 8 MiB.
+pub(crate) const DEFAULT_SEGMENT_BYTES: u64 = 8 << 20;
+
+/// The default disk budget: 1 GiB.
+pub(crate) const DEFAULT_MAX_DISK_BYTES: u64 = 1 << 30;
+
+/// When the log asks the kernel to put its writes on the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fsync {
+    /// Never (an ephemeral spill: nothing is meant to outlive the
+    /// process). [`SegmentLog::sync`] still syncs when called.
+    Never,
+    /// At the first append at least this long after the last sync (a
+    /// durable spill), and whenever [`SegmentLog::sync`] is called. A
+    /// segment is also synced when appends move past it.
+    Every(Duration),
+}
+
+/// How a [`SegmentLog`] is laid out and bounded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LogConfig {
+    /// A new segment is started when a record would take the current one
+    /// past this many bytes (header included). It also bounds one
+    /// record.
+    pub(crate) segment_bytes: u64,
+    /// Bytes all segment files may take together; an append past it is
+    /// [`SpillError::DiskFull`].
+    pub(crate) max_disk_bytes: u64,
+    /// When writes are synced to the disk.
+    pub(crate) fsync: Fsync,
+    /// The number of the first segment of an empty directory (tests start
+    /// near `u64::MAX` to cross the wrap).
+    pub(crate) first_segment: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            max_disk_bytes: DEFAULT_MAX_DISK_BYTES,
+            fsync: Fsync::Never,
+            first_segment: 0,
+        }
+    }
+}
+
+/// What the log was doing when the file system failed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IoOp {
+    CreateDir,
+    ReadDir,
+    Open,
+    Create,
+    Read,
+    Write,
+    Truncate,
+    Sync,
+    Remove,
+    Rename,
+}
+
+impl fmt::Display for IoOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IoOp::CreateDir => "create the directory",
+            IoOp::ReadDir => "list the directory",
+            IoOp::Open => "open",
+            IoOp::Create => "create",
+            IoOp::Read => "read",
+            IoOp::Write => "write to",
+            IoOp::Truncate => "truncate",
+            IoOp::Sync => "sync",
+            IoOp::Remove => "remove",
+            IoOp::Rename => "rename",
+        })
+    }
+}
+
+/// Which limit of a [`LogConfig`] cannot work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Limit {
+    SegmentBytes,
+    MaxDiskBytes,
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Limit::SegmentBytes => "segment_bytes",
+            Limit::MaxDiskBytes => "max_disk_bytes",
+        })
+    }
+}
+
+/// Why the log refused or failed an operation. After any of them the log
+/// is consistent: a failed append left no record (its partial bytes were
+/// truncated away, or the segment was closed at its last whole record).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum SpillError {
+    /// The file system failed (a full disk is `ENOSPC` here).
+    #[error("spill: could not {op} {}: {source}", path.display())]
+    Io {
+        op: IoOp,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A record larger than any segment (or the disk budget) can hold.
+    #[error(
+        "spill: a record of {len} bytes cannot be spilled: at most {max} bytes fit in a \
+         segment; raise segment_bytes (and max_disk_bytes)"
+    )]
+    TooLarge { len: usize, max: usize },
+    /// The record would take the log past its disk budget.
+    #[error("spill: the disk budget is used up ({used} of {max} bytes)")]
+    DiskFull { used: u64, max: u64 },
+    /// A limit too small for even one empty record.
+    #[error("spill: {limit} = {value} is too small; at least {min} bytes are needed")]
+    LimitTooSmall { limit: Limit, value: u64, min: u64 },
+}

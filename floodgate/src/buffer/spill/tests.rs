@@ -1,0 +1,411 @@
+//! The segment log against a model, across the wrap, and against damage.
+
+use super::format::{self, CURSOR_FILE, RECORD_HEADER, SEGMENT_HEADER};
+use super::log::InjectedFailure;
+use super::{Fsync, Kind, LogConfig, SegmentLog, SpillError};
+use proptest::prelude::*;
+use std::collections::VecDeque;
+use std::fs;
+use std::path::Path;
+use std::time::Instant;
+
+fn small(first_segment: u64) -> LogConfig {
+    LogConfig {
+        segment_bytes: 256,
+        max_disk_bytes: 4096,
+        fsync: Fsync::Never,
+        first_segment,
+    }
+}
+
+fn payload(i: u32, len: usize) -> Vec<u8> {
+    (0..len).map(|j| (i as usize * 31 + j) as u8).collect()
+}
+
+fn drain(log: &mut SegmentLog) -> Vec<(Kind, Vec<u8>)> {
+    let mut out = Vec::new();
+    while let Some(record) = log.take().unwrap() {
+        out.push((record.kind, record.payload.to_vec()));
+    }
+    out
+}
+
+fn segment_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".seg"))
+        .collect();
+    names.sort();
+    names
+}
+
+fn bytes_on_disk(dir: &Path) -> u64 {
+    segment_files(dir)
+        .iter()
+        .map(|n| fs::metadata(dir.join(n)).unwrap().len())
+        .sum()
+}
+
+/// Appends records 0..n of 40 bytes, alternately text and binary.
+fn fill(log: &mut SegmentLog, n: u32) -> Vec<(Kind, Vec<u8>)> {
+    let now = Instant::now();
+    (0..n)
+        .map(|i| {
+            let kind = if i % 2 == 0 { Kind::Text } else { Kind::Binary };
+            let p = payload(i, 40);
+            log.append(kind, &p, now).unwrap();
+            (kind, p)
+        })
+        .collect()
+}
+
+#[test]
+fn records_come_back_in_order_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    let written = fill(&mut log, 20);
+    assert!(log.segment_count() > 3);
+    assert_eq!(log.disk_bytes(), bytes_on_disk(dir.path()));
+    assert_eq!(drain(&mut log), written);
+    assert!(log.is_empty());
+}
+
+#[test]
+fn a_segment_file_is_removed_once_every_record_in_it_is_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    // 256-byte segments hold 4 records of 49 bytes after the 20-byte header.
+    fill(&mut log, 9);
+    let first = format::segment_name(0);
+    assert_eq!(segment_files(dir.path())[0], first);
+    for _ in 0..3 {
+        log.take().unwrap().unwrap();
+    }
+    assert!(dir.path().join(&first).exists());
+    log.take().unwrap().unwrap();
+    assert!(
+        !dir.path().join(&first).exists(),
+        "the spent segment is gone"
+    );
+    assert_eq!(log.disk_bytes(), bytes_on_disk(dir.path()));
+    // The segment being appended to stays until appends move on.
+    drain(&mut log);
+    assert_eq!(segment_files(dir.path()), vec![format::segment_name(2)]);
+    log.append(Kind::Binary, &[0; 200], Instant::now()).unwrap();
+    assert_eq!(segment_files(dir.path()), vec![format::segment_name(3)]);
+}
+
+#[test]
+fn numbering_crosses_the_wrap_and_reopening_keeps_the_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = SegmentLog::open(dir.path(), small(u64::MAX - 2)).unwrap();
+    let written = fill(&mut log, 24);
+    let names = segment_files(dir.path());
+    assert!(names.contains(&format::segment_name(u64::MAX)));
+    assert!(names.contains(&format::segment_name(0)));
+    assert!(names.contains(&format::segment_name(1)));
+    drop(log);
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    assert_eq!(log.counts(), Default::default());
+    let more = fill(&mut log, 3);
+    assert_eq!(drain(&mut log), [written, more].concat());
+}
+
+#[test]
+fn a_clean_reopen_delivers_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    let written = fill(&mut log, 10);
+    log.take().unwrap().unwrap();
+    log.take().unwrap().unwrap();
+    drop(log);
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    assert_eq!(log.len(), 8);
+    assert_eq!(drain(&mut log), written[2..]);
+    drop(log);
+    assert!(segment_files(dir.path()).is_empty());
+    assert!(!dir.path().join(CURSOR_FILE).exists());
+}
+
+#[test]
+fn a_crash_redelivers_at_most_the_records_taken_from_the_oldest_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    let written = fill(&mut log, 10);
+    log.take().unwrap().unwrap();
+    log.sync().unwrap();
+    log.take().unwrap().unwrap();
+    // A crash: no cursor written after the second take.
+    std::mem::forget(log);
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    assert_eq!(drain(&mut log), written[1..]);
+}
+
+#[test]
+fn a_truncated_last_record_is_skipped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    let written = fill(&mut log, 6);
+    drop(log);
+    let last = dir.path().join(segment_files(dir.path()).pop().unwrap());
+    let len = fs::metadata(&last).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&last)
+        .unwrap()
+        .set_len(len - 10)
+        .unwrap();
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    let counts = log.counts();
+    assert_eq!(counts.corrupt_records, 1);
+    assert_eq!(counts.skipped_bytes, RECORD_HEADER + 40 - 10);
+    assert_eq!(drain(&mut log), written[..5]);
+}
+
+#[test]
+fn flipped_bits_mid_segment_skip_the_rest_of_that_segment_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    let written = fill(&mut log, 12);
+    drop(log);
+    // Segment 0 holds records 0..4; flip a payload bit of record 1.
+    let first = dir.path().join(format::segment_name(0));
+    let mut bytes = fs::read(&first).unwrap();
+    let at = (SEGMENT_HEADER + 49 + RECORD_HEADER + 5) as usize;
+    bytes[at] ^= 0x10;
+    fs::write(&first, &bytes).unwrap();
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    assert_eq!(log.counts().corrupt_records, 1);
+    assert_eq!(log.counts().skipped_bytes, 3 * 49);
+    let expected: Vec<_> = written[..1].iter().chain(&written[4..]).cloned().collect();
+    assert_eq!(drain(&mut log), expected);
+}
+
+#[test]
+fn a_flipped_length_never_loops_or_blocks_the_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    let written = fill(&mut log, 8);
+    drop(log);
+    let first = dir.path().join(format::segment_name(0));
+    let mut bytes = fs::read(&first).unwrap();
+    let at = SEGMENT_HEADER as usize + 49;
+    bytes[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    fs::write(&first, &bytes).unwrap();
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    assert_eq!(log.counts().corrupt_records, 1);
+    let expected: Vec<_> = written[..1].iter().chain(&written[4..]).cloned().collect();
+    assert_eq!(drain(&mut log), expected);
+}
+
+#[test]
+fn a_missing_segment_is_counted_and_the_rest_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    let written = fill(&mut log, 12);
+    drop(log);
+    fs::remove_file(dir.path().join(format::segment_name(1))).unwrap();
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    assert_eq!(log.counts().missing_segments, 1);
+    assert_eq!(log.counts().corrupt_records, 0);
+    let expected: Vec<_> = written[..4].iter().chain(&written[8..]).cloned().collect();
+    assert_eq!(drain(&mut log), expected);
+}
+
+#[test]
+fn files_that_are_not_ours_are_counted_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    let written = fill(&mut log, 6);
+    drop(log);
+    fs::write(dir.path().join("notes.txt"), b"hello").unwrap();
+    // Named like a segment, in the live range, but not ours.
+    let impostor = dir.path().join(format::segment_name(5));
+    fs::write(&impostor, b"PK\x03\x04 not a spill segment at all").unwrap();
+    // Ours by its magic, but a newer version.
+    let newer = dir.path().join(format::segment_name(6));
+    let mut header = format::segment_header(6);
+    header[8] = 2;
+    fs::write(&newer, header).unwrap();
+    fs::create_dir(dir.path().join("subdir")).unwrap();
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    assert_eq!(log.counts().foreign_files, 4);
+    assert_eq!(drain(&mut log), written);
+    // Appends skip names that are taken, and never touch those files.
+    let more = fill(&mut log, 6);
+    assert_eq!(drain(&mut log), more);
+    drop(log);
+    assert!(impostor.exists() && newer.exists());
+    assert!(dir.path().join("notes.txt").exists());
+}
+
+#[test]
+fn a_segment_torn_at_creation_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let torn = dir.path().join(format::segment_name(3));
+    fs::write(&torn, &format::segment_header(3)[..5]).unwrap();
+    let log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    assert_eq!(log.counts().skipped_bytes, 5);
+    assert_eq!(log.counts().foreign_files, 0);
+    assert!(!torn.exists());
+}
+
+#[test]
+fn an_oversized_record_and_a_full_budget_are_refused_loudly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    let max = log.max_record();
+    assert_eq!(max as u64, 256 - SEGMENT_HEADER - RECORD_HEADER);
+    log.append(Kind::Binary, &vec![7; max], Instant::now())
+        .unwrap();
+    match log.append(Kind::Binary, &vec![7; max + 1], Instant::now()) {
+        Err(SpillError::TooLarge { len, max: m }) => assert_eq!((len, m), (max + 1, max)),
+        other => panic!("{other:?}"),
+    }
+    let mut appended = 1;
+    let err = loop {
+        match log.append(Kind::Text, &[1; 100], Instant::now()) {
+            Ok(()) => appended += 1,
+            Err(e) => break e,
+        }
+    };
+    match err {
+        SpillError::DiskFull { used, max } => {
+            assert_eq!(max, 4096);
+            assert!(used <= 4096 && used == log.disk_bytes());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(log.len(), appended);
+    assert_eq!(log.disk_bytes(), bytes_on_disk(dir.path()));
+    // Room comes back as segments are taken.
+    for _ in 0..3 {
+        log.take().unwrap().unwrap();
+    }
+    log.append(Kind::Text, &[1; 100], Instant::now()).unwrap();
+}
+
+#[test]
+fn a_failed_write_leaves_no_record_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    let mut written = fill(&mut log, 2);
+    for truncate_fails in [false, true] {
+        log.inject = Some(InjectedFailure {
+            written: 13,
+            truncate_fails,
+        });
+        match log.append(Kind::Text, &payload(99, 40), Instant::now()) {
+            Err(SpillError::Io { source, .. }) => {
+                assert_eq!(source.kind(), std::io::ErrorKind::StorageFull)
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(log.disk_bytes(), bytes_on_disk(dir.path()));
+        written.extend(fill(&mut log, 2));
+    }
+    drop(log);
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    // The tail left when the truncation failed is found and counted.
+    assert_eq!(log.counts().corrupt_records, 1);
+    assert_eq!(log.counts().skipped_bytes, 13);
+    assert_eq!(drain(&mut log), written);
+}
+
+#[test]
+fn a_durable_log_syncs_on_its_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        fsync: Fsync::Every(std::time::Duration::from_millis(100)),
+        ..small(0)
+    };
+    let mut log = SegmentLog::open(dir.path(), config.clone()).unwrap();
+    let written = fill(&mut log, 5);
+    log.take().unwrap().unwrap();
+    log.sync().unwrap();
+    std::mem::forget(log);
+    let mut log = SegmentLog::open(dir.path(), config).unwrap();
+    assert_eq!(drain(&mut log), written[1..]);
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Append {
+        text: bool,
+        len: usize,
+    },
+    Take(usize),
+    Reopen,
+    FailNextWrite {
+        written: usize,
+        truncate_fails: bool,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (any::<bool>(), prop_oneof![0usize..64, 64usize..240]).prop_map(|(text, len)| Op::Append { text, len }),
+        3 => (1usize..8).prop_map(Op::Take),
+        1 => Just(Op::Reopen),
+        1 => (0usize..60, any::<bool>()).prop_map(|(written, truncate_fails)| Op::FailNextWrite { written, truncate_fails }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// The log against a `VecDeque`: after every step it holds the
+    /// model's records (its length and disk bytes agree), every take
+    /// returns the model's front, and at the end it yields exactly the
+    /// model's records in order.
+    #[test]
+    fn the_log_behaves_as_a_queue(
+        start in prop_oneof![Just(0u64), Just(u64::MAX - 3), any::<u64>()],
+        ops in proptest::collection::vec(op(), 1..120),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = small(start);
+        let mut log = SegmentLog::open(dir.path(), config.clone()).unwrap();
+        let mut model: VecDeque<(Kind, Vec<u8>)> = VecDeque::new();
+        let mut next = 0u32;
+        let mut fail = None;
+        for op in ops {
+            match op {
+                Op::Append { text, len } => {
+                    let kind = if text { Kind::Text } else { Kind::Binary };
+                    let p = payload(next, len);
+                    next += 1;
+                    log.inject = fail.take();
+                    let injected = log.inject.is_some();
+                    match log.append(kind, &p, Instant::now()) {
+                        Ok(()) => { prop_assert!(!injected); model.push_back((kind, p)) }
+                        Err(SpillError::DiskFull { .. }) => {}
+                        Err(SpillError::TooLarge { .. }) => prop_assert!(len > log.max_record()),
+                        Err(SpillError::Io { .. }) if injected => {}
+                        Err(e) => prop_assert!(false, "{e}"),
+                    }
+                    log.inject = None;
+                }
+                Op::Take(n) => {
+                    for _ in 0..n {
+                        let got = log.take().unwrap().map(|r| (r.kind, r.payload.to_vec()));
+                        prop_assert_eq!(got, model.pop_front());
+                    }
+                }
+                Op::Reopen => {
+                    drop(log);
+                    log = SegmentLog::open(dir.path(), config.clone()).unwrap();
+                }
+                Op::FailNextWrite { written, truncate_fails } => {
+                    fail = Some(InjectedFailure { written, truncate_fails });
+                }
+            }
+            prop_assert_eq!(log.len(), model.len() as u64);
+            prop_assert_eq!(log.disk_bytes(), bytes_on_disk(dir.path()));
+            prop_assert!(log.disk_bytes() <= config.max_disk_bytes);
+        }
+        let rest: Vec<_> = model.into_iter().collect();
+        prop_assert_eq!(drain(&mut log), rest);
+    }
+}
