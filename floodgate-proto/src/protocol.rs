@@ -316,7 +316,7 @@ impl Protocol {
             let Some(frame) = decoded.map_err(|err| Self::hook_failed(err, buf, hook))? else {
                 return Ok(None);
             };
-            // The data path is `read_message`'s, with one branch more; a
+            // A data message costs one branch more than decoding alone; a
             // control message, rare, takes its own way to the hook.
             if frame.opcode.is_control() {
                 return Ok(Some(self.control_message(frame, hook)));
