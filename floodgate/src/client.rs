@@ -11,7 +11,7 @@ use crate::blocking::buffered::BufferedWebSocket;
 use crate::blocking::websocket::WebSocket;
 use crate::buffer::BufferConfig;
 use crate::dial::stream::Transport;
-use crate::dial::tls::RootCertificates;
+use crate::dial::tls::{ClientConfigCache, RootCertificates};
 use crate::error::{ConfigError, Error, ErrorKind, PemItem, Result, UnsupportedError};
 use crate::options::{Options, Origin};
 use crate::proxy::{NoProxy, Proxy};
@@ -19,7 +19,7 @@ use floodgate_proto::deflate::DeflateConfig;
 use floodgate_proto::protocol::DEFAULT_MAX_FRAME_SIZE;
 use http::{HeaderName, HeaderValue};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Collects connection options; finish with [`build`](Self::build) or
@@ -628,7 +628,7 @@ pub struct Client {
     options: Arc<Options>,
     /// The rustls configuration, made on the first `wss://` connect and
     /// kept so that reconnects resume TLS sessions.
-    tls: Arc<Mutex<Option<Arc<rustls::ClientConfig>>>>,
+    tls: Arc<ClientConfigCache>,
 }
 
 impl Client {
@@ -639,13 +639,7 @@ impl Client {
 
     /// The rustls configuration of `wss://` connections, made once.
     fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>> {
-        let mut cached = self.tls.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(config) = &*cached {
-            return Ok(config.clone());
-        }
-        let config = crate::dial::tls::client_config(&self.options.tls)?;
-        *cached = Some(config.clone());
-        Ok(config)
+        self.tls.get(&self.options.tls)
     }
 
     /// The options this client connects with.

@@ -104,6 +104,25 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
         .clone()
 }
 
+/// The rustls configuration made on first use and kept, so that every
+/// `wss://` connect through one holder (a [`Client`](crate::Client)'s
+/// reconnects, the hops of one redirect chain) resumes TLS sessions.
+#[derive(Debug, Default)]
+pub(crate) struct ClientConfigCache(Mutex<Option<Arc<ClientConfig>>>);
+
+impl ClientConfigCache {
+    /// The configuration for `options`, made once.
+    pub(crate) fn get(&self, options: &TlsOptions) -> Result<Arc<ClientConfig>> {
+        let mut cached = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(config) = &*cached {
+            return Ok(config.clone());
+        }
+        let config = client_config(options)?;
+        *cached = Some(config.clone());
+        Ok(config)
+    }
+}
+
 /// Builds the rustls configuration for these options.
 pub(crate) fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>> {
     if let Some(config) = &options.config {

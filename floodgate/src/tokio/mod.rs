@@ -182,13 +182,10 @@ pub use socket::{ReuniteError, WebSocket};
 /// See [`crate::Client::connect_async`].
 pub async fn connect(url: &str) -> crate::Result<WebSocket> {
     // What `Client::default().connect_async(url)` does, without naming
-    // `client.rs`, which sits above this front end. (A `Client` would also
-    // keep the rustls configuration between the hops of a redirect.)
+    // `client.rs`, which sits above this front end.
     let options = crate::Options::default();
-    connect_with(url, &options, &|| {
-        crate::dial::tls::client_config(&options.tls)
-    })
-    .await
+    let tls = crate::dial::tls::ClientConfigCache::default();
+    connect_with(url, &options, &|| tls.get(&options.tls)).await
 }
 
 pub(crate) use connect::connect as connect_with;
