@@ -50,7 +50,7 @@ mod tls;
 pub use config::{ConfigError, PemItem, ProxyConfigError, TlsConfigError};
 pub use tls::TlsFailure;
 
-use crate::buffer::{BufferConfigError, BufferError, RecvError};
+use crate::buffer::{BufferConfigError, BufferError, RecvError, SpillError};
 use floodgate_proto::tunnel::TunnelError;
 use floodgate_proto::{CloseFrame, HandshakeError, ProtocolError, UsageError};
 use std::fmt;
@@ -201,6 +201,13 @@ pub enum ErrorKind {
     /// the consumer fell behind) (connection).
     #[error("{0}")]
     Buffer(#[from] BufferError),
+    /// The buffer's spill directory ([`Overflow::Spill`]) could not be
+    /// opened when the buffered connection started, or is in use by
+    /// another connection ([`SpillError::Locked`]) (connection).
+    ///
+    /// [`Overflow::Spill`]: crate::buffer::Overflow::Spill
+    #[error("the buffered connection could not start its spill to disk: {0}")]
+    Spill(#[from] SpillError),
 
     // ----- a live connection or the App -------------------------------------
     /// A function the application gave floodgate panicked; `callback` says
@@ -564,7 +571,8 @@ impl ErrorKind {
             | ErrorKind::ConnectionClosed(_)
             | ErrorKind::AbnormalClosure
             | ErrorKind::AlreadyClosed
-            | ErrorKind::Buffer(_) => Phase::Connection,
+            | ErrorKind::Buffer(_)
+            | ErrorKind::Spill(_) => Phase::Connection,
             ErrorKind::Panicked {
                 callback: Callback::Reader,
                 ..
@@ -713,6 +721,12 @@ impl From<RecvError> for Error {
                 },
             },
         }
+    }
+}
+
+impl From<SpillError> for Error {
+    fn from(err: SpillError) -> Self {
+        ErrorKind::Spill(err).into()
     }
 }
 

@@ -7,6 +7,7 @@
 //! impossible to write or rejected by [`BufferConfig::validate`] before a
 //! connection is made.
 
+use super::spill::SpillConfig;
 use bytes::Bytes;
 use floodgate_proto::{Frame, Message};
 use std::fmt;
@@ -162,6 +163,20 @@ pub enum Overflow {
     Conflate(Conflate),
     /// [`Shed::Disconnect`] at once.
     Disconnect,
+    /// Lossless without slowing the server: past the memory limits,
+    /// messages go to segment files on disk, written by a thread of the
+    /// buffer's own (the reader never waits on the disk), and come back in
+    /// arrival order; see [`SpillConfig`]. While anything is on disk, new
+    /// arrivals join it, so the order is kept; once the consumer has
+    /// drained the disk, the buffer is back to memory. When the disk
+    /// cannot take a message (its budget is used up, it is full or
+    /// failing, or slower than the feed), the [`SpillFallback`] decides.
+    /// A classifier still applies first (a discarded message is never
+    /// written), and priorities are kept on disk, but nothing is shed by
+    /// priority: the fallback acts on the arriving message.
+    ///
+    /// [`SpillFallback`]: super::SpillFallback
+    Spill(SpillConfig),
 }
 
 impl fmt::Debug for Overflow {
@@ -173,6 +188,7 @@ impl fmt::Debug for Overflow {
             Overflow::DropNewest => f.write_str("DropNewest"),
             Overflow::Conflate(c) => write!(f, "Conflate(otherwise {:?})", c.otherwise),
             Overflow::Disconnect => f.write_str("Disconnect"),
+            Overflow::Spill(c) => write!(f, "Spill({c:?})"),
         }
     }
 }
@@ -488,6 +504,9 @@ impl BufferConfig {
             if matches!(*c.otherwise, Overflow::Conflate(_)) {
                 return Err(BufferConfigError::ConflateInConflate);
             }
+            if matches!(*c.otherwise, Overflow::Spill(_)) {
+                return Err(BufferConfigError::SpillInConflate);
+            }
         }
         if let Some(lag) = &self.lag {
             if lag.threshold.depth == Some(0) || lag.threshold.wait == Some(Duration::ZERO) {
@@ -535,6 +554,13 @@ pub enum BufferConfigError {
         /// The connection's message size limit.
         max_message_size: usize,
     },
+    /// [`Conflate`]'s fallback policy is `Spill`: a value on disk could not
+    /// be replaced in place, so conflation and spilling do not mix.
+    #[error(
+        "the fallback of Conflate cannot be Spill (a conflated value on disk cannot be \
+         replaced); give DropOldest, Block or another policy, or Spill without Conflate"
+    )]
+    SpillInConflate,
     /// [`Conflate`]'s fallback policy is `Conflate` again.
     #[error(
         "the fallback of Conflate cannot be Conflate; give DropOldest, Block or another policy"

@@ -31,9 +31,6 @@
 
 mod config;
 mod queue;
-// Used by its tests only until the next step of issue 16 wires it into the
-// Buffer as `Overflow::Spill`.
-#[allow(dead_code, unused_imports)]
 mod spill;
 mod stats;
 
@@ -42,6 +39,11 @@ pub use config::{
     Shed, DEFAULT_MAX_BYTES, DEFAULT_MAX_MESSAGES,
 };
 pub use queue::Delivered;
+pub use spill::{
+    SpillConfig, SpillError, SpillFallback, SpillLimit, SpillOp, SpillRefusal,
+    DEFAULT_FSYNC_INTERVAL, DEFAULT_MAX_DISK_BYTES, DEFAULT_SEGMENT_BYTES,
+    DEFAULT_WRITER_QUEUE_BYTES,
+};
 pub use stats::{Stats, WaitSummary};
 
 pub(crate) use queue::Incoming;
@@ -52,10 +54,13 @@ use config::{ClassifyFn, KeyFn, LagFn};
 pub(crate) use config::{ControlFn, DataFrameFn};
 use floodgate_proto::Message;
 use queue::{Offered, Queue};
+use spill::state::{Next, SpillState};
+use spill::{lock_log, Durable, Round, SharedLog, WriterHost};
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
-use std::thread::Thread;
+use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 /// Errors that come from the buffer's policies.
@@ -85,6 +90,15 @@ pub enum BufferError {
         /// Messages the consumer had taken.
         delivered: u64,
     },
+    /// [`Overflow::Spill`] with the [`SpillFallback::Disconnect`] fallback
+    /// ended the connection: the spill could not take a message, for the
+    /// reason given.
+    #[error(
+        "a message could not be spilled to disk: {0}; the connection was closed with code 1008 \
+         (Spill policy, Disconnect fallback: choose SpillFallback::Block to wait instead, or \
+         DropNewest to drop and count)"
+    )]
+    SpillRefused(SpillRefusal),
 }
 
 /// Why the consumer side of a [`Buffer`] got no message.
@@ -231,13 +245,19 @@ impl Batch {
 /// exposes its consumer side; [`Buffer::stats`] can be read from any
 /// thread through [`crate::BufferedWebSocket::buffer`].
 pub struct Buffer {
-    state: Mutex<State>,
+    /// Shared with the spill's writer thread, if there is one.
+    state: Arc<Shared>,
     classifier: Option<ClassifyFn>,
     key_fn: Option<KeyFn>,
     lag: Option<LagFn>,
     max_messages: usize,
     max_bytes: usize,
+    /// `Overflow::Spill`: the log and the writer thread.
+    spill: Option<SpillIo>,
 }
+
+/// The buffer's one lock.
+struct Shared(Mutex<State>);
 
 struct State {
     queue: Queue,
@@ -248,7 +268,28 @@ struct State {
     /// How the connection ended, once it has: given to the consumer once
     /// the queue is empty, then `AlreadyEnded`.
     end: Option<Option<ConnectionEnd>>,
+    /// The spill's writer thread, and whether it sleeps until woken.
+    writer: Option<Thread>,
+    writer_idle: bool,
+    /// The buffer is being dropped: the writer stops.
+    stop: bool,
 }
+
+/// The disk side of a spilling buffer.
+struct SpillIo {
+    /// `None` once dropped, before the directory is removed.
+    log: Option<SharedLog>,
+    writer: Option<JoinHandle<()>>,
+    durable: bool,
+    /// The ephemeral spill's private directory.
+    remove: Option<PathBuf>,
+    /// The durable directory's lock, released last.
+    _lock: Option<spill::DirLock>,
+}
+
+/// How many payload bytes one consumer's call takes from the disk at most:
+/// what reading back holds in memory at once, beside the log's read chunk.
+const DISK_TAKE_BYTES: usize = 4 << 20;
 
 impl std::fmt::Debug for Buffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -263,29 +304,98 @@ impl std::fmt::Debug for Buffer {
 impl Buffer {
     /// An empty buffer. Check `config` with [`BufferConfig::validate`]
     /// first; connections do.
+    ///
+    /// With [`Overflow::Spill`], prefer [`try_new`](Self::try_new), which
+    /// reports a spill directory that cannot be opened: here the failure
+    /// is logged and the spill refuses every message (its fallback acts,
+    /// and the reason is in [`BufferError::SpillRefused`]).
     pub fn new(config: &BufferConfig) -> Buffer {
+        match Buffer::try_new(config) {
+            Ok(buffer) => buffer,
+            Err(e) => {
+                tracing::error!(error = %e, "the spill cannot be opened; its fallback takes every message");
+                let buffer = Buffer::in_memory(config);
+                if let Overflow::Spill(spill) = &config.overflow {
+                    let mut state = SpillState::new(spill, 0);
+                    state.failing = Some(e.refusal());
+                    buffer.lock().queue.set_spill(state);
+                }
+                buffer
+            }
+        }
+    }
+
+    /// An empty buffer; with [`Overflow::Spill`], opens its directory
+    /// (a durable one's undelivered messages come first) and starts its
+    /// writer thread.
+    ///
+    /// # Errors
+    ///
+    /// [`SpillError`] when the spill directory cannot be created, locked
+    /// ([`SpillError::Locked`]: another durable buffer uses it) or read,
+    /// or a size in the [`SpillConfig`] is too small. Connections report
+    /// it as [`crate::ErrorKind::Spill`].
+    pub fn try_new(config: &BufferConfig) -> Result<Buffer, SpillError> {
+        let mut buffer = Buffer::in_memory(config);
+        let Overflow::Spill(spill_config) = &config.overflow else {
+            return Ok(buffer);
+        };
+        let opened = spill::open(spill_config)?;
+        let (state, durable) = {
+            let guard = lock_log(&opened.log);
+            let mut state = SpillState::new(spill_config, guard.log.max_record());
+            state.recover(guard.log.len(), guard.log.disk_bytes());
+            state.figures.corrupt_records = guard.log.counts().corrupt_records;
+            (
+                state,
+                spill_config.durable.then_some(spill_config.fsync_interval),
+            )
+        };
+        buffer.lock().queue.set_spill(state);
+        let host: Arc<dyn WriterHost> = buffer.state.clone();
+        let log = opened.log.clone();
+        let writer = std::thread::Builder::new()
+            .name("floodgate-spill".into())
+            .spawn(move || spill::run(host, log, durable))
+            .map_err(|source| SpillError::Io {
+                op: SpillOp::StartWriter,
+                path: spill_config.dir.clone(),
+                source,
+            })?;
+        buffer.lock().writer = Some(writer.thread().clone());
+        buffer.spill = Some(SpillIo {
+            log: Some(opened.log),
+            writer: Some(writer),
+            durable: spill_config.durable,
+            remove: opened.remove,
+            _lock: opened.lock,
+        });
+        Ok(buffer)
+    }
+
+    fn in_memory(config: &BufferConfig) -> Buffer {
         let queue = Queue::new(config);
         Buffer {
             key_fn: queue.key_fn().cloned(),
-            state: Mutex::new(State {
+            state: Arc::new(Shared(Mutex::new(State {
                 queue,
                 consumers: Vec::new(),
                 producer: None,
                 end: None,
-            }),
+                writer: None,
+                writer_idle: false,
+                stop: false,
+            }))),
             classifier: config.classifier.clone(),
             lag: config.lag.as_ref().map(|l| l.callback.clone()),
             max_messages: config.max_messages,
             max_bytes: config.max_bytes,
+            spill: None,
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic in user code never runs under this lock (classifier, key
-        // function and lag callback are called outside it), so a poisoned
-        // lock only means a panic inside the buffer itself; its state is
-        // still the last consistent one.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock()
     }
 
     /// Whether staging a message calls the application's code (a
@@ -433,8 +543,12 @@ impl Buffer {
         } else {
             Vec::new()
         };
+        let writer = state.writer_to_wake();
         drop(state);
         wake.into_iter().for_each(Waker::wake);
+        if let Some(writer) = writer {
+            writer.unpark();
+        }
         for lag in lags {
             self.fire(Some(lag));
         }
@@ -541,7 +655,35 @@ impl Buffer {
             }
             return Ok(n);
         }
-        let n = state.queue.pop_many(now, max, &mut sink, &mut lags);
+        let mut n = state.queue.pop_many(now, max, &mut sink, &mut lags);
+        let mut spill_taken = false;
+        if n == 0 {
+            match state.queue.spill().map(SpillState::next) {
+                Some(Next::Disk) => {
+                    let taken = self.take_from_disk(state, &mut sink, max, now)?;
+                    if taken > 0 {
+                        return Ok(taken);
+                    }
+                    // Every record read was damaged: look again.
+                    return self.take(sink, max, waker);
+                }
+                Some(Next::HandOff) => {
+                    n = state.queue.take_handoff(now, max, &mut sink, &mut lags);
+                    spill_taken = n > 0;
+                }
+                Some(Next::Wait) => {
+                    // The writer is writing the next message, or another
+                    // consumer reads the disk: both wake the consumers.
+                    if let Some(waker) = waker {
+                        if !state.consumers.iter().any(|w| w.will_wake(waker)) {
+                            state.consumers.push(waker.clone());
+                        }
+                    }
+                    return Ok(0);
+                }
+                Some(Next::Empty) | None => {}
+            }
+        }
         let result = if n > 0 {
             Ok(n)
         } else if let Some(end) = &mut state.end {
@@ -557,7 +699,10 @@ impl Buffer {
         // Wake the reader once there is a useful amount of room, not after
         // every message: a wake-up per message would cost more than the
         // message.
-        let producer = if n > 0 && state.producer.is_some() && self.has_room_to_resume(&state) {
+        let producer = if n > 0
+            && state.producer.is_some()
+            && (spill_taken || self.has_room_to_resume(&state))
+        {
             state.producer.take()
         } else {
             None
@@ -576,9 +721,126 @@ impl Buffer {
     /// empty): enough room for the reader to place a run of messages.
     fn has_room_to_resume(&self, state: &State) -> bool {
         let queue = &state.queue;
-        queue.is_empty()
-            || (queue.len() <= self.max_messages - self.max_messages.div_ceil(8)
+        queue.memory_len() == 0
+            || (queue.memory_len() <= self.max_messages - self.max_messages.div_ceil(8)
                 && queue.bytes() <= self.max_bytes - self.max_bytes.div_ceil(8))
+    }
+
+    /// Takes up to `max` spilled messages from the log, reading outside
+    /// the buffer's lock (the reader may push meanwhile; the new arrivals
+    /// join the spill behind what is on disk). Returns how many were
+    /// handed to `sink`: 0 when every record read was damaged.
+    fn take_from_disk(
+        &self,
+        mut state: MutexGuard<'_, State>,
+        sink: &mut impl FnMut(Delivered),
+        max: usize,
+        now: Instant,
+    ) -> Result<usize, RecvError> {
+        let io = self
+            .spill
+            .as_ref()
+            .expect("a spill with records on disk has its log");
+        let log = io
+            .log
+            .as_ref()
+            .expect("the log lives as long as the buffer");
+        state.queue.spill_mut().expect("a spilling queue").reading = true;
+        drop(state);
+
+        let mut records = Vec::new();
+        let mut read_errors = 0;
+        let (removed, disk_bytes, version, corrupt) = {
+            let mut guard = lock_log(log);
+            let before = guard.log.len();
+            let mut bytes = 0;
+            while records.len() < max.max(1) && bytes < DISK_TAKE_BYTES {
+                match guard.log.take() {
+                    Ok(Some(record)) => {
+                        bytes += record.payload.len();
+                        records.push(record);
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        // A segment the disk cannot read: skip what is left
+                        // of it (counted) rather than fail every later call.
+                        tracing::warn!(error = %e, "spill: a segment could not be read back; its remaining records are skipped");
+                        read_errors += 1;
+                        guard.log.abandon_oldest();
+                    }
+                }
+            }
+            if io.durable && !records.is_empty() {
+                // Where the next run starts: after what is handed out now.
+                if let Err(e) = guard.log.save_cursor() {
+                    tracing::warn!(error = %e, "spill: the read cursor could not be saved; a restart may deliver some messages again");
+                }
+            }
+            guard.version += 1;
+            (
+                before - guard.log.len(),
+                guard.log.disk_bytes(),
+                guard.version,
+                guard.log.counts().corrupt_records,
+            )
+        };
+        let mut delivered = Vec::with_capacity(records.len());
+        let mut stamps = Vec::with_capacity(records.len());
+        let mut bad_text = 0u64;
+        for record in records {
+            let message = match record.kind {
+                spill::Kind::Binary => Message::Binary(record.payload),
+                spill::Kind::Text => match floodgate_proto::Text::try_from(record.payload) {
+                    Ok(text) => Message::Text(text),
+                    Err(_) => {
+                        // Its CRC matched: only a bug could get here.
+                        bad_text += 1;
+                        continue;
+                    }
+                },
+            };
+            stamps.push(record.stamp);
+            delivered.push((
+                message,
+                Priority::from_index(usize::from(record.priority.min(3))),
+            ));
+        }
+        let lost = removed - delivered.len() as u64;
+
+        let mut lags = Vec::new();
+        let mut state = self.lock();
+        let spill = state.queue.spill_mut().expect("a spilling queue");
+        spill.end_read(removed, disk_bytes, version);
+        spill.figures.corrupt_records = spill.figures.corrupt_records.max(corrupt) + bad_text;
+        spill.figures.errors += read_errors;
+        let retry_writer = spill.failing.is_some();
+        let waits = state
+            .queue
+            .record_disk_take(now, stamps.into_iter(), lost, &mut lags);
+        let producer = state.producer.take();
+        let consumers = std::mem::take(&mut state.consumers);
+        let writer = if retry_writer {
+            state.writer.clone()
+        } else {
+            None
+        };
+        drop(state);
+        if let Some(w) = producer {
+            w.wake();
+        }
+        // Consumers that waited while this one read.
+        consumers.into_iter().for_each(Waker::wake);
+        if let Some(writer) = writer {
+            writer.unpark();
+        }
+        let n = delivered.len();
+        for ((message, priority), waited) in delivered.into_iter().zip(waits) {
+            sink(Delivered::new(message, waited, priority));
+        }
+        for lag in lags {
+            self.fire(Some(lag));
+        }
+        Ok(n)
     }
 
     /// Takes a message if one is buffered, without waiting.
@@ -715,6 +977,140 @@ impl Buffer {
     ) -> Result<usize, RecvError> {
         let deadline = Instant::now().checked_add(wait);
         self.wait_batch(|d| out.push(d), max, deadline)
+    }
+}
+
+impl Drop for Buffer {
+    /// Stops the spill's writer (a durable one first writes what waits for
+    /// it, and syncs), then removes an ephemeral spill's directory.
+    fn drop(&mut self) {
+        let Some(mut io) = self.spill.take() else {
+            return;
+        };
+        let writer = {
+            let mut state = self.lock();
+            state.stop = true;
+            state.writer.take()
+        };
+        if let Some(writer) = writer {
+            writer.unpark();
+        }
+        if let Some(handle) = io.writer.take() {
+            let _ = handle.join();
+        }
+        // The log writes its cursor when dropped: before its directory goes.
+        drop(io.log.take());
+        if let Some(dir) = io.remove.take() {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "the ephemeral spill directory could not be removed");
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic in user code never runs under this lock (classifier, key
+        // function and lag callback are called outside it), so a poisoned
+        // lock only means a panic inside the buffer itself; its state is
+        // still the last consistent one.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl State {
+    /// The writer, if it sleeps and the hand-off has messages for it.
+    fn writer_to_wake(&mut self) -> Option<Thread> {
+        if self.writer_idle && self.queue.spill().is_some_and(|s| s.handoff_len() > 0) {
+            self.writer_idle = false;
+            return self.writer.clone();
+        }
+        None
+    }
+
+    /// Takes every waiting consumer and the producer, to wake after the
+    /// lock is released.
+    fn take_waiters(&mut self) -> (Vec<Waker>, Option<Waker>) {
+        (std::mem::take(&mut self.consumers), self.producer.take())
+    }
+}
+
+fn wake_all((consumers, producer): (Vec<Waker>, Option<Waker>)) {
+    consumers.into_iter().for_each(Waker::wake);
+    if let Some(w) = producer {
+        w.wake();
+    }
+}
+
+impl WriterHost for Shared {
+    fn begin(
+        &self,
+        batch: &mut Vec<(spill::Meta, Message)>,
+        max_bytes: usize,
+        durable: Durable,
+    ) -> Round {
+        let mut state = self.lock();
+        let stop = state.stop;
+        let now = Instant::now();
+        let spill = state.queue.spill_mut().expect("a writer has a spill");
+        let retry_later = spill.failing.is_some() && durable.retry_at.is_some_and(|at| now < at);
+        // An ephemeral spill ends with the buffer; a durable one writes
+        // what waits first (unless the disk is failing).
+        if stop && (!spill.durable || spill.failing.is_some()) {
+            return Round::Stop;
+        }
+        if !retry_later && spill.begin_write(batch, max_bytes) > 0 {
+            return Round::Write;
+        }
+        if stop {
+            return Round::Stop;
+        }
+        let sync_at = durable.sync_at.filter(|_| spill.sync_due);
+        let retry_at = durable.retry_at.filter(|_| spill.failing.is_some());
+        let wake_at = match (sync_at, retry_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        state.writer_idle = true;
+        Round::Idle(wake_at.map(|at| at.saturating_duration_since(now)))
+    }
+
+    fn end(
+        &self,
+        written: usize,
+        failure: Option<(SpillRefusal, bool)>,
+        disk_bytes: u64,
+        version: u64,
+    ) {
+        let mut state = self.lock();
+        state
+            .queue
+            .spill_mut()
+            .expect("a writer has a spill")
+            .end_write(written, failure, disk_bytes, version);
+        let waiters = state.take_waiters();
+        drop(state);
+        wake_all(waiters);
+    }
+
+    fn sync_due(&self) -> bool {
+        self.lock().queue.spill().is_some_and(|s| s.sync_due)
+    }
+
+    fn synced(&self) {
+        if let Some(spill) = self.lock().queue.spill_mut() {
+            spill.sync_due = false;
+        }
+    }
+
+    fn clear_failing(&self) {
+        let mut state = self.lock();
+        if let Some(spill) = state.queue.spill_mut() {
+            spill.failing = None;
+        }
+        let waiters = state.take_waiters();
+        drop(state);
+        wake_all(waiters);
     }
 }
 

@@ -14,6 +14,8 @@
 //! live entries.
 
 use super::config::{Conflate, Key, KeyFn, LagThreshold, Overflow, Priority, Shed};
+use super::spill::state::{Queued, SpillState};
+use super::spill::{SpillFallback, SpillRefusal};
 use super::stats::{Stats, WaitHistogram};
 use super::{BufferConfig, BufferError};
 use floodgate_proto::Message;
@@ -46,6 +48,16 @@ impl Incoming {
             message,
             priority: Priority::NORMAL,
             key: None,
+        }
+    }
+}
+
+impl Delivered {
+    pub(crate) fn new(message: Message, waited: Duration, priority: Priority) -> Delivered {
+        Delivered {
+            message,
+            waited,
+            priority,
         }
     }
 }
@@ -161,6 +173,12 @@ pub(crate) struct Queue {
     /// An empty deque (with its capacity) swapped in for the `NORMAL`
     /// level by [`Queue::take_all`].
     spare: VecDeque<Entry>,
+    /// The epoch as nanoseconds since the Unix epoch: spilled messages
+    /// carry wall-clock stamps, which outlive the process.
+    epoch_unix: u64,
+    /// `Overflow::Spill`: the hand-off to the writer and the disk's
+    /// figures. `None` for every other policy.
+    spill: Option<SpillState>,
 }
 
 /// [`Queue::take_all`] swaps the queue out only from this many messages.
@@ -234,6 +252,9 @@ fn rule_of(overflow: &Overflow) -> (WaitRule, Shed) {
         Overflow::DropNewest => (WaitRule::Never, Shed::DropNewest),
         Overflow::Disconnect => (WaitRule::Never, Shed::Disconnect),
         Overflow::Conflate(Conflate { otherwise, .. }) => rule_of(otherwise),
+        // Never used: a message that does not fit is spilled, or handled
+        // by the spill's fallback (`Queue::spill_offer`).
+        Overflow::Spill(_) => (WaitRule::Never, Shed::DropNewest),
     }
 }
 
@@ -268,7 +289,29 @@ impl Queue {
             s: Counters::default(),
             waits: WaitHistogram::default(),
             epoch: None,
+            epoch_unix: 0,
+            spill: None,
         }
+    }
+
+    /// Makes this a spilling queue (`Overflow::Spill`).
+    pub(crate) fn set_spill(&mut self, spill: SpillState) {
+        self.s.received += spill.figures.recovered;
+        self.spill = Some(spill);
+    }
+
+    pub(crate) fn spill(&self) -> Option<&SpillState> {
+        self.spill.as_ref()
+    }
+
+    pub(crate) fn spill_mut(&mut self) -> Option<&mut SpillState> {
+        self.spill.as_mut()
+    }
+
+    /// Whether messages now join the spill rather than memory.
+    #[inline]
+    fn spilling(&self) -> bool {
+        self.spill.as_ref().is_some_and(SpillState::is_active)
     }
 
     /// The conflation key function, if the policy conflates.
@@ -276,7 +319,13 @@ impl Queue {
         self.conflate.as_ref()
     }
 
+    /// Messages buffered: in memory, and spilled.
     pub(crate) fn len(&self) -> usize {
+        self.live + self.spill.as_ref().map_or(0, |s| s.len() as usize)
+    }
+
+    /// Messages in the memory queue.
+    pub(crate) fn memory_len(&self) -> usize {
         self.live
     }
 
@@ -285,7 +334,7 @@ impl Queue {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.live == 0
+        self.len() == 0
     }
 
     /// Stops all waiting for room: from now on a message that does not fit
@@ -324,8 +373,21 @@ impl Queue {
 
     /// `now` as nanoseconds since the epoch (set by the first call).
     fn stamp(&mut self, now: Instant) -> u64 {
-        let epoch = *self.epoch.get_or_insert(now);
+        let epoch = match self.epoch {
+            Some(epoch) => epoch,
+            None => {
+                self.epoch_unix = unix_nanos();
+                *self.epoch.insert(now)
+            }
+        };
         u64::try_from(now.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// `now` as nanoseconds since the Unix epoch, from the queue's own
+    /// clock (one clock read per process start, not per message).
+    pub(crate) fn unix_stamp(&mut self, now: Instant) -> u64 {
+        let since_epoch = self.stamp(now);
+        self.epoch_unix.saturating_add(since_epoch)
     }
 
     fn fits(&self, size: usize) -> bool {
@@ -343,6 +405,9 @@ impl Queue {
 
     fn place(&mut self, item: Incoming, now: Instant) -> Offered {
         let size = item.message.len();
+        if self.spill.is_some() && (self.spilling() || !self.fits(size)) {
+            return self.spill_offer(item, now);
+        }
         if let Some(key) = &item.key {
             if let Some(&(level, seq)) = self.keys.get(&**key) {
                 if level == item.priority.index() {
@@ -417,6 +482,97 @@ impl Queue {
                 }
             }
         }
+    }
+
+    /// `Overflow::Spill`: the message joins the hand-off to the writer, or,
+    /// when the spill refuses it, the fallback decides.
+    fn spill_offer(&mut self, item: Incoming, now: Instant) -> Offered {
+        let size = item.message.len();
+        let stamp = self.unix_stamp(now);
+        let spill = self.spill.as_mut().expect("a spilling queue");
+        let Some(refusal) = spill.refusal(size) else {
+            spill.push(Queued {
+                message: item.message,
+                priority: item.priority,
+                stamp,
+            });
+            self.s.received += 1;
+            self.block_expired = false;
+            return Offered::Placed;
+        };
+        let wait = match spill.fallback {
+            _ if self.closing => false,
+            SpillFallback::Block => true,
+            SpillFallback::DropNewest => item.priority == Priority::CRITICAL,
+            SpillFallback::Disconnect => false,
+        };
+        if wait {
+            // Counted once per wait, not at every offer while it lasts.
+            if self.blocked_since.is_none() {
+                spill.figures.refused += 1;
+            }
+            self.blocked_since.get_or_insert(now);
+            // Woken when the writer or the consumer makes room; the
+            // deadline only bounds a wake-up missed.
+            return Offered::Wait(Box::new(item), Some(now + super::spill::RETRY_AFTER));
+        }
+        spill.figures.refused += 1;
+        let disconnect = spill.fallback == SpillFallback::Disconnect && !self.closing;
+        self.drop_incoming();
+        if disconnect {
+            return Offered::FellBehind(BufferError::SpillRefused(refusal));
+        }
+        note_spill_drop(&refusal);
+        Offered::Placed
+    }
+
+    /// Delivers up to `max` messages from the spill's hand-off (when the
+    /// disk holds none and the writer is not writing them).
+    pub(crate) fn take_handoff(
+        &mut self,
+        now: Instant,
+        max: usize,
+        sink: &mut impl FnMut(Delivered),
+        lags: &mut Vec<super::LagEvent>,
+    ) -> usize {
+        let now_unix = self.unix_stamp(now);
+        let mut n = 0;
+        while n < max {
+            let Some(queued) = self.spill.as_mut().and_then(SpillState::pop_handoff) else {
+                break;
+            };
+            let waited = Duration::from_nanos(now_unix.saturating_sub(queued.stamp));
+            self.s.delivered += 1;
+            self.waits.record(waited);
+            lags.extend(self.wait_alarm(waited));
+            sink(Delivered::new(queued.message, waited, queued.priority));
+            n += 1;
+        }
+        n
+    }
+
+    /// Counts messages the consumer took from the spill's log: delivered,
+    /// with the stamps they were received at, and `lost` records that
+    /// could not be read (counted as `dropped_oldest`: they were the
+    /// oldest, and they are gone).
+    pub(crate) fn record_disk_take(
+        &mut self,
+        now: Instant,
+        stamps: impl Iterator<Item = u64>,
+        lost: u64,
+        lags: &mut Vec<super::LagEvent>,
+    ) -> Vec<Duration> {
+        let now_unix = self.unix_stamp(now);
+        let mut waits = Vec::new();
+        for stamp in stamps {
+            let waited = Duration::from_nanos(now_unix.saturating_sub(stamp));
+            self.s.delivered += 1;
+            self.waits.record(waited);
+            lags.extend(self.wait_alarm(waited));
+            waits.push(waited);
+        }
+        self.s.dropped_oldest += lost;
+        waits
     }
 
     /// `Ok(shed)`: shed now; `Err(deadline)`: wait (until `deadline`).
@@ -623,7 +779,7 @@ impl Queue {
         batch: &mut VecDeque<Message>,
         now: Instant,
     ) -> (usize, Lag) {
-        if !self.is_plain() || self.closing || batch.is_empty() {
+        if !self.is_plain() || self.closing || batch.is_empty() || self.spilling() {
             return (0, None);
         }
         let enqueued = self.stamp(now);
@@ -883,15 +1039,28 @@ impl Queue {
         let blocked_now = self
             .blocked_since
             .map_or(Duration::ZERO, |since| now.saturating_duration_since(since));
+        let spill = self
+            .spill
+            .as_ref()
+            .map(SpillState::figures)
+            .unwrap_or_default();
         Stats {
             received: self.s.received,
             delivered: self.s.delivered,
-            buffered: self.live as u64,
+            buffered: self.live as u64 + spill.buffered_disk + spill.queued,
+            buffered_disk: spill.buffered_disk,
+            disk_bytes: spill.disk_bytes,
+            high_water_disk_bytes: spill.high_water_disk_bytes,
+            spilled: spill.spilled,
+            recovered: spill.recovered,
+            spill_refused: spill.refused,
+            spill_errors: spill.errors,
+            spill_corrupt_records: spill.corrupt_records,
             dropped_oldest: self.s.dropped_oldest,
             dropped_newest: self.s.dropped_newest,
             conflated: self.s.conflated,
             filtered: self.s.filtered,
-            buffered_bytes: self.bytes as u64,
+            buffered_bytes: self.bytes as u64 + spill.queued_bytes,
             high_water_messages: self.s.high_water_messages as u64,
             high_water_bytes: self.s.high_water_bytes as u64,
             blocked: self.blocked_total + blocked_now,
@@ -903,8 +1072,27 @@ impl Queue {
     }
 }
 
+/// Logs a message dropped by the spill's `DropNewest` fallback, at most
+/// once a second per process: loud enough to be seen, not a line per
+/// message of a flood.
+fn note_spill_drop(refusal: &SpillRefusal) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let second = unix_nanos() / 1_000_000_000;
+    if LAST.swap(second, Ordering::Relaxed) != second {
+        tracing::warn!(%refusal, "spill: messages are being dropped (DropNewest fallback)");
+    }
+}
+
+/// Nanoseconds since the Unix epoch (0 for a clock set before it).
+pub(crate) fn unix_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 impl Priority {
-    fn from_index(level: usize) -> Priority {
+    pub(crate) fn from_index(level: usize) -> Priority {
         [
             Priority::LOW,
             Priority::NORMAL,

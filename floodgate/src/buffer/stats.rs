@@ -25,8 +25,12 @@ pub struct Stats {
     pub received: u64,
     /// Messages taken by the consumer.
     pub delivered: u64,
-    /// Messages in the buffer now.
+    /// Messages in the buffer now: in memory and, under
+    /// [`Overflow::Spill`](super::Overflow::Spill), spilled (on disk, or
+    /// waiting for the spill's writer).
     pub buffered: u64,
+    /// Of `buffered`, the messages on disk now (`Spill` only).
+    pub buffered_disk: u64,
     /// Messages shed from the front (oldest first) to make room.
     pub dropped_oldest: u64,
     /// Messages shed from the back: usually the one arriving; under
@@ -37,11 +41,35 @@ pub struct Stats {
     pub conflated: u64,
     /// Messages the classifier discarded.
     pub filtered: u64,
-    /// Payload bytes in the buffer now.
+    /// Payload bytes in memory now (with those waiting for the spill's
+    /// writer; those on disk are in `disk_bytes`).
     pub buffered_bytes: u64,
-    /// Most messages ever buffered at once.
+    /// Bytes the spill's segment files take now (`Spill` only; a segment
+    /// is freed once every message in it was delivered).
+    pub disk_bytes: u64,
+    /// Most bytes the spill's segment files ever took at once.
+    pub high_water_disk_bytes: u64,
+    /// Messages ever written to disk by this buffer.
+    pub spilled: u64,
+    /// Messages a durable spill found on disk when the buffer started,
+    /// left undelivered by an earlier run: counted in `received` (and
+    /// `buffered`) so that the counters still add up.
+    pub recovered: u64,
+    /// Times the spill could not take a message and its
+    /// [`SpillFallback`](super::SpillFallback) acted: each message dropped
+    /// (also in `dropped_newest`), the one that ended the connection, and
+    /// each wait of the reader under `Block`.
+    pub spill_refused: u64,
+    /// Writes to the spill that the disk failed (a full disk, an I/O
+    /// error); reads that failed are in `spill_corrupt_records`.
+    pub spill_errors: u64,
+    /// Damaged records the spill skipped (a torn tail after a crash,
+    /// flipped bits, a segment the disk could no longer read): found when
+    /// it opened, or while reading back.
+    pub spill_corrupt_records: u64,
+    /// Most messages ever buffered in memory at once.
     pub high_water_messages: u64,
-    /// Most payload bytes ever buffered at once.
+    /// Most payload bytes ever buffered in memory at once.
     pub high_water_bytes: u64,
     /// Total time the reader spent waiting for room (including now).
     pub blocked: Duration,

@@ -105,7 +105,7 @@ impl WebSocket {
             // buffered connection).
             core.read_timeout = None;
         }
-        let buffer = Arc::new(Buffer::new(config));
+        let buffer = Arc::new(Buffer::try_new(config)?);
         let handle = match core {
             Some(core) => {
                 let ingest = Ingest::new(

@@ -361,7 +361,7 @@ impl<S: Transport + Send + 'static> BufferedWebSocket<S> {
         }
         let write_stream = parts.stream.try_clone()?;
         let killer = parts.stream.try_clone()?;
-        let buffer = Arc::new(Buffer::new(config));
+        let buffer = Arc::new(Buffer::try_new(config)?);
         let deflate = parts.conn.deflate().cloned();
         let close_timeout = parts.conn.timeouts().close;
         let shared = Arc::new(Shared {

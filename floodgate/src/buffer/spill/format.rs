@@ -16,16 +16,24 @@ pub(super) const VERSION: u32 = 1;
 pub(super) const SEGMENT_HEADER: u64 = 8 + 4 + 8;
 
 /// A record's frame before its payload: length of the payload (u32 LE),
-/// CRC32 (u32 LE) of the kind byte followed by the payload, kind (u8).
-pub(super) const RECORD_HEADER: u64 = 4 + 4 + 1;
+/// CRC32 (u32 LE) of the rest of the header followed by the payload, kind
+/// (u8), priority (u8), stamp (u64 LE: when the message was received, in
+/// nanoseconds since the Unix epoch, so a resumed log still knows how long
+/// each message waited).
+pub(super) const RECORD_HEADER: u64 = 4 + 4 + 1 + 1 + 8;
 
-/// The read cursor's file: where the reader was when the log was last
-/// synced or closed, so that a durable log resumed after a clean stop
-/// delivers nothing twice.
+/// The part of the record header the CRC covers (after length and CRC).
+const META_LEN: usize = 1 + 1 + 8;
+
+/// The read cursor's file: where the reader was when the log last took
+/// records, rewritten in place after every take of a durable log, so that
+/// a log resumed after a stop (even a killed process) delivers nothing
+/// twice.
 pub(super) const CURSOR_FILE: &str = "read.cursor";
 
-/// The cursor being replaced (written, then renamed over [`CURSOR_FILE`]).
-pub(super) const CURSOR_TMP: &str = "read.cursor.tmp";
+/// The lock a durable spill holds (`flock`) on its directory, so that two
+/// buffers never append to one log.
+pub(crate) const LOCK_FILE: &str = "spill.lock";
 
 const CURSOR_MAGIC: [u8; 8] = *b"FGCURSR1";
 
@@ -41,6 +49,30 @@ pub(crate) enum Kind {
     Text = 1,
     /// A binary message.
     Binary = 2,
+}
+
+/// Highest priority byte a record may carry (`Priority::CRITICAL`).
+pub(super) const MAX_PRIORITY: u8 = 3;
+
+/// What a record carries beside its payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Meta {
+    pub(crate) kind: Kind,
+    /// The message's priority (0 to [`MAX_PRIORITY`]).
+    pub(crate) priority: u8,
+    /// When the message was received, in nanoseconds since the Unix epoch.
+    pub(crate) stamp: u64,
+}
+
+impl From<Kind> for Meta {
+    /// A `NORMAL` record stamped 0 (the tests' shorthand).
+    fn from(kind: Kind) -> Meta {
+        Meta {
+            kind,
+            priority: 1,
+            stamp: 0,
+        }
+    }
 }
 
 impl Kind {
@@ -109,22 +141,28 @@ pub(super) fn check_header(bytes: &[u8], number: u64) -> Header {
     }
 }
 
-/// The CRC32 a record carries: of its kind byte, then its payload, so that
-/// a flipped kind is caught as well as a flipped payload.
-pub(super) fn record_crc(kind: u8, payload: &[u8]) -> u32 {
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&[kind]);
-    hasher.update(payload);
-    hasher.finalize()
+fn encode_meta(meta: Meta) -> [u8; META_LEN] {
+    let mut out = [0; META_LEN];
+    out[0] = meta.kind as u8;
+    out[1] = meta.priority;
+    out[2..].copy_from_slice(&meta.stamp.to_le_bytes());
+    out
 }
 
-/// Appends the frame of one record to `out`. The caller has checked that
-/// the payload's length fits in a `u32`.
-pub(super) fn encode_record(kind: Kind, payload: &[u8], out: &mut Vec<u8>) {
+/// Appends the frame of one record to `out`. The CRC32 covers kind,
+/// priority and stamp, then the payload, so a flipped byte anywhere after
+/// the length is caught (a flipped length shows as a record that runs past
+/// its file or fails its CRC). The caller has checked that the payload's
+/// length fits in a `u32`.
+pub(super) fn encode_record(meta: Meta, payload: &[u8], out: &mut Vec<u8>) {
     let len = u32::try_from(payload.len()).expect("checked by the caller");
+    let head = encode_meta(meta);
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&head);
+    hasher.update(payload);
     out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&record_crc(kind as u8, payload).to_le_bytes());
-    out.push(kind as u8);
+    out.extend_from_slice(&hasher.finalize().to_le_bytes());
+    out.extend_from_slice(&head);
     out.extend_from_slice(payload);
 }
 
@@ -133,14 +171,41 @@ pub(super) fn encode_record(kind: Kind, payload: &[u8], out: &mut Vec<u8>) {
 pub(super) struct RecordHeader {
     pub(super) len: u32,
     pub(super) crc: u32,
-    pub(super) kind: u8,
+    /// The bytes the CRC covers before the payload.
+    pub(super) meta_bytes: [u8; META_LEN],
+}
+
+impl RecordHeader {
+    /// The kind, priority and stamp, if the kind and priority bytes are
+    /// ones this version writes (0, a zero-filled tail, is no kind).
+    pub(super) fn meta(&self) -> Option<Meta> {
+        let kind = Kind::from_byte(self.meta_bytes[0])?;
+        let priority = self.meta_bytes[1];
+        if priority > MAX_PRIORITY {
+            return None;
+        }
+        let stamp = u64::from_le_bytes(self.meta_bytes[2..].try_into().expect("8 bytes"));
+        Some(Meta {
+            kind,
+            priority,
+            stamp,
+        })
+    }
+
+    /// A CRC32 hasher fed with the header bytes it covers; the payload
+    /// follows.
+    pub(super) fn hasher(&self) -> crc32fast::Hasher {
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&self.meta_bytes);
+        hasher
+    }
 }
 
 pub(super) fn decode_record_header(bytes: &[u8; RECORD_HEADER as usize]) -> RecordHeader {
     RecordHeader {
         len: u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes")),
         crc: u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes")),
-        kind: bytes[8],
+        meta_bytes: bytes[8..].try_into().expect("10 bytes"),
     }
 }
 

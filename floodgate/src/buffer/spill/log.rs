@@ -2,9 +2,9 @@
 //! format is `format.rs`'s; the module docs (`mod.rs`) give the rules.
 
 use super::format::{
-    self, Header, Kind, CURSOR_FILE, CURSOR_LEN, CURSOR_TMP, RECORD_HEADER, SEGMENT_HEADER,
+    self, Header, Meta, CURSOR_FILE, CURSOR_LEN, LOCK_FILE, RECORD_HEADER, SEGMENT_HEADER,
 };
-use super::{Fsync, IoOp, Limit, LogConfig, SpillError};
+use super::{Fsync, LogConfig, SpillError, SpillLimit, SpillOp};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
@@ -23,7 +23,11 @@ const MAX_NAME_SKIPS: u32 = 1024;
 /// One record taken from the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Record {
-    pub(crate) kind: Kind,
+    pub(crate) kind: super::Kind,
+    /// The priority it was written with (0 to 3).
+    pub(crate) priority: u8,
+    /// When its message was received (nanoseconds since the Unix epoch).
+    pub(crate) stamp: u64,
     pub(crate) payload: Bytes,
 }
 
@@ -84,6 +88,9 @@ pub(crate) struct SegmentLog {
     reader: Option<BufReader<File>>,
     /// Offset of the next record to take in the first segment.
     read_pos: u64,
+    /// The cursor file, open once it was first written (rewritten in
+    /// place), and what it holds.
+    cursor: Option<(File, (u64, u64))>,
     next_number: u64,
     records: u64,
     disk_bytes: u64,
@@ -99,7 +106,7 @@ pub(crate) struct SegmentLog {
     pub(super) inject: Option<InjectedFailure>,
 }
 
-fn io_error(op: IoOp, path: &Path) -> impl FnOnce(io::Error) -> SpillError + '_ {
+fn io_error(op: SpillOp, path: &Path) -> impl FnOnce(io::Error) -> SpillError + '_ {
     move |source| SpillError::Io {
         op,
         path: path.to_path_buf(),
@@ -118,7 +125,7 @@ fn read_record(
     end: u64,
     keep: bool,
     scratch: &mut [u8],
-) -> io::Result<Option<(Kind, Vec<u8>, u64)>> {
+) -> io::Result<Option<(Meta, Vec<u8>, u64)>> {
     if end.saturating_sub(pos) < RECORD_HEADER {
         return Ok(None);
     }
@@ -133,11 +140,10 @@ fn read_record(
     if len > end - pos - RECORD_HEADER {
         return Ok(None);
     }
-    let Some(kind) = Kind::from_byte(header.kind) else {
+    let Some(meta) = header.meta() else {
         return Ok(None);
     };
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&[header.kind]);
+    let mut hasher = header.hasher();
     let mut payload = Vec::new();
     let read = if keep {
         payload.resize(header.len as usize, 0);
@@ -166,7 +172,7 @@ fn read_record(
     if hasher.finalize() != header.crc {
         return Ok(None);
     }
-    Ok(Some((kind, payload, RECORD_HEADER + len)))
+    Ok(Some((meta, payload, RECORD_HEADER + len)))
 }
 
 /// What the scan of one of our segments found.
@@ -239,20 +245,20 @@ impl SegmentLog {
         let dir = dir.into();
         let min = SEGMENT_HEADER + RECORD_HEADER;
         for (limit, value) in [
-            (Limit::SegmentBytes, config.segment_bytes),
-            (Limit::MaxDiskBytes, config.max_disk_bytes),
+            (SpillLimit::SegmentBytes, config.segment_bytes),
+            (SpillLimit::MaxDiskBytes, config.max_disk_bytes),
         ] {
             if value < min {
                 return Err(SpillError::LimitTooSmall { limit, value, min });
             }
         }
-        fs::create_dir_all(&dir).map_err(io_error(IoOp::CreateDir, &dir))?;
+        fs::create_dir_all(&dir).map_err(io_error(SpillOp::CreateDir, &dir))?;
 
         let mut counts = SpillCounts::default();
         let mut numbers = Vec::new();
         let mut cursor = None;
-        for entry in fs::read_dir(&dir).map_err(io_error(IoOp::ReadDir, &dir))? {
-            let entry = entry.map_err(io_error(IoOp::ReadDir, &dir))?;
+        for entry in fs::read_dir(&dir).map_err(io_error(SpillOp::ReadDir, &dir))? {
+            let entry = entry.map_err(io_error(SpillOp::ReadDir, &dir))?;
             let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
             let name = entry.file_name();
             match name.to_str() {
@@ -261,15 +267,11 @@ impl SegmentLog {
                     let path = entry.path();
                     File::open(&path)
                         .and_then(|f| f.take(CURSOR_LEN as u64 + 1).read_to_end(&mut bytes))
-                        .map_err(io_error(IoOp::Read, &path))?;
+                        .map_err(io_error(SpillOp::Read, &path))?;
                     cursor = format::decode_cursor(&bytes);
                 }
-                // A cursor replaced when the process stopped: the old one
-                // (or none) stands.
-                Some(CURSOR_TMP) if is_file => {
-                    let path = entry.path();
-                    fs::remove_file(&path).map_err(io_error(IoOp::Remove, &path))?;
-                }
+                // The durable spill's lock (held by whoever opened us).
+                Some(LOCK_FILE) if is_file => {}
                 Some(name) if is_file => match format::parse_segment_name(name) {
                     Some(number) => numbers.push(number),
                     None => counts.foreign_files += 1,
@@ -286,6 +288,7 @@ impl SegmentLog {
             writer: None,
             reader: None,
             read_pos: SEGMENT_HEADER,
+            cursor: None,
             next_number: 0,
             records: 0,
             disk_bytes: 0,
@@ -302,13 +305,16 @@ impl SegmentLog {
         let mut ours: Vec<u64> = Vec::new();
         for number in numbers {
             let path = log.dir.join(format::segment_name(number));
-            let mut file = File::open(&path).map_err(io_error(IoOp::Open, &path))?;
-            let size = file.metadata().map_err(io_error(IoOp::Read, &path))?.len();
+            let mut file = File::open(&path).map_err(io_error(SpillOp::Open, &path))?;
+            let size = file
+                .metadata()
+                .map_err(io_error(SpillOp::Read, &path))?
+                .len();
             let mut header = Vec::with_capacity(SEGMENT_HEADER as usize);
             (&mut file)
                 .take(SEGMENT_HEADER)
                 .read_to_end(&mut header)
-                .map_err(io_error(IoOp::Read, &path))?;
+                .map_err(io_error(SpillOp::Read, &path))?;
             match format::check_header(&header, number) {
                 Header::Foreign => {
                     log.counts.foreign_files += 1;
@@ -329,7 +335,7 @@ impl SegmentLog {
                 .filter(|&(n, _)| first && n == number)
                 .map(|(_, o)| o);
             let scan = scan_segment(file, size, cursor_here, &mut scratch)
-                .map_err(io_error(IoOp::Read, &path))?;
+                .map_err(io_error(SpillOp::Read, &path))?;
             if scan.corrupt {
                 log.counts.corrupt_records += 1;
                 log.counts.skipped_bytes += size - scan.end;
@@ -369,16 +375,12 @@ impl SegmentLog {
         Ok(log)
     }
 
-    /// The directory the log lives in.
-    pub(crate) fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Records appended and not yet taken.
     pub(crate) fn len(&self) -> u64 {
         self.records
     }
 
+    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.records == 0
     }
@@ -390,6 +392,7 @@ impl SegmentLog {
     }
 
     /// Segment files the log holds now.
+    #[cfg(test)]
     pub(crate) fn segment_count(&self) -> usize {
         self.segments.len()
     }
@@ -399,12 +402,13 @@ impl SegmentLog {
         self.counts
     }
 
-    /// The largest payload an append accepts: what fits in one segment,
-    /// and in the disk budget, after the headers.
+    /// The largest payload an append accepts: what fits in the disk
+    /// budget after the headers (and in a `u32`). A record larger than
+    /// [`LogConfig::segment_bytes`] gets a segment of its own, so every
+    /// message a connection accepts can spill unless the budget is
+    /// smaller than the message.
     pub(crate) fn max_record(&self) -> usize {
-        let room = self.config.segment_bytes.min(self.config.max_disk_bytes)
-            - SEGMENT_HEADER
-            - RECORD_HEADER;
+        let room = self.config.max_disk_bytes - SEGMENT_HEADER - RECORD_HEADER;
         usize::try_from(room.min(u64::from(u32::MAX))).unwrap_or(usize::MAX)
     }
 
@@ -422,10 +426,11 @@ impl SegmentLog {
     /// (unless only the sync after it failed: then it is, unsynced).
     pub(crate) fn append(
         &mut self,
-        kind: Kind,
+        meta: impl Into<Meta>,
         payload: &[u8],
         now: Instant,
     ) -> Result<(), SpillError> {
+        let meta = meta.into();
         let max = self.max_record();
         if payload.len() > max {
             return Err(SpillError::TooLarge {
@@ -435,7 +440,10 @@ impl SegmentLog {
         }
         let frame_len = RECORD_HEADER + payload.len() as u64;
         let roll = match (&self.writer, self.segments.back()) {
-            (Some(_), Some(last)) => last.size + frame_len > self.config.segment_bytes,
+            // An empty segment takes any record, however large.
+            (Some(_), Some(last)) => {
+                last.size > SEGMENT_HEADER && last.size + frame_len > self.config.segment_bytes
+            }
             _ => true,
         };
         let needed = frame_len + if roll { SEGMENT_HEADER } else { 0 };
@@ -449,7 +457,7 @@ impl SegmentLog {
             self.roll()?;
         }
         self.frame.clear();
-        format::encode_record(kind, payload, &mut self.frame);
+        format::encode_record(meta, payload, &mut self.frame);
         self.write_frame()?;
         let last = self.segments.back_mut().expect("rolled above");
         last.size += frame_len;
@@ -514,7 +522,7 @@ impl SegmentLog {
             self.writer = None;
         }
         Err(SpillError::Io {
-            op: IoOp::Write,
+            op: SpillOp::Write,
             path: last.path.clone(),
             source,
         })
@@ -526,7 +534,7 @@ impl SegmentLog {
         if let Some(file) = self.writer.take() {
             if self.config.fsync != Fsync::Never && self.unsynced {
                 let path = &self.segments.back().expect("a writer has a segment").path;
-                file.sync_data().map_err(io_error(IoOp::Sync, path))?;
+                file.sync_data().map_err(io_error(SpillOp::Sync, path))?;
             }
             self.unsynced = false;
         }
@@ -541,14 +549,14 @@ impl SegmentLog {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && skips < MAX_NAME_SKIPS => {
                     skips += 1;
                 }
-                Err(e) => return Err(io_error(IoOp::Create, &path)(e)),
+                Err(e) => return Err(io_error(SpillOp::Create, &path)(e)),
             }
         };
         self.dir_unsynced = true;
         if let Err(e) = file.write_all(&format::segment_header(number)) {
             // Removed now, or at the next open as torn at creation.
             let _ = fs::remove_file(&path);
-            return Err(io_error(IoOp::Write, &path)(e));
+            return Err(io_error(SpillOp::Write, &path)(e));
         }
         self.segments.push_back(Segment {
             number,
@@ -584,21 +592,23 @@ impl SegmentLog {
                 Some(reader) => reader,
                 None => {
                     let mut file =
-                        File::open(&first.path).map_err(io_error(IoOp::Open, &first.path))?;
+                        File::open(&first.path).map_err(io_error(SpillOp::Open, &first.path))?;
                     file.seek(SeekFrom::Start(self.read_pos))
-                        .map_err(io_error(IoOp::Read, &first.path))?;
+                        .map_err(io_error(SpillOp::Read, &first.path))?;
                     self.reader
                         .insert(BufReader::with_capacity(READ_CHUNK, file))
                 }
             };
             match read_record(reader, self.read_pos, first.end, true, &mut []) {
-                Ok(Some((kind, payload, frame))) => {
+                Ok(Some((meta, payload, frame))) => {
                     self.read_pos += frame;
                     self.segments[0].records -= 1;
                     self.records -= 1;
                     self.retire_spent();
                     return Ok(Some(Record {
-                        kind,
+                        kind: meta.kind,
+                        priority: meta.priority,
+                        stamp: meta.stamp,
                         payload: Bytes::from(payload),
                     }));
                 }
@@ -616,10 +626,35 @@ impl SegmentLog {
                 }
                 Err(e) => {
                     self.reader = None;
-                    return Err(io_error(IoOp::Read, &self.segments[0].path)(e));
+                    return Err(io_error(SpillOp::Read, &self.segments[0].path)(e));
                 }
             }
         }
+    }
+
+    /// Gives up on the rest of the oldest segment (after reading it failed
+    /// and failed again): its records are skipped, counted as one corrupt
+    /// record and their bytes, and the next segment is read. Returns how
+    /// many records were skipped. Without it a segment the disk can no
+    /// longer read would stop every later record for ever.
+    pub(crate) fn abandon_oldest(&mut self) -> u64 {
+        let Some(first) = self.segments.front_mut() else {
+            return 0;
+        };
+        let lost = first.records;
+        if lost > 0 {
+            self.counts.corrupt_records += 1;
+            self.counts.skipped_bytes += first.end - self.read_pos;
+            self.records -= lost;
+            first.records = 0;
+            first.end = self.read_pos;
+        }
+        if self.segments.len() == 1 {
+            self.writer = None;
+        }
+        self.reader = None;
+        self.retire_spent();
+        lost
     }
 
     /// Removes the oldest segments while every record in them was taken
@@ -643,7 +678,7 @@ impl SegmentLog {
     }
 
     fn remove(&mut self, path: &Path) -> Result<(), SpillError> {
-        fs::remove_file(path).map_err(io_error(IoOp::Remove, path))?;
+        fs::remove_file(path).map_err(io_error(SpillOp::Remove, path))?;
         self.dir_unsynced = true;
         Ok(())
     }
@@ -658,7 +693,8 @@ impl SegmentLog {
     pub(crate) fn sync(&mut self) -> Result<(), SpillError> {
         if self.unsynced {
             if let (Some(file), Some(last)) = (&self.writer, self.segments.back()) {
-                file.sync_data().map_err(io_error(IoOp::Sync, &last.path))?;
+                file.sync_data()
+                    .map_err(io_error(SpillOp::Sync, &last.path))?;
             }
             self.unsynced = false;
         }
@@ -667,38 +703,79 @@ impl SegmentLog {
             #[cfg(unix)]
             File::open(&self.dir)
                 .and_then(|dir| dir.sync_all())
-                .map_err(io_error(IoOp::Sync, &self.dir))?;
+                .map_err(io_error(SpillOp::Sync, &self.dir))?;
             self.dir_unsynced = false;
         }
         Ok(())
     }
 
+    /// Writes where the reader is, without syncing: after a take, so that
+    /// a process killed later resumes after the records it delivered (the
+    /// page cache outlives the process; only a crash of the machine can
+    /// lose the write, and then at most what was taken since the last
+    /// [`sync`](Self::sync) comes again).
+    ///
+    /// # Errors
+    ///
+    /// [`SpillError::Io`] when the cursor file cannot be written.
+    pub(crate) fn save_cursor(&mut self) -> Result<(), SpillError> {
+        self.write_cursor(false)
+    }
+
     /// Writes where the reader is (or removes the cursor when the log is
-    /// empty), replacing the old cursor whole.
+    /// empty). The 28 bytes are rewritten in place, one `pwrite` that a
+    /// killed process cannot tear; a write torn by a power cut fails the
+    /// cursor's CRC and is ignored at the next open (the oldest segment is
+    /// then read from its start).
     fn write_cursor(&mut self, sync: bool) -> Result<(), SpillError> {
         let path = self.dir.join(CURSOR_FILE);
         let Some(first) = self.segments.front() else {
-            match fs::remove_file(&path) {
-                Ok(()) => self.dir_unsynced = true,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_error(IoOp::Remove, &path)(e)),
+            if self.cursor.take().is_some() || path.exists() {
+                match fs::remove_file(&path) {
+                    Ok(()) => self.dir_unsynced = true,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_error(SpillOp::Remove, &path)(e)),
+                }
             }
             return Ok(());
         };
-        let tmp = self.dir.join(CURSOR_TMP);
-        let bytes = format::encode_cursor(first.number, self.read_pos);
-        File::create(&tmp)
-            .and_then(|mut f| {
-                f.write_all(&bytes)?;
-                if sync {
-                    f.sync_data()?;
-                }
-                Ok(())
-            })
-            .map_err(io_error(IoOp::Write, &tmp))?;
-        fs::rename(&tmp, &path).map_err(io_error(IoOp::Rename, &path))?;
-        self.dir_unsynced = true;
+        let at = (first.number, self.read_pos);
+        if self.cursor.as_ref().is_some_and(|(_, held)| *held == at) && !sync {
+            return Ok(());
+        }
+        if self.cursor.is_none() {
+            let file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(io_error(SpillOp::Create, &path))?;
+            self.cursor = Some((file, (u64::MAX, u64::MAX)));
+            self.dir_unsynced = true;
+        }
+        let (file, held) = self.cursor.as_mut().expect("opened above");
+        let bytes = format::encode_cursor(at.0, at.1);
+        write_at_start(file, &bytes).map_err(io_error(SpillOp::Write, &path))?;
+        *held = at;
+        if sync {
+            file.sync_data().map_err(io_error(SpillOp::Sync, &path))?;
+        }
         Ok(())
+    }
+}
+
+/// Writes `bytes` at offset 0 of `file` in one call where the system has
+/// one (`pwrite`).
+fn write_at_start(file: &mut File, bytes: &[u8]) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        file.write_all_at(bytes, 0)
+    }
+    #[cfg(not(unix))]
+    {
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(bytes)
     }
 }
 

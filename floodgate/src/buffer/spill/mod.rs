@@ -1,9 +1,10 @@
 //! The on-disk segment log under the `Spill` overflow policy (issue 16).
 //!
-//! **Not yet used by the Buffer: the next step of issue 16 wires it in**
-//! (an `Overflow::Spill` whose own writer appends here behind a bounded
-//! hand-off, so the reader that answers pings never waits on the disk).
-//! Until then only its tests use it.
+//! The buffer's spill: its configuration (`config.rs`), errors
+//! (`error.rs`), its part of the buffer's state under the buffer's lock
+//! (`state.rs`), the writer thread and the directory's setup
+//! (`writer.rs`), and below them the on-disk segment log (`log.rs`,
+//! `format.rs`) that this page describes.
 //!
 //! # Why it exists
 //!
@@ -88,25 +89,28 @@
 //! are delivered again: at most one segment's records, none after a clean
 //! stop (the cursor is written when the log is dropped).
 
+mod config;
+mod error;
 mod format;
 mod log;
+pub(crate) mod state;
+mod writer;
 
 #[cfg(test)]
 mod tests;
 
-pub(crate) use format::Kind;
-pub(crate) use log::{Record, SegmentLog, SpillCounts, READ_CHUNK};
+pub use config::{
+    SpillConfig, SpillFallback, DEFAULT_FSYNC_INTERVAL, DEFAULT_MAX_DISK_BYTES,
+    DEFAULT_SEGMENT_BYTES, DEFAULT_WRITER_QUEUE_BYTES,
+};
+pub use error::{SpillError, SpillLimit, SpillOp, SpillRefusal};
+pub(crate) use format::{Kind, Meta};
+pub(crate) use log::SegmentLog;
+pub(crate) use writer::{
+    lock_log, open, run, DirLock, Durable, Round, SharedLog, WriterHost, RETRY_AFTER,
+};
 
-use std::fmt;
-use std::io;
-use std::path::PathBuf;
 use std::time::Duration;
-
-/// The default size at which a new segment is started: 8 MiB.
-pub(crate) const DEFAULT_SEGMENT_BYTES: u64 = 8 << 20;
-
-/// The default disk budget: 1 GiB.
-pub(crate) const DEFAULT_MAX_DISK_BYTES: u64 = 1 << 30;
 
 /// When the log asks the kernel to put its writes on the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,80 +150,4 @@ impl Default for LogConfig {
             first_segment: 0,
         }
     }
-}
-
-/// What the log was doing when the file system failed it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum IoOp {
-    CreateDir,
-    ReadDir,
-    Open,
-    Create,
-    Read,
-    Write,
-    Truncate,
-    Sync,
-    Remove,
-    Rename,
-}
-
-impl fmt::Display for IoOp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            IoOp::CreateDir => "create the directory",
-            IoOp::ReadDir => "list the directory",
-            IoOp::Open => "open",
-            IoOp::Create => "create",
-            IoOp::Read => "read",
-            IoOp::Write => "write to",
-            IoOp::Truncate => "truncate",
-            IoOp::Sync => "sync",
-            IoOp::Remove => "remove",
-            IoOp::Rename => "rename",
-        })
-    }
-}
-
-/// Which limit of a [`LogConfig`] cannot work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Limit {
-    SegmentBytes,
-    MaxDiskBytes,
-}
-
-impl fmt::Display for Limit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Limit::SegmentBytes => "segment_bytes",
-            Limit::MaxDiskBytes => "max_disk_bytes",
-        })
-    }
-}
-
-/// Why the log refused or failed an operation. After any of them the log
-/// is consistent: a failed append left no record (its partial bytes were
-/// truncated away, or the segment was closed at its last whole record).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub(crate) enum SpillError {
-    /// The file system failed (a full disk is `ENOSPC` here).
-    #[error("spill: could not {op} {}: {source}", path.display())]
-    Io {
-        op: IoOp,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    /// A record larger than any segment (or the disk budget) can hold.
-    #[error(
-        "spill: a record of {len} bytes cannot be spilled: at most {max} bytes fit in a \
-         segment; raise segment_bytes (and max_disk_bytes)"
-    )]
-    TooLarge { len: usize, max: usize },
-    /// The record would take the log past its disk budget.
-    #[error("spill: the disk budget is used up ({used} of {max} bytes)")]
-    DiskFull { used: u64, max: u64 },
-    /// A limit too small for even one empty record.
-    #[error("spill: {limit} = {value} is too small; at least {min} bytes are needed")]
-    LimitTooSmall { limit: Limit, value: u64, min: u64 },
 }

@@ -18,6 +18,9 @@ fn small(first_segment: u64) -> LogConfig {
     }
 }
 
+/// The frame of one of `fill`'s records: a header and 40 bytes.
+const RECORD: u64 = RECORD_HEADER + 40;
+
 fn payload(i: u32, len: usize) -> Vec<u8> {
     (0..len).map(|j| (i as usize * 31 + j) as u8).collect()
 }
@@ -75,7 +78,7 @@ fn records_come_back_in_order_across_segments() {
 fn a_segment_file_is_removed_once_every_record_in_it_is_taken() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
-    // 256-byte segments hold 4 records of 49 bytes after the 20-byte header.
+    // 256-byte segments hold 4 records of RECORD bytes after the 20-byte header.
     fill(&mut log, 9);
     let first = format::segment_name(0);
     assert_eq!(segment_files(dir.path())[0], first);
@@ -172,12 +175,12 @@ fn flipped_bits_mid_segment_skip_the_rest_of_that_segment_only() {
     // Segment 0 holds records 0..4; flip a payload bit of record 1.
     let first = dir.path().join(format::segment_name(0));
     let mut bytes = fs::read(&first).unwrap();
-    let at = (SEGMENT_HEADER + 49 + RECORD_HEADER + 5) as usize;
+    let at = (SEGMENT_HEADER + RECORD + RECORD_HEADER + 5) as usize;
     bytes[at] ^= 0x10;
     fs::write(&first, &bytes).unwrap();
     let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
     assert_eq!(log.counts().corrupt_records, 1);
-    assert_eq!(log.counts().skipped_bytes, 3 * 49);
+    assert_eq!(log.counts().skipped_bytes, 3 * RECORD);
     let expected: Vec<_> = written[..1].iter().chain(&written[4..]).cloned().collect();
     assert_eq!(drain(&mut log), expected);
 }
@@ -190,7 +193,7 @@ fn a_flipped_length_never_loops_or_blocks_the_open() {
     drop(log);
     let first = dir.path().join(format::segment_name(0));
     let mut bytes = fs::read(&first).unwrap();
-    let at = SEGMENT_HEADER as usize + 49;
+    let at = (SEGMENT_HEADER + RECORD) as usize;
     bytes[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
     fs::write(&first, &bytes).unwrap();
     let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
@@ -256,14 +259,19 @@ fn an_oversized_record_and_a_full_budget_are_refused_loudly() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
     let max = log.max_record();
-    assert_eq!(max as u64, 256 - SEGMENT_HEADER - RECORD_HEADER);
-    log.append(Kind::Binary, &vec![7; max], Instant::now())
-        .unwrap();
+    assert_eq!(max as u64, 4096 - SEGMENT_HEADER - RECORD_HEADER);
     match log.append(Kind::Binary, &vec![7; max + 1], Instant::now()) {
         Err(SpillError::TooLarge { len, max: m }) => assert_eq!((len, m), (max + 1, max)),
         other => panic!("{other:?}"),
     }
-    let mut appended = 1;
+    // A record larger than a segment gets a segment of its own.
+    let big = vec![7; 600];
+    log.append(Kind::Binary, &big, Instant::now()).unwrap();
+    log.append(Kind::Text, &[1; 10], Instant::now()).unwrap();
+    assert_eq!(log.segment_count(), 2);
+    assert_eq!(log.take().unwrap().unwrap().payload.len(), 600);
+    assert_eq!(log.take().unwrap().unwrap().payload.len(), 10);
+    let mut appended = 0;
     let err = loop {
         match log.append(Kind::Text, &[1; 100], Instant::now()) {
             Ok(()) => appended += 1,
