@@ -8,7 +8,7 @@
 
 mod support;
 
-use floodgate::buffer::{BufferConfig, BufferError, Conflate, Overflow, Shed};
+use floodgate::buffer::{BufferConfig, BufferError, Conflate, Overflow, Shed, SpillConfig};
 use floodgate::tokio::BufferedWebSocket;
 use floodgate::{Error, ErrorKind};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -352,6 +352,58 @@ async fn pings_are_answered_promptly_while_the_consumer_sleeps_under_drop_oldest
     }
     assert_eq!(report.unexpected_pongs, 0);
     assert_eq!(s.pings_answered, report.pings.len() as u64, "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spill_delivers_everything_in_order_and_answers_every_ping() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = FloodConfig {
+        messages: 3000,
+        channels: 4,
+        size: 300,
+        ping_every: Some(Duration::from_millis(50)),
+        spread_over: Some(Duration::from_millis(600)),
+        ..FloodConfig::default()
+    };
+    let server = FloodServer::start(config.clone());
+    let ws = connect(
+        &server,
+        BufferConfig::new()
+            .max_messages(16)
+            .max_bytes(8 << 10)
+            .overflow(Overflow::Spill(SpillConfig::new(dir.path()))),
+    )
+    .await;
+    // Slower than the feed: the backlog goes to disk.
+    let mut got = Vec::new();
+    let end = loop {
+        match ws.recv().await {
+            Ok(message) => {
+                got.push(Numbered::of(message.message()));
+                if got.len() % 10 == 0 {
+                    tokio::time::sleep(Duration::from_millis(3)).await;
+                }
+            }
+            Err(end) => break end,
+        }
+    };
+    let report = finish(server).await;
+    assert_server_closed(&end, &report, &config);
+    assert_eq!(globals(&got), (0..config.messages).collect::<Vec<_>>());
+    let s = ws.stats();
+    assert_adds_up(&s);
+    assert!(s.spilled > 0, "nothing spilled: {s:?}");
+    assert_eq!(s.blocked, Duration::ZERO, "{s:?}");
+    assert!(report.pings.len() >= 5, "only {} pings", report.pings.len());
+    for (id, ping) in report.pings.iter().enumerate() {
+        assert!(ping.round_trip().is_some(), "ping {id} never answered");
+    }
+    drop(ws);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "the spill is removed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -299,3 +299,275 @@ fn a_durable_spill_delivers_what_the_last_connection_left_first() {
         entries(dir.path())
     );
 }
+
+// ----- A killed process ------------------------------------------------------
+
+/// The child of [`a_durable_spill_killed_with_sigkill_resumes_without_loss_or_duplicates`]:
+/// connects with a durable spill, takes `TAKE` messages (printing each),
+/// then only prints its stats until it is killed or the connection ends.
+/// Does nothing when run as a test of its own.
+#[test]
+fn durable_spill_child() {
+    let (Ok(url), Ok(dir), Ok(take)) = (
+        std::env::var("SPILL_CHILD_URL"),
+        std::env::var("SPILL_CHILD_DIR"),
+        std::env::var("SPILL_CHILD_TAKE"),
+    ) else {
+        return;
+    };
+    use std::io::Write;
+    let take: usize = take.parse().unwrap();
+    let ws = connect_url(&url, spill_buffer(SpillConfig::new(dir).durable()));
+    let mut out = std::io::stdout().lock();
+    let mut taken = 0;
+    let ended = loop {
+        if taken == take {
+            break false;
+        }
+        match ws.recv() {
+            Ok(message) => {
+                writeln!(out, "msg {}", Numbered::of(&message).global).unwrap();
+                taken += 1;
+            }
+            Err(_) => break true,
+        }
+    };
+    loop {
+        let s = ws.stats();
+        writeln!(
+            out,
+            "stats {} {} {} {} {}",
+            s.received, s.buffered, s.buffered_disk, s.recovered, ended
+        )
+        .unwrap();
+        out.flush().unwrap();
+        if ended {
+            return;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn connect_url(url: &str, buffer: BufferConfig) -> BufferedWebSocket {
+    flood_client(buffer)
+        .connect_buffered(url)
+        .expect("connect to the flood server")
+}
+
+/// What one child printed: the messages it took, and its last stats.
+struct ChildRun {
+    taken: Vec<u64>,
+    /// received, buffered, buffered_disk, recovered, ended.
+    stats: (u64, u64, u64, u64, bool),
+}
+
+/// Runs the child against `server` until `stop` says its stats are far
+/// enough (then kills it with SIGKILL) or it ends by itself.
+fn run_child(
+    server: &FloodServer,
+    dir: &Path,
+    take: usize,
+    stop: impl Fn(&(u64, u64, u64, u64, bool)) -> bool,
+) -> ChildRun {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "durable_spill_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("SPILL_CHILD_URL", server.url())
+        .env("SPILL_CHILD_DIR", dir)
+        .env("SPILL_CHILD_TAKE", take.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut run = ChildRun {
+        taken: Vec::new(),
+        stats: (0, 0, 0, 0, false),
+    };
+    for line in lines {
+        let line = line.unwrap();
+        // libtest writes "test durable_spill_child ... " before the
+        // child's first line, on the same line.
+        let line = match line.find("msg ").or_else(|| line.find("stats ")) {
+            Some(at) => &line[at..],
+            None => continue,
+        };
+        if let Some(n) = line.strip_prefix("msg ") {
+            run.taken.push(n.parse().unwrap());
+        } else if let Some(stats) = line.strip_prefix("stats ") {
+            let f: Vec<&str> = stats.split(' ').collect();
+            run.stats = (
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+                f[3].parse().unwrap(),
+                f[4] == "true",
+            );
+            if stop(&run.stats) {
+                child.kill().unwrap(); // SIGKILL
+                break;
+            }
+        }
+    }
+    child.wait().unwrap();
+    run
+}
+
+#[test]
+fn a_durable_spill_killed_with_sigkill_resumes_without_loss_or_duplicates() {
+    const MESSAGES: u64 = 3000;
+    let dir = tempfile::tempdir().unwrap();
+    let server = FloodServer::start(FloodConfig {
+        messages: MESSAGES,
+        size: 200,
+        ..FloodConfig::default()
+    });
+    // Killed once everything was received and written (nothing left in
+    // the hand-off to the writer), after taking 700.
+    let first = run_child(
+        &server,
+        dir.path(),
+        700,
+        |&(received, buffered, disk, ..)| received == MESSAGES && buffered == disk,
+    );
+    assert_eq!(first.taken.len(), 700);
+    assert!(!first.stats.4, "killed, not ended");
+    drop(server);
+
+    let server = FloodServer::start(FloodConfig {
+        messages: 0,
+        ..FloodConfig::default()
+    });
+    let second = run_child(&server, dir.path(), usize::MAX, |s| s.4);
+    server.finish();
+    let (_, _, _, recovered, ended) = second.stats;
+    assert!(ended);
+    // Every message the consumer did not see, in order, none twice.
+    assert_eq!(recovered, MESSAGES - 700);
+    let all: Vec<u64> = first.taken.iter().chain(&second.taken).copied().collect();
+    assert_eq!(all, (0..MESSAGES).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_durable_spill_killed_while_writing_loses_only_its_unwritten_tail() {
+    const MESSAGES: u64 = 4000;
+    let dir = tempfile::tempdir().unwrap();
+    // Spread out, so that the kill lands while the writer is busy.
+    let server = FloodServer::start(FloodConfig {
+        messages: MESSAGES,
+        size: 200,
+        spread_over: Some(Duration::from_secs(2)),
+        ..FloodConfig::default()
+    });
+    let first = run_child(&server, dir.path(), 300, |&(received, ..)| received >= 2000);
+    drop(server);
+    let server = FloodServer::start(FloodConfig {
+        messages: 0,
+        ..FloodConfig::default()
+    });
+    let second = run_child(&server, dir.path(), usize::MAX, |s| s.4);
+    server.finish();
+    let all: Vec<u64> = first.taken.iter().chain(&second.taken).copied().collect();
+    // In order, none twice, no gap: what is missing is only the end of
+    // the feed (what the writer had not written, or never arrived).
+    assert_eq!(all, (0..all.len() as u64).collect::<Vec<_>>());
+    assert!(all.len() >= 1900, "{} of at least 2000 received", all.len());
+    assert_eq!(second.stats.3, all.len() as u64 - 300);
+}
+
+// ----- A full disk, for real --------------------------------------------------
+
+/// A 4 MiB tmpfs mounted on a temporary directory, unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// `None` (with a note on stderr) where mounting is not allowed: the
+    /// tests run as root on CI.
+    fn mount() -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status();
+        match status {
+            Ok(s) if s.success() => Some(SmallDisk { dir }),
+            _ => {
+                eprintln!("skipped: cannot mount a tmpfs here (the test needs root)");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_hands_over_to_the_fallback_with_the_systems_error() {
+    let config = FloodConfig {
+        messages: 8000,
+        size: 1000,
+        ..FloodConfig::default()
+    };
+    for fallback in [SpillFallback::Disconnect, SpillFallback::Block] {
+        let Some(disk) = SmallDisk::mount() else {
+            return;
+        };
+        let server = FloodServer::start(config.clone());
+        let ws = connect(
+            &server,
+            spill_buffer(
+                SpillConfig::new(disk.dir.path())
+                    .segment_bytes(256 << 10)
+                    .fallback(fallback),
+            ),
+        );
+        thread::sleep(Duration::from_millis(500));
+        let (got, end) = consume(&ws, 100, Duration::from_millis(1));
+        let report = server.finish();
+        let s = ws.stats();
+        assert_adds_up(&s);
+        assert!(s.spill_errors > 0, "{fallback:?}: {s:?}");
+        assert!(s.spill_refused > 0, "{fallback:?}: {s:?}");
+        match fallback {
+            SpillFallback::Disconnect => {
+                match end.kind() {
+                    ErrorKind::Buffer(BufferError::SpillRefused(SpillRefusal::Disk {
+                        kind,
+                        os_error,
+                        ..
+                    })) => {
+                        assert_eq!(*kind, std::io::ErrorKind::StorageFull);
+                        assert_eq!(*os_error, Some(28));
+                    }
+                    other => panic!("expected SpillRefused(Disk), got {other:?}"),
+                }
+                assert!(end.to_string().contains("free space"), "{end}");
+                assert_eq!(report.client_close, Some(Some(1008)));
+                // What was accepted before is delivered, in order, no gap.
+                assert_eq!(globals(&got), (0..got.len() as u64).collect::<Vec<_>>());
+                assert!(got.len() > 3000, "{} delivered", got.len());
+            }
+            _ => {
+                // Block: once the consumer frees space, the writer goes on.
+                assert_server_closed(&end, &report, &config);
+                assert_eq!(globals(&got), (0..config.messages).collect::<Vec<_>>());
+            }
+        }
+        drop(ws);
+        assert!(entries(disk.dir.path()).is_empty());
+    }
+}

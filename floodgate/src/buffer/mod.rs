@@ -998,6 +998,14 @@ impl Drop for Buffer {
         if let Some(handle) = io.writer.take() {
             let _ = handle.join();
         }
+        let unwritten = self.lock().queue.spill().map_or(0, |s| s.handoff_len());
+        if io.durable && unwritten > 0 {
+            // The writer stops without them only when the disk is failing.
+            tracing::warn!(
+                unwritten,
+                "durable spill: messages not yet written when the buffer was dropped are lost (the disk was failing)"
+            );
+        }
         // The log writes its cursor when dropped: before its directory goes.
         drop(io.log.take());
         if let Some(dir) = io.remove.take() {

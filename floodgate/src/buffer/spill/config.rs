@@ -74,6 +74,9 @@ pub struct SpillConfig {
     pub(crate) fsync_interval: Duration,
     pub(crate) segment_bytes: u64,
     pub(crate) writer_queue_bytes: usize,
+    /// The number of the first segment of an empty directory: the tests
+    /// start near `u64::MAX` to cross the wrap.
+    pub(crate) first_segment: u64,
 }
 
 impl SpillConfig {
@@ -88,6 +91,7 @@ impl SpillConfig {
             fsync_interval: DEFAULT_FSYNC_INTERVAL,
             segment_bytes: DEFAULT_SEGMENT_BYTES,
             writer_queue_bytes: DEFAULT_WRITER_QUEUE_BYTES,
+            first_segment: 0,
         }
     }
 

@@ -97,6 +97,8 @@ pub(crate) mod state;
 mod writer;
 
 #[cfg(test)]
+mod buffer_tests;
+#[cfg(test)]
 mod tests;
 
 pub use config::{

@@ -106,7 +106,7 @@ pub(crate) fn open(config: &SpillConfig) -> Result<Opened, SpillError> {
         } else {
             Fsync::Never
         },
-        first_segment: 0,
+        first_segment: config.first_segment,
     };
     if config.durable {
         let lock = lock_dir(&config.dir)?;

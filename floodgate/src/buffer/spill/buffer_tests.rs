@@ -1,0 +1,174 @@
+//! A spilling [`Buffer`] against a model: a plain in-memory queue of what
+//! was pushed. Random pushes (of random sizes, past the memory limits),
+//! takes, restarts of a durable spill, and write failures injected into
+//! the log, over a temporary directory whose segment numbers start near
+//! their wrap-around. Whatever happens, the consumer gets the pushed
+//! messages in order with none twice; without failures, all of them; and
+//! the counters add up at every step.
+
+use super::log::InjectedFailure;
+use super::{lock_log, SpillConfig, SpillFallback};
+use crate::buffer::{Buffer, BufferConfig, Overflow, Pushed, Stats};
+use floodgate_proto::Message;
+use proptest::prelude::*;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// Push this many messages of these sizes.
+    Push(Vec<usize>),
+    /// Take up to this many.
+    Take(usize),
+    /// The next append fails (`ENOSPC`), after writing this many bytes.
+    Fail(usize),
+    /// Drop the buffer and open the directory again (durable only).
+    Restart,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => proptest::collection::vec(1usize..600, 1..40).prop_map(Op::Push),
+        3 => (1usize..60).prop_map(Op::Take),
+        1 => (0usize..40).prop_map(Op::Fail),
+        1 => Just(Op::Restart),
+    ]
+}
+
+fn message(seq: u64, size: usize) -> Message {
+    let mut text = format!("{seq:08} ");
+    while text.len() < size.max(9) {
+        text.push('x');
+    }
+    Message::text(text)
+}
+
+fn seq_of(message: &Message) -> u64 {
+    message.as_text().unwrap()[..8].parse().unwrap()
+}
+
+fn assert_adds_up(s: &Stats) {
+    assert_eq!(
+        s.received,
+        s.delivered + s.buffered + s.dropped_oldest + s.dropped_newest + s.conflated + s.filtered,
+        "{s:?}"
+    );
+}
+
+fn open(config: &BufferConfig) -> Buffer {
+    Buffer::try_new(config).expect("open the spill")
+}
+
+/// Runs `ops` and checks the buffer against the model.
+fn check(ops: Vec<Op>, durable: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spill = SpillConfig::new(dir.path())
+        .segment_bytes(2048)
+        .max_disk_bytes(64 << 10)
+        .fallback(SpillFallback::DropNewest);
+    spill.first_segment = u64::MAX - 3;
+    if durable {
+        spill = spill.durable().fsync_interval(Duration::from_millis(5));
+    }
+    let config = BufferConfig::new()
+        .max_messages(8)
+        .max_bytes(2048)
+        .overflow(Overflow::Spill(spill));
+    let mut buffer = open(&config);
+    let waker = crate::buffer::thread_waker();
+    let mut pushed: Vec<u64> = Vec::new();
+    let mut got: Vec<u64> = Vec::new();
+    // Lost to the fallback (dropped) in buffers already closed.
+    let mut dropped = 0;
+    let mut failures = false;
+    let mut next = 0u64;
+    for op in ops {
+        match op {
+            Op::Push(sizes) => {
+                let mut batch = buffer.new_batch();
+                for size in sizes {
+                    buffer.stage(&mut batch, message(next, size));
+                    pushed.push(next);
+                    next += 1;
+                }
+                match buffer.push(&mut batch, &waker, true) {
+                    Pushed::Done => {}
+                    other => panic!("DropNewest never waits or ends: {other:?}"),
+                }
+            }
+            Op::Take(n) => {
+                for _ in 0..n {
+                    match buffer.try_recv().unwrap() {
+                        Some(d) => got.push(seq_of(d.message())),
+                        None => break,
+                    }
+                }
+            }
+            Op::Fail(written) => {
+                failures = true;
+                let io = buffer.spill.as_ref().unwrap();
+                lock_log(io.log.as_ref().unwrap()).log.inject = Some(InjectedFailure {
+                    written,
+                    truncate_fails: written % 2 == 1,
+                });
+            }
+            Op::Restart if durable => {
+                let s = buffer.stats();
+                dropped += s.dropped_newest;
+                drop(buffer);
+                buffer = open(&config);
+            }
+            Op::Restart => {}
+        }
+        assert_adds_up(&buffer.stats());
+    }
+    // Drain: whatever is buffered must come out (the writer finishes its
+    // batch, a failing writer's messages are taken from the hand-off).
+    loop {
+        let s = buffer.stats();
+        if s.buffered == 0 {
+            break;
+        }
+        match buffer.recv_timeout(Duration::from_secs(5)) {
+            Ok(d) => got.push(seq_of(d.message())),
+            Err(e) => panic!(
+                "{} messages buffered but none delivered: {e}; {s:?}",
+                s.buffered
+            ),
+        }
+    }
+    let s = buffer.stats();
+    assert_adds_up(&s);
+    dropped += s.dropped_newest;
+    // In order, none twice, only what was pushed.
+    for pair in got.windows(2) {
+        assert!(pair[0] < pair[1], "{} delivered after {}", pair[1], pair[0]);
+    }
+    assert!(got.iter().all(|seq| *seq < next));
+    if !failures {
+        // Nothing is lost: what was not delivered was dropped, counted,
+        // by the fallback (the budget is the only refusal left).
+        assert_eq!(got.len() as u64 + dropped, pushed.len() as u64, "{s:?}");
+        if dropped == 0 {
+            assert_eq!(got, pushed);
+        }
+    } else if !durable {
+        // Failures cost only what the fallback dropped, counted.
+        assert_eq!(got.len() as u64 + dropped, pushed.len() as u64, "{s:?}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn an_ephemeral_spill_behaves_like_a_queue(ops in proptest::collection::vec(op(), 1..60)) {
+        check(ops, false);
+    }
+
+    #[test]
+    fn a_durable_spill_behaves_like_a_queue_across_restarts(
+        ops in proptest::collection::vec(op(), 1..60)
+    ) {
+        check(ops, true);
+    }
+}
