@@ -1,10 +1,13 @@
-//! The on-disk segment log under the `Spill` overflow policy (issue 16).
+//! The `Spill` overflow policy: the buffer's memory overflows to disk.
 //!
-//! The buffer's spill: its configuration (`config.rs`), errors
-//! (`error.rs`), its part of the buffer's state under the buffer's lock
-//! (`state.rs`), the writer thread and the directory's setup
-//! (`writer.rs`), and below them the on-disk segment log (`log.rs`,
-//! `format.rs`) that this page describes.
+//! Its configuration (`config.rs`), errors (`error.rs`), its part of the
+//! buffer's state, kept under the buffer's lock (`state.rs`), the writer
+//! thread and the directory's setup (`writer.rs`), and below them the
+//! on-disk segment log (`log.rs`, `format.rs`) that most of this page
+//! describes. The buffer (`buffer/mod.rs`) ties them together: the reader
+//! pushes into the hand-off under the buffer's lock and never touches a
+//! file; the writer thread appends; the consumer takes records from the
+//! log outside the buffer's lock.
 //!
 //! # Why it exists
 //!
@@ -23,7 +26,8 @@
 //! A [`SegmentLog`] owns one directory. Records are appended to the newest
 //! segment file and taken from the oldest, in order; a new segment is
 //! started when the current one would pass
-//! [`LogConfig::segment_bytes`], and at every open (old segments are never
+//! [`LogConfig::segment_bytes`] (a larger record gets an empty segment of
+//! its own), and at every open (old segments are never
 //! appended to again, so a torn tail never needs truncating before new
 //! records go behind it). The log is single-threaded (`&mut self`), with
 //! no clock and no thread: the caller passes `now` to
@@ -31,7 +35,7 @@
 //! [`SegmentLog::sync`].
 //!
 //! Reading pages: the reader holds one open segment and a read chunk of
-//! [`READ_CHUNK`] bytes, plus the record it returns; opening a directory
+//! `READ_CHUNK` (64 KiB) bytes, plus the record it returns; opening a directory
 //! scans every segment with the same bounded memory.
 //!
 //! **Deletion:** a segment file is removed as soon as the last record in
@@ -43,28 +47,34 @@
 //! # On-disk format (version 1)
 //!
 //! A directory holds segment files named by a `u64` sequence number in 20
-//! decimal digits, `00000000000000000042.seg`, and at most the read
-//! cursor `read.cursor` (and its replacement in progress,
-//! `read.cursor.tmp`). Every other file is not ours: counted in
-//! [`SpillCounts::foreign_files`] and never touched.
+//! decimal digits, `00000000000000000042.seg`, at most the read cursor
+//! `read.cursor`, and for a durable spill the lock file `spill.lock`.
+//! Every other file is not ours: counted in `SpillCounts::foreign_files`
+//! and never touched. (An ephemeral spill makes a private directory
+//! `floodgate-spill-<pid>-<n>` under the one given, and removes it.)
 //!
 //! A segment file is a 20-byte header, then records back to back:
 //!
 //! ```text
 //! header:  "FGSPILL1" (8 bytes) | version = 1 (u32 LE) | this segment's number (u64 LE)
-//! record:  payload length (u32 LE) | CRC32 (u32 LE) | kind (u8: 1 text, 2 binary) | payload
+//! record:  payload length (u32 LE) | CRC32 (u32 LE) | kind (u8: 1 text, 2 binary)
+//!          | priority (u8: 0 low to 3 critical) | received at (u64 LE, ns since the Unix epoch)
+//!          | payload
 //! ```
 //!
-//! The CRC32 (IEEE, `crc32fast`) covers the kind byte followed by the
-//! payload. A file named like a segment whose header differs (another
+//! The CRC32 (IEEE, `crc32fast`) covers kind, priority and stamp followed
+//! by the payload. The stamp lets a resumed spill still report how long
+//! each message waited. A file named like a segment whose header differs (another
 //! magic, another version, another number) is not ours. One that is
 //! shorter than a header and holds the start of ours was being created
 //! when the process stopped: it is removed.
 //!
 //! The cursor file is `"FGCURSR1"` | segment number (u64 LE) | offset of
 //! the next record to take in it (u64 LE) | CRC32 of those 24 bytes
-//! (u32 LE). It is written by [`SegmentLog::sync`] and when the log is
-//! dropped, by writing `read.cursor.tmp` and renaming it.
+//! (u32 LE), rewritten in place (one `pwrite`) by a durable spill after
+//! every take, by [`SegmentLog::sync`] and when the log is dropped. A
+//! cursor whose CRC fails (a write torn by a power cut) is ignored: the
+//! oldest segment is read from its start.
 //!
 //! # Damage, on open
 //!
@@ -73,21 +83,33 @@
 //! widest gap) and checks every record's length and CRC. The first record
 //! that is cut short, claims more bytes than its file has, has no known
 //! kind or a wrong CRC ends that segment: the bytes from it to the end of
-//! the file are skipped (one [`SpillCounts::corrupt_records`], its bytes in
-//! [`SpillCounts::skipped_bytes`]), since without a sync marker nothing
+//! the file are skipped (one `SpillCounts::corrupt_records`, its bytes in
+//! `SpillCounts::skipped_bytes`), since without a sync marker nothing
 //! after a bad length can be trusted; the next segment is read as usual.
 //! This covers a torn tail after a crash and flipped bits in the middle.
 //! A number missing in the sequence counts in
-//! [`SpillCounts::missing_segments`]. None of these stops the open, and
+//! `SpillCounts::missing_segments`. None of these stops the open, and
 //! the scan reads each byte once, so it cannot loop.
 //!
 //! # Crashes and duplicates
 //!
-//! Records appended since the last [`SegmentLog::sync`] may be lost in a
-//! crash (with [`Fsync::Never`], any of them). After a restart, the
-//! records taken from the oldest segment since the cursor was last written
-//! are delivered again: at most one segment's records, none after a clean
-//! stop (the cursor is written when the log is dropped).
+//! **The guarantee, in one sentence:** after the process is killed, a
+//! durable spill started again on its directory delivers every message
+//! the killed one had written and not delivered, in order, none twice;
+//! only the messages still waiting for the writer (at most
+//! `writer_queue_bytes`, normally a few milliseconds of the feed) are lost.
+//!
+//! The cursor is rewritten after every take, before the messages are
+//! handed out, and the page cache outlives a killed process: nothing comes
+//! twice (`tests/spill.rs` kills a child with SIGKILL, at rest and while it
+//! writes). A crash of the machine loses what was not synced: records
+//! appended since the last sync (at most `fsync_interval` of the feed),
+//! and cursor updates since then, so up to `fsync_interval` of delivered
+//! messages come again (never more than one segment's records: a cursor
+//! naming a removed segment is ignored, and earlier segments are gone).
+//! Records the process had not synced can come back torn: counted and
+//! skipped as below. Duplicates cannot be counted (nothing on disk says
+//! what was delivered after the last sync); the bound above is what holds.
 
 mod config;
 mod error;
