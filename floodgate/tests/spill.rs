@@ -571,3 +571,56 @@ fn a_full_disk_hands_over_to_the_fallback_with_the_systems_error() {
         assert!(entries(disk.dir.path()).is_empty());
     }
 }
+
+// ----- The App ---------------------------------------------------------------
+
+#[test]
+fn an_app_started_on_a_durable_spill_handles_what_was_left_first() {
+    use floodgate::app::{App, RunOptions};
+    use std::sync::{Arc, Mutex};
+    const MESSAGES: u64 = 1200;
+    let dir = tempfile::tempdir().unwrap();
+    let spill = || SpillConfig::new(dir.path()).durable();
+    let server = FloodServer::start(FloodConfig {
+        messages: MESSAGES,
+        size: 150,
+        ..FloodConfig::default()
+    });
+    let ws = connect(&server, spill_buffer(spill()));
+    let mut first = Vec::new();
+    for _ in 0..100 {
+        first.push(Numbered::of(&ws.recv().unwrap()).global);
+    }
+    while ws.stats().received < MESSAGES {
+        thread::sleep(Duration::from_millis(10));
+    }
+    drop(ws);
+    server.finish();
+
+    // The App, on the same directory, against a server with nothing new.
+    let server = FloodServer::start(FloodConfig {
+        messages: 0,
+        ..FloodConfig::default()
+    });
+    let handled = Arc::new(Mutex::new(Vec::new()));
+    let seen = handled.clone();
+    let app = App::builder(server.url())
+        .client(flood_client(BufferConfig::new()))
+        .buffer(spill_buffer(spill()))
+        .on_message(move |_, m| {
+            seen.lock().unwrap().push(Numbered::of(m).global);
+            // A slow handler: the rest waits on disk.
+            if seen.lock().unwrap().len() % 200 == 0 {
+                thread::sleep(Duration::from_millis(5));
+            }
+        })
+        .build()
+        .unwrap();
+    let _ = app.run_forever(&RunOptions::new());
+    server.finish();
+    let all: Vec<u64> = first
+        .into_iter()
+        .chain(handled.lock().unwrap().iter().copied())
+        .collect();
+    assert_eq!(all, (0..MESSAGES).collect::<Vec<_>>());
+}
