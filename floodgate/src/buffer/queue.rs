@@ -998,11 +998,11 @@ impl Queue {
 
     fn depth_alarm(&mut self) -> Lag {
         let threshold = self.lag.depth?;
-        if self.depth_alarm_armed && self.live >= threshold {
+        if self.depth_alarm_armed && self.len() >= threshold {
             self.depth_alarm_armed = false;
             return Some(self.lag_event(super::LagReason::Depth, Duration::ZERO));
         }
-        if !self.depth_alarm_armed && self.live <= threshold / 2 {
+        if !self.depth_alarm_armed && self.len() <= threshold / 2 {
             self.depth_alarm_armed = true;
         }
         None
@@ -1011,7 +1011,7 @@ impl Queue {
     fn wait_alarm(&mut self, waited: Duration) -> Lag {
         // Depth falls as messages are taken: re-arm its alarm here too.
         if let Some(depth) = self.lag.depth {
-            if !self.depth_alarm_armed && self.live <= depth / 2 {
+            if !self.depth_alarm_armed && self.len() <= depth / 2 {
                 self.depth_alarm_armed = true;
             }
         }
@@ -1029,7 +1029,8 @@ impl Queue {
     fn lag_event(&self, reason: super::LagReason, wait: Duration) -> super::LagEvent {
         super::LagEvent {
             reason,
-            depth: self.live,
+            // Memory and spill: the backlog the consumer has to work through.
+            depth: self.len(),
             bytes: self.bytes,
             wait,
         }

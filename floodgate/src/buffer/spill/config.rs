@@ -110,9 +110,10 @@ impl SpillConfig {
     }
 
     /// Durable mode: the directory itself holds the spill (no private
-    /// subdirectory), every message goes through the disk before it is
-    /// delivered (so a killed process loses only what the writer had not
-    /// written yet), the files are synced every
+    /// subdirectory), every message joins the disk queue, not memory (so
+    /// a killed process loses only what the writer had not written yet;
+    /// the consumer may still take a message straight from the writer's
+    /// queue when nothing is on disk), the files are synced every
     /// [`fsync_interval`](Self::fsync_interval), and a buffer started again
     /// on the directory first delivers what was spilled and not delivered.
     /// Only one buffer may use the directory at a time (a lock file
