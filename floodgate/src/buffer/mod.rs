@@ -636,6 +636,21 @@ impl Buffer {
         max: usize,
         waker: Option<&Waker>,
     ) -> Result<usize, RecvError> {
+        loop {
+            if let Some(result) = self.take_once(&mut sink, max, waker) {
+                return result;
+            }
+        }
+    }
+
+    /// One attempt of [`take`](Self::take); `None`: look again (every
+    /// record read from the disk was damaged, and skipped).
+    fn take_once(
+        &self,
+        mut sink: impl FnMut(Delivered),
+        max: usize,
+        waker: Option<&Waker>,
+    ) -> Option<Result<usize, RecvError>> {
         let now = Instant::now();
         let mut lags: Vec<LagEvent> = Vec::new();
         let mut state = self.lock();
@@ -653,19 +668,16 @@ impl Buffer {
             for lag in lags {
                 self.fire(Some(lag));
             }
-            return Ok(n);
+            return Some(Ok(n));
         }
         let mut n = state.queue.pop_many(now, max, &mut sink, &mut lags);
         let mut spill_taken = false;
         if n == 0 {
             match state.queue.spill().map(SpillState::next) {
                 Some(Next::Disk) => {
-                    let taken = self.take_from_disk(state, &mut sink, max, now)?;
-                    if taken > 0 {
-                        return Ok(taken);
-                    }
-                    // Every record read was damaged: look again.
-                    return self.take(sink, max, waker);
+                    let taken = self.take_from_disk(state, &mut sink, max, now);
+                    // Zero: every record read was damaged; look again.
+                    return (taken > 0).then_some(Ok(taken));
                 }
                 Some(Next::HandOff) => {
                     n = state.queue.take_handoff(now, max, &mut sink, &mut lags);
@@ -679,7 +691,7 @@ impl Buffer {
                             state.consumers.push(waker.clone());
                         }
                     }
-                    return Ok(0);
+                    return Some(Ok(0));
                 }
                 Some(Next::Empty) | None => {}
             }
@@ -714,7 +726,7 @@ impl Buffer {
         for lag in lags {
             self.fire(Some(lag));
         }
-        result
+        Some(result)
     }
 
     /// Whether both limits have an eighth of slack (or the buffer is
@@ -736,7 +748,7 @@ impl Buffer {
         sink: &mut impl FnMut(Delivered),
         max: usize,
         now: Instant,
-    ) -> Result<usize, RecvError> {
+    ) -> usize {
         let io = self
             .spill
             .as_ref()
@@ -840,7 +852,7 @@ impl Buffer {
         for lag in lags {
             self.fire(Some(lag));
         }
-        Ok(n)
+        n
     }
 
     /// Takes a message if one is buffered, without waiting.
