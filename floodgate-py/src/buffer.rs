@@ -1,21 +1,29 @@
 //! The buffer options of the Python API (`max_messages`, `max_bytes`,
-//! `overflow`, `key`, `classifier`) as a [`BufferConfig`], and the stats
-//! as a dict.
+//! `overflow`, `key`, `classifier`, and the spill's `spill_dir`,
+//! `max_disk_bytes`, `spill_fallback`, `durable`, `fsync_interval`) as a
+//! [`BufferConfig`], and the stats as a dict.
 //!
 //! The policy names are strings, as Python users expect: `"block"`,
 //! `"drop_oldest"`, `"drop_newest"`, `"conflate"` (with `key`),
-//! `"disconnect"`, and `"block_for"` (with `block_timeout` and `then`).
+//! `"disconnect"`, `"block_for"` (with `block_timeout` and `then`), and
+//! `"spill"` (with `spill_dir`). `floodgate/_options.py` checks the spill
+//! options first, so that `WebSocket(...)` and `WebSocketApp(...)` refuse
+//! a bad combination before any connect; the checks here are the same
+//! ones, for a caller of `_floodgate.connect` that skipped it.
 //! A `key` or `classifier` written in Python runs on the connection's
 //! reader thread *with the GIL*, once per message: it is the one place
 //! where Python code delays the reader, so keep it short (a dict lookup,
 //! not a parse of the whole message) or leave it out.
 
-use crate::convert::message_to_py;
-use floodgate::buffer::{BufferConfig, Class, Conflate, Key, Overflow, Priority, Shed, Stats};
+use crate::convert::{message_to_py, seconds};
+use floodgate::buffer::{
+    BufferConfig, Class, Conflate, Key, Overflow, Priority, Shed, SpillConfig, SpillFallback, Stats,
+};
 use floodgate::Message;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyInt, PyString};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// What Python passed for the buffer.
@@ -27,6 +35,80 @@ pub(crate) struct BufferOptions {
     pub(crate) then: String,
     pub(crate) key: Option<Py<PyAny>>,
     pub(crate) classifier: Option<Py<PyAny>>,
+    pub(crate) spill: SpillOptions,
+}
+
+/// What Python passed for `overflow="spill"` (`None`: not given).
+pub(crate) struct SpillOptions {
+    pub(crate) dir: Option<PathBuf>,
+    pub(crate) max_disk_bytes: Option<u64>,
+    pub(crate) fallback: Option<String>,
+    pub(crate) durable: Option<bool>,
+    pub(crate) fsync_interval: Option<f64>,
+}
+
+impl SpillOptions {
+    /// The names of the options given, for the error that says they need
+    /// `overflow="spill"`.
+    fn given(&self) -> Vec<&'static str> {
+        let mut given = Vec::new();
+        if self.dir.is_some() {
+            given.push("spill_dir");
+        }
+        if self.max_disk_bytes.is_some() {
+            given.push("max_disk_bytes");
+        }
+        if self.fallback.is_some() {
+            given.push("spill_fallback");
+        }
+        if self.durable.is_some() {
+            given.push("durable");
+        }
+        if self.fsync_interval.is_some() {
+            given.push("fsync_interval");
+        }
+        given
+    }
+
+    /// The spill these options ask for.
+    fn config(self) -> PyResult<SpillConfig> {
+        let Some(dir) = self.dir.filter(|d| !d.as_os_str().is_empty()) else {
+            return Err(PyValueError::new_err(
+                "overflow=\"spill\" needs spill_dir=<a directory for the spilled messages>",
+            ));
+        };
+        let mut spill = SpillConfig::new(dir);
+        if let Some(bytes) = self.max_disk_bytes {
+            spill = spill.max_disk_bytes(bytes);
+        }
+        if let Some(name) = self.fallback {
+            spill = spill.fallback(fallback(&name)?);
+        }
+        let durable = self.durable.unwrap_or(false);
+        if durable {
+            spill = spill.durable();
+        }
+        if let Some(interval) = seconds("fsync_interval", self.fsync_interval)? {
+            if !durable {
+                return Err(PyValueError::new_err(
+                    "fsync_interval= is only used with durable=True (an ephemeral spill is never synced)",
+                ));
+            }
+            spill = spill.fsync_interval(interval);
+        }
+        Ok(spill)
+    }
+}
+
+fn fallback(name: &str) -> PyResult<SpillFallback> {
+    match name {
+        "block" => Ok(SpillFallback::Block),
+        "drop_newest" => Ok(SpillFallback::DropNewest),
+        "disconnect" => Ok(SpillFallback::Disconnect),
+        other => Err(PyValueError::new_err(format!(
+            "spill_fallback={other:?}: when the spill cannot take a message, \"block\", \"drop_newest\" or \"disconnect\" (the default)"
+        ))),
+    }
 }
 
 fn shed(name: &str) -> PyResult<Shed> {
@@ -50,6 +132,18 @@ impl BufferOptions {
         if let Some(n) = self.max_bytes {
             config = config.max_bytes(n);
         }
+        let given = self.spill.given();
+        if !given.is_empty() && self.overflow != "spill" {
+            return Err(PyValueError::new_err(format!(
+                "{} only used with overflow=\"spill\" (overflow is {:?})",
+                if given.len() == 1 {
+                    format!("{}= is", given[0])
+                } else {
+                    format!("{}= are", given.join("=, "))
+                },
+                self.overflow
+            )));
+        }
         if self.key.is_some() && self.overflow != "conflate" {
             return Err(PyValueError::new_err(
                 "key= is only used with overflow=\"conflate\"; for the order of on_message per key, use WebSocketApp(workers_by_key=...)",
@@ -60,6 +154,7 @@ impl BufferOptions {
             "drop_oldest" => Overflow::DropOldest,
             "drop_newest" => Overflow::DropNewest,
             "disconnect" => Overflow::Disconnect,
+            "spill" => Overflow::Spill(self.spill.config()?),
             "block_for" => {
                 let Some(seconds) = self.block_timeout.filter(|s| *s >= 0.0 && s.is_finite()) else {
                     return Err(PyValueError::new_err(
@@ -78,7 +173,7 @@ impl BufferOptions {
             }
             other => {
                 return Err(PyValueError::new_err(format!(
-                    "overflow={other:?}: the policies are \"block\", \"block_for\", \"drop_oldest\", \"drop_newest\", \"conflate\" and \"disconnect\""
+                    "overflow={other:?}: the policies are \"block\", \"block_for\", \"drop_oldest\", \"drop_newest\", \"conflate\", \"disconnect\" and \"spill\""
                 )))
             }
         };
@@ -177,7 +272,9 @@ fn class_of(c: &Bound<'_, PyAny>) -> PyResult<Class> {
 
 /// The stats as a dict (durations in seconds); `received` equals
 /// `delivered + buffered + dropped_oldest + dropped_newest + conflated +
-/// filtered`.
+/// filtered`. `buffered` counts memory and disk together (`buffered_disk`
+/// of them on disk); `buffered_bytes` is memory only, `disk_bytes` the
+/// spill's files.
 pub(crate) fn stats_dict<'py>(py: Python<'py>, s: &Stats) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("received", s.received)?;
@@ -188,6 +285,14 @@ pub(crate) fn stats_dict<'py>(py: Python<'py>, s: &Stats) -> PyResult<Bound<'py,
     d.set_item("conflated", s.conflated)?;
     d.set_item("filtered", s.filtered)?;
     d.set_item("buffered_bytes", s.buffered_bytes)?;
+    d.set_item("buffered_disk", s.buffered_disk)?;
+    d.set_item("disk_bytes", s.disk_bytes)?;
+    d.set_item("high_water_disk_bytes", s.high_water_disk_bytes)?;
+    d.set_item("spilled", s.spilled)?;
+    d.set_item("recovered", s.recovered)?;
+    d.set_item("spill_refused", s.spill_refused)?;
+    d.set_item("spill_errors", s.spill_errors)?;
+    d.set_item("spill_corrupt_records", s.spill_corrupt_records)?;
     d.set_item("high_water_messages", s.high_water_messages)?;
     d.set_item("high_water_bytes", s.high_water_bytes)?;
     d.set_item("blocked", s.blocked.as_secs_f64())?;

@@ -41,6 +41,11 @@ const BATCH_BYTES: usize = 256 << 10;
 /// Control frames kept for `recv_data(control_frame=True)`; older ones
 /// are dropped first.
 const CONTROL_KEPT: usize = 256;
+/// How often a `close` that must not take the buffered messages (a spill)
+/// looks whether the connection has ended: the buffer has no public way
+/// to wait for its end without taking them, and a close is rare enough
+/// for a few wake-ups to cost nothing.
+const END_POLL: Duration = Duration::from_millis(5);
 
 /// The pings and pongs the reader saw, once the application asked for
 /// control frames (websocket-client's `recv_data(control_frame=True)`).
@@ -120,6 +125,10 @@ pub struct Connection {
     /// How many messages `recv_batch` takes at most next time, from the
     /// sizes of the last batch (see [`BATCH_BYTES`]).
     batch_hint: AtomicUsize,
+    /// The buffer spills to disk (`overflow="spill"`): `close` leaves the
+    /// buffered messages where they are instead of taking and discarding
+    /// them (see [`Connection::close`]).
+    spills: bool,
 }
 
 /// Connects with the normalised options (see `floodgate/_options.py`).
@@ -145,6 +154,7 @@ pub fn connect(
         wanted: AtomicBool::new(control),
         ..ControlTap::default()
     });
+    let spills = options.spills();
     let (mut builder, buffer) = options.builder()?;
     if let Some((interval, timeout, payload)) = keepalive {
         let interval = ping_interval(interval)?;
@@ -172,6 +182,7 @@ pub fn connect(
         fragments,
         close_returned: AtomicBool::new(false),
         batch_hint: AtomicUsize::new(usize::MAX),
+        spills,
     })
 }
 
@@ -391,6 +402,14 @@ impl Connection {
     /// Returns the server's close payload (code and reason, as
     /// websocket-client's `close_frame.data`) when the connection ended
     /// with one, else `None`.
+    ///
+    /// A buffer that spills to disk is left alone: taking its messages to
+    /// discard them would deliver (and so delete) what a durable spill
+    /// keeps for the next connection on its directory, and would read an
+    /// ephemeral spill's backlog back from disk only to throw it away
+    /// (its directory is removed with the connection). The close then
+    /// waits for the end of the handshake without seeing the server's
+    /// close frame, and returns `None`.
     #[pyo3(signature = (code=1000, reason=String::new(), timeout=Some(3.0)))]
     fn close<'py>(
         &self,
@@ -405,6 +424,9 @@ impl Connection {
             .start_close(Some(CloseFrame::new(CloseCode(code), reason)))
         {
             Ok(()) => {}
+            // Closed already, or being closed (`send_close`): wait below
+            // for the end, without taking anything.
+            Err(e) if closed_already(&e) && self.spills => {}
             Err(e) if closed_already(&e) => {
                 // Closed already (by the server, or by an earlier close):
                 // the end, if it has come, says how.
@@ -418,13 +440,30 @@ impl Connection {
             }
             Err(e) => return Err(to_py(py, e)),
         }
-        let waited = self.wait(py, deadline, SLICE, |wait| {
-            match self.ws.recv_timeout(wait) {
-                Ok(_discarded) => None,
-                Err(e) if e.is_timeout() => None,
-                Err(end) => Some(Err::<(), _>(end)),
-            }
-        })?;
+        let waited = if self.spills {
+            let buffer = self.ws.buffer();
+            self.wait(py, deadline, SLICE, |wait| {
+                let until = Instant::now() + wait;
+                loop {
+                    if buffer.is_finished() {
+                        return Some(Ok(()));
+                    }
+                    let now = Instant::now();
+                    if now >= until {
+                        return None;
+                    }
+                    std::thread::sleep((until - now).min(END_POLL));
+                }
+            })?
+        } else {
+            self.wait(py, deadline, SLICE, |wait| {
+                match self.ws.recv_timeout(wait) {
+                    Ok(_discarded) => None,
+                    Err(e) if e.is_timeout() => None,
+                    Err(end) => Some(Err::<(), _>(end)),
+                }
+            })?
+        };
         self.close_returned.store(true, Ordering::SeqCst);
         match waited {
             Waited::TimedOut => {

@@ -8,7 +8,18 @@
 //! for a refused upgrade). Where websocket-client lets a standard exception
 //! through (a refused TCP connection is `ConnectionRefusedError`, a bad
 //! URL `ValueError`), so does this.
+//!
+//! The spill to disk (`overflow="spill"`) has two errors of its own: a
+//! spill directory that cannot be opened or is locked by another
+//! connection ([`ErrorKind::Spill`], at connect) is
+//! `WebSocketSpillException`, an `OSError` with `errno` and `filename`
+//! where the file system gave them; a message the spill could not take
+//! under the `"disconnect"` fallback ([`BufferError::SpillRefused`], the
+//! end of the connection) is `WebSocketSpillRefusedException`, a
+//! `WebSocketBufferException` (so a `WebSocketConnectionClosedException`)
+//! whose `refusal` names the reason.
 
+use floodgate::buffer::{BufferError, SpillError, SpillRefusal};
 use floodgate::{Error, ErrorKind, TimeoutKind};
 use pyo3::exceptions::{PyConnectionRefusedError, PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -92,7 +103,16 @@ pub(crate) fn to_py(py: Python<'_>, error: Error) -> PyErr {
         ErrorKind::ConnectionClosed(_) | ErrorKind::AbnormalClosure | ErrorKind::AlreadyClosed => {
             closed(py, message)
         }
+        ErrorKind::Buffer(BufferError::SpillRefused(refusal)) => {
+            // The message names the Rust fallbacks; say the keyword too.
+            let message =
+                format!("{message} (from Python: spill_fallback=\"block\" or \"drop_newest\")");
+            spill_refused(py, message, &refusal)
+        }
         ErrorKind::Buffer(_) => raise(py, "WebSocketBufferException", message),
+        // A disk budget too small for one record: a bad option value.
+        ErrorKind::Spill(SpillError::LimitTooSmall { .. }) => PyValueError::new_err(message),
+        ErrorKind::Spill(e) => spill_error(py, message, &e),
         ErrorKind::Io(_) => closed(py, message),
         _ => PyRuntimeError::new_err(message),
     }
@@ -138,4 +158,47 @@ fn bad_status(
         Ok(instance) => PyErr::from_value(instance),
         Err(e) => e,
     }
+}
+
+/// Sets the attribute `name` of the exception `err` (an instance of one of
+/// our classes, which take any attribute). A failure leaves the exception
+/// as it is rather than hide it.
+fn set_attribute<'py>(py: Python<'py>, err: &PyErr, name: &str, value: impl IntoPyObject<'py>) {
+    let _ = err.value(py).setattr(name, value);
+}
+
+/// `WebSocketSpillException` for a spill directory that could not be
+/// opened: `filename` is the file or directory, `errno` the system's error
+/// number (when the file system failed), `locked` whether another
+/// connection holds the directory.
+fn spill_error(py: Python<'_>, message: String, error: &SpillError) -> PyErr {
+    let err = raise(py, "WebSocketSpillException", message);
+    let (path, errno, locked) = match error {
+        SpillError::Io { path, source, .. } => (Some(path), source.raw_os_error(), false),
+        SpillError::Locked { dir } => (Some(dir), None, true),
+        _ => (None, None, false),
+    };
+    set_attribute(py, &err, "filename", path.map(|p| p.as_os_str()));
+    set_attribute(py, &err, "errno", errno);
+    set_attribute(py, &err, "locked", locked);
+    err
+}
+
+/// `WebSocketSpillRefusedException` for a message the spill could not
+/// take under the `"disconnect"` fallback: `refusal` is `"disk_budget"`,
+/// `"too_large"`, `"writer_behind"` or `"disk"` (with `errno` when the
+/// system gave one).
+fn spill_refused(py: Python<'_>, message: String, refusal: &SpillRefusal) -> PyErr {
+    let err = raise(py, "WebSocketSpillRefusedException", message);
+    let (name, errno) = match refusal {
+        SpillRefusal::DiskBudget { .. } => ("disk_budget", None),
+        SpillRefusal::TooLarge { .. } => ("too_large", None),
+        SpillRefusal::WriterBehind { .. } => ("writer_behind", None),
+        SpillRefusal::Disk { os_error, .. } => ("disk", *os_error),
+        // A reason added to floodgate later: the message says it.
+        _ => ("other", None),
+    };
+    set_attribute(py, &err, "refusal", name);
+    set_attribute(py, &err, "errno", errno);
+    err
 }

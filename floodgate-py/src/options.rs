@@ -7,13 +7,14 @@
 //! refused in `_options.py` with a message that says so; what reaches
 //! this module is only what floodgate does.
 
-use crate::buffer::BufferOptions;
+use crate::buffer::{BufferOptions, SpillOptions};
 use crate::convert::seconds;
 use floodgate::buffer::BufferConfig;
 use floodgate::tls::RootCertificates;
 use floodgate::{ClientBuilder, DeflateConfig};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use std::path::PathBuf;
 
 /// The normalised options (every key present; `None` for "not given").
 #[derive(FromPyObject)]
@@ -54,9 +55,21 @@ pub(crate) struct ConnectOptions {
     then: String,
     key: Option<Py<PyAny>>,
     classifier: Option<Py<PyAny>>,
+    // The spill (overflow="spill"); `None`: not given.
+    spill_dir: Option<PathBuf>,
+    max_disk_bytes: Option<u64>,
+    spill_fallback: Option<String>,
+    durable: Option<bool>,
+    fsync_interval: Option<f64>,
 }
 
 impl ConnectOptions {
+    /// Whether the buffer spills to disk (`overflow="spill"`): then
+    /// `Connection.close` leaves the buffered messages alone (see there).
+    pub(crate) fn spills(&self) -> bool {
+        self.overflow == "spill"
+    }
+
     /// The client these options describe, and its buffer (the caller adds
     /// its observers, then sets it on the builder).
     pub(crate) fn builder(self) -> PyResult<(ClientBuilder, BufferConfig)> {
@@ -158,6 +171,13 @@ impl ConnectOptions {
             then: self.then,
             key: self.key,
             classifier: self.classifier,
+            spill: SpillOptions {
+                dir: self.spill_dir,
+                max_disk_bytes: self.max_disk_bytes,
+                fallback: self.spill_fallback,
+                durable: self.durable,
+                fsync_interval: self.fsync_interval,
+            },
         };
         Ok((b, buffer.config()?))
     }

@@ -13,7 +13,8 @@ What websocket-client programs use is here under the same names
 (``WebSocket``, ``create_connection``, ``WebSocketApp``, ``ABNF``, the
 ``STATUS_*`` codes, the exceptions). What floodgate adds comes as keyword
 arguments: a bounded buffer with an overflow policy (``max_messages``,
-``max_bytes``, ``overflow``, ``key``, ``classifier``), ``recv_batch``,
+``max_bytes``, ``overflow``, ``key``, ``classifier``; ``overflow="spill"``
+with ``spill_dir`` and friends to go on to disk), ``recv_batch``,
 ``stats()`` and, for ``WebSocketApp``, ``workers``. The connection's
 reader runs in Rust without the GIL, so the server's pings are answered
 however slow the Python code is. The guide is ``docs/python.md``.

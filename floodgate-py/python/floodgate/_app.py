@@ -246,7 +246,9 @@ class WebSocketApp:
       ``bytes`` message).
     - every buffer and connection option of ``create_connection``
       (``max_messages``, ``max_bytes``, ``overflow``, ``block_timeout``,
-      ``then``, ``key``, ``classifier``, ``compression``,
+      ``then``, ``key``, ``classifier``, the spill's ``spill_dir``,
+      ``max_disk_bytes``, ``spill_fallback``, ``durable`` and
+      ``fsync_interval``, ``compression``,
       ``close_timeout``, ``max_message_size``, ``tls_roots``,
       ``unix_socket``, ``proxy``, ``no_proxy``, ``timeout``,
       ``redirect_limit``, ...), used for every connection.
@@ -276,7 +278,12 @@ class WebSocketApp:
     - ``skip_utf8_validation``: text still arrives as ``bytes``, but
       floodgate validates it anyway (invalid UTF-8 closes with 1007);
     - ``sock`` is floodgate's ``WebSocket`` (no ``sock.sock``);
-      ``ready()`` returns a ``bool``.
+      ``ready()`` returns a ``bool``;
+    - with ``overflow="spill"``, ``close()`` leaves the buffered messages
+      where they are (see ``WebSocket.close``), so ``on_close`` gets
+      ``(None, None)`` after it; with ``durable=True`` they are delivered
+      first by the next connection on ``spill_dir``, except those the
+      App's thread had already taken in its last batch and not handled.
 
     ``docs/python.md`` has the whole list.
     """
@@ -363,6 +370,7 @@ class WebSocketApp:
         self.worker_key = worker_key
         self._options = dict(options)
         self._conn: Any = None  # the native connection, kept for stats()
+        self._last_stats: Dict[str, float] = {}  # stats() once it was let go
         self._pool: Optional[_Workers] = None
         self._closing = False
         self._stopped = threading.Event()
@@ -417,7 +425,7 @@ class WebSocketApp:
         the last one once it has ended; ``{}`` before the first). See
         ``WebSocket.stats``; each reconnect starts from zero."""
         conn = self._conn
-        return conn.stats() if conn is not None else {}
+        return conn.stats() if conn is not None else dict(self._last_stats)
 
     # ----- the loop ---------------------------------------------------------
 
@@ -545,13 +553,24 @@ class WebSocketApp:
             pool, self._pool = self._pool, None
             if pool is not None:
                 pool.stop()
+            self._let_go()
         return self.has_errored
+
+    def _let_go(self) -> None:
+        """Drops the last connection's native object, keeping its figures
+        for ``stats()``. It holds the connection's buffer, and with
+        ``overflow="spill"`` the spill's files (``durable=True``: the lock
+        of its directory, which the next connection on it needs)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._last_stats = conn.stats()
 
     def _connect_and_read(self, reconnecting: bool) -> None:
         """One connection: connect, ``on_open``/``on_reconnect``, read until
         it ends; then what websocket-client's ``handleDisconnect`` does."""
         if reconnecting and self.sock:
             self.sock.shutdown()
+        self._let_go()
         self.last_close_frame = None
         ws = WebSocket(**{**self._options, **self._ctor})
         self.sock = ws

@@ -85,7 +85,15 @@ class WebSocket:
     ``docs/python.md`` for ``fire_cont_frame``, ``get_mask_key`` and
     ``dispatcher``, which are refused) and floodgate's (``max_messages``,
     ``max_bytes``, ``overflow``, ``key``, ``classifier``, ``compression``,
-    ...), which become the defaults of ``connect``.
+    ``spill_dir``, ...), which become the defaults of ``connect``.
+
+    ``overflow="spill"`` keeps every message without slowing the server:
+    past the memory limits, messages go to files under ``spill_dir`` and
+    come back in order. ``max_disk_bytes`` bounds the disk (1 GiB by
+    default), ``spill_fallback`` (``"disconnect"``, ``"block"`` or
+    ``"drop_newest"``) says what happens past it, ``durable=True`` keeps
+    the spill for the next connection on the directory (synced every
+    ``fsync_interval`` seconds). See ``docs/python.md``.
     """
 
     def __init__(
@@ -112,6 +120,11 @@ class WebSocket:
         # Checked now, so that a refused option fails at once.
         normalise(**self._defaults)
         self._conn: Optional[Any] = None
+        # overflow="spill": close() lets the connection go even after the
+        # server's close (see close()).
+        self._spills = False
+        # The last connection's stats(), once it was let go.
+        self._last_stats: Optional[Dict[str, float]] = None
         self._timeout: Optional[float] = None
         self.connected = False
         #: The server's close frame (an ABNF), once the close handshake is done.
@@ -204,7 +217,15 @@ class WebSocket:
         # WebSocketApp's keepalive, set at connect: (interval, timeout, payload).
         keepalive = merged.pop("_keepalive", None)
         normalised = normalise(**merged)
+        if self._conn is not None and self._spills:
+            # A connect on a connected WebSocket replaces the connection;
+            # a spilling one goes first, as it may hold the lock of the
+            # durable directory the new one needs. (Others are dropped
+            # once replaced, so that a failed connect keeps them.)
+            self.shutdown()
         self._conn = _floodgate.connect(url, normalised, fragments, control, keepalive)
+        self._spills = normalised["overflow"] == "spill"
+        self._last_stats = None
         self._url = url
         if _logging._trace_enabled:
             headers = "\n".join(f"{k}: {v}" for k, v in self._conn.headers)
@@ -324,7 +345,19 @@ class WebSocket:
         """floodgate's: the buffer's counters. ``received == delivered +
         buffered + dropped_oldest + dropped_newest + conflated + filtered``;
         ``pings_answered`` and ``max_ping_delay`` (seconds) show the reader
-        answering pings whatever the consumer does."""
+        answering pings whatever the consumer does. After ``close()`` (or
+        ``shutdown()``), the last connection's figures.
+
+        With ``overflow="spill"``: ``buffered`` counts memory and disk,
+        ``buffered_disk`` of them on disk (``buffered_bytes`` is memory
+        only, ``disk_bytes`` and ``high_water_disk_bytes`` the spill's
+        files); ``spilled`` messages were ever written to disk,
+        ``recovered`` found there at the start (``durable=True``, counted
+        in ``received``), ``spill_refused`` times the ``spill_fallback``
+        acted, ``spill_errors`` failed writes, ``spill_corrupt_records``
+        damaged records skipped. They are 0 under the other policies."""
+        if self._conn is None and self._last_stats is not None:
+            return dict(self._last_stats)
         return self._connection().stats()
 
     # ----- closing ----------------------------------------------------------
@@ -344,8 +377,18 @@ class WebSocket:
     ) -> None:
         """Sends the close frame, waits up to ``timeout`` seconds (``None``:
         for ever) for the server's and shuts the connection down. Messages
-        arriving meanwhile are discarded, as with websocket-client."""
-        if not self.connected or self._conn is None:
+        arriving meanwhile are discarded, as with websocket-client.
+
+        With ``overflow="spill"`` the buffered messages are not taken: a
+        ``durable=True`` spill keeps them for the next connection on its
+        ``spill_dir``, an ephemeral one is removed with the connection
+        (not read back from disk to be thrown away). The server's close
+        frame comes after them, so ``close()`` does not learn it
+        (``close_frame`` is set only if ``recv()`` returned it). The
+        connection is let go even when the server closed first, so that
+        the spill's directory is released (a durable one's lock, which the
+        next connection on it needs; an ephemeral one's files)."""
+        if self._conn is None or (not self.connected and not self._spills):
             return
         if status < 0 or status >= ABNF.LENGTH_16:
             raise ValueError("code is invalid range")
@@ -363,10 +406,12 @@ class WebSocket:
             self._conn.abort()
 
     def shutdown(self) -> None:
-        """Closes the socket at once, without a close handshake."""
-        if self._conn is not None:
-            self._conn.abort()
-            self._conn = None
+        """Closes the socket at once, without a close handshake, and lets
+        the connection go (``stats()`` keeps its last figures)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.abort()
+            self._last_stats = conn.stats()
         self.connected = False
 
 

@@ -24,6 +24,8 @@ __all__ = [
     "WebSocketAddressException",
     "WebSocketSSLException",
     "WebSocketBufferException",
+    "WebSocketSpillRefusedException",
+    "WebSocketSpillException",
     "WebSocketUnsupportedException",
 ]
 
@@ -87,6 +89,48 @@ class WebSocketBufferException(WebSocketConnectionClosedException):
     """floodgate's: under ``overflow="disconnect"`` (or ``"block_for"``
     then ``"disconnect"``) the consumer fell behind and the connection was
     closed with 1008."""
+
+
+class WebSocketSpillRefusedException(WebSocketBufferException):
+    """floodgate's: under ``overflow="spill"`` with
+    ``spill_fallback="disconnect"`` (the default), a message could not be
+    spilled to disk and the connection was closed with 1008, after the
+    messages buffered before it were received. The message says why and
+    what to change.
+
+    ``refusal`` names the reason: ``"disk_budget"`` (``max_disk_bytes`` is
+    used up: the consumer is that far behind), ``"too_large"`` (the
+    message alone is larger than the budget), ``"writer_behind"`` (the
+    disk is slower than the feed) or ``"disk"`` (the file system failed a
+    write; ``errno`` is the system's error number, e.g. ``errno.ENOSPC``
+    for a full disk, or ``None``).
+    """
+
+    refusal: Optional[str] = None
+    errno: Optional[int] = None
+
+
+class WebSocketSpillException(WebSocketException, OSError):
+    """floodgate's: with ``overflow="spill"``, the spill directory could
+    not be opened when the connection started (nothing was received). It
+    is an ``OSError`` (``except OSError`` catches it) whose text is
+    floodgate's message.
+
+    ``filename`` is the file or directory concerned, ``errno`` the
+    system's error number when the file system failed (``None``
+    otherwise), and ``locked`` is ``True`` when another connection (of
+    this process or another) holds a ``durable=True`` spill directory:
+    give each durable connection a directory of its own, or close the
+    other one first.
+    """
+
+    locked: bool = False
+
+    def __str__(self) -> str:
+        # OSError's own __str__ would print "[Errno N] strerror: filename"
+        # from the attributes set after construction; the message already
+        # names the file and the error.
+        return str(self.args[0]) if self.args else ""
 
 
 class WebSocketUnsupportedException(WebSocketException, ValueError):

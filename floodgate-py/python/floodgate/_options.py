@@ -14,6 +14,8 @@ An option floodgate cannot honour raises ``WebSocketUnsupportedException``
 (a ``ValueError``) that says what to do instead: nothing is ignored.
 """
 
+import math
+import os
 import socket
 import ssl
 from typing import Any, Dict, Optional
@@ -28,11 +30,18 @@ FLOODGATE_OPTIONS: Dict[str, Any] = {
     # The bounded buffer between the reader thread and recv().
     "max_messages": None,  # default 4096
     "max_bytes": None,  # default 64 MiB
-    "overflow": "block",  # block, block_for, drop_oldest, drop_newest, conflate, disconnect
+    "overflow": "block",  # block, block_for, drop_oldest, drop_newest, conflate, disconnect, spill
     "block_timeout": None,  # seconds, with overflow="block_for"
     "then": "drop_oldest",  # after block_for: drop_oldest, drop_newest, disconnect
     "key": None,  # with overflow="conflate": message -> key (None: never conflated)
     "classifier": None,  # message -> "low"/"normal"/"high"/"critical"/"discard"
+    # overflow="spill": past the memory limits, to segment files on disk.
+    # None: not given (each is refused without overflow="spill").
+    "spill_dir": None,  # required with spill: str or os.PathLike
+    "max_disk_bytes": None,  # the disk budget (default 1 GiB)
+    "spill_fallback": None,  # block, drop_newest, disconnect (default)
+    "durable": None,  # True: kept for the next connection on spill_dir
+    "fsync_interval": None,  # seconds between syncs, durable only (default 1.0)
     # The connection.
     "compression": False,  # offer permessage-deflate
     "close_timeout": 3.0,  # seconds the close handshake may take
@@ -44,6 +53,9 @@ FLOODGATE_OPTIONS: Dict[str, Any] = {
 }
 
 _PROXY_TYPES = ("http", "socks4", "socks4a", "socks5", "socks5h")
+
+_SPILL_OPTIONS = ("spill_dir", "max_disk_bytes", "spill_fallback", "durable", "fsync_interval")
+_SPILL_FALLBACKS = ("block", "drop_newest", "disconnect")
 
 # websocket-client options that need nothing from floodgate.
 _ACCEPTED_WITHOUT_EFFECT = {
@@ -173,6 +185,64 @@ def _proxy(options: Dict[str, Any], out: Dict[str, Any]) -> None:
         raise ValueError("http_proxy_auth and http_proxy_port need http_proxy_host")
 
 
+def _spill(out: Dict[str, Any]) -> None:
+    """Checks the spill options in ``out`` and puts them in the types
+    ``src/options.rs`` reads (``spill_dir`` as a ``str``). Done here rather
+    than only at connect, so that ``WebSocket(...)`` and
+    ``WebSocketApp(...)`` refuse a bad combination at once."""
+    given = [name for name in _SPILL_OPTIONS if out[name] is not None]
+    if out["overflow"] != "spill":
+        if given:
+            names = "=, ".join(given) + "="
+            raise ValueError(
+                f"{names} {'is' if len(given) == 1 else 'are'} only used with "
+                f'overflow="spill" (overflow is {out["overflow"]!r})'
+            )
+        return
+    directory = out["spill_dir"]
+    if directory is None:
+        raise ValueError(
+            'overflow="spill" needs spill_dir=<a directory for the spilled messages> '
+            "(created if missing; with durable=True, one per connection)"
+        )
+    try:
+        directory = os.fsdecode(os.fspath(directory))
+    except TypeError:
+        raise TypeError(
+            f"spill_dir={directory!r}: give a path (str or os.PathLike)"
+        ) from None
+    if not directory:
+        raise ValueError('spill_dir="": give the directory for the spilled messages')
+    out["spill_dir"] = directory
+    budget = out["max_disk_bytes"]
+    if budget is not None:
+        if not isinstance(budget, int) or isinstance(budget, bool) or budget <= 0:
+            raise ValueError(f"max_disk_bytes={budget!r}: give a number of bytes, above 0")
+    fallback = out["spill_fallback"]
+    if fallback is not None and fallback not in _SPILL_FALLBACKS:
+        raise ValueError(
+            f"spill_fallback={fallback!r}: when the spill cannot take a message, "
+            '"block", "drop_newest" or "disconnect" (the default)'
+        )
+    durable = out["durable"]
+    if durable is not None and not isinstance(durable, bool):
+        raise ValueError(f"durable={durable!r}: give True or False")
+    interval = out["fsync_interval"]
+    if interval is not None:
+        if not durable:
+            raise ValueError(
+                "fsync_interval= is only used with durable=True (an ephemeral spill is never synced)"
+            )
+        if (
+            not isinstance(interval, (int, float))
+            or isinstance(interval, bool)
+            or not math.isfinite(interval)
+            or interval < 0
+        ):
+            raise ValueError(f"fsync_interval={interval!r}: give a number of seconds, at least 0")
+        out["fsync_interval"] = float(interval)
+
+
 def normalise(**options: Any) -> Dict[str, Any]:
     """The dict ``_floodgate.connect`` takes, from websocket-client's and
     floodgate's keyword arguments."""
@@ -212,6 +282,7 @@ def normalise(**options: Any) -> Dict[str, Any]:
             out.setdefault(name, None)
         else:
             out[name] = options.pop(name, default)
+    _spill(out)
     if options.pop("suppress_host", False):
         raise _unsupported("suppress_host=True", "floodgate always sends the Host header HTTP/1.1 requires")
     if options.pop("socket", None) is not None:
