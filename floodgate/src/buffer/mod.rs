@@ -95,8 +95,8 @@ pub enum BufferError {
     /// reason given.
     #[error(
         "a message could not be spilled to disk: {0}; the connection was closed with code 1008 \
-         (Spill policy, Disconnect fallback: choose SpillFallback::Block to wait instead, or \
-         DropNewest to drop and count)"
+         (the spill's fallback is Disconnect; the Block fallback waits instead, DropNewest drops \
+         and counts)"
     )]
     SpillRefused(SpillRefusal),
 }
