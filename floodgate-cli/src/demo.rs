@@ -15,19 +15,26 @@
 //! and the server's pings wait behind the data; the shedding policies keep
 //! up with the feed, bound the buffer and answer pings at once, each
 //! losing a different part; `disconnect` ends the connection with 1008 as
-//! soon as the consumer falls behind.
+//! soon as the consumer falls behind; `spill` keeps the same memory limit
+//! and puts the rest on disk (an ephemeral spill in a directory of its own
+//! under the system's temporary directory, removed after the run), so it
+//! loses nothing without slowing the feed. Its row is the one row whose
+//! claim is checked to the end: when the time is up the consumer closes
+//! and then takes everything still spilled, checking the feed's numbers
+//! (every message, in order, none missing).
 
 use crate::error::CliError;
 use crate::memory;
 use crate::report::{micros, stats_json};
 use crate::table::Table;
 use crate::units::{self, show, show_bytes, show_count};
-use floodgate::buffer::{BufferConfig, Conflate, Key, Overflow, Shed, Stats};
+use floodgate::buffer::{BufferConfig, Conflate, Key, Overflow, Shed, SpillConfig, Stats};
 use floodgate::{BufferedWebSocket, Client, ErrorKind};
 use floodgate_server::feed::{Feed, FeedConfig, FeedLive, FeedMessage, FeedReport};
 use floodgate_server::Server;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -46,16 +53,19 @@ pub enum DemoPolicy {
     Conflate,
     /// Close with 1008 when the buffer is full.
     Disconnect,
+    /// Past the buffer's limits, spill to disk (a temporary directory).
+    Spill,
 }
 
 impl DemoPolicy {
-    const ALL: [DemoPolicy; 6] = [
+    const ALL: [DemoPolicy; 7] = [
         DemoPolicy::Block,
         DemoPolicy::BlockFor,
         DemoPolicy::DropOldest,
         DemoPolicy::DropNewest,
         DemoPolicy::Conflate,
         DemoPolicy::Disconnect,
+        DemoPolicy::Spill,
     ];
 
     fn name(self) -> &'static str {
@@ -66,10 +76,12 @@ impl DemoPolicy {
             DemoPolicy::DropNewest => "drop-newest",
             DemoPolicy::Conflate => "conflate",
             DemoPolicy::Disconnect => "disconnect",
+            DemoPolicy::Spill => "spill",
         }
     }
 
-    fn overflow(self) -> Overflow {
+    /// The policy's `Overflow`; `spill_dir` is where `Spill` spills.
+    fn overflow(self, spill_dir: &Path) -> Overflow {
         match self {
             DemoPolicy::Block => Overflow::Block,
             DemoPolicy::BlockFor => Overflow::BlockFor(Duration::from_millis(50), Shed::DropOldest),
@@ -81,8 +93,78 @@ impl DemoPolicy {
                 FeedMessage::parse(m.as_text()?).map(|f| Key::from(u64::from(f.channel)))
             })),
             DemoPolicy::Disconnect => Overflow::Disconnect,
+            // Ephemeral, the default budget (1 GiB) and fallback
+            // (disconnect): a 3 s run of the default feed takes ~8 MiB.
+            DemoPolicy::Spill => Overflow::Spill(SpillConfig::new(spill_dir)),
         }
     }
+}
+
+/// The spill row's directory: made for the run under the system's
+/// temporary directory, removed with everything in it when dropped (the
+/// spill itself, ephemeral, removes its own private directory in it).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<TempDir, CliError> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path =
+            std::env::temp_dir().join(format!("floodgate-demo-{}-{nanos:09}", std::process::id()));
+        std::fs::create_dir(&path).map_err(|e| {
+            CliError::Other(format!(
+                "the spill row could not create its directory {}: {e}",
+                path.display()
+            ))
+        })?;
+        Ok(TempDir(path))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            tracing::warn!(dir = %self.0.display(), error = %e, "the demo's spill directory could not be removed");
+        }
+    }
+}
+
+/// The feed's message numbers as the consumer saw them: every message
+/// once, in order, from 0.
+#[derive(Debug, Default)]
+struct Order {
+    /// The number the next message should carry.
+    next: u64,
+    /// Messages whose number was not the next one (a gap or a
+    /// reordering), or that were not feed messages.
+    wrong: u64,
+}
+
+impl Order {
+    fn see(&mut self, message: &floodgate::buffer::Delivered) {
+        match message.as_text().and_then(FeedMessage::parse) {
+            Some(m) if m.n == self.next => self.next += 1,
+            Some(m) => {
+                self.wrong += 1;
+                self.next = m.n + 1;
+            }
+            None => self.wrong += 1,
+        }
+    }
+}
+
+/// The spill row after its time: the consumer closed, then took what was
+/// still buffered (on disk) at full speed.
+struct Drain {
+    /// The stats once everything was taken.
+    stats: Stats,
+    /// How long taking the rest took.
+    took: Duration,
+    /// Every message the consumer took, during the run and the drain,
+    /// carried the next number of the feed (nothing missing, nothing out
+    /// of order).
+    in_order: bool,
 }
 
 /// Options of `floodgate demo`.
@@ -136,6 +218,8 @@ struct Run {
     feed: Option<FeedReport>,
     peak_memory: Option<u64>,
     end: String,
+    /// `spill` only.
+    drain: Option<Drain>,
 }
 
 /// Runs `floodgate demo`.
@@ -207,11 +291,15 @@ fn run_policy(policy: DemoPolicy, args: &DemoArgs) -> Result<Run, CliError> {
     });
     let live = feed.live();
     let server = Server::bind("127.0.0.1:0", feed.handler())?;
+    let spill_dir = match policy {
+        DemoPolicy::Spill => Some(TempDir::new()?),
+        _ => None,
+    };
     memory::reset_peak();
     let buffer = BufferConfig::new()
         .max_messages(args.max_messages)
         .max_bytes(64 << 20)
-        .overflow(policy.overflow());
+        .overflow(policy.overflow(spill_dir.as_ref().map_or(Path::new(""), |d| &d.0)));
     let mut conn = Client::builder()
         .recv_buffer_size(SOCKET_BUFFER)
         .buffer(buffer)
@@ -223,6 +311,7 @@ fn run_policy(policy: DemoPolicy, args: &DemoArgs) -> Result<Run, CliError> {
     let mut shown = started;
     let mut next_pause = (!args.pause_every.is_zero()).then(|| started + args.pause_every);
     let mut ended = None;
+    let mut order = (policy == DemoPolicy::Spill).then(Order::default);
     while Instant::now() < deadline {
         if let Some(at) = next_pause.filter(|at| Instant::now() >= *at) {
             std::thread::sleep(args.pause);
@@ -230,6 +319,9 @@ fn run_policy(policy: DemoPolicy, args: &DemoArgs) -> Result<Run, CliError> {
         }
         match conn.recv_timeout(Duration::from_millis(50)) {
             Ok(message) => {
+                if let Some(order) = &mut order {
+                    order.see(&message);
+                }
                 std::hint::black_box(&message);
                 std::thread::sleep(args.work);
             }
@@ -259,14 +351,34 @@ fn run_policy(policy: DemoPolicy, args: &DemoArgs) -> Result<Run, CliError> {
         // buffered before the end: the end is behind those messages.
         None => loop {
             match conn.try_recv() {
-                Ok(Some(_)) => {}
+                Ok(Some(message)) => {
+                    if let Some(order) = &mut order {
+                        order.see(&message);
+                    }
+                }
                 Ok(None) => std::thread::sleep(Duration::from_millis(1)),
                 Err(e) => break describe_end(&e),
             }
         },
     };
     let stats = running;
+    // Spill: everything the feed sent is in the buffer, most of it on
+    // disk; take it all and check it.
+    let drain = order.map(|mut order| {
+        let start = Instant::now();
+        // Until the end (the close above was answered) or an error.
+        while let Ok(message) = conn.recv_timeout(Duration::from_secs(10)) {
+            order.see(&message);
+        }
+        let stats = conn.stats();
+        Drain {
+            in_order: order.wrong == 0 && order.next == stats.delivered,
+            stats,
+            took: start.elapsed(),
+        }
+    });
     drop(conn);
+    drop(spill_dir);
     let feed = report.recv_timeout(Duration::from_secs(10)).ok();
     let peak_memory = memory::peak_rss();
     bar.finish_and_clear();
@@ -285,6 +397,7 @@ fn run_policy(policy: DemoPolicy, args: &DemoArgs) -> Result<Run, CliError> {
         feed,
         peak_memory,
         end,
+        drain,
     })
 }
 
@@ -318,6 +431,19 @@ fn live_line(
 ) -> String {
     let s = conn.stats();
     let secs = started.elapsed().as_secs_f64().max(1e-3);
+    if s.spilled > 0 || s.buffered_disk > 0 {
+        return format!(
+            "{}/s delivered | memory {}/{} msgs | disk {} msgs {} | dropped {} | ping rtt worst {} | feed {}/s",
+            show_count((s.delivered as f64 / secs) as u64),
+            show_count(s.buffered - s.buffered_disk),
+            show_count(args.max_messages as u64),
+            show_count(s.buffered_disk),
+            show_bytes(s.disk_bytes),
+            show_count(s.dropped_oldest + s.dropped_newest),
+            show(live.worst_ping_rtt()),
+            show_count((live.sent() as f64 / secs) as u64),
+        );
+    }
     format!(
         "{}/s delivered | buffer {}/{} msgs {} | dropped {} old {} new | conflated {} | ping rtt worst {} | feed {}/s",
         show_count((s.delivered as f64 / secs) as u64),
@@ -334,8 +460,9 @@ fn live_line(
 
 fn run_json(run: &Run) -> serde_json::Value {
     let mut object = json!({ "policy": run.policy.name(), "seconds": run.ran.as_secs_f64() });
+    let spill = run.policy == DemoPolicy::Spill;
     if let (Some(map), serde_json::Value::Object(stats)) =
-        (object.as_object_mut(), stats_json(&run.stats))
+        (object.as_object_mut(), stats_json(&run.stats, spill))
     {
         map.extend(stats);
     }
@@ -349,6 +476,15 @@ fn run_json(run: &Run) -> serde_json::Value {
         object["worst_ping_rtt_us"] = json!(feed.worst_ping_rtt.map(micros));
     }
     object["end"] = json!(run.end);
+    if let Some(drain) = &run.drain {
+        let d = &drain.stats;
+        object["drained_delivered"] = json!(d.delivered);
+        object["drained_dropped"] = json!(d.dropped_oldest + d.dropped_newest);
+        object["drained_spilled"] = json!(d.spilled);
+        object["drained_spill_refused"] = json!(d.spill_refused);
+        object["drain_seconds"] = json!(drain.took.as_secs_f64());
+        object["in_order"] = json!(drain.in_order);
+    }
     object
 }
 
@@ -388,11 +524,20 @@ fn table(runs: &[Run], peak_per_run: bool) -> Table {
                 show_count(s.dropped_newest)
             ),
             show_count(s.conflated),
-            format!(
-                "{} msgs / {}",
-                show_count(s.high_water_messages),
-                show_bytes(s.high_water_bytes)
-            ),
+            if run.policy == DemoPolicy::Spill {
+                format!(
+                    "{} msgs / {} + {} disk",
+                    show_count(s.high_water_messages),
+                    show_bytes(s.high_water_bytes),
+                    show_bytes(s.high_water_disk_bytes)
+                )
+            } else {
+                format!(
+                    "{} msgs / {}",
+                    show_count(s.high_water_messages),
+                    show_bytes(s.high_water_bytes)
+                )
+            },
             run.peak_memory.map_or_else(|| "-".to_owned(), show_bytes),
             format!("{} / {}", show(s.queue_wait.p50), show(s.queue_wait.p99)),
             rtt,
@@ -401,6 +546,54 @@ fn table(runs: &[Run], peak_per_run: bool) -> Table {
         ]);
     }
     t
+}
+
+/// The spill row's line: what its figures say, whatever they are.
+fn spill_reading(run: &Run, args: &DemoArgs, feed_rate: u64, rtt: &str) -> String {
+    let s = &run.stats;
+    let dropped = s.dropped_oldest + s.dropped_newest;
+    let mut line = format!(
+        "- spill: the feed ran at {}/s (of the {}/s offered) and pings were answered while the \
+         consumer lagged (worst {rtt}); memory held at most {} messages, {} went to disk (at \
+         most {} on disk at once), {} dropped, {} refused by the spill",
+        show_count(feed_rate),
+        show_count(args.rate as u64),
+        show_count(s.high_water_messages),
+        show_count(s.spilled),
+        show_bytes(s.high_water_disk_bytes),
+        show_count(dropped),
+        show_count(s.spill_refused),
+    );
+    match &run.drain {
+        Some(d) => {
+            let sent = run.feed.as_ref().map(|f| f.sent);
+            let all = d.stats.dropped_oldest + d.stats.dropped_newest == 0
+                && d.in_order
+                && sent.is_some_and(|sent| d.stats.delivered >= sent);
+            line.push_str(&format!(
+                ". When its time was up the consumer closed and took the rest at full speed in {}: \
+                 {} delivered in all{}, {}.",
+                show(d.took),
+                show_count(d.stats.delivered),
+                sent.map_or_else(String::new, |sent| format!(
+                    " of the {} the feed sent",
+                    show_count(sent)
+                )),
+                if all {
+                    "every one in order, nothing lost".to_owned()
+                } else if d.in_order {
+                    format!(
+                        "in order, but {} dropped",
+                        show_count(d.stats.dropped_oldest + d.stats.dropped_newest)
+                    )
+                } else {
+                    "NOT all in order: a gap or a reordering was seen".to_owned()
+                }
+            ));
+        }
+        None => line.push('.'),
+    }
+    line
 }
 
 /// A few lines that read the table for the user, from its own figures.
@@ -464,6 +657,7 @@ fn reading(runs: &[Run], args: &DemoArgs) -> Vec<String> {
                 show_count(s.delivered),
                 show(run.ran)
             ),
+            DemoPolicy::Spill => spill_reading(run, args, feed_rate, &rtt),
         };
         lines.push(line);
     }

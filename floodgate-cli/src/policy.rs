@@ -6,11 +6,19 @@
 //! message of each channel of a JSON feed. A message that is not JSON, or
 //! has nothing at the pointer, has no key: it is buffered as usual and
 //! dropped oldest-first when the buffer is full.
+//!
+//! `--policy spill` keeps the memory limits and writes what does not fit
+//! to segment files under `--spill-dir` (`Overflow::Spill`): nothing is
+//! lost and the server is not slowed, up to `--max-disk`; then
+//! `--spill-fallback` decides. `--durable` keeps the spill across runs:
+//! a command started again on the same directory first prints what the
+//! last one left.
 
 use crate::error::CliError;
 use crate::units;
-use floodgate::buffer::{BufferConfig, Conflate, Key, Overflow, Shed};
+use floodgate::buffer::{BufferConfig, Conflate, Key, Overflow, Shed, SpillConfig, SpillFallback};
 use floodgate::Message;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The overflow policies, as named on the command line.
@@ -26,6 +34,33 @@ pub enum PolicyName {
     Conflate,
     /// Close the connection (code 1008) and exit with an error.
     Disconnect,
+    /// Lossless without slowing the server: what does not fit in memory
+    /// waits on disk (--spill-dir), printed in arrival order.
+    Spill,
+}
+
+/// `--spill-fallback`: what `--policy spill` does with a message the disk
+/// cannot take (`--max-disk` reached, a full or failing disk, a disk
+/// slower than the feed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FallbackName {
+    /// Stop reading until the disk takes messages again (slows the server,
+    /// as --policy block does).
+    Block,
+    /// Drop the arriving message (counted in dropped_newest).
+    DropNewest,
+    /// Close the connection (code 1008) and exit 1 saying why.
+    Disconnect,
+}
+
+impl From<FallbackName> for SpillFallback {
+    fn from(name: FallbackName) -> Self {
+        match name {
+            FallbackName::Block => SpillFallback::Block,
+            FallbackName::DropNewest => SpillFallback::DropNewest,
+            FallbackName::Disconnect => SpillFallback::Disconnect,
+        }
+    }
 }
 
 /// Options of the buffer between the connection's reader and the printer.
@@ -48,6 +83,44 @@ pub struct BufferArgs {
     /// With --policy block: block at most this long, then drop the oldest.
     #[arg(long, value_name = "DURATION", value_parser = units::duration, help_heading = "Buffer")]
     pub block_for: Option<Duration>,
+
+    /// With --policy spill (required there): the directory to spill
+    /// under (created if missing). Ephemeral by default: a private
+    /// directory in it, removed at exit.
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_if_eq("policy", "spill"),
+        help_heading = "Spill to disk (--policy spill)"
+    )]
+    pub spill_dir: Option<PathBuf>,
+    /// With --policy spill: at most SIZE of segment files on disk
+    /// (e.g. 4GiB; default 1GiB); past it, --spill-fallback acts.
+    #[arg(long, value_name = "SIZE", value_parser = units::size, help_heading = "Spill to disk (--policy spill)")]
+    pub max_disk: Option<usize>,
+    /// With --policy spill: what to do with a message the disk cannot
+    /// take (--max-disk reached, disk full or failing) [default:
+    /// disconnect].
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FALLBACK",
+        help_heading = "Spill to disk (--policy spill)"
+    )]
+    pub spill_fallback: Option<FallbackName>,
+    /// With --policy spill: keep the spill in --spill-dir itself across
+    /// runs; a run started again on the directory (even after a kill)
+    /// first prints what the last one left. One run per directory. A
+    /// killed run loses at most the message it was printing, and what had
+    /// not reached the disk yet.
+    #[arg(long, help_heading = "Spill to disk (--policy spill)")]
+    pub durable: bool,
+    /// With --durable: sync the spill's files to the disk this often
+    /// (default 1s): what a crash of the machine, not of the process, may
+    /// lose. 0 syncs after every batch written, and delivery waits for
+    /// each sync (far slower).
+    #[arg(long, value_name = "DURATION", value_parser = units::duration, requires = "durable", help_heading = "Spill to disk (--policy spill)")]
+    pub fsync_interval: Option<Duration>,
 }
 
 impl BufferArgs {
@@ -73,6 +146,30 @@ impl BufferArgs {
         if self.block_for.is_some() && self.policy != PolicyName::Block {
             return Err(CliError::Usage("--block-for needs --policy block".into()));
         }
+        if self.policy != PolicyName::Spill {
+            let given = [
+                ("--spill-dir", self.spill_dir.is_some()),
+                ("--max-disk", self.max_disk.is_some()),
+                ("--spill-fallback", self.spill_fallback.is_some()),
+                ("--durable", self.durable),
+                ("--fsync-interval", self.fsync_interval.is_some()),
+            ];
+            if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
+                let also = if *flag == "--spill-dir" {
+                    ""
+                } else {
+                    " --spill-dir DIR"
+                };
+                return Err(CliError::Usage(format!(
+                    "{flag} needs --policy spill{also}"
+                )));
+            }
+        }
+        if self.max_disk == Some(0) {
+            return Err(CliError::Usage(
+                "--max-disk must be above zero (e.g. 1GiB)".into(),
+            ));
+        }
         let overflow = match self.policy {
             PolicyName::Block => match self.block_for {
                 Some(limit) => Overflow::BlockFor(limit, Shed::DropOldest),
@@ -81,6 +178,7 @@ impl BufferArgs {
             PolicyName::DropOldest => Overflow::DropOldest,
             PolicyName::DropNewest => Overflow::DropNewest,
             PolicyName::Disconnect => Overflow::Disconnect,
+            PolicyName::Spill => Overflow::Spill(self.spill_config()?),
             PolicyName::Conflate => {
                 let pointer = self.conflate_key.clone().ok_or_else(|| {
                     CliError::Usage(
@@ -97,6 +195,33 @@ impl BufferArgs {
             config = config.max_bytes(bytes);
         }
         Ok(config)
+    }
+
+    /// The [`SpillConfig`] of `--policy spill`.
+    fn spill_config(&self) -> Result<SpillConfig, CliError> {
+        // clap requires it; a `BufferArgs` built in code may not have it.
+        let dir = self.spill_dir.clone().ok_or_else(|| {
+            CliError::Usage("--policy spill needs --spill-dir DIR (where to spill)".into())
+        })?;
+        let mut spill = SpillConfig::new(dir);
+        if let Some(bytes) = self.max_disk {
+            spill = spill.max_disk_bytes(bytes as u64);
+        }
+        if let Some(fallback) = self.spill_fallback {
+            spill = spill.fallback(fallback.into());
+        }
+        if self.durable {
+            spill = spill.durable();
+        }
+        if let Some(interval) = self.fsync_interval {
+            spill = spill.fsync_interval(interval);
+        }
+        Ok(spill)
+    }
+
+    /// Whether this is `--policy spill` (its stats have more counters).
+    pub fn spills(&self) -> bool {
+        self.policy == PolicyName::Spill
     }
 }
 
@@ -155,6 +280,11 @@ mod tests {
             max_bytes: None,
             conflate_key: None,
             block_for: None,
+            spill_dir: None,
+            max_disk: None,
+            spill_fallback: None,
+            durable: false,
+            fsync_interval: None,
         }
     }
 
@@ -173,5 +303,32 @@ mod tests {
         let mut a = args(PolicyName::Conflate);
         a.conflate_key = Some("/c".into());
         assert!(a.config().is_ok());
+    }
+
+    #[test]
+    fn spill_options_need_the_spill_policy_and_a_directory() {
+        let err = args(PolicyName::Spill).config().unwrap_err().to_string();
+        assert!(err.contains("--spill-dir"), "{err}");
+        let mut a = args(PolicyName::Block);
+        a.durable = true;
+        let err = a.config().unwrap_err().to_string();
+        assert!(err.contains("--durable needs --policy spill"), "{err}");
+        let mut a = args(PolicyName::DropOldest);
+        a.max_disk = Some(1 << 20);
+        assert!(a.config().is_err());
+        let mut a = args(PolicyName::Spill);
+        a.spill_dir = Some("/var/tmp".into());
+        a.max_disk = Some(0);
+        assert!(a.config().is_err());
+        a.max_disk = Some(4 << 20);
+        a.spill_fallback = Some(FallbackName::DropNewest);
+        a.durable = true;
+        a.fsync_interval = Some(Duration::from_millis(200));
+        assert!(a.config().is_ok());
+        let spill = a.spill_config().unwrap();
+        assert_eq!(spill.dir(), std::path::Path::new("/var/tmp"));
+        assert_eq!(spill.get_max_disk_bytes(), 4 << 20);
+        assert_eq!(spill.get_fallback(), SpillFallback::DropNewest);
+        assert!(spill.is_durable());
     }
 }

@@ -7,7 +7,12 @@ use support::{assert_counters_add_up, floodgate, row, text};
 
 #[test]
 fn demo_json_has_one_object_per_policy_whose_counters_add_up() {
+    // The spill row's directory goes under TMPDIR: one of the test's own,
+    // to see that nothing is left in it.
+    let tmp = std::env::temp_dir().join(format!("floodgate-demo-test-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
     let out = floodgate()
+        .env("TMPDIR", &tmp)
         .args([
             "demo",
             "--json",
@@ -29,7 +34,8 @@ fn demo_json_has_one_object_per_policy_whose_counters_add_up() {
             "drop-oldest",
             "drop-newest",
             "conflate",
-            "disconnect"
+            "disconnect",
+            "spill"
         ]
     );
     for run in &runs {
@@ -51,6 +57,35 @@ fn demo_json_has_one_object_per_policy_whose_counters_add_up() {
         "8 channels: {conflate}"
     );
     assert!(by("disconnect")["end"].as_str().unwrap().contains("1008"));
+    // Spill: nothing lost. During the run nothing was dropped; after it,
+    // the consumer took what was left and every message the feed sent
+    // came, in order.
+    let spill = by("spill");
+    let n = |k: &str| {
+        spill[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{k} in {spill}"))
+    };
+    assert_eq!(n("dropped_oldest") + n("dropped_newest"), 0, "{spill}");
+    assert_eq!(n("spill_refused") + n("spill_errors"), 0, "{spill}");
+    assert!(n("spilled") > 0, "the backlog went to disk: {spill}");
+    assert!(n("buffered_disk") <= n("buffered"), "{spill}");
+    assert_eq!(spill["in_order"], true, "{spill}");
+    assert_eq!(n("drained_dropped"), 0, "{spill}");
+    assert!(
+        n("drained_delivered") >= n("feed_sent"),
+        "every message the feed sent was delivered: {spill}"
+    );
+    assert_eq!(spill["end"], "closed (1000)", "{spill}");
+    // The other rows show no spill counters.
+    assert!(block.get("spilled").is_none(), "{block}");
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    std::fs::remove_dir_all(&tmp).unwrap();
+    assert!(left.is_empty(), "the spill row left {left:?}");
 }
 
 #[test]
@@ -61,7 +96,7 @@ fn demo_prints_a_closing_table_with_a_row_per_policy() {
             "--duration",
             "300ms",
             "--policies",
-            "block,conflate",
+            "block,conflate,spill",
         ])
         .output()
         .unwrap();
@@ -74,7 +109,13 @@ fn demo_prints_a_closing_table_with_a_row_per_policy() {
     );
     assert!(rows[2].starts_with("block "), "{stdout}");
     assert!(rows[3].starts_with("conflate "), "{stdout}");
+    assert!(rows[4].starts_with("spill "), "{stdout}");
     assert!(stdout.contains("- block: nothing lost"), "{stdout}");
+    assert!(stdout.contains("- spill: "), "{stdout}");
+    assert!(
+        stdout.contains("every one in order, nothing lost"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -66,9 +66,10 @@ pub fn start(
     let (editor, printer) = Editor::new("> ", history_path(args))
         .map_err(|e| CliError::Other(format!("cannot start the line editor: {e}")))?;
     let buffer = conn.buffer().clone();
+    let spill = args.buffer.spills();
     std::thread::Builder::new()
         .name("floodgate-editor".into())
-        .spawn(move || edit(&link, &buffer, editor))?;
+        .spawn(move || edit(&link, &buffer, spill, editor))?;
     Ok(Printer::editor(format, printer))
 }
 
@@ -82,11 +83,12 @@ fn history_path(args: &ConnectArgs) -> Option<PathBuf> {
     }
 }
 
-fn edit(link: &Link, buffer: &Buffer, mut editor: Editor) {
+/// `spill`: `--policy spill` (`/stats` shows the disk's counters too).
+fn edit(link: &Link, buffer: &Buffer, spill: bool, mut editor: Editor) {
     loop {
         match editor.read_line() {
             Ok(Input::Line(line)) => {
-                if let Flow::Stop = run_line(link, buffer, &line) {
+                if let Flow::Stop = run_line(link, buffer, spill, &line) {
                     return;
                 }
             }
@@ -108,7 +110,7 @@ enum Flow {
     Stop,
 }
 
-fn run_line(link: &Link, buffer: &Buffer, line: &str) -> Flow {
+fn run_line(link: &Link, buffer: &Buffer, spill: bool, line: &str) -> Flow {
     let Some(command) = line.strip_prefix('/').filter(|c| !c.starts_with('/')) else {
         // A message; `//x` sends `/x`.
         let text = line.strip_prefix('/').unwrap_or(line);
@@ -140,7 +142,7 @@ fn run_line(link: &Link, buffer: &Buffer, line: &str) -> Flow {
             Flow::Stop
         }
         "stats" => {
-            println!("-- {}", crate::report::stats_json(&buffer.stats()));
+            println!("-- {}", crate::report::stats_json(&buffer.stats(), spill));
             Flow::Go
         }
         "help" | "?" => {

@@ -9,7 +9,9 @@
 //! at once, and received messages wait in a bounded buffer with the policy
 //! of `--policy` until the printer takes them. `--slow` slows the printer
 //! down (a slow consumer), never the answering of pings, and `--stats`
-//! prints at exit what the buffer did.
+//! prints at exit what the buffer did. `--policy spill` puts what does not
+//! fit in memory on disk instead (see `policy`); `--durable` keeps it for
+//! the next run on the same directory.
 //!
 //! Three threads: the reader (in the library), the input (stdin or the
 //! line editor, sending through a [`link::Link`]), and this module's
@@ -166,7 +168,9 @@ pub struct ConnectArgs {
     /// Handle each received message this slowly (play a slow consumer).
     #[arg(long, value_name = "DURATION", value_parser = units::duration, help_heading = "Input and output")]
     pub slow: Option<Duration>,
-    /// At exit, print the buffer's stats as one JSON object on stderr.
+    /// At exit, print the buffer's stats as one JSON object on stderr
+    /// (with --policy spill, also the disk's: buffered_disk, disk_bytes,
+    /// spilled, recovered, spill_refused, ...).
     #[arg(long, help_heading = "Input and output")]
     pub stats: bool,
     /// The line editor's history file (default ~/.floodgate_history).
@@ -206,7 +210,7 @@ pub fn run(args: ConnectArgs) -> Result<(), CliError> {
         client,
         link: link.clone(),
         printer,
-        totals: Totals::default(),
+        totals: Totals::new(args.buffer.spills()),
     };
     let result = session.run(conn);
     link.end();
@@ -415,6 +419,9 @@ impl Session<'_> {
                     trace_compression(self.args, &conn);
                     return Ok(Some(conn));
                 }
+                // A spill directory that cannot be opened (or is held by
+                // another run) will not open by dialing again.
+                Err(e) if matches!(e.kind(), ErrorKind::Spill(_)) => return Err(e.into()),
                 Err(e) => {
                     self.printer.note(&format!("reconnect failed: {e}"));
                     last = Some(e);
@@ -467,13 +474,30 @@ impl Session<'_> {
                 }
             }
             ErrorKind::AlreadyClosed if asked => Ending::Clean,
-            ErrorKind::Buffer(e) => Ending::Fatal(CliError::WebSocket(e.into())),
+            // The consumer fell behind, or the spill refused a message:
+            // the same would happen again.
+            ErrorKind::Buffer(e) => Ending::Fatal(floodgate::Error::from(e).into()),
             kind => Ending::Abnormal(CliError::WebSocket(kind.into())),
         }
     }
 
     fn consume(&mut self, conn: &BufferedWebSocket) -> ConsumeEnd {
+        // A durable spill counts a message delivered once it is taken (a
+        // run started again begins after it): take one at a time and print
+        // it at once, so that a killed command loses at most the message
+        // in hand, not a batch of up to 1,024 and what the printer holds.
+        let durable = self.args.buffer.durable;
         match self.args.slow {
+            Some(delay) if durable && !delay.is_zero() => loop {
+                let message = match conn.recv() {
+                    Ok(message) => message,
+                    Err(e) => return ConsumeEnd::Connection(e),
+                };
+                if self.show(&message).is_err() || self.printer.flush().is_err() {
+                    return ConsumeEnd::OutputClosed;
+                }
+                std::thread::sleep(delay);
+            },
             Some(delay) if !delay.is_zero() => loop {
                 let message = match conn.recv() {
                     Ok(message) => message,
@@ -490,10 +514,10 @@ impl Session<'_> {
             _ => {
                 // As fast as possible: take what is there in one lock and
                 // flush once per batch.
-                let mut batch = Vec::with_capacity(1024);
+                let max = if durable { 1 } else { 1024 };
+                let mut batch = Vec::with_capacity(max);
                 loop {
-                    if let Err(e) =
-                        conn.recv_batch_into(&mut batch, 1024, Duration::from_secs(3600))
+                    if let Err(e) = conn.recv_batch_into(&mut batch, max, Duration::from_secs(3600))
                     {
                         return ConsumeEnd::Connection(e);
                     }
