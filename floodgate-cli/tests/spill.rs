@@ -590,9 +590,12 @@ fn a_durable_run_killed_and_started_again_prints_what_the_killed_one_left() {
     // The command was killed while writing a message it had taken (it
     // takes and prints one at a time under --durable). A durable spill
     // counts a message delivered when it is taken, so that message is
-    // usually lost; in some runs its record is still ahead of the read
-    // cursor and the next run prints it. Either way nothing printed is
-    // printed again, and everything after it arrives, in order, once.
+    // lost (resume == killed_at + 1), unless its line had reached the pipe
+    // whole before the kill: then it was printed, and the next run starts
+    // right after it (resume == killed_at). Traced through the library:
+    // the next run always starts after the last message taken. Either way
+    // nothing printed is printed again, and everything after it arrives,
+    // in order, once.
     let resume = rest.first().copied().unwrap_or(COUNT);
     eprintln!(
         "killed after printing {killed_at} (blocked on stdout: {blocked:?}); \

@@ -757,7 +757,12 @@ impl Buffer {
             .log
             .as_ref()
             .expect("the log lives as long as the buffer");
-        state.queue.spill_mut().expect("a spilling queue").reading = true;
+        let spill = state.queue.spill_mut().expect("a spilling queue");
+        spill.reading = true;
+        // Only records the writer has reported: the log may already hold
+        // the writer's next batch, which the buffer counts in the hand-off
+        // until the writer reports it (taking it now would count it twice).
+        let committed = usize::try_from(spill.disk_records()).unwrap_or(usize::MAX);
         drop(state);
 
         let mut records = Vec::new();
@@ -766,7 +771,7 @@ impl Buffer {
             let mut guard = lock_log(log);
             let before = guard.log.len();
             let mut bytes = 0;
-            while records.len() < max.max(1) && bytes < DISK_TAKE_BYTES {
+            while records.len() < max.max(1).min(committed) && bytes < DISK_TAKE_BYTES {
                 match guard.log.take() {
                     Ok(Some(record)) => {
                         bytes += record.payload.len();

@@ -10,7 +10,6 @@ use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// The reader's chunk: how much of a segment is read at once, beside the
 /// record being returned.
@@ -97,7 +96,6 @@ pub(crate) struct SegmentLog {
     counts: SpillCounts,
     /// The frame being appended, reused.
     frame: Vec<u8>,
-    last_sync: Option<Instant>,
     /// Appends since the writer's file was last synced.
     unsynced: bool,
     /// Files created or removed since the directory was last synced.
@@ -294,7 +292,6 @@ impl SegmentLog {
             disk_bytes: 0,
             counts,
             frame: Vec::new(),
-            last_sync: None,
             unsynced: false,
             dir_unsynced: false,
             #[cfg(test)]
@@ -428,7 +425,6 @@ impl SegmentLog {
         &mut self,
         meta: impl Into<Meta>,
         payload: &[u8],
-        now: Instant,
     ) -> Result<(), SpillError> {
         let meta = meta.into();
         let max = self.max_record();
@@ -466,15 +462,6 @@ impl SegmentLog {
         self.records += 1;
         self.disk_bytes += frame_len;
         self.unsynced = true;
-        if let Fsync::Every(interval) = self.config.fsync {
-            if self
-                .last_sync
-                .is_none_or(|last| now.saturating_duration_since(last) >= interval)
-            {
-                self.last_sync = Some(now);
-                self.sync()?;
-            }
-        }
         Ok(())
     }
 

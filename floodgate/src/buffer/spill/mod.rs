@@ -30,9 +30,8 @@
 //! its own), and at every open (old segments are never
 //! appended to again, so a torn tail never needs truncating before new
 //! records go behind it). The log is single-threaded (`&mut self`), with
-//! no clock and no thread: the caller passes `now` to
-//! [`SegmentLog::append`] for the [`Fsync`] interval, or calls
-//! [`SegmentLog::sync`].
+//! no clock and no thread: its owner (the spill's writer thread) calls
+//! [`SegmentLog::sync`] on the [`Fsync`] interval.
 //!
 //! Reading pages: the reader holds one open segment and a read chunk of
 //! `READ_CHUNK` (64 KiB) bytes, plus the record it returns; opening a directory
@@ -142,9 +141,10 @@ pub(crate) enum Fsync {
     /// Never (an ephemeral spill: nothing is meant to outlive the
     /// process). [`SegmentLog::sync`] still syncs when called.
     Never,
-    /// At the first append at least this long after the last sync (a
-    /// durable spill), and whenever [`SegmentLog::sync`] is called. A
-    /// segment is also synced when appends move past it.
+    /// A durable spill: its owner calls [`SegmentLog::sync`] this often
+    /// (the writer thread does, outside any append, so that an append
+    /// either wrote its record or failed without it); the log itself syncs
+    /// a segment when appends move past it.
     Every(Duration),
 }
 

@@ -142,6 +142,11 @@ impl SpillState {
         self.disk_records + self.handoff.len() as u64
     }
 
+    /// Records on disk that the writer reported, not yet taken.
+    pub(crate) fn disk_records(&self) -> u64 {
+        self.disk_records
+    }
+
     pub(crate) fn handoff_len(&self) -> usize {
         self.handoff.len()
     }

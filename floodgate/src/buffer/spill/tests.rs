@@ -7,7 +7,6 @@ use proptest::prelude::*;
 use std::collections::VecDeque;
 use std::fs;
 use std::path::Path;
-use std::time::Instant;
 
 fn small(first_segment: u64) -> LogConfig {
     LogConfig {
@@ -52,12 +51,11 @@ fn bytes_on_disk(dir: &Path) -> u64 {
 
 /// Appends records 0..n of 40 bytes, alternately text and binary.
 fn fill(log: &mut SegmentLog, n: u32) -> Vec<(Kind, Vec<u8>)> {
-    let now = Instant::now();
     (0..n)
         .map(|i| {
             let kind = if i % 2 == 0 { Kind::Text } else { Kind::Binary };
             let p = payload(i, 40);
-            log.append(kind, &p, now).unwrap();
+            log.append(kind, &p).unwrap();
             (kind, p)
         })
         .collect()
@@ -95,7 +93,7 @@ fn a_segment_file_is_removed_once_every_record_in_it_is_taken() {
     // The segment being appended to stays until appends move on.
     drain(&mut log);
     assert_eq!(segment_files(dir.path()), vec![format::segment_name(2)]);
-    log.append(Kind::Binary, &[0; 200], Instant::now()).unwrap();
+    log.append(Kind::Binary, &[0; 200]).unwrap();
     assert_eq!(segment_files(dir.path()), vec![format::segment_name(3)]);
 }
 
@@ -260,20 +258,20 @@ fn an_oversized_record_and_a_full_budget_are_refused_loudly() {
     let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
     let max = log.max_record();
     assert_eq!(max as u64, 4096 - SEGMENT_HEADER - RECORD_HEADER);
-    match log.append(Kind::Binary, &vec![7; max + 1], Instant::now()) {
+    match log.append(Kind::Binary, &vec![7; max + 1]) {
         Err(SpillError::TooLarge { len, max: m }) => assert_eq!((len, m), (max + 1, max)),
         other => panic!("{other:?}"),
     }
     // A record larger than a segment gets a segment of its own.
     let big = vec![7; 600];
-    log.append(Kind::Binary, &big, Instant::now()).unwrap();
-    log.append(Kind::Text, &[1; 10], Instant::now()).unwrap();
+    log.append(Kind::Binary, &big).unwrap();
+    log.append(Kind::Text, &[1; 10]).unwrap();
     assert_eq!(log.segment_count(), 2);
     assert_eq!(log.take().unwrap().unwrap().payload.len(), 600);
     assert_eq!(log.take().unwrap().unwrap().payload.len(), 10);
     let mut appended = 0;
     let err = loop {
-        match log.append(Kind::Text, &[1; 100], Instant::now()) {
+        match log.append(Kind::Text, &[1; 100]) {
             Ok(()) => appended += 1,
             Err(e) => break e,
         }
@@ -291,7 +289,7 @@ fn an_oversized_record_and_a_full_budget_are_refused_loudly() {
     for _ in 0..3 {
         log.take().unwrap().unwrap();
     }
-    log.append(Kind::Text, &[1; 100], Instant::now()).unwrap();
+    log.append(Kind::Text, &[1; 100]).unwrap();
 }
 
 #[test]
@@ -304,7 +302,7 @@ fn a_failed_write_leaves_no_record_behind() {
             written: 13,
             truncate_fails,
         });
-        match log.append(Kind::Text, &payload(99, 40), Instant::now()) {
+        match log.append(Kind::Text, &payload(99, 40)) {
             Err(SpillError::Io { source, .. }) => {
                 assert_eq!(source.kind(), std::io::ErrorKind::StorageFull)
             }
@@ -386,7 +384,7 @@ proptest! {
                     next += 1;
                     log.inject = fail.take();
                     let injected = log.inject.is_some();
-                    match log.append(kind, &p, Instant::now()) {
+                    match log.append(kind, &p) {
                         Ok(()) => { prop_assert!(!injected); model.push_back((kind, p)) }
                         Err(SpillError::DiskFull { .. }) => {}
                         Err(SpillError::TooLarge { .. }) => prop_assert!(len > log.max_record()),

@@ -340,9 +340,8 @@ pub(crate) fn run(host: Arc<dyn WriterHost>, log: SharedLog, durable: Option<Dur
         let mut failure = None;
         let (disk_bytes, version) = {
             let mut guard = lock_log(&log);
-            let now = Instant::now();
             for (meta, message) in &batch {
-                match guard.log.append(*meta, message.as_bytes(), now) {
+                match guard.log.append(*meta, message.as_bytes()) {
                     Ok(()) => written += 1,
                     Err(e) => {
                         let disk_error = matches!(e, SpillError::Io { .. });
