@@ -591,6 +591,12 @@ impl SegmentLog {
                     self.read_pos += frame;
                     self.segments[0].records -= 1;
                     self.records -= 1;
+                    if self.records == 0 {
+                        // Drained: the segment being appended to goes too
+                        // (the next append starts a new one), so an empty
+                        // spill holds no disk space.
+                        self.writer = None;
+                    }
                     self.retire_spent();
                     return Ok(Some(Record {
                         kind: meta.kind,

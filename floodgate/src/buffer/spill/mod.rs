@@ -38,9 +38,10 @@
 //! scans every segment with the same bounded memory.
 //!
 //! **Deletion:** a segment file is removed as soon as the last record in
-//! it is taken by [`SegmentLog::take`], unless it is still the segment
-//! being appended to; then it is removed when appends move on to a new
-//! one. Disk space is therefore freed a segment at a time, and
+//! it is taken by [`SegmentLog::take`]. The segment being appended to is
+//! removed when appends move on to a new one, or at once when its last
+//! record was the log's last (the next append starts a new segment), so
+//! a drained log holds no disk space. Disk space is therefore freed a segment at a time, and
 //! [`SegmentLog::disk_bytes`] counts a partly taken segment whole.
 //!
 //! # On-disk format (version 1)
