@@ -58,6 +58,17 @@
 //! policy delivered, shed, held and cost (`cargo run --release -p
 //! floodgate-bench --bin policies -- --help`).
 //!
+//! # Spill to disk
+//!
+//! A fourth binary, `spill`, measures `Overflow::Spill` (issue 16): the
+//! throughput of a flood through it, with a consumer that keeps up and a
+//! slow one, beside `Block` and beside a plain sequential file write in the
+//! same directory (the limit); then issue 16's scenario against its
+//! targets (every message in order, peak memory, ping round trips, the
+//! server's send time against `Block`), each consumer in its own child
+//! process ([`child`]) (`cargo run --release -p floodgate-bench --bin
+//! spill -- --help`).
+//!
 //! # The command line
 //!
 //! The binaries parse their flags with [`args`] (`--flag value` or
@@ -65,6 +76,7 @@
 //! `--count-16 N`); each keeps its own usage text.
 
 pub mod args;
+pub mod child;
 pub mod clients;
 pub mod echo_clients;
 pub mod echo_server;

@@ -263,6 +263,45 @@ fn wait_for_close(stream: &mut TcpStream) -> io::Result<bool> {
     }
 }
 
+/// `SO_SNDBUF` on a server's socket (std has no setter); 0 keeps the
+/// kernel's auto-tuning. Linux doubles the value asked and caps it at
+/// `net.core.wmem_max`.
+#[cfg(target_os = "linux")]
+pub fn set_send_buffer(stream: &TcpStream, bytes: usize) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    const SOL_SOCKET: i32 = 1;
+    const SO_SNDBUF: i32 = 7;
+    extern "C" {
+        fn setsockopt(fd: i32, level: i32, name: i32, value: *const i32, len: u32) -> i32;
+    }
+    if bytes == 0 {
+        return Ok(());
+    }
+    let value = i32::try_from(bytes).unwrap_or(i32::MAX);
+    // SAFETY: a valid descriptor and a pointer to a live i32 of the given
+    // length, as setsockopt(2) requires.
+    let rc = unsafe {
+        setsockopt(
+            stream.as_raw_fd(),
+            SOL_SOCKET,
+            SO_SNDBUF,
+            &value,
+            std::mem::size_of::<i32>() as u32,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `SO_SNDBUF` on a server's socket: not set off Linux.
+#[cfg(not(target_os = "linux"))]
+pub fn set_send_buffer(_stream: &TcpStream, _bytes: usize) -> io::Result<()> {
+    Ok(())
+}
+
 /// Parses a frame header: (opcode, header length, payload length).
 pub fn parse_header(b: &[u8]) -> Option<(u8, usize, usize)> {
     if b.len() < 2 {

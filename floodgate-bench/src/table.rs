@@ -60,6 +60,35 @@ pub fn group(x: f64) -> String {
     out
 }
 
+/// Formats a number of bytes in binary units, three significant figures
+/// or so: `512 B`, `1.5 KiB`, `98 KiB`, `3.5 MiB`, `64 MiB`.
+pub fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 10 << 20 => format!("{:.0} MiB", n as f64 / (1 << 20) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1 << 20) as f64),
+        n if n >= 10 << 10 => format!("{:.0} KiB", n as f64 / 1024.0),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+/// Formats a duration in the unit that suits it: `0`, `850 ns`, `36.9 µs`,
+/// `46.5 ms`, `5.51 s`.
+pub fn duration(d: Duration) -> String {
+    let ns = d.as_nanos() as f64;
+    if ns == 0.0 {
+        "0".into()
+    } else if ns < 1e3 {
+        format!("{ns:.0} ns")
+    } else if ns < 1e6 {
+        format!("{:.1} µs", ns / 1e3)
+    } else if ns < 1e9 {
+        format!("{:.1} ms", ns / 1e6)
+    } else {
+        format!("{:.2} s", ns / 1e9)
+    }
+}
+
 /// The result of one size: the table and the summary lines.
 pub struct Rendered {
     /// Markdown, heading included.
@@ -247,5 +276,16 @@ mod tests {
         assert_eq!(super::group(1234567.4), "1,234,567");
         assert_eq!(super::group(999.0), "999");
         assert_eq!(super::group(1000.0), "1,000");
+    }
+
+    #[test]
+    fn units() {
+        use std::time::Duration;
+        assert_eq!(super::bytes(512), "512 B");
+        assert_eq!(super::bytes(1536), "1.5 KiB");
+        assert_eq!(super::bytes(64 << 20), "64 MiB");
+        assert_eq!(super::duration(Duration::ZERO), "0");
+        assert_eq!(super::duration(Duration::from_micros(36_900)), "36.9 ms");
+        assert_eq!(super::duration(Duration::from_millis(5510)), "5.51 s");
     }
 }

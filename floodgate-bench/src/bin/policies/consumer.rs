@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use floodgate::buffer::{BufferConfig, Class, Conflate, Key, Overflow, Priority, Shed};
 use floodgate::ErrorKind;
 
+use floodgate_bench::child::{result_line, vm_hwm_kib};
+
 use crate::{group, Args};
 
 fn channel_of(m: &floodgate::Message) -> Option<u64> {
@@ -165,8 +167,7 @@ pub(crate) fn consume(args: &Args, policy: &str, url: &str) -> Result<String, St
         ("elapsed_ns", elapsed.as_nanos().to_string()),
         ("vmhwm_kib", vm_hwm_kib().to_string()),
     ];
-    let line: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    Ok(format!("RESULT {}", line.join("\t")))
+    Ok(result_line(&fields))
 }
 
 /// Busy work: steadier than `sleep` at a few microseconds.
@@ -175,16 +176,4 @@ fn spin(d: Duration) {
     while start.elapsed() < d {
         std::hint::spin_loop();
     }
-}
-
-/// Peak resident set of this process, from `/proc/self/status`.
-pub(crate) fn vm_hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
-        })
-        .unwrap_or(0)
 }

@@ -34,16 +34,17 @@
 mod consumer;
 mod server;
 
-use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, ExitCode, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use floodgate_bench::args::{command_line, or_exit, Parser};
+use floodgate_bench::child::{vm_hwm_kib, wait_child, ChildReport};
+use floodgate_bench::table::{bytes, duration as dur};
 use floodgate_bench::{load_average, machine_line};
 
-use consumer::{consume, vm_hwm_kib};
+use consumer::consume;
 use server::{serve_one, ServerReport};
 
 const USAGE: &str = "usage: policies [--messages N] [--size B] [--channels C] [--work-us U]
@@ -224,34 +225,6 @@ fn main() -> ExitCode {
 
 // ----- the parent: server, children, table ---------------------------------
 
-/// What a child printed, as `key=value` pairs.
-#[derive(Debug, Default)]
-struct ChildReport(Vec<(String, String)>);
-
-impl ChildReport {
-    fn parse(stdout: &str) -> Option<ChildReport> {
-        let line = stdout.lines().find_map(|l| l.strip_prefix("RESULT "))?;
-        Some(ChildReport(
-            line.split('\t')
-                .filter_map(|kv| kv.split_once('='))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        ))
-    }
-    fn get(&self, key: &str) -> &str {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map_or("?", |(_, v)| v.as_str())
-    }
-    fn num(&self, key: &str) -> u64 {
-        self.get(key).parse().unwrap_or(0)
-    }
-    fn dur(&self, key: &str) -> Duration {
-        Duration::from_nanos(self.num(key))
-    }
-}
-
 fn run_all(args: &Args, argv: &[String]) -> ExitCode {
     let exe = match std::env::current_exe() {
         Ok(p) => p,
@@ -329,12 +302,21 @@ fn run_all(args: &Args, argv: &[String]) -> ExitCode {
             .stderr(Stdio::inherit())
             .spawn();
         let outcome = match child {
-            Ok(child) => wait_child(child),
+            Ok(child) => wait_child(child, CHILD_TIMEOUT),
             Err(e) => Err(format!("cannot start the child: {e}")),
         };
         if outcome.is_err() {
-            // Unblock a server still waiting in accept().
-            drop(TcpStream::connect(listener.local_addr().expect("bound")));
+            // A child that died after connecting ends the server's
+            // connection; one that died before leaves the server in
+            // accept(): unblock it, but only then, or the next policy's
+            // server would accept the throw-away connection.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !server.is_finished() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(10));
+            }
+            if !server.is_finished() {
+                drop(TcpStream::connect(listener.local_addr().expect("bound")));
+            }
         }
         let report = server.join().unwrap_or_else(|_| ServerReport {
             error: Some("the server thread panicked".into()),
@@ -372,34 +354,6 @@ fn run_all(args: &Args, argv: &[String]) -> ExitCode {
         }
         ExitCode::FAILURE
     }
-}
-
-/// Waits for a child (killing it after `CHILD_TIMEOUT`) and parses its line.
-fn wait_child(mut child: std::process::Child) -> Result<ChildReport, String> {
-    let mut stdout = child.stdout.take().expect("piped");
-    let reader = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + CHILD_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("no result within {CHILD_TIMEOUT:?}: killed"));
-            }
-            Ok(None) => thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(format!("waiting for the child: {e}")),
-        }
-    };
-    let out = reader.join().unwrap_or_default();
-    if !status.success() {
-        return Err(format!("the child failed ({status})"));
-    }
-    ChildReport::parse(&out).ok_or_else(|| "the child printed no result".into())
 }
 
 fn print_table(args: &Args, idle: Option<u64>, rows: &[(&str, ChildReport, ServerReport)]) {
@@ -522,35 +476,10 @@ fn group(n: u64) -> String {
     floodgate_bench::table::group(n as f64)
 }
 
-fn bytes(n: u64) -> String {
-    match n {
-        n if n >= 10 << 20 => format!("{:.0} MiB", n as f64 / (1 << 20) as f64),
-        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1 << 20) as f64),
-        n if n >= 10 << 10 => format!("{:.0} KiB", n as f64 / 1024.0),
-        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
-        n => format!("{n} B"),
-    }
-}
-
 fn kernel_buf(n: usize) -> String {
     if n == 0 {
         "kernel default".into()
     } else {
         bytes(n as u64)
-    }
-}
-
-fn dur(d: Duration) -> String {
-    let ns = d.as_nanos() as f64;
-    if ns == 0.0 {
-        "0".into()
-    } else if ns < 1e3 {
-        format!("{ns:.0} ns")
-    } else if ns < 1e6 {
-        format!("{:.1} µs", ns / 1e3)
-    } else if ns < 1e9 {
-        format!("{:.1} ms", ns / 1e6)
-    } else {
-        format!("{:.2} s", ns / 1e9)
     }
 }

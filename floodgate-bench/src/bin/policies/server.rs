@@ -16,7 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use floodgate_bench::handshake::accept_key;
-use floodgate_bench::server::{frame_header, parse_header};
+use floodgate_bench::server::{frame_header, parse_header, set_send_buffer};
 
 use crate::{Args, CHILD_TIMEOUT};
 
@@ -241,41 +241,4 @@ fn handshake(stream: &mut TcpStream) -> io::Result<()> {
         accept_key(&key)
     );
     stream.write_all(response.as_bytes())
-}
-
-/// `SO_SNDBUF` on the server's socket (std has no setter; 0 keeps the
-/// kernel's auto-tuning).
-#[cfg(target_os = "linux")]
-fn set_send_buffer(stream: &TcpStream, bytes: usize) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    const SOL_SOCKET: i32 = 1;
-    const SO_SNDBUF: i32 = 7;
-    extern "C" {
-        fn setsockopt(fd: i32, level: i32, name: i32, value: *const i32, len: u32) -> i32;
-    }
-    if bytes == 0 {
-        return Ok(());
-    }
-    let value = i32::try_from(bytes).unwrap_or(i32::MAX);
-    // SAFETY: a valid descriptor and a pointer to a live i32 of the given
-    // length, as setsockopt(2) requires.
-    let rc = unsafe {
-        setsockopt(
-            stream.as_raw_fd(),
-            SOL_SOCKET,
-            SO_SNDBUF,
-            &value,
-            std::mem::size_of::<i32>() as u32,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn set_send_buffer(_stream: &TcpStream, _bytes: usize) -> io::Result<()> {
-    Ok(())
 }
