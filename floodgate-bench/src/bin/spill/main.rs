@@ -91,9 +91,9 @@ message, its child died, or the buffer's counters did not add up.
   --only          run only the rows of this policy (spill or block); the
                   file writes of table 1 always run
   --check-empty   after its last message, the consumer calls try_recv once
-                  more and expects nothing (off by default: at de86d3b a
-                  spill whose counters went wrong overflows the stack there,
-                  which would lose the run's figures)";
+                  more and expects nothing (a check of the spill's count of
+                  records on disk; before 74b6bc6 a count gone wrong made
+                  that call overflow the stack)";
 
 /// Longest a child may run before it is killed.
 const CHILD_TIMEOUT: Duration = Duration::from_secs(600);

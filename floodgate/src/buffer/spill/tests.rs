@@ -2,7 +2,7 @@
 
 use super::format::{self, CURSOR_FILE, RECORD_HEADER, SEGMENT_HEADER};
 use super::log::InjectedFailure;
-use super::{Fsync, Kind, LogConfig, SegmentLog, SpillError};
+use super::{Fsync, Kind, LogConfig, Meta, SegmentLog, SpillError};
 use proptest::prelude::*;
 use std::collections::VecDeque;
 use std::fs;
@@ -319,6 +319,48 @@ fn a_failed_write_leaves_no_record_behind() {
     assert_eq!(log.counts().corrupt_records, 1);
     assert_eq!(log.counts().skipped_bytes, 13);
     assert_eq!(drain(&mut log), written);
+}
+
+#[test]
+fn a_batch_is_written_a_segment_at_a_time_and_fails_whole_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    let payloads: Vec<Vec<u8>> = (0..10).map(|i| payload(i, 40)).collect();
+    let batch = || {
+        payloads
+            .iter()
+            .map(|p| (Meta::from(Kind::Text), p.as_slice()))
+    };
+    // The first write (the first segment's four records) fails.
+    log.inject = Some(InjectedFailure {
+        written: 30,
+        truncate_fails: false,
+    });
+    let (appended, error) = log.append_batch(batch());
+    assert_eq!(appended, 0);
+    assert!(matches!(error, Some(SpillError::Io { .. })), "{error:?}");
+    assert!(log.is_empty());
+    assert_eq!(log.disk_bytes(), bytes_on_disk(dir.path()));
+    // Then the whole batch, across three segments, in order.
+    assert_eq!(log.append_batch(batch()).0, 10);
+    assert!(log.segment_count() >= 3);
+    assert_eq!(log.disk_bytes(), bytes_on_disk(dir.path()));
+    let got: Vec<Vec<u8>> = drain(&mut log).into_iter().map(|(_, p)| p).collect();
+    assert_eq!(got, payloads);
+    // The budget ends a batch part-way: what fits is in, the rest is not.
+    let (appended, error) =
+        log.append_batch((0..200).map(|_| (Meta::from(Kind::Binary), &[5u8; 40][..])));
+    assert!(appended > 0 && appended < 200, "{appended}");
+    assert!(
+        matches!(error, Some(SpillError::DiskFull { .. })),
+        "{error:?}"
+    );
+    assert_eq!(log.len(), appended as u64);
+    assert_eq!(log.disk_bytes(), bytes_on_disk(dir.path()));
+    drop(log);
+    let log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    assert_eq!(log.len(), appended as u64);
+    assert_eq!(log.counts(), Default::default());
 }
 
 #[test]

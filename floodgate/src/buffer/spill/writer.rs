@@ -336,22 +336,20 @@ pub(crate) fn run(host: Arc<dyn WriterHost>, log: SharedLog, durable: Option<Dur
             }
             Round::Write => {}
         }
-        let mut written = 0;
         let mut failure = None;
-        let (disk_bytes, version) = {
+        let (written, disk_bytes, version) = {
             let mut guard = lock_log(&log);
-            for (meta, message) in &batch {
-                match guard.log.append(*meta, message.as_bytes()) {
-                    Ok(()) => written += 1,
-                    Err(e) => {
-                        let disk_error = matches!(e, SpillError::Io { .. });
-                        if disk_error {
-                            tracing::warn!(error = %e, "spill: a write failed; the fallback takes over until one succeeds");
-                        }
-                        failure = Some((e.refusal(), disk_error));
-                        break;
-                    }
+            let (written, error) = guard.log.append_batch(
+                batch
+                    .iter()
+                    .map(|(meta, message)| (*meta, message.as_bytes())),
+            );
+            if let Some(e) = error {
+                let disk_error = matches!(e, SpillError::Io { .. });
+                if disk_error {
+                    tracing::warn!(error = %e, "spill: a write failed; the fallback takes over until one succeeds");
                 }
+                failure = Some((e.refusal(), disk_error));
             }
             if durable == Some(Duration::ZERO) && written > 0 {
                 if let Err(e) = guard.log.sync() {
@@ -359,7 +357,7 @@ pub(crate) fn run(host: Arc<dyn WriterHost>, log: SharedLog, durable: Option<Dur
                 }
             }
             guard.version += 1;
-            (guard.log.disk_bytes(), guard.version)
+            (written, guard.log.disk_bytes(), guard.version)
         };
         retry_at = failure.as_ref().map(|_| Instant::now() + RETRY_AFTER);
         host.end(written, failure, disk_bytes, version);
