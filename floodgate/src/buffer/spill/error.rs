@@ -7,7 +7,16 @@
 
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// The [`SpillError::Io`] of `op` on `path`, for `map_err`.
+pub(crate) fn io_error(op: SpillOp, path: &Path) -> impl FnOnce(io::Error) -> SpillError + '_ {
+    move |source| SpillError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
 
 /// What the spill was doing when the file system failed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,6 +1,7 @@
 //! [`SegmentLog`]: appends, takes, opening a directory, syncing. The
 //! format is `format.rs`'s; the module docs (`mod.rs`) give the rules.
 
+use super::error::io_error;
 use super::format::{
     self, Header, Meta, CURSOR_FILE, CURSOR_LEN, LOCK_FILE, RECORD_HEADER, SEGMENT_HEADER,
 };
@@ -113,14 +114,6 @@ pub(crate) struct SegmentLog {
     dir_unsynced: bool,
     #[cfg(test)]
     pub(super) inject: Option<InjectedFailure>,
-}
-
-fn io_error(op: SpillOp, path: &Path) -> impl FnOnce(io::Error) -> SpillError + '_ {
-    move |source| SpillError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 /// Reads the record at the reader's position, which is `pos`, in a segment

@@ -7,6 +7,7 @@
 //! The writer knows nothing of the buffer's lock or wakers: it talks to
 //! the buffer through [`WriterHost`], which the buffer implements.
 
+use super::error::io_error;
 use super::format::LOCK_FILE;
 use super::{Fsync, LogConfig, Meta, SegmentLog, SpillConfig, SpillError, SpillOp, SpillRefusal};
 use floodgate_proto::Message;
@@ -80,14 +81,6 @@ impl Drop for DirLock {
         let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
         held.retain(|d| *d != self.dir);
         RELEASED.notify_all();
-    }
-}
-
-fn io_error(op: SpillOp, path: &Path) -> impl FnOnce(io::Error) -> SpillError + '_ {
-    move |source| SpillError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
     }
 }
 
