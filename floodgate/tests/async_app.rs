@@ -707,3 +707,67 @@ async fn the_run_forever_future_can_be_spawned() {
     assert_eq!(summary.connections, 1);
     assert_eq!(got.entries(), ["hi"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_async_handler_behind_a_spill_gets_every_message_in_order() {
+    use floodgate::buffer::{BufferConfig, Overflow, SpillConfig};
+    let dir = tempfile::tempdir().unwrap();
+    const MESSAGES: usize = 3000;
+    let server = Server::bind("127.0.0.1:0", |mut ws, _| {
+        let pad = "x".repeat(200);
+        for i in 0..MESSAGES {
+            if ws.send_text(&format!("{i} {pad}")).is_err() {
+                return;
+            }
+        }
+        ws.close(1000, "done").ok();
+        while ws.recv().is_ok() {}
+    })
+    .unwrap();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g = got.clone();
+    let app = App::builder(server.url())
+        .client(
+            floodgate::Client::builder()
+                .max_frame_size(Some(1024))
+                .max_message_size(Some(1024))
+                .recv_buffer_size(4096),
+        )
+        .buffer(
+            BufferConfig::new()
+                .max_messages(16)
+                .max_bytes(1 << 16)
+                .overflow(Overflow::Spill(SpillConfig::new(dir.path()))),
+        )
+        .on_message(move |_, m| {
+            let got = g.clone();
+            async move {
+                let n: usize = m
+                    .as_text()
+                    .unwrap()
+                    .split(' ')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let len = {
+                    let mut got = got.lock().unwrap();
+                    got.push(n);
+                    got.len()
+                };
+                if len % 100 == 0 {
+                    tokio::time::sleep(2 * MS).await;
+                }
+            }
+        })
+        .build()
+        .unwrap();
+    let summary = app.run_forever(&RunOptions::new()).await.unwrap();
+    let got = got.lock().unwrap().clone();
+    assert_eq!(got, (0..MESSAGES).collect::<Vec<_>>(), "{summary:?}");
+    let stats = summary.last_stats.unwrap();
+    assert!(stats.spilled > 0, "the handler kept up: {stats:?}");
+    assert_eq!(stats.delivered, MESSAGES as u64);
+    // The ephemeral spill went with the connection.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
