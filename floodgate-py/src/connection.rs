@@ -41,11 +41,6 @@ const BATCH_BYTES: usize = 256 << 10;
 /// Control frames kept for `recv_data(control_frame=True)`; older ones
 /// are dropped first.
 const CONTROL_KEPT: usize = 256;
-/// How often a `close` that must not take the buffered messages (a spill)
-/// looks whether the connection has ended: the buffer has no public way
-/// to wait for its end without taking them, and a close is rare enough
-/// for a few wake-ups to cost nothing.
-const END_POLL: Duration = Duration::from_millis(5);
 
 /// The pings and pongs the reader saw, once the application asked for
 /// control frames (websocket-client's `recv_data(control_frame=True)`).
@@ -443,17 +438,7 @@ impl Connection {
         let waited = if self.spills {
             let buffer = self.ws.buffer();
             self.wait(py, deadline, SLICE, |wait| {
-                let until = Instant::now() + wait;
-                loop {
-                    if buffer.is_finished() {
-                        return Some(Ok(()));
-                    }
-                    let now = Instant::now();
-                    if now >= until {
-                        return None;
-                    }
-                    std::thread::sleep((until - now).min(END_POLL));
-                }
+                buffer.wait_finished(wait).then_some(Ok(()))
             })?
         } else {
             self.wait(py, deadline, SLICE, |wait| {

@@ -624,3 +624,48 @@ fn an_app_started_on_a_durable_spill_handles_what_was_left_first() {
         .collect();
     assert_eq!(all, (0..MESSAGES).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_close_that_waits_for_the_end_leaves_a_durable_spill_for_the_next_connection() {
+    const MESSAGES: u64 = 1000;
+    let dir = tempfile::tempdir().unwrap();
+    let spill = || SpillConfig::new(dir.path()).durable();
+    let server = FloodServer::start(FloodConfig {
+        messages: MESSAGES,
+        size: 100,
+        ..FloodConfig::default()
+    });
+    let ws = connect(&server, spill_buffer(spill()));
+    let first = Numbered::of(&ws.recv().unwrap()).global;
+    // The server's close comes after its last message: the reader reads
+    // everything into the spill and answers it; nothing is taken here.
+    assert!(ws.buffer().wait_finished(Duration::from_secs(10)));
+    assert!(!ws.buffer().is_empty());
+    let left = ws.stats().buffered;
+    drop(ws);
+    server.finish();
+
+    let server = FloodServer::start(FloodConfig {
+        messages: 0,
+        ..FloodConfig::default()
+    });
+    let ws = connect(&server, spill_buffer(spill()));
+    let (rest, _) = consume(&ws, usize::MAX, Duration::ZERO);
+    server.finish();
+    assert_eq!(rest.len() as u64, left);
+    let all: Vec<u64> = std::iter::once(first).chain(globals(&rest)).collect();
+    assert_eq!(all, (0..MESSAGES).collect::<Vec<_>>());
+    // A buffer that has not ended says so when the time is up.
+    let server = FloodServer::start(FloodConfig {
+        messages: 10,
+        spread_over: Some(Duration::from_secs(2)),
+        ..FloodConfig::default()
+    });
+    let other = tempfile::tempdir().unwrap();
+    let ws = connect(&server, spill_buffer(SpillConfig::new(other.path())));
+    assert!(!ws.buffer().wait_finished(Duration::from_millis(50)));
+    ws.sender().shutdown();
+    assert!(ws.buffer().wait_finished(Duration::from_secs(10)));
+    drop(ws);
+    let _ = server.finish();
+}

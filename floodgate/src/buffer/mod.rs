@@ -268,6 +268,9 @@ struct State {
     /// How the connection ended, once it has: given to the consumer once
     /// the queue is empty, then `AlreadyEnded`.
     end: Option<Option<ConnectionEnd>>,
+    /// Threads in [`Buffer::wait_finished`], woken by `finish` only (a
+    /// consumer's waker would take a message's wake-up from a consumer).
+    finish_waiters: Vec<Waker>,
     /// The spill's writer thread, and whether it sleeps until woken.
     writer: Option<Thread>,
     writer_idle: bool,
@@ -382,6 +385,7 @@ impl Buffer {
                 consumers: Vec::new(),
                 producer: None,
                 end: None,
+                finish_waiters: Vec::new(),
                 writer: None,
                 writer_idle: false,
                 stop: false,
@@ -433,6 +437,49 @@ impl Buffer {
     /// Whether the connection has ended (messages may still be buffered).
     pub fn is_finished(&self) -> bool {
         self.lock().end.is_some()
+    }
+
+    /// Waits up to `timeout` for the connection to end, without taking
+    /// any message; returns whether it has ended. For a close that leaves
+    /// the buffered messages where they are (a durable spill keeps them
+    /// for the next connection on its directory).
+    ///
+    /// ```
+    /// # fn demo(ws: &floodgate::BufferedWebSocket) -> floodgate::Result<()> {
+    /// use std::time::Duration;
+    /// ws.sender().start_close(None)?;
+    /// if !ws.buffer().wait_finished(Duration::from_secs(5)) {
+    ///     ws.sender().shutdown();
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn wait_finished(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now().checked_add(timeout);
+        let waker = thread_waker();
+        loop {
+            {
+                let mut state = self.lock();
+                if state.end.is_some() {
+                    return true;
+                }
+                if !state.finish_waiters.iter().any(|w| w.will_wake(&waker)) {
+                    state.finish_waiters.push(waker.clone());
+                }
+            }
+            match deadline {
+                None => std::thread::park(),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        let mut state = self.lock();
+                        state.finish_waiters.retain(|w| !w.will_wake(&waker));
+                        return state.end.is_some();
+                    }
+                    std::thread::park_timeout(left);
+                }
+            }
+        }
     }
 
     fn fire(&self, lag: Option<LagEvent>) {
@@ -617,7 +664,9 @@ impl Buffer {
                 state.end = Some(Some(ConnectionEnd::new(end)));
             }
             state.queue.set_closing(Instant::now());
-            (std::mem::take(&mut state.consumers), state.producer.take())
+            let mut wake = std::mem::take(&mut state.consumers);
+            wake.append(&mut state.finish_waiters);
+            (wake, state.producer.take())
         };
         consumers.into_iter().for_each(Waker::wake);
         if let Some(w) = producer {
