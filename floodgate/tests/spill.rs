@@ -669,3 +669,54 @@ fn a_close_that_waits_for_the_end_leaves_a_durable_spill_for_the_next_connection
     drop(ws);
     let _ = server.finish();
 }
+
+#[test]
+fn the_classifier_runs_first_and_priorities_survive_the_disk() {
+    use floodgate::buffer::{Class, Priority};
+    let dir = tempfile::tempdir().unwrap();
+    let config = FloodConfig {
+        messages: 4000,
+        channels: 4,
+        size: 200,
+        ..FloodConfig::default()
+    };
+    let server = FloodServer::start(config.clone());
+    let ws = connect(
+        &server,
+        spill_buffer(SpillConfig::new(dir.path())).classify(|m| {
+            match Numbered::of(m).channel {
+                // Channel 3 is never buffered, so never written.
+                3 => Class::Discard,
+                0 => Class::Keep(Priority::CRITICAL),
+                1 => Class::Keep(Priority::LOW),
+                _ => Class::Keep(Priority::NORMAL),
+            }
+        }),
+    );
+    thread::sleep(Duration::from_millis(300));
+    let mut got = Vec::new();
+    let end = loop {
+        match ws.recv() {
+            Ok(d) => {
+                let n = Numbered::of(&d);
+                let expected = match n.channel {
+                    0 => Priority::CRITICAL,
+                    1 => Priority::LOW,
+                    _ => Priority::NORMAL,
+                };
+                assert_eq!(d.priority(), expected, "message {}", n.global);
+                got.push(n);
+            }
+            Err(end) => break end,
+        }
+    };
+    let report = server.finish();
+    assert_server_closed(&end, &report, &config);
+    let s = ws.stats();
+    assert_adds_up(&s);
+    assert_in_global_order(&got);
+    assert!(got.iter().all(|n| n.channel != 3));
+    assert_eq!(s.filtered, config.messages / 4);
+    assert_eq!(got.len() as u64, config.messages - s.filtered);
+    assert!(s.spilled > 0 && s.spilled <= got.len() as u64, "{s:?}");
+}
