@@ -720,3 +720,65 @@ fn the_classifier_runs_first_and_priorities_survive_the_disk() {
     assert_eq!(got.len() as u64, config.messages - s.filtered);
     assert!(s.spilled > 0 && s.spilled <= got.len() as u64, "{s:?}");
 }
+
+#[test]
+fn an_app_closing_without_draining_leaves_its_backlog_on_a_durable_spill() {
+    use floodgate::app::{App, RunOptions};
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let spill = || SpillConfig::new(dir.path()).durable();
+    let server = FloodServer::start(FloodConfig {
+        messages: 3000,
+        size: 150,
+        ..FloodConfig::default()
+    });
+    let handled = Arc::new(Mutex::new(Vec::new()));
+    let seen = handled.clone();
+    let app = App::builder(server.url())
+        .client(flood_client(BufferConfig::new()))
+        .buffer(spill_buffer(spill()))
+        .drain_on_close(false)
+        .on_message(move |ctx, m| {
+            let mut seen = seen.lock().unwrap();
+            seen.push(Numbered::of(m).global);
+            if seen.len() == 100 {
+                // Let the rest arrive on disk first.
+                thread::sleep(Duration::from_millis(200));
+                ctx.close();
+            }
+        })
+        .build()
+        .unwrap();
+    let summary = app.run_forever(&RunOptions::new()).unwrap();
+    let _ = server.finish();
+    let handled = handled.lock().unwrap().clone();
+    assert_eq!(handled, (0..100).collect::<Vec<_>>());
+    assert!(summary.undelivered > 0, "{summary:?}");
+
+    // The next connection on the directory gets what the App left in the
+    // buffer: in order, right after the rest of the batch the App was
+    // handling when it closed (counted in undelivered, not kept).
+    let server = FloodServer::start(FloodConfig {
+        messages: 0,
+        ..FloodConfig::default()
+    });
+    let ws = connect(&server, spill_buffer(spill()));
+    let (rest, _) = consume(&ws, usize::MAX, Duration::ZERO);
+    server.finish();
+    let s = ws.stats();
+    assert_eq!(rest.len() as u64, s.recovered);
+    assert!(
+        s.recovered > 0 && s.recovered <= summary.undelivered,
+        "{s:?} {summary:?}"
+    );
+    let start = rest[0].global;
+    assert_eq!(
+        start - 100,
+        summary.undelivered - s.recovered,
+        "{summary:?}"
+    );
+    assert_eq!(
+        globals(&rest),
+        (start..start + rest.len() as u64).collect::<Vec<_>>()
+    );
+}

@@ -249,7 +249,13 @@ impl AppBuilder {
 
     /// Whether the messages still buffered when the App is closed are
     /// handed to `on_message` (default) or left and counted in
-    /// [`RunSummary::undelivered`].
+    /// [`RunSummary::undelivered`]. Left means left in the buffer: a
+    /// durable spill ([`SpillConfig::durable`]) keeps them for the next
+    /// run on its directory. The rest of the batch being handled when
+    /// the close was asked for (at most 256 messages) was taken already:
+    /// it is counted in `undelivered` too, and not kept.
+    ///
+    /// [`SpillConfig::durable`]: crate::buffer::SpillConfig::durable
     pub fn drain_on_close(mut self, drain: bool) -> Self {
         self.drain_on_close = drain;
         self
@@ -564,6 +570,19 @@ impl App {
             // does not wait, so the bound is kept here).
             if closing_since.is_some_and(|t| t.elapsed() > close_timeout) {
                 conn.sender().shutdown();
+            }
+            if !self.drain_on_close && closing_since.is_some() {
+                // Closing without draining: what is buffered stays there,
+                // counted as undelivered (a durable spill keeps it for the
+                // next run on its directory); only the end is awaited.
+                if conn.buffer().wait_finished(Duration::from_millis(100)) {
+                    summary.undelivered += conn.buffer().len() as u64;
+                    return conn
+                        .buffer()
+                        .take_end()
+                        .map_or_else(|| crate::ErrorKind::AlreadyClosed.into(), Error::from);
+                }
+                continue;
             }
             match conn.recv_batch_into(&mut batch, 256, Duration::from_millis(100)) {
                 Ok(_) => {}

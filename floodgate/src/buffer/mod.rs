@@ -455,6 +455,7 @@ impl Buffer {
     /// # }
     /// ```
     pub fn wait_finished(&self, timeout: Duration) -> bool {
+        // (The async counterpart is `poll_finished`.)
         let deadline = Instant::now().checked_add(timeout);
         let waker = thread_waker();
         loop {
@@ -486,6 +487,29 @@ impl Buffer {
         if let (Some(event), Some(callback)) = (lag, &self.lag) {
             callback(&event);
         }
+    }
+
+    /// Whether the connection has ended, for async front ends: `Pending`
+    /// (and `cx`'s waker is woken at the end) until it has. Like
+    /// [`wait_finished`](Self::wait_finished), takes no message.
+    pub fn poll_finished(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.lock();
+        if state.end.is_some() {
+            return Poll::Ready(());
+        }
+        if !state.finish_waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            state.finish_waiters.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// How the connection ended, without taking the messages still
+    /// buffered (an App closing without draining: a durable spill keeps
+    /// them); `None` while it has not. Given once, as to a consumer.
+    pub(crate) fn take_end(&self) -> Option<RecvError> {
+        let mut state = self.lock();
+        let end = state.end.as_mut()?;
+        Some(end.take().map_or(RecvError::AlreadyEnded, RecvError::Ended))
     }
 
     // ----- the producer side (the connection's reader) ---------------------

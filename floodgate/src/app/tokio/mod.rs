@@ -310,7 +310,13 @@ impl AppBuilder {
 
     /// Whether the messages still buffered when the App is closed are
     /// handed to `on_message` (default) or left and counted in
-    /// [`RunSummary::undelivered`].
+    /// [`RunSummary::undelivered`]. Left means left in the buffer: a
+    /// durable spill ([`SpillConfig::durable`]) keeps them for the next
+    /// run on its directory. The rest of the batch being handled when
+    /// the close was asked for (at most 256 messages) was taken already:
+    /// it is counted in `undelivered` too, and not kept.
+    ///
+    /// [`SpillConfig::durable`]: crate::buffer::SpillConfig::durable
     pub fn drain_on_close(mut self, drain: bool) -> Self {
         self.drain_on_close = drain;
         self
@@ -578,6 +584,29 @@ impl App {
                 conn.buffer().set_closing();
             }
             let waiting_for_close = close_deadline.filter(|_| !killed);
+            if !self.drain_on_close && close_deadline.is_some() {
+                // Closing without draining: what is buffered stays there,
+                // counted as undelivered (a durable spill keeps it for the
+                // next run on its directory); only the end is awaited.
+                let buffer = conn.buffer();
+                ::tokio::select! {
+                    biased;
+                    () = ::tokio::time::sleep_until(waiting_for_close.unwrap_or_else(::tokio::time::Instant::now)),
+                        if waiting_for_close.is_some() =>
+                    {
+                        tracing::debug!("no close from the server within close_timeout (async App)");
+                        killed = true;
+                        conn.killer().kill().await;
+                    }
+                    () = std::future::poll_fn(|cx| buffer.poll_finished(cx)) => {
+                        summary.undelivered += buffer.len() as u64;
+                        return buffer
+                            .take_end()
+                            .map_or_else(|| crate::ErrorKind::AlreadyClosed.into(), Error::from);
+                    }
+                }
+                continue;
+            }
             let batch = ::tokio::select! {
                 biased;
                 () = self.handle.closed(), if close_deadline.is_none() => continue,
