@@ -23,8 +23,9 @@
 //! runs (interleaved), beside the limit: a plain sequential write of the
 //! same number of bytes to a file in the spill directory (`std::fs::File`,
 //! `write_all` of 1 MiB chunks), without and with a final `sync_all`; and,
-//! for reference, the same bytes written one record per message, the
-//! pattern of the spill's writer.
+//! for reference, the same bytes written one record per message (the
+//! spill writer's pattern until it batched its writes: what batching
+//! saves).
 //!
 //! Table 2, issue 16's scenario: `Spill` (with `--fallback`, and with the
 //! default fallback `Disconnect`) and `Block` against a consumer far slower
@@ -497,13 +498,14 @@ enum Pattern {
     /// `write_all` of 1 MiB chunks.
     Chunks,
     /// `write_all` of one record per message: the spill's record header
-    /// (9 bytes) and the payload, as the spill's writer does (without its
-    /// CRC).
+    /// and the payload (without its CRC), one write each, as the spill's
+    /// writer did before it batched its writes.
     Records { size: usize },
 }
 
-/// The spill's record header: length, CRC32, kind.
-const RECORD_HEADER: usize = 9;
+/// The spill's record header: length, CRC32, kind, priority, stamp
+/// (`buffer/spill/format.rs`, format version 1).
+const RECORD_HEADER: usize = 18;
 
 /// The limit: `total` payload bytes written to a file in the spill
 /// directory, then synced or not. Returns the time from creating the file
@@ -734,8 +736,8 @@ fn table_1(runner: &Runner, failures: &mut Vec<String>) {
         ),
         (
             Row::new(format!(
-                "(e) for reference: one `write_all` per message ({} B header + {}, the spill \
-                 writer's pattern without its CRC), no sync",
+                "(e) for reference: one `write_all` per message ({} B header + {}; the spill's \
+                 writer batches a segment's records into 1 MiB writes), no sync",
                 RECORD_HEADER,
                 bytes(args.size as u64)
             )),
