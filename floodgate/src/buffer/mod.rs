@@ -840,6 +840,8 @@ impl Buffer {
 
         let mut records = Vec::new();
         let mut read_errors = 0;
+        // The log ran out before the records counted were taken.
+        let mut exhausted = false;
         let (removed, disk_bytes, version, corrupt) = {
             let mut guard = lock_log(log);
             let before = guard.log.len();
@@ -850,7 +852,10 @@ impl Buffer {
                         bytes += record.payload.len();
                         records.push(record);
                     }
-                    Ok(None) => break,
+                    Ok(None) => {
+                        exhausted = true;
+                        break;
+                    }
                     Err(e) => {
                         // A segment the disk cannot read: skip what is left
                         // of it (counted) rather than fail every later call.
@@ -895,7 +900,19 @@ impl Buffer {
                 Priority::from_index(usize::from(record.priority.min(3))),
             ));
         }
-        let lost = removed - delivered.len() as u64;
+        // Only reported records are counted on disk. A segment given up
+        // after a read error may also have held records the writer had
+        // appended and not yet reported: they are not counted here; once
+        // reported, they are found missing like any other (below, at a
+        // later take).
+        let committed = committed as u64;
+        let mut removed = removed.min(committed);
+        let mut lost = removed - delivered.len() as u64;
+        if exhausted && removed < committed {
+            // Counted on disk, and not there (see above): gone, and said so.
+            lost += committed - removed;
+            removed = committed;
+        }
 
         let mut lags = Vec::new();
         let mut state = self.lock();

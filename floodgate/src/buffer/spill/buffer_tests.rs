@@ -157,6 +157,54 @@ fn check(ops: Vec<Op>, durable: bool) {
     }
 }
 
+#[test]
+fn records_counted_on_disk_but_gone_are_dropped_and_counted_not_waited_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = BufferConfig::new()
+        .max_messages(4)
+        .max_bytes(4096)
+        .overflow(Overflow::Spill(SpillConfig::new(dir.path())));
+    let buffer = open(&config);
+    let waker = crate::buffer::thread_waker();
+    let mut batch = buffer.new_batch();
+    for seq in 0..50 {
+        buffer.stage(&mut batch, message(seq, 100));
+    }
+    assert!(matches!(
+        buffer.push(&mut batch, &waker, true),
+        Pushed::Done
+    ));
+    // Wait for the writer to have written the hand-off.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while buffer.stats().buffered_disk < 46 {
+        assert!(std::time::Instant::now() < deadline, "{:?}", buffer.stats());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Five records vanish from the log behind the buffer's back (as the
+    // records of a segment given up after a read error would).
+    {
+        let io = buffer.spill.as_ref().unwrap();
+        let mut log = lock_log(io.log.as_ref().unwrap());
+        for _ in 0..5 {
+            log.log.take().unwrap().unwrap();
+        }
+    }
+    assert_adds_up(&buffer.stats());
+    let mut got = Vec::new();
+    while let Some(d) = buffer.try_recv().unwrap() {
+        got.push(seq_of(d.message()));
+    }
+    // The first four stayed in memory; the first five on disk are gone.
+    assert_eq!(got, (0..4).chain(9..50).collect::<Vec<_>>());
+    let s = buffer.stats();
+    assert_adds_up(&s);
+    assert_eq!(
+        (s.buffered, s.buffered_disk, s.dropped_oldest),
+        (0, 0, 5),
+        "{s:?}"
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
