@@ -14,6 +14,12 @@
 //! through [`Buffer::poll_recv`] and [`Buffer::poll_recv_batch`]. Both can
 //! be used on the same buffer.
 //!
+//! Under [`Overflow::Spill`] (`spill/`) the buffer also owns a directory
+//! and the one thread it starts, the spill's writer: the reader only adds
+//! to a bounded hand-off under the buffer's lock, the writer appends it to
+//! the segment files, and the consumer reads them back outside the lock,
+//! so neither the reader nor the lock ever waits on the disk.
+//!
 //! One lock guards the queue and the counters, so a [`Stats`] snapshot is
 //! always consistent. It is taken once per batch on both sides: the reader
 //! pushes every message decoded from one read under one lock, and
