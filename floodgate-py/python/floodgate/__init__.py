@@ -18,6 +18,11 @@ with ``spill_dir`` and friends to go on to disk), ``recv_batch``,
 ``stats()`` and, for ``WebSocketApp``, ``workers``. The connection's
 reader runs in Rust without the GIL, so the server's pings are answered
 however slow the Python code is. The guide is ``docs/python.md``.
+
+For libraries that ``import websocket`` themselves, call
+``floodgate.install_as_websocket()`` first (or set
+``FLOODGATE_AS_WEBSOCKET=1``, or run ``python -m floodgate.as_websocket
+prog.py``).
 """
 
 from ._abnf import *  # noqa: F401,F403
@@ -25,4 +30,9 @@ from ._app import WebSocketApp, set_reconnect  # noqa: F401
 from ._core import *  # noqa: F401,F403
 from ._exceptions import *  # noqa: F401,F403
 from ._floodgate import __version__  # noqa: F401
+from ._install import install_as_websocket  # noqa: F401
 from ._logging import *  # noqa: F401,F403
+
+# websocket-client's other module names, imported so that they are attributes
+# of the package (`websocket._url` after install_as_websocket()).
+from . import _socket, _ssl_compat, _url, _utils  # noqa: F401,E402
