@@ -8,6 +8,8 @@
     binary; a text ``close:CODE:REASON`` makes it close with that code;
   - ``/headers``: sends the request's headers as one JSON text message,
     then echoes;
+  - ``/header-lines``: sends the request's header lines as a JSON list of
+    ``[name, value]`` (repeated names kept), then echoes;
   - ``/status/N``: refuses the upgrade with HTTP ``N`` and a body;
   - ``/redirect``: answers 302 to ``/echo``;
   - ``/drop/N``: sends ``N`` messages, then drops TCP without a close;
@@ -110,6 +112,10 @@ class PyServer:
         try:
             if path == "/headers":
                 await ws.send(json.dumps({k.lower(): v for k, v in ws.request.headers.raw_items()}))
+            if path == "/header-lines":
+                # Every header line as sent, repeats included (/headers
+                # keeps one per name).
+                await ws.send(json.dumps([[k, v] for k, v in ws.request.headers.raw_items()]))
             match = re.fullmatch(r"/drop/(\d+)", path)
             if match:
                 for i in range(int(match.group(1))):

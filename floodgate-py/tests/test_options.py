@@ -85,3 +85,21 @@ def test_refused_options_say_so():
         normalise(sslopt={"password": "x"})
     with pytest.raises(websocket.WebSocketUnsupportedException):
         normalise(sslopt={"cert_reqs": ssl.CERT_OPTIONAL})
+
+
+def test_a_dict_headers_none_values_are_left_out_as_websocket_client_does():
+    assert normalise(header={"X-None": None, "X-One": "1"})["headers"] == [("X-One", "1")]
+
+
+def test_sec_websocket_protocol_in_header_joins_the_subprotocols_offered():
+    o = normalise(
+        subprotocols=["a", "b"],
+        header=["X-Other: 1", "SEC-WEBSOCKET-PROTOCOL: b, c,,d", "sec-websocket-protocol: e"],
+    )
+    # One list, subprotocols= first, no repeat, no empty value; the header
+    # itself is not sent as well (the native side writes one from the list).
+    assert o["subprotocols"] == ["a", "b", "c", "d", "e"]
+    assert o["headers"] == [("X-Other", "1")]
+    assert normalise(header={"Sec-WebSocket-Protocol": "v5.channel.k8s.io,v4.channel.k8s.io"})[
+        "subprotocols"
+    ] == ["v5.channel.k8s.io", "v4.channel.k8s.io"]

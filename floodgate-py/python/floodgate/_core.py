@@ -23,7 +23,7 @@ from ._exceptions import (
     WebSocketUnsupportedException,
 )
 from . import _logging
-from ._options import normalise
+from ._options import normalise_ignoring_unknown
 
 __all__ = [
     "DEFAULT_SOCKET_OPTION",
@@ -117,8 +117,10 @@ class WebSocket:
         ):
             if value:
                 self._defaults[name] = value
-        # Checked now, so that a refused option fails at once.
-        normalise(**self._defaults)
+        # Checked now, so that a refused option fails at once. Unknown
+        # names are ignored (and logged once), as websocket-client's
+        # constructor ignores them (``**_``).
+        normalise_ignoring_unknown(**self._defaults)
         self._conn: Optional[Any] = None
         # overflow="spill": close() lets the connection go even after the
         # server's close (see close()).
@@ -205,18 +207,34 @@ class WebSocket:
         """Connects to ``url`` (``ws://``, ``wss://``) with
         websocket-client's options (``header``, ``cookie``, ``origin``,
         ``subprotocols``, ``timeout``, ``http_proxy_host``, ...) and
-        floodgate's (see the class docs)."""
+        floodgate's (see the class docs). ``timeout`` becomes the timeout
+        of each receive too (``gettimeout()``); a ``Sec-WebSocket-Protocol``
+        in ``header`` is offered with ``subprotocols``; unknown names are
+        ignored, as websocket-client ignores them (logged once each on the
+        ``websocket`` logger)."""
         merged = dict(self._defaults)
         merged.update(options)
-        if "timeout" not in merged and self._timeout is not None:
+        if "timeout" in options:
+            # websocket-client makes connect's timeout the socket's: it
+            # bounds the handshake and then every receive (gettimeout()
+            # returns it), even when the connect fails. ``timeout=None``
+            # given here means no bound, as there.
+            self.settimeout(options["timeout"])
+        elif self._timeout is not None or "timeout" not in merged:
+            # settimeout() (or create_connection's timeout) bounds the
+            # handshake too, before a WebSocket(timeout=...) default.
             merged["timeout"] = self._timeout
+        else:
+            # WebSocket(timeout=...): a default of connect's, so the same
+            # as connect(url, timeout=...).
+            self.settimeout(merged["timeout"])
         # WebSocketApp's: record the frames of fragmented messages, and the
         # pings and pongs from the first one.
         fragments = bool(merged.pop("_fragments", False))
         control = bool(merged.pop("_control", False))
         # WebSocketApp's keepalive, set at connect: (interval, timeout, payload).
         keepalive = merged.pop("_keepalive", None)
-        normalised = normalise(**merged)
+        normalised = normalise_ignoring_unknown(**merged)
         if self._conn is not None and self._spills:
             # A connect on a connected WebSocket replaces the connection;
             # a spilling one goes first, as it may hold the lock of the

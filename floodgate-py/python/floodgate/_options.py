@@ -11,19 +11,24 @@ roots, Unix sockets) — and returns the dict with every key that
 ``_floodgate.connect`` reads (``src/options.rs``).
 
 An option floodgate cannot honour raises ``WebSocketUnsupportedException``
-(a ``ValueError``) that says what to do instead: nothing is ignored.
+(a ``ValueError``) that says what to do instead. A name that is no
+option at all is ignored where websocket-client ignores it (logged once on
+the ``websocket`` logger: ``normalise_ignoring_unknown``), a ``TypeError``
+elsewhere.
 """
 
 import math
 import os
 import socket
 import ssl
-from typing import Any, Dict, Optional
+import threading
+from typing import Any, Dict, Iterable, Optional, Set
 from urllib.parse import quote
 
+from . import _logging
 from ._exceptions import WebSocketUnsupportedException
 
-__all__ = ["normalise", "FLOODGATE_OPTIONS"]
+__all__ = ["normalise", "normalise_ignoring_unknown", "FLOODGATE_OPTIONS"]
 
 #: floodgate's keyword arguments (not in websocket-client), with defaults.
 FLOODGATE_OPTIONS: Dict[str, Any] = {
@@ -76,7 +81,8 @@ def _headers(header: Any) -> list:
     if header is None:
         return []
     if isinstance(header, dict):
-        items = header.items()
+        # websocket-client leaves out a dict's names whose value is None.
+        items = [(n, v) for n, v in header.items() if v is not None]
     else:
         items = []
         for line in header:
@@ -85,6 +91,32 @@ def _headers(header: Any) -> list:
                 raise ValueError(f"header {line!r}: write it as 'Name: value'")
             items.append((name, value))
     return [(str(n).strip(), str(v).strip()) for n, v in items]
+
+
+def _offered(headers: list, subprotocols: list) -> tuple:
+    """Moves the ``Sec-WebSocket-Protocol`` headers of ``header=`` (any
+    case, comma-separated values) into the subprotocols offered, after
+    those of ``subprotocols=`` and without repeats.
+
+    websocket-client sends such a header as given, next to the one it
+    makes from ``subprotocols=``, and checks the server's choice against
+    ``subprotocols=`` only (not at all when that is empty). Libraries rely
+    on it: kubernetes' ``stream`` offers ``v5.channel.k8s.io`` and
+    ``v4.channel.k8s.io`` that way. floodgate sends one header with every
+    subprotocol offered either way, and accepts the server's choice when it
+    is one of them (RFC 6455 4.1: a choice not offered fails the
+    handshake)."""
+    offered = list(subprotocols)
+    kept = []
+    for name, value in headers:
+        if name.lower() != "sec-websocket-protocol":
+            kept.append((name, value))
+            continue
+        for protocol in value.split(","):
+            protocol = protocol.strip()
+            if protocol and protocol not in offered:
+                offered.append(protocol)
+    return kept, offered
 
 
 def _sslopt(sslopt: Optional[dict], out: Dict[str, Any]) -> None:
@@ -243,17 +275,57 @@ def _spill(out: Dict[str, Any]) -> None:
         out["fsync_interval"] = float(interval)
 
 
+# The unknown keyword arguments already logged (once each per process).
+_warned_unknown: Set[str] = set()
+_warned_lock = threading.Lock()
+
+
+def _ignore_unknown(names: Iterable[str]) -> None:
+    """websocket-client's ``WebSocket(...)``, ``connect`` and
+    ``create_connection`` ignore the keyword arguments they do not know
+    (``connect(url, headers=...)`` sends no header); programs and libraries
+    rely on it, so floodgate ignores them too, but says so once per name on
+    websocket-client's logger, since a misspelt floodgate option (say
+    ``max_message=``) would otherwise go unnoticed."""
+    for name in sorted(names):
+        with _warned_lock:
+            first = name not in _warned_unknown
+            _warned_unknown.add(name)
+        if first:
+            _logging.warning(
+                f"ignoring the unknown keyword argument {name}= "
+                "(websocket-client ignores it too; floodgate's own options are listed "
+                "in docs/python.md)"
+            )
+
+
 def normalise(**options: Any) -> Dict[str, Any]:
     """The dict ``_floodgate.connect`` takes, from websocket-client's and
-    floodgate's keyword arguments."""
+    floodgate's keyword arguments. An unknown name is a ``TypeError``, as
+    for ``WebSocketApp(...)``, whose websocket-client signature has no
+    ``**kwargs``."""
+    return _normalise(options, ignore_unknown=False)
+
+
+def normalise_ignoring_unknown(**options: Any) -> Dict[str, Any]:
+    """``normalise`` for ``WebSocket(...)``, ``connect`` and
+    ``create_connection``: unknown names are ignored and logged once each
+    (see ``_ignore_unknown``); the known ones are checked all the same."""
+    return _normalise(options, ignore_unknown=True)
+
+
+def _normalise(options: Dict[str, Any], ignore_unknown: bool) -> Dict[str, Any]:
     options = dict(options)
+    headers, subprotocols = _offered(
+        _headers(options.pop("header", None)), list(options.pop("subprotocols", None) or [])
+    )
     out: Dict[str, Any] = {
-        "headers": _headers(options.pop("header", None)),
+        "headers": headers,
         "cookie": options.pop("cookie", None),
         "origin": options.pop("origin", None),
         "suppress_origin": bool(options.pop("suppress_origin", False)),
         "host": options.pop("host", None),
-        "subprotocols": list(options.pop("subprotocols", None) or []),
+        "subprotocols": subprotocols,
         "timeout": options.pop("timeout", None),
         "ca_file": None,
         "ca_data": None,
@@ -302,5 +374,8 @@ def normalise(**options: Any) -> Dict[str, Any]:
     for name in _ACCEPTED_WITHOUT_EFFECT:
         options.pop(name, None)
     if options:
-        raise TypeError(f"unknown option(s): {', '.join(sorted(options))}")
+        if ignore_unknown:
+            _ignore_unknown(options)
+        else:
+            raise TypeError(f"unknown option(s): {', '.join(sorted(options))}")
     return out
