@@ -293,7 +293,7 @@ struct SpillIo {
     /// The ephemeral spill's private directory.
     remove: Option<PathBuf>,
     /// The durable directory's lock, released last.
-    _lock: Option<spill::DirLock>,
+    lock: Option<spill::DirLock>,
 }
 
 /// How many payload bytes one consumer's call takes from the disk at most:
@@ -377,7 +377,7 @@ impl Buffer {
             writer: Some(writer),
             durable: spill_config.durable,
             remove: opened.remove,
-            _lock: opened.lock,
+            lock: opened.lock,
         });
         Ok(buffer)
     }
@@ -1100,6 +1100,9 @@ impl Drop for Buffer {
         let Some(mut io) = self.spill.take() else {
             return;
         };
+        if let Some(lock) = &io.lock {
+            lock.releasing();
+        }
         let writer = {
             let mut state = self.lock();
             state.stop = true;

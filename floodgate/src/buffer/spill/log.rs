@@ -20,6 +20,23 @@ pub(crate) const READ_CHUNK: usize = 64 << 10;
 /// memory the writer holds beside the messages themselves.
 const WRITE_CHUNK: usize = 1 << 20;
 
+/// How many whole record frames the first `written` bytes of `frames`
+/// (frames back to back) hold, and their bytes.
+fn whole_frames(frames: &[u8], written: u64) -> (usize, u64) {
+    let mut pos = 0usize;
+    let mut count = 0;
+    while pos + RECORD_HEADER as usize <= frames.len() {
+        let len = u32::from_le_bytes(frames[pos..pos + 4].try_into().expect("4 bytes"));
+        let end = pos + RECORD_HEADER as usize + len as usize;
+        if end as u64 > written || end > frames.len() {
+            break;
+        }
+        pos = end;
+        count += 1;
+    }
+    (count, pos as u64)
+}
+
 /// Records encoded in the log's frame buffer and not yet written.
 #[derive(Debug, Default)]
 struct Pending {
@@ -482,8 +499,8 @@ impl SegmentLog {
             }
             if roll {
                 match self.flush(&mut pending) {
-                    Ok(n) => appended += n,
-                    Err(e) => return (appended, Some(e)),
+                    (n, None) => appended += n,
+                    (n, Some(e)) => return (appended + n, Some(e)),
                 }
                 if let Err(e) = self.roll() {
                     return (appended, Some(e));
@@ -494,8 +511,8 @@ impl SegmentLog {
             pending.bytes += frame_len;
             if self.frame.len() >= WRITE_CHUNK {
                 match self.flush(&mut pending) {
-                    Ok(n) => appended += n,
-                    Err(e) => return (appended, Some(e)),
+                    (n, None) => appended += n,
+                    (n, Some(e)) => return (appended + n, Some(e)),
                 }
             }
         }
@@ -510,21 +527,28 @@ impl SegmentLog {
         error: Option<SpillError>,
     ) -> (usize, Option<SpillError>) {
         match self.flush(pending) {
-            Ok(n) => (appended + n, error),
-            Err(e) => (appended, Some(e)),
+            (n, None) => (appended + n, error),
+            (n, Some(e)) => (appended + n, Some(e)),
         }
     }
 
     /// Writes the records encoded in `self.frame` to the last segment and
     /// counts them; on failure none of them is in the log.
-    fn flush(&mut self, pending: &mut Pending) -> Result<usize, SpillError> {
+    /// Writes the records encoded in `self.frame` to the last segment and
+    /// counts them. On failure, the records counted are those still whole
+    /// on the disk (none, unless the torn write could not be truncated
+    /// away: then its whole leading records stay, and are counted, so that
+    /// the directory read again holds nothing the log did not report).
+    fn flush(&mut self, pending: &mut Pending) -> (usize, Option<SpillError>) {
         let Pending { records, bytes } = std::mem::take(pending);
         if records == 0 {
-            return Ok(0);
+            return (0, None);
         }
         let written = self.write_frame();
         self.frame.clear();
-        written?;
+        if let Err((kept, e)) = written {
+            return (kept, Some(e));
+        }
         let last = self.segments.back_mut().expect("a segment after a roll");
         last.size += bytes;
         last.end += bytes;
@@ -532,14 +556,15 @@ impl SegmentLog {
         self.records += records as u64;
         self.disk_bytes += bytes;
         self.unsynced = true;
-        Ok(records)
+        (records, None)
     }
 
     /// Writes `self.frame` at the end of the last segment; on failure,
-    /// truncates the partial frame away, or, if that fails too, closes the
-    /// segment at its last whole record (its torn tail is skipped and
-    /// counted when the directory is opened again).
-    fn write_frame(&mut self) -> Result<(), SpillError> {
+    /// truncates the partial write away, or, if that fails too, closes the
+    /// segment after the whole records the partial write holds (counted
+    /// here, returned with the error) and before its torn tail (skipped
+    /// and counted when the directory is opened again).
+    fn write_frame(&mut self) -> Result<(), (usize, SpillError)> {
         let file = self.writer.as_mut().expect("a writer after a roll");
         let last = self.segments.back_mut().expect("a segment after a roll");
         #[cfg(test)]
@@ -569,20 +594,31 @@ impl SegmentLog {
         } else {
             file.set_len(last.size)
         };
+        let mut kept = 0;
         if truncated.is_err() {
             let on_disk = file
                 .metadata()
                 .map(|m| m.len())
                 .unwrap_or(last.size + self.frame.len() as u64);
-            self.disk_bytes += on_disk.saturating_sub(last.size);
+            let written = on_disk.saturating_sub(last.size);
+            let (records, bytes) = whole_frames(&self.frame, written);
+            kept = records;
+            last.end += bytes;
+            last.records += records as u64;
+            self.records += records as u64;
+            self.disk_bytes += written;
             last.size = on_disk.max(last.size);
+            self.unsynced = true;
             self.writer = None;
         }
-        Err(SpillError::Io {
-            op: SpillOp::Write,
-            path: last.path.clone(),
-            source,
-        })
+        Err((
+            kept,
+            SpillError::Io {
+                op: SpillOp::Write,
+                path: last.path.clone(),
+                source,
+            },
+        ))
     }
 
     /// Starts a new segment for appends (syncing the one it replaces when

@@ -364,6 +364,36 @@ fn a_batch_is_written_a_segment_at_a_time_and_fails_whole_or_not_at_all() {
 }
 
 #[test]
+fn a_torn_batch_that_cannot_be_truncated_counts_its_whole_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    let payloads: Vec<Vec<u8>> = (0..3).map(|i| payload(i, 40)).collect();
+    // Two whole frames and part of the third reach the disk; the
+    // truncation that would undo them fails.
+    log.inject = Some(InjectedFailure {
+        written: (2 * RECORD + 7) as usize,
+        truncate_fails: true,
+    });
+    let (appended, error) = log.append_batch(
+        payloads
+            .iter()
+            .map(|p| (Meta::from(Kind::Text), p.as_slice())),
+    );
+    assert!(matches!(error, Some(SpillError::Io { .. })), "{error:?}");
+    // What the disk holds whole is what the log reports: read again, the
+    // directory gives exactly those, nothing the caller still holds.
+    assert_eq!(appended, 2);
+    assert_eq!(log.len(), 2);
+    assert_eq!(log.disk_bytes(), bytes_on_disk(dir.path()));
+    drop(log);
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    assert_eq!(log.counts().corrupt_records, 1);
+    assert_eq!(log.counts().skipped_bytes, 7);
+    let got: Vec<Vec<u8>> = drain(&mut log).into_iter().map(|(_, p)| p).collect();
+    assert_eq!(got, payloads[..2]);
+}
+
+#[test]
 fn a_durable_log_syncs_on_its_interval() {
     let dir = tempfile::tempdir().unwrap();
     let config = LogConfig {

@@ -64,22 +64,45 @@ pub(crate) struct DirLock {
     dir: PathBuf,
 }
 
-/// The durable directories held by live buffers of this process. A
-/// connection that ends and one that starts on the same directory (the
-/// App reconnecting) overlap by the moment the old reader thread takes to
-/// drop its buffer: the new one waits for that hand-over rather than
-/// failing.
-static HELD: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// The durable directories held by buffers of this process, and whether
+/// each is being released (its buffer is dropping: its writer is writing
+/// and syncing what is left). A connection that ends and one that starts
+/// on the same directory (the App reconnecting, a program opening it
+/// again) overlap by the moment the old reader thread takes to drop its
+/// buffer, and then by the old writer's last sync: the new one waits for
+/// that hand-over rather than failing.
+static HELD: Mutex<Vec<(PathBuf, bool)>> = Mutex::new(Vec::new());
 static RELEASED: std::sync::Condvar = std::sync::Condvar::new();
 
-/// How long a buffer waits for another buffer of this process to release
-/// a durable directory.
+/// How long a buffer waits for a buffer of this process that still holds
+/// a durable directory and is not dropping yet (its reader thread may be
+/// about to drop it).
 const HANDOVER_WAIT: Duration = Duration::from_secs(5);
+
+/// How long it waits once that buffer is dropping: its last write and
+/// `fsync` can take seconds on a busy disk.
+const RELEASE_WAIT: Duration = Duration::from_secs(60);
+
+fn held() -> MutexGuard<'static, Vec<(PathBuf, bool)>> {
+    HELD.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl DirLock {
+    /// The buffer holding the directory is dropping: a buffer waiting for
+    /// it may wait for its last write and sync.
+    pub(crate) fn releasing(&self) {
+        for (dir, releasing) in held().iter_mut() {
+            if *dir == self.dir {
+                *releasing = true;
+            }
+        }
+        RELEASED.notify_all();
+    }
+}
 
 impl Drop for DirLock {
     fn drop(&mut self) {
-        let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
-        held.retain(|d| *d != self.dir);
+        held().retain(|(d, _)| *d != self.dir);
         RELEASED.notify_all();
     }
 }
@@ -187,10 +210,15 @@ fn process_exists(_pid: u32) -> bool {
 fn lock_dir(dir: &Path) -> Result<DirLock, SpillError> {
     let canonical = fs::canonicalize(dir).map_err(io_error(SpillOp::Open, dir))?;
     {
-        let deadline = Instant::now() + HANDOVER_WAIT;
-        let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
-        while held.contains(&canonical) {
-            let left = deadline.saturating_duration_since(Instant::now());
+        let start = Instant::now();
+        let mut held = held();
+        while let Some(&(_, releasing)) = held.iter().find(|(d, _)| *d == canonical) {
+            let wait = if releasing {
+                RELEASE_WAIT
+            } else {
+                HANDOVER_WAIT
+            };
+            let left = (start + wait).saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(SpillError::Locked {
                     dir: dir.to_path_buf(),
@@ -201,15 +229,14 @@ fn lock_dir(dir: &Path) -> Result<DirLock, SpillError> {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        held.push(canonical.clone());
+        held.push((canonical.clone(), false));
     }
     // From here, dropping the claim releases the directory on every path.
     let claim = DirLock {
         _file: match lock_file(dir) {
             Ok(file) => file,
             Err(e) => {
-                let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
-                held.retain(|d| *d != canonical);
+                held().retain(|(d, _)| *d != canonical);
                 RELEASED.notify_all();
                 return Err(e);
             }
