@@ -326,6 +326,44 @@ pub fn parse_header(b: &[u8]) -> Option<(u8, usize, usize)> {
     Some((opcode, hlen, plen))
 }
 
+/// Reads the client's frames until its close or the end of the stream,
+/// unmasking each payload and handing every other frame to `on_frame`
+/// (opcode, payload). Returns the close's code, if a close with one came.
+/// For the benchmark servers that time pongs while they write.
+pub fn read_client_frames(
+    stream: &mut TcpStream,
+    mut on_frame: impl FnMut(u8, &[u8]),
+) -> Option<u16> {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let mut pos = 0;
+        while let Some((opcode, hlen, plen)) = parse_header(&buf[pos..]) {
+            if buf.len() - pos < hlen + plen {
+                break;
+            }
+            let masked = buf[pos + 1] & 0x80 != 0;
+            let mut payload = buf[pos + hlen..pos + hlen + plen].to_vec();
+            if masked {
+                let key = &buf[pos + hlen - 4..pos + hlen];
+                for (i, b) in payload.iter_mut().enumerate() {
+                    *b ^= key[i % 4];
+                }
+            }
+            pos += hlen + plen;
+            if opcode == 0x8 {
+                return payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+            }
+            on_frame(opcode, &payload);
+        }
+        buf.drain(..pos);
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,15 +8,15 @@
 //! close with its code. A second thread reads the client's frames: it
 //! timestamps pongs and notes the client's close, which stops the writer.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use floodgate_bench::handshake::accept_key;
-use floodgate_bench::server::{frame_header, parse_header, set_send_buffer};
+use floodgate_bench::handshake;
+use floodgate_bench::server::{frame_header, read_client_frames, set_send_buffer};
 
 use crate::{Args, CHILD_TIMEOUT};
 
@@ -65,7 +65,7 @@ fn serve(mut stream: TcpStream, args: &Args, report: &mut ServerReport) -> io::R
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     stream.set_write_timeout(Some(CHILD_TIMEOUT))?;
     set_send_buffer(&stream, args.sndbuf)?;
-    handshake(&mut stream)?;
+    handshake::server_accept(&mut stream)?;
     stream.set_nodelay(true)?;
 
     let epoch = Instant::now();
@@ -163,82 +163,14 @@ fn serve(mut stream: TcpStream, args: &Args, report: &mut ServerReport) -> io::R
 /// notes the close.
 fn read_client(stream: &mut TcpStream, epoch: Instant, closed: &AtomicBool) -> FromClient {
     let mut seen = FromClient::default();
-    let mut buf: Vec<u8> = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let mut pos = 0;
-        while let Some((opcode, hlen, plen)) = parse_header(&buf[pos..]) {
-            if buf.len() - pos < hlen + plen {
-                break;
-            }
-            let masked = buf[pos + 1] & 0x80 != 0;
-            let mut payload = buf[pos + hlen..pos + hlen + plen].to_vec();
-            if masked {
-                let key = &buf[pos + hlen - 4..pos + hlen];
-                for (i, b) in payload.iter_mut().enumerate() {
-                    *b ^= key[i % 4];
-                }
-            }
-            pos += hlen + plen;
-            match opcode {
-                0xA if payload.len() == 8 => {
-                    let sent = u64::from_be_bytes(payload.try_into().expect("8 bytes"));
-                    let delay = epoch.elapsed().saturating_sub(Duration::from_nanos(sent));
-                    seen.pongs += 1;
-                    seen.worst_pong = seen.worst_pong.max(delay);
-                }
-                0x8 => {
-                    seen.close = payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
-                    closed.store(true, Ordering::Relaxed);
-                    return seen;
-                }
-                _ => {}
-            }
+    seen.close = read_client_frames(stream, |opcode, payload| {
+        if opcode == 0xA && payload.len() == 8 {
+            let sent = u64::from_be_bytes(payload.try_into().expect("8 bytes"));
+            let delay = epoch.elapsed().saturating_sub(Duration::from_nanos(sent));
+            seen.pongs += 1;
+            seen.worst_pong = seen.worst_pong.max(delay);
         }
-        buf.drain(..pos);
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => {
-                closed.store(true, Ordering::Relaxed);
-                return seen;
-            }
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-}
-
-/// The server side of the opening handshake.
-fn handshake(stream: &mut TcpStream) -> io::Result<()> {
-    let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_string());
-    let mut req = Vec::with_capacity(1024);
-    let mut buf = [0u8; 4096];
-    let end = loop {
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            return Err(bad("EOF during the handshake"));
-        }
-        req.extend_from_slice(&buf[..n]);
-        if let Some(p) = req.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p + 4;
-        }
-        if req.len() > 64 << 10 {
-            return Err(bad("request head too long"));
-        }
-    };
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut parsed = httparse::Request::new(&mut headers);
-    if !matches!(parsed.parse(&req[..end]), Ok(httparse::Status::Complete(_))) {
-        return Err(bad("bad request"));
-    }
-    let key = parsed
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("sec-websocket-key"))
-        .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
-        .ok_or_else(|| bad("no Sec-WebSocket-Key"))?;
-    let response = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {}\r\n\r\n",
-        accept_key(&key)
-    );
-    stream.write_all(response.as_bytes())
+    });
+    closed.store(true, Ordering::Relaxed);
+    seen
 }

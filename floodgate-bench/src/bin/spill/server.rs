@@ -14,7 +14,7 @@
 //! The send time is the server's own: from just before the first data
 //! write to the return of the last one.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use floodgate_bench::handshake;
-use floodgate_bench::server::{frame_header, parse_header, set_send_buffer};
+use floodgate_bench::server::{frame_header, read_client_frames, set_send_buffer};
 
 use crate::CHILD_TIMEOUT;
 
@@ -198,48 +198,17 @@ fn serve(mut stream: TcpStream, plan: &Plan, report: &mut ServerReport) -> io::R
 /// the close.
 fn read_client(stream: &mut TcpStream, epoch: Instant, closed: &AtomicBool) -> FromClient {
     let mut seen = FromClient::default();
-    let mut buf: Vec<u8> = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let mut pos = 0;
-        while let Some((opcode, hlen, plen)) = parse_header(&buf[pos..]) {
-            if buf.len() - pos < hlen + plen {
-                break;
-            }
-            let masked = buf[pos + 1] & 0x80 != 0;
-            let mut payload = buf[pos + hlen..pos + hlen + plen].to_vec();
-            if masked {
-                let key = &buf[pos + hlen - 4..pos + hlen];
-                for (i, b) in payload.iter_mut().enumerate() {
-                    *b ^= key[i % 4];
-                }
-            }
-            pos += hlen + plen;
-            match opcode {
-                0xA if payload.len() == 9 && payload[0] <= AFTER_SENDING => {
-                    let written = u64::from_be_bytes(payload[1..].try_into().expect("8 bytes"));
-                    let rtt = epoch
-                        .elapsed()
-                        .saturating_sub(Duration::from_nanos(written));
-                    let p = &mut seen.pongs[payload[0] as usize];
-                    p.count += 1;
-                    p.worst = p.worst.max(rtt);
-                }
-                0x8 => {
-                    seen.close = payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
-                    closed.store(true, Ordering::Relaxed);
-                    return seen;
-                }
-                _ => {}
-            }
+    seen.close = read_client_frames(stream, |opcode, payload| {
+        if opcode == 0xA && payload.len() == 9 && payload[0] <= AFTER_SENDING {
+            let written = u64::from_be_bytes(payload[1..].try_into().expect("8 bytes"));
+            let rtt = epoch
+                .elapsed()
+                .saturating_sub(Duration::from_nanos(written));
+            let p = &mut seen.pongs[payload[0] as usize];
+            p.count += 1;
+            p.worst = p.worst.max(rtt);
         }
-        buf.drain(..pos);
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => {
-                closed.store(true, Ordering::Relaxed);
-                return seen;
-            }
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
+    });
+    closed.store(true, Ordering::Relaxed);
+    seen
 }
