@@ -6,6 +6,7 @@
 //! Linux only for the memory figure (`/proc/self/status`).
 
 use std::io::Read;
+use std::net::{TcpListener, TcpStream};
 use std::process::Child;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -120,6 +121,23 @@ pub fn vm_hwm_kib() -> u64 {
                 .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
         })
         .unwrap_or(0)
+}
+
+/// After a child failed: a child that died after connecting ended the
+/// server thread's connection; one that died before left the server in
+/// `accept()`. Waits a moment for the first, then unblocks the second with
+/// a throw-away connection, but only then, or the next case's server
+/// would accept it.
+pub fn unblock_server<T>(server: &thread::JoinHandle<T>, listener: &TcpListener) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server.is_finished() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    if !server.is_finished() {
+        if let Ok(addr) = listener.local_addr() {
+            drop(TcpStream::connect(addr));
+        }
+    }
 }
 
 #[cfg(test)]

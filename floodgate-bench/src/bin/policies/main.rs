@@ -34,13 +34,13 @@
 mod consumer;
 mod server;
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::{Command, ExitCode, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use floodgate_bench::args::{command_line, or_exit, Parser};
-use floodgate_bench::child::{vm_hwm_kib, wait_child, ChildReport};
+use floodgate_bench::child::{unblock_server, vm_hwm_kib, wait_child, ChildReport};
 use floodgate_bench::table::{bytes, duration as dur};
 use floodgate_bench::{load_average, machine_line};
 
@@ -306,17 +306,7 @@ fn run_all(args: &Args, argv: &[String]) -> ExitCode {
             Err(e) => Err(format!("cannot start the child: {e}")),
         };
         if outcome.is_err() {
-            // A child that died after connecting ends the server's
-            // connection; one that died before leaves the server in
-            // accept(): unblock it, but only then, or the next policy's
-            // server would accept the throw-away connection.
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while !server.is_finished() && Instant::now() < deadline {
-                thread::sleep(Duration::from_millis(10));
-            }
-            if !server.is_finished() {
-                drop(TcpStream::connect(listener.local_addr().expect("bound")));
-            }
+            unblock_server(&server, &listener);
         }
         let report = server.join().unwrap_or_else(|_| ServerReport {
             error: Some("the server thread panicked".into()),

@@ -43,14 +43,14 @@ mod server;
 
 use std::fs::{self, File};
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use floodgate_bench::args::{command_line, or_exit, Parser};
-use floodgate_bench::child::{vm_hwm_kib, wait_child, ChildReport};
+use floodgate_bench::child::{unblock_server, vm_hwm_kib, wait_child, ChildReport};
 use floodgate_bench::table::{bytes, duration as dur};
 use floodgate_bench::{load_average, machine_line};
 
@@ -394,19 +394,7 @@ impl Runner<'_> {
             Err(e) => Err(format!("cannot start the child: {e}")),
         };
         if outcome.is_err() {
-            // A child that died after connecting ends the server's
-            // connection; one that died before leaves the server in
-            // accept(): unblock it, but only then, or the next case's server
-            // would accept the throw-away connection.
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while !server.is_finished() && Instant::now() < deadline {
-                thread::sleep(Duration::from_millis(10));
-            }
-            if !server.is_finished() {
-                drop(TcpStream::connect(
-                    self.listener.local_addr().expect("bound"),
-                ));
-            }
+            unblock_server(&server, &self.listener);
         }
         let server = server.join().unwrap_or_else(|_| ServerReport {
             error: Some("the server thread panicked".into()),
