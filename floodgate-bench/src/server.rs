@@ -326,6 +326,29 @@ pub fn parse_header(b: &[u8]) -> Option<(u8, usize, usize)> {
     Some((opcode, hlen, plen))
 }
 
+/// Ends a benchmark server's connection: answers the client's close with
+/// its code when `client_closed` (its reader has seen it), or closes with
+/// 1000; waits for the reader and shuts the socket down. Returns what the
+/// reader saw; `close_of` says which close code it saw.
+pub fn end_connection<T: Default>(
+    stream: &mut TcpStream,
+    client_closed: bool,
+    reader: thread::JoinHandle<T>,
+    close_of: impl Fn(&T) -> Option<u16>,
+) -> T {
+    let seen = if client_closed {
+        let seen = reader.join().unwrap_or_default();
+        let code = close_of(&seen).unwrap_or(1000).to_be_bytes();
+        let _ = stream.write_all(&[0x88, 0x02, code[0], code[1]]);
+        seen
+    } else {
+        let _ = stream.write_all(&[0x88, 0x02, 0x03, 0xE8]);
+        reader.join().unwrap_or_default()
+    };
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    seen
+}
+
 /// Reads the client's frames until its close or the end of the stream,
 /// unmasking each payload and handing every other frame to `on_frame`
 /// (opcode, payload). Returns the close's code, if a close with one came.

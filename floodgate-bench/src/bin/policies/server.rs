@@ -16,7 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use floodgate_bench::handshake;
-use floodgate_bench::server::{frame_header, read_client_frames, set_send_buffer};
+use floodgate_bench::server::{end_connection, frame_header, read_client_frames, set_send_buffer};
 
 use crate::{Args, CHILD_TIMEOUT};
 
@@ -142,17 +142,12 @@ fn serve(mut stream: TcpStream, args: &Args, report: &mut ServerReport) -> io::R
             break;
         }
     }
-    // Close with 1000, or answer the client's close with its code.
-    let from_client = if closed.load(Ordering::Relaxed) {
-        let from_client = reader.join().unwrap_or_default();
-        let code = from_client.close.unwrap_or(1000).to_be_bytes();
-        let _ = stream.write_all(&[0x88, 0x02, code[0], code[1]]);
-        from_client
-    } else {
-        let _ = stream.write_all(&[0x88, 0x02, 0x03, 0xE8]);
-        reader.join().unwrap_or_default()
-    };
-    let _ = stream.shutdown(std::net::Shutdown::Both);
+    let from_client = end_connection(
+        &mut stream,
+        closed.load(Ordering::Relaxed),
+        reader,
+        |seen: &FromClient| seen.close,
+    );
     report.pongs = from_client.pongs;
     report.worst_pong = from_client.worst_pong;
     report.client_close = from_client.close;

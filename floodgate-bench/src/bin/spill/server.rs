@@ -22,7 +22,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use floodgate_bench::handshake;
-use floodgate_bench::server::{frame_header, read_client_frames, set_send_buffer};
+use floodgate_bench::server::{end_connection, frame_header, read_client_frames, set_send_buffer};
 
 use crate::CHILD_TIMEOUT;
 
@@ -178,17 +178,12 @@ fn serve(mut stream: TcpStream, plan: &Plan, report: &mut ServerReport) -> io::R
             break;
         }
     }
-    // Answer the client's close with its code, or close with 1000.
-    let from_client = if closed.load(Ordering::Relaxed) {
-        let from_client = reader.join().unwrap_or_default();
-        let code = from_client.close.unwrap_or(1000).to_be_bytes();
-        let _ = stream.write_all(&[0x88, 0x02, code[0], code[1]]);
-        from_client
-    } else {
-        let _ = stream.write_all(&[0x88, 0x02, 0x03, 0xE8]);
-        reader.join().unwrap_or_default()
-    };
-    let _ = stream.shutdown(std::net::Shutdown::Both);
+    let from_client = end_connection(
+        &mut stream,
+        closed.load(Ordering::Relaxed),
+        reader,
+        |seen: &FromClient| seen.close,
+    );
     report.pongs = from_client.pongs;
     report.client_close = from_client.close;
     Ok(())
