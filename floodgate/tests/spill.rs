@@ -53,6 +53,15 @@ fn consume(ws: &BufferedWebSocket, every: usize, pause: Duration) -> (Vec<Number
     }
 }
 
+/// A server that sends nothing and closes: for a connection that only
+/// takes what a durable spill left.
+fn empty_server() -> FloodServer {
+    FloodServer::start(FloodConfig {
+        messages: 0,
+        ..FloodConfig::default()
+    })
+}
+
 /// The entries of `dir` (the spill's files, or its private directories).
 fn entries(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -253,10 +262,7 @@ fn a_durable_spill_delivers_what_the_last_connection_left_first() {
     assert_adds_up(&s);
     // A second buffer on the directory while this one lives is refused
     // (after waiting a moment for a hand-over).
-    let other = FloodServer::start(FloodConfig {
-        messages: 0,
-        ..FloodConfig::default()
-    });
+    let other = empty_server();
     match flood_client(spill_buffer(spill())).connect_buffered(&other.url()) {
         Err(e) => match e.kind() {
             ErrorKind::Spill(SpillError::Locked { dir: locked }) => assert_eq!(locked, dir.path()),
@@ -274,10 +280,7 @@ fn a_durable_spill_delivers_what_the_last_connection_left_first() {
     );
 
     // Started again on the directory: the rest, in order, nothing twice.
-    let server = FloodServer::start(FloodConfig {
-        messages: 0,
-        ..FloodConfig::default()
-    });
+    let server = empty_server();
     let ws = connect(&server, spill_buffer(spill()));
     let (rest, end) = consume(&ws, usize::MAX, Duration::ZERO);
     assert!(
@@ -439,10 +442,7 @@ fn a_durable_spill_killed_with_sigkill_resumes_without_loss_or_duplicates() {
     assert!(!first.stats.4, "killed, not ended");
     drop(server);
 
-    let server = FloodServer::start(FloodConfig {
-        messages: 0,
-        ..FloodConfig::default()
-    });
+    let server = empty_server();
     let second = run_child(&server, dir.path(), usize::MAX, |s| s.4);
     server.finish();
     let (_, _, _, recovered, ended) = second.stats;
@@ -466,10 +466,7 @@ fn a_durable_spill_killed_while_writing_loses_only_its_unwritten_tail() {
     });
     let first = run_child(&server, dir.path(), 300, |&(received, ..)| received >= 2000);
     drop(server);
-    let server = FloodServer::start(FloodConfig {
-        messages: 0,
-        ..FloodConfig::default()
-    });
+    let server = empty_server();
     let second = run_child(&server, dir.path(), usize::MAX, |s| s.4);
     server.finish();
     let all: Vec<u64> = first.taken.iter().chain(&second.taken).copied().collect();
@@ -598,10 +595,7 @@ fn an_app_started_on_a_durable_spill_handles_what_was_left_first() {
     server.finish();
 
     // The App, on the same directory, against a server with nothing new.
-    let server = FloodServer::start(FloodConfig {
-        messages: 0,
-        ..FloodConfig::default()
-    });
+    let server = empty_server();
     let handled = Arc::new(Mutex::new(Vec::new()));
     let seen = handled.clone();
     let app = App::builder(server.url())
@@ -645,10 +639,7 @@ fn a_close_that_waits_for_the_end_leaves_a_durable_spill_for_the_next_connection
     drop(ws);
     server.finish();
 
-    let server = FloodServer::start(FloodConfig {
-        messages: 0,
-        ..FloodConfig::default()
-    });
+    let server = empty_server();
     let ws = connect(&server, spill_buffer(spill()));
     let (rest, _) = consume(&ws, usize::MAX, Duration::ZERO);
     server.finish();
@@ -758,10 +749,7 @@ fn an_app_closing_without_draining_leaves_its_backlog_on_a_durable_spill() {
     // The next connection on the directory gets what the App left in the
     // buffer: in order, right after the rest of the batch the App was
     // handling when it closed (counted in undelivered, not kept).
-    let server = FloodServer::start(FloodConfig {
-        messages: 0,
-        ..FloodConfig::default()
-    });
+    let server = empty_server();
     let ws = connect(&server, spill_buffer(spill()));
     let (rest, _) = consume(&ws, usize::MAX, Duration::ZERO);
     server.finish();
