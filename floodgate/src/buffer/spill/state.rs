@@ -182,13 +182,10 @@ impl SpillState {
         None
     }
 
-    /// Queues a message for the writer. Returns whether the writer should
-    /// be woken (the hand-off was empty).
-    pub(crate) fn push(&mut self, queued: Queued) -> bool {
+    /// Queues a message for the writer (the buffer wakes it if it sleeps).
+    pub(crate) fn push(&mut self, queued: Queued) {
         self.handoff_bytes += queued.message.len();
         self.handoff.push_back(queued);
-        self.figures.queued = self.handoff.len() as u64;
-        self.handoff.len() == 1
     }
 
     /// Where the consumer's next spilled message is.
@@ -260,7 +257,6 @@ impl SpillState {
         self.in_flight = 0;
         self.disk_records += written as u64;
         self.figures.spilled += written as u64;
-        self.figures.queued = self.handoff.len() as u64;
         if written > 0 {
             self.sync_due = true;
         }
