@@ -33,7 +33,7 @@ def test_exec_with_preload_content_returns_stdout_and_stderr(kube, impl):
     lines = 300
     out = run_client(impl, "kube_client.py", {"case": "exec_preload", "port": kube.port, "token": TOKEN, "lines": lines})
     # stdout and stderr of `report`, in the order they were sent.
-    assert out["report"] == "hello world\noops: hello world\n"
+    assert out["report"] == "hello world\noops: hello world\n", out["stderr_log"]
     # 300 frames, all arriving at once: every one is read (the client keeps
     # reading while its poll() says the socket is readable).
     assert out["seq"] == "".join(f"line {i}\n" for i in range(1, lines + 1))
@@ -66,7 +66,7 @@ def test_exec_interactive_v5_closes_stdin_and_gets_exit_code(kube, impl):
         "stderr": "stdin closed\n",
         "returncode": 0,
         "websocket": out["websocket"],
-    }, kube.events
+    }, (kube.events, out["stderr_log"])
     assert out["elapsed"] < 8
     # stdin went as text frames on channel 0; the close as v5's binary
     # [255, 0].
@@ -87,7 +87,7 @@ def test_exec_interactive_v4_exit_code_from_error_channel(kube, impl):
         "stderr": "",
         "returncode": 3,
         "websocket": out["websocket"],
-    }, kube.events
+    }, (kube.events, out["stderr_log"])
     assert out["elapsed"] < 8
     assert kube.seen("subprotocol") == [(V4,)]
     assert [f[1] for f in kube.seen("stdin-frame")] == [b"\x00hello\n", b"\x00second line\n", b"\x00exit 3\n"]
@@ -97,17 +97,19 @@ def test_exec_refused_handshake_is_an_api_exception(kube, impl):
     out = run_client(impl, "kube_client.py", {"case": "exec_refused", "port": kube.port, "token": TOKEN})
     assert out["error"] == "kubernetes.client.exceptions.ApiException"
     assert out["status"] == 0
-    assert "401" in out["reason"], out["reason"]
+    assert "401" in out["reason"], out
     assert kube.seen("request")[0][1] == "Bearer wrong-token"
     assert kube.seen("command") == []
 
 
 def test_portforward_exchanges_bytes_both_ways(kube, impl):
     big = 300_000
-    out = run_client(impl, "kube_client.py", {"case": "port_forward", "port": kube.port, "token": TOKEN, "big": big})
-    assert bytes.fromhex(out["small"]) == pf_transform(b"hello port")
+    out = run_client(impl, "kube_client.py", {"case": "port_forward", "port": kube.port, "token": TOKEN, "big": big},
+                     timeout=45)  # above the sum of the waits in port_forward()
+    assert bytes.fromhex(out["small"]) == pf_transform(b"hello port"), out["stderr_log"]
     expected = pf_transform(random.Random(7).randbytes(big))
     assert out["big_len"] == big
+    assert out["sender_done"] is True
     assert out["big_sha"] == hashlib.sha256(expected).hexdigest()
     assert out["error_9999"] == "fake pod: nothing listens on port 9999"
     assert out["eof_9999"] is True

@@ -23,7 +23,7 @@ def obs():
 
 def test_identify_and_requests(obs, impl):
     out = run_client(impl, "obs_client.py", {"case": "requests", "port": obs.port, "password": PASSWORD, "timeout": 5})
-    assert out["version"] == ["30.2.3", "5.5.2", 1, "fake OBS of floodgate's tests"]
+    assert out["version"] == ["30.2.3", "5.5.2", 1, "fake OBS of floodgate's tests"], out["stderr_log"]
     assert out["scene"] == "Scene B"
     assert out["refused"] == [
         "obsws_python.error.OBSSDKRequestError",

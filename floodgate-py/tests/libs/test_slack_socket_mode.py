@@ -36,7 +36,7 @@ def test_events_acks_and_reconnect_on_disconnect(slack, impl):
         ["events_api", "env-1-0", "first event"],
         ["events_api", "env-1-1", "second event"],
         ["events_api", "env-2-0", "after the reconnect"],
-    ], out
+    ], (out, out["stderr_log"])
     assert out["all_seen"] is True
     assert out["connected_before_close"] is True
     assert out["close"] == "ok", out["close_error"]

@@ -2,7 +2,10 @@
 ``portforward()``, against ``KubeServer``. ``ARGS["case"]`` picks what to
 run; the ``RESULT`` holds what the library returned."""
 
+import hashlib
 import random
+import select
+import threading
 import time
 
 from _child import ARGS, Clock, error_name, result  # first: reports the websocket
@@ -93,14 +96,16 @@ def exec_refused():
 
 
 def recv_exactly(sock, n, timeout):
+    """Reads until ``n`` bytes, the end of the stream or ``timeout``. Waits
+    with select() rather than the socket's timeout, which a sender thread
+    shares."""
     data = b""
     deadline = time.monotonic() + timeout
-    while len(data) < n and time.monotonic() < deadline:
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            chunk = sock.recv(n - len(data))
-        except TimeoutError:
+    while len(data) < n:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([sock], [], [], remaining)[0]:
             break
+        chunk = sock.recv(n - len(data))
         if not chunk:
             break
         data += chunk
@@ -118,10 +123,15 @@ def port_forward():
     sock.sendall(b"hello port")
     out["small"] = recv_exactly(sock, len(b"hello port"), 5).hex()
     big = random.Random(7).randbytes(ARGS["big"])
-    sock.sendall(big)
+    # Send from a thread while this one reads, as the replies come back
+    # while the bytes are still going out.
+    sender = threading.Thread(target=sock.sendall, args=(big,), daemon=True)
+    sender.start()
     back = recv_exactly(sock, len(big), 10)
+    sender.join(5)
+    out["sender_done"] = not sender.is_alive()
     out["big_len"] = len(back)
-    out["big_sha"] = __import__("hashlib").sha256(back).hexdigest()
+    out["big_sha"] = hashlib.sha256(back).hexdigest()
     deadline = time.monotonic() + 5
     while pf.error(9999) is None and time.monotonic() < deadline:
         time.sleep(0.01)
