@@ -50,6 +50,10 @@ def run_client(impl: str, script: str, args: dict, timeout: float = 30.0) -> dic
     result = json.loads(results[-1])
     expected = "floodgate" if impl == "floodgate" else "websocket"
     assert result["websocket"] == expected, f"the child's websocket was {result['websocket']}, not {expected}"
+    modules = result.pop("websocket_modules")
+    assert modules and all(m.split(".")[0] == expected for m in modules), (
+        f"{script} on {impl} loaded websocket modules not from {expected}: {modules}"
+    )
     result["stderr_log"] = proc.stderr
     return result
 

@@ -57,9 +57,11 @@ def test_exec_interactive_v5_closes_stdin_and_gets_exit_code(kube, impl):
     out = run_client(impl, "kube_client.py", {"case": "exec_interactive", "port": kube.port, "token": TOKEN,
                                               "namespace": "default", "end": "close"})
     # One comparison, so that a failure shows every field.
-    assert {k: v for k, v in out.items() if k not in ("elapsed", "stderr_log")} == {
+    assert 0.45 <= out["idle_elapsed"] < 2.5, out
+    assert {k: v for k, v in out.items() if k not in ("elapsed", "idle_elapsed", "stderr_log")} == {
         "subprotocol": V5,
         "open_at_start": True,
+        "idle_line": "",
         "lines": ["cat: hello", "cat: second line"],
         "returncode_while_open": None,
         "open_at_end": False,
@@ -78,9 +80,11 @@ def test_exec_interactive_v5_closes_stdin_and_gets_exit_code(kube, impl):
 def test_exec_interactive_v4_exit_code_from_error_channel(kube, impl):
     out = run_client(impl, "kube_client.py", {"case": "exec_interactive", "port": kube.port, "token": TOKEN,
                                               "namespace": "v4only", "end": 3})
-    assert {k: v for k, v in out.items() if k not in ("elapsed", "stderr_log")} == {
+    assert 0.45 <= out["idle_elapsed"] < 2.5, out
+    assert {k: v for k, v in out.items() if k not in ("elapsed", "idle_elapsed", "stderr_log")} == {
         "subprotocol": V4,
         "open_at_start": True,
+        "idle_line": "",
         "lines": ["cat: hello", "cat: second line"],
         "returncode_while_open": None,
         "open_at_end": False,

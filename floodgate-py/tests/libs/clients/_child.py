@@ -27,6 +27,13 @@ WEBSOCKET = websocket.__name__
 
 def result(**fields) -> None:
     fields["websocket"] = WEBSOCKET
+    # The modules behind every websocket name loaded, at the end: on
+    # floodgate, all of them floodgate's (no websocket-client file was
+    # loaded next to it by the library).
+    fields["websocket_modules"] = sorted(
+        {getattr(m, "__name__", "?") for n, m in list(sys.modules.items())
+         if m is not None and (n == "websocket" or n.startswith("websocket."))}
+    )
     print("RESULT " + json.dumps(fields), flush=True)
 
 

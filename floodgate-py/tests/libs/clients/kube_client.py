@@ -62,6 +62,11 @@ def exec_interactive():
         _preload_content=False,
     )
     out = {"subprotocol": resp.subprotocol, "open_at_start": resp.is_open()}
+    # Nothing to read yet: poll() on ws.sock must wait out the timeout (a
+    # descriptor readable with no frame would block in recv_data_frame).
+    idle = Clock()
+    out["idle_line"] = resp.readline_stdout(timeout=0.5)
+    out["idle_elapsed"] = idle.elapsed()
     lines = []
     for text in ("hello\n", "second line\n"):
         resp.write_stdin(text)
