@@ -21,7 +21,7 @@ it hangs.
 
 import pytest
 
-from libs_run import IMPLS
+from .libs_run import IMPLS
 
 
 @pytest.fixture(params=IMPLS)

@@ -10,8 +10,8 @@ the exception classes.
 """
 
 import pytest
-from libs_run import run_client
-from libs_servers import BinanceServer
+from .libs_run import run_client
+from .libs_servers import BinanceServer
 
 
 @pytest.fixture

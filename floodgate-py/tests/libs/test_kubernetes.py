@@ -16,8 +16,8 @@ import hashlib
 import random
 
 import pytest
-from libs_run import run_client
-from libs_servers import V4, V5, KubeServer, pf_transform
+from .libs_run import run_client
+from .libs_servers import V4, V5, KubeServer, pf_transform
 
 TOKEN = "fake-token-7f3a"
 

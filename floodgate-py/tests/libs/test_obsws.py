@@ -8,8 +8,8 @@ closed, ``WebSocketTimeoutException``, ``close()``.
 """
 
 import pytest
-from libs_run import run_client
-from libs_servers import ObsServer, obs_auth
+from .libs_run import run_client
+from .libs_servers import ObsServer, obs_auth
 
 PASSWORD = "obs-secret-42"
 

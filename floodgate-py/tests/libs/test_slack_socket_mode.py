@@ -12,8 +12,8 @@ threads, ``app.sock`` (``None`` once closed: how it decides to reconnect),
 """
 
 import pytest
-from libs_run import run_client
-from libs_servers import SlackServer
+from .libs_run import run_client
+from .libs_servers import SlackServer
 
 APP_TOKEN = "xapp-1-A0TEST-fake"
 # Connection 1 brings two events then a disconnect; connection 2 one event.
