@@ -17,7 +17,7 @@ import random
 
 import pytest
 from .libs_run import run_client
-from .libs_servers import V4, V5, KubeServer, pf_transform
+from .libs_servers import V4, V5, KubeServer, make_tls_files, pf_transform
 
 TOKEN = "fake-token-7f3a"
 
@@ -29,9 +29,26 @@ def kube():
     server.close()
 
 
-def test_exec_with_preload_content_returns_stdout_and_stderr(kube, impl):
+@pytest.fixture
+def kube_tls(tmp_path):
+    files = make_tls_files(tmp_path)
+    server = KubeServer(TOKEN, tls=files)
+    server.ca = files["ca"]
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize("scheme", ["ws", "wss"])
+def test_exec_with_preload_content_returns_stdout_and_stderr(request, scheme, impl):
+    # Over TLS, websocket-client's ws.sock is an ssl.SSLSocket: the client
+    # also reads the frames TLS has already decrypted (its pending()),
+    # which poll() on the socket does not show.
+    kube = request.getfixturevalue("kube_tls" if scheme == "wss" else "kube")
     lines = 300
-    out = run_client(impl, "kube_client.py", {"case": "exec_preload", "port": kube.port, "token": TOKEN, "lines": lines})
+    args = {"case": "exec_preload", "port": kube.port, "token": TOKEN, "lines": lines}
+    if scheme == "wss":
+        args["ca"] = kube.ca
+    out = run_client(impl, "kube_client.py", args)
     # stdout and stderr of `report`, in the order they were sent.
     assert out["report"] == "hello world\noops: hello world\n", out["stderr_log"]
     # 300 frames, all arriving at once: every one is read (the client keeps

@@ -17,7 +17,13 @@ from kubernetes.stream import portforward, stream
 
 def api(token):
     configuration = client.Configuration()
-    configuration.host = f"http://127.0.0.1:{ARGS['port']}"
+    if ARGS.get("ca"):
+        # wss: the client verifies the fake API server with this CA.
+        configuration.host = f"https://127.0.0.1:{ARGS['port']}"
+        configuration.ssl_ca_cert = ARGS["ca"]
+        configuration.verify_ssl = True
+    else:
+        configuration.host = f"http://127.0.0.1:{ARGS['port']}"
     configuration.api_key = {"authorization": token}
     configuration.api_key_prefix = {"authorization": "Bearer"}
     return client.CoreV1Api(client.ApiClient(configuration))
