@@ -73,8 +73,8 @@ def test_exec_with_preload_content_returns_stdout_and_stderr(request, scheme, im
 def test_exec_interactive_v5_closes_stdin_and_gets_exit_code(kube, impl):
     out = run_client(impl, "kube_client.py", {"case": "exec_interactive", "port": kube.port, "token": TOKEN,
                                               "namespace": "default", "end": "close"})
-    # One comparison, so that a failure shows every field.
     assert 0.45 <= out["idle_elapsed"] < 2.5, out
+    # One comparison, so that a failure shows every field.
     assert {k: v for k, v in out.items() if k not in ("elapsed", "idle_elapsed", "stderr_log")} == {
         "subprotocol": V5,
         "open_at_start": True,
