@@ -362,15 +362,11 @@ def _normalise(options: Dict[str, Any], ignore_unknown: bool) -> Dict[str, Any]:
             "socket= (a pre-made socket)",
             "floodgate opens its own; for a Unix socket use unix_socket=path",
         )
-    if options.pop("fire_cont_frame", False):
-        raise _unsupported(
-            "fire_cont_frame=True",
-            "floodgate hands over whole messages; WebSocketApp(on_data=...) sees each frame",
-        )
-    if options.pop("get_mask_key", None) is not None:
-        raise _unsupported("get_mask_key", "floodgate draws its mask keys from the OS's random source")
-    if options.pop("dispatcher", None) is not None:
-        raise _unsupported("dispatcher=", "floodgate's reader is a thread of its own")
+    # WebSocket's own (Python-side) options, handled before the options
+    # reach here: the mask key function and fire_cont_frame (_core.py), the
+    # dispatcher (WebSocketApp.run_forever).
+    for name in ("fire_cont_frame", "get_mask_key", "dispatcher"):
+        options.pop(name, None)
     for name in _ACCEPTED_WITHOUT_EFFECT:
         options.pop(name, None)
     if options:
