@@ -124,6 +124,10 @@ pub struct Connection {
     /// buffered messages where they are instead of taking and discarding
     /// them (see [`Connection::close`]).
     spills: bool,
+    /// The readiness descriptor (`ready_fd`), made on first request: most
+    /// programs never ask, and each sync costs a lock per receive.
+    #[cfg(unix)]
+    ready: std::sync::OnceLock<crate::ready::ReadySignal>,
 }
 
 /// Connects with the normalised options (see `floodgate/_options.py`).
@@ -178,6 +182,8 @@ pub fn connect(
         close_returned: AtomicBool::new(false),
         batch_hint: AtomicUsize::new(usize::MAX),
         spills,
+        #[cfg(unix)]
+        ready: std::sync::OnceLock::new(),
     })
 }
 
@@ -188,6 +194,151 @@ enum Waited<T> {
 }
 
 impl Connection {
+    /// Keeps the readiness descriptor in step after a take (see
+    /// `ready.rs`); nothing until `ready_fd` was asked for.
+    fn taken(&self) {
+        #[cfg(unix)]
+        if let Some(ready) = self.ready.get() {
+            ready.sync();
+        }
+    }
+
+    /// [`recv`](Connection::recv), without the readiness sync.
+    fn recv_one<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+        control_frame: bool,
+        raw: bool,
+    ) -> PyResult<(u8, Bound<'py, PyAny>)> {
+        if control_frame {
+            self.control.wanted.store(true, Ordering::Relaxed);
+        }
+        let deadline = seconds("timeout", timeout)?.map(|t| Instant::now() + t);
+        loop {
+            if control_frame {
+                if let Some(frame) = self.control.pop() {
+                    return Ok((opcode_of(&frame), message_to_py(py, &frame)?));
+                }
+            }
+            // Most calls find a message waiting: take it without giving
+            // up the GIL.
+            match self.ws.try_recv() {
+                Ok(Some(message)) => return Self::delivered(py, &message, raw),
+                Ok(None) => {}
+                Err(end) => return self.ended(py, end),
+            }
+            let slice = if control_frame { CONTROL_SLICE } else { SLICE };
+            let waited = self.wait(py, deadline, slice, |wait| {
+                match self.ws.recv_timeout(wait) {
+                    Err(e) if e.is_timeout() && control_frame => Some(Err(e)),
+                    Err(e) if e.is_timeout() => None,
+                    other => Some(other),
+                }
+            })?;
+            match waited {
+                Waited::TimedOut => return Err(timeout_error(py, "Connection timed out")),
+                Waited::Got(Ok(message)) => return Self::delivered(py, &message, raw),
+                // A slice ended with control frames asked for: look again.
+                Waited::Got(Err(e)) if e.is_timeout() => {}
+                Waited::Got(Err(end)) => return self.ended(py, end),
+            }
+        }
+    }
+
+    /// [`recv_batch`](Connection::recv_batch), without the readiness sync.
+    fn recv_batch_inner<'py>(
+        &self,
+        py: Python<'py>,
+        max: usize,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let max = max.max(1).min(self.batch_hint.load(Ordering::Relaxed));
+        let deadline = seconds("timeout", timeout)?.map(|t| Instant::now() + t);
+        let mut batch = match self.ws.recv_batch(max, Duration::ZERO) {
+            Ok(batch) => batch,
+            Err(end) => return Err(self.batch_end(py, end)),
+        };
+        if batch.is_empty() {
+            let waited = self.wait(py, deadline, SLICE, |wait| {
+                match self.ws.recv_batch(max, wait) {
+                    Ok(batch) if batch.is_empty() => None,
+                    other => Some(other),
+                }
+            })?;
+            batch = match waited {
+                Waited::TimedOut => return Err(timeout_error(py, "Connection timed out")),
+                Waited::Got(Ok(batch)) => batch,
+                Waited::Got(Err(end)) => return Err(self.batch_end(py, end)),
+            };
+        }
+        let list = PyList::empty(py);
+        let mut bytes = 0;
+        for message in &batch {
+            bytes += message.message().as_bytes().len();
+            list.append(message_to_py(py, message.message())?)?;
+        }
+        let average = (bytes / batch.len().max(1)).max(1);
+        self.batch_hint
+            .store((BATCH_BYTES / average).max(1), Ordering::Relaxed);
+        Ok(list)
+    }
+
+    /// [`close`](Connection::close), without the readiness sync.
+    fn close_inner<'py>(
+        &self,
+        py: Python<'py>,
+        code: u16,
+        reason: String,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let deadline = seconds("timeout", timeout)?.map(|t| Instant::now() + t);
+        match self
+            .sender
+            .start_close(Some(CloseFrame::new(CloseCode(code), reason)))
+        {
+            Ok(()) => {}
+            // Closed already, or being closed (`send_close`): wait below
+            // for the end, without taking anything.
+            Err(e) if closed_already(&e) && self.spills => {}
+            Err(e) if closed_already(&e) => {
+                // Closed already (by the server, or by an earlier close):
+                // the end, if it has come, says how.
+                loop {
+                    match self.ws.try_recv() {
+                        Ok(Some(_discarded)) => {}
+                        Ok(None) => return Ok(None),
+                        Err(end) => return Ok(end_payload(py, &end)),
+                    }
+                }
+            }
+            Err(e) => return Err(to_py(py, e)),
+        }
+        let waited = if self.spills {
+            let buffer = self.ws.buffer();
+            self.wait(py, deadline, SLICE, |wait| {
+                buffer.wait_finished(wait).then_some(Ok(()))
+            })?
+        } else {
+            self.wait(py, deadline, SLICE, |wait| {
+                match self.ws.recv_timeout(wait) {
+                    Ok(_discarded) => None,
+                    Err(e) if e.is_timeout() => None,
+                    Err(end) => Some(Err::<(), _>(end)),
+                }
+            })?
+        };
+        self.close_returned.store(true, Ordering::SeqCst);
+        match waited {
+            Waited::TimedOut => {
+                self.sender.shutdown();
+                Ok(None)
+            }
+            Waited::Got(Err(end)) => Ok(end_payload(py, &end)),
+            Waited::Got(Ok(())) => Ok(None),
+        }
+    }
+
     /// Runs `step` (which waits at most the slice it is given) without the
     /// GIL until it yields something or `deadline` passes, checking
     /// Python's signals between slices.
@@ -271,39 +422,9 @@ impl Connection {
         control_frame: bool,
         raw: bool,
     ) -> PyResult<(u8, Bound<'py, PyAny>)> {
-        if control_frame {
-            self.control.wanted.store(true, Ordering::Relaxed);
-        }
-        let deadline = seconds("timeout", timeout)?.map(|t| Instant::now() + t);
-        loop {
-            if control_frame {
-                if let Some(frame) = self.control.pop() {
-                    return Ok((opcode_of(&frame), message_to_py(py, &frame)?));
-                }
-            }
-            // Most calls find a message waiting: take it without giving
-            // up the GIL.
-            match self.ws.try_recv() {
-                Ok(Some(message)) => return Self::delivered(py, &message, raw),
-                Ok(None) => {}
-                Err(end) => return self.ended(py, end),
-            }
-            let slice = if control_frame { CONTROL_SLICE } else { SLICE };
-            let waited = self.wait(py, deadline, slice, |wait| {
-                match self.ws.recv_timeout(wait) {
-                    Err(e) if e.is_timeout() && control_frame => Some(Err(e)),
-                    Err(e) if e.is_timeout() => None,
-                    other => Some(other),
-                }
-            })?;
-            match waited {
-                Waited::TimedOut => return Err(timeout_error(py, "Connection timed out")),
-                Waited::Got(Ok(message)) => return Self::delivered(py, &message, raw),
-                // A slice ended with control frames asked for: look again.
-                Waited::Got(Err(e)) if e.is_timeout() => {}
-                Waited::Got(Err(end)) => return self.ended(py, end),
-            }
-        }
+        let result = self.recv_one(py, timeout, control_frame, raw);
+        self.taken();
+        result
     }
 
     /// Up to `max` messages at once (`str` or `bytes`), waiting at most
@@ -317,35 +438,9 @@ impl Connection {
         max: usize,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let max = max.max(1).min(self.batch_hint.load(Ordering::Relaxed));
-        let deadline = seconds("timeout", timeout)?.map(|t| Instant::now() + t);
-        let mut batch = match self.ws.recv_batch(max, Duration::ZERO) {
-            Ok(batch) => batch,
-            Err(end) => return Err(self.batch_end(py, end)),
-        };
-        if batch.is_empty() {
-            let waited = self.wait(py, deadline, SLICE, |wait| {
-                match self.ws.recv_batch(max, wait) {
-                    Ok(batch) if batch.is_empty() => None,
-                    other => Some(other),
-                }
-            })?;
-            batch = match waited {
-                Waited::TimedOut => return Err(timeout_error(py, "Connection timed out")),
-                Waited::Got(Ok(batch)) => batch,
-                Waited::Got(Err(end)) => return Err(self.batch_end(py, end)),
-            };
-        }
-        let list = PyList::empty(py);
-        let mut bytes = 0;
-        for message in &batch {
-            bytes += message.message().as_bytes().len();
-            list.append(message_to_py(py, message.message())?)?;
-        }
-        let average = (bytes / batch.len().max(1)).max(1);
-        self.batch_hint
-            .store((BATCH_BYTES / average).max(1), Ordering::Relaxed);
-        Ok(list)
+        let result = self.recv_batch_inner(py, max, timeout);
+        self.taken();
+        result
     }
 
     /// Sends a text message.
@@ -413,51 +508,9 @@ impl Connection {
         reason: String,
         timeout: Option<f64>,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let deadline = seconds("timeout", timeout)?.map(|t| Instant::now() + t);
-        match self
-            .sender
-            .start_close(Some(CloseFrame::new(CloseCode(code), reason)))
-        {
-            Ok(()) => {}
-            // Closed already, or being closed (`send_close`): wait below
-            // for the end, without taking anything.
-            Err(e) if closed_already(&e) && self.spills => {}
-            Err(e) if closed_already(&e) => {
-                // Closed already (by the server, or by an earlier close):
-                // the end, if it has come, says how.
-                loop {
-                    match self.ws.try_recv() {
-                        Ok(Some(_discarded)) => {}
-                        Ok(None) => return Ok(None),
-                        Err(end) => return Ok(end_payload(py, &end)),
-                    }
-                }
-            }
-            Err(e) => return Err(to_py(py, e)),
-        }
-        let waited = if self.spills {
-            let buffer = self.ws.buffer();
-            self.wait(py, deadline, SLICE, |wait| {
-                buffer.wait_finished(wait).then_some(Ok(()))
-            })?
-        } else {
-            self.wait(py, deadline, SLICE, |wait| {
-                match self.ws.recv_timeout(wait) {
-                    Ok(_discarded) => None,
-                    Err(e) if e.is_timeout() => None,
-                    Err(end) => Some(Err::<(), _>(end)),
-                }
-            })?
-        };
-        self.close_returned.store(true, Ordering::SeqCst);
-        match waited {
-            Waited::TimedOut => {
-                self.sender.shutdown();
-                Ok(None)
-            }
-            Waited::Got(Err(end)) => Ok(end_payload(py, &end)),
-            Waited::Got(Ok(())) => Ok(None),
-        }
+        let result = self.close_inner(py, code, reason, timeout);
+        self.taken();
+        result
     }
 
     /// Sends the close frame and returns at once (the reader completes the
@@ -560,6 +613,45 @@ impl Connection {
     #[getter]
     fn is_open(&self) -> bool {
         self.sender.is_open()
+    }
+
+    /// A descriptor readable exactly when `recv` or `recv_batch` would
+    /// not block: a message is buffered (in memory or spilled), or the
+    /// connection has ended. For `select`, `poll` and event loops
+    /// (websocket-client's `fileno()`); only wait on it, never read it.
+    /// Non-blocking, close-on-exec, owned by this connection (closed when
+    /// it is dropped). The pings and pongs recorded for
+    /// `recv(control_frame=True)` do not make it readable (see `ready.rs`).
+    #[cfg(unix)]
+    fn ready_fd(&self) -> PyResult<i32> {
+        if let Some(ready) = self.ready.get() {
+            return Ok(ready.fd());
+        }
+        let made = crate::ready::ReadySignal::new(self.ws.buffer())?;
+        // Two threads asking at once: one signal is kept, the other dropped.
+        let _ = self.ready.set(made);
+        self.ready
+            .get()
+            .map(crate::ready::ReadySignal::fd)
+            .ok_or_else(|| {
+                pyo3::exceptions::PyRuntimeError::new_err("the readiness descriptor was not kept")
+            })
+    }
+
+    /// Messages buffered now (in memory and spilled): what `recv` takes
+    /// without waiting.
+    fn pending(&self) -> usize {
+        self.ws.buffer().len()
+    }
+
+    /// The socket's own descriptor, for `getsockopt`/`setsockopt` only
+    /// (the reader thread owns its bytes); `None` when the transport is
+    /// not a socket. Valid while this connection lives.
+    fn socket_fd(&self) -> Option<i32> {
+        #[cfg(unix)]
+        return self.ws.socket_fd();
+        #[cfg(not(unix))]
+        None
     }
 
     /// The buffer's counters (see `floodgate.WebSocket.stats`).

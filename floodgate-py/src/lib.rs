@@ -19,6 +19,8 @@ mod connection;
 mod convert;
 mod errors;
 mod options;
+#[cfg(unix)]
+mod ready;
 
 use pyo3::prelude::*;
 

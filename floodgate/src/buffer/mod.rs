@@ -509,6 +509,34 @@ impl Buffer {
         Poll::Pending
     }
 
+    /// Whether a receive would return at once, for an event loop that is
+    /// not this crate's (the Python package's readiness descriptor, which
+    /// `select` waits on): `Ready` while a message is buffered (in memory
+    /// or spilled) or the connection has ended; otherwise `Pending`, and
+    /// `cx`'s waker is woken when a message arrives or the connection
+    /// ends. Takes nothing; a waker is woken once, so poll again after
+    /// each wake-up and after each take to follow the buffer.
+    ///
+    /// ```
+    /// use std::task::{Context, Poll, Waker};
+    /// # fn demo(buffer: &floodgate::buffer::Buffer) {
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// if buffer.poll_ready(&mut cx).is_ready() {
+    ///     let _ = buffer.try_recv(); // returns at once
+    /// }
+    /// # }
+    /// ```
+    pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.lock();
+        if !state.queue.is_empty() || state.end.is_some() {
+            return Poll::Ready(());
+        }
+        if !state.consumers.iter().any(|w| w.will_wake(cx.waker())) {
+            state.consumers.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
     /// How the connection ended, without taking the messages still
     /// buffered (an App closing without draining: a durable spill keeps
     /// them); `None` while it has not. Given once, as to a consumer.
@@ -1257,4 +1285,112 @@ pub(crate) fn thread_waker() -> Waker {
         static WAKER: Waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
     }
     WAKER.with(Waker::clone)
+}
+
+#[cfg(test)]
+mod ready_tests {
+    //! `Buffer::poll_ready`: the readiness a foreign event loop follows.
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn push(buffer: &Buffer, texts: &[&str], wake_consumers: bool) {
+        let mut batch = buffer.new_batch();
+        for t in texts {
+            buffer.stage(&mut batch, Message::text(*t));
+        }
+        let producer = Waker::noop();
+        assert!(matches!(
+            buffer.push(&mut batch, producer, wake_consumers),
+            Pushed::Done
+        ));
+        if !wake_consumers {
+            buffer.wake_consumers();
+        }
+    }
+
+    fn poll(buffer: &Buffer, count: &Arc<Count>) -> bool {
+        let waker = Waker::from(count.clone());
+        buffer
+            .poll_ready(&mut Context::from_waker(&waker))
+            .is_ready()
+    }
+
+    #[test]
+    fn ready_follows_the_buffer_and_wakes_on_arrival() {
+        for wake_consumers in [true, false] {
+            let buffer = Buffer::new(&BufferConfig::new().max_messages(16));
+            let count = Arc::new(Count::default());
+            assert!(!poll(&buffer, &count), "ready while empty");
+            // Polling twice registers once: one wake-up per arrival.
+            assert!(!poll(&buffer, &count));
+            push(&buffer, &["a", "b"], wake_consumers);
+            assert_eq!(
+                count.0.load(Ordering::SeqCst),
+                1,
+                "not woken once on arrival"
+            );
+            assert!(poll(&buffer, &count));
+            assert_eq!(buffer.try_recv().unwrap().unwrap().as_text(), Some("a"));
+            assert!(poll(&buffer, &count), "one message left");
+            buffer.try_recv().unwrap().unwrap();
+            assert!(!poll(&buffer, &count), "ready after the last was taken");
+            // Nothing arrived: no wake-up.
+            assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        }
+    }
+
+    #[test]
+    fn the_end_is_ready_and_wakes() {
+        let buffer = Buffer::new(&BufferConfig::new());
+        let count = Arc::new(Count::default());
+        assert!(!poll(&buffer, &count));
+        buffer.finish(std::io::Error::other("gone"));
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(poll(&buffer, &count));
+        assert!(buffer.try_recv().is_err());
+        // Ended and given: a receive still returns at once.
+        assert!(poll(&buffer, &count));
+    }
+
+    #[test]
+    fn spilled_messages_are_ready() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = BufferConfig::new()
+            .max_messages(1)
+            .overflow(Overflow::Spill(SpillConfig::new(dir.path())));
+        let buffer = Buffer::try_new(&config).unwrap();
+        let count = Arc::new(Count::default());
+        push(&buffer, &["m0", "m1", "m2", "m3"], true);
+        // Ready while the three past the limit wait for the writer...
+        assert!(poll(&buffer, &count));
+        // ...and once they are on disk.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while buffer.stats().buffered_disk < 3 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let before = buffer.stats();
+        assert_eq!(
+            (before.buffered, before.buffered_disk),
+            (4, 3),
+            "{before:?}"
+        );
+        let mut got = Vec::new();
+        while poll(&buffer, &count) {
+            match buffer.recv_timeout(Duration::from_secs(5)) {
+                Ok(d) => got.push(d.as_text().unwrap().to_owned()),
+                Err(e) => panic!("ready, but the receive failed: {e}"),
+            }
+        }
+        assert_eq!(got, ["m0", "m1", "m2", "m3"]);
+        assert_eq!(buffer.stats().buffered, 0);
+    }
 }

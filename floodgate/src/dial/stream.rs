@@ -63,6 +63,15 @@ pub trait Transport: Read + Write {
     /// Shuts down both directions (the peer sees end of stream).
     fn shutdown(&self) -> io::Result<()>;
 
+    /// The socket underneath, for socket options (`getsockopt`,
+    /// `setsockopt`) and readiness only: reading or writing it would take
+    /// bytes from under the connection. `None` (the default) when the
+    /// transport is not a socket of its own.
+    #[cfg(unix)]
+    fn socket_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
+
     /// A second handle to the same connection, so that a buffered
     /// connection's reader thread can read while other threads write.
     /// Sockets implement it (`dup` of the descriptor); the default says the
@@ -137,6 +146,10 @@ impl Transport for TcpStream {
     fn shutdown(&self) -> io::Result<()> {
         TcpStream::shutdown(self, Shutdown::Both)
     }
+    #[cfg(unix)]
+    fn socket_fd(&self) -> Option<std::os::fd::RawFd> {
+        Some(std::os::fd::AsRawFd::as_raw_fd(self))
+    }
     fn try_clone(&self) -> io::Result<Self> {
         TcpStream::try_clone(self)
     }
@@ -164,6 +177,9 @@ impl Transport for std::os::unix::net::UnixStream {
     }
     fn shutdown(&self) -> io::Result<()> {
         std::os::unix::net::UnixStream::shutdown(self, Shutdown::Both)
+    }
+    fn socket_fd(&self) -> Option<std::os::fd::RawFd> {
+        Some(std::os::fd::AsRawFd::as_raw_fd(self))
     }
     fn try_clone(&self) -> io::Result<Self> {
         std::os::unix::net::UnixStream::try_clone(self)
@@ -252,6 +268,10 @@ impl Transport for Stream {
     }
     fn shutdown(&self) -> io::Result<()> {
         each!(self, s => Transport::shutdown(s))
+    }
+    #[cfg(unix)]
+    fn socket_fd(&self) -> Option<std::os::fd::RawFd> {
+        each!(self, s => Transport::socket_fd(s))
     }
     fn try_clone(&self) -> io::Result<Self> {
         Ok(match self {

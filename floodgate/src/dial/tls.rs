@@ -645,6 +645,10 @@ impl crate::dial::stream::Transport for TlsStream {
     fn shutdown(&self) -> io::Result<()> {
         self.tcp.shutdown(std::net::Shutdown::Both)
     }
+    #[cfg(unix)]
+    fn socket_fd(&self) -> Option<std::os::fd::RawFd> {
+        Some(std::os::fd::AsRawFd::as_raw_fd(&self.tcp))
+    }
     fn try_clone(&self) -> io::Result<Self> {
         Ok(TlsStream {
             shared: self.shared.clone(),

@@ -350,6 +350,10 @@ pub struct BufferedWebSocket<S: Transport = Stream> {
     headers: HeaderMap,
     subprotocol: Option<String>,
     deflate: Option<floodgate_proto::deflate::PerMessageDeflate>,
+    /// The socket's descriptor (see [`socket_fd`](Self::socket_fd)), read
+    /// once here: the streams are behind locks a blocked sender may hold.
+    #[cfg(unix)]
+    socket_fd: Option<std::os::fd::RawFd>,
 }
 
 impl<S: Transport + Send + 'static> BufferedWebSocket<S> {
@@ -361,6 +365,10 @@ impl<S: Transport + Send + 'static> BufferedWebSocket<S> {
         }
         let write_stream = parts.stream.try_clone()?;
         let killer = parts.stream.try_clone()?;
+        // The killer's handle is never read or written, and lives as long
+        // as the shared state (so as long as this connection).
+        #[cfg(unix)]
+        let socket_fd = killer.socket_fd();
         let buffer = Arc::new(Buffer::try_new(config)?);
         let deflate = parts.conn.deflate().cloned();
         let close_timeout = parts.conn.timeouts().close;
@@ -408,6 +416,8 @@ impl<S: Transport + Send + 'static> BufferedWebSocket<S> {
             headers: parts.headers,
             subprotocol: parts.subprotocol,
             deflate,
+            #[cfg(unix)]
+            socket_fd,
         })
     }
 }
@@ -661,6 +671,32 @@ impl<S: Transport> BufferedWebSocket<S> {
     /// The server's handshake response headers.
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
+    }
+
+    /// The connection's socket descriptor, for socket options
+    /// (`getsockopt`, `setsockopt`) only: the reader thread owns the
+    /// socket's bytes, so reading or writing it would corrupt the
+    /// connection. Valid while this connection lives (even after the
+    /// transport is shut down); `None` when the transport is not a socket.
+    /// To wait for messages with `select` or `poll`, wait on the buffer
+    /// ([`Buffer::poll_ready`]) instead: this socket is readable whenever
+    /// bytes arrive, not when a message can be taken.
+    ///
+    /// ```no_run
+    /// # fn demo() -> floodgate::Result<()> {
+    /// use std::os::fd::BorrowedFd;
+    /// let ws = floodgate::Client::builder().connect_buffered("ws://127.0.0.1:9001/")?;
+    /// if let Some(fd) = ws.socket_fd() {
+    ///     // SAFETY: the descriptor stays open while `ws` lives.
+    ///     let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    ///     println!("TCP_NODELAY: {}", socket2::SockRef::from(&fd).tcp_nodelay()?);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(unix)]
+    pub fn socket_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.socket_fd
     }
 }
 
