@@ -13,6 +13,7 @@ test says so and checks each side (docs/python.md lists the differences).
 
 import json
 import logging
+import threading
 import time
 import uuid
 
@@ -226,3 +227,71 @@ def test_websocketapp_still_refuses_unknown_arguments(lib, server):
     # websocket-client's WebSocketApp has no **kwargs: a TypeError there too.
     with pytest.raises(TypeError):
         lib.WebSocketApp(server.url(), no_such_option=1)
+
+
+# ----- the exceptions and messages of each end ------------------------------------
+
+
+def _outcome(call):
+    try:
+        return ("ok", call())
+    except Exception as e:  # noqa: BLE001 - compared, not handled
+        return (type(e).__name__, str(e))
+
+
+def test_a_dropped_connection_is_reported_as_websocket_client_reports_it(lib, server):
+    ws = lib.create_connection(server.url("/drop/1"), timeout=5)
+    assert ws.recv() == "message 0"
+    time.sleep(0.2)
+    assert _outcome(ws.recv) == ("WebSocketConnectionClosedException", "Connection to remote host was lost.")
+    assert ws.sock is None and not ws.connected
+    assert _outcome(ws.recv) == ("WebSocketConnectionClosedException", "Connection is closed")
+    assert _outcome(lambda: ws.send("x")) == ("WebSocketConnectionClosedException", "socket is already closed.")
+    ws.close()
+
+
+def test_a_receive_after_the_servers_close(lib, server):
+    ws = lib.create_connection(server.url("/close/1001"), timeout=5)
+    assert ws.recv() == ""
+    assert not ws.connected
+    if lib is floodgate:
+        # floodgate also keeps the frame recv() returned (websocket-client
+        # sets close_frame only in close()).
+        assert ws.close_frame.data == b"\x03\xe9bye"
+    time.sleep(0.2)
+    assert _outcome(ws.recv) == ("WebSocketConnectionClosedException", "Connection to remote host was lost.")
+    assert _outcome(lambda: ws.send("x")) == ("WebSocketConnectionClosedException", "socket is already closed.")
+    ws.close()
+
+
+def test_abort_wakes_a_receive_with_websocket_clients_message(lib, server):
+    ws = lib.create_connection(server.url("/echo"), timeout=5)
+    threading.Timer(0.2, ws.abort).start()
+    assert _outcome(ws.recv) == ("WebSocketConnectionClosedException", "Connection to remote host was lost.")
+    ws.close()
+
+
+def test_a_refused_upgrade_says_handshake_status(lib, server):
+    with pytest.raises(lib.WebSocketBadStatusException) as raised:
+        lib.create_connection(server.url("/status/404"), timeout=5)
+    e = raised.value
+    assert str(e).startswith("Handshake status 404 ")
+    assert e.status_code == 404
+    assert e.resp_headers["x-why"] == "test"
+    if lib is floodgate:
+        assert "404" in e.explanation
+
+
+@pytest.mark.parametrize(
+    "url, error",
+    [
+        ("ws://127.0.0.1:1/", ConnectionRefusedError),
+        ("http://127.0.0.1:1/", ValueError),
+        ("ws//example.com", ValueError),
+    ],
+)
+def test_connect_failures_raise_websocket_clients_classes(lib, url, error):
+    # The messages differ on purpose: floodgate's name the URL or address
+    # and what to check (docs/python.md).
+    with pytest.raises(error):
+        lib.create_connection(url, timeout=5)

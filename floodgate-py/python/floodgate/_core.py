@@ -24,6 +24,7 @@ from . import _logging
 from . import _transport
 from ._abnf import ABNF, STATUS_NORMAL, continuous_frame, frame_buffer
 from ._exceptions import (
+    WebSocketBadStatusException,
     WebSocketConnectionClosedException,
     WebSocketException,
     WebSocketUnsupportedException,
@@ -181,6 +182,9 @@ class WebSocket:
         # the reader (connect(fragments=True)) and those not yet returned.
         self._fragments: Any = None
         self._queued_frames: List[tuple] = []
+        # The native connection's end was reported by a receive (see
+        # _native_recv).
+        self._end_reported = False
         self.connected = False
         #: The server's close frame (an ABNF), once the close handshake is done.
         self.close_frame: Optional[ABNF] = None
@@ -345,7 +349,17 @@ class WebSocket:
             # durable directory the new one needs. (Others are dropped
             # once replaced, so that a failed connect keeps them.)
             self.shutdown()
-        conn = _floodgate.connect(url, normalised, fragments, control, keepalive)
+        try:
+            conn = _floodgate.connect(url, normalised, fragments, control, keepalive)
+        except WebSocketBadStatusException as e:
+            # websocket-client's words, which programs match on ("Handshake
+            # status 401"); floodgate's account stays in ``explanation``.
+            e.explanation = str(e)
+            e.args = (
+                f"Handshake status {e.status_code} {e.status_message} -+-+- "
+                f"{e.resp_headers} -+-+- {e.resp_body}",
+            )
+            raise
         if isinstance(self._sock, NativeSocket):
             self._sock._closed = True
         self._conn = conn
@@ -354,6 +368,7 @@ class WebSocket:
         self._last_stats = None
         self._url = url
         self._queued_frames = []
+        self._end_reported = False
         if fire_cont_frame:
             from ._app import _Fragments  # _app imports this module
 
@@ -385,6 +400,38 @@ class WebSocket:
             self.connected = False
             raise
 
+    # ----- the native connection's ends, in websocket-client's words -----------
+
+    def _native_recv(self, conn: Any, *args: Any) -> tuple:
+        """``conn.recv``; the end of the connection is reported as
+        websocket-client reports it: "Connection to remote host was lost."
+        once (then ``sock`` is ``None`` and ``connected`` False), then
+        "Connection is closed". floodgate's own account (who ended it, the
+        close code) is the exception's ``__cause__``. The native connection
+        is kept until ``close()``/``shutdown()`` (its ``stats()``, and its
+        ready descriptor stays valid for a loop still watching it)."""
+        try:
+            return conn.recv(self._timeout, *args)
+        except WebSocketConnectionClosedException as e:
+            if not _plain_end(e) or conn is not self._conn:
+                raise
+            if self._end_reported:
+                raise WebSocketConnectionClosedException("Connection is closed") from e
+            self._end_reported = True
+            self.connected = False
+            if isinstance(self._sock, NativeSocket):
+                self._sock = None
+            raise WebSocketConnectionClosedException("Connection to remote host was lost.") from e
+
+    @staticmethod
+    def _native_send(send_fn: Callable[..., None], *args: Any) -> None:
+        try:
+            send_fn(*args)
+        except WebSocketConnectionClosedException as e:
+            if not _plain_end(e):
+                raise
+            raise WebSocketConnectionClosedException("socket is already closed.") from e
+
     # ----- sending ----------------------------------------------------------
 
     def _connection(self):
@@ -401,25 +448,30 @@ class WebSocket:
             return self.send_frame(ABNF.create_frame(payload, opcode))
         if _logging._trace_enabled:
             _logging.trace(f"++Sent decoded: opcode={opcode} data={_logging._any(payload)}")
-        if opcode == ABNF.OPCODE_TEXT:
-            text = payload if isinstance(payload, str) else bytes(payload).decode("utf-8")
-            conn.send_text(text)
-            return _frame_length(len(text) if text.isascii() else len(text.encode("utf-8")))
-        data = _as_bytes(payload)
-        if opcode == ABNF.OPCODE_BINARY:
-            conn.send_binary(data)
-        elif opcode == ABNF.OPCODE_PING:
-            conn.ping(data)
-        elif opcode == ABNF.OPCODE_PONG:
-            conn.pong(data)
-        elif opcode == ABNF.OPCODE_CLOSE:
+        try:
+            if opcode == ABNF.OPCODE_TEXT:
+                text = payload if isinstance(payload, str) else bytes(payload).decode("utf-8")
+                conn.send_text(text)
+                return _frame_length(len(text) if text.isascii() else len(text.encode("utf-8")))
+            data = _as_bytes(payload)
+            if opcode == ABNF.OPCODE_BINARY:
+                conn.send_binary(data)
+            elif opcode == ABNF.OPCODE_PING:
+                conn.ping(data)
+            elif opcode == ABNF.OPCODE_PONG:
+                conn.pong(data)
+        except WebSocketConnectionClosedException as e:
+            if not _plain_end(e):
+                raise
+            raise WebSocketConnectionClosedException("socket is already closed.") from e
+        if opcode == ABNF.OPCODE_CLOSE:
             code, reason = STATUS_NORMAL, ""
             if len(data) >= 2:
                 code = struct.unpack("!H", data[:2])[0]
                 reason = data[2:].decode("utf-8")
             self.send_close(code, reason)
-        else:
-            conn.send_frame(opcode, data, True)
+        elif opcode not in (ABNF.OPCODE_BINARY, ABNF.OPCODE_PING, ABNF.OPCODE_PONG):
+            self._native_send(conn.send_frame, opcode, data, True)
         return _frame_length(len(data))
 
     def send_text(self, text_data: str) -> int:
@@ -454,7 +506,7 @@ class WebSocket:
                     data = data[sent:]
             return length
         data = _as_bytes(frame.data)
-        conn.send_frame(frame.opcode, data, bool(frame.fin))
+        self._native_send(conn.send_frame, frame.opcode, data, bool(frame.fin))
         return _frame_length(len(data))
 
     def ping(self, payload: Union[str, bytes] = "") -> None:
@@ -462,14 +514,14 @@ class WebSocket:
         if self._conn is None:
             self.send(_as_bytes(payload), ABNF.OPCODE_PING)
         else:
-            self._conn.ping(_as_bytes(payload))
+            self._native_send(self._conn.ping, _as_bytes(payload))
 
     def pong(self, payload: Union[str, bytes] = "") -> None:
         """Sends a pong."""
         if self._conn is None:
             self.send(_as_bytes(payload), ABNF.OPCODE_PONG)
         else:
-            self._conn.pong(_as_bytes(payload))
+            self._native_send(self._conn.pong, _as_bytes(payload))
 
     # ----- receiving --------------------------------------------------------
 
@@ -490,7 +542,7 @@ class WebSocket:
             if opcode == ABNF.OPCODE_BINARY:
                 return data
             return ""
-        opcode, data = conn.recv(self._timeout)
+        opcode, data = self._native_recv(conn)
         if _logging._trace_enabled:
             _logging.trace(f"++Rcv decoded: opcode={opcode} data={_logging._any(data)}")
         if opcode == ABNF.OPCODE_CLOSE:
@@ -505,7 +557,7 @@ class WebSocket:
         if conn is None or self._fragments is not None:
             opcode, frame = self.recv_data_frame(control_frame)
             return opcode, frame.data
-        opcode, data = conn.recv(self._timeout, control_frame, True)
+        opcode, data = self._native_recv(conn, control_frame, True)
         if opcode == ABNF.OPCODE_CLOSE:
             self._closed_by_server(data)
         return opcode, data
@@ -529,7 +581,7 @@ class WebSocket:
         recorded for the next message, one per call."""
         if self._queued_frames:
             return self._queued_frames.pop(0)
-        opcode, data = conn.recv(self._timeout, control_frame, True)
+        opcode, data = self._native_recv(conn, control_frame, True)
         if opcode == ABNF.OPCODE_CLOSE:
             self._closed_by_server(data)
         if opcode in (ABNF.OPCODE_TEXT, ABNF.OPCODE_BINARY):
@@ -658,6 +710,13 @@ class WebSocket:
             except (OSError, AttributeError):
                 _logging.debug("Socket already closed during shutdown")
         self.connected = False
+
+
+def _plain_end(e: BaseException) -> bool:
+    """Whether ``e`` is the plain end of a connection, which websocket-client
+    words its own way (not floodgate's subclasses: a buffer overflow, a
+    refused spill; not a ping timeout)."""
+    return type(e) is WebSocketConnectionClosedException and not getattr(e, "_pong_timeout", False)
 
 
 def _reason(reason: Union[str, bytes]) -> str:
