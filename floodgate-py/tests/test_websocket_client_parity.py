@@ -295,3 +295,44 @@ def test_connect_failures_raise_websocket_clients_classes(lib, url, error):
     # and what to check (docs/python.md).
     with pytest.raises(error):
         lib.create_connection(url, timeout=5)
+
+
+# ----- connection= --------------------------------------------------------------------
+
+
+def _connection_tokens(ws) -> set:
+    lines = json.loads(ws.recv())
+    values = [value for name, value in lines if name.lower() == "connection"]
+    return {t.strip().lower() for value in values for t in value.split(",")}
+
+
+@pytest.mark.parametrize(
+    "value", ["Connection: Upgrade", "Connection: keep-alive, Upgrade", "connection: upgrade, close-later"]
+)
+def test_connection_option_sends_its_tokens(lib, server, value):
+    # websocket-client sends the string as the header line, in place of
+    # "Connection: Upgrade"; floodgate sends "Upgrade" and the other tokens
+    # in a second line: the same list for HTTP (RFC 9110 5.3).
+    ws = lib.create_connection(server.url("/header-lines"), connection=value, timeout=5)
+    try:
+        assert _connection_tokens(ws) == {t.strip().lower() for t in value.split(":", 1)[1].split(",")}
+        ws.send("echo")
+        assert ws.recv() == "echo"
+    finally:
+        ws.close()
+
+
+def test_connection_option_as_a_bare_value(server):
+    # websocket-client's docs call it the header's value (it would send
+    # "keep-alive, Upgrade" as a line without a name).
+    ws = floodgate.create_connection(server.url("/header-lines"), connection="keep-alive, Upgrade", timeout=5)
+    try:
+        assert _connection_tokens(ws) == {"keep-alive", "upgrade"}
+    finally:
+        ws.close()
+
+
+def test_connection_without_upgrade_is_refused(server):
+    for value in ["keep-alive", "Connection: close"]:
+        with pytest.raises(floodgate.WebSocketUnsupportedException, match="Connection: Upgrade"):
+            floodgate.create_connection(server.url("/echo"), connection=value, timeout=5)
