@@ -421,3 +421,20 @@ def test_app_local_shutdown_with_pings_reports_the_ping_check(lib, server):
     errors = [e for e in events if e[0] == "error"]
     assert errors == [("error", "WebSocketTimeoutException", "ping/pong timed out")]
     assert events[-1][0] == "close"
+
+
+def test_fire_cont_frame_queued_fragments_count_as_pending(server):
+    ws = floodgate.create_connection(server.url("/fragments"), fire_cont_frame=True, timeout=5)
+    try:
+        opcode, frame = ws.recv_data_frame()
+        assert (opcode, frame.data) == (1, b"Hel")
+        # "lo, ", "world", "" wait in Python; the binary message and "whole"
+        # in the buffer.
+        assert ws.sock.pending() >= 3
+    finally:
+        ws.close()
+
+
+def test_fire_cont_frame_with_compression_is_refused(server):
+    with pytest.raises(floodgate.WebSocketUnsupportedException, match="fire_cont_frame"):
+        floodgate.create_connection(server.url("/echo"), fire_cont_frame=True, compression=True, timeout=5)

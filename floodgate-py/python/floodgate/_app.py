@@ -276,8 +276,15 @@ class WebSocketApp:
       ``on_close`` the server's answer;
     - ``skip_utf8_validation``: text still arrives as ``bytes``, but
       floodgate validates it anyway (invalid UTF-8 closes with 1007);
-    - ``sock`` is floodgate's ``WebSocket`` (no ``sock.sock``);
-      ``ready()`` returns a ``bool``;
+    - ``sock`` is floodgate's ``WebSocket`` (``sock.sock`` is its
+      ``NativeSocket``, whose ``fileno()`` is readable when messages are
+      buffered); ``ready()`` returns a ``bool``;
+    - ``run_forever(dispatcher=...)`` hands that descriptor to the
+      dispatcher (``dispatcher.read(ws.sock, callback)``) and returns at
+      once; each wake-up handles what is buffered, with no
+      ``check_callback`` timer (the Rust reader runs the pings);
+    - ``get_mask_key`` is accepted but the connection masks with OS-random
+      keys (logged once);
     - with ``overflow="spill"``, ``close()`` leaves the buffered messages
       where they are (see ``WebSocket.close``), so ``on_close`` gets
       ``(None, None)`` after it; with ``durable=True`` they are delivered
@@ -465,10 +472,13 @@ class WebSocketApp:
         a drop, a ping timeout, an interrupt), ``False`` after a close
         handshake or ``close()``.
 
+        ``dispatcher`` (e.g. ``rel``): as websocket-client, the dispatcher's
+        loop runs the App and ``run_forever`` returns at once.
+
         Raises ``WebSocketException`` for an invalid ``ping_interval`` /
         ``ping_timeout`` or when already running, and
-        ``WebSocketUnsupportedException`` for ``dispatcher``,
-        ``suppress_host=True`` and options floodgate cannot honour.
+        ``WebSocketUnsupportedException`` for ``suppress_host=True`` and
+        options floodgate cannot honour.
         """
         if reconnect is None:
             reconnect = RECONNECT

@@ -67,10 +67,11 @@ class NativeSocket:
         return self._conn.ready_fd()
 
     def pending(self) -> int:
-        """The messages buffered now."""
+        """The messages buffered now (and, with ``fire_cont_frame``, the
+        fragments of a message already taken that wait to be returned)."""
         if self._closed:
             return 0
-        return self._conn.pending()
+        return self._conn.pending() + len(self._ws._queued_frames)
 
     # ----- timeouts ---------------------------------------------------------
 
