@@ -336,3 +336,20 @@ def test_connection_without_upgrade_is_refused(server):
     for value in ["keep-alive", "Connection: close"]:
         with pytest.raises(floodgate.WebSocketUnsupportedException, match="Connection: Upgrade"):
             floodgate.create_connection(server.url("/echo"), connection=value, timeout=5)
+
+
+def test_app_on_error_when_the_server_drops(lib, server):
+    events = []
+    app = lib.WebSocketApp(
+        server.url("/drop/2"),
+        on_message=lambda a, m: events.append(m),
+        on_error=lambda a, e: events.append((type(e).__name__, str(e))),
+        on_close=lambda a, code, reason: events.append(("close", code, reason)),
+    )
+    assert app.run_forever() is True
+    assert events == [
+        "message 0",
+        "message 1",
+        ("WebSocketConnectionClosedException", "Connection to remote host was lost."),
+        ("close", None, None),
+    ]

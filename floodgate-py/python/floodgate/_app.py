@@ -772,6 +772,11 @@ class WebSocketApp:
             if self.ping_timeout:
                 raise WebSocketTimeoutException("ping/pong timed out") from e
             raise WebSocketConnectionClosedException("socket is already closed.") from e
+        if type(e) is WebSocketConnectionClosedException:
+            # The server (or the network) ended it without a close
+            # handshake: websocket-client's words; floodgate's account
+            # (code 1006, who ended it) is the cause.
+            raise WebSocketConnectionClosedException("Connection to remote host was lost.") from e
         raise e
 
     def _handle(self, message: Union[str, bytes], frames: Optional[list]) -> None:
