@@ -17,6 +17,7 @@ None of floodgate's buffer, policies or reader thread apply here: the
 object is read on the caller's thread, when ``recv`` is called.
 """
 
+import errno
 import selectors
 import socket
 import ssl
@@ -31,37 +32,61 @@ from ._exceptions import (
     WebSocketTimeoutException,
 )
 from . import _logging
+from ._utils import extract_err_message, extract_error_code
 
 __all__ = ["send", "recv", "recv_data_frame", "close"]
 
 
+def _would_block(e: OSError) -> bool:
+    """``EAGAIN``/``EWOULDBLOCK`` from a non-blocking socket (the code as
+    websocket-client finds it: the first of several arguments)."""
+    return extract_error_code(e) in (errno.EAGAIN, errno.EWOULDBLOCK)
+
+
 def _wait(sock: Any, event: int) -> bool:
     """Waits up to the object's timeout for it to be readable/writable
-    (after ``EAGAIN`` from a non-blocking socket)."""
-    with selectors.DefaultSelector() as selector:
+    (after ``EAGAIN`` or an SSL want-read/want-write)."""
+    selector = selectors.DefaultSelector()
+    try:
         selector.register(sock, event)
         return bool(selector.select(sock.gettimeout()))
+    finally:
+        selector.close()
 
 
 def recv(sock: Any, bufsize: int) -> bytes:
     """``sock.recv(bufsize)``, with websocket-client's mapping: a timeout
     is ``WebSocketTimeoutException``, nothing (the peer's end) is
-    ``WebSocketConnectionClosedException``."""
+    ``WebSocketConnectionClosedException``; on ``EAGAIN`` (or
+    ``SSLWantReadError``) it waits up to the object's timeout once."""
     if not sock:
         raise WebSocketConnectionClosedException("socket is already closed.")
+
+    def retry() -> bytes:
+        if not _wait(sock, selectors.EVENT_READ):
+            # A wait that timed out, not the peer's end.
+            raise WebSocketTimeoutException("Connection timed out waiting for data")
+        return sock.recv(bufsize)
+
     try:
-        try:
+        if sock.gettimeout() == 0:
             data = sock.recv(bufsize)
-        except (BlockingIOError, ssl.SSLWantReadError):
-            if not _wait(sock, selectors.EVENT_READ):
-                raise WebSocketTimeoutException("Connection timed out waiting for data")
-            data = sock.recv(bufsize)
+        else:
+            try:
+                data = sock.recv(bufsize)
+            except ssl.SSLWantReadError:
+                data = retry()
+            except OSError as e:
+                if isinstance(e, (TimeoutError, ssl.SSLError)) or not _would_block(e):
+                    raise
+                data = retry()
     except TimeoutError:
         # socket.timeout is TimeoutError (3.10+): websocket-client's words.
         raise WebSocketTimeoutException("Connection timed out")
     except ssl.SSLError as e:
-        if e.args and "timed out" in str(e.args[0]):
-            raise WebSocketTimeoutException(str(e.args[0]))
+        message = extract_err_message(e)
+        if isinstance(message, str) and "timed out" in message:
+            raise WebSocketTimeoutException(message)
         raise
     if not data:
         raise WebSocketConnectionClosedException("Connection to remote host was lost.")
@@ -69,26 +94,35 @@ def recv(sock: Any, bufsize: int) -> bytes:
 
 
 def send(sock: Any, data: Union[bytes, str]) -> int:
-    """``sock.send(data)``: the bytes written (a timeout is
-    ``WebSocketTimeoutException``)."""
+    """``sock.send(data)``: the bytes written (0 when a wait after
+    ``EAGAIN`` timed out; a timeout is ``WebSocketTimeoutException``)."""
     if isinstance(data, str):
         data = data.encode("utf-8")
     if not sock:
         raise WebSocketConnectionClosedException("socket is already closed.")
+
+    def retry() -> int:
+        return sock.send(data) if _wait(sock, selectors.EVENT_WRITE) else 0
+
     try:
+        if sock.gettimeout() == 0:
+            return sock.send(data)
         try:
             return sock.send(data)
         except ssl.SSLEOFError:
             raise WebSocketConnectionClosedException("socket is already closed.")
-        except (BlockingIOError, ssl.SSLWantWriteError):
-            if not _wait(sock, selectors.EVENT_WRITE):
-                return 0
-            return sock.send(data)
-    except socket.timeout as e:
-        raise WebSocketTimeoutException(str(e.args[0]) if e.args else "Connection timed out")
-    except OSError as e:
-        if e.args and "timed out" in str(e.args[-1]):
-            raise WebSocketTimeoutException(str(e.args[-1]))
+        except ssl.SSLWantWriteError:
+            return retry()
+        except OSError as e:
+            if isinstance(e, (TimeoutError, ssl.SSLError)) or extract_error_code(e) is None or not _would_block(e):
+                raise
+            return retry()
+    except TimeoutError as e:
+        raise WebSocketTimeoutException(extract_err_message(e) or "Connection timed out")
+    except (OSError, ssl.SSLError) as e:
+        message = extract_err_message(e)
+        if isinstance(message, str) and "timed out" in message:
+            raise WebSocketTimeoutException(message)
         raise
 
 
