@@ -267,3 +267,31 @@ def test_dispatcher_app_close_from_a_callback(server):
     app.run_forever(dispatcher=dispatcher)
     dispatcher.dispatch(limit=10)
     assert events == ["hello", "closed"]
+
+
+def test_rel_runs_the_app(lib, feed):
+    """The dispatcher libraries use: rel (pinned in the test requirements
+    once the lead adds it; skipped where it is not installed)."""
+    rel = pytest.importorskip("rel")
+    got = []
+    events = []
+
+    def on_close(app, code, reason):
+        events.append(("close", code))
+        rel.abort()
+
+    app = lib.WebSocketApp(
+        feed.url(rate=0, count=10000, size=32),
+        on_message=lambda a, m: got.append(m),
+        on_close=on_close,
+        on_error=lambda a, e: events.append(("error", type(e).__name__)),
+    )
+    app.run_forever(dispatcher=rel)
+    guard = threading.Timer(60, rel.abort)
+    guard.start()
+    try:
+        rel.dispatch()
+    finally:
+        guard.cancel()
+    assert len(got) == 10000
+    assert events == [("error", "WebSocketConnectionClosedException"), ("close", 1000)]
