@@ -157,6 +157,8 @@ pub enum HandshakeError {
     UnexpectedStatus {
         /// The status the server sent.
         status: StatusCode,
+        /// The reason phrase the server sent with it (may be empty).
+        reason: String,
         /// The response headers.
         headers: Box<HeaderMap>,
         /// The start of the response body (at most a few KiB).

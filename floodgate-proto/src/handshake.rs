@@ -65,11 +65,14 @@ pub struct ClientRequest {
     pub deflate: Option<DeflateConfig>,
 }
 
-/// A handshake head as parsed: status and headers.
+/// A handshake head as parsed: status, reason phrase and headers.
 #[derive(Debug, Clone)]
 pub struct ResponseHead {
     /// The status code.
     pub status: StatusCode,
+    /// The reason phrase as the server sent it (`"Forbidden"`, or its own
+    /// words; may be empty).
+    pub reason: String,
     /// The headers.
     pub headers: HeaderMap,
 }
@@ -238,6 +241,7 @@ impl ClientHandshake {
             let body = &body[..body.len().min(MAX_ERROR_BODY)];
             return Err(HandshakeError::UnexpectedStatus {
                 status: head.status,
+                reason: head.reason,
                 headers: Box::new(head.headers),
                 body: Bytes::copy_from_slice(body),
             });
@@ -355,7 +359,15 @@ pub fn parse_response_head(
                 HandshakeError::MalformedResponse(format!("invalid status code {code}"))
             })?;
             let headers = to_header_map(response.headers)?;
-            Ok(Some((ResponseHead { status, headers }, len)))
+            let reason = response.reason.unwrap_or("").to_owned();
+            Ok(Some((
+                ResponseHead {
+                    status,
+                    reason,
+                    headers,
+                },
+                len,
+            )))
         }
         Ok(httparse::Status::Partial) if buf.len() >= max_size => {
             Err(HandshakeError::ResponseTooLarge { limit: max_size })
@@ -743,10 +755,12 @@ mod tests {
         match hs.accept(head, b"go away!!") {
             Err(HandshakeError::UnexpectedStatus {
                 status,
+                reason,
                 headers,
                 body,
             }) => {
                 assert_eq!(status, StatusCode::FORBIDDEN);
+                assert_eq!(reason, "Forbidden");
                 assert_eq!(headers.get("x-why").unwrap(), "token");
                 assert_eq!(&body[..], b"go away!!");
             }

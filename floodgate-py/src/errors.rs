@@ -90,9 +90,10 @@ pub(crate) fn to_py(py: Python<'_>, error: Error) -> PyErr {
         ErrorKind::Proxy { .. } => raise(py, "WebSocketProxyException", message),
         ErrorKind::Handshake(floodgate::HandshakeError::UnexpectedStatus {
             status,
+            reason,
             headers,
             body,
-        }) => bad_status(py, message, status, &headers, &body),
+        }) => bad_status(py, message, status, &reason, &headers, &body),
         ErrorKind::Handshake(_) | ErrorKind::Redirect { .. } => {
             raise(py, "WebSocketBadStatusException", message)
         }
@@ -135,6 +136,7 @@ fn bad_status(
     py: Python<'_>,
     message: String,
     status: http::StatusCode,
+    reason: &str,
     headers: &http::HeaderMap,
     body: &[u8],
 ) -> PyErr {
@@ -149,7 +151,8 @@ fn bad_status(
         class.call1((
             message,
             status.as_u16(),
-            status.canonical_reason().unwrap_or(""),
+            // The server's own phrase, as websocket-client reports it.
+            reason,
             resp_headers,
             PyBytes::new(py, body),
         ))

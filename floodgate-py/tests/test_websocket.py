@@ -235,7 +235,6 @@ def test_sending_from_another_thread_while_one_receives(server):
         ({"sslopt": {"cert_reqs": ssl.CERT_REQUIRED, "check_hostname": False}}, "check_hostname"),
         ({"sockopt": [(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)]}, "sockopt"),
         ({"socket": socket.socket()}, "socket="),
-        ({"fire_cont_frame": True}, "fire_cont_frame"),
         ({"http_proxy_timeout": 5}, "http_proxy_timeout"),
     ],
 )

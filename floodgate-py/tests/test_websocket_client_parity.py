@@ -13,6 +13,7 @@ test says so and checks each side (docs/python.md lists the differences).
 
 import json
 import logging
+import threading
 import time
 import uuid
 
@@ -226,3 +227,129 @@ def test_websocketapp_still_refuses_unknown_arguments(lib, server):
     # websocket-client's WebSocketApp has no **kwargs: a TypeError there too.
     with pytest.raises(TypeError):
         lib.WebSocketApp(server.url(), no_such_option=1)
+
+
+# ----- the exceptions and messages of each end ------------------------------------
+
+
+def _outcome(call):
+    try:
+        return ("ok", call())
+    except Exception as e:  # noqa: BLE001 - compared, not handled
+        return (type(e).__name__, str(e))
+
+
+def test_a_dropped_connection_is_reported_as_websocket_client_reports_it(lib, server):
+    ws = lib.create_connection(server.url("/drop/1"), timeout=5)
+    assert ws.recv() == "message 0"
+    time.sleep(0.2)
+    assert _outcome(ws.recv) == ("WebSocketConnectionClosedException", "Connection to remote host was lost.")
+    assert ws.sock is None and not ws.connected
+    assert _outcome(ws.recv) == ("WebSocketConnectionClosedException", "Connection is closed")
+    assert _outcome(lambda: ws.send("x")) == ("WebSocketConnectionClosedException", "socket is already closed.")
+    ws.close()
+
+
+def test_a_receive_after_the_servers_close(lib, server):
+    ws = lib.create_connection(server.url("/close/1001"), timeout=5)
+    assert ws.recv() == ""
+    assert not ws.connected
+    if lib is floodgate:
+        # floodgate also keeps the frame recv() returned (websocket-client
+        # sets close_frame only in close()).
+        assert ws.close_frame.data == b"\x03\xe9bye"
+    time.sleep(0.2)
+    assert _outcome(ws.recv) == ("WebSocketConnectionClosedException", "Connection to remote host was lost.")
+    assert _outcome(lambda: ws.send("x")) == ("WebSocketConnectionClosedException", "socket is already closed.")
+    ws.close()
+
+
+def test_abort_wakes_a_receive_with_websocket_clients_message(lib, server):
+    ws = lib.create_connection(server.url("/echo"), timeout=5)
+    threading.Timer(0.2, ws.abort).start()
+    assert _outcome(ws.recv) == ("WebSocketConnectionClosedException", "Connection to remote host was lost.")
+    ws.close()
+
+
+def test_a_refused_upgrade_says_handshake_status(lib, server):
+    with pytest.raises(lib.WebSocketBadStatusException) as raised:
+        lib.create_connection(server.url("/status/404"), timeout=5)
+    e = raised.value
+    assert str(e).startswith("Handshake status 404 ")
+    assert e.status_code == 404
+    assert e.resp_headers["x-why"] == "test"
+    if lib is floodgate:
+        assert "404" in e.explanation
+
+
+@pytest.mark.parametrize(
+    "url, error",
+    [
+        ("ws://127.0.0.1:1/", ConnectionRefusedError),
+        ("http://127.0.0.1:1/", ValueError),
+        ("ws//example.com", ValueError),
+    ],
+)
+def test_connect_failures_raise_websocket_clients_classes(lib, url, error):
+    # The messages differ on purpose: floodgate's name the URL or address
+    # and what to check (docs/python.md).
+    with pytest.raises(error):
+        lib.create_connection(url, timeout=5)
+
+
+# ----- connection= --------------------------------------------------------------------
+
+
+def _connection_tokens(ws) -> set:
+    lines = json.loads(ws.recv())
+    values = [value for name, value in lines if name.lower() == "connection"]
+    return {t.strip().lower() for value in values for t in value.split(",")}
+
+
+@pytest.mark.parametrize(
+    "value", ["Connection: Upgrade", "Connection: keep-alive, Upgrade", "connection: upgrade, close-later"]
+)
+def test_connection_option_sends_its_tokens(lib, server, value):
+    # websocket-client sends the string as the header line, in place of
+    # "Connection: Upgrade"; floodgate sends "Upgrade" and the other tokens
+    # in a second line: the same list for HTTP (RFC 9110 5.3).
+    ws = lib.create_connection(server.url("/header-lines"), connection=value, timeout=5)
+    try:
+        assert _connection_tokens(ws) == {t.strip().lower() for t in value.split(":", 1)[1].split(",")}
+        ws.send("echo")
+        assert ws.recv() == "echo"
+    finally:
+        ws.close()
+
+
+def test_connection_option_as_a_bare_value(server):
+    # websocket-client's docs call it the header's value (it would send
+    # "keep-alive, Upgrade" as a line without a name).
+    ws = floodgate.create_connection(server.url("/header-lines"), connection="keep-alive, Upgrade", timeout=5)
+    try:
+        assert _connection_tokens(ws) == {"keep-alive", "upgrade"}
+    finally:
+        ws.close()
+
+
+def test_connection_without_upgrade_is_refused(server):
+    for value in ["keep-alive", "Connection: close"]:
+        with pytest.raises(floodgate.WebSocketUnsupportedException, match="Connection: Upgrade"):
+            floodgate.create_connection(server.url("/echo"), connection=value, timeout=5)
+
+
+def test_app_on_error_when_the_server_drops(lib, server):
+    events = []
+    app = lib.WebSocketApp(
+        server.url("/drop/2"),
+        on_message=lambda a, m: events.append(m),
+        on_error=lambda a, e: events.append((type(e).__name__, str(e))),
+        on_close=lambda a, code, reason: events.append(("close", code, reason)),
+    )
+    assert app.run_forever() is True
+    assert events == [
+        "message 0",
+        "message 1",
+        ("WebSocketConnectionClosedException", "Connection to remote host was lost."),
+        ("close", None, None),
+    ]

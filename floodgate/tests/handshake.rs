@@ -191,7 +191,7 @@ fn a_refusal_reports_status_headers_and_a_body_that_arrives_later() {
     let server = ScriptedServer::start(move |mut conn| {
         conn.write_raw(
             format!(
-                "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nX-Reason: token\r\nContent-Length: {}\r\n\r\n",
+                "HTTP/1.1 403 Token Refused\r\nContent-Type: text/plain\r\nX-Reason: token\r\nContent-Length: {}\r\n\r\n",
                 body.len()
             )
             .as_bytes(),
@@ -205,10 +205,12 @@ fn a_refusal_reports_status_headers_and_a_body_that_arrives_later() {
     match handshake_error(&err) {
         HandshakeError::UnexpectedStatus {
             status,
+            reason,
             headers,
             body: got,
         } => {
             assert_eq!(*status, 403);
+            assert_eq!(reason, "Token Refused", "the server's own reason phrase");
             assert_eq!(
                 headers.get("x-reason").map(|v| v.as_bytes()),
                 Some(&b"token"[..])

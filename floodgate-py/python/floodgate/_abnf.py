@@ -1,17 +1,30 @@
-"""websocket-client's ``ABNF`` frame class (its opcode constants, the
-``STATUS_*`` close codes) for the programs that use them: ``recv_data``
-and ``recv_data_frame`` return these opcodes, ``send(data, opcode)`` and
-``send_frame(frame)`` take them.
+"""websocket-client's ``ABNF`` frame class and the frame helpers libraries
+import from ``websocket._abnf`` (``frame_buffer``, ``continuous_frame``,
+the ``STATUS_*`` close codes, ``VALID_CLOSE_STATUS``).
 
-floodgate builds, masks and parses frames in Rust; an ``ABNF`` here only
-carries ``opcode``, ``fin`` and ``data`` between the application and the
-connection (``format()`` and the mask are not provided).
+On a connection floodgate opened, frames are built, masked and parsed in
+Rust; an ``ABNF`` there carries ``opcode``, ``fin`` and ``data`` between
+the application and the connection. ``format()``, ``mask()``,
+``validate()``, ``frame_buffer`` and ``continuous_frame`` behave as
+websocket-client 1.9's: libraries call them to frame bytes themselves
+(kubernetes' port-forward sends ``ABNF.create_frame(...).format()``), and
+a WebSocket given a socket by the application (``ws.sock = ...``) frames
+and parses with them in Python (``_transport.py``).
 """
 
-from typing import Optional, Union
+import os
+import struct
+import sys
+from threading import Lock
+from typing import Any, Callable, List, Optional, Union
+
+from ._exceptions import WebSocketPayloadException, WebSocketProtocolException
+from ._utils import validate_utf8
 
 __all__ = [
     "ABNF",
+    "continuous_frame",
+    "frame_buffer",
     "STATUS_NORMAL",
     "STATUS_GOING_AWAY",
     "STATUS_PROTOCOL_ERROR",
@@ -62,9 +75,26 @@ VALID_CLOSE_STATUS = (
 )
 
 
+
+def _xor(mask_key: bytes, data: bytes) -> bytes:
+    """``data`` XOR the 4-byte ``mask_key`` repeated (RFC 6455 5.3), as one
+    big-integer operation: far faster in CPython than a loop over bytes."""
+    length = len(data)
+    if not length:
+        return b""
+    repeated = (mask_key * (length // 4 + 1))[:length]
+    order = sys.byteorder
+    return (int.from_bytes(data, order) ^ int.from_bytes(repeated, order)).to_bytes(length, order)
+
+
 class ABNF:
-    """A WebSocket frame: ``fin``, ``opcode`` and ``data`` (``rsv1-3`` are
-    always 0 here: floodgate handles permessage-deflate itself)."""
+    """A WebSocket frame (RFC 6455 5.2): ``fin``, ``rsv1-3``, ``opcode``,
+    ``mask_value`` (1: masked when formatted) and ``data``.
+
+    ``format()`` gives the frame's bytes, masked with a key from
+    ``get_mask_key(4)`` (``os.urandom`` unless replaced, as
+    ``WebSocket.set_mask_key`` does for the frames it sends).
+    """
 
     OPCODE_CONT = 0x0
     OPCODE_TEXT = 0x1
@@ -105,17 +135,249 @@ class ABNF:
         self.opcode = opcode
         self.mask_value = mask_value
         self.data = "" if data is None else data
+        self.get_mask_key: Callable[[int], Union[bytes, str]] = os.urandom
+
+    def validate(self, skip_utf8_validation: bool = False) -> None:
+        """Raises ``WebSocketProtocolException`` (websocket-client's
+        messages) for what RFC 6455 forbids in a received frame: a reserved
+        bit, an unknown opcode, a fragmented ping, a close frame with a
+        1-byte or too long payload, a reason that is not UTF-8 or a code
+        that may not be sent."""
+        if self.rsv1 or self.rsv2 or self.rsv3:
+            raise WebSocketProtocolException("rsv is not implemented, yet")
+        if self.opcode not in ABNF.OPCODES:
+            raise WebSocketProtocolException(f"Invalid opcode {self.opcode!r}")
+        if self.opcode == ABNF.OPCODE_PING and not self.fin:
+            raise WebSocketProtocolException("Invalid ping frame.")
+        if self.opcode != ABNF.OPCODE_CLOSE:
+            return
+        length = len(self.data)
+        if not length:
+            return
+        if length == 1 or length >= 126:
+            raise WebSocketProtocolException("Invalid close frame.")
+        if length > 2 and not skip_utf8_validation and not validate_utf8(self.data[2:]):
+            raise WebSocketProtocolException("Invalid close frame.")
+        head = self.data[:2]
+        if isinstance(head, str):
+            head = head.encode("utf-8")
+        code = struct.unpack("!H", head)[0]
+        if not (code in VALID_CLOSE_STATUS or 3000 <= code < 5000):
+            raise WebSocketProtocolException(f"Invalid close opcode {code!r}")
+
+    @staticmethod
+    def _is_valid_close_status(code: int) -> bool:
+        return code in VALID_CLOSE_STATUS or 3000 <= code < 5000
+
+    def __str__(self) -> str:
+        data = self.data if isinstance(self.data, str) else repr(self.data)
+        return f"fin={self.fin} opcode={self.opcode} data={data}"
+
+    def __repr__(self) -> str:
+        return f"ABNF({self})"
 
     @staticmethod
     def create_frame(data: Union[bytes, str], opcode: int, fin: int = 1) -> "ABNF":
-        """A frame to send with ``WebSocket.send_frame`` (text is encoded
-        as UTF-8)."""
+        """A masked frame to send (``WebSocket.send_frame``); text given as
+        ``str`` is encoded as UTF-8. ``fin=0`` starts or continues a
+        fragmented message."""
         if opcode == ABNF.OPCODE_TEXT and isinstance(data, str):
             data = data.encode("utf-8")
         return ABNF(fin, 0, 0, 0, opcode, 1, data)
 
-    def __str__(self) -> str:
-        return f"fin={self.fin} opcode={self.opcode} data={self.data!r}"
+    def format(self) -> bytes:
+        """The frame's bytes, as a client writes them: masked with
+        ``get_mask_key(4)`` when ``mask_value`` is 1. Raises ``ValueError``
+        for a flag that is not 0 or 1, an unknown opcode, or data of 2**63
+        bytes or more."""
+        if any(bit not in (0, 1) for bit in (self.fin, self.rsv1, self.rsv2, self.rsv3)):
+            raise ValueError("not 0 or 1")
+        if self.opcode not in ABNF.OPCODES:
+            raise ValueError("Invalid OPCODE")
+        length = len(self.data)
+        if length >= ABNF.LENGTH_63:
+            raise ValueError("data is too long")
+        first = self.fin << 7 | self.rsv1 << 6 | self.rsv2 << 5 | self.rsv3 << 4 | self.opcode
+        mask_bit = self.mask_value << 7
+        if length < ABNF.LENGTH_7:
+            header = struct.pack("!BB", first, mask_bit | length)
+        elif length < ABNF.LENGTH_16:
+            header = struct.pack("!BBH", first, mask_bit | 0x7E, length)
+        else:
+            header = struct.pack("!BBQ", first, mask_bit | 0x7F, length)
+        if not self.mask_value:
+            if isinstance(self.data, str):
+                self.data = self.data.encode("utf-8")
+            return header + bytes(self.data)
+        return header + self._get_masked(self.get_mask_key(4))
 
-    def __repr__(self) -> str:
-        return f"ABNF({self})"
+    def _get_masked(self, mask_key: Union[str, bytes]) -> bytes:
+        """The mask key followed by the masked data."""
+        masked = ABNF.mask(mask_key, self.data)
+        if isinstance(mask_key, str):
+            mask_key = mask_key.encode("utf-8")
+        return bytes(mask_key) + masked
+
+    @staticmethod
+    def mask(mask_key: Union[str, bytes], data: Union[str, bytes, None]) -> bytes:
+        """``data`` masked (or unmasked) with the 4-byte ``mask_key``. A
+        ``str`` is taken as Latin-1 (one byte per character), as
+        websocket-client takes it."""
+        if data is None:
+            data = ""
+        if isinstance(mask_key, str):
+            mask_key = mask_key.encode("latin-1")
+        if isinstance(data, str):
+            data = data.encode("latin-1")
+        return _xor(bytes(mask_key), bytes(data))
+
+
+class frame_buffer:  # noqa: N801 - websocket-client's name
+    """Reads frames from ``recv_fn(n)`` (a socket's ``recv``): the header,
+    the length, the mask key and the payload, each kept across a timeout
+    so that the next call goes on where the last one stopped."""
+
+    _HEADER_MASK_INDEX = 5
+    _HEADER_LENGTH_INDEX = 6
+
+    def __init__(self, recv_fn: Callable[[int], bytes], skip_utf8_validation: bool) -> None:
+        self.recv = recv_fn
+        self.skip_utf8_validation = skip_utf8_validation
+        # Bytes received but not yet used by a frame.
+        self.recv_buffer: List[bytes] = []
+        self.clear()
+        self.lock = Lock()
+
+    def clear(self) -> None:
+        self.header: Optional[tuple] = None
+        self.length: Optional[int] = None
+        self.mask_value: Optional[Union[bytes, str]] = None
+
+    def needs_header(self) -> bool:
+        return self.header is None
+
+    def recv_header(self) -> None:
+        b1, b2 = self.recv_strict(2)
+        self.header = (b1 >> 7 & 1, b1 >> 6 & 1, b1 >> 5 & 1, b1 >> 4 & 1, b1 & 0xF, b2 >> 7 & 1, b2 & 0x7F)
+
+    def has_mask(self) -> Union[bool, int]:
+        if not self.header:
+            return False
+        return self.header[frame_buffer._HEADER_MASK_INDEX]
+
+    def needs_length(self) -> bool:
+        return self.length is None
+
+    def recv_length(self) -> None:
+        if self.header is None:
+            raise WebSocketProtocolException("Header not received")
+        bits = self.header[frame_buffer._HEADER_LENGTH_INDEX] & 0x7F
+        if bits == 0x7E:
+            self.length = struct.unpack("!H", self.recv_strict(2))[0]
+        elif bits == 0x7F:
+            self.length = struct.unpack("!Q", self.recv_strict(8))[0]
+        else:
+            self.length = bits
+
+    def needs_mask(self) -> bool:
+        return self.mask_value is None
+
+    def recv_mask(self) -> None:
+        self.mask_value = self.recv_strict(4) if self.has_mask() else ""
+
+    def recv_frame(self) -> ABNF:
+        """The next frame, validated (``ABNF.validate``)."""
+        with self.lock:
+            if self.needs_header():
+                self.recv_header()
+            if self.header is None:
+                raise WebSocketProtocolException("Header not received")
+            fin, rsv1, rsv2, rsv3, opcode, has_mask, _ = self.header
+            if self.needs_length():
+                self.recv_length()
+            length = self.length
+            if self.needs_mask():
+                self.recv_mask()
+            mask_value = self.mask_value
+            if length is None:
+                raise WebSocketProtocolException("Length not received")
+            payload = self.recv_strict(length)
+            if has_mask:
+                if mask_value is None:
+                    raise WebSocketProtocolException("Mask not received")
+                payload = ABNF.mask(mask_value, payload)
+            self.clear()
+            frame = ABNF(fin, rsv1, rsv2, rsv3, opcode, has_mask, payload)
+            frame.validate(self.skip_utf8_validation)
+        return frame
+
+    def recv_strict(self, bufsize: int) -> bytes:
+        """Exactly ``bufsize`` bytes (fewer only when ``recv`` returned
+        something that is not bytes); what a timeout interrupted stays in
+        ``recv_buffer`` for the next call."""
+        if not isinstance(bufsize, int):
+            raise ValueError("bufsize must be an integer")
+        shortage = bufsize - sum(len(b) for b in self.recv_buffer)
+        while shortage > 0:
+            # At most 16 KiB at a time: a large bufsize passed to recv()
+            # again and again allocates large buffers for little data.
+            chunk = self.recv(min(16384, shortage))
+            if not isinstance(chunk, bytes):
+                break
+            self.recv_buffer.append(chunk)
+            shortage -= len(chunk)
+        unified = b"".join(self.recv_buffer)
+        if shortage == 0:
+            self.recv_buffer = []
+            return unified
+        self.recv_buffer = [unified[bufsize:]]
+        return unified[:bufsize]
+
+
+class continuous_frame:  # noqa: N801 - websocket-client's name
+    """Joins the frames of a fragmented message (or, with
+    ``fire_cont_frame``, hands each frame on as it comes)."""
+
+    def __init__(self, fire_cont_frame: bool, skip_utf8_validation: bool) -> None:
+        self.fire_cont_frame = fire_cont_frame
+        self.skip_utf8_validation = skip_utf8_validation
+        self.cont_data: Optional[List[Any]] = None
+        self.recving_frames: Optional[int] = None
+
+    def validate(self, frame: ABNF) -> None:
+        """A continuation without a start, or a new message inside a
+        fragmented one, is a protocol error."""
+        if not self.recving_frames and frame.opcode == ABNF.OPCODE_CONT:
+            raise WebSocketProtocolException("Illegal frame")
+        if self.recving_frames and frame.opcode in (ABNF.OPCODE_TEXT, ABNF.OPCODE_BINARY):
+            raise WebSocketProtocolException("Illegal frame")
+
+    def add(self, frame: ABNF) -> None:
+        if self.cont_data:
+            self.cont_data[1] += frame.data
+        else:
+            if frame.opcode in (ABNF.OPCODE_TEXT, ABNF.OPCODE_BINARY):
+                self.recving_frames = frame.opcode
+            self.cont_data = [frame.opcode, frame.data]
+        if frame.fin:
+            self.recving_frames = None
+
+    def is_fire(self, frame: ABNF) -> Union[bool, int]:
+        return frame.fin or self.fire_cont_frame
+
+    def extract(self, frame: ABNF) -> tuple:
+        """``(opcode, frame)`` with the data joined so far (text checked as
+        UTF-8 unless skipped or handed on frame by frame)."""
+        data = self.cont_data
+        if data is None:
+            raise WebSocketProtocolException("No continuation data available")
+        self.cont_data = None
+        frame.data = data[1]
+        if (
+            not self.fire_cont_frame
+            and data[0] == ABNF.OPCODE_TEXT
+            and not self.skip_utf8_validation
+            and not validate_utf8(frame.data)
+        ):
+            raise WebSocketPayloadException(f"cannot decode: {frame.data!r}")
+        return data[0], frame

@@ -255,9 +255,8 @@ class WebSocketApp:
 
     Differences from websocket-client 1.9.2:
 
-    - refused with ``WebSocketUnsupportedException``: ``get_mask_key`` and
-      ``socket`` (by the constructor), ``run_forever(dispatcher=...)``,
-      ``suppress_host=True``, ``http_proxy_timeout`` and the options
+    - refused with ``WebSocketUnsupportedException``: ``socket`` (by the
+      constructor), ``suppress_host=True``, ``http_proxy_timeout`` and the options
       ``create_connection`` refuses (by ``run_forever``, before
       connecting, not through ``on_error``), ``on_cont_message`` with
       ``compression=True``;
@@ -277,8 +276,15 @@ class WebSocketApp:
       ``on_close`` the server's answer;
     - ``skip_utf8_validation``: text still arrives as ``bytes``, but
       floodgate validates it anyway (invalid UTF-8 closes with 1007);
-    - ``sock`` is floodgate's ``WebSocket`` (no ``sock.sock``);
-      ``ready()`` returns a ``bool``;
+    - ``sock`` is floodgate's ``WebSocket`` (``sock.sock`` is its
+      ``NativeSocket``, whose ``fileno()`` is readable when messages are
+      buffered); ``ready()`` returns a ``bool``;
+    - ``run_forever(dispatcher=...)`` hands that descriptor to the
+      dispatcher (``dispatcher.read(ws.sock, callback)``) and returns at
+      once; each wake-up handles what is buffered, with no
+      ``check_callback`` timer (the Rust reader runs the pings);
+    - ``get_mask_key`` is accepted but the connection masks with OS-random
+      keys (logged once);
     - with ``overflow="spill"``, ``close()`` leaves the buffered messages
       where they are (see ``WebSocket.close``), so ``on_close`` gets
       ``(None, None)`` after it; with ``durable=True`` they are delivered
@@ -312,14 +318,9 @@ class WebSocketApp:
     ) -> None:
         """Stores the URL, the callbacks and the options; connects only in
         ``run_forever``. Raises ``WebSocketUnsupportedException`` for
-        ``get_mask_key``, ``socket`` and options floodgate cannot honour,
+        ``socket`` and options floodgate cannot honour,
         ``TypeError`` for unknown options, ``ValueError`` for a bad
         ``workers``/``worker_key``."""
-        if get_mask_key is not None:
-            raise WebSocketUnsupportedException(
-                "get_mask_key is not supported by floodgate: "
-                "mask keys come from the OS's random source"
-            )
         if socket is not None:
             raise WebSocketUnsupportedException(
                 "socket= (a pre-made socket) is not supported by floodgate: "
@@ -350,7 +351,9 @@ class WebSocketApp:
         self.on_pong = on_pong
         self.on_cont_message = on_cont_message
         self.keep_running = False
-        self.get_mask_key = None
+        # Given to each connection's WebSocket; its frames are masked in
+        # Rust with OS-random keys (logged once, see WebSocket.set_mask_key).
+        self.get_mask_key = get_mask_key
         #: The current connection (a floodgate ``WebSocket``), ``None``
         #: between runs.
         self.sock: Optional[WebSocket] = None
@@ -375,6 +378,10 @@ class WebSocketApp:
         self._closing = False
         self._stopped = threading.Event()
         self._close_lock = threading.Lock()
+        # run_forever(dispatcher=...): the dispatcher, and the frames of
+        # fragmented messages (on_cont_message) of the current connection.
+        self._dispatcher: Any = None
+        self._dispatch_fragments: Optional[_Fragments] = None
 
     # ----- sending ----------------------------------------------------------
 
@@ -465,10 +472,13 @@ class WebSocketApp:
         a drop, a ping timeout, an interrupt), ``False`` after a close
         handshake or ``close()``.
 
+        ``dispatcher`` (e.g. ``rel``): as websocket-client, the dispatcher's
+        loop runs the App and ``run_forever`` returns at once.
+
         Raises ``WebSocketException`` for an invalid ``ping_interval`` /
         ``ping_timeout`` or when already running, and
-        ``WebSocketUnsupportedException`` for ``dispatcher``,
-        ``suppress_host=True`` and options floodgate cannot honour.
+        ``WebSocketUnsupportedException`` for ``suppress_host=True`` and
+        options floodgate cannot honour.
         """
         if reconnect is None:
             reconnect = RECONNECT
@@ -478,11 +488,6 @@ class WebSocketApp:
             raise WebSocketException("Ensure ping_interval >= 0")
         if ping_timeout and ping_interval and ping_interval <= ping_timeout:
             raise WebSocketException("Ensure ping_interval > ping_timeout")
-        if dispatcher is not None:
-            raise WebSocketUnsupportedException(
-                "run_forever(dispatcher=...) is not supported by floodgate: "
-                "its reader is a Rust thread of its own; run run_forever in a thread instead"
-            )
         if suppress_host:
             raise WebSocketUnsupportedException(
                 "suppress_host=True is not supported by floodgate: "
@@ -538,6 +543,14 @@ class WebSocketApp:
         if self.workers:
             self._pool = _Workers(self, self.workers, self.worker_key)
 
+        self._dispatcher = dispatcher
+        if dispatcher is not None:
+            # As websocket-client's WrappedDispatcher: the dispatcher's loop
+            # (rel.dispatch()) runs the App; run_forever returns at once.
+            dispatcher.signal(2, dispatcher.abort)  # keyboard interrupt
+            self._dispatch_connect(reconnecting=False)
+            return self.has_errored
+
         try:
             self._connect_and_read(reconnecting=False)
             while self.keep_running and reconnect:
@@ -568,11 +581,99 @@ class WebSocketApp:
     def _connect_and_read(self, reconnecting: bool) -> None:
         """One connection: connect, ``on_open``/``on_reconnect``, read until
         it ends; then what websocket-client's ``handleDisconnect`` does."""
+        try:
+            ws = self._open(reconnecting)
+            close_frame = self._read(ws, self._conn)
+        except (KeyboardInterrupt, SystemExit, Exception) as e:
+            self._disconnected(e, reconnecting)
+            return
+        if close_frame is not None:
+            self._closed(close_frame)
+        else:
+            # close() (or keep_running set to False) stopped it.
+            self._teardown()
+
+    # ----- run_forever(dispatcher=...) ---------------------------------------
+
+    def _dispatch_connect(self, reconnecting: bool = False) -> None:
+        """Connects and hands the connection's ready descriptor
+        (``ws.sock``) to the dispatcher, which calls ``_dispatch_read`` when
+        messages are buffered (or the connection ended)."""
+        if not self.keep_running:
+            return
+        try:
+            ws = self._open(reconnecting)
+            conn = self._conn
+            self._dispatcher.read(ws.sock, lambda: self._dispatch_read(ws, conn))
+        except (KeyboardInterrupt, SystemExit, Exception) as e:
+            self._disconnected(e, reconnecting)
+            self._dispatch_done()
+
+    def _dispatch_read(self, ws: WebSocket, conn: Any) -> bool:
+        """The dispatcher's read callback: handles the messages buffered
+        now (never waits). False tells the dispatcher to stop watching."""
+        if not self.keep_running:
+            self._teardown()
+            self._dispatch_done()
+            return False
+        if self.sock is not ws:
+            return False
+        control = self.on_ping is not None or self.on_pong is not None
+        try:
+            try:
+                # 0: what is buffered now; a wake-up with nothing is a timeout.
+                batch = conn.recv_batch(_BATCH, 0)
+            except WebSocketTimeoutException:
+                batch = []
+            except WebSocketConnectionClosedException as e:
+                close_frame = self._end_of(ws, conn, e, control)
+                if close_frame is not None:
+                    self._closed(close_frame)
+                else:
+                    self._teardown()
+                self._dispatch_done()
+                return False
+        except (KeyboardInterrupt, SystemExit, Exception) as e:
+            self._disconnected(e, False)
+            self._dispatch_done()
+            return False
+        if control:
+            self._control_frames(conn)
+        fragments = self._dispatch_fragments
+        if fragments is not None:
+            recorded, _dropped = conn.fragments()
+            fragments.take(recorded)
+        for message in batch:
+            if not self.keep_running:
+                break
+            frames = fragments.frames_of(message) if fragments is not None else None
+            if self._pool is not None:
+                self._pool.submit(message, lambda m=message, f=frames: self._handle(m, f))
+            else:
+                self._handle(message, frames)
+        return True
+
+    def _dispatch_done(self) -> None:
+        """After a connection ended under a dispatcher: a reconnect is
+        scheduled on the dispatcher (websocket-client's
+        ``WrappedDispatcher.reconnect``), or the App is finished."""
+        if self._reconnect and self.keep_running:
+            self._dispatcher.timeout(self._reconnect, self._dispatch_connect, True)
+            return
+        self._teardown()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.stop()
+        self._let_go()
+
+    def _open(self, reconnecting: bool) -> WebSocket:
+        """Connects a new WebSocket (``self.sock``) and calls ``on_open``
+        (``on_reconnect``)."""
         if reconnecting and self.sock:
             self.sock.shutdown()
         self._let_go()
         self.last_close_frame = None
-        ws = WebSocket(**{**self._options, **self._ctor})
+        ws = WebSocket(**{**self._options, **self._ctor}, get_mask_key=self.get_mask_key)
         self.sock = ws
         ws.settimeout(getdefaulttimeout())
         keepalive = None
@@ -585,33 +686,25 @@ class WebSocketApp:
                 float(self.ping_timeout) if self.ping_timeout else None,
                 bytes(payload),
             )
-        try:
-            header = self.header() if callable(self.header) else self.header
-            ws.connect(
-                self.url,
-                header=header,
-                _fragments=self.on_cont_message is not None,
-                _control=self.on_ping is not None or self.on_pong is not None,
-                # Pings from the connection's first instant (see
-                # _floodgate.connect): no thread, no late start.
-                _keepalive=keepalive,
-                **self._connect_options,
-            )
-            self._conn = ws._conn
-            _log.info("Websocket connected")
-            if reconnecting and self.on_reconnect:
-                self._callback(self.on_reconnect)
-            else:
-                self._callback(self.on_open)
-            close_frame = self._read(ws, self._conn)
-        except (KeyboardInterrupt, SystemExit, Exception) as e:
-            self._disconnected(e, reconnecting)
-            return
-        if close_frame is not None:
-            self._closed(close_frame)
+        header = self.header() if callable(self.header) else self.header
+        ws.connect(
+            self.url,
+            header=header,
+            _fragments=self.on_cont_message is not None,
+            _control=self.on_ping is not None or self.on_pong is not None,
+            # Pings from the connection's first instant (see
+            # _floodgate.connect): no thread, no late start.
+            _keepalive=keepalive,
+            **self._connect_options,
+        )
+        self._conn = ws._conn
+        self._dispatch_fragments = _Fragments() if self.on_cont_message is not None else None
+        _log.info("Websocket connected")
+        if reconnecting and self.on_reconnect:
+            self._callback(self.on_reconnect)
         else:
-            # close() (or keep_running set to False) stopped it.
-            self._teardown()
+            self._callback(self.on_open)
+        return ws
 
     def _read(self, ws: WebSocket, conn: Any) -> Optional[ABNF]:
         """Takes messages until the connection ends: returns the server's
@@ -628,23 +721,7 @@ class WebSocketApp:
             except WebSocketTimeoutException:
                 batch = ()
             except WebSocketConnectionClosedException as e:
-                ws.connected = False
-                payload = getattr(e, "close_payload", None)
-                if payload is not None:
-                    ws.close_frame = _close_frame(payload)
-                if control:
-                    self._control_frames(conn)
-                self._wait_for_workers()
-                if not self.keep_running:
-                    # close() from another thread: its handshake ended it.
-                    if self.last_close_frame is None:
-                        self.last_close_frame = ws.close_frame
-                    return None
-                if _pong_timeout(e):
-                    raise WebSocketTimeoutException("ping/pong timed out") from e
-                if payload is not None:
-                    return ws.close_frame
-                raise
+                return self._end_of(ws, conn, e, control)
             if control:
                 self._control_frames(conn)
             if fragments is not None:
@@ -665,6 +742,42 @@ class WebSocketApp:
                 fits = int(_HOLD / per_message) if per_message > 0 else _BATCH
                 take = max(1, min(_BATCH, 2 * take, fits))
         return None
+
+    def _end_of(self, ws: WebSocket, conn: Any, e: WebSocketConnectionClosedException, control: bool) -> Optional[ABNF]:
+        """The end of a connection (``e`` from a receive): the server's
+        close frame after a close handshake, ``None`` when the App's own
+        ``close()`` ended it; raises what ``on_error`` gets otherwise."""
+        ws.connected = False
+        payload = getattr(e, "close_payload", None)
+        if payload is not None:
+            ws.close_frame = _close_frame(payload)
+        if control:
+            self._control_frames(conn)
+        self._wait_for_workers()
+        if not self.keep_running:
+            # close() from another thread: its handshake ended it.
+            if self.last_close_frame is None:
+                self.last_close_frame = ws.close_frame
+            return None
+        if _pong_timeout(e):
+            raise WebSocketTimeoutException("ping/pong timed out") from e
+        if payload is not None:
+            return ws.close_frame
+        if ws._conn is not conn:
+            # The application shut this connection down itself
+            # (``app.sock.shutdown()``), not the server. websocket-client
+            # learns it from its ping check ("ping/pong timed out") when
+            # pings are on (it waits for ever otherwise); say which end
+            # closed it rather than blame the server.
+            if self.ping_timeout:
+                raise WebSocketTimeoutException("ping/pong timed out") from e
+            raise WebSocketConnectionClosedException("socket is already closed.") from e
+        if type(e) is WebSocketConnectionClosedException:
+            # The server (or the network) ended it without a close
+            # handshake: websocket-client's words; floodgate's account
+            # (code 1006, who ended it) is the cause.
+            raise WebSocketConnectionClosedException("Connection to remote host was lost.") from e
+        raise e
 
     def _handle(self, message: Union[str, bytes], frames: Optional[list]) -> None:
         """The callbacks of one message: ``on_data`` (and

@@ -12,18 +12,30 @@ Behaviour that differs from websocket-client is listed in
 ``docs/python.md`` ("coming from websocket-client").
 """
 
+import logging
 import socket
+import ssl
 import struct
-from typing import Any, Dict, List, Optional, Union
+import threading
+from typing import Any, Callable, Dict, List, Optional, Union
 
 from . import _floodgate
-from ._abnf import ABNF, STATUS_NORMAL
+from . import _logging
+from . import _transport
+from ._abnf import ABNF, STATUS_NORMAL, continuous_frame, frame_buffer
 from ._exceptions import (
+    WebSocketBadStatusException,
     WebSocketConnectionClosedException,
+    WebSocketException,
     WebSocketUnsupportedException,
 )
-from . import _logging
+from ._logging import isEnabledForTrace, trace
 from ._options import normalise_ignoring_unknown
+from ._sock import NativeSocket
+# websocket-client's module-level names for the socket I/O of _send/_recv
+# (tests patch ``websocket._core.send``).
+from ._transport import recv, send
+from ._utils import NoLock
 
 __all__ = [
     "DEFAULT_SOCKET_OPTION",
@@ -69,6 +81,27 @@ def _as_bytes(payload: Union[str, bytes, bytearray, memoryview]) -> bytes:
     return bytes(payload)
 
 
+_log = logging.getLogger("websocket")
+
+# get_mask_key on a connection floodgate opened: said once per process.
+_mask_key_logged = False
+_mask_key_lock = threading.Lock()
+
+
+def _log_mask_key_once() -> None:
+    global _mask_key_logged
+    with _mask_key_lock:
+        if _mask_key_logged:
+            return
+        _mask_key_logged = True
+    _log.warning(
+        "get_mask_key/set_mask_key: a connection floodgate opened masks its frames in Rust "
+        "with keys from the OS's random source (RFC 6455 wants them unpredictable), so the "
+        "function is not called for it; it is used where Python frames the bytes "
+        "(ABNF.format(), a socket given as ws.sock)"
+    )
+
+
 class WebSocket:
     """A WebSocket connection with websocket-client's methods.
 
@@ -80,12 +113,19 @@ class WebSocket:
     'Hello, Server'
     >>> ws.close()                                    # doctest: +SKIP
 
-    The constructor takes websocket-client's arguments (``sockopt``,
-    ``sslopt``, ``enable_multithread``, ``skip_utf8_validation``; see
-    ``docs/python.md`` for ``fire_cont_frame``, ``get_mask_key`` and
-    ``dispatcher``, which are refused) and floodgate's (``max_messages``,
-    ``max_bytes``, ``overflow``, ``key``, ``classifier``, ``compression``,
-    ``spill_dir``, ...), which become the defaults of ``connect``.
+    The constructor takes websocket-client's arguments (``get_mask_key``,
+    ``sockopt``, ``sslopt``, ``fire_cont_frame``, ``enable_multithread``,
+    ``skip_utf8_validation``, ``dispatcher``) and floodgate's
+    (``max_messages``, ``max_bytes``, ``overflow``, ``key``,
+    ``classifier``, ``compression``, ``spill_dir``, ...), which become the
+    defaults of ``connect``.
+
+    Two transports: ``connect()`` opens a floodgate connection, read and
+    written by a Rust thread into a bounded buffer (``ws.sock`` is then a
+    ``NativeSocket``: ``fileno()`` is readable when ``recv()`` would not
+    block). An object the application assigns to ``ws.sock`` (a socket,
+    or a mock with ``recv``/``send``) is instead framed and parsed in
+    Python, as websocket-client does (``_transport.py``).
 
     ``overflow="spill"`` keeps every message without slowing the server:
     past the memory limits, messages go to files under ``spill_dir`` and
@@ -98,7 +138,7 @@ class WebSocket:
 
     def __init__(
         self,
-        get_mask_key: Any = None,
+        get_mask_key: Optional[Callable[[int], Union[bytes, str]]] = None,
         sockopt: Any = None,
         sslopt: Optional[dict] = None,
         fire_cont_frame: bool = False,
@@ -108,26 +148,43 @@ class WebSocket:
         **options: Any,
     ) -> None:
         self._defaults: Dict[str, Any] = dict(options)
-        for name, value in (
-            ("get_mask_key", get_mask_key),
-            ("sockopt", sockopt),
-            ("sslopt", sslopt),
-            ("fire_cont_frame", fire_cont_frame),
-            ("dispatcher", dispatcher),
-        ):
+        for name, value in (("sockopt", sockopt), ("sslopt", sslopt)):
             if value:
                 self._defaults[name] = value
         # Checked now, so that a refused option fails at once. Unknown
         # names are ignored (and logged once), as websocket-client's
         # constructor ignores them (``**_``).
         normalise_ignoring_unknown(**self._defaults)
+        #: The mask key function (``set_mask_key``) of frames framed in
+        #: Python; a native connection masks with OS-random keys.
+        self.get_mask_key = get_mask_key
+        self.dispatcher = dispatcher
+        # websocket-client's frame reader and fragment joiner: used for a
+        # socket the application gives (``ws.sock = ...``).
+        self.frame_buffer = frame_buffer(self._recv, skip_utf8_validation)
+        self.cont_frame = continuous_frame(fire_cont_frame, skip_utf8_validation)
+        if enable_multithread:
+            self.lock: Any = threading.Lock()
+            self.readlock: Any = threading.Lock()
+        else:
+            self.lock = NoLock()
+            self.readlock = NoLock()
         self._conn: Optional[Any] = None
+        # None, a NativeSocket over _conn, or the application's object.
+        self._sock: Any = None
         # overflow="spill": close() lets the connection go even after the
         # server's close (see close()).
         self._spills = False
         # The last connection's stats(), once it was let go.
         self._last_stats: Optional[Dict[str, float]] = None
         self._timeout: Optional[float] = None
+        # fire_cont_frame on a native connection: the frames recorded by
+        # the reader (connect(fragments=True)) and those not yet returned.
+        self._fragments: Any = None
+        self._queued_frames: List[tuple] = []
+        # The native connection's end was reported by a receive (see
+        # _native_recv).
+        self._end_reported = False
         self.connected = False
         #: The server's close frame (an ABNF), once the close handshake is done.
         self.close_frame: Optional[ABNF] = None
@@ -145,6 +202,51 @@ class WebSocket:
     def next(self):
         return self.__next__()
 
+    # ----- the socket -------------------------------------------------------
+
+    @property
+    def sock(self) -> Any:
+        """``None`` when not connected; on a connection floodgate opened, a
+        ``NativeSocket`` (``_sock.py``); else the object the application
+        assigned, which this WebSocket then reads and writes in Python."""
+        return self._sock
+
+    @sock.setter
+    def sock(self, value: Any) -> None:
+        if value is self._sock:
+            return
+        if self._conn is not None and not (isinstance(value, NativeSocket) and value._conn is self._conn):
+            # The application's object replaces floodgate's connection.
+            self._let_native_go()
+        self._sock = value
+
+    def _let_native_go(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.abort()
+            self._last_stats = conn.stats()
+        if isinstance(self._sock, NativeSocket):
+            self._sock._closed = True
+            self._sock = None
+        self._queued_frames = []
+
+    def fileno(self) -> int:
+        """``sock.fileno()``: on a floodgate connection, a descriptor that
+        is readable exactly when ``recv()`` would not block (see
+        ``_sock.py``). ``WebSocketException`` when not connected."""
+        if self._sock is None:
+            raise WebSocketException("Connection not established")
+        return self._sock.fileno()
+
+    def set_mask_key(self, func: Callable[[int], Union[bytes, str]]) -> None:
+        """Sets the function that makes mask keys (``func(4)`` returns 4
+        bytes), for the frames framed in Python (a socket given as
+        ``ws.sock``). A connection floodgate opened masks in Rust with
+        keys from the OS's random source (logged once)."""
+        self.get_mask_key = func
+        if self._conn is not None:
+            _log_mask_key_once()
+
     # ----- options ----------------------------------------------------------
 
     def gettimeout(self) -> Optional[Union[int, float]]:
@@ -152,27 +254,20 @@ class WebSocket:
         return self._timeout
 
     def settimeout(self, timeout: Optional[Union[int, float]]) -> None:
-        """Sets the timeout of each receive (seconds; ``None``: none).
+        """Sets the timeout of each receive (seconds; ``None``: none); also
+        the timeout of a socket the application gave.
 
-        Sends are bounded by the ``timeout`` given to ``connect``
-        (websocket-client's socket timeout covers both).
-        """
+        Sends on a floodgate connection are bounded by the ``timeout``
+        given to ``connect`` (websocket-client's socket timeout covers
+        both)."""
         if timeout is not None and timeout < 0:
             raise ValueError("timeout must be at least 0, or None")
         self._timeout = timeout
+        sock = self._sock
+        if sock is not None and not isinstance(sock, NativeSocket):
+            sock.settimeout(timeout)
 
     timeout = property(gettimeout, settimeout)
-
-    def fileno(self) -> int:
-        raise WebSocketUnsupportedException(
-            "fileno() is not supported by floodgate: the socket belongs to the reader "
-            "thread; wait with recv(timeout) or recv_batch instead of select()"
-        )
-
-    def set_mask_key(self, func: Any) -> None:
-        raise WebSocketUnsupportedException(
-            "set_mask_key is not supported by floodgate: mask keys come from the OS's random source"
-        )
 
     # ----- the handshake ----------------------------------------------------
 
@@ -201,17 +296,24 @@ class WebSocket:
     headers = property(getheaders)
 
     def is_ssl(self) -> bool:
-        return bool(getattr(self, "_url", "").lower().startswith("wss://"))
+        """Whether the connection is TLS (``wss://``, or an
+        ``ssl.SSLSocket`` given as ``ws.sock``)."""
+        if self._conn is not None:
+            return bool(getattr(self, "_url", "").lower().startswith("wss://"))
+        try:
+            return isinstance(self._sock, ssl.SSLSocket)
+        except (AttributeError, NameError, TypeError):
+            return False
 
     def connect(self, url: str, **options: Any) -> None:
         """Connects to ``url`` (``ws://``, ``wss://``) with
         websocket-client's options (``header``, ``cookie``, ``origin``,
-        ``subprotocols``, ``timeout``, ``http_proxy_host``, ...) and
-        floodgate's (see the class docs). ``timeout`` becomes the timeout
-        of each receive too (``gettimeout()``); a ``Sec-WebSocket-Protocol``
-        in ``header`` is offered with ``subprotocols``; unknown names are
-        ignored, as websocket-client ignores them (logged once each on the
-        ``websocket`` logger)."""
+        ``subprotocols``, ``timeout``, ``connection``, ``http_proxy_host``,
+        ...) and floodgate's (see the class docs). ``timeout`` becomes the
+        timeout of each receive too (``gettimeout()``); a
+        ``Sec-WebSocket-Protocol`` in ``header`` is offered with
+        ``subprotocols``; unknown names are ignored, as websocket-client
+        ignores them (logged once each on the ``websocket`` logger)."""
         merged = dict(self._defaults)
         merged.update(options)
         if "timeout" in options:
@@ -228,9 +330,15 @@ class WebSocket:
             # WebSocket(timeout=...): a default of connect's, so the same
             # as connect(url, timeout=...).
             self.settimeout(merged["timeout"])
-        # WebSocketApp's: record the frames of fragmented messages, and the
-        # pings and pongs from the first one.
-        fragments = bool(merged.pop("_fragments", False))
+        fire_cont_frame = bool(self.cont_frame.fire_cont_frame)
+        if fire_cont_frame and merged.get("compression"):
+            raise WebSocketUnsupportedException(
+                "fire_cont_frame=True with compression=True is not supported by floodgate: "
+                "the frames of a compressed message cannot be handed on one by one"
+            )
+        # WebSocketApp's (and fire_cont_frame's): record the frames of
+        # fragmented messages, and the pings and pongs from the first one.
+        fragments = bool(merged.pop("_fragments", False)) or fire_cont_frame
         control = bool(merged.pop("_control", False))
         # WebSocketApp's keepalive, set at connect: (interval, timeout, payload).
         keepalive = merged.pop("_keepalive", None)
@@ -241,15 +349,88 @@ class WebSocket:
             # durable directory the new one needs. (Others are dropped
             # once replaced, so that a failed connect keeps them.)
             self.shutdown()
-        self._conn = _floodgate.connect(url, normalised, fragments, control, keepalive)
+        try:
+            conn = _floodgate.connect(url, normalised, fragments, control, keepalive)
+        except WebSocketBadStatusException as e:
+            # websocket-client's words, which programs match on ("Handshake
+            # status 401"); floodgate's account stays in ``explanation``.
+            e.explanation = str(e)
+            e.args = (
+                f"Handshake status {e.status_code} {e.status_message} -+-+- "
+                f"{e.resp_headers} -+-+- {e.resp_body}",
+            )
+            raise
+        if isinstance(self._sock, NativeSocket):
+            self._sock._closed = True
+        self._conn = conn
+        self._sock = NativeSocket(self, conn)
         self._spills = normalised["overflow"] == "spill"
         self._last_stats = None
         self._url = url
+        self._queued_frames = []
+        self._end_reported = False
+        if fire_cont_frame:
+            from ._app import _Fragments  # _app imports this module
+
+            self._fragments = _Fragments()
+        if self.get_mask_key is not None:
+            _log_mask_key_once()
         if _logging._trace_enabled:
-            headers = "\n".join(f"{k}: {v}" for k, v in self._conn.headers)
-            _logging.dump("response header", f"HTTP/1.1 {self._conn.status}\n{headers}")
+            headers = "\n".join(f"{k}: {v}" for k, v in conn.headers)
+            _logging.dump("response header", f"HTTP/1.1 {conn.status}\n{headers}")
         self.connected = True
         self.close_frame = None
+
+    # ----- the Python transport's I/O (websocket-client's names) ------------
+
+    def _send(self, data: Union[str, bytes]) -> int:
+        if self._sock is None:
+            raise WebSocketConnectionClosedException("socket is already closed.")
+        return send(self._sock, data)
+
+    def _recv(self, bufsize: int) -> bytes:
+        if self._sock is None:
+            raise WebSocketConnectionClosedException("Connection is closed")
+        try:
+            return recv(self._sock, bufsize)
+        except WebSocketConnectionClosedException:
+            if self._sock is not None:
+                self._sock.close()
+            self._sock = None
+            self.connected = False
+            raise
+
+    # ----- the native connection's ends, in websocket-client's words -----------
+
+    def _native_recv(self, conn: Any, *args: Any) -> tuple:
+        """``conn.recv``; the end of the connection is reported as
+        websocket-client reports it: "Connection to remote host was lost."
+        once (then ``sock`` is ``None`` and ``connected`` False), then
+        "Connection is closed". floodgate's own account (who ended it, the
+        close code) is the exception's ``__cause__``. The native connection
+        is kept until ``close()``/``shutdown()`` (its ``stats()``, and its
+        ready descriptor stays valid for a loop still watching it)."""
+        try:
+            return conn.recv(self._timeout, *args)
+        except WebSocketConnectionClosedException as e:
+            if not _plain_end(e) or conn is not self._conn:
+                raise
+            if self._end_reported:
+                raise WebSocketConnectionClosedException("Connection is closed") from e
+            self._end_reported = True
+            self.connected = False
+            if isinstance(self._sock, NativeSocket):
+                self._sock = None
+            raise WebSocketConnectionClosedException("Connection to remote host was lost.") from e
+
+    @staticmethod
+    def _native_send(send_fn: Callable[..., None], *args: Any) -> None:
+        try:
+            send_fn(*args)
+        except WebSocketConnectionClosedException as e:
+            if not _plain_end(e):
+                raise
+            raise WebSocketConnectionClosedException("socket is already closed.") from e
 
     # ----- sending ----------------------------------------------------------
 
@@ -262,28 +443,35 @@ class WebSocket:
         """Sends ``payload`` as one message (``opcode``: ``ABNF.OPCODE_TEXT``
         by default, or ``OPCODE_BINARY``, ``OPCODE_PING``, ...); returns the
         bytes the frame takes."""
-        conn = self._connection()
+        conn = self._conn
+        if conn is None:
+            return self.send_frame(ABNF.create_frame(payload, opcode))
         if _logging._trace_enabled:
             _logging.trace(f"++Sent decoded: opcode={opcode} data={_logging._any(payload)}")
-        if opcode == ABNF.OPCODE_TEXT:
-            text = payload if isinstance(payload, str) else bytes(payload).decode("utf-8")
-            conn.send_text(text)
-            return _frame_length(len(text) if text.isascii() else len(text.encode("utf-8")))
-        data = _as_bytes(payload)
-        if opcode == ABNF.OPCODE_BINARY:
-            conn.send_binary(data)
-        elif opcode == ABNF.OPCODE_PING:
-            conn.ping(data)
-        elif opcode == ABNF.OPCODE_PONG:
-            conn.pong(data)
-        elif opcode == ABNF.OPCODE_CLOSE:
+        try:
+            if opcode == ABNF.OPCODE_TEXT:
+                text = payload if isinstance(payload, str) else bytes(payload).decode("utf-8")
+                conn.send_text(text)
+                return _frame_length(len(text) if text.isascii() else len(text.encode("utf-8")))
+            data = _as_bytes(payload)
+            if opcode == ABNF.OPCODE_BINARY:
+                conn.send_binary(data)
+            elif opcode == ABNF.OPCODE_PING:
+                conn.ping(data)
+            elif opcode == ABNF.OPCODE_PONG:
+                conn.pong(data)
+        except WebSocketConnectionClosedException as e:
+            if not _plain_end(e):
+                raise
+            raise WebSocketConnectionClosedException("socket is already closed.") from e
+        if opcode == ABNF.OPCODE_CLOSE:
             code, reason = STATUS_NORMAL, ""
             if len(data) >= 2:
                 code = struct.unpack("!H", data[:2])[0]
                 reason = data[2:].decode("utf-8")
             self.send_close(code, reason)
-        else:
-            conn.send_frame(opcode, data, True)
+        elif opcode not in (ABNF.OPCODE_BINARY, ABNF.OPCODE_PING, ABNF.OPCODE_PONG):
+            self._native_send(conn.send_frame, opcode, data, True)
         return _frame_length(len(data))
 
     def send_text(self, text_data: str) -> int:
@@ -300,18 +488,40 @@ class WebSocket:
 
     def send_frame(self, frame: ABNF) -> int:
         """Sends one frame (``ABNF.create_frame``): a fragment with
-        ``fin=0``, then ``OPCODE_CONT`` frames."""
+        ``fin=0``, then ``OPCODE_CONT`` frames. Returns the bytes the frame
+        takes."""
+        conn = self._conn
+        if conn is None:
+            # Framed here, over the application's socket (_transport.py).
+            if self.get_mask_key:
+                frame.get_mask_key = self.get_mask_key
+            data = frame.format()
+            length = len(data)
+            if isEnabledForTrace():
+                trace(f"++Sent raw: {data!r}")
+                trace(f"++Sent decoded: {frame}")
+            with self.lock:
+                while data:
+                    sent = self._send(data)
+                    data = data[sent:]
+            return length
         data = _as_bytes(frame.data)
-        self._connection().send_frame(frame.opcode, data, bool(frame.fin))
+        self._native_send(conn.send_frame, frame.opcode, data, bool(frame.fin))
         return _frame_length(len(data))
 
     def ping(self, payload: Union[str, bytes] = "") -> None:
         """Sends a ping."""
-        self._connection().ping(_as_bytes(payload))
+        if self._conn is None:
+            self.send(_as_bytes(payload), ABNF.OPCODE_PING)
+        else:
+            self._native_send(self._conn.ping, _as_bytes(payload))
 
     def pong(self, payload: Union[str, bytes] = "") -> None:
         """Sends a pong."""
-        self._connection().pong(_as_bytes(payload))
+        if self._conn is None:
+            self.send(_as_bytes(payload), ABNF.OPCODE_PONG)
+        else:
+            self._native_send(self._conn.pong, _as_bytes(payload))
 
     # ----- receiving --------------------------------------------------------
 
@@ -323,7 +533,16 @@ class WebSocket:
         """The next message: ``str`` for text, ``bytes`` for binary. After
         the server's close, ``""`` once, then
         ``WebSocketConnectionClosedException``."""
-        opcode, data = self._connection().recv(self._timeout)
+        conn = self._conn
+        if conn is None or self._fragments is not None:
+            with self.readlock:
+                opcode, data = self.recv_data()
+            if opcode == ABNF.OPCODE_TEXT:
+                return data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
+            if opcode == ABNF.OPCODE_BINARY:
+                return data
+            return ""
+        opcode, data = self._native_recv(conn)
         if _logging._trace_enabled:
             _logging.trace(f"++Rcv decoded: opcode={opcode} data={_logging._any(data)}")
         if opcode == ABNF.OPCODE_CLOSE:
@@ -334,19 +553,57 @@ class WebSocket:
     def recv_data(self, control_frame: bool = False) -> tuple:
         """``(opcode, data)`` of the next message, ``data`` as bytes. With
         ``control_frame``, pings (already answered) and pongs too."""
-        opcode, data = self._connection().recv(self._timeout, control_frame, True)
+        conn = self._conn
+        if conn is None or self._fragments is not None:
+            opcode, frame = self.recv_data_frame(control_frame)
+            return opcode, frame.data
+        opcode, data = self._native_recv(conn, control_frame, True)
         if opcode == ABNF.OPCODE_CLOSE:
             self._closed_by_server(data)
         return opcode, data
 
     def recv_data_frame(self, control_frame: bool = False) -> tuple:
-        """``(opcode, ABNF)`` of the next message: a whole message is one
-        frame with ``fin=1`` (floodgate reassembles fragments)."""
+        """``(opcode, ABNF)`` of the next message. On a floodgate
+        connection a whole message is one frame with ``fin=1`` (the reader
+        reassembles fragments), unless ``fire_cont_frame=True``: then each
+        fragment comes on its own, the first with the message's opcode,
+        the next ones as ``OPCODE_CONT``, as websocket-client gives them."""
+        conn = self._conn
+        if conn is None:
+            return _transport.recv_data_frame(self, control_frame)
+        if self._fragments is not None:
+            return self._next_fragment(conn, control_frame)
         opcode, data = self.recv_data(control_frame)
         return opcode, ABNF(1, 0, 0, 0, opcode, 0, data)
 
+    def _next_fragment(self, conn: Any, control_frame: bool) -> tuple:
+        """fire_cont_frame on a native connection: the frames the reader
+        recorded for the next message, one per call."""
+        if self._queued_frames:
+            return self._queued_frames.pop(0)
+        opcode, data = self._native_recv(conn, control_frame, True)
+        if opcode == ABNF.OPCODE_CLOSE:
+            self._closed_by_server(data)
+        if opcode in (ABNF.OPCODE_TEXT, ABNF.OPCODE_BINARY):
+            recorded, _dropped = conn.fragments()
+            self._fragments.take(recorded)
+            # _Fragments matches text as str (the reader validated it).
+            message = data.decode("utf-8") if opcode == ABNF.OPCODE_TEXT else data
+            frames = self._fragments.frames_of(message)
+            if frames:
+                out = []
+                for i, (_opcode, frame_data, fin) in enumerate(frames):
+                    frame_opcode = opcode if i == 0 else ABNF.OPCODE_CONT
+                    out.append((frame_opcode, ABNF(int(fin), 0, 0, 0, frame_opcode, 0, frame_data)))
+                self._queued_frames.extend(out[1:])
+                return out[0]
+        return opcode, ABNF(1, 0, 0, 0, opcode, 0, data)
+
     def recv_frame(self) -> ABNF:
-        """The next message as one frame (see ``recv_data_frame``)."""
+        """The next frame. On a floodgate connection, the next message as
+        one frame (see ``recv_data_frame``)."""
+        if self._conn is None:
+            return self.frame_buffer.recv_frame()
         return self.recv_data_frame(True)[1]
 
     # floodgate's own ---------------------------------------------------------
@@ -385,7 +642,10 @@ class WebSocket:
         if status < 0 or status >= ABNF.LENGTH_16:
             raise ValueError("code is invalid range")
         self.connected = False
-        self._connection().send_close(status, _reason(reason))
+        if self._conn is None:
+            self.send(struct.pack("!H", status) + _reason_bytes(reason), ABNF.OPCODE_CLOSE)
+            return
+        self._conn.send_close(status, _reason(reason))
 
     def close(
         self,
@@ -406,7 +666,14 @@ class WebSocket:
         connection is let go even when the server closed first, so that
         the spill's directory is released (a durable one's lock, which the
         next connection on it needs; an ephemeral one's files)."""
-        if self._conn is None or (not self.connected and not self._spills):
+        if self._conn is None:
+            if not self.connected:
+                return
+            if status < 0 or status >= ABNF.LENGTH_16:
+                raise ValueError("code is invalid range")
+            _transport.close(self, status, _reason_bytes(reason), timeout)
+            return
+        if not self.connected and not self._spills:
             return
         if status < 0 or status >= ABNF.LENGTH_16:
             raise ValueError("code is invalid range")
@@ -422,21 +689,49 @@ class WebSocket:
         returns (with ``WebSocketConnectionClosedException``)."""
         if self._conn is not None:
             self._conn.abort()
+        elif self.connected and self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except (OSError, AttributeError):
+                # Never connected, or already closed: abort is best-effort.
+                _logging.debug("Socket already closed during abort")
 
     def shutdown(self) -> None:
         """Closes the socket at once, without a close handshake, and lets
         the connection go (``stats()`` keeps its last figures)."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.abort()
-            self._last_stats = conn.stats()
+        sock = self._sock
+        self._let_native_go()
+        self._sock = None
+        if sock is not None and not isinstance(sock, NativeSocket):
+            try:
+                # websocket-client's check: a socket already closed is left.
+                if not sock._closed:
+                    sock.close()
+            except (OSError, AttributeError):
+                _logging.debug("Socket already closed during shutdown")
         self.connected = False
+
+
+def _plain_end(e: BaseException) -> bool:
+    """Whether ``e`` is the plain end of a connection, which websocket-client
+    words its own way (not floodgate's subclasses: a buffer overflow, a
+    refused spill; not a ping timeout)."""
+    return type(e) is WebSocketConnectionClosedException and not getattr(e, "_pong_timeout", False)
 
 
 def _reason(reason: Union[str, bytes]) -> str:
     if isinstance(reason, (bytes, bytearray)):
         return bytes(reason).decode("utf-8")
     return reason or ""
+
+
+def _reason_bytes(reason: Union[str, bytes, None]) -> bytes:
+    """A close reason as UTF-8 bytes (websocket-client takes both)."""
+    if reason is None:
+        return b""
+    if isinstance(reason, str):
+        return reason.encode("utf-8")
+    return bytes(reason)
 
 
 def create_connection(

@@ -62,6 +62,16 @@ class _WebsocketFinder:
             # aside rather than answer for a websocket that is not floodgate.
             return None
         name = fullname[len("websocket.") :]
+        if name in WEBSOCKET_MODULES:
+            # The alias was deleted from sys.modules (tests do that to
+            # import a module again, e.g. with an import blocked): as Python
+            # does for any module, run floodgate's file again under that
+            # name. The new module's classes are new ones, as they would be
+            # for websocket-client's.
+            import importlib.util
+
+            source = importlib.import_module("floodgate." + name).__file__
+            return importlib.util.spec_from_file_location(fullname, source)
         why = MISSING_MODULES.get(name, "it is not one of websocket-client's modules that floodgate has")
         raise ModuleNotFoundError(
             f"No module named {fullname!r}: `websocket` is floodgate (install_as_websocket()), "

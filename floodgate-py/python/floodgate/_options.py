@@ -93,6 +93,36 @@ def _headers(header: Any) -> list:
     return [(str(n).strip(), str(v).strip()) for n, v in items]
 
 
+def _connection(value: Any, headers: list) -> None:
+    """websocket-client's ``connection=``: a line sent instead of
+    ``Connection: Upgrade`` (websocket-client sends the string as a whole
+    header line, ``connection="Connection: keep-alive, Upgrade"``; its
+    docs call it the header's value, so a bare value is taken as that).
+
+    floodgate's handshake (Rust) always sends ``Connection: Upgrade``; the
+    other tokens go in a second ``Connection`` line, which HTTP reads as
+    one list (RFC 9110 5.3: ``Upgrade`` + ``keep-alive`` is ``Upgrade,
+    keep-alive``). Another header's line is sent as an extra header. A
+    ``Connection`` without ``Upgrade`` makes a handshake RFC 6455 servers
+    refuse (and replacing the line needs the Rust handshake): refused."""
+    if value is None:
+        return
+    name, sep, rest = str(value).partition(":")
+    if sep and name.strip().lower() != "connection":
+        headers.append((name.strip(), rest.strip()))
+        return
+    tokens = [t.strip() for t in (rest if sep else name).split(",") if t.strip()]
+    if not any(t.lower() == "upgrade" for t in tokens):
+        raise _unsupported(
+            f"connection={value!r} (without Upgrade)",
+            "a WebSocket handshake needs Connection: Upgrade, which floodgate always sends; "
+            "give the other tokens with it (connection='Connection: keep-alive, Upgrade')",
+        )
+    others = [t for t in tokens if t.lower() != "upgrade"]
+    if others:
+        headers.append(("Connection", ", ".join(others)))
+
+
 def _offered(headers: list, subprotocols: list) -> tuple:
     """Moves the ``Sec-WebSocket-Protocol`` headers of ``header=`` (any
     case, comma-separated values) into the subprotocols offered, after
@@ -340,6 +370,7 @@ def _normalise(options: Dict[str, Any], ignore_unknown: bool) -> Dict[str, Any]:
         "send_buffer": None,
         "tcp_keepalive": None,
     }
+    _connection(options.pop("connection", None), out["headers"])
     _sslopt(options.pop("sslopt", None), out)
     _sockopt(options.pop("sockopt", None), out)
     _proxy(options, out)
@@ -362,15 +393,11 @@ def _normalise(options: Dict[str, Any], ignore_unknown: bool) -> Dict[str, Any]:
             "socket= (a pre-made socket)",
             "floodgate opens its own; for a Unix socket use unix_socket=path",
         )
-    if options.pop("fire_cont_frame", False):
-        raise _unsupported(
-            "fire_cont_frame=True",
-            "floodgate hands over whole messages; WebSocketApp(on_data=...) sees each frame",
-        )
-    if options.pop("get_mask_key", None) is not None:
-        raise _unsupported("get_mask_key", "floodgate draws its mask keys from the OS's random source")
-    if options.pop("dispatcher", None) is not None:
-        raise _unsupported("dispatcher=", "floodgate's reader is a thread of its own")
+    # WebSocket's own (Python-side) options, handled before the options
+    # reach here: the mask key function and fire_cont_frame (_core.py), the
+    # dispatcher (WebSocketApp.run_forever).
+    for name in ("fire_cont_frame", "get_mask_key", "dispatcher"):
+        options.pop(name, None)
     for name in _ACCEPTED_WITHOUT_EFFECT:
         options.pop(name, None)
     if options:

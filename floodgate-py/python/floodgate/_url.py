@@ -75,6 +75,32 @@ def _no_proxy_for(hostname: str, no_proxy: Optional[List[str]]) -> bool:
     return False
 
 
+def _is_ip_address(addr: str) -> bool:
+    """Whether ``addr`` is an IPv4 or IPv6 address (websocket-client's
+    private helper, which libraries' and its own tests import)."""
+    if not isinstance(addr, str):
+        raise TypeError("_is_ip_address() argument 1 must be str")
+    try:
+        ipaddress.ip_address(addr)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_subnet_address(hostname: str) -> bool:
+    """Whether ``hostname`` is a network (``10.0.0.0/8``) or an address."""
+    try:
+        ipaddress.ip_network(hostname)
+    except ValueError:
+        return False
+    return True
+
+
+# websocket-client's names of the two checks above.
+_is_address_in_network = _in_network
+_is_no_proxy_host = _no_proxy_for
+
+
 def get_proxy_info(
     hostname: str,
     is_secure: bool,
