@@ -234,8 +234,14 @@ class KubeServer(LoopServer):
         return options
 
     def _check_auth(self, connection, request):
-        self.record("request", request.path, request.headers.get("Authorization"),
-                    request.headers.get("Sec-WebSocket-Protocol"))
+        # The subprotocols offered, in order, over every header line (RFC
+        # 6455 11.3.4: several lines are one list; spaces are not part of it).
+        offered = [
+            token.strip()
+            for line in request.headers.get_all("Sec-WebSocket-Protocol")
+            for token in line.split(",")
+        ]
+        self.record("request", request.path, request.headers.get("Authorization"), offered)
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return connection.respond(HTTPStatus.UNAUTHORIZED, "Unauthorized: bad or missing bearer token\n")
         return None

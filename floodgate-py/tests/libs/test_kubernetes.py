@@ -63,7 +63,7 @@ def test_exec_with_preload_content_returns_stdout_and_stderr(request, scheme, im
     for path, authorization, protocols in requests:
         assert "/api/v1/namespaces/default/pods/pod-1/exec?" in path
         assert authorization == f"Bearer {TOKEN}"
-        assert protocols == f"{V5},{V4}"
+        assert protocols == [V5, V4]
     assert kube.seen("subprotocol") == [(V5,)] * 3
     assert [c[0] for c in kube.seen("command")] == [
         ["report", "hello world", "0"], ["seq", str(lines)], ["report", "bytes", "0"],
