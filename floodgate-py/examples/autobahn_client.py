@@ -25,7 +25,12 @@ then raises, and the case is over.
 import sys
 
 import floodgate
-from floodgate import ABNF, WebSocketException
+from floodgate import (
+    ABNF,
+    WebSocketException,
+    WebSocketPayloadException,
+    WebSocketProtocolException,
+)
 
 OPTIONS = {
     # threshold 0: every message is compressed, however short, as the Rust
@@ -81,19 +86,22 @@ def main(argv: list) -> int:
     base = (argv[1] if len(argv) > 1 else "ws://127.0.0.1:9001").rstrip("/")
     agent = argv[2] if len(argv) > 2 else "floodgate-python"
     count = case_count(base)
-    failed_otherwise = 0
+    failed = {"protocol": 0, "other": 0}
     for case in range(1, count + 1):
         try:
             run_case(f"{base}/runCase?case={case}&agent={agent}")
+        except (WebSocketProtocolException, WebSocketPayloadException):
+            # Failing the connection (1002, 1007) is what many cases ask
+            # for; the report judges whether it was right.
+            failed["protocol"] += 1
         except (WebSocketException, ValueError) as e:
-            # Failing the connection is what many cases ask for; the report
-            # judges whether it was right. Printed so a wrong one can be
-            # traced from the log. ValueError: a message still buffered
-            # when the reader had already failed or closed the connection
-            # cannot be echoed, and floodgate (0.1) raises ValueError ("the
-            # connection is closing or closed") for that send, where
-            # websocket-client raises WebSocketConnectionClosedException.
-            failed_otherwise += 1
+            # Printed so that a case that fails can be traced from the log.
+            # ValueError: a message still buffered when the reader had
+            # already failed or closed the connection cannot be echoed, and
+            # floodgate (0.1) raises ValueError ("the connection is closing
+            # or closed") for that send, where websocket-client raises
+            # WebSocketConnectionClosedException.
+            failed["other"] += 1
             print(f"case {case}: {type(e).__name__}: {e}", file=sys.stderr)
     ws = connect(f"{base}/updateReports?agent={agent}")
     try:
@@ -104,7 +112,10 @@ def main(argv: list) -> int:
         pass
     finally:
         ws.shutdown()
-    print(f"ran {count} cases as agent {agent!r} ({failed_otherwise} ended with an exception)")
+    print(
+        f"ran {count} cases as agent {agent!r}: {failed['protocol']} ended with a protocol "
+        f"error (1002/1007), {failed['other']} with another exception"
+    )
     return 0
 
 
