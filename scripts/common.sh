@@ -103,13 +103,17 @@ ensure_pyenv() {
 
 # Install the Python package (floodgate-py) into target/pyenv the way the
 # README tells users to: `pip install ./floodgate-py`, with build isolation
-# (pip fetches maturin, the PEP 517 backend, from PyPI). maturin builds with
-# cargo in the workspace's target directory, so a warm build only
-# relinks what changed. pip always rebuilds and reinstalls a local
-# directory, but the suites must never run against a stale install, so
-# that is checked rather than assumed (_check_python_package).
+# (pip fetches maturin, the PEP 517 backend, from PyPI; PIP_CONSTRAINT holds
+# it to the version pinned in scripts/requirements-test.txt, which pip
+# applies to build dependencies too, so CI does not move with maturin's
+# releases). maturin builds with cargo in the workspace's target directory,
+# so a warm build only relinks what changed. pip never reuses a wheel built
+# from a local directory in an earlier run, and cargo rebuilds what
+# changed, but the suites must never run against a stale install, so that
+# is checked rather than assumed (_check_python_package).
 install_python_package() {
-    PIP_DISABLE_PIP_VERSION_CHECK=1 "$PYENV_PYTHON" -m pip install --no-input "$ROOT/floodgate-py" || return 1
+    PIP_CONSTRAINT="$REQUIREMENTS" PIP_DISABLE_PIP_VERSION_CHECK=1 \
+        "$PYENV_PYTHON" -m pip install --no-input "$ROOT/floodgate-py" || return 1
     _check_python_package
 }
 
@@ -119,7 +123,9 @@ install_python_package() {
 #   - every file of floodgate-py/python/floodgate and the .pth of
 #     floodgate-py/floodgate.data is installed byte for byte;
 #   - the extension is byte for byte the cdylib cargo built for this tree
-#     during the install ($TARGET_DIR/release/lib_floodgate.so);
+#     during the install ($TARGET_DIR/release/lib_floodgate.so; maturin
+#     puts it in the wheel unchanged: no strip, and no repair of a
+#     wheel for this machine only);
 #   - its version (floodgate.__version__, from Cargo) is the workspace's,
 #     and the installed metadata says the same.
 _check_python_package() {
