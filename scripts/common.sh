@@ -5,6 +5,10 @@
 # PYENV_DIR / PYENV_PYTHON (the test virtualenv) and defines:
 #   ensure_pyenv   create target/pyenv if needed and install the pinned
 #                  requirements from scripts/requirements-test.txt
+#   install_python_package
+#                  pip install ./floodgate-py into target/pyenv (the one
+#                  command the README gives users), then check that what
+#                  is installed is what was just built from this tree
 #   ensure_node    install the Node packages pinned in scripts/node
 #                  (package-lock.json) into target/node with `npm ci`
 #   ensure_proxies install Debian's tinyproxy and dante-server (the real
@@ -95,6 +99,78 @@ ensure_pyenv() {
         --no-input --quiet --prefer-binary -r "$REQUIREMENTS" || return 1
     "$PYENV_PYTHON" -c 'import kosoku, websockets, pytest, websocket, cryptography' || return 1
     cp "$REQUIREMENTS" "$stamp" || return 1
+}
+
+# Install the Python package (floodgate-py) into target/pyenv the way the
+# README tells users to: `pip install ./floodgate-py`, with build isolation
+# (pip fetches maturin, the PEP 517 backend, from PyPI; PIP_CONSTRAINT holds
+# it to the version pinned in scripts/requirements-test.txt, which pip
+# applies to build dependencies too, so CI does not move with maturin's
+# releases). maturin builds with cargo in the workspace's target directory,
+# so a warm build only relinks what changed. pip never reuses a wheel built
+# from a local directory in an earlier run, and cargo rebuilds what
+# changed, but the suites must never run against a stale install, so that
+# is checked rather than assumed (_check_python_package).
+install_python_package() {
+    PIP_CONSTRAINT="$REQUIREMENTS" PIP_DISABLE_PIP_VERSION_CHECK=1 \
+        "$PYENV_PYTHON" -m pip install --no-input "$ROOT/floodgate-py" || return 1
+    _check_python_package
+}
+
+# What target/pyenv imports as `floodgate` is this tree's, just built:
+#   - it comes from site-packages (not a source directory on sys.path),
+#     installed by pip from $ROOT/floodgate-py (PEP 610 direct_url.json);
+#   - every file of floodgate-py/python/floodgate and the .pth of
+#     floodgate-py/floodgate.data is installed byte for byte;
+#   - the extension is byte for byte the cdylib cargo built for this tree
+#     during the install ($TARGET_DIR/release/lib_floodgate.so; maturin
+#     puts it in the wheel unchanged: no strip, and no repair of a
+#     wheel for this machine only);
+#   - its version (floodgate.__version__, from Cargo) is the workspace's,
+#     and the installed metadata says the same.
+_check_python_package() {
+    (cd / && ROOT="$ROOT" TARGET_DIR="$TARGET_DIR" "$PYENV_PYTHON" - <<'PY'
+import filecmp, importlib.metadata as md, json, os, pathlib, re, sys, sysconfig
+root = pathlib.Path(os.environ["ROOT"])
+problems = []
+import floodgate, floodgate._floodgate as native
+installed = pathlib.Path(floodgate.__file__).parent
+purelib = pathlib.Path(sysconfig.get_paths()["purelib"])
+if installed != purelib / "floodgate":
+    problems.append(f"floodgate is imported from {installed}, not from {purelib}")
+dist = md.distribution("floodgate")
+direct = json.loads(dist.read_text("direct_url.json") or "{}")
+want_url = (root / "floodgate-py").resolve().as_uri()
+if direct.get("url") != want_url:
+    problems.append(f"installed from {direct.get('url')!r}, not {want_url}")
+source = root / "floodgate-py" / "python" / "floodgate"
+for path in sorted(source.rglob("*")):
+    if path.is_file() and "__pycache__" not in path.parts:
+        copy = installed / path.relative_to(source)
+        if not copy.is_file() or not filecmp.cmp(path, copy, shallow=False):
+            problems.append(f"{copy} differs from {path}")
+pth = root / "floodgate-py" / "floodgate.data" / "purelib" / "floodgate_as_websocket.pth"
+if not filecmp.cmp(pth, purelib / pth.name, shallow=False):
+    problems.append(f"{purelib / pth.name} differs from {pth}")
+built = pathlib.Path(os.environ["TARGET_DIR"]) / "release" / "lib_floodgate.so"
+if not built.is_file() or not filecmp.cmp(built, native.__file__, shallow=False):
+    problems.append(f"the extension {native.__file__} is not the one cargo built ({built})")
+cargo = (root / "Cargo.toml").read_text()
+m = re.search(r"^\[workspace\.package\][^\[]*?^version\s*=\s*\"([^\"]+)\"", cargo, re.M | re.S)
+version = m.group(1) if m else None
+if not (floodgate.__version__ == dist.version == version):
+    problems.append(
+        f"versions: floodgate.__version__ {floodgate.__version__}, metadata {dist.version}, "
+        f"Cargo.toml {version}"
+    )
+if problems:
+    print("python: the installed floodgate package is not the one just built from this tree:", file=sys.stderr)
+    for p in problems:
+        print(f"  - {p}", file=sys.stderr)
+    sys.exit(1)
+print(f"python: installed floodgate {dist.version} from {want_url}, the extension identical to {built}")
+PY
+    )
 }
 
 # Install scripts/node's locked packages (Node's `ws`) into target/node. Reused

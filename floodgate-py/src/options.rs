@@ -44,7 +44,8 @@ pub(crate) struct ConnectOptions {
     recv_buffer: Option<usize>,
     send_buffer: Option<usize>,
     tcp_keepalive: Option<f64>,
-    compression: bool,
+    /// `None`: no permessage-deflate offer.
+    compression: Option<CompressionOptions>,
     max_message_size: Option<usize>,
     unix_socket: Option<String>,
     // The buffer.
@@ -61,6 +62,46 @@ pub(crate) struct ConnectOptions {
     spill_fallback: Option<String>,
     durable: Option<bool>,
     fsync_interval: Option<f64>,
+}
+
+/// `compression=`, as `_options._compression` normalises it: every field
+/// of [`DeflateConfig`] a Python program may set, `None` for its default.
+/// The values were checked there; [`DeflateConfig::validate`] checks them
+/// again when the client is built.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+pub(crate) struct CompressionOptions {
+    threshold: Option<usize>,
+    level: Option<u32>,
+    client_max_window_bits: Option<u8>,
+    server_max_window_bits: Option<u8>,
+    client_no_context_takeover: Option<bool>,
+    server_no_context_takeover: Option<bool>,
+}
+
+impl CompressionOptions {
+    fn config(self) -> DeflateConfig {
+        let mut c = DeflateConfig::default();
+        if let Some(bytes) = self.threshold {
+            c = c.threshold(bytes);
+        }
+        if let Some(level) = self.level {
+            c = c.level(level);
+        }
+        if let Some(bits) = self.client_max_window_bits {
+            c = c.client_max_window_bits(bits);
+        }
+        if self.server_max_window_bits.is_some() {
+            c = c.server_max_window_bits(self.server_max_window_bits);
+        }
+        if let Some(on) = self.client_no_context_takeover {
+            c = c.client_no_context_takeover(on);
+        }
+        if let Some(on) = self.server_no_context_takeover {
+            c = c.server_no_context_takeover(on);
+        }
+        c
+    }
 }
 
 impl ConnectOptions {
@@ -154,8 +195,8 @@ impl ConnectOptions {
         if let Some(idle) = seconds("tcp_keepalive", self.tcp_keepalive)? {
             b = b.tcp_keepalive(idle);
         }
-        if self.compression {
-            b = b.compression(DeflateConfig::default());
+        if let Some(compression) = self.compression {
+            b = b.compression(compression.config());
         }
         if let Some(limit) = self.max_message_size {
             b = b.max_message_size(Some(limit));

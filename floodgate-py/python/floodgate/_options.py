@@ -48,7 +48,7 @@ FLOODGATE_OPTIONS: Dict[str, Any] = {
     "durable": None,  # True: kept for the next connection on spill_dir
     "fsync_interval": None,  # seconds between syncs, durable only (default 1.0)
     # The connection.
-    "compression": False,  # offer permessage-deflate
+    "compression": False,  # offer permessage-deflate: True, or a dict (_compression)
     "close_timeout": 3.0,  # seconds the close handshake may take
     "max_message_size": None,  # bytes (default 64 MiB)
     "tls_roots": None,  # "platform" (default), "mozilla", "none"
@@ -247,6 +247,61 @@ def _proxy(options: Dict[str, Any], out: Dict[str, Any]) -> None:
         raise ValueError("http_proxy_auth and http_proxy_port need http_proxy_host")
 
 
+# compression={...}: floodgate's DeflateConfig fields; a name left out keeps
+# its default (docs/python.md). Each maps to the check of its value.
+_COMPRESSION_FIELDS = {
+    # Messages shorter than this many bytes go uncompressed (default 64);
+    # 0 compresses every one.
+    "threshold": ("a number of bytes, at least 0", lambda v: _is_int(v) and v >= 0),
+    # zlib's level (default 6).
+    "level": ("0 (store) to 9 (best)", lambda v: _is_int(v) and 0 <= v <= 9),
+    # The offer's parameters (RFC 7692 7.1). The defaults offer
+    # client_no_context_takeover and a bare client_max_window_bits (the
+    # server may pick the client's window).
+    "client_max_window_bits": ("8 to 15 (default 15)", lambda v: _is_int(v) and 8 <= v <= 15),
+    "server_max_window_bits": (
+        "8 to 15, or None (the server chooses)",
+        lambda v: v is None or (_is_int(v) and 8 <= v <= 15),
+    ),
+    "client_no_context_takeover": ("True (the default) or False", lambda v: isinstance(v, bool)),
+    "server_no_context_takeover": ("True or False (the default)", lambda v: isinstance(v, bool)),
+}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _compression(value: Any) -> Optional[Dict[str, Any]]:
+    """``compression=`` as ``src/options.rs`` reads it: ``None`` for no
+    offer (``False``, ``None``), else a dict with every field of
+    ``_COMPRESSION_FIELDS`` (``None``: floodgate's default). ``True`` is the
+    default offer; a dict changes some fields, e.g. ``{"threshold": 0}`` to
+    compress even the shortest messages (as the Autobahn client does)."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return dict.fromkeys(_COMPRESSION_FIELDS)
+    if not isinstance(value, dict):
+        raise TypeError(
+            f"compression={value!r}: give True, False or a dict of "
+            f"{', '.join(_COMPRESSION_FIELDS)}"
+        )
+    unknown = sorted(set(value) - set(_COMPRESSION_FIELDS))
+    if unknown:
+        raise ValueError(
+            f"compression: unknown field(s) {', '.join(map(str, unknown))}; "
+            f"the fields are {', '.join(_COMPRESSION_FIELDS)}"
+        )
+    out = dict.fromkeys(_COMPRESSION_FIELDS)
+    for name, given in value.items():
+        expected, valid = _COMPRESSION_FIELDS[name]
+        if not valid(given):
+            raise ValueError(f"compression {name}={given!r}: give {expected}")
+        out[name] = given
+    return out
+
+
 def _spill(out: Dict[str, Any]) -> None:
     """Checks the spill options in ``out`` and puts them in the types
     ``src/options.rs`` reads (``spill_dir`` as a ``str``). Done here rather
@@ -385,6 +440,7 @@ def _normalise(options: Dict[str, Any], ignore_unknown: bool) -> Dict[str, Any]:
             out.setdefault(name, None)
         else:
             out[name] = options.pop(name, default)
+    out["compression"] = _compression(out["compression"])
     _spill(out)
     if options.pop("suppress_host", False):
         raise _unsupported("suppress_host=True", "floodgate always sends the Host header HTTP/1.1 requires")
