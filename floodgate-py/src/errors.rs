@@ -57,6 +57,9 @@ pub(crate) fn closed(py: Python<'_>, message: impl Into<String>) -> PyErr {
 pub(crate) fn to_py(py: Python<'_>, error: Error) -> PyErr {
     let message = error.to_string();
     match error.into_kind() {
+        // A send after the close (sent, or received while the message was
+        // being handled): websocket-client's class, not a bad argument.
+        ErrorKind::Usage(floodgate::UsageError::Closed) => closed(py, message),
         ErrorKind::InvalidUrl { .. } | ErrorKind::Config(_) | ErrorKind::Usage(_) => {
             PyValueError::new_err(message)
         }

@@ -103,3 +103,54 @@ def test_sec_websocket_protocol_in_header_joins_the_subprotocols_offered():
     assert normalise(header={"Sec-WebSocket-Protocol": "v5.channel.k8s.io,v4.channel.k8s.io"})[
         "subprotocols"
     ] == ["v5.channel.k8s.io", "v4.channel.k8s.io"]
+
+
+def test_compression_takes_true_or_a_dict_of_fields():
+    assert normalise()["compression"] is None
+    assert normalise(compression=True)["compression"] == {
+        "threshold": None,
+        "level": None,
+        "client_max_window_bits": None,
+        "server_max_window_bits": None,
+        "client_no_context_takeover": None,
+        "server_no_context_takeover": None,
+    }
+    got = normalise(compression={"threshold": 0, "server_max_window_bits": 10})["compression"]
+    assert (got["threshold"], got["server_max_window_bits"], got["level"]) == (0, 10, None)
+
+
+@pytest.mark.parametrize(
+    "value, error, words",
+    [
+        ({"treshold": 0}, ValueError, "unknown field(s) treshold"),
+        ({"level": 10}, ValueError, "level=10: give 0 (store) to 9"),
+        ({"client_max_window_bits": 7}, ValueError, "client_max_window_bits=7"),
+        ({"threshold": True}, ValueError, "threshold=True"),
+        ("deflate", TypeError, "give True, False or a dict"),
+    ],
+)
+def test_a_bad_compression_says_what_to_give(value, error, words):
+    with pytest.raises(error) as raised:
+        normalise(compression=value)
+    assert words in str(raised.value)
+
+
+def test_the_compression_dict_is_what_the_offer_says(server):
+    import json
+
+    ws = websocket.create_connection(
+        server.url("/headers"),
+        compression={"client_max_window_bits": 10, "server_no_context_takeover": True},
+    )
+    try:
+        headers = {k.lower(): v for k, v in json.loads(ws.recv()).items()}
+    finally:
+        ws.close()
+    # The first offer is the one asked for (floodgate adds a fallback
+    # offer after it, for servers that refuse a window size).
+    first = headers["sec-websocket-extensions"].split(",")[0]
+    offer = [p.strip() for p in first.split(";")]
+    assert offer[0] == "permessage-deflate"
+    assert "client_max_window_bits=10" in offer
+    assert "server_no_context_takeover" in offer
+    assert "client_no_context_takeover" in offer  # the default, kept

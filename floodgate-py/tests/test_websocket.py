@@ -112,6 +112,22 @@ def test_the_servers_close_code_and_reason_reach_the_client(server):
     assert data == (1001).to_bytes(2, "big") + b"bye"
 
 
+def test_a_send_after_the_servers_close_is_a_closed_connection(server):
+    # The server's close is behind a buffered message: the application
+    # takes the message and answers it, but the connection has ended.
+    ws = websocket.create_connection(server.url(), timeout=5)
+    ws.send("m1")
+    ws.send("close:1000:bye")
+    deadline = time.monotonic() + 5
+    while ws._conn.is_open and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not ws._conn.is_open, "the server's close never arrived"
+    assert ws.recv() == "m1"
+    with pytest.raises(websocket.WebSocketConnectionClosedException):
+        ws.send("echo of m1")
+    ws.shutdown()
+
+
 def test_a_client_close_with_a_code_is_completed(server):
     ws = websocket.create_connection(server.url())
     ws.send("before")
@@ -160,6 +176,9 @@ def test_a_refused_upgrade_raises_bad_status_with_the_response(server):
         websocket.create_connection(server.url("/status/403"))
     error = raised.value
     assert error.status_code == 403
+    # The server's own reason phrase (the test server says "Refused", not
+    # the standard "Forbidden"), as websocket-client reports it.
+    assert error.status_message == "Refused"
     assert error.resp_headers["x-why"] == "test"
     assert error.resp_body == b"refused by the test server"
     assert "403" in str(error)
