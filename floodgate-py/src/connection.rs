@@ -187,6 +187,20 @@ pub fn connect(
     })
 }
 
+/// Keeps the readiness descriptor in step (see `ready.rs`) when a call
+/// that may take from the buffer returns, however it returns; nothing
+/// until `ready_fd` was asked for.
+struct SyncAfter<'a>(&'a Connection);
+
+impl Drop for SyncAfter<'_> {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some(ready) = self.0.ready.get() {
+            ready.sync();
+        }
+    }
+}
+
 /// How a wait ended.
 enum Waited<T> {
     Got(T),
@@ -194,151 +208,6 @@ enum Waited<T> {
 }
 
 impl Connection {
-    /// Keeps the readiness descriptor in step after a take (see
-    /// `ready.rs`); nothing until `ready_fd` was asked for.
-    fn taken(&self) {
-        #[cfg(unix)]
-        if let Some(ready) = self.ready.get() {
-            ready.sync();
-        }
-    }
-
-    /// [`recv`](Connection::recv), without the readiness sync.
-    fn recv_one<'py>(
-        &self,
-        py: Python<'py>,
-        timeout: Option<f64>,
-        control_frame: bool,
-        raw: bool,
-    ) -> PyResult<(u8, Bound<'py, PyAny>)> {
-        if control_frame {
-            self.control.wanted.store(true, Ordering::Relaxed);
-        }
-        let deadline = seconds("timeout", timeout)?.map(|t| Instant::now() + t);
-        loop {
-            if control_frame {
-                if let Some(frame) = self.control.pop() {
-                    return Ok((opcode_of(&frame), message_to_py(py, &frame)?));
-                }
-            }
-            // Most calls find a message waiting: take it without giving
-            // up the GIL.
-            match self.ws.try_recv() {
-                Ok(Some(message)) => return Self::delivered(py, &message, raw),
-                Ok(None) => {}
-                Err(end) => return self.ended(py, end),
-            }
-            let slice = if control_frame { CONTROL_SLICE } else { SLICE };
-            let waited = self.wait(py, deadline, slice, |wait| {
-                match self.ws.recv_timeout(wait) {
-                    Err(e) if e.is_timeout() && control_frame => Some(Err(e)),
-                    Err(e) if e.is_timeout() => None,
-                    other => Some(other),
-                }
-            })?;
-            match waited {
-                Waited::TimedOut => return Err(timeout_error(py, "Connection timed out")),
-                Waited::Got(Ok(message)) => return Self::delivered(py, &message, raw),
-                // A slice ended with control frames asked for: look again.
-                Waited::Got(Err(e)) if e.is_timeout() => {}
-                Waited::Got(Err(end)) => return self.ended(py, end),
-            }
-        }
-    }
-
-    /// [`recv_batch`](Connection::recv_batch), without the readiness sync.
-    fn recv_batch_inner<'py>(
-        &self,
-        py: Python<'py>,
-        max: usize,
-        timeout: Option<f64>,
-    ) -> PyResult<Bound<'py, PyList>> {
-        let max = max.max(1).min(self.batch_hint.load(Ordering::Relaxed));
-        let deadline = seconds("timeout", timeout)?.map(|t| Instant::now() + t);
-        let mut batch = match self.ws.recv_batch(max, Duration::ZERO) {
-            Ok(batch) => batch,
-            Err(end) => return Err(self.batch_end(py, end)),
-        };
-        if batch.is_empty() {
-            let waited = self.wait(py, deadline, SLICE, |wait| {
-                match self.ws.recv_batch(max, wait) {
-                    Ok(batch) if batch.is_empty() => None,
-                    other => Some(other),
-                }
-            })?;
-            batch = match waited {
-                Waited::TimedOut => return Err(timeout_error(py, "Connection timed out")),
-                Waited::Got(Ok(batch)) => batch,
-                Waited::Got(Err(end)) => return Err(self.batch_end(py, end)),
-            };
-        }
-        let list = PyList::empty(py);
-        let mut bytes = 0;
-        for message in &batch {
-            bytes += message.message().as_bytes().len();
-            list.append(message_to_py(py, message.message())?)?;
-        }
-        let average = (bytes / batch.len().max(1)).max(1);
-        self.batch_hint
-            .store((BATCH_BYTES / average).max(1), Ordering::Relaxed);
-        Ok(list)
-    }
-
-    /// [`close`](Connection::close), without the readiness sync.
-    fn close_inner<'py>(
-        &self,
-        py: Python<'py>,
-        code: u16,
-        reason: String,
-        timeout: Option<f64>,
-    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let deadline = seconds("timeout", timeout)?.map(|t| Instant::now() + t);
-        match self
-            .sender
-            .start_close(Some(CloseFrame::new(CloseCode(code), reason)))
-        {
-            Ok(()) => {}
-            // Closed already, or being closed (`send_close`): wait below
-            // for the end, without taking anything.
-            Err(e) if closed_already(&e) && self.spills => {}
-            Err(e) if closed_already(&e) => {
-                // Closed already (by the server, or by an earlier close):
-                // the end, if it has come, says how.
-                loop {
-                    match self.ws.try_recv() {
-                        Ok(Some(_discarded)) => {}
-                        Ok(None) => return Ok(None),
-                        Err(end) => return Ok(end_payload(py, &end)),
-                    }
-                }
-            }
-            Err(e) => return Err(to_py(py, e)),
-        }
-        let waited = if self.spills {
-            let buffer = self.ws.buffer();
-            self.wait(py, deadline, SLICE, |wait| {
-                buffer.wait_finished(wait).then_some(Ok(()))
-            })?
-        } else {
-            self.wait(py, deadline, SLICE, |wait| {
-                match self.ws.recv_timeout(wait) {
-                    Ok(_discarded) => None,
-                    Err(e) if e.is_timeout() => None,
-                    Err(end) => Some(Err::<(), _>(end)),
-                }
-            })?
-        };
-        self.close_returned.store(true, Ordering::SeqCst);
-        match waited {
-            Waited::TimedOut => {
-                self.sender.shutdown();
-                Ok(None)
-            }
-            Waited::Got(Err(end)) => Ok(end_payload(py, &end)),
-            Waited::Got(Ok(())) => Ok(None),
-        }
-    }
-
     /// Runs `step` (which waits at most the slice it is given) without the
     /// GIL until it yields something or `deadline` passes, checking
     /// Python's signals between slices.
@@ -422,9 +291,40 @@ impl Connection {
         control_frame: bool,
         raw: bool,
     ) -> PyResult<(u8, Bound<'py, PyAny>)> {
-        let result = self.recv_one(py, timeout, control_frame, raw);
-        self.taken();
-        result
+        let _sync = SyncAfter(self);
+        if control_frame {
+            self.control.wanted.store(true, Ordering::Relaxed);
+        }
+        let deadline = seconds("timeout", timeout)?.map(|t| Instant::now() + t);
+        loop {
+            if control_frame {
+                if let Some(frame) = self.control.pop() {
+                    return Ok((opcode_of(&frame), message_to_py(py, &frame)?));
+                }
+            }
+            // Most calls find a message waiting: take it without giving
+            // up the GIL.
+            match self.ws.try_recv() {
+                Ok(Some(message)) => return Self::delivered(py, &message, raw),
+                Ok(None) => {}
+                Err(end) => return self.ended(py, end),
+            }
+            let slice = if control_frame { CONTROL_SLICE } else { SLICE };
+            let waited = self.wait(py, deadline, slice, |wait| {
+                match self.ws.recv_timeout(wait) {
+                    Err(e) if e.is_timeout() && control_frame => Some(Err(e)),
+                    Err(e) if e.is_timeout() => None,
+                    other => Some(other),
+                }
+            })?;
+            match waited {
+                Waited::TimedOut => return Err(timeout_error(py, "Connection timed out")),
+                Waited::Got(Ok(message)) => return Self::delivered(py, &message, raw),
+                // A slice ended with control frames asked for: look again.
+                Waited::Got(Err(e)) if e.is_timeout() => {}
+                Waited::Got(Err(end)) => return self.ended(py, end),
+            }
+        }
     }
 
     /// Up to `max` messages at once (`str` or `bytes`), waiting at most
@@ -438,9 +338,36 @@ impl Connection {
         max: usize,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let result = self.recv_batch_inner(py, max, timeout);
-        self.taken();
-        result
+        let _sync = SyncAfter(self);
+        let max = max.max(1).min(self.batch_hint.load(Ordering::Relaxed));
+        let deadline = seconds("timeout", timeout)?.map(|t| Instant::now() + t);
+        let mut batch = match self.ws.recv_batch(max, Duration::ZERO) {
+            Ok(batch) => batch,
+            Err(end) => return Err(self.batch_end(py, end)),
+        };
+        if batch.is_empty() {
+            let waited = self.wait(py, deadline, SLICE, |wait| {
+                match self.ws.recv_batch(max, wait) {
+                    Ok(batch) if batch.is_empty() => None,
+                    other => Some(other),
+                }
+            })?;
+            batch = match waited {
+                Waited::TimedOut => return Err(timeout_error(py, "Connection timed out")),
+                Waited::Got(Ok(batch)) => batch,
+                Waited::Got(Err(end)) => return Err(self.batch_end(py, end)),
+            };
+        }
+        let list = PyList::empty(py);
+        let mut bytes = 0;
+        for message in &batch {
+            bytes += message.message().as_bytes().len();
+            list.append(message_to_py(py, message.message())?)?;
+        }
+        let average = (bytes / batch.len().max(1)).max(1);
+        self.batch_hint
+            .store((BATCH_BYTES / average).max(1), Ordering::Relaxed);
+        Ok(list)
     }
 
     /// Sends a text message.
@@ -508,9 +435,52 @@ impl Connection {
         reason: String,
         timeout: Option<f64>,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let result = self.close_inner(py, code, reason, timeout);
-        self.taken();
-        result
+        let _sync = SyncAfter(self);
+        let deadline = seconds("timeout", timeout)?.map(|t| Instant::now() + t);
+        match self
+            .sender
+            .start_close(Some(CloseFrame::new(CloseCode(code), reason)))
+        {
+            Ok(()) => {}
+            // Closed already, or being closed (`send_close`): wait below
+            // for the end, without taking anything.
+            Err(e) if closed_already(&e) && self.spills => {}
+            Err(e) if closed_already(&e) => {
+                // Closed already (by the server, or by an earlier close):
+                // the end, if it has come, says how.
+                loop {
+                    match self.ws.try_recv() {
+                        Ok(Some(_discarded)) => {}
+                        Ok(None) => return Ok(None),
+                        Err(end) => return Ok(end_payload(py, &end)),
+                    }
+                }
+            }
+            Err(e) => return Err(to_py(py, e)),
+        }
+        let waited = if self.spills {
+            let buffer = self.ws.buffer();
+            self.wait(py, deadline, SLICE, |wait| {
+                buffer.wait_finished(wait).then_some(Ok(()))
+            })?
+        } else {
+            self.wait(py, deadline, SLICE, |wait| {
+                match self.ws.recv_timeout(wait) {
+                    Ok(_discarded) => None,
+                    Err(e) if e.is_timeout() => None,
+                    Err(end) => Some(Err::<(), _>(end)),
+                }
+            })?
+        };
+        self.close_returned.store(true, Ordering::SeqCst);
+        match waited {
+            Waited::TimedOut => {
+                self.sender.shutdown();
+                Ok(None)
+            }
+            Waited::Got(Err(end)) => Ok(end_payload(py, &end)),
+            Waited::Got(Ok(())) => Ok(None),
+        }
     }
 
     /// Sends the close frame and returns at once (the reader completes the

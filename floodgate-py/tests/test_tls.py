@@ -6,77 +6,22 @@ import floodgate as websocket
 # floodgate's own (`floodgate serve --tls-cert/--tls-key`) with a CA and a
 # certificate made for this test by the `cryptography` package.
 
-import datetime
 import re
 import ssl
 import subprocess
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from certs import make_tls_files
 from conftest import _floodgate_binary
-
-
-def _name(common_name):
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _pem(cert):
-    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory):
     """A CA, a server certificate for localhost/127.0.0.1 signed by it, and
     `floodgate serve` speaking TLS with it."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(_name("floodgate test CA"))
-        .issuer_name(_name("floodgate test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    import ipaddress
-
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("localhost"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
     d = tmp_path_factory.mktemp("tls")
-    (d / "ca.pem").write_bytes(_pem(ca))
-    (d / "cert.pem").write_bytes(_pem(cert))
-    (d / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    paths = make_tls_files(d)
     proc = subprocess.Popen(
         [
             str(_floodgate_binary()),
@@ -94,7 +39,7 @@ def tls(tmp_path_factory):
     )
     first = proc.stdout.readline()
     port = int(re.search(r"127\.0\.0\.1:(\d+)/", first).group(1))
-    yield {"port": port, "ca": str(d / "ca.pem"), "ca_pem": _pem(ca).decode()}
+    yield {"port": port, "ca": str(d / "ca.pem"), "ca_pem": open(paths["ca"]).read()}
     proc.kill()
     proc.wait()
 

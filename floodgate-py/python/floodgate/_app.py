@@ -637,9 +637,14 @@ class WebSocketApp:
             self._disconnected(e, False)
             self._dispatch_done()
             return False
+        self._hand_out(conn, batch, control, self._dispatch_fragments)
+        return True
+
+    def _hand_out(self, conn: Any, batch: Any, control: bool, fragments: Optional["_Fragments"]) -> None:
+        """Gives a batch to the handlers (through the pool, with workers),
+        after the control frames and the fragments recorded with it."""
         if control:
             self._control_frames(conn)
-        fragments = self._dispatch_fragments
         if fragments is not None:
             recorded, _dropped = conn.fragments()
             fragments.take(recorded)
@@ -651,7 +656,6 @@ class WebSocketApp:
                 self._pool.submit(message, lambda m=message, f=frames: self._handle(m, f))
             else:
                 self._handle(message, frames)
-        return True
 
     def _dispatch_done(self) -> None:
         """After a connection ended under a dispatcher: a reconnect is
@@ -722,20 +726,8 @@ class WebSocketApp:
                 batch = ()
             except WebSocketConnectionClosedException as e:
                 return self._end_of(ws, conn, e, control)
-            if control:
-                self._control_frames(conn)
-            if fragments is not None:
-                recorded, _dropped = conn.fragments()
-                fragments.take(recorded)
             started = time.perf_counter()
-            for message in batch:
-                if not self.keep_running:
-                    break
-                frames = fragments.frames_of(message) if fragments is not None else None
-                if self._pool is not None:
-                    self._pool.submit(message, lambda m=message, f=frames: self._handle(m, f))
-                else:
-                    self._handle(message, frames)
+            self._hand_out(conn, batch, control, fragments)
             if batch:
                 # With workers this is the pool's pace: submit waits for room.
                 per_message = (time.perf_counter() - started) / len(batch)
