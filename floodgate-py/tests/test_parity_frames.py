@@ -438,3 +438,23 @@ def test_fire_cont_frame_queued_fragments_count_as_pending(server):
 def test_fire_cont_frame_with_compression_is_refused(server):
     with pytest.raises(floodgate.WebSocketUnsupportedException, match="fire_cont_frame"):
         floodgate.create_connection(server.url("/echo"), fire_cont_frame=True, compression=True, timeout=5)
+
+
+def test_the_given_socket_is_bounded_by_max_message_size():
+    # floodgate's own rule (websocket-client has no limit): a peer must not
+    # decide how much memory the reader takes. A frame over the limit is
+    # refused from its header, before its payload is read...
+    header_only = b"\x82\x7f" + (1 << 40).to_bytes(8, "big")
+    results, _ = drive(floodgate, [header_only], [lambda ws: ws.recv()])
+    kind, message = results[0]
+    assert kind == "WebSocketProtocolException"
+    assert f"a frame of {1 << 40} bytes is over the limit of {64 << 20} bytes" in message
+    # ...and fragments are joined up to the limit only.
+    packets = [masked(2, b"x" * 600, fin=0), masked(0, b"y" * 600)]
+    results, _ = drive(floodgate, packets, [lambda ws: ws.recv()], max_message_size=1000)
+    kind, message = results[0]
+    assert kind == "WebSocketProtocolException"
+    assert "a fragmented message of 1200 bytes is over the limit of 1000 bytes" in message
+    # Within the limit, nothing changes.
+    results, _ = drive(floodgate, packets, [lambda ws: ws.recv()], max_message_size=1200)
+    assert results[0] == ("ok", b"x" * 600 + b"y" * 600)

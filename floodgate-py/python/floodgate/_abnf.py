@@ -232,17 +232,38 @@ class ABNF:
         return _xor(bytes(mask_key), bytes(data))
 
 
+#: The largest frame or message read over a socket the application gives,
+#: unless ``max_message_size=`` says otherwise: floodgate's own limit (64
+#: MiB). websocket-client has none; without one, a peer decides how much
+#: memory the reader takes.
+DEFAULT_MAX_MESSAGE_SIZE = 64 << 20
+
+
+def _too_large(what: str, size: int, limit: int) -> WebSocketProtocolException:
+    return WebSocketProtocolException(
+        f"{what} of {size} bytes is over the limit of {limit} bytes; "
+        "pass max_message_size= to WebSocket(...) to accept larger ones"
+    )
+
+
 class frame_buffer:  # noqa: N801 - websocket-client's name
     """Reads frames from ``recv_fn(n)`` (a socket's ``recv``): the header,
     the length, the mask key and the payload, each kept across a timeout
-    so that the next call goes on where the last one stopped."""
+    so that the next call goes on where the last one stopped. A frame
+    longer than ``max_size`` is refused before its payload is read."""
 
     _HEADER_MASK_INDEX = 5
     _HEADER_LENGTH_INDEX = 6
 
-    def __init__(self, recv_fn: Callable[[int], bytes], skip_utf8_validation: bool) -> None:
+    def __init__(
+        self,
+        recv_fn: Callable[[int], bytes],
+        skip_utf8_validation: bool,
+        max_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    ) -> None:
         self.recv = recv_fn
         self.skip_utf8_validation = skip_utf8_validation
+        self.max_size = max_size
         # Bytes received but not yet used by a frame.
         self.recv_buffer: List[bytes] = []
         self.clear()
@@ -301,6 +322,8 @@ class frame_buffer:  # noqa: N801 - websocket-client's name
             mask_value = self.mask_value
             if length is None:
                 raise WebSocketProtocolException("Length not received")
+            if length > self.max_size:
+                raise _too_large("a frame", length, self.max_size)
             payload = self.recv_strict(length)
             if has_mask:
                 if mask_value is None:
@@ -338,9 +361,16 @@ class continuous_frame:  # noqa: N801 - websocket-client's name
     """Joins the frames of a fragmented message (or, with
     ``fire_cont_frame``, hands each frame on as it comes)."""
 
-    def __init__(self, fire_cont_frame: bool, skip_utf8_validation: bool) -> None:
+    def __init__(
+        self,
+        fire_cont_frame: bool,
+        skip_utf8_validation: bool,
+        max_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    ) -> None:
         self.fire_cont_frame = fire_cont_frame
         self.skip_utf8_validation = skip_utf8_validation
+        # The largest message joined from fragments.
+        self.max_size = max_size
         self.cont_data: Optional[List[Any]] = None
         self.recving_frames: Optional[int] = None
 
@@ -354,6 +384,11 @@ class continuous_frame:  # noqa: N801 - websocket-client's name
 
     def add(self, frame: ABNF) -> None:
         if self.cont_data:
+            size = len(self.cont_data[1]) + len(frame.data)
+            if size > self.max_size:
+                self.cont_data = None
+                self.recving_frames = None
+                raise _too_large("a fragmented message", size, self.max_size)
             self.cont_data[1] += frame.data
         else:
             if frame.opcode in (ABNF.OPCODE_TEXT, ABNF.OPCODE_BINARY):

@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Union
 from . import _floodgate
 from . import _logging
 from . import _transport
-from ._abnf import ABNF, STATUS_NORMAL, continuous_frame, frame_buffer
+from ._abnf import DEFAULT_MAX_MESSAGE_SIZE, ABNF, STATUS_NORMAL, continuous_frame, frame_buffer
 from ._exceptions import (
     WebSocketBadStatusException,
     WebSocketConnectionClosedException,
@@ -161,8 +161,11 @@ class WebSocket:
         self.dispatcher = dispatcher
         # websocket-client's frame reader and fragment joiner: used for a
         # socket the application gives (``ws.sock = ...``).
-        self.frame_buffer = frame_buffer(self._recv, skip_utf8_validation)
-        self.cont_frame = continuous_frame(fire_cont_frame, skip_utf8_validation)
+        # Bounded by max_message_size= (floodgate's 64 MiB by default),
+        # which websocket-client's are not.
+        max_size = options.get("max_message_size") or DEFAULT_MAX_MESSAGE_SIZE
+        self.frame_buffer = frame_buffer(self._recv, skip_utf8_validation, max_size)
+        self.cont_frame = continuous_frame(fire_cont_frame, skip_utf8_validation, max_size)
         if enable_multithread:
             self.lock: Any = threading.Lock()
             self.readlock: Any = threading.Lock()
