@@ -610,7 +610,13 @@ fn an_app_started_on_a_durable_spill_handles_what_was_left_first() {
         })
         .build()
         .unwrap();
-    let _ = app.run_forever(&RunOptions::new());
+    // Err when the App could not open the directory (it was `Locked`
+    // while the first connection's lock was being released: the bug this
+    // caught).
+    let summary = app
+        .run_forever(&RunOptions::new())
+        .expect("the App runs on the directory the first connection left");
+    assert_eq!(summary.connections, 1);
     server.finish();
     let all: Vec<u64> = first
         .into_iter()

@@ -60,7 +60,8 @@ pub(crate) struct Opened {
 /// lock file, against other processes). Released when dropped.
 #[derive(Debug)]
 pub(crate) struct DirLock {
-    _file: File,
+    /// The `flock`ed lock file; `None` only while dropping.
+    file: Option<File>,
     dir: PathBuf,
 }
 
@@ -102,6 +103,10 @@ impl DirLock {
 
 impl Drop for DirLock {
     fn drop(&mut self) {
+        // The file first: a buffer waiting in `lock_dir` takes the flock as
+        // soon as the directory leaves `HELD`, and must find it released
+        // (a field would be closed only after this body, too late).
+        drop(self.file.take());
         held().retain(|(d, _)| *d != self.dir);
         RELEASED.notify_all();
     }
@@ -233,8 +238,8 @@ fn lock_dir(dir: &Path) -> Result<DirLock, SpillError> {
     }
     // From here, dropping the claim releases the directory on every path.
     let claim = DirLock {
-        _file: match lock_file(dir) {
-            Ok(file) => file,
+        file: match lock_file(dir) {
+            Ok(file) => Some(file),
             Err(e) => {
                 held().retain(|(d, _)| *d != canonical);
                 RELEASED.notify_all();
@@ -393,6 +398,35 @@ fn sync(host: &dyn WriterHost, log: &SharedLog) {
         Ok(()) => host.synced(),
         Err(e) => {
             tracing::warn!(error = %e, "spill: a sync failed; trying again at the next interval")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A buffer waiting for a durable directory that another buffer of
+    /// this process releases must get it: the lock file is closed before
+    /// the directory leaves `HELD`, so the waiter never finds the flock
+    /// still taken (which CI saw as `Locked` on an App reconnecting on its
+    /// directory).
+    #[test]
+    fn a_released_directory_is_taken_by_the_waiter_every_time() {
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..300 {
+            let first = lock_dir(dir.path()).expect("the first lock");
+            let path = dir.path().to_path_buf();
+            let waiter = std::thread::spawn(move || lock_dir(&path).map(drop));
+            // Let the waiter reach the wait on HELD most rounds.
+            if round % 2 == 0 {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            drop(first);
+            waiter
+                .join()
+                .unwrap()
+                .unwrap_or_else(|e| panic!("round {round}: the waiter got {e:?}"));
         }
     }
 }
