@@ -192,6 +192,8 @@ mod lifecycle;
 mod options;
 pub mod proxy;
 pub mod reconnect;
+#[cfg(feature = "sink")]
+pub mod sink;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
