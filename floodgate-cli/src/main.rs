@@ -12,6 +12,7 @@ mod connect;
 mod demo;
 mod error;
 mod memory;
+mod metrics;
 mod policy;
 mod report;
 mod serve;

@@ -189,6 +189,8 @@ mod dial;
 pub mod error;
 mod ingest;
 mod lifecycle;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod options;
 pub mod proxy;
 pub mod reconnect;

@@ -35,7 +35,7 @@ use floodgate::{BufferedWebSocket, Client, ErrorKind};
 use link::Link;
 use output::{Format, Printer};
 use std::io::IsTerminal;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Options of `floodgate connect`.
@@ -173,6 +173,12 @@ pub struct ConnectArgs {
     /// spilled, recovered, spill_refused, ...).
     #[arg(long, help_heading = "Input and output")]
     pub stats: bool,
+    /// Serve the buffer's figures (the --stats counters, live) as
+    /// Prometheus text at http://ADDR/metrics, names prefixed floodgate_,
+    /// label feed=<URL>; ADDR is HOST:PORT (port 0: any free one, printed
+    /// on stderr).
+    #[arg(long, value_name = "ADDR", help_heading = "Input and output")]
+    pub metrics: Option<String>,
     /// The line editor's history file (default ~/.floodgate_history).
     #[arg(long, value_name = "PATH", help_heading = "Input and output")]
     pub history: Option<std::path::PathBuf>,
@@ -194,6 +200,24 @@ pub fn run(args: ConnectArgs) -> Result<(), CliError> {
         timings: args.timings,
         start: Instant::now(),
     };
+    // Before connecting: a metrics address that cannot be used ends the
+    // command before anything is started.
+    let live = Arc::new(Mutex::new(Live {
+        totals: Totals::new(args.buffer.spills()),
+        current: None,
+    }));
+    if let Some(addr) = &args.metrics {
+        let figures = live.clone();
+        let bound = crate::metrics::serve(
+            addr,
+            vec![("feed", args.url.clone())],
+            Arc::new(move |reporter: &floodgate::metrics::Reporter| {
+                let (stats, connections) = lock(&figures).now();
+                reporter.report(&stats, connections);
+            }),
+        )?;
+        eprintln!("floodgate: metrics at http://{bound}/metrics");
+    }
     // The first connection must work: a wrong URL or a refused handshake
     // is reported at once, reconnecting or not.
     let conn = client.connect_buffered(&args.url)?;
@@ -211,6 +235,7 @@ pub fn run(args: ConnectArgs) -> Result<(), CliError> {
         link: link.clone(),
         printer,
         totals: Totals::new(args.buffer.spills()),
+        live,
     };
     let result = session.run(conn);
     link.end();
@@ -356,6 +381,33 @@ struct Session<'a> {
     link: Arc<Link>,
     printer: Printer,
     totals: Totals,
+    /// What `--metrics` reports: the totals so far and the running
+    /// connection's buffer.
+    live: Arc<Mutex<Live>>,
+}
+
+/// The figures `--metrics` reads at each scrape.
+struct Live {
+    /// The connections that ended.
+    totals: Totals,
+    /// The running connection's buffer.
+    current: Option<Arc<floodgate::buffer::Buffer>>,
+}
+
+impl Live {
+    /// The totals with the running connection's figures: what `--stats`
+    /// would print if the command ended now, and how many connections.
+    fn now(&self) -> (floodgate::buffer::Stats, u64) {
+        let mut totals = self.totals.clone();
+        if let Some(buffer) = &self.current {
+            totals.add(&buffer.stats());
+        }
+        (totals.stats, totals.connections)
+    }
+}
+
+fn lock(live: &Mutex<Live>) -> std::sync::MutexGuard<'_, Live> {
+    live.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Session<'_> {
@@ -367,8 +419,14 @@ impl Session<'_> {
         let mut conn = first;
         loop {
             let up_since = Instant::now();
+            lock(&self.live).current = Some(conn.buffer().clone());
             let ending = self.serve(&conn);
             self.totals.add(&conn.stats());
+            {
+                let mut live = lock(&self.live);
+                live.totals = self.totals.clone();
+                live.current = None;
+            }
             drop(conn);
             let error = match ending {
                 Ending::Clean => return Ok(()),
