@@ -295,6 +295,8 @@ impl RedisBuilder {
 
     /// How long [`publish`](super::Sink::publish) waits for the replies to
     /// a batch before it fails with [`SinkError::Timeout`]; 5 s by default.
+    /// A publish that must first connect again (after a lost connection)
+    /// may take up to the connect timeout more.
     pub fn ack_timeout(mut self, timeout: Duration) -> RedisBuilder {
         self.settings.ack_timeout = timeout;
         self
@@ -324,11 +326,15 @@ impl RedisBuilder {
 
 /// A new connection, authenticated and answering, within the connect
 /// timeout.
-async fn open(client: &redis::Client, settings: &Settings) -> Result<MultiplexedConnection, SinkError> {
-    // The response timeout is ours (ack_timeout, around the whole batch),
-    // not the library's per request (500 ms by default).
+async fn open(
+    client: &redis::Client,
+    settings: &Settings,
+) -> Result<MultiplexedConnection, SinkError> {
+    // The timeouts are ours: connect_timeout around connecting,
+    // authenticating and the PING (below), ack_timeout around a whole
+    // batch, not the library's per request (500 ms by default).
     let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(settings.connect_timeout))
+        .set_connection_timeout(None)
         .set_response_timeout(None);
     let attempt = async {
         let mut conn = client
@@ -367,9 +373,13 @@ fn classify(e: RedisError, sink: &str) -> SinkError {
         },
         ErrorKind::AuthenticationFailed => SinkError::Refused {
             sink: sink.to_owned(),
-            reason: format!("{e}; check the user and password in the URL"),
+            reason: format!("wrong user or password ({e}); {CREDENTIALS_HINT}"),
         },
         _ => match e.code() {
+            Some(code @ ("NOAUTH" | "WRONGPASS" | "NOPERM")) => SinkError::Refused {
+                sink: sink.to_owned(),
+                reason: format!("{}; {CREDENTIALS_HINT}", server_words(code, e.detail())),
+            },
             Some(code) => SinkError::Refused {
                 sink: sink.to_owned(),
                 reason: server_words(code, e.detail()),
@@ -381,6 +391,9 @@ fn classify(e: RedisError, sink: &str) -> SinkError {
         },
     }
 }
+
+const CREDENTIALS_HINT: &str =
+    "give the server's user and password in the URL: redis://[USER]:PASSWORD@HOST:PORT/KEY";
 
 /// A server error as Redis wrote it: `WRONGTYPE Operation against a key
 /// holding the wrong kind of value`.
