@@ -485,3 +485,24 @@ async fn a_server_killed_while_publishing_is_a_retryable_error_and_a_restarted_o
         "killed during the batch from {failed_first}: {prefix_len} of its records were stored before the kill and again by the retry"
     );
 }
+
+#[tokio::test]
+#[ignore = "needs redis-server (scripts/common.sh: ensure_redis)"]
+async fn an_idle_sink_whose_server_restarted_fails_once_then_reconnects() {
+    let mut server = RedisServer::start();
+    let mut sink = Redis::connect(&server.url("feed")).await.unwrap();
+    let messages = [Message::text("msg-0")];
+    sink.publish(&records(RunId::random(), 0, &messages))
+        .await
+        .unwrap();
+    server.restart(); // in memory only: the stream is gone
+    let err = sink
+        .publish(&records(RunId::random(), 1, &messages))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SinkError::Unreachable { .. }), "{err:?}");
+    sink.publish(&records(RunId::random(), 1, &messages))
+        .await
+        .unwrap();
+    assert_eq!(server.xlen("feed"), 1);
+}

@@ -21,6 +21,13 @@
 //! A batch is one pipeline: every `XADD` is sent at once, and
 //! [`publish`](super::Sink::publish) resolves once every reply has come.
 //!
+//! One connection (the `redis` crate's multiplexed connection, on tokio).
+//! When it is lost, or replies do not come in time, it is dropped: the
+//! publish that finds out fails with a retryable error, and the next one
+//! connects again (bounded by the connect timeout). So after a server
+//! restart the first publish fails even if the sink was idle meanwhile;
+//! the caller's retry goes through.
+//!
 //! # Guarantee: at least once
 //!
 //! When `publish` returns `Ok`, every record of the batch is in the stream
