@@ -13,6 +13,8 @@
 #                  (package-lock.json) into target/node with `npm ci`
 #   ensure_proxies install Debian's tinyproxy and dante-server (the real
 #                  proxies of floodgate/tests/proxies.rs) when missing
+#   ensure_redis   install Debian's redis-server (and redis-cli; the broker
+#                  of floodgate/tests/sink_redis.rs) when missing
 #   fmt_duration   seconds -> "1m05s"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -241,4 +243,43 @@ ensure_proxies() {
     danted="$(_find_program danted)" || { echo "error: danted still not found after installing dante-server" >&2; return 1; }
     echo "proxies: $tinyproxy ($("$tinyproxy" -v 2>&1 | head -n1))"
     echo "proxies: $danted ($("$danted" -v 2>&1 | head -n1))"
+}
+
+# Install Debian's redis-server (it brings redis-cli) when either is
+# missing: apt-get install, through `sudo -n` when not root. Fails with a
+# message saying what to run when that is not possible. The tests start
+# their own redis-server on a free loopback port with its own directory;
+# the system service the package may start on install (port 6379) is not
+# used, so it is stopped and disabled here rather than left running.
+ensure_redis() {
+    if ! _find_program redis-server >/dev/null || ! command -v redis-cli >/dev/null 2>&1; then
+        local sudo=()
+        if [[ $(id -u) != 0 ]]; then
+            if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+                sudo=(sudo -n)
+            else
+                echo "error: redis-server not installed, and this user can neither apt-get (not root) nor sudo without a password;" >&2
+                echo "       run: sudo apt-get install --no-install-recommends redis-server" >&2
+                return 1
+            fi
+        fi
+        if ! command -v apt-get >/dev/null 2>&1; then
+            echo "error: redis-server not installed and there is no apt-get; install Redis (>= 6: redis-server and redis-cli) by hand" >&2
+            return 1
+        fi
+        echo "redis: installing redis-server with apt-get${sudo:+ (via sudo)}"
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq || return 1
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -qq --no-install-recommends redis-server >/dev/null || return 1
+        # Best effort: where there is no init system nothing was started.
+        if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+            "${sudo[@]}" systemctl disable --now redis-server >/dev/null 2>&1 || true
+        elif command -v service >/dev/null 2>&1; then
+            "${sudo[@]}" service redis-server stop >/dev/null 2>&1 || true
+        fi
+    fi
+    local server
+    server="$(_find_program redis-server)" || { echo "error: redis-server still not found after installing it" >&2; return 1; }
+    command -v redis-cli >/dev/null 2>&1 || { echo "error: redis-cli still not found after installing redis-server (Debian: redis-tools)" >&2; return 1; }
+    echo "redis: $server ($("$server" --version 2>&1 | head -n1))"
 }

@@ -37,6 +37,16 @@ pub enum SinkError {
         /// How long was waited.
         after: Duration,
     },
+    /// The sink's settings cannot work (a URL without the part that names
+    /// where messages go, a scheme the sink does not speak): found before
+    /// anything was sent. Retrying will not help; fix the configuration.
+    #[error("{sink}: {reason}")]
+    Config {
+        /// The sink, as far as it could be made out (no password).
+        sink: String,
+        /// What is wrong and what to give instead.
+        reason: String,
+    },
     /// Writing failed (a file sink: disk full, a closed stdout).
     #[error("cannot write to {sink}: {source}")]
     Io {
@@ -50,9 +60,9 @@ pub enum SinkError {
 
 impl SinkError {
     /// Whether publishing the same batch again may succeed (the
-    /// destination was away or slow), as opposed to a refusal that needs a
-    /// change of configuration.
+    /// destination was away or slow), as opposed to a refusal or settings
+    /// that need a change of configuration.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, SinkError::Refused { .. })
+        !matches!(self, SinkError::Refused { .. } | SinkError::Config { .. })
     }
 }

@@ -18,6 +18,9 @@
 //! Sinks here:
 //! - [`JsonLines`]: one JSON object per line to a file or stdout (nothing
 //!   to install; the default of `floodgate bridge`).
+//! - [`Redis`] (feature `sink-redis`): entries appended to a Redis stream
+//!   (`XADD KEY * data PAYLOAD`); at least once, a retried batch may be
+//!   stored twice (see its docs).
 //!
 //! Not here: Kafka (no broker can be installed where this crate is tested,
 //! so a sink for it could not be tested against a real one).
@@ -25,10 +28,15 @@
 mod error;
 mod id;
 mod jsonl;
+#[cfg(feature = "sink-redis")]
+mod redis;
 
 pub use error::SinkError;
 pub use id::{MessageId, RunId};
 pub use jsonl::JsonLines;
+// `self::`: the crate of the same name is not meant.
+#[cfg(feature = "sink-redis")]
+pub use self::redis::{Redis, RedisBuilder};
 
 use floodgate_proto::Message;
 use std::future::Future;
