@@ -370,3 +370,112 @@ async fn a_broker_killed_while_publishing_fails_the_batch_and_a_retry_after_rest
         );
     }
 }
+
+#[tokio::test]
+#[ignore = "needs nats-server (scripts/common.sh: ensure_nats)"]
+async fn a_stalled_broker_is_a_timeout_and_a_sealed_stream_is_refused() {
+    let server = NatsServer::start();
+    let ack_timeout = Duration::from_secs(1);
+    let mut sink = Nats::builder(&server.url(), "feeds.stalled")
+        .ack_timeout(ack_timeout)
+        .connect()
+        .await
+        .unwrap();
+    let run = RunId::random();
+    let messages: Vec<Message> = (0..100).map(message).collect();
+    sink.publish(&records(run, 0, &messages[..50]))
+        .await
+        .unwrap();
+
+    // Stopped, not dead: the connection stays up, no acknowledgement comes.
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &server.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    signal("-STOP");
+    // The stop is asynchronous: wait until every thread is stopped.
+    let stopped = || {
+        let tasks = format!("/proc/{}/task", server.pid());
+        std::fs::read_dir(tasks).unwrap().all(|task| {
+            let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap();
+            // "PID (comm) STATE ...": the state follows the last ')'.
+            stat.rsplit(')')
+                .next()
+                .unwrap()
+                .trim_start()
+                .starts_with('T')
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !stopped() {
+        assert!(Instant::now() < deadline, "nats-server did not stop");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let started = Instant::now();
+    let err = sink
+        .publish(&records(run, 50, &messages[50..]))
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    signal("-CONT");
+    assert!(matches!(err, SinkError::Timeout { .. }), "{err}");
+    assert!(err.is_retryable());
+    assert!(
+        took >= ack_timeout && took < ack_timeout + Duration::from_secs(2),
+        "{took:?}"
+    );
+    // Retried once the broker runs again: stored once, in order.
+    sink.publish(&records(run, 50, &messages[50..]))
+        .await
+        .unwrap();
+    let stored = read_stream(&server.url(), sink.stream()).await;
+    assert_eq!(got(&stored), expected(run, &messages, 0));
+
+    // A JetStream refusal is Refused, with the server's words.
+    let client = async_nats::connect(&server.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let mut config = js
+        .get_stream(sink.stream())
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .config
+        .clone();
+    config.sealed = true;
+    js.update_stream(config).await.unwrap();
+    let more = [Message::text("after sealing")];
+    let err = sink.publish(&records(run, 100, &more)).await.unwrap_err();
+    assert!(matches!(err, SinkError::Refused { .. }), "{err}");
+    assert!(!err.is_retryable());
+    assert!(err.to_string().contains("sealed"), "{err}");
+}
+
+#[tokio::test]
+#[ignore = "needs nats-server (scripts/common.sh: ensure_nats)"]
+async fn a_batch_larger_than_the_acknowledgement_window_goes_through() {
+    // More records than the sink keeps acknowledgements pending (4096):
+    // it must wait for the oldest as it goes, not stall on its own permits.
+    let server = NatsServer::start();
+    let mut sink = Nats::builder(&server.url(), "feeds.large")
+        .ack_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .unwrap();
+    let run = RunId::random();
+    let messages: Vec<Message> = (0..10_000).map(|i| Message::text(format!("{i}"))).collect();
+    let started = Instant::now();
+    let batch = records(run, 0, &messages);
+    let publish = sink.publish(&batch);
+    tokio::time::timeout(Duration::from_secs(30), publish)
+        .await
+        .expect("the batch stalled")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let stored = read_stream(&server.url(), sink.stream()).await;
+    assert_eq!(got(&stored), expected(run, &messages, 0));
+}
