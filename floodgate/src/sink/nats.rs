@@ -42,12 +42,18 @@
 //! of a new run carry a new [`RunId`](super::RunId), so they are never
 //! taken for duplicates.
 //!
+//! "Stored" is JetStream's: with file storage, a server killed (SIGKILL)
+//! mid-publish lost nothing it had acknowledged in the tests, but it syncs
+//! its files to the disk on its own schedule (`sync_interval`, 2 min by
+//! default), so a machine crash can lose the last acknowledged messages.
+//!
 //! Order: the stream holds the messages in the order published, across a
-//! lost connection too, as long as the caller retries the failed batch
-//! before publishing the next. A lost connection is not resumed by the
-//! client in the background (it would send the copies it still had queued
-//! ahead of the retry): after one immediate attempt, the client is dropped
-//! and the next publish connects anew.
+//! lost connection or a timeout too, as long as the caller retries the
+//! failed batch before publishing the next. A lost connection is not
+//! resumed by the client in the background (it would send the copies it
+//! still had queued ahead of the retry): the client tries once at once
+//! (only a server back within that instant gets the queued copies first),
+//! then is dropped, and the next publish connects anew.
 //!
 //! # Errors
 //!
