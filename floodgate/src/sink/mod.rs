@@ -21,6 +21,8 @@
 //! - [`Redis`] (feature `sink-redis`): entries appended to a Redis stream
 //!   (`XADD KEY * data PAYLOAD`); at least once, a retried batch may be
 //!   stored twice (see its docs).
+//! - [`Nats`] (feature `sink-nats`): a NATS JetStream stream, deduplicating
+//!   retries by `Nats-Msg-Id`.
 //!
 //! Not here: Kafka (no broker can be installed where this crate is tested,
 //! so a sink for it could not be tested against a real one).
@@ -30,6 +32,8 @@ mod id;
 mod jsonl;
 #[cfg(feature = "sink-redis")]
 mod redis;
+#[cfg(feature = "sink-nats")]
+mod nats;
 
 pub use error::SinkError;
 pub use id::{MessageId, RunId};
@@ -37,6 +41,8 @@ pub use jsonl::JsonLines;
 // `self::`: the crate of the same name is not meant.
 #[cfg(feature = "sink-redis")]
 pub use self::redis::{Redis, RedisBuilder};
+#[cfg(feature = "sink-nats")]
+pub use nats::{Nats, NatsBuilder};
 
 use floodgate_proto::Message;
 use std::future::Future;
