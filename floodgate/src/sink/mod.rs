@@ -30,10 +30,10 @@
 mod error;
 mod id;
 mod jsonl;
-#[cfg(feature = "sink-redis")]
-mod redis;
 #[cfg(feature = "sink-nats")]
 mod nats;
+#[cfg(feature = "sink-redis")]
+mod redis;
 
 pub use error::SinkError;
 pub use id::{MessageId, RunId};
