@@ -262,10 +262,10 @@ impl Redis {
 
     /// Connects, or returns the connection already made.
     async fn connection(&mut self) -> Result<&mut MultiplexedConnection, SinkError> {
-        if self.conn.is_none() {
-            self.conn = Some(open(&self.client, &self.settings).await?);
+        match &mut self.conn {
+            Some(conn) => Ok(conn),
+            none => Ok(none.insert(open(&self.client, &self.settings).await?)),
         }
-        Ok(self.conn.as_mut().expect("just set"))
     }
 }
 
