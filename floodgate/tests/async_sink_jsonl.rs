@@ -2,19 +2,12 @@
 //! what it writes, read back with a JSON parser.
 #![cfg(feature = "sink")]
 
-use floodgate::sink::{JsonLines, MessageId, Record, RunId, Sink, SinkError};
-use floodgate::Message;
+#[path = "brokers/common.rs"]
+mod common;
 
-fn records<'a>(run: RunId, first: u64, messages: &'a [Message]) -> Vec<Record<'a>> {
-    messages
-        .iter()
-        .enumerate()
-        .map(|(i, message)| Record {
-            id: MessageId::new(run, first + i as u64),
-            message,
-        })
-        .collect()
-}
+use common::records;
+use floodgate::sink::{JsonLines, RunId, Sink, SinkError};
+use floodgate::Message;
 
 #[tokio::test]
 async fn every_message_is_one_line_read_back_unchanged() {

@@ -10,22 +10,14 @@
 
 #[path = "brokers/nats.rs"]
 mod broker;
+#[path = "brokers/common.rs"]
+mod common;
 
-use broker::{free_port, read_stream, stream_names, NatsServer, Stored};
-use floodgate::sink::{MessageId, Nats, Record, RunId, Sink, SinkError};
+use broker::{read_stream, stream_names, NatsServer, Stored};
+use common::{free_port, records};
+use floodgate::sink::{MessageId, Nats, RunId, Sink, SinkError};
 use floodgate::Message;
 use std::time::{Duration, Instant};
-
-fn records<'a>(run: RunId, first: u64, messages: &'a [Message]) -> Vec<Record<'a>> {
-    messages
-        .iter()
-        .enumerate()
-        .map(|(i, message)| Record {
-            id: MessageId::new(run, first + i as u64),
-            message,
-        })
-        .collect()
-}
 
 /// Message `i`: text and binary in turn, binary ones not UTF-8, sizes
 /// varying (some empty).

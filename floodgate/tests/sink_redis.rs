@@ -7,24 +7,16 @@
 //! `cargo test -p floodgate --features sink-redis --test sink_redis -- --ignored`.
 #![cfg(feature = "sink-redis")]
 
+#[path = "brokers/common.rs"]
+mod common;
 #[path = "brokers/redis.rs"]
 mod redis_server;
 
-use floodgate::sink::{MessageId, Record, Redis, RunId, Sink, SinkError};
+use common::records;
+use floodgate::sink::{MessageId, Redis, RunId, Sink, SinkError};
 use floodgate::Message;
 use redis_server::RedisServer;
 use std::time::{Duration, Instant};
-
-fn records<'a>(run: RunId, first: u64, messages: &'a [Message]) -> Vec<Record<'a>> {
-    messages
-        .iter()
-        .enumerate()
-        .map(|(i, message)| Record {
-            id: MessageId::new(run, first + i as u64),
-            message,
-        })
-        .collect()
-}
 
 /// Message `i`: text or binary, some of them awkward (empty, newlines,
 /// quotes, bytes that are not UTF-8, every byte value).

@@ -9,9 +9,10 @@
 
 #![allow(dead_code)]
 
+use crate::common::{dies_with_parent, free_port};
 use async_nats::jetstream;
 use futures_util::StreamExt;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,15 +24,6 @@ pub struct NatsServer {
     extra: Vec<String>,
     /// Holds `store/` (JetStream's files) and `server.log`.
     dir: tempfile::TempDir,
-}
-
-/// A loopback port that nothing listens on (just now).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `$FLOODGATE_NATS_SERVER`, else `nats-server` on PATH, else Debian's
@@ -82,23 +74,7 @@ impl NatsServer {
             .append(true)
             .open(self.dir.path().join("server.log"))
             .unwrap();
-        let mut command = Command::new(program());
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::unix::process::CommandExt;
-            // Killed with the test's thread even when the test process is
-            // killed (no Drop then): nothing left running.
-            // SAFETY: prctl is async-signal-safe; nothing else runs here.
-            unsafe {
-                command.pre_exec(|| {
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        }
-        let child = command
+        let child = dies_with_parent(&mut Command::new(program()))
             .args(&self.extra)
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
             .arg(self.store())

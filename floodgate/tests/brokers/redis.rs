@@ -4,11 +4,12 @@
 //! `redis` crate the sink uses). Installed by `ensure_redis` in
 //! scripts/common.sh.
 //!
-//! Used via `#[path = "brokers/redis.rs"] mod redis_server;`.
+//! Used via `#[path = "brokers/redis.rs"] mod redis_server;` (with
+//! `brokers/common.rs` as `mod common`).
 
 #![allow(dead_code)] // each test file uses its own part
 
-use std::net::TcpListener;
+use crate::common::{dies_with_parent, free_port};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,13 +20,6 @@ pub struct RedisServer {
     dir: tempfile::TempDir,
     args: Vec<String>,
     password: Option<String>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
 }
 
 impl RedisServer {
@@ -54,7 +48,7 @@ impl RedisServer {
 
     fn launch(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("redis.log")).expect("a log file");
-        let child = Command::new("redis-server")
+        let child = dies_with_parent(&mut Command::new("redis-server"))
             .arg("--port")
             .arg(self.port.to_string())
             .args(["--bind", "127.0.0.1", "--daemonize", "no"])
