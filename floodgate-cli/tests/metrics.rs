@@ -6,7 +6,6 @@
 
 mod support;
 
-use floodgate_server::{RequestHead, Server, WebSocket};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -14,22 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{assert_counters_add_up, floodgate};
-
-/// Sends `count` messages of 100 bytes, then stays open until the client
-/// goes; `sent` counts what was written.
-fn send_then_wait(count: u64, sent: Arc<AtomicU64>) -> Server {
-    Server::bind("127.0.0.1:0", move |mut ws: WebSocket, _: RequestHead| {
-        for i in 0..count {
-            if ws.send_text(&format!("m{i:05} {:.<93}", "")).is_err() {
-                return;
-            }
-            sent.fetch_add(1, Ordering::SeqCst);
-        }
-        while ws.recv().is_ok() {}
-    })
-    .expect("start the server")
-}
+use support::{assert_counters_add_up, floodgate, numbered_then_wait};
 
 /// GET `path` from `addr`: the status line and the body.
 fn get(addr: &str, path: &str) -> (String, String) {
@@ -89,7 +73,7 @@ fn the_metrics_served_during_the_run_match_the_stats_at_the_end() {
     // stdout unread until the end, drops are certain.
     const COUNT: u64 = 20_000;
     let sent = Arc::new(AtomicU64::new(0));
-    let server = send_then_wait(COUNT, sent.clone());
+    let server = numbered_then_wait(COUNT, sent.clone());
     let url = format!("ws://{}/", server.local_addr());
     // The messages come faster than the command prints them: the buffer
     // (50 messages) fills and drop-newest sheds, so the drop counters move

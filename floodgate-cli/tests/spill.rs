@@ -13,14 +13,16 @@ mod support;
 
 use floodgate::Message;
 use floodgate_server::feed::FeedMessage;
-use floodgate_server::{RequestHead, Server, WebSocket};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{assert_counters_add_up, floodgate, send_then_close, text, ServeProcess, LIMIT};
+use support::{
+    assert_counters_add_up, floodgate, numbered_then_wait, send_then_close, text, ServeProcess,
+    LIMIT,
+};
 
 /// A directory of the test's own under the system's temporary directory,
 /// removed with its contents when dropped.
@@ -430,22 +432,6 @@ fn drop_newest_as_the_fallback_drops_and_counts() {
     assert_eq!(n(&s, "delivered"), printed, "{s}");
     assert!(n(&s, "dropped_newest") > 0, "{s}");
     assert!(n(&s, "spill_refused") >= n(&s, "dropped_newest"), "{s}");
-}
-
-/// A server that sends `count` numbered text messages (`m00000 ...`,
-/// padded to 100 bytes) on each connection, then keeps it open until the
-/// client goes; `sent` counts the messages written.
-fn numbered_then_wait(count: u64, sent: Arc<AtomicU64>) -> Server {
-    Server::bind("127.0.0.1:0", move |mut ws: WebSocket, _: RequestHead| {
-        for i in 0..count {
-            if ws.send_text(&format!("m{i:05} {:.<93}", "")).is_err() {
-                return;
-            }
-            sent.fetch_add(1, Ordering::SeqCst);
-        }
-        while ws.recv().is_ok() {}
-    })
-    .expect("start the server")
 }
 
 fn number_of(line: &str) -> u64 {

@@ -10,6 +10,8 @@ use floodgate_server::{RequestHead, Server, WebSocket};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// No command may take longer than this: a hang fails the test.
@@ -45,6 +47,22 @@ pub fn send_then_close(messages: Vec<Message>, code: u16) -> Server {
             }
         }
         let _ = ws.close(code, "test over");
+    })
+    .expect("start the server")
+}
+
+/// A server that sends `count` numbered text messages (`m00000 ...`,
+/// padded to 100 bytes) on each connection, then keeps it open until the
+/// client goes; `sent` counts the messages written.
+pub fn numbered_then_wait(count: u64, sent: Arc<AtomicU64>) -> Server {
+    Server::bind("127.0.0.1:0", move |mut ws: WebSocket, _: RequestHead| {
+        for i in 0..count {
+            if ws.send_text(&format!("m{i:05} {:.<93}", "")).is_err() {
+                return;
+            }
+            sent.fetch_add(1, Ordering::SeqCst);
+        }
+        while ws.recv().is_ok() {}
     })
     .expect("start the server")
 }
