@@ -234,14 +234,13 @@ pub fn run(args: ConnectArgs) -> Result<(), CliError> {
         client,
         link: link.clone(),
         printer,
-        totals: Totals::new(args.buffer.spills()),
         live,
     };
     let result = session.run(conn);
     link.end();
     session.printer.finish();
     if args.stats {
-        eprintln!("{}", session.totals.to_json());
+        eprintln!("{}", lock(&session.live).totals.to_json());
     }
     result
 }
@@ -380,9 +379,8 @@ struct Session<'a> {
     client: Client,
     link: Arc<Link>,
     printer: Printer,
-    totals: Totals,
-    /// What `--metrics` reports: the totals so far and the running
-    /// connection's buffer.
+    /// The totals so far (what `--stats` prints) and the running
+    /// connection's buffer (what `--metrics` adds to them).
     live: Arc<Mutex<Live>>,
 }
 
@@ -421,10 +419,9 @@ impl Session<'_> {
             let up_since = Instant::now();
             lock(&self.live).current = Some(conn.buffer().clone());
             let ending = self.serve(&conn);
-            self.totals.add(&conn.stats());
             {
                 let mut live = lock(&self.live);
-                live.totals = self.totals.clone();
+                live.totals.add(&conn.stats());
                 live.current = None;
             }
             drop(conn);
