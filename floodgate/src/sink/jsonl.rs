@@ -84,22 +84,19 @@ impl JsonLines {
     }
 
     fn encode(&mut self, record: &Record<'_>) {
+        use std::io::Write as _;
         let out = &mut self.lines;
-        out.extend_from_slice(b"{\"id\":\"");
-        out.extend_from_slice(record.id.to_string().as_bytes());
+        // Writes into a Vec cannot fail.
+        let _ = write!(out, "{{\"id\":\"{}\"", record.id);
         match record.message {
             Message::Text(text) => {
-                out.extend_from_slice(b"\",\"text\":");
+                out.extend_from_slice(b",\"text\":");
                 // serde_json's escaping: JSON strings are easy to get
                 // subtly wrong by hand (control characters, U+2028).
-                out.extend_from_slice(
-                    serde_json::to_string(text.as_str())
-                        .unwrap_or_default()
-                        .as_bytes(),
-                );
+                let _ = serde_json::to_writer(&mut *out, text.as_str());
             }
             other => {
-                out.extend_from_slice(b"\",\"binary\":\"");
+                out.extend_from_slice(b",\"binary\":\"");
                 let encoded = base64::engine::general_purpose::STANDARD.encode(other.as_bytes());
                 out.extend_from_slice(encoded.as_bytes());
                 out.push(b'"');
