@@ -451,29 +451,24 @@ class WebSocket:
             return self.send_frame(ABNF.create_frame(payload, opcode))
         if _logging._trace_enabled:
             _logging.trace(f"++Sent decoded: opcode={opcode} data={_logging._any(payload)}")
-        try:
-            if opcode == ABNF.OPCODE_TEXT:
-                text = payload if isinstance(payload, str) else bytes(payload).decode("utf-8")
-                conn.send_text(text)
-                return _frame_length(len(text) if text.isascii() else len(text.encode("utf-8")))
-            data = _as_bytes(payload)
-            if opcode == ABNF.OPCODE_BINARY:
-                conn.send_binary(data)
-            elif opcode == ABNF.OPCODE_PING:
-                conn.ping(data)
-            elif opcode == ABNF.OPCODE_PONG:
-                conn.pong(data)
-        except WebSocketConnectionClosedException as e:
-            if not _plain_end(e):
-                raise
-            raise WebSocketConnectionClosedException("socket is already closed.") from e
-        if opcode == ABNF.OPCODE_CLOSE:
+        if opcode == ABNF.OPCODE_TEXT:
+            text = payload if isinstance(payload, str) else bytes(payload).decode("utf-8")
+            self._native_send(conn.send_text, text)
+            return _frame_length(len(text) if text.isascii() else len(text.encode("utf-8")))
+        data = _as_bytes(payload)
+        if opcode == ABNF.OPCODE_BINARY:
+            self._native_send(conn.send_binary, data)
+        elif opcode == ABNF.OPCODE_PING:
+            self._native_send(conn.ping, data)
+        elif opcode == ABNF.OPCODE_PONG:
+            self._native_send(conn.pong, data)
+        elif opcode == ABNF.OPCODE_CLOSE:
             code, reason = STATUS_NORMAL, ""
             if len(data) >= 2:
                 code = struct.unpack("!H", data[:2])[0]
                 reason = data[2:].decode("utf-8")
             self.send_close(code, reason)
-        elif opcode not in (ABNF.OPCODE_BINARY, ABNF.OPCODE_PING, ABNF.OPCODE_PONG):
+        else:
             self._native_send(conn.send_frame, opcode, data, True)
         return _frame_length(len(data))
 
