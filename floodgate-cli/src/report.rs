@@ -86,6 +86,7 @@ impl Totals {
         t.received += s.received;
         t.delivered += s.delivered;
         t.buffered += s.buffered;
+        t.in_flight += s.in_flight;
         t.dropped_oldest += s.dropped_oldest;
         t.dropped_newest += s.dropped_newest;
         t.conflated += s.conflated;

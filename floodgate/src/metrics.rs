@@ -97,6 +97,11 @@ impl Reporter {
             stats.buffered_disk as f64,
         );
         gauge(
+            "floodgate_in_flight_messages",
+            l.clone(),
+            stats.in_flight as f64,
+        );
+        gauge(
             "floodgate_buffered_bytes",
             self.with("where", "memory"),
             stats.buffered_bytes as f64,

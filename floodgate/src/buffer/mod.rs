@@ -36,6 +36,7 @@
 //! serve a front end with other errors.
 
 mod config;
+mod lease;
 mod queue;
 mod spill;
 mod stats;
@@ -44,6 +45,7 @@ pub use config::{
     BufferConfig, Class, Conflate, Key, LagEvent, LagReason, LagThreshold, Overflow, Priority,
     Shed, DEFAULT_MAX_BYTES, DEFAULT_MAX_MESSAGES,
 };
+pub use lease::Lease;
 pub use queue::Delivered;
 pub use spill::{
     SpillConfig, SpillError, SpillFallback, SpillLimit, SpillOp, SpillRefusal,
@@ -59,6 +61,7 @@ pub use config::BufferConfigError;
 use config::{ClassifyFn, KeyFn, LagFn};
 pub(crate) use config::{ControlFn, DataFrameFn};
 use floodgate_proto::Message;
+use lease::Taking;
 use queue::{Offered, Queue};
 use spill::state::{Next, SpillState};
 use spill::{lock_log, Durable, Round, SharedLog, WriterHost};
@@ -282,6 +285,8 @@ struct State {
     writer_idle: bool,
     /// The buffer is being dropped: the writer stops.
     stop: bool,
+    /// Messages out in [`Lease`]s: taken, not yet committed.
+    leases: lease::Outstanding,
 }
 
 /// The disk side of a spilling buffer.
@@ -395,6 +400,7 @@ impl Buffer {
                 writer: None,
                 writer_idle: false,
                 stop: false,
+                leases: lease::Outstanding::default(),
             }))),
             classifier: config.classifier.clone(),
             lag: config.lag.as_ref().map(|l| l.callback.clone()),
@@ -427,17 +433,21 @@ impl Buffer {
 
     /// A consistent snapshot of the counters; see [`Stats`].
     pub fn stats(&self) -> Stats {
-        self.lock().queue.stats(Instant::now())
+        let state = self.lock();
+        state.leases.adjust(state.queue.stats(Instant::now()))
     }
 
-    /// Messages buffered now.
+    /// Messages buffered now that a consumer can take (not those out in a
+    /// [`Lease`]).
     pub fn len(&self) -> usize {
-        self.lock().queue.len()
+        let state = self.lock();
+        state.queue.len() + state.leases.returned_len()
     }
 
-    /// Whether no message is buffered now.
+    /// Whether no message is buffered now that a consumer can take.
     pub fn is_empty(&self) -> bool {
-        self.lock().queue.is_empty()
+        let state = self.lock();
+        state.queue.is_empty() && state.leases.returned_len() == 0
     }
 
     /// Whether the connection has ended (messages may still be buffered).
@@ -528,7 +538,7 @@ impl Buffer {
     /// ```
     pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut state = self.lock();
-        if !state.queue.is_empty() || state.end.is_some() {
+        if !state.queue.is_empty() || state.leases.returned_len() > 0 || state.end.is_some() {
             return Poll::Ready(());
         }
         if !state.consumers.iter().any(|w| w.will_wake(cx.waker())) {
@@ -742,9 +752,10 @@ impl Buffer {
         mut sink: impl FnMut(Delivered),
         max: usize,
         waker: Option<&Waker>,
+        taking: Taking,
     ) -> Result<usize, RecvError> {
         loop {
-            if let Some(result) = self.take_once(&mut sink, max, waker) {
+            if let Some(result) = self.take_once(&mut sink, max, waker, taking) {
                 return result;
             }
         }
@@ -757,11 +768,21 @@ impl Buffer {
         mut sink: impl FnMut(Delivered),
         max: usize,
         waker: Option<&Waker>,
+        taking: Taking,
     ) -> Option<Result<usize, RecvError>> {
         let now = Instant::now();
         let mut lags: Vec<LagEvent> = Vec::new();
         let mut state = self.lock();
+        // A released lease's messages are the oldest: they go first.
+        let lease = taking == Taking::Lease;
+        let returned = state.leases.take_returned(max, taking, &mut sink);
+        if returned > 0 {
+            return Some(Ok(returned));
+        }
         if let Some(mut taken) = state.queue.take_all(now, max) {
+            if lease {
+                state.leases.lend(taken.len(), taken.bytes());
+            }
             // The common case under load: everything at once, handed out
             // after the lock is released so the reader is not kept waiting.
             let producer = state.producer.take();
@@ -777,17 +798,38 @@ impl Buffer {
             }
             return Some(Ok(n));
         }
+        let bytes_before = state.queue.bytes();
         let mut n = state.queue.pop_many(now, max, &mut sink, &mut lags);
+        if lease && n > 0 {
+            let bytes = bytes_before - state.queue.bytes();
+            state.leases.lend(n, bytes as u64);
+        }
         let mut spill_taken = false;
         if n == 0 {
-            match state.queue.spill().map(SpillState::next) {
+            let next = state.queue.spill().map(|spill| match spill.next() {
+                // A durable lease takes only what is on disk, where a
+                // process killed before the commit finds it again; the
+                // writer is about to put the hand-off there (unless it is
+                // failing: then the hand-off, rather than nothing).
+                Next::HandOff if lease && spill.durable && spill.failing.is_none() => Next::Wait,
+                next => next,
+            });
+            match next {
                 Some(Next::Disk) => {
-                    let taken = self.take_from_disk(state, &mut sink, max, now);
+                    let taken = self.take_from_disk(state, &mut sink, max, now, taking);
                     // Zero: every record read was damaged; look again.
                     return (taken > 0).then_some(Ok(taken));
                 }
                 Some(Next::HandOff) => {
-                    n = state.queue.take_handoff(now, max, &mut sink, &mut lags);
+                    let mut bytes = 0u64;
+                    let mut counted = |d: Delivered| {
+                        bytes += d.len() as u64;
+                        sink(d);
+                    };
+                    n = state.queue.take_handoff(now, max, &mut counted, &mut lags);
+                    if lease {
+                        state.leases.lend(n, bytes);
+                    }
                     spill_taken = n > 0;
                 }
                 Some(Next::Wait) => {
@@ -855,6 +897,7 @@ impl Buffer {
         sink: &mut impl FnMut(Delivered),
         max: usize,
         now: Instant,
+        taking: Taking,
     ) -> usize {
         let io = self
             .spill
@@ -878,6 +921,11 @@ impl Buffer {
         let mut exhausted = false;
         let (removed, disk_bytes, version, corrupt) = {
             let mut guard = lock_log(log);
+            if taking == Taking::Lease && io.durable && !guard.log.is_held() {
+                // The cursor stays before these records until the lease is
+                // committed: a process killed meanwhile delivers them again.
+                guard.log.hold();
+            }
             let before = guard.log.len();
             let mut bytes = 0;
             while records.len() < max.max(1).min(committed) && bytes < DISK_TAKE_BYTES {
@@ -958,6 +1006,10 @@ impl Buffer {
         let waits = state
             .queue
             .record_disk_take(now, stamps.into_iter(), lost, &mut lags);
+        if taking == Taking::Lease {
+            let bytes = delivered.iter().map(|(m, _)| m.len() as u64).sum();
+            state.leases.lend(delivered.len(), bytes);
+        }
         let producer = state.producer.take();
         let consumers = std::mem::take(&mut state.consumers);
         let writer = if retry_writer {
@@ -993,7 +1045,7 @@ impl Buffer {
     /// close handshake, or the failure), then [`RecvError::AlreadyEnded`].
     pub fn try_recv(&self) -> Result<Option<Delivered>, RecvError> {
         let mut out = None;
-        self.take(|d| out = Some(d), 1, None)?;
+        self.take(|d| out = Some(d), 1, None, Taking::Recv)?;
         Ok(out)
     }
 
@@ -1004,7 +1056,7 @@ impl Buffer {
     /// As for [`try_recv`](Self::try_recv).
     pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Delivered, RecvError>> {
         let mut out = None;
-        match self.take(|d| out = Some(d), 1, Some(cx.waker())) {
+        match self.take(|d| out = Some(d), 1, Some(cx.waker()), Taking::Recv) {
             Ok(0) => Poll::Pending,
             Ok(_) => Poll::Ready(Ok(out.expect("one message taken"))),
             Err(e) => Poll::Ready(Err(e)),
@@ -1023,7 +1075,7 @@ impl Buffer {
         out: &mut Vec<Delivered>,
         max: usize,
     ) -> Poll<Result<usize, RecvError>> {
-        match self.take(|d| out.push(d), max.max(1), Some(cx.waker())) {
+        match self.take(|d| out.push(d), max.max(1), Some(cx.waker()), Taking::Recv) {
             Ok(0) => Poll::Pending,
             other => Poll::Ready(other),
         }
@@ -1036,15 +1088,16 @@ impl Buffer {
         mut sink: impl FnMut(Delivered),
         max: usize,
         deadline: Option<Instant>,
+        taking: Taking,
     ) -> Result<usize, RecvError> {
         // Without waiting first: no waker is made when a message is there.
-        let n = self.take(&mut sink, max.max(1), None)?;
+        let n = self.take(&mut sink, max.max(1), None, taking)?;
         if n > 0 {
             return Ok(n);
         }
         let waker = thread_waker();
         loop {
-            let n = self.take(&mut sink, max.max(1), Some(&waker))?;
+            let n = self.take(&mut sink, max.max(1), Some(&waker), taking)?;
             if n > 0 {
                 return Ok(n);
             }
@@ -1074,7 +1127,7 @@ impl Buffer {
     /// As for [`try_recv`](Self::try_recv).
     pub fn recv(&self) -> Result<Delivered, RecvError> {
         let mut out = None;
-        self.wait_batch(|d| out = Some(d), 1, None)?;
+        self.wait_batch(|d| out = Some(d), 1, None, Taking::Recv)?;
         Ok(out.expect("a message was taken"))
     }
 
@@ -1086,7 +1139,13 @@ impl Buffer {
     /// stays usable); otherwise as for [`try_recv`](Self::try_recv).
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Delivered, RecvError> {
         let mut out = None;
-        if self.wait_batch(|d| out = Some(d), 1, Instant::now().checked_add(timeout))? == 0 {
+        if self.wait_batch(
+            |d| out = Some(d),
+            1,
+            Instant::now().checked_add(timeout),
+            Taking::Recv,
+        )? == 0
+        {
             return Err(RecvError::TimedOut(timeout));
         }
         Ok(out.expect("a message was taken"))
@@ -1117,7 +1176,7 @@ impl Buffer {
         wait: Duration,
     ) -> Result<usize, RecvError> {
         let deadline = Instant::now().checked_add(wait);
-        self.wait_batch(|d| out.push(d), max, deadline)
+        self.wait_batch(|d| out.push(d), max, deadline, Taking::Recv)
     }
 }
 

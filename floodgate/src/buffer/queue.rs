@@ -189,6 +189,8 @@ const TAKE_ALL_FROM: usize = 16;
 #[derive(Debug)]
 pub(crate) struct Taken {
     entries: VecDeque<Entry>,
+    /// Their payload bytes.
+    bytes: usize,
     stamp_now: u64,
     /// Queue waits by run of messages offered together: (wait, count).
     runs: Vec<(Duration, u64)>,
@@ -197,6 +199,10 @@ pub(crate) struct Taken {
 impl Taken {
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes as u64
     }
 
     /// Hands out every message in arrival order and notes the waits.
@@ -933,12 +939,13 @@ impl Queue {
         }
         let stamp_now = self.stamp(now);
         let entries = std::mem::replace(&mut self.levels[level], std::mem::take(&mut self.spare));
-        self.bytes = 0;
+        let bytes = std::mem::take(&mut self.bytes);
         self.live = 0;
         self.s.delivered += n as u64;
         self.occupied &= !(1 << level);
         Some(Taken {
             entries,
+            bytes,
             stamp_now,
             runs: Vec::new(),
         })
@@ -1062,6 +1069,7 @@ impl Queue {
             conflated: self.s.conflated,
             filtered: self.s.filtered,
             buffered_bytes: self.bytes as u64 + spill.queued_bytes,
+            in_flight: 0,
             high_water_messages: self.s.high_water_messages as u64,
             high_water_bytes: self.s.high_water_bytes as u64,
             blocked: self.blocked_total + blocked_now,

@@ -31,6 +31,10 @@ pub struct Stats {
     pub buffered: u64,
     /// Of `buffered`, the messages on disk now (`Spill` only).
     pub buffered_disk: u64,
+    /// Of `buffered`, the messages out in a [`Lease`](super::Lease): taken
+    /// by the consumer, not yet committed (a message given back by a
+    /// released lease is buffered, not in flight).
+    pub in_flight: u64,
     /// Messages shed from the front (oldest first) to make room.
     pub dropped_oldest: u64,
     /// Messages shed from the back: usually the one arriving; under

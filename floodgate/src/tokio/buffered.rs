@@ -548,6 +548,58 @@ impl BufferedWebSocket {
         .await
     }
 
+    /// Leases up to `max` messages, waiting at most `wait` for the first
+    /// (an empty lease when none came), as the blocking
+    /// [`crate::BufferedWebSocket::lease`]: they stay counted in the buffer
+    /// until [`Lease::commit`](crate::buffer::Lease::commit), and go back
+    /// to its head if the lease is released or dropped.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> floodgate::Result<()> {
+    /// use std::time::Duration;
+    /// # let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
+    /// let ws = floodgate::Client::default().connect_buffered_async(&server.url()).await?;
+    /// ws.send_text("one").await?;
+    /// let lease = ws.lease(100, Duration::from_secs(5)).await?;
+    /// assert_eq!(lease.messages()[0].as_text(), Some("one"));
+    /// assert_eq!(ws.stats().in_flight, 1);
+    /// drop(lease); // not acknowledged: back at the head of the buffer
+    /// let lease = ws.lease(100, Duration::from_secs(5)).await?;
+    /// assert_eq!(lease.messages()[0].as_text(), Some("one"));
+    /// lease.commit(); // acknowledged: it leaves the buffer
+    /// assert_eq!((ws.stats().delivered, ws.stats().buffered), (1, 0));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe, as [`recv`](Self::recv).
+    ///
+    /// # Errors
+    ///
+    /// As for [`recv`](Self::recv).
+    pub async fn lease(
+        &self,
+        max: usize,
+        wait: std::time::Duration,
+    ) -> Result<crate::buffer::Lease> {
+        let deadline = Instant::now().checked_add(wait);
+        let mut sleep = std::pin::pin!(deadline.map(::tokio::time::sleep_until));
+        std::future::poll_fn(|cx| match self.buffer.poll_lease(cx, max) {
+            Poll::Ready(lease) => Poll::Ready(lease.map_err(Error::from)),
+            Poll::Pending => match sleep.as_mut().as_pin_mut().map(|s| s.poll(cx)) {
+                Some(Poll::Ready(())) => {
+                    self.buffer.forget_consumer(cx.waker());
+                    Poll::Ready(self.buffer.try_lease(max).map_err(Error::from))
+                }
+                _ => Poll::Pending,
+            },
+        })
+        .await
+    }
+
     /// A message if one is buffered, without waiting.
     ///
     /// # Errors

@@ -495,6 +495,34 @@ impl<S: Transport> BufferedWebSocket<S> {
         Ok(self.buffer.recv_batch(max, wait)?)
     }
 
+    /// Leases up to `max` messages, waiting at most `wait` for the first
+    /// (an empty lease when none came): they stay counted in the buffer
+    /// until [`Lease::commit`](crate::buffer::Lease::commit), and go back
+    /// to its head if the lease is released or dropped. For a consumer that
+    /// hands messages on and must not lose the ones not yet acknowledged;
+    /// see [`crate::buffer::Lease`].
+    ///
+    /// ```no_run
+    /// # fn main() -> floodgate::Result<()> {
+    /// # fn forward(_: &[floodgate::buffer::Delivered]) -> std::io::Result<()> { Ok(()) }
+    /// use std::time::Duration;
+    /// let ws = floodgate::Client::default().connect_buffered("ws://127.0.0.1:9001/feed")?;
+    /// loop {
+    ///     let lease = ws.lease(1024, Duration::from_secs(1))?;
+    ///     if forward(lease.messages()).is_ok() {
+    ///         lease.commit();
+    ///     } // else dropped: the messages come first again
+    /// }
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`recv`](Self::recv).
+    pub fn lease(&self, max: usize, wait: Duration) -> Result<crate::buffer::Lease> {
+        Ok(self.buffer.lease(max, wait)?)
+    }
+
     /// [`recv_batch`](Self::recv_batch) into a vector the caller reuses;
     /// returns how many messages were appended.
     ///

@@ -114,6 +114,7 @@
 mod config;
 mod error;
 mod format;
+mod hold_stub;
 mod log;
 pub(crate) mod state;
 mod writer;
@@ -131,7 +132,7 @@ pub use error::{SpillError, SpillLimit, SpillOp, SpillRefusal};
 pub(crate) use format::{Kind, Meta};
 pub(crate) use log::SegmentLog;
 pub(crate) use writer::{
-    lock_log, open, run, DirLock, Durable, Round, SharedLog, WriterHost, RETRY_AFTER,
+    lock_log, open, run, DirLock, Durable, Logged, Round, SharedLog, WriterHost, RETRY_AFTER,
 };
 
 use std::time::Duration;
