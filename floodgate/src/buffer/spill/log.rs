@@ -971,7 +971,12 @@ impl SegmentLog {
             }
             return Ok(());
         };
-        if self.cursor.as_ref().is_some_and(|(_, written)| *written == at) && !sync {
+        if self
+            .cursor
+            .as_ref()
+            .is_some_and(|(_, written)| *written == at)
+            && !sync
+        {
             return Ok(());
         }
         if self.cursor.is_none() {
