@@ -934,11 +934,11 @@ impl SegmentLog {
     }
 
     /// Writes where the reader is (while held: the committed position),
-    /// without syncing: after a take, so that
-    /// a process killed later resumes after the records it delivered (the
-    /// page cache outlives the process; only a crash of the machine can
-    /// lose the write, and then at most what was taken since the last
-    /// [`sync`](Self::sync) comes again).
+    /// without syncing: after a take, so that a process killed later
+    /// resumes after the records it delivered (the page cache outlives the
+    /// process; only a crash of the machine can lose the write, and then
+    /// at most what was taken since the last [`sync`](Self::sync) comes
+    /// again).
     ///
     /// # Errors
     ///
@@ -948,10 +948,11 @@ impl SegmentLog {
     }
 
     /// Writes where the reader is, or while held the committed position
-    /// (or removes the cursor when the log holds no segment). The 28 bytes are rewritten in place, one `pwrite` that a
-    /// killed process cannot tear; a write torn by a power cut fails the
-    /// cursor's CRC and is ignored at the next open (the oldest segment is
-    /// then read from its start).
+    /// (or removes the cursor when the log holds no segment). The 28
+    /// bytes are rewritten in place, one `pwrite` that a killed process
+    /// cannot tear; a write torn by a power cut fails the cursor's CRC and
+    /// is ignored at the next open (the oldest segment is then read from
+    /// its start).
     fn write_cursor(&mut self, sync: bool) -> Result<(), SpillError> {
         let path = self.dir.join(CURSOR_FILE);
         let oldest = self.kept.front().or(self.segments.front());
