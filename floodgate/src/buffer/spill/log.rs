@@ -1,5 +1,19 @@
 //! [`SegmentLog`]: appends, takes, opening a directory, syncing. The
 //! format is `format.rs`'s; the module docs (`mod.rs`) give the rules.
+//!
+//! # The hold: at-least-once across a crash
+//!
+//! A consumer that hands records on (the bridge publishes them to a
+//! broker) must not lose a batch when the process is killed between the
+//! take and the broker's acknowledgement. [`SegmentLog::hold`] pins the
+//! *committed* position where the reader is; takes go on, but the cursor
+//! file keeps naming the committed position, and every segment from it on
+//! stays on the disk (and in [`SegmentLog::disk_bytes`]) even once all its
+//! records are taken. [`SegmentLog::commit`] moves the committed position
+//! to the reader's and removes the segments before it. A log opened again
+//! after a kill (or a drop) without a commit therefore delivers the held
+//! records again, in order, then the rest; committed ones never come back.
+//! Without a hold, nothing changes: the committed position is the reader's.
 
 use super::error::io_error;
 use super::format::{
@@ -77,7 +91,9 @@ pub(crate) struct SpillCounts {
     pub(crate) unremoved_segments: u64,
 }
 
-/// One segment file still holding records to take (or being appended to).
+/// One segment file still holding records to take (or being appended to),
+/// or, while held, one whose records are all taken and which a reopen
+/// may have to read again.
 #[derive(Debug)]
 struct Segment {
     number: u64,
@@ -88,6 +104,17 @@ struct Segment {
     size: u64,
     /// Records in it not yet taken.
     records: u64,
+}
+
+/// Where a log opened again after a kill starts reading, while a hold is
+/// on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Committed {
+    /// The log held no segment when the hold began: the start of its
+    /// oldest segment, whichever that is by then.
+    Start,
+    /// This offset in the segment with this number.
+    At(u64, u64),
 }
 
 /// A failure the tests inject into the next append.
@@ -106,8 +133,15 @@ pub(super) struct InjectedFailure {
 pub(crate) struct SegmentLog {
     dir: PathBuf,
     config: LogConfig,
-    /// Oldest first; the writer appends to the last one.
+    /// Oldest first; the reader is in the first, the writer appends to
+    /// the last one.
     segments: VecDeque<Segment>,
+    /// Segments whose records are all taken, before the reader's, kept on
+    /// the disk while held (oldest first; the committed position is in
+    /// the first). Empty when not held.
+    kept: VecDeque<Segment>,
+    /// The committed position, while a hold is on.
+    held: Option<Committed>,
     /// Appends to the last segment; `None` before the first append, after
     /// an open, and after a failure that left a torn tail (the next
     /// append starts a new segment).
@@ -304,6 +338,8 @@ impl SegmentLog {
             dir,
             config,
             segments: VecDeque::new(),
+            kept: VecDeque::new(),
+            held: None,
             writer: None,
             reader: None,
             read_pos: SEGMENT_HEADER,
@@ -404,15 +440,16 @@ impl SegmentLog {
     }
 
     /// Bytes the log's segment files take on the disk now (a partly taken
-    /// segment counts whole until it is removed).
+    /// segment counts whole until it is removed, and so do the spent
+    /// segments a hold keeps).
     pub(crate) fn disk_bytes(&self) -> u64 {
         self.disk_bytes
     }
 
-    /// Segment files the log holds now.
+    /// Segment files the log holds now (those a hold keeps included).
     #[cfg(test)]
     pub(crate) fn segment_count(&self) -> usize {
-        self.segments.len()
+        self.kept.len() + self.segments.len()
     }
 
     /// Damage found since the log was opened.
@@ -697,11 +734,13 @@ impl SegmentLog {
                     self.read_pos += frame;
                     self.segments[0].records -= 1;
                     self.records -= 1;
-                    if self.records == 0 {
+                    if self.records == 0 && self.held.is_none() {
                         // Drained: the segment being appended to goes too
                         // (the next append starts a new one), so an empty
-                        // spill holds no disk space.
-                        self.writer = None;
+                        // spill holds no disk space. While held its file
+                        // stays anyway, so appends go on in it (and
+                        // `sync` still reaches it); `commit` lets it go.
+                        self.close_writer();
                     }
                     self.retire_spent();
                     return Ok(Some(Record {
@@ -720,7 +759,7 @@ impl SegmentLog {
                     first.end = self.read_pos;
                     if self.segments.len() == 1 {
                         // Appends must not go behind the damage.
-                        self.writer = None;
+                        self.close_writer();
                     }
                 }
                 Err(e) => {
@@ -749,31 +788,117 @@ impl SegmentLog {
             first.end = self.read_pos;
         }
         if self.segments.len() == 1 {
-            self.writer = None;
+            self.close_writer();
         }
         self.reader = None;
         self.retire_spent();
         lost
     }
 
-    /// Removes the oldest segments while every record in them was taken
-    /// and appends have moved on.
+    /// Moves the reader past the oldest segments while every record in
+    /// them was taken and appends have moved on, and removes them, unless
+    /// a hold keeps them.
     fn retire_spent(&mut self) {
         while let Some(first) = self.segments.front() {
             let appending = self.writer.is_some() && self.segments.len() == 1;
             if first.records > 0 || appending {
-                return;
+                break;
             }
             let first = self.segments.pop_front().expect("checked");
             self.reader = None;
             self.read_pos = SEGMENT_HEADER;
-            self.disk_bytes -= first.size;
-            match fs::remove_file(&first.path) {
+            self.kept.push_back(first);
+        }
+        if self.held.is_some() {
+            return;
+        }
+        // Newest first: a process killed part-way leaves the oldest, which
+        // the cursor names, so a reopen still starts where it says.
+        while let Some(spent) = self.kept.pop_back() {
+            self.disk_bytes -= spent.size;
+            match fs::remove_file(&spent.path) {
                 Ok(()) => self.dir_unsynced = true,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(_) => self.counts.unremoved_segments += 1,
             }
         }
+    }
+
+    /// Stops appending to the last segment (the next append starts a new
+    /// one). While held, its records may have to be read again after a
+    /// crash of the machine and [`sync`](Self::sync) no longer reaches its
+    /// file, so a durable log syncs it now (best effort: a failure leaves
+    /// it to the kernel's writeback, as for any unsynced append).
+    fn close_writer(&mut self) {
+        if let Some(file) = self.writer.take() {
+            if self.held.is_some() && self.config.fsync != Fsync::Never && self.unsynced {
+                let _ = file.sync_data();
+            }
+            self.unsynced = false;
+        }
+    }
+
+    /// Starts a hold: from now on the committed position stays where the
+    /// reader is, while takes go on. Until [`commit`](Self::commit), the
+    /// cursor file names the committed position (after
+    /// [`save_cursor`](Self::save_cursor), [`sync`](Self::sync) and on
+    /// drop), and no segment from it on is removed, so a log opened again
+    /// on the directory delivers every record taken since, in order, before
+    /// the rest. The kept segments count in [`disk_bytes`](Self::disk_bytes)
+    /// (and so against the disk budget) until the commit removes them.
+    /// Called while held, it changes nothing (the earlier committed
+    /// position stays: moving it would lose records not yet committed).
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "the buffer's leases call it (being wired in)")
+    )]
+    pub(crate) fn hold(&mut self) {
+        if self.held.is_none() {
+            self.held = Some(match self.segments.front() {
+                Some(first) => Committed::At(first.number, self.read_pos),
+                None => Committed::Start,
+            });
+        }
+    }
+
+    /// Whether a hold is on (between [`hold`](Self::hold) and
+    /// [`commit`](Self::commit)).
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "the buffer's leases call it (being wired in)")
+    )]
+    pub(crate) fn is_held(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// Ends the hold: the committed position moves to the reader's, the
+    /// segments before it are removed now, and the cursor is written as
+    /// by [`save_cursor`](Self::save_cursor) (not synced). Without a hold,
+    /// it only writes the cursor. A later [`hold`](Self::hold) starts a
+    /// new one.
+    ///
+    /// A process killed inside `commit` may deliver again the records it
+    /// was committing (the kept files are removed newest first, before the
+    /// cursor moves), and, if killed after the last removal and before
+    /// the cursor's write, the records taken earlier from the reader's
+    /// segment: at most one segment's records.
+    ///
+    /// # Errors
+    ///
+    /// [`SpillError::Io`] when the cursor file cannot be written; the
+    /// hold has ended all the same (a later `save_cursor` writes it).
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "the buffer's leases call it (being wired in)")
+    )]
+    pub(crate) fn commit(&mut self) -> Result<(), SpillError> {
+        if self.held.take().is_some() && self.records == 0 {
+            // Drained while held: the segment appended to goes now, as it
+            // would have at the take that drained the log.
+            self.close_writer();
+        }
+        self.retire_spent();
+        self.write_cursor(false)
     }
 
     fn remove(&mut self, path: &Path) -> Result<(), SpillError> {
@@ -808,11 +933,12 @@ impl SegmentLog {
         Ok(())
     }
 
-    /// Writes where the reader is, without syncing: after a take, so that
-    /// a process killed later resumes after the records it delivered (the
-    /// page cache outlives the process; only a crash of the machine can
-    /// lose the write, and then at most what was taken since the last
-    /// [`sync`](Self::sync) comes again).
+    /// Writes where the reader is (while held: the committed position),
+    /// without syncing: after a take, so that a process killed later
+    /// resumes after the records it delivered (the page cache outlives the
+    /// process; only a crash of the machine can lose the write, and then
+    /// at most what was taken since the last [`sync`](Self::sync) comes
+    /// again).
     ///
     /// # Errors
     ///
@@ -821,14 +947,22 @@ impl SegmentLog {
         self.write_cursor(false)
     }
 
-    /// Writes where the reader is (or removes the cursor when the log is
-    /// empty). The 28 bytes are rewritten in place, one `pwrite` that a
-    /// killed process cannot tear; a write torn by a power cut fails the
-    /// cursor's CRC and is ignored at the next open (the oldest segment is
-    /// then read from its start).
+    /// Writes where the reader is, or while held the committed position
+    /// (or removes the cursor when the log holds no segment). The 28
+    /// bytes are rewritten in place, one `pwrite` that a killed process
+    /// cannot tear; a write torn by a power cut fails the cursor's CRC and
+    /// is ignored at the next open (the oldest segment is then read from
+    /// its start).
     fn write_cursor(&mut self, sync: bool) -> Result<(), SpillError> {
         let path = self.dir.join(CURSOR_FILE);
-        let Some(first) = self.segments.front() else {
+        let oldest = self.kept.front().or(self.segments.front());
+        let at = match (self.held, oldest) {
+            (_, None) => None,
+            (None, Some(_)) => self.segments.front().map(|s| (s.number, self.read_pos)),
+            (Some(Committed::At(number, offset)), Some(_)) => Some((number, offset)),
+            (Some(Committed::Start), Some(oldest)) => Some((oldest.number, SEGMENT_HEADER)),
+        };
+        let Some(at) = at else {
             if self.cursor.take().is_some() || path.exists() {
                 match fs::remove_file(&path) {
                     Ok(()) => self.dir_unsynced = true,
@@ -838,8 +972,12 @@ impl SegmentLog {
             }
             return Ok(());
         };
-        let at = (first.number, self.read_pos);
-        if self.cursor.as_ref().is_some_and(|(_, held)| *held == at) && !sync {
+        if self
+            .cursor
+            .as_ref()
+            .is_some_and(|(_, written)| *written == at)
+            && !sync
+        {
             return Ok(());
         }
         if self.cursor.is_none() {
@@ -852,10 +990,10 @@ impl SegmentLog {
             self.cursor = Some((file, (u64::MAX, u64::MAX)));
             self.dir_unsynced = true;
         }
-        let (file, held) = self.cursor.as_mut().expect("opened above");
+        let (file, written) = self.cursor.as_mut().expect("opened above");
         let bytes = format::encode_cursor(at.0, at.1);
         write_at_start(file, &bytes).map_err(io_error(SpillOp::Write, &path))?;
-        *held = at;
+        *written = at;
         if sync {
             file.sync_data().map_err(io_error(SpillOp::Sync, &path))?;
         }
@@ -880,7 +1018,8 @@ fn write_at_start(file: &mut File, bytes: &[u8]) -> io::Result<()> {
 
 impl Drop for SegmentLog {
     /// A clean stop: the cursor is written so that a log opened again on
-    /// the directory delivers nothing twice (synced when durable).
+    /// the directory delivers nothing twice (synced when durable), except,
+    /// while held, the records taken since the hold: those come again.
     fn drop(&mut self) {
         let _ = if self.config.fsync == Fsync::Never {
             self.write_cursor(false)

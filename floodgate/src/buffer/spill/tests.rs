@@ -489,3 +489,443 @@ proptest! {
         prop_assert_eq!(drain(&mut log), rest);
     }
 }
+
+// The hold: a message leaves a durable spill only once committed.
+
+/// Takes `n` records (all present).
+fn take_n(log: &mut SegmentLog, n: usize) -> Vec<(Kind, Vec<u8>)> {
+    (0..n)
+        .map(|_| {
+            let record = log.take().unwrap().expect("a record to take");
+            (record.kind, record.payload.to_vec())
+        })
+        .collect()
+}
+
+/// What a killed process leaves: the directory as it is now, before any
+/// drop writes to it (the page cache outlives the process).
+fn snapshot(dir: &Path) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    for entry in fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
+    }
+    copy
+}
+
+fn cursor_on_disk(dir: &Path) -> Option<(u64, u64)> {
+    format::decode_cursor(&fs::read(dir.join(CURSOR_FILE)).ok()?)
+}
+
+/// How a test stops a log that holds records.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    /// A clean drop (the cursor written by `Drop`).
+    Drop,
+    /// `save_cursor`, then the process is killed (nothing else written).
+    SaveThenKill,
+    /// Killed with nothing written since the hold began.
+    Kill,
+}
+
+/// Stops `log` on `dir` as `stop` says and returns the directory to
+/// reopen (a snapshot for a kill, the directory itself for a drop).
+fn stop(log: SegmentLog, dir: tempfile::TempDir, stop: Stop) -> tempfile::TempDir {
+    match stop {
+        Stop::Drop => {
+            drop(log);
+            dir
+        }
+        Stop::SaveThenKill => {
+            let mut log = log;
+            log.save_cursor().unwrap();
+            let copy = snapshot(dir.path());
+            // Forgotten, as a killed process would: no `Drop`.
+            std::mem::forget(log);
+            copy
+        }
+        Stop::Kill => {
+            let copy = snapshot(dir.path());
+            drop(log);
+            copy
+        }
+    }
+}
+
+#[test]
+fn held_records_come_again_in_order_when_the_log_stops_without_a_commit() {
+    for how in [Stop::Drop, Stop::SaveThenKill, Stop::Kill] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+        let written = fill(&mut log, 12);
+        assert_eq!(take_n(&mut log, 2), written[..2], "{how:?}");
+        log.save_cursor().unwrap();
+        log.hold();
+        assert!(log.is_held());
+        // Across the end of segment 0 (records 0..4) into segment 1.
+        assert_eq!(take_n(&mut log, 5), written[2..7], "{how:?}");
+        assert_eq!(log.len(), 5);
+        let dir = stop(log, dir, how);
+        assert_eq!(
+            cursor_on_disk(dir.path()),
+            Some((0, SEGMENT_HEADER + 2 * RECORD)),
+            "{how:?}: the cursor names the committed position"
+        );
+        let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+        assert!(!log.is_held());
+        assert_eq!(log.len(), 10, "{how:?}");
+        assert_eq!(log.counts(), Default::default(), "{how:?}");
+        assert_eq!(drain(&mut log), written[2..], "{how:?}");
+    }
+}
+
+#[test]
+fn committed_records_never_come_back() {
+    for how in [Stop::Drop, Stop::SaveThenKill, Stop::Kill] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+        let written = fill(&mut log, 12);
+        log.hold();
+        assert_eq!(take_n(&mut log, 6), written[..6]);
+        log.commit().unwrap();
+        assert!(!log.is_held());
+        // A second lease, taken and not committed.
+        log.hold();
+        assert_eq!(take_n(&mut log, 3), written[6..9]);
+        let dir = stop(log, dir, how);
+        let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+        assert_eq!(drain(&mut log), written[6..], "{how:?}");
+    }
+}
+
+#[test]
+fn a_hold_keeps_every_segment_file_until_the_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    let written = fill(&mut log, 14);
+    let files = segment_files(dir.path());
+    assert_eq!(files.len(), 4);
+    log.hold();
+    // Into the last segment: segments 0, 1 and 2 are spent and stay.
+    assert_eq!(take_n(&mut log, 13), written[..13]);
+    assert_eq!(segment_files(dir.path()), files);
+    assert_eq!(log.segment_count(), 4);
+    assert_eq!(log.disk_bytes(), bytes_on_disk(dir.path()));
+    assert_eq!(log.len(), 1);
+    log.save_cursor().unwrap();
+    assert_eq!(cursor_on_disk(dir.path()), Some((0, SEGMENT_HEADER)));
+    log.commit().unwrap();
+    assert_eq!(segment_files(dir.path()), files[3..]);
+    assert_eq!(log.segment_count(), 1);
+    assert_eq!(log.disk_bytes(), bytes_on_disk(dir.path()));
+    assert_eq!(
+        cursor_on_disk(dir.path()),
+        Some((3, SEGMENT_HEADER + RECORD))
+    );
+    // Without a hold, a drained log frees its last segment at once again.
+    assert_eq!(take_n(&mut log, 1), written[13..]);
+    assert!(segment_files(dir.path()).is_empty());
+    assert_eq!(log.disk_bytes(), 0);
+}
+
+#[test]
+fn a_log_drained_while_held_keeps_its_last_segment_and_frees_it_at_the_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    // Held with no segment at all: the committed position is the start
+    // of whatever comes first.
+    log.hold();
+    let written = fill(&mut log, 2);
+    assert_eq!(drain(&mut log), written);
+    assert!(log.is_empty());
+    assert_eq!(segment_files(dir.path()), [format::segment_name(0)]);
+    assert_eq!(log.disk_bytes(), bytes_on_disk(dir.path()));
+    // Appends go on in the held segment.
+    let more = fill(&mut log, 1);
+    assert_eq!(segment_files(dir.path()), [format::segment_name(0)]);
+    assert_eq!(drain(&mut log), more);
+    log.save_cursor().unwrap();
+    assert_eq!(cursor_on_disk(dir.path()), Some((0, SEGMENT_HEADER)));
+    // Killed now: all three come again.
+    let copy = snapshot(dir.path());
+    let mut reopened = SegmentLog::open(copy.path(), small(0)).unwrap();
+    assert_eq!(drain(&mut reopened), [written, more].concat());
+    log.commit().unwrap();
+    assert!(segment_files(dir.path()).is_empty());
+    assert_eq!(log.disk_bytes(), 0);
+    assert!(!dir.path().join(CURSOR_FILE).exists());
+    drop(log);
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    assert!(drain(&mut log).is_empty());
+}
+
+#[test]
+fn a_second_hold_before_the_commit_keeps_the_first_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    let written = fill(&mut log, 8);
+    log.hold();
+    take_n(&mut log, 3);
+    log.hold();
+    take_n(&mut log, 3);
+    let dir = stop(log, dir, Stop::SaveThenKill);
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    assert_eq!(drain(&mut log), written);
+}
+
+#[test]
+fn a_cursor_into_a_segment_whose_records_were_all_taken_delivers_each_held_record_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    let written = fill(&mut log, 12);
+    take_n(&mut log, 2);
+    log.save_cursor().unwrap();
+    log.hold();
+    // The rest of segment 0, then none of segment 1 yet: the reader has
+    // left segment 0, which only the hold keeps.
+    take_n(&mut log, 2);
+    assert_eq!(segment_files(dir.path()).len(), 3);
+    let dir = stop(log, dir, Stop::Kill);
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    assert_eq!(log.len(), 10);
+    assert_eq!(drain(&mut log), written[2..]);
+    drop(log);
+
+    // A cursor at the very end of the oldest segment: nothing of it comes.
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    let written = fill(&mut log, 8);
+    std::mem::forget(log);
+    fs::write(
+        dir.path().join(CURSOR_FILE),
+        format::encode_cursor(0, SEGMENT_HEADER + 4 * RECORD),
+    )
+    .unwrap();
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    assert_eq!(log.len(), 4);
+    assert_eq!(drain(&mut log), written[4..]);
+}
+
+#[test]
+fn a_hold_across_the_wrap_of_segment_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = SegmentLog::open(dir.path(), small(u64::MAX - 1)).unwrap();
+    let written = fill(&mut log, 16);
+    take_n(&mut log, 1);
+    log.save_cursor().unwrap();
+    log.hold();
+    // From segment u64::MAX - 1 through u64::MAX into segment 0.
+    take_n(&mut log, 10);
+    let names = segment_files(dir.path());
+    assert_eq!(names.len(), 4);
+    assert!(names.contains(&format::segment_name(u64::MAX - 1)));
+    let copy = snapshot(dir.path());
+    let mut reopened = SegmentLog::open(copy.path(), small(0)).unwrap();
+    assert_eq!(drain(&mut reopened), written[1..]);
+    log.commit().unwrap();
+    assert_eq!(
+        segment_files(dir.path()),
+        [format::segment_name(0), format::segment_name(1)]
+    );
+    assert_eq!(log.disk_bytes(), bytes_on_disk(dir.path()));
+    drop(log);
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    assert_eq!(drain(&mut log), written[11..]);
+}
+
+#[test]
+fn held_segments_count_against_the_disk_budget_until_the_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        max_disk_bytes: 3 * 256,
+        ..small(0)
+    };
+    let mut log = SegmentLog::open(dir.path(), config).unwrap();
+    let written = fill(&mut log, 12);
+    log.hold();
+    assert_eq!(drain(&mut log), written);
+    assert_eq!(log.disk_bytes(), bytes_on_disk(dir.path()));
+    match log.append(Kind::Text, &payload(0, 40)) {
+        Err(SpillError::DiskFull { used, max }) => {
+            assert_eq!((used, max), (log.disk_bytes(), 3 * 256));
+        }
+        other => panic!("{other:?}"),
+    }
+    log.commit().unwrap();
+    assert_eq!(log.disk_bytes(), 0);
+    log.append(Kind::Text, &payload(0, 40)).unwrap();
+}
+
+#[test]
+fn damage_found_while_held_is_skipped_and_the_held_records_still_come_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = SegmentLog::open(dir.path(), small(0)).unwrap();
+    let written = fill(&mut log, 12);
+    // Record 2 of segment 0 is damaged under the log (before its reader
+    // opens the file).
+    let first = dir.path().join(format::segment_name(0));
+    let mut bytes = fs::read(&first).unwrap();
+    bytes[(SEGMENT_HEADER + 2 * RECORD + RECORD_HEADER + 3) as usize] ^= 1;
+    fs::write(&first, &bytes).unwrap();
+    log.hold();
+    assert_eq!(
+        take_n(&mut log, 3),
+        [&written[..2], &written[4..5]].concat()
+    );
+    assert_eq!(log.counts().corrupt_records, 1);
+    assert!(first.exists(), "the damaged segment holds held records");
+    assert_eq!(log.disk_bytes(), bytes_on_disk(dir.path()));
+    // The reader gives up on segment 1 (as after failed reads).
+    assert_eq!(log.abandon_oldest(), 3);
+    assert_eq!(take_n(&mut log, 1), written[8..9]);
+    assert_eq!(segment_files(dir.path()).len(), 3);
+    assert_eq!(log.disk_bytes(), bytes_on_disk(dir.path()));
+    log.save_cursor().unwrap();
+    let copy = snapshot(dir.path());
+    // Reopened, the damage is found again; segment 1, readable now, comes
+    // whole (abandoned records are not lost while their file is kept).
+    let mut reopened = SegmentLog::open(copy.path(), small(0)).unwrap();
+    assert_eq!(reopened.counts().corrupt_records, 1);
+    let expected = [&written[..2], &written[4..]].concat();
+    assert_eq!(drain(&mut reopened), expected);
+    log.commit().unwrap();
+    assert_eq!(segment_files(dir.path()), [format::segment_name(2)]);
+    assert_eq!(log.disk_bytes(), bytes_on_disk(dir.path()));
+    assert_eq!(drain(&mut log), written[9..]);
+}
+
+#[derive(Debug, Clone)]
+enum HoldOp {
+    Append {
+        text: bool,
+        len: usize,
+    },
+    Take(usize),
+    Hold,
+    Commit,
+    /// A clean drop, then open again.
+    Reopen,
+    /// `save_cursor` (as the buffer does after its takes), then killed:
+    /// the directory as it is, opened again.
+    Kill,
+    FailNextWrite {
+        written: usize,
+        truncate_fails: bool,
+    },
+}
+
+fn hold_op() -> impl Strategy<Value = HoldOp> {
+    prop_oneof![
+        6 => (any::<bool>(), prop_oneof![0usize..64, 64usize..240]).prop_map(|(text, len)| HoldOp::Append { text, len }),
+        4 => (1usize..8).prop_map(HoldOp::Take),
+        2 => Just(HoldOp::Hold),
+        2 => Just(HoldOp::Commit),
+        1 => Just(HoldOp::Reopen),
+        1 => Just(HoldOp::Kill),
+        1 => (0usize..60, any::<bool>()).prop_map(|(written, truncate_fails)| HoldOp::FailNextWrite { written, truncate_fails }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// The log with holds against a model: records not yet taken, and
+    /// those taken since the hold began. A stop (a drop or a kill) puts
+    /// the held ones back in front, in order; a commit forgets them. After
+    /// every step the log's length, disk bytes (the files on the disk)
+    /// and hold agree with it; at the end, drained and committed, a reopen
+    /// finds nothing.
+    #[test]
+    fn held_records_come_again_and_committed_ones_never(
+        start in prop_oneof![Just(0u64), Just(u64::MAX - 3), any::<u64>()],
+        durable in any::<bool>(),
+        ops in proptest::collection::vec(hold_op(), 1..120),
+    ) {
+        let mut dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            fsync: if durable {
+                Fsync::Every(std::time::Duration::from_secs(1))
+            } else {
+                Fsync::Never
+            },
+            ..small(start)
+        };
+        let mut log = SegmentLog::open(dir.path(), config.clone()).unwrap();
+        let mut model: VecDeque<(Kind, Vec<u8>)> = VecDeque::new();
+        let mut held: Vec<(Kind, Vec<u8>)> = Vec::new();
+        let mut holding = false;
+        let mut next = 0u32;
+        let mut fail = None;
+        for op in ops {
+            match op {
+                HoldOp::Append { text, len } => {
+                    let kind = if text { Kind::Text } else { Kind::Binary };
+                    let p = payload(next, len);
+                    next += 1;
+                    log.inject = fail.take();
+                    let injected = log.inject.is_some();
+                    match log.append(kind, &p) {
+                        Ok(()) => { prop_assert!(!injected); model.push_back((kind, p)) }
+                        Err(SpillError::DiskFull { .. }) => {}
+                        Err(SpillError::TooLarge { .. }) => prop_assert!(len > log.max_record()),
+                        Err(SpillError::Io { .. }) if injected => {}
+                        Err(e) => prop_assert!(false, "{e}"),
+                    }
+                    log.inject = None;
+                }
+                HoldOp::Take(n) => {
+                    for _ in 0..n {
+                        let got = log.take().unwrap().map(|r| (r.kind, r.payload.to_vec()));
+                        let want = model.pop_front();
+                        prop_assert_eq!(&got, &want);
+                        if let (Some(record), true) = (got, holding) {
+                            held.push(record);
+                        }
+                    }
+                    log.save_cursor().unwrap();
+                }
+                HoldOp::Hold => {
+                    log.hold();
+                    holding = true;
+                }
+                HoldOp::Commit => {
+                    log.commit().unwrap();
+                    held.clear();
+                    holding = false;
+                }
+                HoldOp::Reopen | HoldOp::Kill => {
+                    if matches!(op, HoldOp::Kill) {
+                        log.save_cursor().unwrap();
+                        let copy = snapshot(dir.path());
+                        drop(log);
+                        dir = copy;
+                    } else {
+                        drop(log);
+                    }
+                    log = SegmentLog::open(dir.path(), config.clone()).unwrap();
+                    for record in held.drain(..).rev() {
+                        model.push_front(record);
+                    }
+                    holding = false;
+                }
+                HoldOp::FailNextWrite { written, truncate_fails } => {
+                    fail = Some(InjectedFailure { written, truncate_fails });
+                }
+            }
+            prop_assert_eq!(log.len(), model.len() as u64);
+            prop_assert_eq!(log.is_held(), holding);
+            prop_assert_eq!(log.disk_bytes(), bytes_on_disk(dir.path()));
+            prop_assert!(log.disk_bytes() <= config.max_disk_bytes);
+        }
+        let rest: Vec<_> = model.into_iter().collect();
+        prop_assert_eq!(drain(&mut log), rest);
+        log.commit().unwrap();
+        // Every kept segment is gone; at most the one being appended to
+        // stays, empty (after a failed first write into it).
+        prop_assert_eq!(log.disk_bytes(), bytes_on_disk(dir.path()));
+        prop_assert!(log.disk_bytes() <= SEGMENT_HEADER);
+        drop(log);
+        let mut log = SegmentLog::open(dir.path(), config).unwrap();
+        prop_assert!(log.take().unwrap().is_none());
+    }
+}
