@@ -19,7 +19,7 @@
 //! the consumer asked for.
 
 use super::spill::{lock_log, Logged};
-use super::{Buffer, Delivered, RecvError, Shared, Stats};
+use super::{Buffer, Delivered, RecvError, Shared, State, Stats};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
@@ -70,14 +70,23 @@ impl Outstanding {
     }
 
     /// Hands up to `max` given-back messages to `sink` (lent again when
-    /// `taking` is a lease); how many.
+    /// `taking` is a lease); how many. A lease on a durable spill takes
+    /// them all, whatever `max`: they are one released lease, behind one
+    /// held cursor, which can only move past all of them at once (a
+    /// commit of part of them would leave the rest behind it, and a
+    /// restart would bring the committed part again).
     pub(crate) fn take_returned(
         &mut self,
         max: usize,
         taking: Taking,
+        durable: bool,
         sink: &mut impl FnMut(Delivered),
     ) -> usize {
-        let n = max.min(self.returned.len());
+        let n = if taking == Taking::Lease && durable {
+            self.returned.len()
+        } else {
+            max.min(self.returned.len())
+        };
         let mut bytes = 0;
         for delivered in self.returned.drain(..n) {
             bytes += delivered.len() as u64;
@@ -196,20 +205,47 @@ impl Lease {
         let mut guard = lock_log(&log);
         let mut state = self.shared.lock();
         state.leases.settle(n, self.bytes);
-        if !(state.leases.is_idle() && guard.log.is_held()) {
-            // Another lease, or a released one's messages, are still
-            // before the reader: the cursor must stay before them.
+        commit_hold_if_idle(&mut guard, &mut state);
+    }
+}
+
+/// Moves a durable spill's held cursor to its reader once nothing taken is
+/// still unsafe: no lease out, nothing given back waiting. Called with the
+/// log's lock taken before the buffer's (the spill writer's order, so the
+/// two never wait for each other).
+pub(crate) fn commit_hold_if_idle(guard: &mut Logged, state: &mut State) {
+    if !(state.leases.is_idle() && guard.log.is_held()) {
+        // Another lease, or a released one's messages, are still before
+        // the reader: the cursor must stay before them.
+        return;
+    }
+    if let Err(e) = guard.log.commit() {
+        tracing::warn!(error = %e, "spill: the read cursor could not be saved after a commit; a restart may deliver some messages again");
+    }
+    guard.version += 1;
+    let (disk_bytes, version) = (guard.log.disk_bytes(), guard.version);
+    if let Some(spill) = state.queue.spill_mut() {
+        spill.note_disk_bytes(disk_bytes, version);
+        spill.sync_due = true;
+    }
+}
+
+impl Buffer {
+    /// After a receive took what released leases gave back: once nothing
+    /// taken is unsafe any more, a durable spill's hold ends (received
+    /// messages are delivered; a restart must not bring them again).
+    pub(crate) fn end_hold_if_idle(&self) {
+        let Some(log) = self
+            .spill
+            .as_ref()
+            .filter(|io| io.durable)
+            .and_then(|io| io.log.as_ref())
+        else {
             return;
-        }
-        if let Err(e) = guard.log.commit() {
-            tracing::warn!(error = %e, "spill: the read cursor could not be saved after a commit; a restart may deliver some messages again");
-        }
-        guard.version += 1;
-        let (disk_bytes, version) = (guard.log.disk_bytes(), guard.version);
-        if let Some(spill) = state.queue.spill_mut() {
-            spill.note_disk_bytes(disk_bytes, version);
-            spill.sync_due = true;
-        }
+        };
+        let mut guard = lock_log(log);
+        let mut state = self.lock();
+        commit_hold_if_idle(&mut guard, &mut state);
     }
 }
 
@@ -260,7 +296,12 @@ impl Buffer {
     /// the buffer until the lease is committed (see [`Lease`]).
     ///
     /// Take one lease at a time for order: a released lease's messages
-    /// come back before everything else.
+    /// come back before everything else (under a durable spill, all of
+    /// them in the next lease, even past `max`). Lease or receive, not both: under
+    /// a durable spill, messages received while a lease is out, or taken by
+    /// a receive from what a released lease gave back, are behind the held
+    /// cursor and come again if the process stops before the hold ends (at
+    /// least once, never lost).
     ///
     /// # Errors
     ///

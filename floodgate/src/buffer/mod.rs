@@ -775,8 +775,14 @@ impl Buffer {
         let mut state = self.lock();
         // A released lease's messages are the oldest: they go first.
         let lease = taking == Taking::Lease;
-        let returned = state.leases.take_returned(max, taking, &mut sink);
+        let durable = self.spill.as_ref().is_some_and(|io| io.durable);
+        let returned = state.leases.take_returned(max, taking, durable, &mut sink);
         if returned > 0 {
+            let end_hold = taking == Taking::Recv && state.leases.returned_len() == 0;
+            drop(state);
+            if end_hold {
+                self.end_hold_if_idle();
+            }
             return Some(Ok(returned));
         }
         if let Some(mut taken) = state.queue.take_all(now, max) {
@@ -921,10 +927,19 @@ impl Buffer {
         let mut exhausted = false;
         let (removed, disk_bytes, version, corrupt) = {
             let mut guard = lock_log(log);
-            if taking == Taking::Lease && io.durable && !guard.log.is_held() {
-                // The cursor stays before these records until the lease is
-                // committed: a process killed meanwhile delivers them again.
-                guard.log.hold();
+            if io.durable {
+                match taking {
+                    // The cursor stays before these records until the lease
+                    // is committed: a process killed meanwhile delivers them
+                    // again.
+                    Taking::Lease if !guard.log.is_held() => guard.log.hold(),
+                    // Received, they are delivered: a hold left by leases
+                    // now all settled ends here.
+                    Taking::Recv if guard.log.is_held() => {
+                        lease::commit_hold_if_idle(&mut guard, &mut self.lock());
+                    }
+                    _ => {}
+                }
             }
             let before = guard.log.len();
             let mut bytes = 0;

@@ -848,10 +848,6 @@ impl SegmentLog {
     /// (and so against the disk budget) until the commit removes them.
     /// Called while held, it changes nothing (the earlier committed
     /// position stays: moving it would lose records not yet committed).
-    #[cfg_attr(
-        not(test),
-        allow(dead_code, reason = "the buffer's leases call it (being wired in)")
-    )]
     pub(crate) fn hold(&mut self) {
         if self.held.is_none() {
             self.held = Some(match self.segments.front() {
@@ -863,10 +859,6 @@ impl SegmentLog {
 
     /// Whether a hold is on (between [`hold`](Self::hold) and
     /// [`commit`](Self::commit)).
-    #[cfg_attr(
-        not(test),
-        allow(dead_code, reason = "the buffer's leases call it (being wired in)")
-    )]
     pub(crate) fn is_held(&self) -> bool {
         self.held.is_some()
     }
@@ -887,10 +879,6 @@ impl SegmentLog {
     ///
     /// [`SpillError::Io`] when the cursor file cannot be written; the
     /// hold has ended all the same (a later `save_cursor` writes it).
-    #[cfg_attr(
-        not(test),
-        allow(dead_code, reason = "the buffer's leases call it (being wired in)")
-    )]
     pub(crate) fn commit(&mut self) -> Result<(), SpillError> {
         if self.held.take().is_some() && self.records == 0 {
             // Drained while held: the segment appended to goes now, as it

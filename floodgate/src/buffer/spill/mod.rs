@@ -42,7 +42,10 @@
 //! removed when appends move on to a new one, or at once when its last
 //! record was the log's last (the next append starts a new segment), so
 //! a drained log holds no disk space. Disk space is therefore freed a segment at a time, and
-//! [`SegmentLog::disk_bytes`] counts a partly taken segment whole.
+//! [`SegmentLog::disk_bytes`] counts a partly taken segment whole. While
+//! the log is *held* (a lease is out, see below) spent segments from the
+//! held position on stay on disk, and in `disk_bytes` and the budget,
+//! until [`SegmentLog::commit`] removes them.
 //!
 //! # On-disk format (version 1)
 //!
@@ -110,11 +113,18 @@
 //! Records the process had not synced can come back torn: counted and
 //! skipped as below. Duplicates cannot be counted (nothing on disk says
 //! what was delivered after the last sync); the bound above is what holds.
+//!
+//! **Leases** (`buffer/lease.rs`) change "delivered" to "committed": while
+//! a lease holds records read from disk the log is held
+//! ([`SegmentLog::hold`]), its cursor file names the position before them,
+//! and a process killed before [`SegmentLog::commit`] delivers them again
+//! (at least once). A kill inside `commit` itself, between removing the
+//! kept segments and writing the cursor, can bring again at most one
+//! segment's records.
 
 mod config;
 mod error;
 mod format;
-mod hold_stub;
 mod log;
 pub(crate) mod state;
 mod writer;

@@ -169,10 +169,16 @@ impl SpillState {
             });
         }
         // What the hand-off will take on disk once written: its frames and
-        // the headers of the segments they may start.
+        // the headers of the segments they may start. A segment is closed
+        // only when the next record does not fit, so any two consecutive
+        // segments hold more than `segment_bytes` together: the frames
+        // start at most `2 * frames / segment_bytes + 2` segments. (One
+        // header per `segment_bytes` undercounted when records are large
+        // against a segment, and the writer then met a full disk the
+        // refusal had not foreseen: a durable spill dropped lost those.)
         let frames =
             (self.handoff_bytes + size) as u64 + (self.handoff.len() as u64 + 1) * RECORD_HEADER;
-        let headers = (frames / self.segment_bytes + 1) * SEGMENT_HEADER;
+        let headers = (2 * frames / self.segment_bytes + 2) * SEGMENT_HEADER;
         if self.disk_bytes + frames + headers > self.max_disk_bytes {
             return Some(SpillRefusal::DiskBudget {
                 used: self.disk_bytes + self.handoff_bytes as u64,
