@@ -271,10 +271,7 @@ fn overlay(table: &FeedTable, dial: &DialArgs, buffer: &BufferArgs) -> (DialArgs
         };
     }
     set!(dial.reconnect, table.reconnect);
-    set!(
-        dial.reconnect_attempts,
-        table.reconnect_attempts.map(Some)
-    );
+    set!(dial.reconnect_attempts, table.reconnect_attempts.map(Some));
     set!(dial.reconnect_delay, table.reconnect_delay.map(|d| d.0));
     set!(dial.ping_interval, table.ping_interval.map(|d| Some(d.0)));
     set!(dial.ping_timeout, table.ping_timeout.map(|d| Some(d.0)));
@@ -285,9 +282,15 @@ fn overlay(table: &FeedTable, dial: &DialArgs, buffer: &BufferArgs) -> (DialArgs
     set!(buffer.block_for, table.block_for.map(|d| Some(d.0)));
     set!(buffer.spill_dir, table.spill_dir.clone().map(Some));
     set!(buffer.max_disk, table.max_disk.map(|s| Some(s.0)));
-    set!(buffer.spill_fallback, table.spill_fallback.map(|f| Some(f.0)));
+    set!(
+        buffer.spill_fallback,
+        table.spill_fallback.map(|f| Some(f.0))
+    );
     set!(buffer.durable, table.durable);
-    set!(buffer.fsync_interval, table.fsync_interval.map(|d| Some(d.0)));
+    set!(
+        buffer.fsync_interval,
+        table.fsync_interval.map(|d| Some(d.0))
+    );
     (dial, buffer)
 }
 
@@ -318,7 +321,11 @@ pub fn as_fields(message: &str) -> String {
 /// The line (from 1) of byte `offset`.
 fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// The place serde's `path` (`feed[1].max_messages`) names, with the
@@ -417,7 +424,13 @@ mod tests {
         assert_eq!(btc.dial.texts, ["sub btc"]);
         assert_eq!(btc.buffer.policy, PolicyName::DropOldest);
         assert_eq!(btc.buffer.max_bytes, Some(1 << 20));
-        assert!(matches!(btc.dest, Dest::Redis { maxlen: Some(100), .. }));
+        assert!(matches!(
+            btc.dest,
+            Dest::Redis {
+                maxlen: Some(100),
+                ..
+            }
+        ));
         assert_eq!(eth.name, "ws://127.0.0.1:1/eth");
         assert_eq!(eth.dest, Dest::Stdout);
         assert_eq!(eth.buffer.max_bytes, Some(4096));
@@ -440,17 +453,32 @@ mod tests {
     #[test]
     fn unknown_fields_and_bad_values_are_refused() {
         let err = parse_str("[[feed]]\nurl = \"ws://a/\"\nmax_mesages = 3\n").unwrap_err();
-        assert!(err.contains("feed 1") && err.contains("max_mesages"), "{err}");
+        assert!(
+            err.contains("feed 1") && err.contains("max_mesages"),
+            "{err}"
+        );
         let err = parse_str("[[feed]]\nurl = \"ws://a/\"\npolicy = \"fast\"\n").unwrap_err();
-        assert!(err.contains("field policy") && err.contains("drop-oldest"), "{err}");
+        assert!(
+            err.contains("field policy") && err.contains("drop-oldest"),
+            "{err}"
+        );
         let err = parse_str("[[feed]]\nurl = \"ws://a/\"\nblock_for = 5\n").unwrap_err();
-        assert!(err.contains("field block_for") && err.contains("\"10s\""), "{err}");
+        assert!(
+            err.contains("field block_for") && err.contains("\"10s\""),
+            "{err}"
+        );
         let err = parse_str("[[feed]]\nurl = \"ws://a/\"\nto = \"kafka://k/t\"\n").unwrap_err();
-        assert!(err.contains("field to") && err.contains("kafka://"), "{err}");
+        assert!(
+            err.contains("field to") && err.contains("kafka://"),
+            "{err}"
+        );
         let err = parse_str("metric = \"127.0.0.1:0\"\n[[feed]]\nurl = \"ws://a/\"\n").unwrap_err();
         assert!(err.contains("metric"), "{err}");
         let err = parse_str("[[feed]]\nname = \"x\"\n").unwrap_err();
-        assert!(err.contains("feed 1 (\"x\")") && err.contains("url"), "{err}");
+        assert!(
+            err.contains("feed 1 (\"x\")") && err.contains("url"),
+            "{err}"
+        );
         let err = parse_str("").unwrap_err();
         assert!(err.contains("no feed"), "{err}");
         let err = parse_str("[[feed]\n").unwrap_err();
@@ -463,9 +491,13 @@ mod tests {
             "[[feed]]\nname = \"a\"\nurl = \"ws://a/\"\n[[feed]]\nname = \"a\"\nurl = \"ws://b/\"\n",
         )
         .unwrap_err();
-        assert!(err.contains("feed 2 (\"a\"), field name") && err.contains("taken by feed 1"), "{err}");
+        assert!(
+            err.contains("feed 2 (\"a\"), field name") && err.contains("taken by feed 1"),
+            "{err}"
+        );
         // Unnamed feeds are named by their URL.
-        let err = parse_str("[[feed]]\nurl = \"ws://a/\"\n[[feed]]\nurl = \"ws://a/\"\n").unwrap_err();
+        let err =
+            parse_str("[[feed]]\nurl = \"ws://a/\"\n[[feed]]\nurl = \"ws://a/\"\n").unwrap_err();
         assert!(err.contains("taken by feed 1"), "{err}");
     }
 

@@ -231,7 +231,10 @@ mod tests {
     #[test]
     fn what_is_not_a_destination_is_refused_with_the_forms() {
         let err = Dest::parse("kafka://127.0.0.1:9092/t", None, None).unwrap_err();
-        assert!(err.contains("kafka://") && err.contains("no Kafka sink"), "{err}");
+        assert!(
+            err.contains("kafka://") && err.contains("no Kafka sink"),
+            "{err}"
+        );
         assert!(err.contains("redis://HOST:PORT/KEY"), "{err}");
         assert!(Dest::parse("out.jsonl", None, None)
             .unwrap_err()

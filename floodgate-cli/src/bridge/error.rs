@@ -61,7 +61,7 @@ pub enum BridgeError {
         message: String,
     },
     /// `--to` (or a feed's `to`) names no destination the bridge knows.
-    #[error("{feed}: --to {dest:?}: {reason}")]
+    #[error("feed {feed}: --to {dest:?}: {reason}")]
     Dest {
         /// The feed's name.
         feed: String,

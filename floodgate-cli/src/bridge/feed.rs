@@ -140,8 +140,14 @@ impl Figures {
             ),
             (None, _) => " (in memory: lost)".to_owned(),
         };
+        let dropped = stats.dropped_oldest + stats.dropped_newest + stats.conflated;
+        let dropped = if dropped > 0 {
+            format!(", dropped {dropped}")
+        } else {
+            String::new()
+        };
         format!(
-            "feed {}: published {published}, remaining {remaining}{whereabouts}",
+            "feed {}: published {published}{dropped}, remaining {remaining}{whereabouts}",
             self.name
         )
     }
@@ -430,13 +436,19 @@ pub async fn stopped(stop: &mut watch::Receiver<bool>) {
     }
 }
 
-/// At shutdown, stops reading: starts the close handshake, after which the
-/// buffer stops blocking the reader and the feed's task publishes what is
-/// left and sees the end.
+/// At shutdown, asks the server to stop: sends the close frame, and the
+/// feed's task publishes what is buffered and what still arrives before
+/// the server's answer (or the close timeout) ends the connection.
+///
+/// Through the sender, not `BufferedWebSocket::start_close`: that one also
+/// stops the buffer from blocking the reader, which then drops what does
+/// not fit (counted `dropped_newest`) and keeps what fits later, so the
+/// published feed would have a hole before its last messages. This way it
+/// ends with a clean cut: a prefix of what the server sent, whole.
 async fn close_on_stop(conn: Arc<BufferedWebSocket>, mut stop: watch::Receiver<bool>) {
     stopped(&mut stop).await;
     let frame = CloseFrame::new(1001u16, "floodgate bridge is stopping");
-    if let Err(e) = conn.start_close(Some(frame)).await {
+    if let Err(e) = conn.sender().start_close(Some(frame)).await {
         tracing::debug!(error = %e, "closing at shutdown");
     }
 }

@@ -61,24 +61,49 @@ pub struct BridgeArgs {
     /// JetStream stream), redis://[USER:PASS@]HOST:PORT/KEY (a Redis
     /// stream), file:PATH or - (JSON lines, one per message; - is stdout,
     /// the default).
-    #[arg(long, value_name = "DEST", conflicts_with = "config", help_heading = "Bridge")]
+    #[arg(
+        long,
+        value_name = "DEST",
+        conflicts_with = "config",
+        help_heading = "Bridge"
+    )]
     pub to: Option<String>,
     /// nats://: publish into this stream (created if missing). Default:
     /// the stream that captures the subject, or one created and named
     /// after it.
-    #[arg(long, value_name = "NAME", conflicts_with = "config", help_heading = "Bridge")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        conflicts_with = "config",
+        help_heading = "Bridge"
+    )]
     pub stream: Option<String>,
     /// redis://: trim the stream to about N entries (XADD MAXLEN ~ N).
-    #[arg(long, value_name = "N", conflicts_with = "config", help_heading = "Bridge")]
+    #[arg(
+        long,
+        value_name = "N",
+        conflicts_with = "config",
+        help_heading = "Bridge"
+    )]
     pub maxlen: Option<u64>,
     /// The feed's name in the lines printed and the metrics' feed label
     /// (default: the URL).
-    #[arg(long, value_name = "NAME", conflicts_with = "config", help_heading = "Bridge")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        conflicts_with = "config",
+        help_heading = "Bridge"
+    )]
     pub name: Option<String>,
     /// Many feeds from a TOML file, one [[feed]] table each (url, to,
     /// headers, subscribe, policy, ...; see docs/cli.md); the options
     /// given here are every feed's defaults.
-    #[arg(long, value_name = "FILE", conflicts_with = "url", help_heading = "Bridge")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "url",
+        help_heading = "Bridge"
+    )]
     pub config: Option<PathBuf>,
     /// At SIGTERM or Ctrl-C: how long to go on publishing what is
     /// buffered before giving up on it [default: 10s].
@@ -230,12 +255,8 @@ async fn bridge(plan: Plan, clients: Vec<floodgate::Client>) -> Result<(), Bridg
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     let mut names: HashMap<tokio::task::Id, String> = HashMap::new();
-    for (((spec, client), conn), figures) in plan
-        .feeds
-        .iter()
-        .zip(clients)
-        .zip(firsts)
-        .zip(&figures)
+    for (((spec, client), conn), figures) in
+        plan.feeds.iter().zip(clients).zip(firsts).zip(&figures)
     {
         let feed = Feed {
             name: spec.name.clone(),
