@@ -63,9 +63,6 @@ pub struct Figures {
     pub published: AtomicU64,
     /// Publishes that failed (each retry counts).
     pub sink_errors: AtomicU64,
-    /// Messages taken from the buffer and not yet acknowledged: held by
-    /// the bridge, outside the buffer's count.
-    pub held: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -86,7 +83,6 @@ impl Figures {
             }),
             published: AtomicU64::new(0),
             sink_errors: AtomicU64::new(0),
-            held: AtomicU64::new(0),
         }
     }
 
@@ -115,27 +111,22 @@ impl Figures {
     }
 
     /// Messages received and neither published nor dropped: buffered
-    /// (memory and disk) and held.
+    /// (memory and disk, leased ones included).
     pub fn remaining(&self) -> u64 {
-        self.totals().stats.buffered + self.held.load(Ordering::SeqCst)
+        self.totals().stats.buffered
     }
 
     /// The line printed for the feed at the end.
     pub fn summary(&self) -> String {
         let stats = self.totals().stats;
-        let held = self.held.load(Ordering::SeqCst);
-        let remaining = stats.buffered + held;
+        let remaining = stats.buffered;
         let published = self.published.load(Ordering::SeqCst);
         let whereabouts = match (&self.durable_dir, remaining) {
             (_, 0) => String::new(),
-            (Some(dir), _) if held == 0 => format!(
-                " (in the durable spill directory {}: kept for the next run)",
-                dir.display()
-            ),
+            // A durable spill holds every message on disk (a lease's
+            // too, until committed).
             (Some(dir), _) => format!(
-                " ({held} taken and not acknowledged: lost; {} in the durable spill directory {}: \
-                 kept for the next run)",
-                stats.buffered,
+                " (in the durable spill directory {}: kept for the next run)",
                 dir.display()
             ),
             (None, _) => " (in memory: lost)".to_owned(),
@@ -260,27 +251,24 @@ impl Feed {
                 return self.judge(e, stop);
             }
         }
-        let mut taken: Vec<Delivered> = Vec::with_capacity(MAX_BATCH);
         loop {
-            taken.clear();
-            match conn
-                .recv_batch_into(&mut taken, MAX_BATCH, Duration::MAX)
-                .await
-            {
-                Ok(0) => continue,
-                Ok(_) => {}
+            // The lease's messages stay in the buffer (counted in_flight)
+            // until the sink acknowledged them; dropped unacknowledged (the
+            // drain cut short), they go back to its head.
+            let lease = match conn.lease(MAX_BATCH, Duration::MAX).await {
+                Ok(lease) if lease.is_empty() => continue,
+                Ok(lease) => lease,
                 Err(e) => return self.judge(e, stop),
-            }
-            let n = taken.len() as u64;
-            self.figures.held.fetch_add(n, Ordering::SeqCst);
-            // Ids are given when a message is first taken and kept for its
-            // retries.
+            };
+            let n = lease.len() as u64;
+            // Ids are given when a message is first leased and kept for
+            // its retries (the lease is held, not released, meanwhile).
             let first = *next_seq;
             *next_seq += n;
-            if let Err(e) = self.publish(&taken, first).await {
+            if let Err(e) = self.publish(lease.messages(), first).await {
                 return Ending::Fatal(e);
             }
-            self.figures.held.fetch_sub(n, Ordering::SeqCst);
+            lease.commit();
             self.figures.published.fetch_add(n, Ordering::SeqCst);
         }
     }
