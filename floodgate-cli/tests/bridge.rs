@@ -703,3 +703,50 @@ fn sigterm_mid_feed_into_nats_drains_and_prints_the_line() {
     let got = channel_and_seq(stored.into_iter().map(|s| s.body));
     assert_once_in_order(&got, published as usize, 4);
 }
+
+#[test]
+#[ignore = "needs nats-server (scripts/test's brokers step)"]
+fn nats_killed_and_restarted_mid_feed_loses_nothing_with_spill() {
+    let (n, k) = (20_000, 4);
+    let mut nats = nats_server::NatsServer::start();
+    let feed = ServeProcess::start(&[
+        "--feed",
+        "--count",
+        &n.to_string(),
+        "--channels",
+        &k.to_string(),
+        "--rate",
+        "5000",
+    ]);
+    let spill = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_floodgate"))
+        .args(["bridge", &feed.url, "--to", &format!("{}/feeds.spill", nats.url())])
+        .args(["--stream", "SPILL", "--name", "spill", "--stats"])
+        .args(["--policy", "spill", "--max-messages", "200", "--spill-dir"])
+        .arg(spill.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    nats.kill();
+    // Down for two seconds: about 10,000 messages arrive meanwhile, far
+    // more than the 200 the memory holds.
+    std::thread::sleep(Duration::from_secs(2));
+    nats.restart();
+    let out = wait_output(child);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let stats = &stats_lines(&stderr)[0];
+    assert_eq!(stats["received"], n, "{stderr}");
+    assert_eq!(stats["published"], n, "{stderr}");
+    assert!(stats["spilled"].as_u64().unwrap() > 0, "the outage spilled: {stderr}");
+    assert!(stats["sink_errors"].as_u64().unwrap() > 0, "{stderr}");
+    assert_bridge_counters_add_up(stats);
+    assert!(stderr.contains("retrying"), "{stderr}");
+    let stored = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(nats_server::read_stream(&nats.url(), "SPILL"));
+    assert_once_in_order(&channel_and_seq(stored.into_iter().map(|s| s.body)), n, k);
+}
