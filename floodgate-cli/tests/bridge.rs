@@ -720,7 +720,12 @@ fn nats_killed_and_restarted_mid_feed_loses_nothing_with_spill() {
     ]);
     let spill = tempfile::tempdir().unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_floodgate"))
-        .args(["bridge", &feed.url, "--to", &format!("{}/feeds.spill", nats.url())])
+        .args([
+            "bridge",
+            &feed.url,
+            "--to",
+            &format!("{}/feeds.spill", nats.url()),
+        ])
         .args(["--stream", "SPILL", "--name", "spill", "--stats"])
         .args(["--policy", "spill", "--max-messages", "200", "--spill-dir"])
         .arg(spill.path())
@@ -741,7 +746,10 @@ fn nats_killed_and_restarted_mid_feed_loses_nothing_with_spill() {
     let stats = &stats_lines(&stderr)[0];
     assert_eq!(stats["received"], n, "{stderr}");
     assert_eq!(stats["published"], n, "{stderr}");
-    assert!(stats["spilled"].as_u64().unwrap() > 0, "the outage spilled: {stderr}");
+    assert!(
+        stats["spilled"].as_u64().unwrap() > 0,
+        "the outage spilled: {stderr}"
+    );
     assert!(stats["sink_errors"].as_u64().unwrap() > 0, "{stderr}");
     assert_bridge_counters_add_up(stats);
     assert!(stderr.contains("retrying"), "{stderr}");

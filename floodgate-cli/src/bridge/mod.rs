@@ -144,7 +144,7 @@ pub fn run(args: BridgeArgs) -> Result<(), BridgeError> {
     let clients = plan
         .feeds
         .iter()
-        .map(|feed| client_for(feed))
+        .map(client_for)
         .collect::<Result<Vec<_>, _>>()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
