@@ -758,3 +758,42 @@ fn nats_killed_and_restarted_mid_feed_loses_nothing_with_spill() {
         .block_on(nats_server::read_stream(&nats.url(), "SPILL"));
     assert_once_in_order(&channel_and_seq(stored.into_iter().map(|s| s.body)), n, k);
 }
+
+#[test]
+#[ignore = "needs redis-server (scripts/test's brokers step)"]
+fn a_broker_that_refuses_the_messages_ends_the_feed_with_its_words() {
+    let redis = redis_server::RedisServer::start();
+    // A key of another type: every XADD to it is refused (WRONGTYPE), and
+    // retrying cannot help.
+    redis.cli(&["SET", "taken", "a string"]);
+    let sent = Arc::new(AtomicU64::new(0));
+    let server = numbered_then_wait(100, sent);
+    let out = floodgate()
+        .args([
+            "bridge",
+            &server.url(),
+            "--to",
+            &redis.url("taken"),
+            "--name",
+            "t",
+        ])
+        .args(["--stats"])
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("floodgate: feed t: redis://127.0.0.1:") && stderr.contains("refused"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("WRONGTYPE"), "the broker's words: {stderr}");
+    assert!(
+        stderr.ends_with("floodgate: feed t ended with an error (see above)\n"),
+        "{stderr}"
+    );
+    let stats = &stats_lines(&stderr)[0];
+    assert_eq!(stats["published"], 0);
+    assert_eq!(stats["sink_errors"], 1, "not retried: {stderr}");
+    assert_counters_add_up(stats);
+    assert_eq!(redis.cli(&["GET", "taken"]), "a string");
+}

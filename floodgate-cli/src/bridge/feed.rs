@@ -7,9 +7,11 @@
 //! feed's overflow policy. Adding another (as hand-written bridges do, an
 //! unbounded channel in front of the broker client) would hide the backlog
 //! from that policy and grow without bound while the broker is slow or
-//! away. So the task takes a batch, publishes it, retries it while the sink
-//! is away (with the same message ids, so a deduplicating broker drops the
-//! copies), and only then takes the next; meanwhile the connection's reader
+//! away. So the task leases a batch (its messages stay counted in the
+//! buffer), publishes it, retries it while the sink is away (with the same
+//! message ids, so a deduplicating broker drops the copies), commits it
+//! once acknowledged, and only then leases the next; meanwhile the
+//! connection's reader
 //! keeps reading and answering pings, and the buffer's policy decides what
 //! happens to what arrives.
 //!

@@ -16,10 +16,11 @@
 //! connects once (as `connect`, a first connection that fails ends the
 //! command). Only then does anything get published.
 //!
-//! Shutdown (SIGTERM, Ctrl-C): every connection is closed (no more
-//! reading), what is buffered is published within `--drain-timeout`, and
-//! one line per feed says what was published and what remained (and
-//! where). A second signal stops the drain at once.
+//! Shutdown (SIGTERM, Ctrl-C): a close is sent on every connection, what
+//! is buffered (and what the server sent before answering the close) is
+//! published within `--drain-timeout`, and one line per feed says what was
+//! published and what remained (and where). A second signal stops the
+//! drain at once.
 
 mod config;
 mod dest;
