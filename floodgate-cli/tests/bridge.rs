@@ -797,3 +797,123 @@ fn a_broker_that_refuses_the_messages_ends_the_feed_with_its_words() {
     assert_counters_add_up(stats);
     assert_eq!(redis.cli(&["GET", "taken"]), "a string");
 }
+
+/// How many messages the JetStream `stream` holds (0 when it does not
+/// exist yet or the server does not answer).
+async fn stream_len(url: &str, stream: &str) -> u64 {
+    let attempt = async {
+        let client = async_nats::connect(url).await.ok()?;
+        let js = async_nats::jetstream::new(client);
+        let mut stream = js.get_stream(stream).await.ok()?;
+        Some(stream.info().await.ok()?.state.messages)
+    };
+    tokio::time::timeout(Duration::from_secs(2), attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(0)
+}
+
+#[test]
+#[ignore = "needs nats-server (scripts/test's brokers step)"]
+fn a_durable_feed_reconnects_at_once_while_the_broker_is_away() {
+    use std::sync::atomic::AtomicUsize;
+    // The first connection sends m00000..m00999, then (phase 1, the broker
+    // killed) m01000..m01499, then (phase 2) ends without a close; the
+    // next sends m01500..m01999 and stays.
+    let phase = Arc::new(AtomicUsize::new(0));
+    let connections = Arc::new(AtomicUsize::new(0));
+    let server = {
+        let (phase, connections) = (phase.clone(), connections.clone());
+        floodgate_server::Server::bind(
+            "127.0.0.1:0",
+            move |mut ws: floodgate_server::WebSocket, _: floodgate_server::RequestHead| {
+                let send = |ws: &mut floodgate_server::WebSocket, range: std::ops::Range<u32>| {
+                    range
+                        .into_iter()
+                        .all(|i| ws.send_text(&format!("m{i:05}")).is_ok())
+                };
+                let wait_for = |n: usize| {
+                    while phase.load(Ordering::SeqCst) < n {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                };
+                if connections.fetch_add(1, Ordering::SeqCst) == 0 {
+                    if !send(&mut ws, 0..1000) {
+                        return;
+                    }
+                    wait_for(1);
+                    if !send(&mut ws, 1000..1500) {
+                        return;
+                    }
+                    wait_for(2);
+                    // Dropped without a close: an abnormal end.
+                } else if send(&mut ws, 1500..2000) {
+                    while ws.recv().is_ok() {}
+                }
+            },
+        )
+        .unwrap()
+    };
+    let mut nats = nats_server::NatsServer::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let spill = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_floodgate"))
+        .args([
+            "bridge",
+            &server.url(),
+            "--to",
+            &format!("{}/feeds.durable", nats.url()),
+        ])
+        .args(["--stream", "DURABLE", "--name", "d", "--stats"])
+        .args(["--policy", "spill", "--durable", "--spill-dir"])
+        .arg(spill.path())
+        .args(["--reconnect", "--reconnect-delay", "100ms"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let nats_url = nats.url();
+    let wait_stored = |n: u64| {
+        let until = Instant::now() + LIMIT;
+        while rt.block_on(stream_len(&nats_url, "DURABLE")) < n {
+            assert!(Instant::now() < until, "the stream never held {n}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_stored(1000);
+    nats.kill();
+    phase.store(1, Ordering::SeqCst);
+    // The bridge leases m01000.. and fails to publish them.
+    std::thread::sleep(Duration::from_secs(1));
+    phase.store(2, Ordering::SeqCst);
+    let until = Instant::now() + Duration::from_secs(10);
+    while connections.load(Ordering::SeqCst) < 2 {
+        assert!(
+            Instant::now() < until,
+            "the feed did not reconnect while the broker was away"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Reconnected while the broker is still down; now it comes back.
+    std::thread::sleep(Duration::from_millis(500));
+    nats.restart();
+    wait_stored(2000);
+    terminate(&child);
+    let out = wait_output(child);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("feed d: connection lost"), "{stderr}");
+    let stored = rt.block_on(nats_server::read_stream(&nats.url(), "DURABLE"));
+    let texts: Vec<String> = stored
+        .iter()
+        .map(|s| String::from_utf8(s.body.clone()).unwrap())
+        .collect();
+    let expected: Vec<String> = (0..2000).map(|i| format!("m{i:05}")).collect();
+    assert_eq!(texts, expected, "every message once, in order: {stderr}");
+    assert!(
+        stderr.contains("feed d: published 2000, remaining 0"),
+        "{stderr}"
+    );
+}

@@ -168,6 +168,9 @@ pub struct Feed {
     pub texts: Vec<String>,
     /// Reconnect after an abnormal end.
     pub reconnect: bool,
+    /// The buffer is a durable spill: a connection that ends while the
+    /// sink is away is left on disk for the next one (see [`Feed::serve`]).
+    pub durable: bool,
     /// The reconnect policy.
     pub backoff: Backoff,
     /// Where the messages go.
@@ -176,6 +179,14 @@ pub struct Feed {
     pub run: RunId,
     /// Shared with the metrics and the report.
     pub figures: Arc<Figures>,
+}
+
+/// What became of a batch.
+enum Published {
+    /// The sink acknowledged it.
+    Acknowledged,
+    /// Not published, given back (see [`Feed::serve`]).
+    Left,
 }
 
 /// How one connection ended, for the feed.
@@ -267,8 +278,26 @@ impl Feed {
             // its retries (the lease is held, not released, meanwhile).
             let first = *next_seq;
             *next_seq += n;
-            if let Err(e) = self.publish(lease.messages(), first).await {
-                return Ending::Fatal(e);
+            // With a durable spill, a connection that ends while the sink
+            // is away need not be drained first: its messages are on disk
+            // and the next connection's buffer (same directory) delivers
+            // them first, so the feed reconnects at once instead of
+            // missing what the server sends until the sink is back.
+            let leave = || self.durable && self.reconnect && !*stop.borrow() && !conn.is_open();
+            match self.publish(lease.messages(), first, &leave).await {
+                Ok(Published::Acknowledged) => {}
+                Ok(Published::Left) => {
+                    // Released, the lease's messages come first again, in
+                    // order: they get the same ids.
+                    *next_seq = first;
+                    drop(lease);
+                    return Ending::Abnormal(CliError::Other(
+                        "the connection ended while the sink was away; what it received waits \
+                         in the durable spill for the next connection"
+                            .into(),
+                    ));
+                }
+                Err(e) => return Ending::Fatal(e),
             }
             lease.commit();
             self.figures.published.fetch_add(n, Ordering::SeqCst);
@@ -276,8 +305,14 @@ impl Feed {
     }
 
     /// Publishes `batch` (ids from `first`), retrying while the sink is
-    /// away or slow; returns once acknowledged.
-    async fn publish(&self, batch: &[Delivered], first: u64) -> Result<(), BridgeError> {
+    /// away or slow; returns once acknowledged, or when `leave` says to
+    /// stop retrying (checked after each failure).
+    async fn publish(
+        &self,
+        batch: &[Delivered],
+        first: u64,
+        leave: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Published, BridgeError> {
         let records: Vec<Record<'_>> = batch
             .iter()
             .enumerate()
@@ -304,7 +339,7 @@ impl Feed {
                             self.name
                         );
                     }
-                    return Ok(());
+                    return Ok(Published::Acknowledged);
                 }
                 Err(e) => {
                     self.figures.sink_errors.fetch_add(1, Ordering::SeqCst);
@@ -323,6 +358,9 @@ impl Feed {
                         failing = true;
                     } else {
                         tracing::debug!(feed = %self.name, error = %e, "publish failed again");
+                    }
+                    if leave() {
+                        return Ok(Published::Left);
                     }
                     let delay = retry.next_delay().unwrap_or(Duration::from_secs(2));
                     tokio::time::sleep(delay).await;

@@ -265,6 +265,7 @@ async fn bridge(plan: Plan, clients: Vec<floodgate::Client>) -> Result<(), Bridg
             client,
             texts: spec.dial.texts.clone(),
             reconnect: spec.dial.reconnect,
+            durable: spec.buffer.durable,
             backoff: Backoff::new()
                 .initial(spec.dial.reconnect_delay)
                 .max_attempts(spec.dial.reconnect_attempts),
