@@ -815,7 +815,7 @@ async fn stream_len(url: &str, stream: &str) -> u64 {
 }
 
 #[test]
-#[ignore = "needs nats-server (scripts/test's brokers step)"]
+#[ignore = "needs nats-server (scripts/test's brokers step), and SegmentLog::hold: with spill/hold_stub.rs a lease's records are committed when taken, so the batch in flight when the connection ends is lost"]
 fn a_durable_feed_reconnects_at_once_while_the_broker_is_away() {
     use std::sync::atomic::AtomicUsize;
     // The first connection sends m00000..m00999, then (phase 1, the broker

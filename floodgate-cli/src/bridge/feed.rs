@@ -71,6 +71,8 @@ pub struct Figures {
 struct Live {
     totals: Totals,
     current: Option<Arc<Buffer>>,
+    /// What the last connection that ended left buffered.
+    left: u64,
 }
 
 impl Figures {
@@ -82,6 +84,7 @@ impl Figures {
             live: Mutex::new(Live {
                 totals: Totals::new(spill),
                 current: None,
+                left: 0,
             }),
             published: AtomicU64::new(0),
             sink_errors: AtomicU64::new(0),
@@ -110,18 +113,26 @@ impl Figures {
         let mut live = self.live();
         live.totals.add(last);
         live.current = None;
+        live.left = last.buffered;
     }
 
     /// Messages received and neither published nor dropped: buffered
-    /// (memory and disk, leased ones included).
+    /// (memory and disk, leased ones included) by the running connection,
+    /// or the last one. Not the sum over connections: an ended connection
+    /// was drained before the next began, or (a durable spill) left its
+    /// messages on disk to the next, which counts them again.
     pub fn remaining(&self) -> u64 {
-        self.totals().stats.buffered
+        let live = self.live();
+        match &live.current {
+            Some(buffer) => buffer.stats().buffered,
+            None => live.left,
+        }
     }
 
     /// The line printed for the feed at the end.
     pub fn summary(&self) -> String {
         let stats = self.totals().stats;
-        let remaining = stats.buffered;
+        let remaining = self.remaining();
         let published = self.published.load(Ordering::SeqCst);
         let whereabouts = match (&self.durable_dir, remaining) {
             (_, 0) => String::new(),
