@@ -17,7 +17,9 @@
 //!
 //! A connection that ends is drained to the sink before the feed
 //! reconnects (its buffer holds messages nobody else will publish), then a
-//! new connection starts with a new buffer. The [`Figures`] add the
+//! new connection starts with a new buffer; under a durable spill, while
+//! the sink is away, the feed reconnects at once instead and the next
+//! buffer delivers the old one's messages from disk (see [`Feed::serve`]). The [`Figures`] add the
 //! connections' stats up, as `connect --stats` does.
 
 use super::dest::SharedSink;
