@@ -1,13 +1,15 @@
 //! The `floodgate` command: a WebSocket client for the shell
 //! (`floodgate connect`, the `wsdump` of this project), an embedded server
 //! (`serve`), a demonstration of the overflow policies that needs nothing
-//! else (`demo`), and a benchmark against a server (`bench`).
+//! else (`demo`), a benchmark against a server (`bench`), and feeds into a
+//! broker (`bridge`).
 //!
 //! One module per subcommand; [`units`] parses durations and sizes the same
 //! way for every option, and [`error`] maps every failure to one line on
 //! stderr and an exit code.
 
 mod bench;
+mod bridge;
 mod connect;
 mod demo;
 mod error;
@@ -71,6 +73,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Measure receive throughput and echo latency against a server.
     Bench(bench::BenchArgs),
+    /// Publish feeds into a broker (NATS JetStream, Redis Streams) or
+    /// JSON lines: a message leaves the buffer once the sink acknowledged
+    /// it.
+    Bridge(Box<bridge::BridgeArgs>),
 }
 
 fn main() -> ExitCode {
@@ -81,6 +87,17 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),
+        // Its errors have codes of their own (a broker, a config file).
+        Command::Bridge(args) => {
+            return match bridge::run(*args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("floodgate: {err}");
+                    drain_terminal_output();
+                    ExitCode::from(err.exit_code())
+                }
+            }
+        }
     };
     let code = match result {
         Ok(()) => ExitCode::SUCCESS,

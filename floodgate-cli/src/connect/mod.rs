@@ -45,6 +45,51 @@ pub struct ConnectArgs {
     /// port defaults to 80 and 443).
     pub url: String,
 
+    #[command(flatten)]
+    pub dial: DialArgs,
+    /// In a pipe: after the end of input, wait this long for replies,
+    /// then close.
+    #[arg(long, value_name = "DURATION", value_parser = units::duration, default_value = "0", help_heading = "Input and output")]
+    pub eof_wait: Duration,
+    /// Prefix each received message with the time since the start.
+    #[arg(long, help_heading = "Input and output")]
+    pub timings: bool,
+    /// Write binary messages as they are (no hex, no newline).
+    #[arg(long, conflicts_with = "json", help_heading = "Input and output")]
+    pub raw: bool,
+    /// One JSON object per received message: type, size, time, wait, data.
+    #[arg(long, help_heading = "Input and output")]
+    pub json: bool,
+    /// Handle each received message this slowly (play a slow consumer).
+    #[arg(long, value_name = "DURATION", value_parser = units::duration, help_heading = "Input and output")]
+    pub slow: Option<Duration>,
+    /// At exit, print the buffer's stats as one JSON object on stderr
+    /// (with --policy spill, also the disk's: buffered_disk, disk_bytes,
+    /// spilled, recovered, spill_refused, ...).
+    #[arg(long, help_heading = "Input and output")]
+    pub stats: bool,
+    /// Serve the buffer's figures (the --stats counters, live) as
+    /// Prometheus text at http://ADDR/metrics, names prefixed floodgate_,
+    /// label feed=<URL>; ADDR is HOST:PORT (port 0: any free one, printed
+    /// on stderr).
+    #[arg(long, value_name = "ADDR", help_heading = "Input and output")]
+    pub metrics: Option<String>,
+    /// The line editor's history file (default ~/.floodgate_history).
+    #[arg(long, value_name = "PATH", help_heading = "Input and output")]
+    pub history: Option<std::path::PathBuf>,
+    /// Keep no history file.
+    #[arg(long, conflicts_with = "history", help_heading = "Input and output")]
+    pub no_history: bool,
+
+    #[command(flatten)]
+    pub buffer: BufferArgs,
+}
+
+/// How to reach a server and keep the connection up: the options
+/// `floodgate connect` and `floodgate bridge` share (flattened into each),
+/// so that both read them, and build their [`Client`], the same way.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DialArgs {
     /// An extra request header, "Name: value" (repeatable).
     #[arg(short = 'H', long = "header", value_name = "HEADER")]
     pub headers: Vec<String>,
@@ -152,47 +197,11 @@ pub struct ConnectArgs {
         help_heading = "Input and output"
     )]
     pub texts: Vec<String>,
-    /// In a pipe: after the end of input, wait this long for replies,
-    /// then close.
-    #[arg(long, value_name = "DURATION", value_parser = units::duration, default_value = "0", help_heading = "Input and output")]
-    pub eof_wait: Duration,
-    /// Prefix each received message with the time since the start.
-    #[arg(long, help_heading = "Input and output")]
-    pub timings: bool,
-    /// Write binary messages as they are (no hex, no newline).
-    #[arg(long, conflicts_with = "json", help_heading = "Input and output")]
-    pub raw: bool,
-    /// One JSON object per received message: type, size, time, wait, data.
-    #[arg(long, help_heading = "Input and output")]
-    pub json: bool,
-    /// Handle each received message this slowly (play a slow consumer).
-    #[arg(long, value_name = "DURATION", value_parser = units::duration, help_heading = "Input and output")]
-    pub slow: Option<Duration>,
-    /// At exit, print the buffer's stats as one JSON object on stderr
-    /// (with --policy spill, also the disk's: buffered_disk, disk_bytes,
-    /// spilled, recovered, spill_refused, ...).
-    #[arg(long, help_heading = "Input and output")]
-    pub stats: bool,
-    /// Serve the buffer's figures (the --stats counters, live) as
-    /// Prometheus text at http://ADDR/metrics, names prefixed floodgate_,
-    /// label feed=<URL>; ADDR is HOST:PORT (port 0: any free one, printed
-    /// on stderr).
-    #[arg(long, value_name = "ADDR", help_heading = "Input and output")]
-    pub metrics: Option<String>,
-    /// The line editor's history file (default ~/.floodgate_history).
-    #[arg(long, value_name = "PATH", help_heading = "Input and output")]
-    pub history: Option<std::path::PathBuf>,
-    /// Keep no history file.
-    #[arg(long, conflicts_with = "history", help_heading = "Input and output")]
-    pub no_history: bool,
-
-    #[command(flatten)]
-    pub buffer: BufferArgs,
 }
 
 /// Runs `floodgate connect`.
 pub fn run(args: ConnectArgs) -> Result<(), CliError> {
-    let client = build_client(&args)?;
+    let client = build_client(&args.dial, &args.buffer)?;
     let interactive = std::io::stdin().is_terminal();
     let format = Format {
         raw: args.raw,
@@ -245,7 +254,14 @@ pub fn run(args: ConnectArgs) -> Result<(), CliError> {
     result
 }
 
-fn build_client(args: &ConnectArgs) -> Result<Client, CliError> {
+/// The client `dial` and `buffer` describe.
+///
+/// # Errors
+///
+/// [`CliError::Usage`] for options that do not go together or cannot be
+/// read (a header without `:`); what [`floodgate::ClientBuilder::build`]
+/// refuses.
+pub fn build_client(args: &DialArgs, buffer: &BufferArgs) -> Result<Client, CliError> {
     if args.ping_timeout.is_some() && args.ping_interval.is_none() {
         return Err(CliError::Usage(
             "--ping-timeout needs --ping-interval (how often to ping)".into(),
@@ -317,8 +333,7 @@ fn build_client(args: &ConnectArgs) -> Result<Client, CliError> {
     }
     // The buffer must hold any message the connection accepts: a small
     // --max-bytes lowers the message limit unless one was given.
-    let message_limit = args.max_message_size.or(args
-        .buffer
+    let message_limit = args.max_message_size.or(buffer
         .max_bytes
         .map(|b| b.min(floodgate::buffer::DEFAULT_MAX_BYTES)));
     if let Some(limit) = message_limit {
@@ -327,12 +342,12 @@ fn build_client(args: &ConnectArgs) -> Result<Client, CliError> {
     if args.compress {
         builder = builder.compression(floodgate::DeflateConfig::default());
     }
-    Ok(builder.buffer(args.buffer.config()?).build()?)
+    Ok(builder.buffer(buffer.config()?).build()?)
 }
 
 /// With `--compress`, says (at -v) whether the server accepted it.
 fn trace_compression(args: &ConnectArgs, conn: &BufferedWebSocket) {
-    if !args.compress {
+    if !args.dial.compress {
         return;
     }
     match conn.deflate() {
@@ -411,8 +426,8 @@ fn lock(live: &Mutex<Live>) -> std::sync::MutexGuard<'_, Live> {
 impl Session<'_> {
     fn run(&mut self, first: BufferedWebSocket) -> Result<(), CliError> {
         let backoff = Backoff::new()
-            .initial(self.args.reconnect_delay)
-            .max_attempts(self.args.reconnect_attempts);
+            .initial(self.args.dial.reconnect_delay)
+            .max_attempts(self.args.dial.reconnect_attempts);
         let mut retry = Retry::new(backoff);
         let mut conn = first;
         loop {
@@ -428,7 +443,7 @@ impl Session<'_> {
             let error = match ending {
                 Ending::Clean => return Ok(()),
                 Ending::Fatal(e) => return Err(e),
-                Ending::Abnormal(e) if !self.args.reconnect || self.link.closing() => {
+                Ending::Abnormal(e) if !self.args.dial.reconnect || self.link.closing() => {
                     return Err(e)
                 }
                 Ending::Abnormal(e) => e,
@@ -489,7 +504,7 @@ impl Session<'_> {
     fn serve(&mut self, conn: &BufferedWebSocket) -> Ending {
         // On every connection, so that a subscription sent with -t
         // survives a reconnect.
-        for text in &self.args.texts {
+        for text in &self.args.dial.texts {
             if let Err(e) = conn.send_text(text) {
                 return Ending::Abnormal(e.into());
             }
