@@ -6,7 +6,8 @@
 //! Every broker call is bounded by [`CALL_TIMEOUT`] (a whole publish loop
 //! or read-back by the caller's limit).
 
-use std::future::Future;
+use std::collections::VecDeque;
+use std::future::{Future, IntoFuture};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer, context::Context, message::PublishMessage, stream};
@@ -117,10 +118,11 @@ impl Client {
     }
 
     /// The plain publish loop (the limit): `n` messages of `size` bytes,
-    /// built before the clock starts, published in batches of `batch`,
-    /// each batch sent whole and then every acknowledgement of it awaited
-    /// (NATS: a PubAck per message, with a `Nats-Msg-Id` header as the
-    /// sink sends; Redis: a pipeline of `XADD KEY * data PAYLOAD`).
+    /// built before the clock starts, then published. NATS: with a
+    /// `Nats-Msg-Id` header as the sink sends, at most `batch` PubAcks
+    /// outstanding (the oldest awaited before the next publish); Redis:
+    /// pipelines of `batch` `XADD KEY * data PAYLOAD`, each sent whole and
+    /// its replies read before the next.
     /// Returns the time from the first publish to the last ack. The target
     /// must be new (NATS: the stream is created here, before the clock).
     pub(crate) async fn plain_loop(
@@ -138,7 +140,7 @@ impl Client {
                 let run = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_nanos() as u64);
-                let mut messages: Vec<PublishMessage> = (0..n)
+                let messages: Vec<PublishMessage> = (0..n)
                     .map(|seq| {
                         payload(seq, size, &mut body);
                         PublishMessage::build()
@@ -148,18 +150,21 @@ impl Client {
                     .collect();
                 let subject = async_nats::Subject::from(target.subject.as_str());
                 let start = Instant::now();
-                let mut acks = Vec::with_capacity(batch);
-                while !messages.is_empty() {
-                    let rest = messages.split_off(batch.min(messages.len()));
-                    for message in std::mem::replace(&mut messages, rest) {
-                        acks.push(
-                            bounded("publish", js.send_publish(subject.clone(), message)).await?,
-                        );
+                // A sliding window: at most `batch` acks outstanding, the
+                // oldest awaited before one more is sent.
+                let mut acks = VecDeque::with_capacity(batch);
+                for message in messages {
+                    if acks.len() >= batch {
+                        if let Some(oldest) = acks.pop_front() {
+                            bounded("await a PubAck", IntoFuture::into_future(oldest)).await?;
+                        }
                     }
-                    for ack in acks.drain(..) {
-                        bounded("await a PubAck", std::future::IntoFuture::into_future(ack))
-                            .await?;
-                    }
+                    acks.push_back(
+                        bounded("publish", js.send_publish(subject.clone(), message)).await?,
+                    );
+                }
+                for ack in acks {
+                    bounded("await a PubAck", IntoFuture::into_future(ack)).await?;
                 }
                 Ok(start.elapsed())
             }

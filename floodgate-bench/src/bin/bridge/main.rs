@@ -19,9 +19,10 @@
 //! runs (interleaved), each run on a stream or key of its own:
 //!
 //! 1. the plain publish loop ([`broker_client`]): `N` messages built
-//!    beforehand, published in batches of 1,024 with the sink's client
-//!    crate, each batch's acknowledgements awaited before the next; the
-//!    time from the first publish to the last ack. No WebSocket.
+//!    beforehand, published with the sink's client crate (NATS: at most
+//!    1,024 PubAcks outstanding, the oldest awaited before the next
+//!    publish; Redis: pipelines of 1,024 `XADD`s, one after the other);
+//!    the time from the first publish to the last ack. No WebSocket.
 //! 2. `floodgate bridge FEED --to BROKER/...` as a child ([`child`]): the
 //!    time from its start until the broker holds `N` messages (polled every
 //!    2 ms); its peak resident set (VmHWM) just before it is stopped with
@@ -64,8 +65,8 @@ or a broker did not end up holding every message exactly once.
   --floodgate   the floodgate binary (default: floodgate beside this bench,
                 target/release/floodgate)
   --brokers     which brokers (default nats,redis)
-  --batch       the plain loop's batch: messages published before their
-                acknowledgements are awaited (default 1024, as the bridge)
+  --batch       the plain loops' window: NATS PubAcks outstanding at most,
+                Redis XADDs per pipeline (default 1024, the bridge's batch)
   --timeout     longest a run may take, in seconds (default 120)
   --only-limit  the plain loops only, no bridge (while floodgate has no
                 bridge command)";
@@ -391,9 +392,10 @@ fn run(args: &Args, argv: &[String]) -> Result<Vec<String>, String> {
     }
     println!();
     println!(
-        "plain loop: {} pre-built messages published in batches of {} (NATS: `send_publish` with \
-         a `Nats-Msg-Id` header, then every PubAck of the batch awaited; Redis: one pipeline of \
-         `XADD KEY * data PAYLOAD`), from the first publish to the last ack; the NATS stream \
+        "plain loop: {} pre-built messages (NATS: `send_publish` with a `Nats-Msg-Id` header \
+         as the sink sends, at most {} PubAcks outstanding, the oldest awaited before the next \
+         publish; Redis: pipelines of {} `XADD KEY * data PAYLOAD`, one after the other), from \
+         the first publish to the last ack; the NATS stream \
          (file storage, as the bridge creates one) is made before the clock starts. bridge: \
          from the child's start (process start, broker connection, stream creation, WebSocket \
          handshake included) until the broker holds every message, polled every {} ms; peak \
@@ -401,6 +403,7 @@ fn run(args: &Args, argv: &[String]) -> Result<Vec<String>, String> {
          back whole (NATS: a pull consumer; Redis: XRANGE): every message of the run exactly \
          once.",
         group(n as f64),
+        args.batch,
         args.batch,
         child::POLL.as_millis(),
     );
