@@ -23,6 +23,9 @@ pub(crate) struct BridgeRun {
     /// From just before the child's start until the broker held `n`
     /// messages.
     pub(crate) elapsed: Duration,
+    /// From just before the child's start until the broker held its first
+    /// message (as polled): the bridge's start-up, within `elapsed`.
+    pub(crate) first: Duration,
     /// The child's VmHWM just before SIGTERM, in KiB.
     pub(crate) peak_kib: u64,
     /// How the child ended after SIGTERM, when not with success.
@@ -95,6 +98,7 @@ pub(crate) fn run(rt: &Runtime, client: &mut Client, job: &Job) -> Result<Bridge
     let mut child = dies_with_parent(&mut command)
         .spawn()
         .map_err(|e| format!("cannot run {}: {e}", floodgate.display()))?;
+    let mut first = None;
     let reached = rt.block_on(async {
         loop {
             if let Ok(Some(status)) = child.try_wait() {
@@ -103,6 +107,9 @@ pub(crate) fn run(rt: &Runtime, client: &mut Client, job: &Job) -> Result<Bridge
                 ));
             }
             let count = client.count(target).await?.unwrap_or(0);
+            if count > 0 && first.is_none() {
+                first = Some(start.elapsed());
+            }
             if count >= n {
                 return Ok(start.elapsed());
             }
@@ -124,6 +131,7 @@ pub(crate) fn run(rt: &Runtime, client: &mut Client, job: &Job) -> Result<Bridge
     match (reached, exit) {
         (Ok(elapsed), Ok(status)) => Ok(BridgeRun {
             elapsed,
+            first: first.unwrap_or(elapsed),
             peak_kib,
             exit: (!status.success()).then(|| format!("{status}: {}", tail())),
         }),

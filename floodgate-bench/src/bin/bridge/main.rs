@@ -59,7 +59,7 @@ and redis-server on free loopback ports. Exits with status 1 if a run failed
 or a broker did not end up holding every message exactly once.
 
   --quick       a smoke run: 2,000 messages, 1 run; other flags still apply
-  --messages    messages per run (default 100000)
+  --messages    messages per run (default 200000)
   --sizes       payload sizes in bytes, at least 8 (default 128,1024)
   --runs        runs per row, the median kept (default 3)
   --floodgate   the floodgate binary (default: floodgate beside this bench,
@@ -87,7 +87,7 @@ struct Args {
 fn parse_args(argv: &[String]) -> Result<Args, String> {
     let mut a = Args {
         quick: false,
-        messages: 100_000,
+        messages: 200_000,
         sizes: vec![128, 1024],
         runs: 3,
         floodgate: child::default_floodgate(),
@@ -171,6 +171,8 @@ struct Row {
     times: Vec<Duration>,
     /// The bridge's peak resident set of each good run, in KiB.
     peaks: Vec<u64>,
+    /// The bridge's start-up (first message stored) of each good run.
+    firsts: Vec<Duration>,
     /// What went wrong, per failed run.
     failed: Vec<String>,
     /// The bridge did not end with success after SIGTERM (not a failure
@@ -180,10 +182,14 @@ struct Row {
 
 impl Row {
     fn median(&self) -> Option<Duration> {
-        let mut v = self.times.clone();
-        v.sort();
-        v.get(v.len() / 2).copied()
+        median(&self.times)
     }
+}
+
+fn median(v: &[Duration]) -> Option<Duration> {
+    let mut v = v.to_vec();
+    v.sort();
+    v.get(v.len() / 2).copied()
 }
 
 fn run(args: &Args, argv: &[String]) -> Result<Vec<String>, String> {
@@ -253,6 +259,7 @@ fn run(args: &Args, argv: &[String]) -> Result<Vec<String>, String> {
                     bridge,
                     times: Vec::new(),
                     peaks: Vec::new(),
+                    firsts: Vec::new(),
                     failed: Vec::new(),
                     exits: Vec::new(),
                 });
@@ -287,6 +294,7 @@ fn run(args: &Args, argv: &[String]) -> Result<Vec<String>, String> {
                 };
                 child::run(&rt, client, &job).map(|b| {
                     row.peaks.push(b.peak_kib);
+                    row.firsts.push(b.first);
                     row.exits.extend(b.exit);
                     b.elapsed
                 })
@@ -329,10 +337,10 @@ fn run(args: &Args, argv: &[String]) -> Result<Vec<String>, String> {
     let mut failures = Vec::new();
     println!(
         "| broker | size | row | messages/s (median of {}) | time per run | bridge ÷ plain loop \
-         | bridge peak RSS | check |",
+         | bridge start-up | bridge peak RSS | check |",
         args.runs
     );
-    println!("|---|---:|---|---:|---|---:|---:|---|");
+    println!("|---|---:|---|---:|---|---:|---:|---:|---|");
     for row in &rows {
         let label = if row.bridge {
             "`floodgate bridge`"
@@ -371,7 +379,7 @@ fn run(args: &Args, argv: &[String]) -> Result<Vec<String>, String> {
             )
         };
         println!(
-            "| {} | {} | {label} | {} | {} | {ratio} | {} | {check} |",
+            "| {} | {} | {label} | {} | {} | {ratio} | {} | {} | {check} |",
             row.broker.label(),
             bytes(row.size as u64),
             row.median().map_or("-".into(), |m| group(rate(m))),
@@ -383,6 +391,10 @@ fn run(args: &Args, argv: &[String]) -> Result<Vec<String>, String> {
                     .map(|&t| dur(t))
                     .collect::<Vec<_>>()
                     .join(" · ")
+            },
+            match median(&row.firsts) {
+                Some(f) if row.bridge => dur(f),
+                _ => "-".into(),
             },
             match row.peaks.iter().max() {
                 Some(&k) if row.bridge => bytes(k * 1024),
@@ -398,13 +410,14 @@ fn run(args: &Args, argv: &[String]) -> Result<Vec<String>, String> {
          the first publish to the last ack; the NATS stream \
          (file storage, as the bridge creates one) is made before the clock starts. bridge: \
          from the child's start (process start, broker connection, stream creation, WebSocket \
-         handshake included) until the broker holds every message, polled every {} ms; peak \
-         RSS: the child's VmHWM then, the largest of the runs. check: each run's stream read \
+         handshake included) until the broker holds every message, polled every {} ms; start-up: \
+         from the child's start until the broker held its first message (median; part of the \
+         time); peak RSS: the child's VmHWM then, the largest of the runs. check: each run's stream read \
          back whole (NATS: a pull consumer; Redis: XRANGE): every message of the run exactly \
          once.",
         group(n as f64),
-        args.batch,
-        args.batch,
+        group(args.batch as f64),
+        group(args.batch as f64),
         child::POLL.as_millis(),
     );
     for row in &rows {
