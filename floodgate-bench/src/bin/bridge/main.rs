@@ -25,8 +25,13 @@
 //!    the time from the first publish to the last ack. No WebSocket.
 //! 2. `floodgate bridge FEED --to BROKER/...` as a child ([`child`]): the
 //!    time from its start until the broker holds `N` messages (polled every
-//!    2 ms); its peak resident set (VmHWM) just before it is stopped with
-//!    SIGTERM.
+//!    2 ms), and the part of it until the first message was stored (its
+//!    start-up); its peak resident set (VmHWM) just before it is stopped
+//!    with SIGTERM.
+//!
+//! A missing broker binary ends the bench at once with a line saying how
+//! to install it; a `floodgate` without the `bridge` command too, unless
+//! `--only-limit`.
 //!
 //! After every run the stream is read back: it must hold each message of
 //! the run exactly once (a loss hidden by a duplicate is caught too), else
