@@ -69,6 +69,15 @@
 //! process ([`child`]) (`cargo run --release -p floodgate-bench --bin
 //! spill -- --help`).
 //!
+//! # Bridge into brokers
+//!
+//! A fifth binary, `bridge`, measures `floodgate bridge` (issue 19):
+//! messages per second from a WebSocket feed through the bridge into NATS
+//! JetStream and Redis Streams (brokers it starts itself), beside a plain
+//! publish loop with the sink's own client crate (the limit), reading
+//! every stream back to check each message was stored exactly once
+//! (`cargo run --release -p floodgate-bench --bin bridge -- --help`).
+//!
 //! # The command line
 //!
 //! The binaries parse their flags with [`args`] (`--flag value` or
