@@ -261,8 +261,15 @@ fn redis_killed_without_a_spill_the_counters_add_up() {
     let published = num(&stats, "published");
     let dropped = num(&stats, "dropped_oldest") + num(&stats, "dropped_newest");
     assert_eq!(received, COUNT, "{stats}");
-    assert!(dropped > 0, "two seconds at 4,000/s must overflow 500: {stats}");
-    assert_eq!(published + dropped + num(&stats, "buffered"), received, "{stats}");
+    assert!(
+        dropped > 0,
+        "two seconds at 4,000/s must overflow 500: {stats}"
+    );
+    assert_eq!(
+        published + dropped + num(&stats, "buffered"),
+        received,
+        "{stats}"
+    );
     let mut distinct: Vec<u64> = redis
         .xrange("feed")
         .iter()
@@ -312,7 +319,11 @@ fn nats_stalled_the_backlog_spills_and_drains_after() {
     let pongs = live.pongs();
     std::thread::sleep(Duration::from_secs(3));
     // Answered while the broker was stopped.
-    assert!(live.pongs() >= pongs + 20, "{} pongs in 3 s", live.pongs() - pongs);
+    assert!(
+        live.pongs() >= pongs + 20,
+        "{} pongs in 3 s",
+        live.pongs() - pongs
+    );
     stop(nats.pid(), false);
     let (status, stderr) = bridge.wait(Duration::from_secs(60));
     assert!(status.success(), "{status}: {stderr}");

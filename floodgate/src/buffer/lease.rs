@@ -113,10 +113,17 @@ impl Outstanding {
 
 /// Messages taken from a [`Buffer`] that stay counted in it until
 /// [`commit`](Self::commit): made by [`Buffer::lease`] and the front ends'
-/// `lease`. See the [module docs](self).
+/// `lease`.
 ///
-/// Dropping a lease releases it: its messages go back to the head of the
-/// buffer.
+/// For a consumer that hands messages on (a broker, a database) and must
+/// not lose the ones not yet acknowledged: until [`commit`](Self::commit)
+/// they count as buffered ([`Stats::in_flight`]); [`release`](Self::release),
+/// or dropping the lease, puts them back at the head of the buffer. They
+/// do not count against the buffer's limits (the lease is bounded by the
+/// `max` it was taken with). Under a durable spill a lease reads only
+/// records on disk, and the spill's read cursor stays before them until
+/// the commit: a process killed before it delivers them again at its next
+/// start. `docs/backpressure.md` ("Leases") has the whole story.
 ///
 /// ```
 /// use floodgate::buffer::{Buffer, BufferConfig};

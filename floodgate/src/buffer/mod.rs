@@ -20,6 +20,10 @@
 //! the segment files, and the consumer reads them back outside the lock,
 //! so neither the reader nor the lock ever waits on the disk.
 //!
+//! A consumer that hands messages on takes them in a [`Lease`]
+//! ([`Buffer::lease`]): they stay counted in the buffer until it commits
+//! the lease, and go back to its head if it does not.
+//!
 //! One lock guards the queue and the counters, so a [`Stats`] snapshot is
 //! always consistent. It is taken once per batch on both sides: the reader
 //! pushes every message decoded from one read under one lock, and
