@@ -113,7 +113,13 @@ pub fn wait_child(mut child: Child, timeout: Duration) -> Result<ChildReport, St
 /// Peak resident set of this process in KiB (`VmHWM` from
 /// `/proc/self/status`), 0 where there is none.
 pub fn vm_hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    vm_hwm_kib_of("self")
+}
+
+/// Peak resident set in KiB of the process `pid` (`"self"`, or a number),
+/// from `/proc/PID/status`; 0 where there is none.
+pub fn vm_hwm_kib_of(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()

@@ -177,49 +177,54 @@ fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Redis killed with SIGKILL a third into the feed, started again two
-/// seconds later (its append-only file, synced at every write, keeps what
-/// it acknowledged): with a durable spill the bridge loses nothing.
-#[test]
-#[ignore = "needs redis-server (scripts/common.sh: ensure_redis)"]
-fn redis_killed_and_restarted_loses_nothing_with_a_spill() {
-    const COUNT: u64 = 20_000;
+/// A feed of `COUNT` messages through `floodgate bridge POLICY...` into
+/// Redis (an append-only file synced at every write: it keeps what it
+/// acknowledged), Redis killed (SIGKILL) once a third is stored and started
+/// again two seconds later, while the feed goes on. Returns Redis, the
+/// feed's figures and the bridge's `--stats` object, once the bridge ended
+/// by itself after the feed's close.
+fn through_a_redis_killed_mid_feed(
+    policy: &[&str],
+) -> (RedisServer, Arc<FeedLive>, serde_json::Value) {
     let mut redis = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
     let (server, live) = feed(COUNT, 4_000.0);
-    let spill = tempfile::tempdir().unwrap();
     let url = redis.url("feed");
-    let bridge = Bridge::start(&[
-        &server.url(),
-        "--to",
-        &url,
-        "--policy",
-        "spill",
-        "--spill-dir",
-        spill.path().to_str().unwrap(),
-        "--durable",
-        "--max-messages",
-        "500",
-        "--stats",
-    ]);
+    let mut args = vec![server.url(), "--to".into(), url];
+    args.extend(policy.iter().map(|a| a.to_string()));
+    args.extend(["--max-messages".into(), "500".into(), "--stats".into()]);
+    let bridge = Bridge::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
     wait_until(Duration::from_secs(30), "a third stored", || {
         redis.xlen("feed") >= (COUNT / 3) as usize
     });
     redis.kill();
-    let stored_before = live.sent();
+    let sent_before = live.sent();
     std::thread::sleep(Duration::from_secs(2));
     // The feed went on while the broker was away.
-    assert!(live.sent() > stored_before + 1_000, "the feed stalled");
+    assert!(live.sent() > sent_before + 1_000, "the feed stalled");
     redis.restart();
     let (status, stderr) = bridge.wait(Duration::from_secs(60));
     assert!(status.success(), "{status}: {stderr}");
+    (redis, live, feed_stats(&stderr))
+}
 
+/// Messages per feed in the outage tests: five seconds at 4,000/s.
+const COUNT: u64 = 20_000;
+
+/// Redis killed mid-feed and started again: with a durable spill the
+/// bridge loses nothing, and the order per channel holds.
+#[test]
+#[ignore = "needs redis-server (scripts/common.sh: ensure_redis)"]
+fn redis_killed_and_restarted_loses_nothing_with_a_spill() {
+    let spill = tempfile::tempdir().unwrap();
+    let dir = spill.path().to_str().unwrap();
+    let (redis, live, stats) =
+        through_a_redis_killed_mid_feed(&["--policy", "spill", "--spill-dir", dir, "--durable"]);
     let bodies: Vec<Vec<u8>> = redis
         .xrange("feed")
         .iter()
         .map(|e| e.get("data").expect("a data field").to_vec())
         .collect();
     assert_each_once_in_order(&bodies, COUNT);
-    let stats = feed_stats(&stderr);
     assert_eq!(num(&stats, "received"), COUNT, "{stats}");
     assert_eq!(num(&stats, "published"), COUNT, "{stats}");
     assert!(num(&stats, "spilled") > 0, "nothing went to disk: {stats}");
@@ -233,30 +238,7 @@ fn redis_killed_and_restarted_loses_nothing_with_a_spill() {
 #[test]
 #[ignore = "needs redis-server (scripts/common.sh: ensure_redis)"]
 fn redis_killed_without_a_spill_the_counters_add_up() {
-    const COUNT: u64 = 20_000;
-    let mut redis = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
-    let (server, live) = feed(COUNT, 4_000.0);
-    let url = redis.url("feed");
-    let bridge = Bridge::start(&[
-        &server.url(),
-        "--to",
-        &url,
-        "--policy",
-        "drop-oldest",
-        "--max-messages",
-        "500",
-        "--stats",
-    ]);
-    wait_until(Duration::from_secs(30), "a third stored", || {
-        redis.xlen("feed") >= (COUNT / 3) as usize
-    });
-    redis.kill();
-    std::thread::sleep(Duration::from_secs(2));
-    redis.restart();
-    let (status, stderr) = bridge.wait(Duration::from_secs(60));
-    assert!(status.success(), "{status}: {stderr}");
-
-    let stats = feed_stats(&stderr);
+    let (redis, live, stats) = through_a_redis_killed_mid_feed(&["--policy", "drop-oldest"]);
     let received = num(&stats, "received");
     let published = num(&stats, "published");
     let dropped = num(&stats, "dropped_oldest") + num(&stats, "dropped_newest");
@@ -292,7 +274,6 @@ fn redis_killed_without_a_spill_the_counters_add_up() {
 #[test]
 #[ignore = "needs nats-server (scripts/common.sh: ensure_nats)"]
 fn nats_stalled_the_backlog_spills_and_drains_after() {
-    const COUNT: u64 = 20_000;
     const MAX_MESSAGES: u64 = 500;
     let nats = NatsServer::start();
     let (server, live) = feed(COUNT, 4_000.0);

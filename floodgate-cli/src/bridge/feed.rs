@@ -418,19 +418,9 @@ impl Feed {
         let mut last = None;
         loop {
             let Some(delay) = retry.next_delay() else {
-                let source = match last {
-                    Some(last) => CliError::WebSocket(
-                        ErrorKind::GaveUp {
-                            attempts: retry.attempts(),
-                            last,
-                        }
-                        .into(),
-                    ),
-                    None => CliError::Other("--reconnect-attempts 0: not reconnecting".into()),
-                };
                 return Err(BridgeError::Connect {
                     feed: self.name.clone(),
-                    source,
+                    source: crate::connect::gave_up(retry, last),
                 });
             };
             eprintln!(

@@ -356,6 +356,21 @@ fn trace_compression(args: &ConnectArgs, conn: &BufferedWebSocket) {
     }
 }
 
+/// The error once `retry` allows no more attempts: the last attempt's
+/// failure, or none made at all (`--reconnect-attempts 0`).
+pub(crate) fn gave_up(retry: &Retry, last: Option<floodgate::Error>) -> CliError {
+    match last {
+        Some(last) => CliError::WebSocket(
+            ErrorKind::GaveUp {
+                attempts: retry.attempts(),
+                last,
+            }
+            .into(),
+        ),
+        None => CliError::Other("--reconnect-attempts 0: not reconnecting".into()),
+    }
+}
+
 /// `--tls-roots`.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum TlsRoots {
@@ -463,16 +478,7 @@ impl Session<'_> {
         let mut last = None;
         loop {
             let Some(delay) = retry.next_delay() else {
-                return Err(match last {
-                    Some(last) => CliError::WebSocket(
-                        ErrorKind::GaveUp {
-                            attempts: retry.attempts(),
-                            last,
-                        }
-                        .into(),
-                    ),
-                    None => CliError::Other("--reconnect-attempts 0: not reconnecting".into()),
-                });
+                return Err(gave_up(retry, last));
             };
             self.printer.note(&format!(
                 "reconnecting in {} (attempt {})",

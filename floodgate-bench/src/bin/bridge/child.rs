@@ -121,7 +121,7 @@ pub(crate) fn run(rt: &Runtime, client: &mut Client, job: &Job) -> Result<Bridge
             tokio::time::sleep(POLL).await;
         }
     });
-    let peak_kib = vm_hwm_kib(child.id());
+    let peak_kib = floodgate_bench::child::vm_hwm_kib_of(&child.id().to_string());
     let exit = stop(&mut child);
     let tail = || {
         let text = std::fs::read_to_string(log.path()).unwrap_or_default();
@@ -163,16 +163,4 @@ fn stop(child: &mut Child) -> Result<ExitStatus, String> {
             }
         }
     }
-}
-
-/// A process's peak resident set in KiB (`VmHWM`), 0 if unknown.
-fn vm_hwm_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
-        })
-        .unwrap_or(0)
 }
