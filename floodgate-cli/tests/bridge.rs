@@ -645,9 +645,8 @@ fn a_feed_into_nats_is_stored_once_in_order_per_channel() {
     let stats = &stats_lines(&stderr)[0];
     assert_eq!(stats["published"], n, "{stderr}");
     assert_bridge_counters_add_up(stats);
-    let stored = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(nats_server::read_stream(&nats.url(), "FEEDS"));
+    // Read back by nats-py: an independent client.
+    let stored = support::read_jetstream(&nats.url(), "FEEDS");
     let ids: std::collections::HashSet<_> = stored.iter().map(|s| s.id.clone()).collect();
     assert_eq!(ids.len(), n, "a Nats-Msg-Id each, distinct");
     assert!(stored.iter().all(|s| s.subject == "feeds.test"));

@@ -13,6 +13,8 @@
 //! Every test needs a broker, so they are `#[ignore]`d here and run by the
 //! `brokers` step of `scripts/test` (which installs the brokers).
 
+mod support;
+
 #[path = "../../floodgate/tests/brokers/common.rs"]
 mod common;
 #[path = "../../floodgate/tests/brokers/nats.rs"]
@@ -317,11 +319,8 @@ fn nats_stalled_the_backlog_spills_and_drains_after() {
         num(&stats, "high_water_messages") <= MAX_MESSAGES,
         "memory past its limit: {stats}"
     );
-    let stored = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(nats_server::read_stream(&nats.url(), "STALLED"));
+    // Read back by nats-py: an independent client.
+    let stored = support::read_jetstream(&nats.url(), "STALLED");
     let bodies: Vec<Vec<u8>> = stored.into_iter().map(|s| s.body).collect();
     assert_eq!(bodies.len() as u64, COUNT, "JetStream kept a duplicate");
     assert_each_once_in_order(&bodies, COUNT);

@@ -161,3 +161,59 @@ pub fn assert_counters_add_up(stats: &serde_json::Value) {
         + n("filtered");
     assert_eq!(n("received"), accounted, "the counters add up: {stats}");
 }
+
+/// A message stored in a JetStream stream, as read back by nats-py.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JetStreamEntry {
+    /// Its `Nats-Msg-Id` header.
+    pub id: Option<String>,
+    pub subject: String,
+    pub body: Vec<u8>,
+}
+
+/// Every message of `stream` on the NATS server at `url`, in stream order,
+/// read by an independent client: nats-py (`tests/read_jetstream.py`), not
+/// the async-nats crate the bridge's sink uses. Its Python is
+/// `$FLOODGATE_PYTHON`, or the project's `target/pyenv` (scripts/test's
+/// `pyenv` step makes it, with nats-py from scripts/requirements-test.txt).
+pub fn read_jetstream(url: &str, stream: &str) -> Vec<JetStreamEntry> {
+    let python = std::env::var_os("FLOODGATE_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pyenv/bin/python")
+        });
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/read_jetstream.py");
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .args([url, stream])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} ({e}): make the Python environment with \
+                 `bash -c 'source scripts/common.sh && ensure_pyenv'` or set FLOODGATE_PYTHON",
+                python.display()
+            )
+        });
+    assert!(
+        out.status.success(),
+        "read_jetstream.py {url} {stream}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("JSON lines")
+        .lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+            let hex = v["body"].as_str().expect("a hex body");
+            JetStreamEntry {
+                id: v["id"].as_str().map(str::to_owned),
+                subject: v["subject"].as_str().expect("a subject").to_owned(),
+                body: (0..hex.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+                    .collect(),
+            }
+        })
+        .collect()
+}
