@@ -48,7 +48,10 @@ fn init_tracing(verbose: u8) {
     let filter = match std::env::var("RUST_LOG") {
         Ok(spec) if !spec.is_empty() => EnvFilter::new(spec),
         _ => EnvFilter::new(match verbose {
-            0 => "warn",
+            // async-nats logs its connection troubles itself, at ERROR; the
+            // bridge reports each one once, in its own words (naming the
+            // feed and the broker), so by default its lines are noise.
+            0 => "warn,async_nats=off",
             1 => "warn,floodgate=debug,floodgate_cli=debug",
             _ => "warn,floodgate=trace,floodgate_cli=trace",
         }),

@@ -276,6 +276,66 @@ fn a_nats_that_cannot_be_reached_ends_the_command_within_10s() {
     );
 }
 
+/// `bridge URL --to DEST` where the broker is up and refuses the
+/// credentials: exits within 10 s, non-zero, with one line naming the
+/// broker (never the password) and saying it refused; the feed was never
+/// connected.
+fn refused_credentials_end_the_command(dest: &str, named: &str, secret: &str) {
+    let (url, seen) = counting_listener();
+    let started = Instant::now();
+    let out = floodgate()
+        .args(["bridge", &url, "--to", dest])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(!out.status.success(), "{out:?}");
+    let stderr = one_line_error(&out);
+    assert!(stderr.contains(named), "{named:?} in {stderr}");
+    assert!(
+        !stderr.contains(secret),
+        "the password is not printed: {stderr}"
+    );
+    let lower = stderr.to_lowercase();
+    assert!(
+        lower.contains("refused") || lower.contains("auth") || lower.contains("password"),
+        "says why: {stderr}"
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(seen.load(Ordering::SeqCst), 0, "the feed was not connected");
+}
+
+#[test]
+#[ignore = "needs redis-server (scripts/test's brokers step)"]
+fn a_redis_that_refuses_the_credentials_ends_the_command_and_starts_nothing() {
+    let redis = redis_server::RedisServer::start_with(&[
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--requirepass",
+        "right-one",
+    ]);
+    refused_credentials_end_the_command(
+        &format!("redis://:wrong-one@127.0.0.1:{}/k", redis.port),
+        &format!("redis://127.0.0.1:{}", redis.port),
+        "wrong-one",
+    );
+}
+
+#[test]
+#[ignore = "needs nats-server (scripts/test's brokers step)"]
+fn a_nats_that_refuses_the_credentials_ends_the_command_and_starts_nothing() {
+    let nats =
+        nats_server::NatsServer::start_with(&["-js", "--user", "feeder", "--pass", "right-one"]);
+    let port = nats.url().rsplit(':').next().unwrap().to_owned();
+    refused_credentials_end_the_command(
+        &format!("nats://feeder:wrong-one@127.0.0.1:{port}/feeds.x"),
+        &format!("nats://127.0.0.1:{port}"),
+        "wrong-one",
+    );
+}
+
 /// Sends SIGTERM to `child`.
 fn terminate(child: &Child) {
     // SAFETY: kill has no memory preconditions; the pid is our child's.
