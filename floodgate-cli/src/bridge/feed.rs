@@ -22,6 +22,7 @@
 //! buffer delivers the old one's messages from disk (see [`Feed::serve`]). The [`Figures`] add the
 //! connections' stats up, as `connect --stats` does.
 
+use super::carry::Carried;
 use super::dest::SharedSink;
 use super::error::BridgeError;
 use crate::error::CliError;
@@ -194,6 +195,41 @@ pub struct Feed {
     pub figures: Arc<Figures>,
 }
 
+/// The feed's message ids: a sequence in its run, and under a durable
+/// spill the ids a killed run gave the messages that come first now.
+struct Ids {
+    next_seq: u64,
+    carried: Option<Carried>,
+}
+
+impl Ids {
+    /// The ids of a leased batch, and its messages' hashes.
+    fn assign(&mut self, batch: &[Delivered], run: RunId) -> Vec<(MessageId, u64)> {
+        let messages = batch.iter().map(Delivered::message);
+        match &mut self.carried {
+            Some(carried) => carried.ids_for(messages, run, &mut self.next_seq),
+            None => messages
+                .map(|_| {
+                    let id = MessageId::new(run, self.next_seq);
+                    self.next_seq += 1;
+                    (id, 0)
+                })
+                .collect(),
+        }
+    }
+
+    /// A batch not published: its messages come first again and get these
+    /// ids.
+    fn give_back(&mut self, ids: &[(MessageId, u64)]) {
+        match &mut self.carried {
+            Some(carried) => carried.give_back(ids),
+            // Without a durable spill nothing comes again from another
+            // buffer: only this one's head, in the same order.
+            None => self.next_seq -= ids.len() as u64,
+        }
+    }
+}
+
 /// What became of a batch.
 enum Published {
     /// The sink acknowledged it.
@@ -228,14 +264,25 @@ impl Feed {
         mut stop: watch::Receiver<bool>,
     ) -> Result<(), BridgeError> {
         let mut retry = Retry::new(self.backoff);
-        let mut next_seq = 0u64;
+        let mut ids = Ids {
+            next_seq: 0,
+            carried: self.figures.durable_dir.as_deref().map(Carried::open),
+        };
+        if let Some(carried) = ids.carried.as_ref().filter(|c| c.pending() > 0) {
+            eprintln!(
+                "floodgate: feed {}: the last run stopped before the broker acknowledged {} \
+                 messages; they are published again with the same ids",
+                self.name,
+                carried.pending()
+            );
+        }
         let mut conn = first;
         loop {
             let up_since = Instant::now();
             let conn_ref = Arc::new(conn);
             self.figures.attach(conn_ref.buffer().clone());
             let closer = tokio::spawn(close_on_stop(conn_ref.clone(), stop.clone()));
-            let ending = self.serve(&conn_ref, &mut next_seq, &stop).await;
+            let ending = self.serve(&conn_ref, &mut ids, &stop).await;
             closer.abort();
             let _ = closer.await;
             self.figures.detach(&conn_ref.stats());
@@ -267,7 +314,7 @@ impl Feed {
     async fn serve(
         &self,
         conn: &BufferedWebSocket,
-        next_seq: &mut u64,
+        ids: &mut Ids,
         stop: &watch::Receiver<bool>,
     ) -> Ending {
         // On every connection, so that a subscription survives a
@@ -289,20 +336,31 @@ impl Feed {
             let n = lease.len() as u64;
             // Ids are given when a message is first leased and kept for
             // its retries (the lease is held, not released, meanwhile).
-            let first = *next_seq;
-            *next_seq += n;
+            let batch_ids = ids.assign(lease.messages(), self.run);
+            // Kept beside a durable spill while the batch is out: a bridge
+            // killed now publishes it again with these ids (see `carry`).
+            if let Some(carried) = &ids.carried {
+                let kept = if lease.is_on_disk() {
+                    carried.save(&batch_ids)
+                } else {
+                    carried.clear()
+                };
+                if let Err(e) = kept {
+                    tracing::warn!(feed = %self.name, error = %e, "bridge: the ids of the batch in flight could not be kept beside the spill; after a crash it would be published again with new ids");
+                }
+            }
             // With a durable spill, a connection that ends while the sink
             // is away need not be drained first: its messages are on disk
             // and the next connection's buffer (same directory) delivers
             // them first, so the feed reconnects at once instead of
             // missing what the server sends until the sink is back.
             let leave = || self.durable && self.reconnect && !*stop.borrow() && !conn.is_open();
-            match self.publish(lease.messages(), first, &leave).await {
+            match self.publish(lease.messages(), &batch_ids, &leave).await {
                 Ok(Published::Acknowledged) => {}
                 Ok(Published::Left) => {
                     // Released, the lease's messages come first again, in
                     // order: they get the same ids.
-                    *next_seq = first;
+                    ids.give_back(&batch_ids);
                     drop(lease);
                     return Ending::Abnormal(CliError::Other(
                         "the connection ended while the sink was away; what it received waits \
@@ -311,6 +369,14 @@ impl Feed {
                     ));
                 }
                 Err(e) => return Ending::Fatal(e),
+            }
+            // Before the commit: a crash between the two brings the batch
+            // again with new ids (a duplicate), never the reverse (a stale
+            // file naming messages that will not come again).
+            if let Some(carried) = &ids.carried {
+                if let Err(e) = carried.clear() {
+                    tracing::warn!(feed = %self.name, error = %e, "bridge: the ids file could not be removed");
+                }
             }
             lease.commit();
             self.figures.published.fetch_add(n, Ordering::SeqCst);
@@ -323,14 +389,14 @@ impl Feed {
     async fn publish(
         &self,
         batch: &[Delivered],
-        first: u64,
+        ids: &[(MessageId, u64)],
         leave: &(dyn Fn() -> bool + Sync),
     ) -> Result<Published, BridgeError> {
         let records: Vec<Record<'_>> = batch
             .iter()
-            .enumerate()
-            .map(|(i, delivered)| Record {
-                id: MessageId::new(self.run, first + i as u64),
+            .zip(ids)
+            .map(|(delivered, (id, _))| Record {
+                id: *id,
                 message: delivered.message(),
             })
             .collect();

@@ -22,6 +22,7 @@
 //! published and what remained (and where). A second signal stops the
 //! drain at once.
 
+mod carry;
 mod config;
 mod dest;
 mod error;

@@ -44,14 +44,20 @@ pub(crate) struct Outstanding {
     /// else.
     returned: VecDeque<Delivered>,
     returned_bytes: u64,
+    /// Every message given back was read from a durable spill's disk.
+    returned_on_disk: bool,
+    /// Whether the last lend was of messages read from a durable spill's
+    /// disk (read by [`Buffer::lease_of`] under the same call).
+    lent_on_disk: bool,
 }
 
 impl Outstanding {
     /// Counts `n` messages of `bytes` as out in a lease (under the lock that
     /// counted them delivered, so no snapshot sees them as either twice).
-    pub(crate) fn lend(&mut self, n: usize, bytes: u64) {
+    pub(crate) fn lend(&mut self, n: usize, bytes: u64, on_disk: bool) {
         self.leased += n as u64;
         self.leased_bytes += bytes;
+        self.lent_on_disk = on_disk;
     }
 
     fn settle(&mut self, n: usize, bytes: u64) {
@@ -94,7 +100,7 @@ impl Outstanding {
         }
         self.returned_bytes -= bytes;
         if taking == Taking::Lease {
-            self.lend(n, bytes);
+            self.lend(n, bytes, self.returned_on_disk);
         }
         n
     }
@@ -147,6 +153,8 @@ pub struct Lease {
     /// A durable spill's log: the commit moves its cursor. Weak: a lease
     /// must not keep a dropped buffer's directory open.
     log: Option<Weak<Mutex<Logged>>>,
+    /// See [`Lease::is_on_disk`].
+    on_disk: bool,
     settled: bool,
 }
 
@@ -173,6 +181,19 @@ impl Lease {
     /// Whether it holds none (a wait that timed out).
     pub fn is_empty(&self) -> bool {
         self.messages.is_empty()
+    }
+
+    /// Whether every message of the lease was read from a durable spill's
+    /// disk, behind its held cursor: a process killed before the commit
+    /// gets exactly these messages first, in this order, when it opens the
+    /// directory again (unless the disk damaged them: damaged records are
+    /// skipped and counted). False for a lease of messages that were in
+    /// memory, and when leases are taken concurrently (one at a time is
+    /// the documented use). A consumer can use it to give the messages the
+    /// same identity after a restart (`floodgate bridge` keeps their
+    /// message ids beside the spill).
+    pub fn is_on_disk(&self) -> bool {
+        self.on_disk
     }
 
     /// The messages are safe: they leave the buffer and count as
@@ -267,6 +288,8 @@ impl Drop for Lease {
             let mut state = self.shared.lock();
             let leases = &mut state.leases;
             leases.settle(n, self.bytes);
+            leases.returned_on_disk =
+                self.on_disk && (leases.returned.is_empty() || leases.returned_on_disk);
             // At the front: with one lease out at a time (the documented
             // use) its messages are the oldest the buffer has.
             for delivered in messages.into_iter().rev() {
@@ -283,6 +306,7 @@ impl Buffer {
     /// Wraps messages just taken for a lease.
     fn lease_of(&self, messages: Vec<Delivered>) -> Lease {
         let bytes = messages.iter().map(|d| d.len() as u64).sum();
+        let on_disk = !messages.is_empty() && self.lock().leases.lent_on_disk;
         let log = self
             .spill
             .as_ref()
@@ -290,6 +314,7 @@ impl Buffer {
             .and_then(|io| io.log.as_ref())
             .map(Arc::downgrade);
         Lease {
+            on_disk: on_disk && log.is_some(),
             messages,
             bytes,
             shared: self.state.clone(),
@@ -407,6 +432,7 @@ mod tests {
             push(&buffer, numbered(0..n));
             let lease = buffer.try_lease(100).unwrap();
             assert_eq!(lease.len(), n as usize);
+            assert!(!lease.is_on_disk(), "in memory");
             let s = buffer.stats();
             assert_eq!(
                 (s.delivered, s.buffered, s.in_flight),

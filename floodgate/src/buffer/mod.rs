@@ -791,7 +791,7 @@ impl Buffer {
         }
         if let Some(mut taken) = state.queue.take_all(now, max) {
             if lease {
-                state.leases.lend(taken.len(), taken.bytes());
+                state.leases.lend(taken.len(), taken.bytes(), false);
             }
             // The common case under load: everything at once, handed out
             // after the lock is released so the reader is not kept waiting.
@@ -812,7 +812,7 @@ impl Buffer {
         let mut n = state.queue.pop_many(now, max, &mut sink, &mut lags);
         if lease && n > 0 {
             let bytes = bytes_before - state.queue.bytes();
-            state.leases.lend(n, bytes as u64);
+            state.leases.lend(n, bytes as u64, false);
         }
         let mut spill_taken = false;
         if n == 0 {
@@ -838,7 +838,7 @@ impl Buffer {
                     };
                     n = state.queue.take_handoff(now, max, &mut counted, &mut lags);
                     if lease {
-                        state.leases.lend(n, bytes);
+                        state.leases.lend(n, bytes, false);
                     }
                     spill_taken = n > 0;
                 }
@@ -1027,7 +1027,7 @@ impl Buffer {
             .record_disk_take(now, stamps.into_iter(), lost, &mut lags);
         if taking == Taking::Lease {
             let bytes = delivered.iter().map(|(m, _)| m.len() as u64).sum();
-            state.leases.lend(delivered.len(), bytes);
+            state.leases.lend(delivered.len(), bytes, true);
         }
         let producer = state.producer.take();
         let consumers = std::mem::take(&mut state.consumers);

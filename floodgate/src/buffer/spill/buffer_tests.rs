@@ -325,6 +325,7 @@ fn a_durable_lease_killed_before_its_commit_comes_again() {
     // Spans several 1 KiB segments: their files must outlive the take.
     let second = buffer.try_lease(20).unwrap();
     assert_eq!(second.len(), 20);
+    assert!(second.is_on_disk(), "read from the durable spill's disk");
     assert_eq!(buffer.stats().in_flight, 20);
     std::mem::forget(second);
     drop(buffer);
