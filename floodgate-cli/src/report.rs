@@ -2,7 +2,8 @@
 //! with the counter names of the design (`received`, `delivered`,
 //! `buffered`, `dropped_oldest`, `dropped_newest`, `conflated`,
 //! `filtered`), the high-water marks, and the wait and ping figures in
-//! microseconds; under `--policy spill` also the disk's counters
+//! microseconds (`last_ping_rtt_us`, the keepalive's last round trip, is
+//! `null` until a pong answered one of its pings); under `--policy spill` also the disk's counters
 //! (`buffered_disk`, `disk_bytes`, `high_water_disk_bytes`, `spilled`,
 //! `recovered`, `spill_refused`, `spill_errors`, `spill_corrupt_records`);
 //! and [`Totals`], which adds up the stats of successive connections
@@ -53,14 +54,19 @@ pub fn stats_json(s: &Stats, spill: bool) -> Value {
     put("pings_answered", json!(s.pings_answered));
     put("max_ping_delay_us", json!(micros(s.max_ping_delay)));
     put("pongs_received", json!(s.pongs_received));
+    put("ping_round_trips", json!(s.ping_round_trips));
+    put("last_ping_rtt_us", json!(s.last_ping_rtt.map(micros)));
+    put("max_ping_rtt_us", json!(micros(s.max_ping_rtt)));
     Value::Object(map)
 }
 
 /// Stats summed over the connections of one command.
 ///
 /// Counters and the time blocked add up; high-water marks, the longest
-/// ping delay and the queue-wait percentiles are the worst connection's
-/// (percentiles of different connections cannot be merged exactly).
+/// ping delay and round trip and the queue-wait percentiles are the worst
+/// connection's (percentiles of different connections cannot be merged
+/// exactly); the last ping round trip is that of the last connection
+/// added that measured one.
 #[derive(Debug, Default, Clone)]
 pub struct Totals {
     /// The running sum.
@@ -113,6 +119,9 @@ impl Totals {
         t.pings_answered += s.pings_answered;
         t.max_ping_delay = t.max_ping_delay.max(s.max_ping_delay);
         t.pongs_received += s.pongs_received;
+        t.ping_round_trips += s.ping_round_trips;
+        t.last_ping_rtt = s.last_ping_rtt.or(t.last_ping_rtt);
+        t.max_ping_rtt = t.max_ping_rtt.max(s.max_ping_rtt);
         self.connections += 1;
     }
 
@@ -206,8 +215,39 @@ mod tests {
                 "pings_answered",
                 "max_ping_delay_us",
                 "pongs_received",
+                "ping_round_trips",
+                "last_ping_rtt_us",
+                "max_ping_rtt_us",
             ]
         );
-        assert_eq!(keys(&json).len(), 17 + 8 + 1);
+        assert_eq!(keys(&json).len(), 20 + 8 + 1);
+    }
+
+    #[test]
+    fn totals_keep_the_longest_round_trip_and_the_last_one_measured() {
+        let ms = Duration::from_millis;
+        let mut a = Stats::default();
+        a.pongs_received = 5;
+        a.ping_round_trips = 4;
+        a.last_ping_rtt = Some(ms(30));
+        a.max_ping_rtt = ms(80);
+        let mut totals = Totals::default();
+        assert_eq!(totals.to_json()["last_ping_rtt_us"], Value::Null);
+        totals.add(&a);
+        let mut b = Stats::default();
+        b.pongs_received = 2;
+        b.ping_round_trips = 2;
+        b.last_ping_rtt = Some(ms(7));
+        b.max_ping_rtt = ms(9);
+        totals.add(&b);
+        let json = totals.to_json();
+        assert_eq!(json["ping_round_trips"], 6);
+        assert_eq!(json["last_ping_rtt_us"], 7000, "the latest connection's");
+        assert_eq!(json["max_ping_rtt_us"], 80_000, "the worst connection's");
+        // A connection that measured none keeps the last figure known.
+        totals.add(&Stats::default());
+        let json = totals.to_json();
+        assert_eq!(json["last_ping_rtt_us"], 7000);
+        assert_eq!(json["ping_round_trips"], 6);
     }
 }

@@ -302,5 +302,9 @@ pub(crate) fn stats_dict<'py>(py: Python<'py>, s: &Stats) -> PyResult<Bound<'py,
     d.set_item("pings_answered", s.pings_answered)?;
     d.set_item("max_ping_delay", s.max_ping_delay.as_secs_f64())?;
     d.set_item("pongs_received", s.pongs_received)?;
+    d.set_item("ping_round_trips", s.ping_round_trips)?;
+    // None until a pong answered one of the keepalive's pings.
+    d.set_item("last_ping_rtt", s.last_ping_rtt.map(|d| d.as_secs_f64()))?;
+    d.set_item("max_ping_rtt", s.max_ping_rtt.as_secs_f64())?;
     Ok(d)
 }

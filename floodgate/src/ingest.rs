@@ -24,7 +24,7 @@ use floodgate_proto::connection::Connection;
 use floodgate_proto::{Message, ProtocolError, Text};
 use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Decoded messages are pushed into the buffer in runs of at most this
 /// many.
@@ -42,7 +42,8 @@ pub(crate) enum Stop {
     /// A run of [`DELIVER_EVERY`] messages is staged: deliver it.
     BatchFull,
     /// A control frame (ping, pong, the peer's close), already handled by
-    /// the connection: observe it, write what it queued.
+    /// the connection: observe it ([`Ingest::observe`]), write what it
+    /// queued.
     Control(Message),
 }
 
@@ -61,6 +62,11 @@ pub(crate) struct Ingest {
     deferred: bool,
     decoded: Vec<Message>,
     frames: Vec<floodgate_proto::Frame>,
+    /// The round trip of the keepalive ping answered by the pong that
+    /// [`decode`](Self::decode) stopped at, taken from the connection
+    /// while the reader holds it, until [`observe`](Self::observe) counts
+    /// it with that pong.
+    ping_rtt: Option<Duration>,
 }
 
 impl Ingest {
@@ -82,6 +88,7 @@ impl Ingest {
             deferred,
             decoded: Vec::new(),
             frames: Vec::new(),
+            ping_rtt: None,
         }
     }
 
@@ -126,9 +133,28 @@ impl Ingest {
         buf: &mut BytesMut,
         now: Instant,
     ) -> Result<Stop, ProtocolError> {
-        if self.deferred {
-            return self.decode_deferred(conn, buf, now);
+        let stop = if self.deferred {
+            self.decode_deferred(conn, buf, now)?
+        } else {
+            self.decode_direct(conn, buf, now)?
+        };
+        // Decoding stops at every control message, so each pong's round
+        // trip is taken here, once, with the connection still at hand.
+        if let Stop::Control(Message::Pong(_)) = stop {
+            self.ping_rtt = conn.take_ping_rtt();
         }
+        Ok(stop)
+    }
+
+    /// [`decode`](Self::decode) when nothing of the application's runs:
+    /// messages are staged as they are decoded.
+    #[inline]
+    fn decode_direct(
+        &mut self,
+        conn: &mut Connection,
+        buf: &mut BytesMut,
+        now: Instant,
+    ) -> Result<Stop, ProtocolError> {
         let Ingest {
             buffer,
             batch,
@@ -190,11 +216,12 @@ impl Ingest {
         Ok(stopped.unwrap_or(Stop::NeedMore))
     }
 
-    /// Shows a control frame to the application's observer, and counts a
-    /// pong.
-    pub(crate) fn observe(&self, frame: &Message) {
+    /// Shows a control frame (the one [`decode`](Self::decode) stopped
+    /// at) to the application's observer, and counts a pong with the
+    /// round trip of the keepalive ping it answered.
+    pub(crate) fn observe(&mut self, frame: &Message) {
         if let Message::Pong(_) = frame {
-            self.buffer.record_pong();
+            self.buffer.record_pong(self.ping_rtt.take());
         }
         if let Some(observer) = &self.on_control {
             observer(frame);

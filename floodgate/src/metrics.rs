@@ -20,7 +20,10 @@
 //! | `floodgate_blocked_seconds` | gauge (only grows) | `blocked`: the reader's time waiting for room |
 //! | `floodgate_queue_wait_seconds{quantile}` | gauge | `queue_wait` p50 (`0.5`), p99 (`0.99`), max (`1`) |
 //! | `floodgate_pings_answered_total`, `floodgate_pongs_received_total` | counter | |
-//! | `floodgate_max_ping_delay_seconds` | gauge | `max_ping_delay` |
+//! | `floodgate_max_ping_delay_seconds` | gauge | `max_ping_delay`: the reader's time to answer the server's pings |
+//! | `floodgate_ping_round_trips_total` | counter | `ping_round_trips`: the keepalive's pings answered |
+//! | `floodgate_ping_rtt_seconds` | gauge | `last_ping_rtt`: the round trip of the keepalive's last ping answered (absent until one was) |
+//! | `floodgate_max_ping_rtt_seconds` | gauge | `max_ping_rtt`: the longest of those round trips |
 //! | `floodgate_connections_total` | counter | connections made (reconnects + 1) |
 //!
 //! The figures are given whole ([`Reporter::report`] sets absolute
@@ -168,6 +171,21 @@ impl Reporter {
             "floodgate_max_ping_delay_seconds",
             l.clone(),
             stats.max_ping_delay.as_secs_f64(),
+        );
+        counter(
+            "floodgate_ping_round_trips_total",
+            l.clone(),
+            stats.ping_round_trips,
+        );
+        // Absent rather than 0 before the first answer: a round trip of
+        // zero would read as a perfect network, not as no measure.
+        if let Some(rtt) = stats.last_ping_rtt {
+            gauge("floodgate_ping_rtt_seconds", l.clone(), rtt.as_secs_f64());
+        }
+        gauge(
+            "floodgate_max_ping_rtt_seconds",
+            l.clone(),
+            stats.max_ping_rtt.as_secs_f64(),
         );
         counter("floodgate_connections_total", l.clone(), connections);
     }

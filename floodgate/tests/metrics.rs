@@ -53,6 +53,9 @@ fn every_figure_is_reported_under_its_name_and_labels() {
     s.blocked = Duration::from_millis(1500);
     s.queue_wait.p99 = Duration::from_millis(40);
     s.pings_answered = 9;
+    s.ping_round_trips = 4;
+    s.last_ping_rtt = Some(Duration::from_millis(12));
+    s.max_ping_rtt = Duration::from_millis(250);
     let got = report(&s, 2);
     let at = |k: &str| {
         *got.get(k)
@@ -82,6 +85,9 @@ fn every_figure_is_reported_under_its_name_and_labels() {
     );
     assert_eq!(at("floodgate_pings_answered_total{feed=btc}"), 9.0);
     assert_eq!(at("floodgate_connections_total{feed=btc}"), 2.0);
+    assert_eq!(at("floodgate_ping_round_trips_total{feed=btc}"), 4.0);
+    assert_eq!(at("floodgate_ping_rtt_seconds{feed=btc}"), 0.012);
+    assert_eq!(at("floodgate_max_ping_rtt_seconds{feed=btc}"), 0.25);
     // The sums add up once exported, as they do in Stats.
     let dropped: f64 = got
         .iter()
@@ -99,4 +105,15 @@ fn every_figure_is_reported_under_its_name_and_labels() {
     );
     // Every name is the crate's.
     assert!(got.keys().all(|k| k.starts_with("floodgate_")), "{got:#?}");
+}
+
+#[test]
+fn the_ping_round_trip_gauge_is_absent_until_a_round_trip_was_measured() {
+    let got = report(&Stats::default(), 1);
+    assert!(
+        !got.contains_key("floodgate_ping_rtt_seconds{feed=btc}"),
+        "{got:#?}"
+    );
+    assert_eq!(got["floodgate_max_ping_rtt_seconds{feed=btc}"], 0.0);
+    assert_eq!(got["floodgate_ping_round_trips_total{feed=btc}"], 0.0);
 }

@@ -6,7 +6,8 @@
 //! long a close may take, when a client stops waiting for the server to
 //! end TCP, how long a failed connection lingers before its transport is
 //! dropped, the keepalive's pings and their pong deadline (pongs matched by
-//! payload), an idle limit and a limit on a write that does not finish.
+//! payload, which also gives each ping's round trip, [`take_ping_rtt`]),
+//! an idle limit and a limit on a write that does not finish.
 //! As in quinn-proto, it is told the time ([`handle_timeout`]) and says
 //! when it next needs to be woken ([`poll_timeout`]); the I/O layer is a
 //! loop that decides nothing:
@@ -82,6 +83,7 @@
 //! [`write_finished`]: Connection::write_finished
 //! [`is_finished`]: Connection::is_finished
 //! [`end`]: Connection::end
+//! [`take_ping_rtt`]: Connection::take_ping_rtt
 
 mod keepalive;
 mod timeouts;
@@ -198,19 +200,25 @@ struct Lifecycle {
     phase: Phase,
     end: Option<End>,
     keepalive: Keepalive,
+    /// The round trip of the keepalive ping the last pong answered, until
+    /// taken ([`Connection::take_ping_rtt`]); every pong sets it, so an
+    /// unsolicited one leaves `None` rather than an older figure.
+    ping_rtt: Option<Duration>,
 }
 
 impl Lifecycle {
     /// A control message was decoded: a pong is matched against the
-    /// keepalive's pings, the peer's close starts the end.
+    /// keepalive's pings (and measured), the peer's close starts the end.
     fn observe(&mut self, message: &Message, now: Instant) {
         match message {
-            Message::Pong(payload) => {
-                self.keepalive.pong(payload);
-            }
+            Message::Pong(payload) => self.on_pong(payload, now),
             Message::Close(frame) => self.on_peer_close(frame.clone(), now),
             _ => {}
         }
+    }
+
+    fn on_pong(&mut self, payload: &[u8], now: Instant) {
+        self.ping_rtt = self.keepalive.pong(payload, now);
     }
 
     /// The peer's close arrived (and was answered by the protocol).
@@ -330,6 +338,7 @@ impl Connection {
                 phase: Phase::Open,
                 end: None,
                 keepalive,
+                ping_rtt: None,
             },
             last_received: now,
             paused_since: None,
@@ -550,6 +559,51 @@ impl Connection {
         }
     }
 
+    /// The round trip of the keepalive ping (see
+    /// [`Timeouts::ping_interval`]) that the last pong decoded answered,
+    /// taken: it is `Some` once per such pong, so a front end that calls
+    /// this after each pong it reads records each round trip exactly
+    /// once. `None`: already taken, or the last pong answered none of the
+    /// keepalive's pings (an unsolicited pong, the answer to a ping of the
+    /// application's own, or to a ping already answered).
+    ///
+    /// It runs from the moment [`handle_timeout`](Self::handle_timeout)
+    /// queued the ping to the `now` the pong was read at: the wait for
+    /// the ping to be written (behind output queued before it) and for
+    /// its pong to be read is included, and so is a pause of the reading
+    /// ([`pause_reading`](Self::pause_reading)), during which the pong
+    /// waits unread. A pong that answers several pings (a peer may answer
+    /// only the latest) gives the newest one's round trip.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use floodgate_proto::connection::{Connection, Timeouts};
+    /// use floodgate_proto::{Config, Role};
+    /// use std::ops::ControlFlow;
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let t0 = Instant::now();
+    /// let ms = Duration::from_millis;
+    /// let timeouts = Timeouts::default().ping_interval(Some(ms(500)));
+    /// let mut client = Connection::new(Role::Client, Config::default(), timeouts, t0);
+    /// let mut server = Connection::new(Role::Server, Config::default(), Timeouts::default(), t0);
+    /// let ignore = |_| ControlFlow::<()>::Continue(());
+    ///
+    /// // The keepalive's ping goes out at 500 ms; the server answers it.
+    /// client.handle_timeout(t0 + ms(500));
+    /// let mut wire = BytesMut::from(client.output());
+    /// server.read(&mut wire, t0 + ms(510), ignore).unwrap();
+    ///
+    /// // Its pong is read at 530 ms: a round trip of 30 ms, taken once.
+    /// let mut wire = BytesMut::from(server.output());
+    /// client.read(&mut wire, t0 + ms(530), ignore).unwrap();
+    /// assert_eq!(client.take_ping_rtt(), Some(ms(30)));
+    /// assert_eq!(client.take_ping_rtt(), None);
+    /// ```
+    pub fn take_ping_rtt(&mut self) -> Option<Duration> {
+        self.life.ping_rtt.take()
+    }
+
     // ----- receiving -------------------------------------------------------
 
     /// Decodes every complete message at the front of `buf` (read at
@@ -672,9 +726,7 @@ impl Connection {
         match self.proto.read_frame(buf) {
             Ok(Some(frame)) => {
                 match frame.opcode {
-                    OpCode::Pong => {
-                        self.life.keepalive.pong(&frame.payload);
-                    }
+                    OpCode::Pong => self.life.on_pong(&frame.payload, now),
                     OpCode::Close => self
                         .life
                         .on_peer_close(self.proto.close_received().cloned().flatten(), now),

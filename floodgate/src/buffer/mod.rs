@@ -707,9 +707,10 @@ impl Buffer {
         self.lock().queue.record_ping(delay);
     }
 
-    /// Counts a pong received.
-    pub(crate) fn record_pong(&self) {
-        self.lock().queue.record_pong();
+    /// Counts a pong received, with the round trip of the keepalive ping
+    /// it answered (`None`: it answered none).
+    pub(crate) fn record_pong(&self, rtt: Option<Duration>) {
+        self.lock().queue.record_pong(rtt);
     }
 
     /// The application is closing: stop waiting for room (messages that do

@@ -247,6 +247,9 @@ struct Counters {
     pings_answered: u64,
     max_ping_delay: Duration,
     pongs_received: u64,
+    ping_round_trips: u64,
+    last_ping_rtt: Option<Duration>,
+    max_ping_rtt: Duration,
 }
 
 fn rule_of(overflow: &Overflow) -> (WaitRule, Shed) {
@@ -367,8 +370,15 @@ impl Queue {
         self.s.max_ping_delay = self.s.max_ping_delay.max(delay);
     }
 
-    pub(crate) fn record_pong(&mut self) {
+    /// Counts a pong, and the round trip of the keepalive ping it
+    /// answered (`None`: it answered none).
+    pub(crate) fn record_pong(&mut self, rtt: Option<Duration>) {
         self.s.pongs_received += 1;
+        if let Some(rtt) = rtt {
+            self.s.ping_round_trips += 1;
+            self.s.last_ping_rtt = Some(rtt);
+            self.s.max_ping_rtt = self.s.max_ping_rtt.max(rtt);
+        }
     }
 
     fn end_block(&mut self, now: Instant) {
@@ -1077,6 +1087,9 @@ impl Queue {
             pings_answered: self.s.pings_answered,
             max_ping_delay: self.s.max_ping_delay,
             pongs_received: self.s.pongs_received,
+            ping_round_trips: self.s.ping_round_trips,
+            last_ping_rtt: self.s.last_ping_rtt,
+            max_ping_rtt: self.s.max_ping_rtt,
         }
     }
 }

@@ -88,6 +88,19 @@ pub struct Stats {
     pub max_ping_delay: Duration,
     /// Pongs received.
     pub pongs_received: u64,
+    /// Of `pongs_received`, those that answered one of the keepalive's
+    /// pings ([`ping_interval`](crate::ClientBuilder::ping_interval)): the
+    /// round trips measured.
+    pub ping_round_trips: u64,
+    /// The round trip of the keepalive's last ping answered, from the
+    /// moment the ping was queued to the reading of its pong (see
+    /// [`Connection::take_ping_rtt`](floodgate_proto::connection::Connection::take_ping_rtt)):
+    /// the network both ways, the server's own queue, and a pause of the
+    /// reader under `Block` (a pong read late counts it). `None` until a
+    /// pong answered one.
+    pub last_ping_rtt: Option<Duration>,
+    /// The longest of those round trips.
+    pub max_ping_rtt: Duration,
 }
 
 /// Percentiles of the queue wait. Accurate to within 1/8 (12.5 %) of the
