@@ -59,6 +59,12 @@ fn pings_are_sent_on_the_interval_and_their_pongs_counted() {
     assert!(out.status.success(), "{out:?}");
     let stats: serde_json::Value = stats_of(&out);
     assert!(stats["pongs_received"].as_u64().unwrap() >= 2, "{stats}");
+    // Each pong answered one of the keepalive's pings: timed, on loopback
+    // well under a second.
+    assert!(stats["ping_round_trips"].as_u64().unwrap() >= 2, "{stats}");
+    let max = stats["max_ping_rtt_us"].as_u64().unwrap();
+    assert!(max > 0 && max < 1_000_000, "{stats}");
+    assert!(stats["last_ping_rtt_us"].as_u64().unwrap() <= max, "{stats}");
 }
 
 /// Serves connection `i` (0-based) with `script(i, ws)`.

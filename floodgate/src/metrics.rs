@@ -14,6 +14,7 @@
 //! | `floodgate_delivered_total` | counter | `delivered` |
 //! | `floodgate_dropped_total{reason}` | counter | `reason` = `oldest`, `newest`, `conflated`, `filtered` |
 //! | `floodgate_buffered_messages{where}` | gauge | `where` = `memory`, `disk` (`buffered` = their sum) |
+//! | `floodgate_in_flight_messages` | gauge | `in_flight`: out in a [`Lease`](crate::buffer::Lease), part of `buffered` |
 //! | `floodgate_buffered_bytes{where}` | gauge | `buffered_bytes`, `disk_bytes` |
 //! | `floodgate_high_water_messages`, `floodgate_high_water_bytes` | gauge | the memory's high-water marks |
 //! | `floodgate_spilled_total`, `floodgate_recovered_total`, `floodgate_spill_refused_total`, `floodgate_spill_errors_total`, `floodgate_spill_corrupt_records_total` | counter | the spill's |

@@ -618,8 +618,10 @@ class WebSocket:
         """floodgate's: the buffer's counters. ``received == delivered +
         buffered + dropped_oldest + dropped_newest + conflated + filtered``;
         ``pings_answered`` and ``max_ping_delay`` (seconds) show the reader
-        answering pings whatever the consumer does. After ``close()`` (or
-        ``shutdown()``), the last connection's figures.
+        answering pings whatever the consumer does; ``ping_round_trips``,
+        ``last_ping_rtt`` (seconds, ``None`` until measured) and
+        ``max_ping_rtt`` time the keepalive's own pings. After ``close()``
+        (or ``shutdown()``), the last connection's figures.
 
         With ``overflow="spill"``: ``buffered`` counts memory and disk,
         ``buffered_disk`` of them on disk (``buffered_bytes`` is memory
