@@ -64,7 +64,10 @@ fn pings_are_sent_on_the_interval_and_their_pongs_counted() {
     assert!(stats["ping_round_trips"].as_u64().unwrap() >= 2, "{stats}");
     let max = stats["max_ping_rtt_us"].as_u64().unwrap();
     assert!(max > 0 && max < 1_000_000, "{stats}");
-    assert!(stats["last_ping_rtt_us"].as_u64().unwrap() <= max, "{stats}");
+    assert!(
+        stats["last_ping_rtt_us"].as_u64().unwrap() <= max,
+        "{stats}"
+    );
 }
 
 /// Serves connection `i` (0-based) with `script(i, ws)`.
