@@ -298,20 +298,27 @@ fn wait_on_disk(buffer: &Buffer, records: u64) {
     }
 }
 
+/// A durable spill on `dir` (1 KiB segments) whose buffer holds messages
+/// 0 to 49, all on disk.
+fn fifty_on_disk(dir: &std::path::Path) -> (BufferConfig, Buffer) {
+    let config = BufferConfig::new()
+        .max_messages(4)
+        .overflow(Overflow::Spill(
+            SpillConfig::new(dir).durable().segment_bytes(1024),
+        ));
+    let buffer = open(&config);
+    push_numbered(&buffer, 0..50);
+    wait_on_disk(&buffer, 50);
+    (config, buffer)
+}
+
 /// The bridge's case, killed between publishing and the broker's
 /// acknowledgement: the lease was never committed, so the next run on
 /// the directory delivers its messages again, then the rest, in order.
 #[test]
 fn a_durable_lease_killed_before_its_commit_comes_again() {
     let dir = tempfile::tempdir().unwrap();
-    let config = BufferConfig::new()
-        .max_messages(4)
-        .overflow(Overflow::Spill(
-            SpillConfig::new(dir.path()).durable().segment_bytes(1024),
-        ));
-    let buffer = open(&config);
-    push_numbered(&buffer, 0..50);
-    wait_on_disk(&buffer, 50);
+    let (config, buffer) = fifty_on_disk(dir.path());
     let first = buffer.try_lease(10).unwrap();
     assert_eq!(
         first
@@ -345,14 +352,7 @@ fn a_durable_lease_killed_before_its_commit_comes_again() {
 #[test]
 fn a_committed_durable_lease_does_not_come_again() {
     let dir = tempfile::tempdir().unwrap();
-    let config = BufferConfig::new()
-        .max_messages(4)
-        .overflow(Overflow::Spill(
-            SpillConfig::new(dir.path()).durable().segment_bytes(1024),
-        ));
-    let buffer = open(&config);
-    push_numbered(&buffer, 0..50);
-    wait_on_disk(&buffer, 50);
+    let (config, buffer) = fifty_on_disk(dir.path());
     let disk_before = buffer.stats().disk_bytes;
     let lease = buffer.try_lease(30).unwrap();
     // Held: the segments the lease read are still on disk.
