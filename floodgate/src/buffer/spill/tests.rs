@@ -20,6 +20,34 @@ fn small(first_segment: u64) -> LogConfig {
 /// The frame of one of `fill`'s records: a header and 40 bytes.
 const RECORD: u64 = RECORD_HEADER + 40;
 
+/// Appends `p` (text or binary) with `fail` injected, and checks the
+/// outcome against the model: appended (and in the model) unless the
+/// budget, the record limit or the injected failure refused it.
+fn append_checked(
+    log: &mut SegmentLog,
+    model: &mut VecDeque<(Kind, Vec<u8>)>,
+    fail: Option<InjectedFailure>,
+    text: bool,
+    p: Vec<u8>,
+) -> Result<(), TestCaseError> {
+    let kind = if text { Kind::Text } else { Kind::Binary };
+    log.inject = fail;
+    let injected = log.inject.is_some();
+    let len = p.len();
+    match log.append(kind, &p) {
+        Ok(()) => {
+            prop_assert!(!injected);
+            model.push_back((kind, p));
+        }
+        Err(SpillError::DiskFull { .. }) => {}
+        Err(SpillError::TooLarge { .. }) => prop_assert!(len > log.max_record()),
+        Err(SpillError::Io { .. }) if injected => {}
+        Err(e) => prop_assert!(false, "{e}"),
+    }
+    log.inject = None;
+    Ok(())
+}
+
 fn payload(i: u32, len: usize) -> Vec<u8> {
     (0..len).map(|j| (i as usize * 31 + j) as u8).collect()
 }
@@ -453,19 +481,8 @@ proptest! {
         for op in ops {
             match op {
                 Op::Append { text, len } => {
-                    let kind = if text { Kind::Text } else { Kind::Binary };
-                    let p = payload(next, len);
+                    append_checked(&mut log, &mut model, fail.take(), text, payload(next, len))?;
                     next += 1;
-                    log.inject = fail.take();
-                    let injected = log.inject.is_some();
-                    match log.append(kind, &p) {
-                        Ok(()) => { prop_assert!(!injected); model.push_back((kind, p)) }
-                        Err(SpillError::DiskFull { .. }) => {}
-                        Err(SpillError::TooLarge { .. }) => prop_assert!(len > log.max_record()),
-                        Err(SpillError::Io { .. }) if injected => {}
-                        Err(e) => prop_assert!(false, "{e}"),
-                    }
-                    log.inject = None;
                 }
                 Op::Take(n) => {
                     for _ in 0..n {
@@ -859,19 +876,8 @@ proptest! {
         for op in ops {
             match op {
                 HoldOp::Append { text, len } => {
-                    let kind = if text { Kind::Text } else { Kind::Binary };
-                    let p = payload(next, len);
+                    append_checked(&mut log, &mut model, fail.take(), text, payload(next, len))?;
                     next += 1;
-                    log.inject = fail.take();
-                    let injected = log.inject.is_some();
-                    match log.append(kind, &p) {
-                        Ok(()) => { prop_assert!(!injected); model.push_back((kind, p)) }
-                        Err(SpillError::DiskFull { .. }) => {}
-                        Err(SpillError::TooLarge { .. }) => prop_assert!(len > log.max_record()),
-                        Err(SpillError::Io { .. }) if injected => {}
-                        Err(e) => prop_assert!(false, "{e}"),
-                    }
-                    log.inject = None;
                 }
                 HoldOp::Take(n) => {
                     for _ in 0..n {
