@@ -682,20 +682,13 @@ fn feed_of(n: usize, k: u64) -> ServeProcess {
     ])
 }
 
-#[test]
-#[ignore = "needs nats-server (scripts/test's brokers step)"]
-fn a_feed_into_nats_is_stored_once_in_order_per_channel() {
-    let (n, k) = (20_000, 8);
-    let nats = nats_server::NatsServer::start();
-    let feed = feed_of(n, k);
+/// `floodgate bridge FEED ARGS --stats` until the feed closes: it ends
+/// well, published all `n` messages, and its counters add up.
+fn bridge_publishes_all(feed: &ServeProcess, args: &[&str], n: usize) {
     let out = floodgate()
-        .args([
-            "bridge",
-            &feed.url,
-            "--to",
-            &format!("{}/feeds.test", nats.url()),
-        ])
-        .args(["--stream", "FEEDS", "--stats"])
+        .args(["bridge", &feed.url])
+        .args(args)
+        .arg("--stats")
         .output()
         .unwrap();
     let stderr = text(&out.stderr);
@@ -703,6 +696,16 @@ fn a_feed_into_nats_is_stored_once_in_order_per_channel() {
     let stats = &stats_lines(&stderr)[0];
     assert_eq!(stats["published"], n, "{stderr}");
     assert_bridge_counters_add_up(stats);
+}
+
+#[test]
+#[ignore = "needs nats-server (scripts/test's brokers step)"]
+fn a_feed_into_nats_is_stored_once_in_order_per_channel() {
+    let (n, k) = (20_000, 8);
+    let nats = nats_server::NatsServer::start();
+    let feed = feed_of(n, k);
+    let to = format!("{}/feeds.test", nats.url());
+    bridge_publishes_all(&feed, &["--to", &to, "--stream", "FEEDS"], n);
     // Read back by nats-py: an independent client.
     let stored = support::read_jetstream(&nats.url(), "FEEDS");
     let ids: std::collections::HashSet<_> = stored.iter().map(|s| s.id.clone()).collect();
@@ -717,21 +720,7 @@ fn a_feed_into_redis_is_stored_once_in_order_per_channel() {
     let (n, k) = (20_000, 8);
     let redis = redis_server::RedisServer::start();
     let feed = feed_of(n, k);
-    let out = floodgate()
-        .args([
-            "bridge",
-            &feed.url,
-            "--to",
-            &redis.url("feeds/test"),
-            "--stats",
-        ])
-        .output()
-        .unwrap();
-    let stderr = text(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let stats = &stats_lines(&stderr)[0];
-    assert_eq!(stats["published"], n, "{stderr}");
-    assert_bridge_counters_add_up(stats);
+    bridge_publishes_all(&feed, &["--to", &redis.url("feeds/test")], n);
     let entries = redis.xrange("feeds/test");
     assert!(
         entries.iter().all(|e| e.fields.len() == 1),
