@@ -9,7 +9,7 @@
 //! length, and fragmented or oversized control frames.
 
 use crate::error::ProtocolError;
-use crate::mask::apply_mask;
+use crate::mask::mask_into;
 use bytes::Bytes;
 
 /// A frame opcode. Reserved opcodes never become an `OpCode`: decoding them
@@ -208,10 +208,10 @@ pub fn encode_frame(
         payload_len: payload.len() as u64,
     }
     .encode(out);
-    let start = out.len();
-    out.extend_from_slice(payload);
-    if let Some(key) = mask {
-        apply_mask(&mut out[start..], key);
+    match mask {
+        // One pass: masked while copied (see `mask`).
+        Some(key) => mask_into(out, payload, key),
+        None => out.extend_from_slice(payload),
     }
 }
 
@@ -320,7 +320,7 @@ mod tests {
         );
         assert_eq!(&out[..6], &[0x81, 0x85, 9, 8, 7, 6]);
         let mut payload = out[6..].to_vec();
-        apply_mask(&mut payload, [9, 8, 7, 6]);
+        crate::mask::apply_mask(&mut payload, [9, 8, 7, 6]);
         assert_eq!(payload, b"Hello");
     }
 }

@@ -380,3 +380,85 @@ async fn halves_of_different_connections_are_given_back_in_the_error() {
     a.close(1000, "").await.unwrap();
     b.close(1000, "").await.unwrap();
 }
+
+#[tokio::test]
+async fn the_sink_writes_fed_messages_at_flush_and_send_all_in_one_go() {
+    // An echo server that also reports each message as it arrives, so the
+    // test can see what was written without reading (a read would write
+    // what is queued).
+    let (tx, rx) = mpsc::channel::<Message>();
+    let tx = std::sync::Mutex::new(tx);
+    let server = Server::bind("127.0.0.1:0", move |mut ws, _| {
+        let tx = tx.lock().unwrap().clone();
+        while let Ok(message) = ws.recv() {
+            let _ = tx.send(message.clone());
+            if ws.send(message).is_err() {
+                break;
+            }
+        }
+    })
+    .unwrap();
+    let mut ws = floodgate::tokio::connect(&server.url()).await.unwrap();
+    let arrived = |n: usize| -> Vec<Message> {
+        (0..n)
+            .map(|_| {
+                rx.recv_timeout(Duration::from_secs(5))
+                    .expect("a message at the server")
+            })
+            .collect()
+    };
+
+    // Fed, not flushed, and far below the sink's write threshold: nothing
+    // is written yet. (The sink of an earlier version wrote each message
+    // as it was fed.)
+    let fed: Vec<Message> = (0..100)
+        .map(|i| Message::binary(vec![i as u8; 10]))
+        .collect();
+    for m in &fed {
+        ws.feed(m.clone()).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        rx.try_recv().is_err(),
+        "a message was written before the flush"
+    );
+    ws.flush().await.unwrap();
+    assert_eq!(arrived(fed.len()), fed);
+
+    // Fed past the threshold (64 KiB), the sink writes without a flush.
+    let big: Vec<Message> = (0..40)
+        .map(|i| Message::binary(vec![i as u8; 4096]))
+        .collect();
+    for m in &big {
+        ws.feed(m.clone()).await.unwrap();
+    }
+    let first = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the first messages were written before any flush");
+    assert_eq!(first, big[0]);
+    ws.flush().await.unwrap();
+    assert_eq!(arrived(big.len() - 1), big[1..]);
+    for expected in fed.iter().chain(&big) {
+        assert_eq!(&ws.next().await.unwrap().unwrap(), expected);
+    }
+
+    // send_all on the direct connection: the same order.
+    ws.send_all((0..50u8).map(|i| Message::binary(vec![i; 3])))
+        .await
+        .unwrap();
+    for i in 0..50u8 {
+        assert_eq!(ws.recv().await.unwrap().as_bytes(), &[i; 3]);
+    }
+    // A message the protocol refuses fails at once, in `feed`.
+    let refused = ws.feed(Message::Ping(vec![0; 126].into())).await;
+    assert!(
+        matches!(refused, Err(ref e) if matches!(e.kind(), ErrorKind::Usage(_))),
+        "{refused:?}"
+    );
+    ws.close(1000, "").await.unwrap();
+    let after = ws.feed(Message::text("late")).await;
+    assert!(
+        matches!(after, Err(ref e) if matches!(e.kind(), ErrorKind::AlreadyClosed)),
+        "{after:?}"
+    );
+}

@@ -440,3 +440,108 @@ fn the_messages_iterator_reports_a_read_timeout_and_goes_on() {
     assert!(messages.next().is_none(), "the close ends the iteration");
     server.join();
 }
+
+/// A TCP stream that counts the writes made to it.
+struct CountingStream {
+    inner: std::net::TcpStream,
+    writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl std::io::Read for CountingStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+impl std::io::Write for CountingStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl floodgate::Transport for CountingStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()> {
+        self.inner.set_read_timeout(timeout)
+    }
+    fn read_timeout(&self) -> std::io::Result<Option<Duration>> {
+        self.inner.read_timeout()
+    }
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()> {
+        self.inner.set_write_timeout(timeout)
+    }
+    fn write_timeout(&self) -> std::io::Result<Option<Duration>> {
+        self.inner.write_timeout()
+    }
+    fn shutdown(&self) -> std::io::Result<()> {
+        self.inner.shutdown(std::net::Shutdown::Both)
+    }
+}
+
+#[test]
+fn send_all_writes_a_batch_with_one_write_and_keeps_its_order() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let server = echo_server();
+    let writes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stream = CountingStream {
+        inner: std::net::TcpStream::connect(server.local_addr()).expect("connect"),
+        writes: writes.clone(),
+    };
+    let mut ws = Client::default()
+        .connect_over(stream, &server.url())
+        .expect("handshake");
+    let messages: Vec<Message> = (0..1000u32)
+        .map(|i| Message::binary(i.to_be_bytes().repeat(4)))
+        .collect();
+
+    let before = writes.load(Relaxed);
+    ws.send_all(messages.iter().cloned()).expect("send_all");
+    let batch_writes = writes.load(Relaxed) - before;
+    // 1000 frames of 22 bytes: one write, a few if the socket took
+    // them in parts; never one per message.
+    assert!(batch_writes <= 3, "{batch_writes} writes for one batch");
+    for expected in &messages {
+        assert_eq!(&ws.recv().expect("echo"), expected);
+    }
+
+    // The contrast that makes the count mean something: one send each.
+    let before = writes.load(Relaxed);
+    for m in messages.iter().take(100) {
+        ws.send(m.clone()).expect("send");
+    }
+    assert_eq!(writes.load(Relaxed) - before, 100);
+    for expected in messages.iter().take(100) {
+        assert_eq!(&ws.recv().expect("echo"), expected);
+    }
+
+    // A close ends the batch: what came before it goes, then the close.
+    ws.send_all([
+        Message::text("last"),
+        Message::Close(None),
+        Message::text("never"),
+    ])
+    .expect("send_all with a close");
+    assert!(!ws.is_open(), "the close handshake ran");
+}
+
+#[test]
+fn send_all_refuses_a_bad_control_frame_after_sending_what_came_before() {
+    let server = echo_server();
+    let mut ws = floodgate::connect(&server.url()).expect("connect");
+    let err = ws
+        .send_all([
+            Message::text("one"),
+            Message::Ping(vec![0; 126].into()),
+            Message::text("two"),
+        ])
+        .expect_err("a 126-byte ping is refused");
+    assert!(matches!(err.kind(), ErrorKind::Usage(_)), "{err}");
+    assert_eq!(ws.recv().expect("echo").as_text(), Some("one"));
+    ws.send_text("after")
+        .expect("the connection is still usable");
+    assert_eq!(ws.recv().expect("echo").as_text(), Some("after"));
+}

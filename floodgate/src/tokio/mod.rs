@@ -81,6 +81,21 @@ macro_rules! delegate_sends {
             self.sender.send(message).await
         }
     };
+    (@one send_all) => {
+        /// Sends several messages with one write: see
+        /// [`Sender::send_all`](crate::tokio::Sender::send_all).
+        ///
+        /// # Errors
+        ///
+        /// As for [`Sender::send_all`](crate::tokio::Sender::send_all).
+        pub async fn send_all<I, M>(&self, messages: I) -> $crate::Result<()>
+        where
+            I: IntoIterator<Item = M>,
+            M: Into<$crate::Message>,
+        {
+            self.sender.send_all(messages).await
+        }
+    };
     (@one send_text) => {
         /// Sends a text message.
         ///

@@ -21,7 +21,6 @@ use super::receiver::{kept, Kept};
 use super::stream::AsyncStream;
 use crate::error::{Error, ErrorKind, Result, TimeoutKind};
 use crate::lifecycle::{earliest, error_of};
-use bytes::{Buf, BytesMut};
 use floodgate_proto::connection::{Connection, End};
 use floodgate_proto::deflate::PerMessageDeflate;
 use floodgate_proto::{CloseCode, CloseFrame, Message, OpCode};
@@ -40,6 +39,11 @@ use tokio::time::Instant;
 
 /// A write queue larger than this is freed once it has been written out.
 const KEEP_WRITE_QUEUE: usize = 64 * 1024;
+
+/// The [`Sink`] writes what it has encoded once this much waits, without
+/// waiting for `poll_flush`: large enough that a run of small messages
+/// costs one system call per thousands, small enough to stay in cache.
+const SINK_WRITE_AT: usize = 64 * 1024;
 
 /// What the halves share: the connection, the writer, and what the
 /// handshake said (so that halves put back together by
@@ -120,8 +124,12 @@ impl Drop for ConnGuard<'_> {
 
 pub(super) struct Writer {
     pub(super) io: WriteHalf<AsyncStream>,
-    /// Encoded bytes not yet written, complete frames in order.
-    pub(super) queue: BytesMut,
+    /// Encoded bytes, complete frames in order; `queue[written..]` is not
+    /// written yet. A `Vec` with a cursor rather than a `BytesMut`, so an
+    /// empty queue can swap buffers with the connection's output
+    /// ([`Connection::take_output`]) instead of copying every frame.
+    pub(super) queue: Vec<u8>,
+    pub(super) written: usize,
     pub(super) shut_down: bool,
 }
 
@@ -138,7 +146,8 @@ impl Shared {
             conn: Mutex::new(conn),
             writer: ::tokio::sync::Mutex::new(Writer {
                 io,
-                queue: BytesMut::new(),
+                queue: Vec::new(),
+                written: 0,
                 shut_down: false,
             }),
             close_timeout,
@@ -329,14 +338,16 @@ impl Writer {
                 let mut conn = shared.conn();
                 shared.pending.store(false, Ordering::SeqCst);
                 if conn.has_output() {
-                    let out = conn.output();
-                    let n = out.len();
-                    self.queue.extend_from_slice(out);
-                    conn.consume_output(n);
+                    if self.written == self.queue.len() {
+                        self.queue.clear();
+                        self.written = 0;
+                    }
+                    conn.take_output(&mut self.queue);
                 }
                 earliest(conn.poll_timeout().map(Instant::from_std), user_deadline)
             };
-            if self.queue.is_empty() {
+            let unwritten = &self.queue[self.written..];
+            if unwritten.is_empty() {
                 break;
             }
             // `write` (not `write_all`): cancel-safe, so the queue always
@@ -344,14 +355,14 @@ impl Writer {
             // goes out first with the next write, as in the blocking
             // client).
             let written = match deadline {
-                None => Some(self.io.write(&self.queue).await),
-                Some(deadline) => ::tokio::time::timeout_at(deadline, self.io.write(&self.queue))
+                None => Some(self.io.write(unwritten).await),
+                Some(deadline) => ::tokio::time::timeout_at(deadline, self.io.write(unwritten))
                     .await
                     .ok(),
             };
             match written {
                 Some(Ok(0)) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
-                Some(Ok(n)) => self.queue.advance(n),
+                Some(Ok(n)) => self.written += n,
                 Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Some(Err(e)) => {
                     if let Some(end) = shared.conn().end() {
@@ -382,8 +393,10 @@ impl Writer {
             Some(deadline) => ::tokio::time::timeout_at(deadline, self.io.flush()).await,
         };
         flushed.map_err(|_| Error::timeout(TimeoutKind::Write, shared.write_timeout))??;
+        self.queue.clear();
+        self.written = 0;
         if self.queue.capacity() > KEEP_WRITE_QUEUE {
-            self.queue = BytesMut::new();
+            self.queue = Vec::new();
         }
         Ok(())
     }
@@ -654,6 +667,14 @@ impl Sender {
         conn.can_send() && !conn.is_finished() && !self.shared.was_killed()
     }
 
+    /// Writes out what is queued (waiting for the writer if another task
+    /// holds it), as the sink's send in progress.
+    fn write_queued(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let shared = self.shared.clone();
+        *kept(&mut self.sink) = Some(Box::pin(async move { shared.send_with(|_| Ok(())).await }));
+        self.poll_sink(cx)
+    }
+
     fn poll_sink(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         if let Some(future) = kept(&mut self.sink).as_mut() {
             let result = ready!(future.as_mut().poll(cx));
@@ -667,25 +688,47 @@ impl Sender {
 impl Sink<Message> for Sender {
     type Error = Error;
 
+    /// Ready unless more than [`SINK_WRITE_AT`] bytes wait to be
+    /// written: then they are written first (the sink's backpressure).
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        self.poll_sink(cx)
+        ready!(self.poll_sink(cx))?;
+        if self.shared.conn().output().len() >= SINK_WRITE_AT {
+            return self.write_queued(cx);
+        }
+        Poll::Ready(Ok(()))
     }
 
+    /// Encodes the message into the connection's output, to be written by
+    /// the next `poll_flush` (or by the next write of any task): `feed`
+    /// then `flush` writes a run of messages with one system call, and no
+    /// message is boxed or copied on the way.
     fn start_send(mut self: Pin<&mut Self>, message: Message) -> Result<()> {
-        let shared = self.shared.clone();
-        // A Sink only sends: a `Close` message sends the close frame (as
-        // `start_close`), and the receiving side sees the server's answer.
-        *kept(&mut self.sink) = Some(Box::pin(async move {
-            match message {
-                Message::Close(frame) => shared.send_close(frame).await,
-                message => shared.send_with(|c| c.send(&message)).await,
+        match message {
+            // A Sink only sends: a `Close` message sends the close frame
+            // (as `start_close`), and the receiving side sees the
+            // server's answer.
+            Message::Close(frame) => {
+                let shared = self.shared.clone();
+                *kept(&mut self.sink) =
+                    Some(Box::pin(async move { shared.send_close(frame).await }));
+                Ok(())
             }
-        }));
-        Ok(())
+            message => {
+                let mut conn = self.shared.conn();
+                if conn.is_finished() {
+                    return Err(ErrorKind::AlreadyClosed.into());
+                }
+                conn.send(&message).map_err(Error::from)
+            }
+        }
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        self.poll_sink(cx)
+        ready!(self.poll_sink(cx))?;
+        if self.shared.conn().has_output() {
+            return self.write_queued(cx);
+        }
+        Poll::Ready(Ok(()))
     }
 
     /// Sends a normal close (1000) unless a close was sent already, and

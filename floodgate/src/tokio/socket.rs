@@ -188,7 +188,7 @@ impl WebSocket {
         }
     }
 
-    super::delegate_sends!(send_text, send_binary, send_frame, ping, pong);
+    super::delegate_sends!(send_text, send_binary, send_all, send_frame, ping, pong);
 
     /// Closes the connection: sends a close frame with `code` and
     /// `reason`, waits up to `close_timeout` for the server's close

@@ -85,7 +85,7 @@ pub(crate) fn consume(args: &Args, policy: &str, url: &str) -> Result<String, St
                 last_seq = Some(seq);
                 spin(work);
                 taken += 1;
-                if args.stall_every > 0 && taken % args.stall_every == 0 {
+                if args.stall_every > 0 && taken.is_multiple_of(args.stall_every) {
                     thread::sleep(stall);
                 }
             }
