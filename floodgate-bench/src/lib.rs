@@ -55,6 +55,15 @@
 //! fastwebsockets, sockudo-ws and its tuned row, yawc, tokio-websockets)
 //! (`cargo run --release -p floodgate-bench --bin echo -- --help`).
 //!
+//! # Memory per idle connection
+//!
+//! Another binary, `idle`, opens N connections per client (each client in
+//! a child process of its own, against a server in another) and prints the
+//! resident memory each connection costs, before and after it received one
+//! message, for the async anchors (tokio-tungstenite, fastwebsockets,
+//! sockudo-ws, yawc, tokio-websockets and the tuned rows) and floodgate's
+//! clients (`cargo run --release -p floodgate-bench --bin idle -- --help`).
+//!
 //! # The overflow policies
 //!
 //! A third binary, `policies`, is not about speed: it runs one
