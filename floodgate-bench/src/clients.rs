@@ -381,7 +381,7 @@ pub fn sockudo_ws(url: &str) -> Result<Outcome, BoxError> {
 }
 
 /// sockudo-ws with its heartbeat and idle timeout off
-/// ([`sockudo_tuned_config`]); otherwise as [`sockudo_ws`].
+/// ([`sockudo_tuned_config`]); otherwise as [`sockudo_ws()`].
 pub fn sockudo_ws_tuned(url: &str) -> Result<Outcome, BoxError> {
     sockudo_ws_with(url, "sockudo-ws-tuned", sockudo_tuned_config())
 }
@@ -434,7 +434,7 @@ pub fn yawc(url: &str) -> Result<Outcome, BoxError> {
 }
 
 /// yawc with a 128 KiB read buffer (see [`YAWC_TUNED_NOTE`]); otherwise as
-/// [`yawc`].
+/// [`yawc()`].
 pub fn yawc_tuned(url: &str) -> Result<Outcome, BoxError> {
     yawc_with(url, "yawc-tuned", yawc_tuned_options())
 }

@@ -281,7 +281,7 @@ pub fn sockudo_ws(url: &str, plan: Plan) -> Result<Latencies, BoxError> {
 }
 
 /// sockudo-ws with its heartbeat and idle timeout off
-/// ([`crate::clients::sockudo_tuned_config`]); otherwise as [`sockudo_ws`].
+/// ([`crate::clients::sockudo_tuned_config`]); otherwise as [`sockudo_ws()`].
 pub fn sockudo_ws_tuned(url: &str, plan: Plan) -> Result<Latencies, BoxError> {
     let config = crate::clients::sockudo_tuned_config();
     sockudo_ws_with(url, plan, "sockudo-ws-tuned", config)
