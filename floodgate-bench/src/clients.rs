@@ -90,6 +90,36 @@ pub fn all() -> Vec<Client> {
             asynchronous: true,
             run: fastwebsockets,
         },
+        Client {
+            name: "sockudo-ws",
+            role: Role::Anchor,
+            asynchronous: true,
+            run: sockudo_ws,
+        },
+        Client {
+            name: "sockudo-ws-tuned",
+            role: Role::Anchor,
+            asynchronous: true,
+            run: sockudo_ws_tuned,
+        },
+        Client {
+            name: "yawc",
+            role: Role::Anchor,
+            asynchronous: true,
+            run: yawc,
+        },
+        Client {
+            name: "yawc-tuned",
+            role: Role::Anchor,
+            asynchronous: true,
+            run: yawc_tuned,
+        },
+        Client {
+            name: "tokio-websockets",
+            role: Role::Anchor,
+            asynchronous: true,
+            run: tokio_websockets,
+        },
     ];
     #[cfg(feature = "floodgate-client")]
     v.push(Client {
@@ -302,6 +332,184 @@ pub fn fastwebsockets(url: &str) -> Result<Outcome, BoxError> {
         let mut stream = ws.into_inner();
         let mut sink = [0u8; 1024];
         while tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await? > 0 {}
+        Ok(Outcome {
+            messages,
+            bytes,
+            elapsed,
+        })
+    })
+}
+
+/// What the second sockudo-ws row changes, for the output.
+pub const SOCKUDO_TUNED_NOTE: &str = "sockudo-ws reads its clock (quanta) for every message it \
+receives under its default Config, to track inbound activity for its heartbeat (a ping after \
+30 s without traffic) and its 120 s idle timeout; sockudo-ws-tuned sets `auto_ping(false)` and \
+`idle_timeout(0)` (its documented off switches: its README's configuration table gives \
+\"0 = disabled\" for the idle timeout), which leaves no deadline to track, so no clock read per \
+message";
+
+/// What the second yawc row changes, for the output.
+pub const YAWC_TUNED_NOTE: &str = "yawc-tuned sets `with_read_buffer_capacity(128 KiB)` \
+(default 8 KiB): yawc's docs recommend a larger read buffer \"for bursts of small messages when \
+the extra memory per connection is acceptable\", and its README's \"yawc tuned\" benchmark rows \
+use 128 KiB";
+
+/// sockudo-ws's tuned configuration: see [`SOCKUDO_TUNED_NOTE`].
+pub fn sockudo_tuned_config() -> sockudo_ws::Config {
+    sockudo_ws::Config::builder()
+        .auto_ping(false)
+        .idle_timeout(0)
+        .build()
+}
+
+/// sockudo-ws with its default `Config` on a current-thread runtime:
+/// `WebSocketClient::<Http1>::connect_to_url`, then `StreamExt::next`
+/// until the stream ends.
+///
+/// Defaults that matter here: messages up to 64 MiB, frames up to 16 MiB
+/// (one frame per message in this benchmark), a 64 KiB receive buffer,
+/// a 16 KiB write (cork) buffer, UTF-8 checked on text (the server sends
+/// binary), and a heartbeat: a ping after 30 s without inbound traffic, an
+/// idle timeout of 120 s, both tracked by reading the clock (quanta, so
+/// the TSC on x86) for every message received. `connect_to_url` sets
+/// `TCP_NODELAY` and boxes the socket (`Stream<Http1>`: one virtual call
+/// per socket read). `init_clock()` runs before the runtime is built, as
+/// sockudo-ws's README asks of latency-sensitive code, so that quanta's
+/// one-time calibration (up to 200 ms) falls outside the timer.
+pub fn sockudo_ws(url: &str) -> Result<Outcome, BoxError> {
+    sockudo_ws_with(url, "sockudo-ws", sockudo_ws::Config::default())
+}
+
+/// sockudo-ws with its heartbeat and idle timeout off
+/// ([`sockudo_tuned_config`]); otherwise as [`sockudo_ws()`].
+pub fn sockudo_ws_tuned(url: &str) -> Result<Outcome, BoxError> {
+    sockudo_ws_with(url, "sockudo-ws-tuned", sockudo_tuned_config())
+}
+
+fn sockudo_ws_with(url: &str, name: &str, config: sockudo_ws::Config) -> Result<Outcome, BoxError> {
+    use futures_util::StreamExt;
+    use sockudo_ws::client::WebSocketClient;
+    use sockudo_ws::{Http1, Message};
+    sockudo_ws::init_clock();
+    let rt = current_thread_runtime()?;
+    rt.block_on(async {
+        let start = Instant::now();
+        let client = WebSocketClient::<Http1>::new(config);
+        let (mut ws, _handshake) = client.connect_to_url(url, None).await?;
+        let (mut messages, mut bytes) = (0u64, 0u64);
+        let mut elapsed = None;
+        while let Some(msg) = ws.next().await {
+            match msg? {
+                Message::Binary(b) | Message::Text(b) => {
+                    messages += 1;
+                    bytes += b.len() as u64;
+                }
+                // The stream replies to the close, then ends at EOF.
+                Message::Close(_) => elapsed = elapsed.or(Some(start.elapsed())),
+                _ => {}
+            }
+        }
+        let elapsed = elapsed.ok_or_else(|| format!("{name}: stream ended without a close"))?;
+        Ok(Outcome {
+            messages,
+            bytes,
+            elapsed,
+        })
+    })
+}
+
+/// yawc with its default `Options` on a current-thread runtime:
+/// `WebSocket::connect(url)`, then `next_frame()` until the close, then
+/// once more (which sends the queued close reply and reports the end).
+///
+/// Defaults that matter here: a frame payload must be below 1 MiB
+/// (`MAX_PAYLOAD_READ`, exclusive) and a reassembled message below 2 MiB;
+/// the read and write buffers start at 8 KiB (the read buffer grows for a
+/// larger frame and shrinks back after it); UTF-8 is *not* checked on
+/// text unless `with_utf8()` is set; no compression unless asked for;
+/// `TCP_NODELAY` off. `WebSocket` reassembles fragments, as the others'
+/// message APIs do.
+pub fn yawc(url: &str) -> Result<Outcome, BoxError> {
+    yawc_with(url, "yawc", yawc::Options::default())
+}
+
+/// yawc with a 128 KiB read buffer (see [`YAWC_TUNED_NOTE`]); otherwise as
+/// [`yawc()`].
+pub fn yawc_tuned(url: &str) -> Result<Outcome, BoxError> {
+    yawc_with(url, "yawc-tuned", yawc_tuned_options())
+}
+
+/// yawc's tuned options: see [`YAWC_TUNED_NOTE`].
+pub fn yawc_tuned_options() -> yawc::Options {
+    yawc::Options::default().with_read_buffer_capacity(128 * 1024)
+}
+
+fn yawc_with(url: &str, name: &str, options: yawc::Options) -> Result<Outcome, BoxError> {
+    use yawc::{OpCode, WebSocket, WebSocketError};
+    let rt = current_thread_runtime()?;
+    rt.block_on(async {
+        let start = Instant::now();
+        let mut ws = WebSocket::connect(url.parse()?)
+            .with_options(options)
+            .await?;
+        let (mut messages, mut bytes) = (0u64, 0u64);
+        let elapsed = loop {
+            let frame = ws.next_frame().await?;
+            match frame.opcode() {
+                OpCode::Binary | OpCode::Text => {
+                    messages += 1;
+                    bytes += frame.payload().len() as u64;
+                }
+                OpCode::Close => break start.elapsed(),
+                _ => {}
+            }
+        };
+        // The close reply was queued on receipt; the next read flushes it
+        // and reports the end.
+        match ws.next_frame().await {
+            Err(WebSocketError::ConnectionClosed) => {}
+            Err(e) => return Err(e.into()),
+            Ok(f) => return Err(format!("{name}: {:?} frame after the close", f.opcode()).into()),
+        }
+        Ok(Outcome {
+            messages,
+            bytes,
+            elapsed,
+        })
+    })
+}
+
+/// tokio-websockets with its defaults on a current-thread runtime:
+/// `ClientBuilder::new().uri(url)?.connect()`, then `StreamExt::next`
+/// until the stream ends (it replies to the close and ends).
+///
+/// Defaults that matter here: payloads up to 64 MiB (`Limits`), UTF-8
+/// always checked on text (no switch: it calls itself strict), a read
+/// buffer of tokio-util's `FramedRead` (8 KiB to start, grown for a
+/// larger frame), outgoing frames up to 4 MiB, a flush threshold of
+/// 8 KiB, no compression (unsupported), `TCP_NODELAY` off. Its docs
+/// recommend nothing for speed.
+pub fn tokio_websockets(url: &str) -> Result<Outcome, BoxError> {
+    use futures_util::StreamExt;
+    let rt = current_thread_runtime()?;
+    rt.block_on(async {
+        let start = Instant::now();
+        let (mut ws, _response) = tokio_websockets::ClientBuilder::new()
+            .uri(url)?
+            .connect()
+            .await?;
+        let (mut messages, mut bytes) = (0u64, 0u64);
+        let mut elapsed = None;
+        while let Some(msg) = ws.next().await {
+            let msg = msg?;
+            if msg.is_binary() || msg.is_text() {
+                messages += 1;
+                bytes += msg.as_payload().len() as u64;
+            } else if msg.is_close() {
+                elapsed = elapsed.or(Some(start.elapsed()));
+            }
+        }
+        let elapsed = elapsed.ok_or("tokio-websockets: stream ended without a close")?;
         Ok(Outcome {
             messages,
             bytes,

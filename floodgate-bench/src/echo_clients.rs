@@ -7,9 +7,10 @@
 //! hands over the echo. Then it closes the connection properly. Only the
 //! round trips are timed; connecting, the runtime and the close are not.
 //!
-//! Every connection has `TCP_NODELAY` set (floodgate's default; set
-//! explicitly for the others), so no round trip waits on Nagle's
-//! algorithm. The async clients run on a current-thread tokio runtime
+//! Every connection has `TCP_NODELAY` set (floodgate's default, and
+//! sockudo-ws's `connect_to_url` sets it; set explicitly for the others,
+//! through each library's option where it has one, on the socket it
+//! exposes otherwise), so no round trip waits on Nagle's algorithm. The async clients run on a current-thread tokio runtime
 //! with I/O and timers, the same one for all of them.
 
 use std::net::TcpStream;
@@ -66,6 +67,30 @@ pub fn all() -> Vec<EchoClient> {
             async_anchor: true,
             floodgate: false,
             run: fastwebsockets,
+        },
+        EchoClient {
+            name: "sockudo-ws",
+            async_anchor: true,
+            floodgate: false,
+            run: sockudo_ws,
+        },
+        EchoClient {
+            name: "sockudo-ws-tuned",
+            async_anchor: true,
+            floodgate: false,
+            run: sockudo_ws_tuned,
+        },
+        EchoClient {
+            name: "yawc",
+            async_anchor: true,
+            floodgate: false,
+            run: yawc,
+        },
+        EchoClient {
+            name: "tokio-websockets",
+            async_anchor: true,
+            floodgate: false,
+            run: tokio_websockets,
         },
     ];
     #[cfg(feature = "floodgate-client")]
@@ -241,6 +266,148 @@ pub fn fastwebsockets(url: &str, plan: Plan) -> Result<Latencies, BoxError> {
                 Err(_) => break,
             }
         }
+        Ok(lat)
+    })
+}
+
+/// sockudo-ws with its default `Config` (heartbeat on: the clock is read
+/// for every message received, see [`crate::clients::sockudo_ws`]):
+/// `WebSocketClient::<Http1>::connect_to_url` (which sets `TCP_NODELAY`
+/// itself), `SinkExt::send` of a `Bytes` clone (which flushes), then
+/// `StreamExt::next` until the echo; `close(1000, "")`, then `next` until
+/// the stream ends, as its README asks.
+pub fn sockudo_ws(url: &str, plan: Plan) -> Result<Latencies, BoxError> {
+    sockudo_ws_with(url, plan, "sockudo-ws", sockudo_ws::Config::default())
+}
+
+/// sockudo-ws with its heartbeat and idle timeout off
+/// ([`crate::clients::sockudo_tuned_config`]); otherwise as [`sockudo_ws()`].
+pub fn sockudo_ws_tuned(url: &str, plan: Plan) -> Result<Latencies, BoxError> {
+    let config = crate::clients::sockudo_tuned_config();
+    sockudo_ws_with(url, plan, "sockudo-ws-tuned", config)
+}
+
+fn sockudo_ws_with(
+    url: &str,
+    plan: Plan,
+    name: &'static str,
+    config: sockudo_ws::Config,
+) -> Result<Latencies, BoxError> {
+    use futures_util::{SinkExt, StreamExt};
+    use sockudo_ws::client::WebSocketClient;
+    use sockudo_ws::{Http1, Message};
+    use tungstenite::Bytes; // the `bytes` crate's, which sockudo-ws takes too
+    sockudo_ws::init_clock();
+    let rt = current_thread_runtime()?;
+    rt.block_on(async {
+        let client = WebSocketClient::<Http1>::new(config);
+        let (mut ws, _handshake) = client.connect_to_url(url, None).await?;
+        let data = Bytes::from(payload(plan.size));
+        let lat = measure_async!(plan, {
+            ws.send(Message::Binary(data.clone())).await?;
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Binary(b))) => {
+                        check(name, b.len(), plan.size)?;
+                        break;
+                    }
+                    Some(Ok(Message::Close(_))) => {
+                        return Err(format!("{name}: closed by the server").into())
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(e.into()),
+                    None => return Err(format!("{name}: stream ended").into()),
+                }
+            }
+        });
+        ws.close(1000, "").await?;
+        while let Some(m) = ws.next().await {
+            m?;
+        }
+        Ok(lat)
+    })
+}
+
+/// yawc with its default `Options` plus `with_no_delay()` (its
+/// `TCP_NODELAY` switch, off by default): `WebSocket::connect`,
+/// `SinkExt::send` of a `Frame::binary` of a `Bytes` clone (which
+/// flushes), then `next_frame` until the echo; a close frame, then
+/// `next_frame` until the server's close or the end.
+pub fn yawc(url: &str, plan: Plan) -> Result<Latencies, BoxError> {
+    use futures_util::SinkExt;
+    use tungstenite::Bytes; // the `bytes` crate's, which yawc takes too
+    use yawc::close::CloseCode;
+    use yawc::{Frame, OpCode, Options, WebSocket};
+    let rt = current_thread_runtime()?;
+    rt.block_on(async {
+        let mut ws = WebSocket::connect(url.parse()?)
+            .with_options(Options::default().with_no_delay())
+            .await?;
+        let data = Bytes::from(payload(plan.size));
+        let lat = measure_async!(plan, {
+            ws.send(Frame::binary(data.clone())).await?;
+            loop {
+                let frame = ws.next_frame().await?;
+                match frame.opcode() {
+                    OpCode::Binary => {
+                        check("yawc", frame.payload().len(), plan.size)?;
+                        break;
+                    }
+                    OpCode::Close => return Err("yawc: closed by the server".into()),
+                    _ => {}
+                }
+            }
+        });
+        ws.send(Frame::close(CloseCode::Normal, b"")).await?;
+        loop {
+            match ws.next_frame().await {
+                Ok(f) if f.opcode() == OpCode::Close => break,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        Ok(lat)
+    })
+}
+
+/// tokio-websockets with its defaults: `ClientBuilder::new().uri(url)?
+/// .connect()`, then `TCP_NODELAY` on the socket it exposes (`get_ref()`,
+/// `MaybeTlsStream::Plain`; the builder has no such option);
+/// `SinkExt::send` of a `Bytes` clone (which flushes; masking copies it
+/// into a new buffer), then `StreamExt::next` until the echo; `close()`,
+/// which waits for the server's close and the end.
+pub fn tokio_websockets(url: &str, plan: Plan) -> Result<Latencies, BoxError> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_websockets::{ClientBuilder, MaybeTlsStream, Message, Payload};
+    use tungstenite::Bytes; // the `bytes` crate's, which tokio-websockets takes too
+    let rt = current_thread_runtime()?;
+    rt.block_on(async {
+        let (mut ws, _response) = ClientBuilder::new().uri(url)?.connect().await?;
+        match ws.get_ref() {
+            MaybeTlsStream::Plain(tcp) => tcp.set_nodelay(true)?,
+            #[allow(unreachable_patterns)] // only with a TLS feature
+            _ => return Err("tokio-websockets: not a plain TCP stream".into()),
+        }
+        let data = Bytes::from(payload(plan.size));
+        let lat = measure_async!(plan, {
+            ws.send(Message::binary(Payload::from(data.clone())))
+                .await?;
+            loop {
+                match ws.next().await {
+                    Some(Ok(m)) if m.is_binary() => {
+                        check("tokio-websockets", m.as_payload().len(), plan.size)?;
+                        break;
+                    }
+                    Some(Ok(m)) if m.is_close() => {
+                        return Err("tokio-websockets: closed by the server".into())
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(e.into()),
+                    None => return Err("tokio-websockets: stream ended".into()),
+                }
+            }
+        });
+        ws.close().await?;
         Ok(lat)
     })
 }

@@ -18,8 +18,13 @@
 //!   (a ~1 MiB block of frames, written repeatedly with `write_all`), then a
 //!   close frame with code 1000, and waits for the client's close.
 //! * [`clients`] holds one runner per client: a raw TCP ceiling that only
-//!   walks frame headers, `tungstenite` (blocking), `tokio-tungstenite` and
-//!   `fastwebsockets` (both on a current-thread tokio runtime),
+//!   walks frame headers, `tungstenite` (blocking), `tokio-tungstenite`,
+//!   `fastwebsockets`, `sockudo-ws`, `yawc` and `tokio-websockets` (all on
+//!   a current-thread tokio runtime, each through its own documented
+//!   client API and default configuration, plus `sockudo-ws-tuned` with
+//!   its heartbeat and idle timeout off, which its defaults track by
+//!   reading the clock for every message, and `yawc-tuned` with the
+//!   128 KiB read buffer its docs suggest for bursts of small messages),
 //!   `floodgate` (blocking, its `messages()` iterator) and
 //!   `floodgate-buffered` (floodgate's buffered connection: a reader thread
 //!   fills a bounded buffer under `Overflow::Block`, the caller takes
@@ -27,14 +32,14 @@
 //!   client, `floodgate::tokio::connect` then `recv()` until the close) and
 //!   `floodgate-async-buffered` (its async buffered connection: a reader
 //!   task fills the same bounded buffer under `Overflow::Block`, the caller
-//!   takes batches with `recv_batch`); the async runners, like the two
-//!   async anchors, run on a current-thread tokio runtime. Each counts
+//!   takes batches with `recv_batch`); the async runners, like the async
+//!   anchors, run on a current-thread tokio runtime. Each counts
 //!   messages and payload bytes and the counts are checked against what
 //!   was sent.
 //! * [`table`] turns the runs into Markdown tables with ratios to the
-//!   fastest of the three anchor libraries, to the raw TCP ceiling, to the
-//!   direct `floodgate` client (the yardstick of the buffered path) and,
-//!   for the clients on tokio, to the faster of the two async anchors.
+//!   fastest anchor row, to the raw TCP ceiling, to the direct `floodgate`
+//!   client (the yardstick of the buffered path) and, for the clients on
+//!   tokio, to the fastest async anchor row (every anchor but tungstenite).
 //!
 //! The binary is `stream` (`cargo run --release -p floodgate-bench --bin
 //! stream -- --help`).
@@ -46,8 +51,18 @@
 //! WebSocket library), each client of [`echo_clients`] does sequential
 //! round trips (send one binary message, wait for its echo, check its
 //! length), and the binary prints p50 / p90 / p99 / p99.9 / max per client
-//! and size with ratios to the best async anchor (`cargo run --release -p
-//! floodgate-bench --bin echo -- --help`).
+//! and size with ratios to the best async anchor (tokio-tungstenite,
+//! fastwebsockets, sockudo-ws and its tuned row, yawc, tokio-websockets)
+//! (`cargo run --release -p floodgate-bench --bin echo -- --help`).
+//!
+//! # Memory per idle connection
+//!
+//! Another binary, `idle`, opens N connections per client (each client in
+//! a child process of its own, against a server in another) and prints the
+//! resident memory each connection costs, before and after it received one
+//! message, for the async anchors (tokio-tungstenite, fastwebsockets,
+//! sockudo-ws, yawc, tokio-websockets and the tuned rows) and floodgate's
+//! clients (`cargo run --release -p floodgate-bench --bin idle -- --help`).
 //!
 //! # The overflow policies
 //!

@@ -13,13 +13,14 @@
 //! echo, check the echoed length). Of each client's K runs the one with
 //! the lowest median is kept, and a Markdown table per size gives its
 //! percentiles and the p50 and p99 ratios to the best async anchor
-//! (tokio-tungstenite, fastwebsockets). Progress goes to stderr, results
-//! to stdout.
+//! (tokio-tungstenite, fastwebsockets, sockudo-ws, sockudo-ws-tuned, yawc,
+//! tokio-websockets). Progress goes to stderr, results to stdout.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use floodgate_bench::args::{command_line, or_exit, Parser, PerSize, Suite};
+use floodgate_bench::clients::SOCKUDO_TUNED_NOTE;
 use floodgate_bench::echo_clients::{self, Latencies, Plan};
 use floodgate_bench::echo_server::EchoServer;
 use floodgate_bench::table::group;
@@ -35,7 +36,8 @@ const USAGE: &str = "usage: echo [--sizes 16,1024,65536] [--rounds-SIZE N]... [-
                  (default: a tenth of the recorded ones, at least 100)
   --runs         runs per client and size, the best-median run kept (default 3)
   --only         run only these clients (tungstenite, tokio-tungstenite,
-                 fastwebsockets, floodgate, floodgate-async,
+                 fastwebsockets, sockudo-ws, sockudo-ws-tuned, yawc,
+                 tokio-websockets, floodgate, floodgate-async,
                  floodgate-async-buffered)";
 
 fn default_rounds(size: usize) -> usize {
@@ -198,8 +200,11 @@ fn main() -> ExitCode {
         "A round trip is timed from just before the send to the echo reaching the caller, one \
          message in flight at a time, on one connection per run; each client's run with the \
          lowest median of {} is shown. The async clients (tokio-tungstenite, fastwebsockets, \
-         floodgate-async, floodgate-async-buffered) run on one current-thread tokio runtime \
-         with I/O and timers; tungstenite and floodgate are blocking.\n",
+         sockudo-ws, sockudo-ws-tuned, yawc, tokio-websockets, floodgate-async, \
+         floodgate-async-buffered) run on one current-thread tokio runtime with I/O and \
+         timers; tungstenite and floodgate are blocking. Each anchor runs with its default \
+         configuration (and TCP_NODELAY); {SOCKUDO_TUNED_NOTE}. The best async anchor is the \
+         best of the async anchor rows, sockudo-ws-tuned included.\n",
         args.suite.runs
     );
 

@@ -28,7 +28,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const USAGE: &str = "usage: idle [--connections N] [--only NAME[,NAME...]]
   --connections  connections per client (default 10000)
-  --only         run only these clients (tokio-tungstenite, fastwebsockets, floodgate-async,
+  --only         run only these clients (tokio-tungstenite, fastwebsockets, sockudo-ws,
+                 sockudo-ws-tuned, yawc, yawc-tuned, tokio-websockets, floodgate-async,
                  floodgate-async-buffered, floodgate, floodgate-buffered)";
 
 /// The clients, in table order, and what each keeps per connection.
@@ -40,6 +41,20 @@ const CLIENTS: &[(&str, &str)] = &[
     (
         "fastwebsockets",
         "WebSocket after a hand-made handshake, current-thread runtime",
+    ),
+    (
+        "sockudo-ws",
+        "WebSocketStream (boxed socket, 64 KiB read buffer, 16 KiB cork buffer, heartbeat timer)",
+    ),
+    (
+        "sockudo-ws-tuned",
+        "the same, heartbeat and idle timeout off (no timer)",
+    ),
+    ("yawc", "WebSocket (8 KiB read and write buffers to start)"),
+    ("yawc-tuned", "the same with a 128 KiB read buffer"),
+    (
+        "tokio-websockets",
+        "WebSocketStream (tokio-util framed reader, 8 KiB to start)",
     ),
     (
         "floodgate-async",
@@ -115,8 +130,11 @@ fn run(connections: usize, only: Option<Vec<String>>) -> Result<(), BoxError> {
          by the number of connections. \"after a message\": each connection first received one \
          16-byte message, then went idle.\n"
     );
-    println!("| client | what is kept | per connection | per connection after a message | vs tokio-tungstenite | vs fastwebsockets |");
-    println!("|---|---|---:|---:|---:|---:|");
+    println!(
+        "| client | what is kept | per connection | per connection after a message \
+         | vs tokio-tungstenite | vs fastwebsockets | vs lightest anchor |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|");
     let mut rows = Vec::new();
     for &(name, what) in CLIENTS {
         if only.as_ref().is_some_and(|o| !o.iter().any(|n| n == name)) {
@@ -152,6 +170,12 @@ fn run(connections: usize, only: Option<Vec<String>>) -> Result<(), BoxError> {
             .and_then(|r| r.2[i])
             .filter(|v| *v > 0.0)
     };
+    // Every library but floodgate is an anchor, its tuned rows included.
+    let lightest = rows
+        .iter()
+        .filter(|r| !r.0.starts_with("floodgate"))
+        .filter_map(|r| r.2[1].filter(|v| *v > 0.0).map(|v| (r.0, v)))
+        .min_by(|a, b| a.1.total_cmp(&b.1));
     let show = |v: Option<f64>| v.map_or("failed".to_owned(), |b| format!("{:.1} KiB", b / 1024.0));
     for (name, what, per) in &rows {
         // Ratios of the "after a message" figures: what an idle, used
@@ -161,15 +185,17 @@ fn run(connections: usize, only: Option<Vec<String>>) -> Result<(), BoxError> {
             _ => "-".into(),
         };
         println!(
-            "| {name} | {what} | {} | {} | {} | {} |",
+            "| {name} | {what} | {} | {} | {} | {} | {} |",
             show(per[0]),
             show(per[1]),
             ratio(anchor("tokio-tungstenite", 1)),
             ratio(anchor("fastwebsockets", 1)),
+            ratio(lightest.map(|l| l.1)),
         );
     }
     println!(
-        "\nRatios compare the \"after a message\" column; below 1 = less memory than the anchor."
+        "\nRatios compare the \"after a message\" column; below 1 = less memory than the anchor.{}",
+        lightest.map_or(String::new(), |(n, _)| format!(" Lightest anchor: {n}."))
     );
     let _ = server.kill();
     let _ = server.wait();
@@ -231,6 +257,56 @@ fn open(
             use futures_util::StreamExt;
             for _ in 0..n {
                 let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+                if hello {
+                    ws.next().await.ok_or("closed before the message")??;
+                }
+                kept.push(Box::new(ws));
+            }
+            Ok::<_, BoxError>(())
+        })?,
+        "sockudo-ws" | "sockudo-ws-tuned" => {
+            use futures_util::StreamExt;
+            let config = if name == "sockudo-ws" {
+                sockudo_ws::Config::default()
+            } else {
+                floodgate_bench::clients::sockudo_tuned_config()
+            };
+            let client = sockudo_ws::client::WebSocketClient::<sockudo_ws::Http1>::new(config);
+            rt.block_on(async {
+                for _ in 0..n {
+                    let (mut ws, _) = client.connect_to_url(url, None).await?;
+                    if hello {
+                        ws.next().await.ok_or("closed before the message")??;
+                    }
+                    kept.push(Box::new(ws));
+                }
+                Ok::<_, BoxError>(())
+            })?
+        }
+        "yawc" | "yawc-tuned" => {
+            let options = if name == "yawc" {
+                yawc::Options::default()
+            } else {
+                floodgate_bench::clients::yawc_tuned_options()
+            };
+            rt.block_on(async {
+                for _ in 0..n {
+                    let mut ws = yawc::WebSocket::connect(url.parse()?)
+                        .with_options(options.clone())
+                        .await?;
+                    if hello {
+                        ws.next_frame().await?;
+                    }
+                    kept.push(Box::new(ws));
+                }
+                Ok::<_, BoxError>(())
+            })?
+        }
+        "tokio-websockets" => rt.block_on(async {
+            use futures_util::StreamExt;
+            let builder = tokio_websockets::ClientBuilder::new().uri(url)?;
+            for _ in 0..n {
+                let (mut ws, _) = builder.connect().await?;
                 if hello {
                     ws.next().await.ok_or("closed before the message")??;
                 }

@@ -14,7 +14,7 @@
 use std::process::ExitCode;
 
 use floodgate_bench::args::{command_line, or_exit, Parser, PerSize, Suite};
-use floodgate_bench::clients::{self, RAW_TCP_NOTE};
+use floodgate_bench::clients::{self, RAW_TCP_NOTE, SOCKUDO_TUNED_NOTE, YAWC_TUNED_NOTE};
 use floodgate_bench::server::{self, Job, Server};
 use floodgate_bench::table::{self, Series};
 use floodgate_bench::{load_average, machine_line};
@@ -27,7 +27,8 @@ const USAGE: &str = "usage: stream [--sizes 16,1024,65536] [--count-SIZE N]... [
   --count       messages for every size without its own --count-SIZE
   --runs        runs per client and size, best and median kept (default 3)
   --only        run only these clients (raw-tcp, tungstenite, tokio-tungstenite,
-                fastwebsockets, floodgate, floodgate-buffered, floodgate-async,
+                fastwebsockets, sockudo-ws, sockudo-ws-tuned, yawc, yawc-tuned,
+                tokio-websockets, floodgate, floodgate-buffered, floodgate-async,
                 floodgate-async-buffered)";
 
 /// Default message count: each run takes roughly 0.5-2 s on a small machine.
@@ -83,17 +84,25 @@ fn main() -> ExitCode {
     );
     println!("{RAW_TCP_NOTE}.  ");
     println!(
+        "The anchors are tungstenite (blocking), tokio-tungstenite, fastwebsockets, sockudo-ws, \
+         yawc and tokio-websockets (async), each with its default configuration, plus a second \
+         row each for sockudo-ws and yawc with a documented non-default setting that their \
+         defaults pay for: {SOCKUDO_TUNED_NOTE}; {YAWC_TUNED_NOTE}. The tuned rows count as \
+         anchors too.  "
+    );
+    println!(
         "Throughput from each client's best of {} runs (wall time from connect to the close \
-         frame reaching the caller); ratios are throughput ratios of best runs, >1 = faster. \
+         frame reaching the caller); ratios are throughput ratios of best runs, >1 = faster; \
+         \"vs fastest anchor\" compares with the fastest anchor row of the same size. \
          floodgate-buffered is floodgate's buffered connection (reader thread, default buffer \
          of 4096 messages / 64 MiB under Overflow::Block, recv_batch_into of up to {} \
          messages): its \"vs floodgate\" column compares it with the direct client of the same \
          run. floodgate-async is floodgate's async client (`floodgate::tokio::connect`, `recv()` \
          until the close) and floodgate-async-buffered its async buffered connection (the same \
-         default buffer, a reader task, `recv_batch` of up to {} messages); they, \
-         tokio-tungstenite and fastwebsockets run on one current-thread tokio runtime with I/O \
-         and timers, and \"vs fastest async anchor\" compares each of them with the faster of \
-         tokio-tungstenite and fastwebsockets.\n",
+         default buffer, a reader task, `recv_batch` of up to {} messages); they and the async \
+         anchors run on one current-thread tokio runtime with I/O and timers, and \"vs fastest \
+         async anchor\" compares each of them with the fastest async anchor row (every anchor \
+         but tungstenite).\n",
         args.suite.runs,
         clients::BUFFERED_BATCH,
         clients::BUFFERED_BATCH,
@@ -155,7 +164,7 @@ fn main() -> ExitCode {
                     }
                     (None, Ok(o)) => {
                         eprintln!(
-                            "{size} B run {}/{} {:<18} {:>8.3} s  {:>12} msgs/s{}",
+                            "{size} B run {}/{} {:<24} {:>8.3} s  {:>12} msgs/s{}",
                             run + 1,
                             args.suite.runs,
                             client.name,
