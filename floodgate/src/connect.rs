@@ -292,6 +292,19 @@ pub(crate) fn client_request(target: &Target, options: &Options) -> ClientReques
 /// The opening handshake of the blocking client, over a connected
 /// transport (`open_stream`'s, or the caller's for
 /// [`Client::connect_over`](crate::Client::connect_over)).
+/// The bytes that came after the response head (the server may send its
+/// first frames at once), in a buffer of their own size: the 4 KiB the
+/// handshake read into would otherwise stay with the connection for good,
+/// most of an idle connection's memory. The connection's reads size its
+/// buffer from then on.
+pub(crate) fn after_head(mut buf: BytesMut, head_len: usize) -> BytesMut {
+    if buf.len() == head_len {
+        return BytesMut::new();
+    }
+    buf.advance(head_len);
+    BytesMut::from(&buf[..])
+}
+
 impl<S: Transport> WebSocket<S> {
     /// Runs the client handshake over a connected transport.
     pub(crate) fn client_handshake(
@@ -330,7 +343,7 @@ impl<S: Transport> WebSocket<S> {
             }
         }
         let response = handshake.accept(head, &buf[head_len..])?;
-        buf.advance(head_len);
+        let buf = after_head(buf, head_len);
         // The connection sets the socket's timeouts itself from now on.
         stream.set_read_timeout(None)?;
         stream.set_write_timeout(None)?;
@@ -406,6 +419,18 @@ fn read_more<S: Transport>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn after_the_head_only_the_early_bytes_are_kept_in_a_buffer_their_size() {
+        let mut buf = BytesMut::with_capacity(4096);
+        buf.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n\r\n");
+        let head = buf.len();
+        assert_eq!(after_head(buf.clone(), head).capacity(), 0);
+        buf.extend_from_slice(b"\x82\x02hi");
+        let early = after_head(buf, head);
+        assert_eq!(&early[..], b"\x82\x02hi");
+        assert!(early.capacity() < 64, "{}", early.capacity());
+    }
 
     #[test]
     fn urls_give_host_port_and_resource() {

@@ -141,6 +141,7 @@ fn run(connections: usize, only: Option<Vec<String>>) -> Result<(), BoxError> {
             continue;
         }
         let mut per = [None, None];
+        let (connections, what) = fitting(name, connections, what);
         for (i, path) in ["/", "/hello"].iter().enumerate() {
             let url = format!("ws://127.0.0.1:{port}{path}");
             let out = Command::new(&exe)
@@ -200,6 +201,38 @@ fn run(connections: usize, only: Option<Vec<String>>) -> Result<(), BoxError> {
     let _ = server.kill();
     let _ = server.wait();
     Ok(())
+}
+
+/// The blocking buffered connection holds three descriptors per
+/// connection (the reader's socket, and `dup`s for the writers and for
+/// cutting the connection off from any thread), which at the default
+/// 10,000 connections is over this machine's descriptor limit (20,000).
+/// That row opens as many as fit, and says so.
+fn fitting(name: &str, connections: usize, what: &str) -> (usize, String) {
+    if name != "floodgate-buffered" {
+        return (connections, what.to_owned());
+    }
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given.
+    let known = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    let fit = if known {
+        (limit.rlim_cur as usize).saturating_sub(100) / 3
+    } else {
+        connections
+    };
+    if fit >= connections {
+        return (connections, what.to_owned());
+    }
+    (
+        fit,
+        format!(
+            "{what} ({fit} connections: three descriptors each, and the limit is {})",
+            limit.rlim_cur
+        ),
+    )
 }
 
 /// Resident memory of this process, in bytes.

@@ -14,10 +14,10 @@
 use super::dial::open_stream;
 use super::socket::WebSocket;
 use super::stream::AsyncStream;
-use crate::connect::{client_request, next_hop, parse_url};
+use crate::connect::{after_head, client_request, next_hop, parse_url};
 use crate::error::{Error, ErrorKind, Result, TimeoutKind};
 use crate::options::Options;
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use floodgate_proto::handshake::{parse_response_head, ClientHandshake, ClientRequest};
 use http::StatusCode;
 use std::borrow::Cow;
@@ -101,7 +101,7 @@ async fn handshake(
         }
     }
     let response = handshake.accept(head, &buf[head_len..])?;
-    buf.advance(head_len);
+    let buf = after_head(buf, head_len);
     tracing::debug!(subprotocol = ?response.subprotocol, "WebSocket handshake accepted (async)");
     Ok(WebSocket::new(stream, options, buf, response))
 }
