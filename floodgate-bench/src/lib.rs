@@ -84,6 +84,29 @@
 //! process ([`child`]) (`cargo run --release -p floodgate-bench --bin
 //! spill -- --help`).
 //!
+//! # Send throughput
+//!
+//! The `send` binary measures the other direction, where the client must
+//! mask every byte: each client of [`send_clients`] connects to
+//! [`send_server`] (hand-written on `std::net`, no WebSocket library),
+//! sends `N` binary messages of one size (16 B, 1 KiB, 64 KiB, 1 MiB by
+//! default) with its library's documented way to send many (`feed` then
+//! `flush` on a `Sink`, buffered `write` then `flush`, or a send per
+//! message where that is all there is; floodgate's `send_binary`, and its
+//! batch `Sender::send_all` in rows of their own), closes and waits for
+//! the server's close reply. The server requires the mask bit on every
+//! frame, unmasks every payload and compares it with the expected payload
+//! (a pattern both sides know) word by word, checks every message's
+//! length, and answers the close only after all of that, so the time, from
+//! connect to the close reply, covers every byte received and checked; a
+//! client that lost, merged, did not mask or masked wrongly fails its row.
+//! A raw TCP ceiling writes pre-masked frames. The table gives throughput
+//! with ratios to the fastest anchor, to the ceiling and (for the clients
+//! on tokio) to the fastest async anchor, and, since at large sizes the
+//! server and the loopback are the limit for every fast client, the CPU
+//! time each client spent per message (`cargo run --release -p
+//! floodgate-bench --bin send -- --help`).
+//!
 //! # Bridge into brokers
 //!
 //! A fifth binary, `bridge`, measures `floodgate bridge` (issue 19):
@@ -105,6 +128,8 @@ pub mod clients;
 pub mod echo_clients;
 pub mod echo_server;
 pub mod handshake;
+pub mod send_clients;
+pub mod send_server;
 pub mod server;
 pub mod table;
 
