@@ -32,6 +32,13 @@
 //! message (some 20 to 50 ns on a TSC clock) for every client alike;
 //! `--no-latency` in the binary drops them to show what they cost.
 //!
+//! On the current-thread runtime, the CPU time of the one thread that runs
+//! every task is read before and after the timed part
+//! (`CLOCK_THREAD_CPUTIME_ID`: user and system, so the kernel's work for
+//! the client's sends and reads is in it). On a loopback machine shared
+//! with the server and other work, it moves much less from run to run
+//! than the wall-clock rate does.
+//!
 //! Every connection sets `TCP_NODELAY` (floodgate's default; set through
 //! each library's option or on the socket for the others): a window of
 //! small writes otherwise waits on Nagle's algorithm and delayed ACKs,
@@ -81,6 +88,10 @@ pub struct Outcome {
     pub p50: Option<Duration>,
     /// 99th percentile round trip, if recorded.
     pub p99: Option<Duration>,
+    /// CPU time (user and system) of the client's thread over the timed
+    /// part, on the current-thread runtime (`None` on the multi-thread one,
+    /// whose workers are not told apart from the server's threads).
+    pub cpu: Option<Duration>,
 }
 
 /// The part a client plays in the table.
@@ -434,6 +445,7 @@ pub fn run<C: EchoConn>(url: &str, plan: &Plan) -> Result<Outcome, BoxError> {
                 .map_err(|e| format!("connection {i}: connect: {e}"))?;
             conns.push((c, Window::new(&plan)));
         }
+        let cpu_start = thread_cpu();
         let start = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for (i, (c, w)) in conns.into_iter().enumerate() {
@@ -465,6 +477,11 @@ pub fn run<C: EchoConn>(url: &str, plan: &Plan) -> Result<Outcome, BoxError> {
                 .into());
             }
         }
+        // The current-thread runtime runs every task on this thread.
+        let cpu = match (plan.threads, cpu_start, thread_cpu()) {
+            (None, Some(a), Some(b)) => Some(b.saturating_sub(a)),
+            _ => None,
+        };
         let end = done
             .iter()
             .filter_map(|(_, w)| w.finished)
@@ -495,8 +512,21 @@ pub fn run<C: EchoConn>(url: &str, plan: &Plan) -> Result<Outcome, BoxError> {
             elapsed,
             p50,
             p99,
+            cpu,
         })
     })
+}
+
+/// CPU time of the calling thread so far (`CLOCK_THREAD_CPUTIME_ID`:
+/// user and system, to the nanosecond).
+fn thread_cpu() -> Option<Duration> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (rc == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
 }
 
 /// Nearest-rank p50 and p99 of round trips in nanoseconds (reordered).

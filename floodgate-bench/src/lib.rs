@@ -92,8 +92,9 @@
 //! windowed loop; the server is [`conns_server`] (a thread per connection,
 //! like [`echo_server`], answering all the frames of a read with one
 //! write). The table gives msgs/s with ratios to the fastest async anchor
-//! and to the ceiling, and the p50 and p99 round trip (`cargo run
-//! --release -p floodgate-bench --bin conns -- --help`).
+//! and to the ceiling, the p50 and p99 round trip and the client's CPU
+//! time per message (`cargo run --release -p floodgate-bench --bin conns
+//! -- --help`).
 //!
 //! # The command line
 //!

@@ -44,6 +44,10 @@ fn every_client_echoes_all(url: &str, plan: &Plan, server: &str) {
         );
         let (p50, p99) = (o.p50.unwrap(), o.p99.unwrap());
         assert!(p50 <= p99 && p99 <= o.elapsed, "{}: {o:?}", client.name);
+        // The client's CPU time is measured on the current-thread runtime
+        // only, where one thread runs every task.
+        assert_eq!(o.cpu.is_some(), plan.threads.is_none(), "{}", client.name);
+        assert!(o.cpu.is_none_or(|c| c > std::time::Duration::ZERO));
     }
 }
 

@@ -16,8 +16,10 @@
 //! the tasks to the last echo (`floodgate_bench::conns_clients`). The
 //! table gives messages per second (echoes over wall time) of the best and
 //! the median run, the ratios to the fastest async anchor and to the raw
-//! TCP ceiling, and the p50 and p99 round trip of the best run. Progress
-//! goes to stderr, results to stdout.
+//! TCP ceiling, the p50 and p99 round trip of the best run, and the
+//! client's CPU time per message (current-thread runtime only), with a
+//! summary line per floodgate client and connection count. Progress goes
+//! to stderr, results to stdout.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -136,6 +138,16 @@ impl Series {
         self.runs.iter().min_by_key(|o| o.elapsed)
     }
 
+    /// The lowest client CPU time per message over the runs (the least
+    /// disturbed), if measured.
+    fn cpu_per_message(&self, total: u64) -> Option<Duration> {
+        self.runs
+            .iter()
+            .filter_map(|o| o.cpu)
+            .min()
+            .map(|c| c / total.max(1) as u32)
+    }
+
     /// The median run by time (the upper one for an even count).
     fn median(&self) -> Option<Duration> {
         let mut v: Vec<Duration> = self.runs.iter().map(|o| o.elapsed).collect();
@@ -171,13 +183,14 @@ fn render(plan: &Plan, runs: usize, series: &[Series]) -> String {
     );
     md.push_str(
         "| client | msgs/s (best) | msgs/s (median) | vs fastest async anchor | vs raw-tcp \
-         | p50 round trip | p99 round trip |\n|---|---:|---:|---:|---:|---:|---:|\n",
+         | p50 round trip | p99 round trip | client CPU per msg |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for s in series {
         if let Some(f) = &s.failure {
             let _ = writeln!(
                 md,
-                "| {} | FAILED: {} | | | | | |",
+                "| {} | FAILED: {} | | | | | | |",
                 s.name,
                 f.replace('|', "/")
             );
@@ -197,13 +210,14 @@ fn render(plan: &Plan, runs: usize, series: &[Series]) -> String {
         let lat = |d: Option<Duration>| d.map_or("-".into(), duration);
         let _ = writeln!(
             md,
-            "| {name} | {} | {} | {} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {} | {} | {} | {} |",
             group(rate(total, best.elapsed)),
             group(rate(total, median)),
             ratio(anchor),
             ratio(ceiling),
             lat(best.p50),
             lat(best.p99),
+            lat(s.cpu_per_message(total)),
         );
     }
     md
@@ -263,6 +277,20 @@ fn summary(plan: &Plan, series: &[Series]) -> Vec<String> {
              medians: {on_median:.2}x{target})",
             s.name
         ));
+        let total = plan.total();
+        let thriftiest = anchors()
+            .filter_map(|a| a.cpu_per_message(total).map(|t| (a.name, t)))
+            .min_by_key(|&(_, t)| t);
+        if let (Some(mine), Some((tn, tc))) = (s.cpu_per_message(total), thriftiest) {
+            lines.push(format!(
+                "{}: client CPU per message {} at {c} connections, {:.2}x the least of an anchor \
+                 ({} for {tn}; <1 = less CPU)",
+                s.name,
+                duration(mine),
+                mine.as_secs_f64() / tc.as_secs_f64(),
+                duration(tc),
+            ));
+        }
     }
     lines
 }
@@ -331,6 +359,17 @@ fn main() -> ExitCode {
              (two clock reads per message, in every row); the p50 and p99 are of the best run."
         } else {
             "Round trips not recorded (--no-latency)."
+        }
+    );
+    println!(
+        "Client CPU per msg: the CPU time (user and system, so the kernel's work for its \
+         sends and reads too) of the thread running the tasks over the timed part, divided by \
+         the messages, the lowest of the runs; it depends much less than msgs/s on what else \
+         the machine runs. {}  ",
+        if args.threads.is_some() {
+            "Not measured on the multi-thread runtime (its workers are not told apart)."
+        } else {
+            "On one current-thread runtime it is the whole client."
         }
     );
     println!("\nThe clients:\n");
