@@ -116,6 +116,24 @@
 //! every stream back to check each message was stored exactly once
 //! (`cargo run --release -p floodgate-bench --bin bridge -- --help`).
 //!
+//! # Many connections
+//!
+//! A binary, `conns`, measures messages per second overall with many
+//! connections on one async runtime (issue 17): for 1, 16 and 256
+//! connections, each a task on one tokio runtime (current-thread, or
+//! `--threads N`), each keeping a window of 16 echoes of 1 KiB in flight,
+//! every echo checked (length, sequence number, content). The clients of
+//! [`conns_clients`] are a raw TCP ceiling, tokio-tungstenite,
+//! fastwebsockets, tokio-websockets, yawc (and yawc with the buffers of
+//! its own benchmark), sockudo-ws (and without its heartbeat),
+//! floodgate-async and floodgate-async-buffered, all driven by one generic
+//! windowed loop; the server is [`conns_server`] (a thread per connection,
+//! like [`echo_server`], answering all the frames of a read with one
+//! write). The table gives msgs/s with ratios to the fastest async anchor
+//! and to the ceiling, the p50 and p99 round trip and the client's CPU
+//! time per message (`cargo run --release -p floodgate-bench --bin conns
+//! -- --help`).
+//!
 //! # The command line
 //!
 //! The binaries parse their flags with [`args`] (`--flag value` or
@@ -125,6 +143,8 @@
 pub mod args;
 pub mod child;
 pub mod clients;
+pub mod conns_clients;
+pub mod conns_server;
 pub mod echo_clients;
 pub mod echo_server;
 pub mod handshake;
