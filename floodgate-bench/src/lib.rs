@@ -92,8 +92,9 @@
 //! sends `N` binary messages of one size (16 B, 1 KiB, 64 KiB, 1 MiB by
 //! default) with its library's documented way to send many (`feed` then
 //! `flush` on a `Sink`, buffered `write` then `flush`, or a send per
-//! message where that is all there is; floodgate's `send_binary`, and its
-//! batch `Sender::send_all` in rows of their own), closes and waits for
+//! message where that is all there is; floodgate's `WebSocket::send_all`
+//! and its async `Sink`, and its `send_binary` per message in rows of
+//! their own), closes and waits for
 //! the server's close reply. The server requires the mask bit on every
 //! frame, unmasks every payload and compares it with the expected payload
 //! (a pattern both sides know) word by word, checks every message's

@@ -23,11 +23,13 @@
 //!   buffer passes 128 KiB), `flush` at the end, as its docs describe;
 //! * fastwebsockets: `write_frame` per message (it has no buffered send:
 //!   every frame is written at once), `flush` at the end;
-//! * floodgate: `send_binary` per message, blocking and async; both write
-//!   every message at once (there is no buffered single send);
-//!   `floodgate-send-all` and `floodgate-async-send-all` use its batch API,
-//!   `Sender::send_all` (encode many under one lock, write them together),
-//!   with [`send_all_batch`] messages per call.
+//! * floodgate, blocking: `WebSocket::send_all` (encode a batch, write it
+//!   with one call) with [`send_all_batch`] messages per call; async: its
+//!   `Sink`, `feed` per message and one `flush`, as the other async
+//!   libraries (it writes out past 64 KiB). `floodgate-each` and
+//!   `floodgate-async-each` send with `send_binary`, which writes every
+//!   message at once: the cost of a system call per message, for
+//!   comparison.
 //!
 //! What each is given is what its API takes: a clone of one `Bytes` for
 //! the libraries that take ownership of a payload (a reference count; a
@@ -110,18 +112,13 @@ pub fn all() -> Vec<SendClient> {
     #[cfg(feature = "floodgate-client")]
     v.extend([
         client("floodgate", Role::Subject, false, floodgate as _),
-        client(
-            "floodgate-send-all",
-            Role::Variant,
-            false,
-            floodgate_send_all,
-        ),
         client("floodgate-async", Role::Variant, true, floodgate_async),
+        client("floodgate-each", Role::Variant, false, floodgate_each),
         client(
-            "floodgate-async-send-all",
+            "floodgate-async-each",
             Role::Variant,
             true,
-            floodgate_async_send_all,
+            floodgate_async_each,
         ),
     ]);
     v
@@ -359,22 +356,7 @@ pub fn sockudo_ws(url: &str, plan: Plan) -> Result<Outcome, BoxError> {
     })
 }
 
-/// floodgate, blocking: `connect`, `send_binary` per message (each
-/// written at once), then `close`, which waits for the server's close
-/// (and its end of TCP).
-#[cfg(feature = "floodgate-client")]
-pub fn floodgate(url: &str, plan: Plan) -> Result<Outcome, BoxError> {
-    let data = payload(plan.size);
-    let start = Instant::now();
-    let mut ws = floodgate::connect(url)?;
-    for _ in 0..plan.count {
-        ws.send_binary(&data)?;
-    }
-    ws.close(1000, "")?;
-    Ok(plan.sent(start.elapsed()))
-}
-
-/// Payload bytes per `send_all` call of the send-all rows.
+/// Payload bytes per `send_all` call of the blocking floodgate row.
 pub const SEND_ALL_BYTES: usize = 256 * 1024;
 
 /// Most messages per `send_all` call.
@@ -396,32 +378,63 @@ fn batches(count: u64, batch: usize) -> impl Iterator<Item = usize> {
         .chain((rest > 0).then_some(rest))
 }
 
-/// floodgate's batch send, blocking: `Sender::send_all` is the sending
-/// half of its buffered connection (`connect_buffered` with the default
-/// buffer; its reader thread only waits here, nothing comes in), so this
-/// row pays for that thread's start. Each call takes [`send_all_batch`]
-/// messages, each a clone of one `Bytes`; then `close`, which waits for the
-/// server's close.
+/// floodgate, blocking: `connect`, `WebSocket::send_all` with
+/// [`send_all_batch`] messages per call (each a clone of one `Bytes`),
+/// then `close`, which waits for the server's close (and its end of TCP).
 #[cfg(feature = "floodgate-client")]
-pub fn floodgate_send_all(url: &str, plan: Plan) -> Result<Outcome, BoxError> {
+pub fn floodgate(url: &str, plan: Plan) -> Result<Outcome, BoxError> {
     use floodgate::Message;
     let data = tungstenite::Bytes::from(payload(plan.size));
     let batch = send_all_batch(plan.size);
     let start = Instant::now();
-    let mut ws = floodgate::Client::default().connect_buffered(url)?;
-    let sender = ws.sender();
+    let mut ws = floodgate::connect(url)?;
     for n in batches(plan.count, batch) {
-        sender.send_all(std::iter::repeat_n(Message::Binary(data.clone()), n))?;
+        ws.send_all(std::iter::repeat_n(Message::Binary(data.clone()), n))?;
     }
     ws.close(1000, "")?;
     Ok(plan.sent(start.elapsed()))
 }
 
 /// floodgate's async client on a current-thread runtime:
-/// `floodgate::tokio::connect`, `send_binary` per message (each written at
-/// once), then `close`, which waits for the server's close.
+/// `floodgate::tokio::connect`, then its `Sink`: `feed` per message (a
+/// clone of one `Bytes`), one `flush`, then `close`, which waits for the
+/// server's close.
 #[cfg(feature = "floodgate-client")]
 pub fn floodgate_async(url: &str, plan: Plan) -> Result<Outcome, BoxError> {
+    use floodgate::Message;
+    use futures_util::SinkExt;
+    let data = tungstenite::Bytes::from(payload(plan.size));
+    let rt = current_thread_runtime()?;
+    rt.block_on(async {
+        let start = Instant::now();
+        let mut ws = floodgate::tokio::connect(url).await?;
+        for _ in 0..plan.count {
+            ws.feed(Message::Binary(data.clone())).await?;
+        }
+        SinkExt::flush(&mut ws).await?;
+        ws.close(1000, "").await?;
+        Ok(plan.sent(start.elapsed()))
+    })
+}
+
+/// floodgate, blocking, one `send_binary` per message: each is written at
+/// once, a system call per message.
+#[cfg(feature = "floodgate-client")]
+pub fn floodgate_each(url: &str, plan: Plan) -> Result<Outcome, BoxError> {
+    let data = payload(plan.size);
+    let start = Instant::now();
+    let mut ws = floodgate::connect(url)?;
+    for _ in 0..plan.count {
+        ws.send_binary(&data)?;
+    }
+    ws.close(1000, "")?;
+    Ok(plan.sent(start.elapsed()))
+}
+
+/// floodgate's async client, one `send_binary` per message: each is
+/// written at once.
+#[cfg(feature = "floodgate-client")]
+pub fn floodgate_async_each(url: &str, plan: Plan) -> Result<Outcome, BoxError> {
     let data = payload(plan.size);
     let rt = current_thread_runtime()?;
     rt.block_on(async {
@@ -430,32 +443,6 @@ pub fn floodgate_async(url: &str, plan: Plan) -> Result<Outcome, BoxError> {
         for _ in 0..plan.count {
             ws.send_binary(&data).await?;
         }
-        ws.close(1000, "").await?;
-        Ok(plan.sent(start.elapsed()))
-    })
-}
-
-/// floodgate's async batch send on a current-thread runtime: the
-/// connection is split (`send_all` is the `Sender`'s), each call takes
-/// [`send_all_batch`] messages, each a clone of one `Bytes`; the halves
-/// are reunited and `close` waits for the server's close.
-#[cfg(feature = "floodgate-client")]
-pub fn floodgate_async_send_all(url: &str, plan: Plan) -> Result<Outcome, BoxError> {
-    use floodgate::Message;
-    let data = tungstenite::Bytes::from(payload(plan.size));
-    let batch = send_all_batch(plan.size);
-    let rt = current_thread_runtime()?;
-    rt.block_on(async {
-        let start = Instant::now();
-        let (sender, receiver) = floodgate::tokio::connect(url).await?.split();
-        for n in batches(plan.count, batch) {
-            sender
-                .send_all(std::iter::repeat_n(Message::Binary(data.clone()), n))
-                .await?;
-        }
-        let mut ws = receiver
-            .reunite(sender)
-            .map_err(|_| "floodgate-async-send-all: halves of another connection")?;
         ws.close(1000, "").await?;
         Ok(plan.sent(start.elapsed()))
     })

@@ -183,7 +183,18 @@ impl FrameHeader {
             header[len..len + 4].copy_from_slice(&key);
             len += 4;
         }
-        out.extend_from_slice(&header[..len]);
+        // One arm per possible length, so each copy has a constant size
+        // and compiles to a few stores: a copy of a run-time length is a
+        // call to `memmove`, which `perf` showed as a tenth of the time of
+        // sending 16-byte messages.
+        match len {
+            2 => out.extend_from_slice(&header[..2]),
+            4 => out.extend_from_slice(&header[..4]),
+            6 => out.extend_from_slice(&header[..6]),
+            8 => out.extend_from_slice(&header[..8]),
+            10 => out.extend_from_slice(&header[..10]),
+            _ => out.extend_from_slice(&header[..14]),
+        }
     }
 }
 

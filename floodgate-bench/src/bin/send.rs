@@ -34,7 +34,7 @@ const USAGE: &str = "usage: send [--sizes 16,1024,65536,1048576] [--count-SIZE N
   --runs        runs per client and size, best and median kept (default 3)
   --only        run only these clients (raw-tcp, tungstenite, tokio-tungstenite,
                 fastwebsockets, tokio-websockets, yawc, sockudo-ws, floodgate,
-                floodgate-send-all, floodgate-async, floodgate-async-send-all)";
+                floodgate-async, floodgate-each, floodgate-async-each)";
 
 /// Default message count: on 2 cores, about a second per run for the
 /// fastest clients at 1 KiB and up, 0.2 s at 16 B (where the clients that
@@ -285,11 +285,11 @@ fn main() -> ExitCode {
          the Sinks of tokio-tungstenite, tokio-websockets, yawc and sockudo-ws get \
          `SinkExt::feed` per message and one `flush`; tungstenite `write` per message and one \
          `flush`; fastwebsockets `write_frame` per message (it writes each at once); \
-         floodgate and floodgate-async `send_binary` per message (each written at once). \
-         floodgate-send-all and floodgate-async-send-all use floodgate's batch API, \
-         `Sender::send_all`, about {} KiB of payload per call (at most {} messages): the \
-         blocking one on a buffered connection (whose reader thread idles), the async one on \
-         a split connection. The libraries that take ownership of a payload get a clone of one \
+         floodgate `WebSocket::send_all`, about {} KiB of payload per call (at most {} \
+         messages); floodgate-async its `Sink` (`feed` per message, one `flush`), as the \
+         other async libraries. floodgate-each and floodgate-async-each send with \
+         `send_binary`, which writes every message at once: the cost of one system call per \
+         message, for comparison. The libraries that take ownership of a payload get a clone of one \
          `Bytes` (those that then copy it to mask it pay for the copy); floodgate and \
          fastwebsockets borrow a slice. Socket options are each library's (tungstenite, \
          floodgate and sockudo-ws set TCP_NODELAY; tokio-tungstenite, tokio-websockets, yawc, \

@@ -37,7 +37,8 @@ use std::time::Duration;
 use tokio::io::{AsyncWriteExt, WriteHalf};
 use tokio::time::Instant;
 
-/// A write queue larger than this is freed once it has been written out.
+/// A write queue larger than this is freed once a write out used less than
+/// a quarter of it.
 const KEEP_WRITE_QUEUE: usize = 64 * 1024;
 
 /// The [`Sink`] writes what it has encoded once this much waits, without
@@ -393,9 +394,11 @@ impl Writer {
             Some(deadline) => ::tokio::time::timeout_at(deadline, self.io.flush()).await,
         };
         flushed.map_err(|_| Error::timeout(TimeoutKind::Write, shared.write_timeout))??;
+        // As the connection's own output buffer: a large queue is kept
+        // while the writes use it, let go by the first that does not.
+        let used = std::mem::take(&mut self.written);
         self.queue.clear();
-        self.written = 0;
-        if self.queue.capacity() > KEEP_WRITE_QUEUE {
+        if self.queue.capacity() > KEEP_WRITE_QUEUE && used < self.queue.capacity() / 4 {
             self.queue = Vec::new();
         }
         Ok(())
@@ -444,6 +447,10 @@ pub struct Sender {
     /// The [`Sink`]'s send in progress.
     pub(super) sink: Kept<SendFuture>,
     pub(super) sink_closed: bool,
+    /// Bytes queued in the connection's output after this sink's last
+    /// `start_send`: `poll_ready` decides on it without taking the
+    /// connection's lock again.
+    pub(super) sink_queued: usize,
 }
 
 impl Clone for Sender {
@@ -452,6 +459,7 @@ impl Clone for Sender {
             shared: self.shared.clone(),
             sink: Mutex::new(None),
             sink_closed: false,
+            sink_queued: 0,
         }
     }
 }
@@ -670,6 +678,7 @@ impl Sender {
     /// Writes out what is queued (waiting for the writer if another task
     /// holds it), as the sink's send in progress.
     fn write_queued(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.sink_queued = 0;
         let shared = self.shared.clone();
         *kept(&mut self.sink) = Some(Box::pin(async move { shared.send_with(|_| Ok(())).await }));
         self.poll_sink(cx)
@@ -692,7 +701,7 @@ impl Sink<Message> for Sender {
     /// written: then they are written first (the sink's backpressure).
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         ready!(self.poll_sink(cx))?;
-        if self.shared.conn().output().len() >= SINK_WRITE_AT {
+        if self.sink_queued >= SINK_WRITE_AT {
             return self.write_queued(cx);
         }
         Poll::Ready(Ok(()))
@@ -718,7 +727,11 @@ impl Sink<Message> for Sender {
                 if conn.is_finished() {
                     return Err(ErrorKind::AlreadyClosed.into());
                 }
-                conn.send(&message).map_err(Error::from)
+                conn.send(&message)?;
+                let queued = conn.output().len();
+                drop(conn);
+                self.sink_queued = queued;
+                Ok(())
             }
         }
     }

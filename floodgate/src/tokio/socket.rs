@@ -133,6 +133,7 @@ impl WebSocket {
                 shared,
                 sink: Mutex::new(None),
                 sink_closed: false,
+                sink_queued: 0,
             },
         }
     }
