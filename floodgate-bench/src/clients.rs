@@ -152,15 +152,17 @@ pub fn all() -> Vec<Client> {
     v
 }
 
-/// Read size of the raw TCP ceiling.
-pub const RAW_CHUNK: usize = 256 * 1024;
+/// Read size of the raw TCP ceiling: 64 KiB, which measured faster than
+/// 256 KiB at 1 KiB and 64 KiB messages (a read that stays within the L2
+/// cache is copied out of the kernel faster) and the same at 16 B.
+pub const RAW_CHUNK: usize = 64 * 1024;
 
 /// How the ceiling works, for the output.
-pub const RAW_TCP_NOTE: &str = "raw-tcp reads the socket in 256 KiB chunks into one reused \
+pub const RAW_TCP_NOTE: &str = "raw-tcp reads the socket in 64 KiB chunks into one reused \
 buffer and walks the frame headers only (counts messages and payload lengths, never touches \
 or copies a payload): the cost of getting the bytes out of the kernel, plus a few ns per frame";
 
-/// The ceiling: hand handshake, then 256 KiB reads, walking frame headers.
+/// The ceiling: hand handshake, then 64 KiB reads, walking frame headers.
 pub fn raw_tcp(url: &str) -> Result<Outcome, BoxError> {
     let start = Instant::now();
     let mut s = handshake::client_connect(url)?;

@@ -281,9 +281,11 @@ impl ClientBuilder {
         self
     }
 
-    /// Bytes asked of the socket per read (default 256 KiB).
+    /// Bytes asked of the socket per read (default: 64 KiB for the direct
+    /// connections and the async buffered one, 256 KiB for the blocking
+    /// buffered one; see [`Options::read_chunk_size`](crate::Options::read_chunk_size)).
     pub fn read_chunk_size(mut self, bytes: usize) -> Self {
-        self.options.read_chunk_size = bytes;
+        self.options.read_chunk_size = Some(bytes);
         self
     }
 
@@ -535,7 +537,7 @@ impl ClientBuilder {
             None => {}
         }
         let o = &self.options;
-        if o.read_chunk_size == 0 {
+        if o.read_chunk_size == Some(0) {
             return Err(ConfigError::ReadChunkSizeZero.into());
         }
         if o.max_handshake_size < 128 {

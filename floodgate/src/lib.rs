@@ -210,7 +210,7 @@ pub use error::{
     Callback, ConfigError, Error, ErrorKind, PemItem, Phase, ProxyConfigError, ProxyError,
     RedirectError, Result, TimeoutKind, TlsConfigError, UnsupportedError, UrlError,
 };
-pub use options::{Options, Origin};
+pub use options::{Options, Origin, BUFFERED_READ_CHUNK, DIRECT_READ_CHUNK};
 pub use proxy::{NoProxy, Proxy, ProxyKind};
 
 /// permessage-deflate (RFC 7692): what to offer, what was negotiated.

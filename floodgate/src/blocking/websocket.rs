@@ -70,6 +70,9 @@ pub struct WebSocket<S = Stream> {
     headers: HeaderMap,
     subprotocol: Option<String>,
     read_chunk_size: usize,
+    /// The read size chosen in the options, if any: a buffered connection
+    /// made from this one has its own default.
+    chosen_read_chunk: Option<usize>,
     return_control_frames: bool,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
@@ -94,7 +97,8 @@ pub(crate) struct Parts<S> {
     pub(crate) status: StatusCode,
     pub(crate) headers: HeaderMap,
     pub(crate) subprotocol: Option<String>,
-    pub(crate) read_chunk_size: usize,
+    /// As chosen in the options (`None`: the default of what is built).
+    pub(crate) read_chunk_size: Option<usize>,
     pub(crate) write_timeout: Option<Duration>,
     pub(crate) finished: bool,
 }
@@ -119,7 +123,10 @@ impl<S: Transport> WebSocket<S> {
             status,
             headers,
             subprotocol,
-            read_chunk_size: options.read_chunk_size,
+            read_chunk_size: options
+                .read_chunk_size
+                .unwrap_or(crate::options::DIRECT_READ_CHUNK),
+            chosen_read_chunk: options.read_chunk_size,
             return_control_frames: options.return_control_frames,
             read_timeout: options.read_timeout,
             write_timeout: options.write_timeout,
@@ -141,7 +148,7 @@ impl<S: Transport> WebSocket<S> {
             status: self.status,
             headers: self.headers,
             subprotocol: self.subprotocol,
-            read_chunk_size: self.read_chunk_size,
+            read_chunk_size: self.chosen_read_chunk,
             write_timeout: self.write_timeout,
             finished: self.finished,
         }

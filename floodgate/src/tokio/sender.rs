@@ -697,7 +697,7 @@ impl Sender {
 impl Sink<Message> for Sender {
     type Error = Error;
 
-    /// Ready unless more than [`SINK_WRITE_AT`] bytes wait to be
+    /// Ready unless more than 64 KiB wait to be
     /// written: then they are written first (the sink's backpressure).
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         ready!(self.poll_sink(cx))?;

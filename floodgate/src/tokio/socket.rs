@@ -111,8 +111,14 @@ impl WebSocket {
             shared: shared.clone(),
             io: read,
             read_buf,
-            chunk: MIN_READ.min(options.read_chunk_size),
-            max_chunk: options.read_chunk_size,
+            chunk: MIN_READ.min(
+                options
+                    .read_chunk_size
+                    .unwrap_or(crate::options::DIRECT_READ_CHUNK),
+            ),
+            max_chunk: options
+                .read_chunk_size
+                .unwrap_or(crate::options::DIRECT_READ_CHUNK),
             return_control_frames: options.return_control_frames,
             read_timeout: options.read_timeout,
             raw_open: false,

@@ -390,20 +390,23 @@ impl<S: Transport + Send + 'static> BufferedWebSocket<S> {
             close_timeout,
             write_timeout: parts.write_timeout,
         });
+        let read_chunk = parts
+            .read_chunk_size
+            .unwrap_or(crate::options::BUFFERED_READ_CHUNK);
         let ingest = Ingest::new(
             buffer.clone(),
             config.retains_sparsely(),
-            parts.read_chunk_size,
+            read_chunk,
             config.on_control.clone(),
             config.on_data_frame.clone(),
         );
         let reader = Reader::new(
             parts.stream,
             parts.read_buf,
-            parts.read_chunk_size,
+            read_chunk,
             shared.clone(),
             ingest,
-            ChunkPool::new(parts.read_chunk_size),
+            ChunkPool::new(read_chunk),
         );
         let handle = std::thread::Builder::new()
             .name("floodgate-reader".into())
