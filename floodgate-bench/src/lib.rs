@@ -1,8 +1,12 @@
-//! Receive-throughput benchmark for floodgate.
+//! floodgate's benchmarks against the field: receive (`stream`), send
+//! (`send`), many connections (`conns`), echo latency (`echo`), idle
+//! memory (`idle`), and the buffered connection's policies, spill and
+//! bridge. Each is a binary that prints Markdown tables with ratios to the
+//! anchors of the same run; `BENCHMARKS.md` quotes one complete run.
 //!
-//! # What it measures
+//! # What `stream` measures
 //!
-//! One thing: how fast a client can *receive* a stream of server-to-client
+//! How fast a client can *receive* a stream of server-to-client
 //! binary messages over loopback, from `connect` to the moment the client
 //! library reports the server's close frame. That is the hot path of the
 //! workloads floodgate exists for (market data, telemetry): a server pushes
