@@ -153,6 +153,7 @@ pub mod conns_server;
 pub mod echo_clients;
 pub mod echo_server;
 pub mod handshake;
+pub mod job_server;
 pub mod send_clients;
 pub mod send_server;
 pub mod server;

@@ -18,12 +18,12 @@
 //! same for every client.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::mpsc;
+use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::handshake;
+use crate::job_server::{Failure, JobServer};
 
 /// Target size of the pre-encoded block of frames.
 pub const BLOCK_TARGET: usize = 1 << 20;
@@ -56,97 +56,21 @@ pub struct Report {
     pub error: Option<String>,
 }
 
-/// A running server thread.
-pub struct Server {
-    addr: SocketAddr,
-    jobs: Option<mpsc::Sender<Job>>,
-    reports: mpsc::Receiver<Report>,
-    thread: Option<thread::JoinHandle<()>>,
-    pending: bool,
-}
+/// A running server thread: see [`JobServer`].
+pub type Server = JobServer<Job, Report>;
 
 impl Server {
     /// Binds `127.0.0.1:0` and starts the server thread.
     pub fn start() -> io::Result<Server> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let addr = listener.local_addr()?;
-        let (job_tx, job_rx) = mpsc::channel::<Job>();
-        let (rep_tx, rep_rx) = mpsc::channel::<Report>();
-        let thread = thread::Builder::new()
-            .name("bench-server".into())
-            .spawn(move || {
-                for job in job_rx {
-                    let report = match listener.accept() {
-                        Ok((stream, _)) => serve(stream, job),
-                        Err(e) => Report {
-                            error: Some(format!("accept: {e}")),
-                            ..Report::default()
-                        },
-                    };
-                    if rep_tx.send(report).is_err() {
-                        break;
-                    }
-                }
-            })?;
-        Ok(Server {
-            addr,
-            jobs: Some(job_tx),
-            reports: rep_rx,
-            thread: Some(thread),
-            pending: false,
-        })
-    }
-
-    /// The URL clients connect to: `ws://127.0.0.1:PORT/`.
-    pub fn url(&self) -> String {
-        format!("ws://{}/", self.addr)
-    }
-
-    /// The address the server listens on.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Tells the server what the next connection gets. Call before the
-    /// client connects, then [`Server::finish`] after it is done.
-    pub fn submit(&mut self, job: Job) {
-        assert!(!self.pending, "previous job not finished");
-        self.jobs
-            .as_ref()
-            .expect("server stopped")
-            .send(job)
-            .expect("server thread gone");
-        self.pending = true;
-    }
-
-    /// Waits for the server's report on the current job. If the client
-    /// failed it may never have connected; then the server is unblocked
-    /// with a throw-away connection.
-    pub fn finish(&mut self, client_failed: bool) -> Report {
-        assert!(self.pending, "no job submitted");
-        self.pending = false;
-        if client_failed {
-            if let Ok(r) = self.reports.recv_timeout(Duration::from_secs(2)) {
-                return r;
-            }
-            // Unblock accept(): connect and hang up at once.
-            drop(TcpStream::connect(self.addr));
-        }
-        self.reports.recv().unwrap_or_else(|_| Report {
-            error: Some("server thread died".into()),
-            ..Report::default()
-        })
+        JobServer::spawn("bench-server", serve)
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.jobs.take();
-        if self.pending {
-            drop(TcpStream::connect(self.addr));
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+impl Failure for Report {
+    fn failure(reason: String) -> Report {
+        Report {
+            error: Some(reason),
+            ..Report::default()
         }
     }
 }
