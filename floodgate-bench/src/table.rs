@@ -269,6 +269,33 @@ pub fn render(size: usize, count: u64, runs: usize, series: &[Series]) -> Render
     }
 }
 
+/// Prints the run's summary lines as a `### Summary` list (nothing when
+/// there are none).
+pub fn print_summary(lines: &[String]) {
+    if lines.is_empty() {
+        return;
+    }
+    println!("### Summary\n");
+    for line in lines {
+        println!("- {line}");
+    }
+    println!();
+}
+
+/// A benchmark binary's exit status: success, or the failures listed on
+/// stderr and a failure status (a run that miscounted must not look like
+/// a result).
+pub fn exit_status(failures: &[String]) -> std::process::ExitCode {
+    if failures.is_empty() {
+        return std::process::ExitCode::SUCCESS;
+    }
+    eprintln!("\n{} FAILURE(S):", failures.len());
+    for f in failures {
+        eprintln!("  {f}");
+    }
+    std::process::ExitCode::FAILURE
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

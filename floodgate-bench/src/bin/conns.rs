@@ -29,7 +29,7 @@ use floodgate_bench::args::{command_line, or_exit, Parser};
 use floodgate_bench::conns_clients::{self, Outcome, Plan, Role, SEQ_BYTES};
 use floodgate_bench::conns_server::ConnsServer;
 use floodgate_bench::echo_server::EchoServer;
-use floodgate_bench::table::{duration, group};
+use floodgate_bench::table::{self, duration, group};
 use floodgate_bench::{load_average, machine_line};
 
 const USAGE: &str = "usage: conns [--connections 1,16,256] [--window 16] [--size 1024] \
@@ -452,13 +452,5 @@ fn main() -> ExitCode {
     }
     drop(server);
     println!("load average at end: {}", load_average());
-    if failures.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        eprintln!("\n{} FAILURE(S):", failures.len());
-        for f in &failures {
-            eprintln!("  {f}");
-        }
-        ExitCode::FAILURE
-    }
+    table::exit_status(&failures)
 }

@@ -23,7 +23,7 @@ use floodgate_bench::args::{command_line, or_exit, Parser, PerSize, Suite};
 use floodgate_bench::clients::SOCKUDO_TUNED_NOTE;
 use floodgate_bench::echo_clients::{self, Latencies, Plan};
 use floodgate_bench::echo_server::EchoServer;
-use floodgate_bench::table::group;
+use floodgate_bench::table::{self, group};
 use floodgate_bench::{load_average, machine_line};
 
 const USAGE: &str = "usage: echo [--sizes 16,1024,65536] [--rounds-SIZE N]... [--rounds N] \
@@ -271,13 +271,5 @@ fn main() -> ExitCode {
     }
     drop(server);
     println!("load average at end: {}", load_average());
-    if failures.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        eprintln!("\n{} FAILURE(S):", failures.len());
-        for f in &failures {
-            eprintln!("  {f}");
-        }
-        ExitCode::FAILURE
-    }
+    table::exit_status(&failures)
 }

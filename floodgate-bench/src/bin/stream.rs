@@ -189,22 +189,8 @@ fn main() -> ExitCode {
             summaries.push(line);
         }
     }
-    if !summaries.is_empty() {
-        println!("### Summary\n");
-        for s in &summaries {
-            println!("- {s}");
-        }
-        println!();
-    }
+    table::print_summary(&summaries);
     drop(server);
     println!("load average at end: {}", load_average());
-    if failures.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        eprintln!("\n{} FAILURE(S):", failures.len());
-        for f in &failures {
-            eprintln!("  {f}");
-        }
-        ExitCode::FAILURE
-    }
+    table::exit_status(&failures)
 }

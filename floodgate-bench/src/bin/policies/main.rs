@@ -335,15 +335,7 @@ fn run_all(args: &Args, argv: &[String]) -> ExitCode {
         started.elapsed().as_secs_f64(),
         load_average()
     );
-    if failures.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        eprintln!("\n{} FAILURE(S):", failures.len());
-        for f in &failures {
-            eprintln!("  {f}");
-        }
-        ExitCode::FAILURE
-    }
+    floodgate_bench::table::exit_status(&failures)
 }
 
 fn print_table(args: &Args, idle: Option<u64>, rows: &[(&str, ChildReport, ServerReport)]) {
