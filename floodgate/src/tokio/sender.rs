@@ -412,9 +412,13 @@ type SendFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 /// The sending half of an async [`WebSocket`](super::WebSocket) or
 /// [`BufferedWebSocket`](super::BufferedWebSocket): clone it and send from
 /// any task. Frames are written under one lock, in the order their sends
-/// took it, so concurrent sends never interleave frames. Also a [`Sink`] of
-/// messages. Its methods have the blocking [`crate::Sender`]'s names and
-/// contracts.
+/// took it, so concurrent sends never interleave frames. Its methods have
+/// the blocking [`crate::Sender`]'s names and contracts.
+///
+/// Also a [`Sink`] of messages, which batches: `start_send` (`feed`)
+/// encodes into the connection's output, `poll_flush` writes everything
+/// queued with one system call, and `poll_ready` writes first once 64 KiB
+/// wait. A message the protocol refuses fails in `start_send`.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
