@@ -25,7 +25,7 @@
 //! message, no runtime), the `echo` benchmark already runs its server
 //! in-process, and the tests can start it directly. A profile of the
 //! client alone is taken by filtering on the thread name (`perf report
-//! --comm conns`): the server's threads are named `conns-echo`.
+//! --comm conns`): the server's threads are named `conns-conn`.
 //!
 //! Per connection: the upgrade ([`handshake::server_accept`]), then reads
 //! of up to 256 KiB; every complete client frame in the buffer is unmasked
@@ -36,14 +36,12 @@
 //! echoed frame by frame (the benchmark sends none). `TCP_NODELAY` is set.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread;
+use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
 use crate::handshake;
 use crate::server::{frame_header, parse_header};
+use crate::thread_server::ThreadServer;
 
 /// How long a connection may stay silent before the server gives up.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
@@ -54,62 +52,16 @@ const MAX_FRAME: usize = 64 << 20;
 /// Bytes asked of each `read`.
 const READ_CHUNK: usize = 256 * 1024;
 
-/// A running echo server; dropping it stops accepting (connections in
-/// progress end when their client closes).
-pub struct ConnsServer {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<thread::JoinHandle<()>>,
-}
+/// The running server: see [`ThreadServer`].
+pub type ConnsServer = ThreadServer;
 
-impl ConnsServer {
-    /// Binds `127.0.0.1:0` and starts accepting.
-    pub fn start() -> io::Result<ConnsServer> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let addr = listener.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
-        let thread = thread::Builder::new()
-            .name("conns-accept".into())
-            .spawn(move || {
-                for stream in listener.incoming() {
-                    if stopping.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let Ok(stream) = stream else { continue };
-                    let _ = thread::Builder::new()
-                        // Small stacks: 256 connections are 256 threads.
-                        .stack_size(128 * 1024)
-                        .name("conns-echo".into())
-                        .spawn(move || {
-                            if let Err(e) = serve(stream) {
-                                eprintln!("conns server: {e}");
-                            }
-                        });
-                }
-            })?;
-        Ok(ConnsServer {
-            addr,
-            stop,
-            thread: Some(thread),
-        })
-    }
-
-    /// The URL clients connect to: `ws://127.0.0.1:PORT/`.
-    pub fn url(&self) -> String {
-        format!("ws://{}/", self.addr)
-    }
-}
-
-impl Drop for ConnsServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        // Unblock accept().
-        drop(TcpStream::connect(self.addr));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+/// Binds `127.0.0.1:0` and starts accepting.
+pub fn start() -> io::Result<ConnsServer> {
+    ThreadServer::spawn(
+        "conns",
+        Some(128 * 1024), /* 256 connections are 256 threads */
+        serve,
+    )
 }
 
 /// What one pass over the input found.

@@ -11,14 +11,12 @@
 //! it too, so no round trip waits on Nagle's algorithm.
 
 use std::io::{self, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread;
+use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
 use crate::handshake;
 use crate::server::frame_header;
+use crate::thread_server::ThreadServer;
 
 /// How long a connection may stay silent before the server gives up.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -26,60 +24,12 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest frame the server accepts.
 const MAX_FRAME: usize = 64 << 20;
 
-/// A running echo server; dropping it stops accepting (connections in
-/// progress end when their client closes).
-pub struct EchoServer {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<thread::JoinHandle<()>>,
-}
+/// The running server: see [`ThreadServer`].
+pub type EchoServer = ThreadServer;
 
-impl EchoServer {
-    /// Binds `127.0.0.1:0` and starts accepting.
-    pub fn start() -> io::Result<EchoServer> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let addr = listener.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
-        let thread = thread::Builder::new()
-            .name("echo-accept".into())
-            .spawn(move || {
-                for stream in listener.incoming() {
-                    if stopping.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let Ok(stream) = stream else { continue };
-                    let _ = thread::Builder::new()
-                        .name("echo-conn".into())
-                        .spawn(move || {
-                            if let Err(e) = serve(stream) {
-                                eprintln!("echo server: {e}");
-                            }
-                        });
-                }
-            })?;
-        Ok(EchoServer {
-            addr,
-            stop,
-            thread: Some(thread),
-        })
-    }
-
-    /// The URL clients connect to: `ws://127.0.0.1:PORT/`.
-    pub fn url(&self) -> String {
-        format!("ws://{}/", self.addr)
-    }
-}
-
-impl Drop for EchoServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        // Unblock accept().
-        drop(TcpStream::connect(self.addr));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+/// Binds `127.0.0.1:0` and starts accepting.
+pub fn start() -> io::Result<EchoServer> {
+    ThreadServer::spawn("echo", None, serve)
 }
 
 fn serve(mut stream: TcpStream) -> io::Result<()> {

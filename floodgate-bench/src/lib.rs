@@ -158,6 +158,7 @@ pub mod send_clients;
 pub mod send_server;
 pub mod server;
 pub mod table;
+pub mod thread_server;
 
 /// One line describing the machine, for the top of a report: CPUs, CPU
 /// model, kernel, compiler, build profile and the load average at start.

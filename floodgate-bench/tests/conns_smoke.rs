@@ -9,8 +9,6 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::thread;
 
 use floodgate_bench::conns_clients::{self, Plan};
-use floodgate_bench::conns_server::ConnsServer;
-use floodgate_bench::echo_server::EchoServer;
 use floodgate_bench::handshake;
 use floodgate_bench::server::{frame_header, parse_header};
 
@@ -53,14 +51,14 @@ fn every_client_echoes_all(url: &str, plan: &Plan, server: &str) {
 
 #[test]
 fn every_client_echoes_exactly_c_times_m_messages() {
-    let server = ConnsServer::start().unwrap();
+    let server = floodgate_bench::conns_server::start().unwrap();
     for connections in [1, 8] {
         every_client_echoes_all(&server.url(), &plan(connections, 300, None), "batched");
     }
     // The multi-thread runtime (the tasks move between threads) and the
     // per-frame echo server.
     every_client_echoes_all(&server.url(), &plan(8, 200, Some(2)), "batched");
-    let per_frame = EchoServer::start().unwrap();
+    let per_frame = floodgate_bench::echo_server::start().unwrap();
     every_client_echoes_all(&per_frame.url(), &plan(8, 200, None), "per-frame");
 }
 

@@ -4,11 +4,10 @@
 //! recorded round trip.
 
 use floodgate_bench::echo_clients::{self, Plan};
-use floodgate_bench::echo_server::EchoServer;
 
 #[test]
 fn every_echo_client_round_trips_at_16_b_and_64_kib() {
-    let server = EchoServer::start().unwrap();
+    let server = floodgate_bench::echo_server::start().unwrap();
     let url = server.url();
     for size in [16, 65536] {
         let plan = Plan {

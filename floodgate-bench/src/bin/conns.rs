@@ -27,8 +27,6 @@ use std::time::Duration;
 
 use floodgate_bench::args::{command_line, or_exit, Parser};
 use floodgate_bench::conns_clients::{self, Outcome, Plan, Role, SEQ_BYTES};
-use floodgate_bench::conns_server::ConnsServer;
-use floodgate_bench::echo_server::EchoServer;
 use floodgate_bench::table::{self, duration, group};
 use floodgate_bench::{load_average, machine_line};
 
@@ -312,9 +310,11 @@ fn main() -> ExitCode {
     }
     // Either server, kept alive until the end.
     let started = if args.per_frame_server {
-        EchoServer::start().map(|s| (s.url(), Box::new(s) as Box<dyn std::any::Any>))
+        floodgate_bench::echo_server::start()
+            .map(|s| (s.url(), Box::new(s) as Box<dyn std::any::Any>))
     } else {
-        ConnsServer::start().map(|s| (s.url(), Box::new(s) as Box<dyn std::any::Any>))
+        floodgate_bench::conns_server::start()
+            .map(|s| (s.url(), Box::new(s) as Box<dyn std::any::Any>))
     };
     let (url, server) = match started {
         Ok(s) => s,

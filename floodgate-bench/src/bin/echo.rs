@@ -22,7 +22,6 @@ use std::process::ExitCode;
 use floodgate_bench::args::{command_line, or_exit, Parser, PerSize, Suite};
 use floodgate_bench::clients::SOCKUDO_TUNED_NOTE;
 use floodgate_bench::echo_clients::{self, Latencies, Plan};
-use floodgate_bench::echo_server::EchoServer;
 use floodgate_bench::table::{self, group};
 use floodgate_bench::{load_average, machine_line};
 
@@ -178,7 +177,7 @@ fn render(size: usize, plan: Plan, runs: usize, series: &[Series]) -> String {
 fn main() -> ExitCode {
     let args = or_exit(parse_args());
     let clients = or_exit(args.suite.select(echo_clients::all(), |c| c.name));
-    let server = match EchoServer::start() {
+    let server = match floodgate_bench::echo_server::start() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("cannot start the echo server: {e}");
