@@ -94,18 +94,10 @@ pub struct Outcome {
     pub cpu: Option<Duration>,
 }
 
-/// The part a client plays in the table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// The raw TCP ceiling.
-    Ceiling,
-    /// An async library floodgate is compared with.
-    Anchor,
-    /// floodgate's async client.
-    Subject,
-    /// Another way of using floodgate (the buffered connection).
-    Variant,
-}
+/// The part a client plays in the table: the same roles as in `stream`
+/// (here `Subject` is floodgate's async client, `Variant` its buffered
+/// connection).
+pub use crate::clients::Role;
 
 /// A client of the benchmark.
 pub struct ConnsClient {
@@ -558,10 +550,9 @@ async fn dial(url: &str) -> Result<(TcpStream, &str, &str), BoxError> {
 /// The hand handshake (which takes no byte past the response head), then
 /// the socket as a tokio `TcpStream` with `TCP_NODELAY`.
 fn hand_upgraded(url: &str) -> Result<TcpStream, BoxError> {
-    let s = handshake::client_connect(url)?;
+    let s = handshake::client_connect_tokio(url)?;
     s.set_nodelay(true)?;
-    s.set_nonblocking(true)?;
-    Ok(TcpStream::from_std(s)?)
+    Ok(s)
 }
 
 /// Size of the ceiling's read buffer (it grows for a larger frame).

@@ -233,10 +233,8 @@ pub fn fastwebsockets(url: &str, plan: Plan) -> Result<Latencies, BoxError> {
     use fastwebsockets::{FragmentCollector, Frame, OpCode, Payload, Role, WebSocket};
     let rt = current_thread_runtime()?;
     rt.block_on(async {
-        let std_stream = handshake::client_connect(url)?;
-        std_stream.set_nodelay(true)?;
-        std_stream.set_nonblocking(true)?;
-        let stream = tokio::net::TcpStream::from_std(std_stream)?;
+        let stream = handshake::client_connect_tokio(url)?;
+        stream.set_nodelay(true)?;
         let mut ws = WebSocket::after_handshake(stream, Role::Client);
         ws.set_max_message_size(64 << 20);
         ws.set_auto_close(true);

@@ -36,6 +36,16 @@ pub fn split_url(url: &str) -> io::Result<(&str, &str)> {
     })
 }
 
+/// [`client_connect`], then the socket as a tokio `TcpStream` (call it
+/// inside a runtime): for the async libraries that take a connected
+/// stream after a handshake done elsewhere (fastwebsockets), and the
+/// async raw TCP ceilings.
+pub fn client_connect_tokio(url: &str) -> io::Result<tokio::net::TcpStream> {
+    let stream = client_connect(url)?;
+    stream.set_nonblocking(true)?;
+    tokio::net::TcpStream::from_std(stream)
+}
+
 /// Connects and performs the client side of the opening handshake on a
 /// blocking socket.
 ///

@@ -247,9 +247,7 @@ pub fn fastwebsockets(url: &str, plan: Plan) -> Result<Outcome, BoxError> {
     let rt = current_thread_runtime()?;
     rt.block_on(async {
         let start = Instant::now();
-        let std_stream = handshake::client_connect(url)?;
-        std_stream.set_nonblocking(true)?;
-        let stream = tokio::net::TcpStream::from_std(std_stream)?;
+        let stream = handshake::client_connect_tokio(url)?;
         let mut ws = WebSocket::after_handshake(stream, Role::Client);
         for _ in 0..plan.count {
             ws.write_frame(Frame::binary(Payload::Borrowed(&data)))

@@ -349,9 +349,7 @@ fn open(
         })?,
         "fastwebsockets" => rt.block_on(async {
             for _ in 0..n {
-                let std_stream = handshake::client_connect(url)?;
-                std_stream.set_nonblocking(true)?;
-                let stream = tokio::net::TcpStream::from_std(std_stream)?;
+                let stream = handshake::client_connect_tokio(url)?;
                 let mut ws = fastwebsockets::WebSocket::after_handshake(
                     stream,
                     fastwebsockets::Role::Client,
