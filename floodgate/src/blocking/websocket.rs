@@ -69,10 +69,10 @@ pub struct WebSocket<S = Stream> {
     status: StatusCode,
     headers: HeaderMap,
     subprotocol: Option<String>,
-    read_chunk_size: usize,
-    /// The read size chosen in the options, if any: a buffered connection
-    /// made from this one has its own default.
-    chosen_read_chunk: Option<usize>,
+    /// The read size chosen in the options, if any (`None`: the direct
+    /// connection's default; a buffered connection made from this one has
+    /// its own).
+    read_chunk_size: Option<usize>,
     return_control_frames: bool,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
@@ -123,10 +123,7 @@ impl<S: Transport> WebSocket<S> {
             status,
             headers,
             subprotocol,
-            read_chunk_size: options
-                .read_chunk_size
-                .unwrap_or(crate::options::DIRECT_READ_CHUNK),
-            chosen_read_chunk: options.read_chunk_size,
+            read_chunk_size: options.read_chunk_size,
             return_control_frames: options.return_control_frames,
             read_timeout: options.read_timeout,
             write_timeout: options.write_timeout,
@@ -148,7 +145,7 @@ impl<S: Transport> WebSocket<S> {
             status: self.status,
             headers: self.headers,
             subprotocol: self.subprotocol,
-            read_chunk_size: self.chosen_read_chunk,
+            read_chunk_size: self.read_chunk_size,
             write_timeout: self.write_timeout,
             finished: self.finished,
         }
@@ -281,7 +278,8 @@ impl<S: Transport> WebSocket<S> {
             let chunk = read_size(
                 self.conn.bytes_needed(),
                 self.read_buf.len(),
-                self.read_chunk_size,
+                self.read_chunk_size
+                    .unwrap_or(crate::options::DIRECT_READ_CHUNK),
             );
             self.read_buf.reserve(chunk);
             // Read at most one chunk even when `reserve` left more room:
