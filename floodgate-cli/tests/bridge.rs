@@ -815,9 +815,17 @@ fn nats_killed_and_restarted_mid_feed_loses_nothing_with_spill() {
         stats["spilled"].as_u64().unwrap() > 0,
         "the outage spilled: {stderr}"
     );
-    assert!(stats["sink_errors"].as_u64().unwrap() > 0, "{stderr}");
+    // Whether the outage shows as failed publishes depends on timing: a
+    // publish in flight at the kill fails (counted, and said once with
+    // "retrying"), while a publish that starts after the loss waits for a
+    // new connection within the ack timeout (5 s, longer than the outage)
+    // and fails nothing. Either way, what was counted was said.
+    assert_eq!(
+        stats["sink_errors"].as_u64().unwrap() > 0,
+        stderr.contains("retrying"),
+        "every failed publish is counted and reported: {stderr}"
+    );
     assert_bridge_counters_add_up(stats);
-    assert!(stderr.contains("retrying"), "{stderr}");
     let stored = tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(nats_server::read_stream(&nats.url(), "SPILL"));
