@@ -29,13 +29,16 @@
 //!   libraries (it writes out past 64 KiB). `floodgate-each` and
 //!   `floodgate-async-each` send with `send_binary`, which writes every
 //!   message at once: the cost of a system call per message, for
-//!   comparison.
+//!   comparison. `floodgate-owned` is `send_all` given a clone of one
+//!   `Bytes` per message, as the libraries that take ownership are.
 //!
 //! What each is given is what its API takes: a clone of one `Bytes` for
-//! the libraries that take ownership of a payload (a reference count; a
-//! library that must then copy the payload to mask it, because it may not
-//! write into a shared buffer, pays for the copy as part of its cost), a
-//! borrowed slice for floodgate and fastwebsockets (fastwebsockets copies
+//! the libraries that take ownership of a payload, floodgate's `Sink`
+//! included (a reference count; a library that must then copy the payload
+//! to mask it, because it may not write into a shared buffer, pays for the
+//! copy as part of its cost), a borrowed message for floodgate's
+//! `send_all` (which takes `&Message`), a borrowed slice for floodgate's
+//! `send_binary` and for fastwebsockets (fastwebsockets copies
 //! a borrowed payload into a new `Vec` to mask it, an allocation per
 //! message, which is its cost too). Each library masks every frame with a
 //! key of its own random choice (raw-tcp cycles through its block's keys);
@@ -112,6 +115,7 @@ pub fn all() -> Vec<SendClient> {
     #[cfg(feature = "floodgate-client")]
     v.extend([
         client("floodgate", Role::Subject, false, floodgate as _),
+        client("floodgate-owned", Role::Variant, false, floodgate_owned),
         client("floodgate-async", Role::Variant, true, floodgate_async),
         client("floodgate-each", Role::Variant, false, floodgate_each),
         client(
@@ -377,10 +381,28 @@ fn batches(count: u64, batch: usize) -> impl Iterator<Item = usize> {
 }
 
 /// floodgate, blocking: `connect`, `WebSocket::send_all` with
-/// [`send_all_batch`] messages per call (each a clone of one `Bytes`),
-/// then `close`, which waits for the server's close (and its end of TCP).
+/// [`send_all_batch`] messages per call (one `Message`, borrowed: what
+/// `send_all` takes without a clone), then `close`, which waits for the
+/// server's close (and its end of TCP).
 #[cfg(feature = "floodgate-client")]
 pub fn floodgate(url: &str, plan: Plan) -> Result<Outcome, BoxError> {
+    use floodgate::Message;
+    let message = Message::binary(payload(plan.size));
+    let batch = send_all_batch(plan.size);
+    let start = Instant::now();
+    let mut ws = floodgate::connect(url)?;
+    for n in batches(plan.count, batch) {
+        ws.send_all(std::iter::repeat_n(&message, n))?;
+    }
+    ws.close(1000, "")?;
+    Ok(plan.sent(start.elapsed()))
+}
+
+/// floodgate, blocking, `WebSocket::send_all` given owned messages (a
+/// clone of one `Bytes` each), as the libraries that take ownership are
+/// given: what borrowing saves, for comparison with the `floodgate` row.
+#[cfg(feature = "floodgate-client")]
+pub fn floodgate_owned(url: &str, plan: Plan) -> Result<Outcome, BoxError> {
     use floodgate::Message;
     let data = tungstenite::Bytes::from(payload(plan.size));
     let batch = send_all_batch(plan.size);

@@ -34,7 +34,8 @@ const USAGE: &str = "usage: send [--sizes 16,1024,65536,1048576] [--count-SIZE N
   --runs        runs per client and size, best and median kept (default 3)
   --only        run only these clients (raw-tcp, tungstenite, tokio-tungstenite,
                 fastwebsockets, tokio-websockets, yawc, sockudo-ws, floodgate,
-                floodgate-async, floodgate-each, floodgate-async-each)";
+                floodgate-owned, floodgate-async, floodgate-each,
+                floodgate-async-each)";
 
 /// Default message count: on 2 cores, about a second per run for the
 /// fastest clients at 1 KiB and up, 0.2 s at 16 B (where the clients that
@@ -290,8 +291,11 @@ fn main() -> ExitCode {
          other async libraries. floodgate-each and floodgate-async-each send with \
          `send_binary`, which writes every message at once: the cost of one system call per \
          message, for comparison. The libraries that take ownership of a payload get a clone of one \
-         `Bytes` (those that then copy it to mask it pay for the copy); floodgate and \
-         fastwebsockets borrow a slice. Socket options are each library's (tungstenite, \
+         `Bytes` (those that then copy it to mask it pay for the copy), floodgate's `Sink` \
+         included; floodgate's `send_all` borrows one `Message` (it takes `&Message`; \
+         floodgate-owned is the same given a clone of one `Bytes` per message, as the \
+         others), \
+         floodgate's `send_binary` and fastwebsockets borrow a slice. Socket options are each library's (tungstenite, \
          floodgate and sockudo-ws set TCP_NODELAY; tokio-tungstenite, tokio-websockets, yawc, \
          and the hand-connected fastwebsockets and raw-tcp keep Nagle's algorithm; the server \
          acknowledges at once after a short read, so no client waits for a delayed ACK at the \

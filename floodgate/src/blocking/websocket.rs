@@ -31,6 +31,7 @@ use floodgate_proto::{
     CloseCode, CloseFrame, Frame, Message, OpCode, Protocol, ProtocolError, Role, State, UsageError,
 };
 use http::{HeaderMap, StatusCode};
+use std::borrow::Borrow;
 use std::io;
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
@@ -446,13 +447,21 @@ impl<S: Transport> WebSocket<S> {
     /// A `Close` message ends the batch: what came before it is written,
     /// then the connection is closed as by [`close_with`](Self::close_with).
     ///
+    /// Messages are taken owned or borrowed: `send_all(&batch)` encodes a
+    /// slice of messages where they are, without cloning them (sending the
+    /// same messages to many connections, or again).
+    ///
     /// ```
     /// # let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
+    /// use floodgate::Message;
     /// let mut ws = floodgate::connect(&server.url())?;
-    /// ws.send_all((0..3).map(|i| floodgate::Message::binary(vec![i; 16])))?;
+    /// ws.send_all((0..3).map(|i| Message::binary(vec![i; 16])))?;
     /// for i in 0..3 {
     ///     assert_eq!(ws.recv()?.as_bytes(), &[i; 16]);
     /// }
+    /// let batch = vec![Message::text("kept"), Message::binary(&b"too"[..])];
+    /// ws.send_all(&batch)?;
+    /// assert_eq!(ws.recv()?, batch[0]);
     /// # Ok::<(), floodgate::Error>(())
     /// ```
     ///
@@ -460,22 +469,22 @@ impl<S: Transport> WebSocket<S> {
     ///
     /// As for [`send`](Self::send); when a message is refused (a control
     /// payload over 125 bytes), the messages before it are still written.
-    pub fn send_all<I, M>(&mut self, messages: I) -> Result<()>
+    pub fn send_all<I>(&mut self, messages: I) -> Result<()>
     where
-        I: IntoIterator<Item = M>,
-        M: Into<Message>,
+        I: IntoIterator,
+        I::Item: Borrow<Message>,
     {
         self.check_open()?;
         let mut close = None;
         let mut refused = None;
         for message in messages {
-            match message.into() {
+            match message.borrow() {
                 Message::Close(frame) => {
-                    close = Some(frame);
+                    close = Some(frame.clone());
                     break;
                 }
                 message => {
-                    if let Err(e) = self.conn.send(&message) {
+                    if let Err(e) = self.conn.send(message) {
                         refused = Some(e);
                         break;
                     }

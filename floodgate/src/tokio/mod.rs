@@ -88,10 +88,10 @@ macro_rules! delegate_sends {
         /// # Errors
         ///
         /// As for [`Sender::send_all`](crate::tokio::Sender::send_all).
-        pub async fn send_all<I, M>(&self, messages: I) -> $crate::Result<()>
+        pub async fn send_all<I>(&self, messages: I) -> $crate::Result<()>
         where
-            I: IntoIterator<Item = M>,
-            M: Into<$crate::Message>,
+            I: IntoIterator,
+            I::Item: ::std::borrow::Borrow<$crate::Message>,
         {
             self.sender.send_all(messages).await
         }

@@ -26,6 +26,7 @@ use floodgate_proto::deflate::PerMessageDeflate;
 use floodgate_proto::{CloseCode, CloseFrame, Message, OpCode};
 use futures_sink::Sink;
 use http::{HeaderMap, StatusCode};
+use std::borrow::Borrow;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -503,14 +504,17 @@ impl Sender {
     /// together, so they reach the peer in order with nothing from another
     /// task in between. A `Close` message ends the batch: what came before
     /// it is written, then the connection is closed as by
-    /// [`close_with`](Self::close_with).
+    /// [`close_with`](Self::close_with). Messages are taken owned or
+    /// borrowed: `send_all(&batch)` encodes a slice of messages where they
+    /// are, without cloning them.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> floodgate::Result<()> {
     /// # let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
+    /// use floodgate::Message;
     /// let ws = floodgate::Client::default().connect_buffered_async(&server.url()).await?;
-    /// ws.sender().send_all(["one", "two", "three"]).await?;
+    /// ws.sender().send_all(["one", "two", "three"].map(Message::text)).await?;
     /// let mut got = Vec::new();
     /// while got.len() < 3 {
     ///     got.extend(ws.recv_batch(3, std::time::Duration::from_secs(5)).await?);
@@ -524,10 +528,10 @@ impl Sender {
     ///
     /// As for [`send`](Self::send); when a message is refused (a control
     /// payload over 125 bytes), the messages before it are still written.
-    pub async fn send_all<I, M>(&self, messages: I) -> Result<()>
+    pub async fn send_all<I>(&self, messages: I) -> Result<()>
     where
-        I: IntoIterator<Item = M>,
-        M: Into<Message>,
+        I: IntoIterator,
+        I::Item: Borrow<Message>,
     {
         let mut close = None;
         let mut refused = None;
@@ -535,12 +539,12 @@ impl Sender {
             .shared
             .send_with(|conn| {
                 for message in messages {
-                    let message = message.into();
+                    let message = message.borrow();
                     if let Message::Close(frame) = message {
-                        close = Some(frame);
+                        close = Some(frame.clone());
                         break;
                     }
-                    if let Err(e) = conn.send(&message) {
+                    if let Err(e) = conn.send(message) {
                         refused = Some(e);
                         break;
                     }

@@ -14,6 +14,7 @@ use crate::error::ErrorKind;
 use crate::error::Result;
 use floodgate_proto::connection::Connection;
 use floodgate_proto::{CloseCode, CloseFrame, Message, OpCode, UsageError};
+use std::borrow::Borrow;
 use std::sync::Arc;
 
 /// Sends on a buffered connection from any thread; cheap to clone.
@@ -80,11 +81,14 @@ impl<S: Transport> Sender<S> {
     /// between, for one system call instead of one per message. A `Close`
     /// message ends the batch: what came before it is written, then the
     /// connection is closed as by [`close_with`](Self::close_with).
+    /// Messages are taken owned or borrowed: `send_all(&batch)` encodes a
+    /// slice of messages where they are, without cloning them.
     ///
     /// ```
     /// # let server = floodgate_server::Server::bind("127.0.0.1:0", floodgate_server::echo).unwrap();
+    /// use floodgate::Message;
     /// let mut ws = floodgate::Client::default().connect_buffered(&server.url())?;
-    /// ws.sender().send_all(["one", "two", "three"])?;
+    /// ws.sender().send_all(["one", "two", "three"].map(Message::text))?;
     /// let batch = ws.recv_batch(3, std::time::Duration::from_secs(5))?;
     /// # let mut batch = batch; while batch.len() < 3 { batch.push(ws.recv()?); }
     /// assert_eq!(batch[2].as_text(), Some("three"));
@@ -96,22 +100,22 @@ impl<S: Transport> Sender<S> {
     ///
     /// As for [`send`](Self::send); when a message is refused (a control
     /// payload over 125 bytes), the messages before it are still written.
-    pub fn send_all<I, M>(&self, messages: I) -> Result<()>
+    pub fn send_all<I>(&self, messages: I) -> Result<()>
     where
-        I: IntoIterator<Item = M>,
-        M: Into<Message>,
+        I: IntoIterator,
+        I::Item: Borrow<Message>,
     {
         let mut close = None;
         let mut refused = None;
         let mut count = 0usize;
         let written = self.shared.send_with(|conn| {
             for message in messages {
-                let message = message.into();
+                let message = message.borrow();
                 if let Message::Close(frame) = message {
-                    close = Some(frame);
+                    close = Some(frame.clone());
                     break;
                 }
-                if let Err(e) = conn.send(&message) {
+                if let Err(e) = conn.send(message) {
                     refused = Some(e);
                     break;
                 }
