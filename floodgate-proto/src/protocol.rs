@@ -117,6 +117,9 @@ pub struct Protocol {
     /// Reserved bits owned by negotiated extensions (none yet).
     extension_rsv: u8,
     out: Vec<u8>,
+    /// The front of `out` already written: a partial write moves this
+    /// cursor instead of the rest of the buffer (see `consume_output`).
+    out_pos: usize,
     /// Bytes of `out` written since it was last empty: what the flush in
     /// progress used of its capacity.
     out_consumed: usize,
@@ -179,6 +182,7 @@ impl Protocol {
             config,
             extension_rsv: 0,
             out: Vec::new(),
+            out_pos: 0,
             out_consumed: 0,
             rng,
             assembly: None,
@@ -945,12 +949,12 @@ impl Protocol {
 
     /// Bytes waiting to be written to the transport, in order.
     pub fn output(&self) -> &[u8] {
-        &self.out
+        &self.out[self.out_pos..]
     }
 
     /// Whether anything waits to be written.
     pub fn has_output(&self) -> bool {
-        !self.out.is_empty()
+        self.out_pos < self.out.len()
     }
 
     /// Moves everything queued to the end of `out`, leaving the output
@@ -959,7 +963,11 @@ impl Protocol {
     /// side allocates in the steady state.
     pub fn take_output(&mut self, out: &mut Vec<u8>) {
         self.out_consumed = 0;
-        if out.is_empty() {
+        if self.out_pos > 0 {
+            out.extend_from_slice(&self.out[self.out_pos..]);
+            self.out.clear();
+            self.out_pos = 0;
+        } else if out.is_empty() {
             std::mem::swap(out, &mut self.out);
         } else {
             out.append(&mut self.out);
@@ -967,17 +975,26 @@ impl Protocol {
     }
 
     /// Marks the first `n` bytes of [`output`](Self::output) as written.
+    ///
+    /// A partial write only moves a cursor: moving the unwritten rest to
+    /// the front after every partial write made a large message written in
+    /// many pieces (a slow peer, a full socket buffer) cost time quadratic
+    /// in its size. The written front is dropped once it is at least half
+    /// of the buffer, so each byte is moved at most about once.
     pub fn consume_output(&mut self, n: usize) {
-        let n = n.min(self.out.len());
+        let n = n.min(self.out.len() - self.out_pos);
         self.out_consumed += n;
-        if n == self.out.len() {
+        self.out_pos += n;
+        if self.out_pos == self.out.len() {
             let used = std::mem::take(&mut self.out_consumed);
             self.out.clear();
+            self.out_pos = 0;
             if self.out.capacity() > KEPT_OUTPUT_CAPACITY && used < self.out.capacity() / 4 {
                 self.out = Vec::new();
             }
-        } else {
-            self.out.drain(..n);
+        } else if self.out_pos >= self.out.len() - self.out_pos {
+            self.out.drain(..self.out_pos);
+            self.out_pos = 0;
         }
     }
 }
@@ -1011,6 +1028,65 @@ mod tests {
 
     fn client() -> Protocol {
         Protocol::with_seed(Role::Client, Config::default(), 7)
+    }
+
+    /// What a socket taking `sizes` bytes per write (in turn) gets of
+    /// messages sent between the writes.
+    #[test]
+    fn partial_writes_keep_the_order_and_move_each_byte_about_once() {
+        // Two protocols with one seed encode the same frames.
+        let mut p = client();
+        let mut reference = client();
+        let mut written = Vec::new();
+        let mut expected = Vec::new();
+        let sizes = [1usize, 7, 4096, 65_536, 3, 200_000];
+        for i in 0..200usize {
+            let message = vec![i as u8; (i * 7919) % 150_000];
+            p.send_binary(&message).unwrap();
+            reference.send_binary(&message).unwrap();
+            for _ in 0..2 {
+                let take = sizes[i % sizes.len()].min(p.output().len());
+                written.extend_from_slice(&p.output()[..take]);
+                p.consume_output(take);
+                // The written front is dropped once it is half of the
+                // buffer: it never holds more than twice what waits.
+                assert!(p.out.len() <= 2 * p.output().len(), "at message {i}");
+            }
+        }
+        while p.has_output() {
+            let take = 65_536.min(p.output().len());
+            written.extend_from_slice(&p.output()[..take]);
+            p.consume_output(take);
+        }
+        expected.extend_from_slice(reference.output());
+        assert!(
+            written == expected,
+            "the bytes written differ from the frames sent"
+        );
+        assert!(!p.has_output() && p.output().is_empty());
+        // A small write of a large frame moves nothing.
+        p.send_binary(&[5u8; 1 << 20]).unwrap();
+        let rest = p.output().as_ptr();
+        p.consume_output(1);
+        assert_eq!(
+            p.output().as_ptr(),
+            rest.wrapping_add(1),
+            "the rest stayed where it was"
+        );
+    }
+
+    #[test]
+    fn take_output_after_a_partial_write_takes_only_the_rest() {
+        let mut p = client();
+        p.send_binary(&[1u8; 1000]).unwrap();
+        let whole = p.output().to_vec();
+        p.consume_output(100);
+        let mut taken = Vec::new();
+        p.take_output(&mut taken);
+        assert_eq!(taken, whole[100..]);
+        assert!(!p.has_output());
+        p.send_binary(b"next").unwrap();
+        assert_eq!(p.output().len(), 2 + 4 + 4, "a fresh frame, nothing stale");
     }
 
     #[test]
