@@ -238,8 +238,10 @@ pub enum UsageError {
     /// The close handshake has started: no more data can be sent.
     #[error("the connection is closing or closed: no more messages can be sent")]
     Closed,
-    /// A continuation frame was sent with no fragmented message open, or a
-    /// new message was started inside one.
+    /// A continuation frame was sent with no fragmented message open, a
+    /// new message was started inside one, or a frame given in pieces
+    /// ([`Protocol::start_frame`](crate::Protocol::start_frame)) was
+    /// misused.
     #[error("frame sequence error: {0}")]
     BadFragmentSequence(&'static str),
     /// The compressor failed (a bug: zlib refuses only misuse).

@@ -22,7 +22,7 @@ use crate::close::{encode_close_payload, parse_close_payload, CloseCode, CloseFr
 use crate::deflate::{DeflateState, PerMessageDeflate, RSV1};
 use crate::error::{ProtocolError, UsageError};
 use crate::frame::{encode_frame, Frame, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
-use crate::mask::apply_mask;
+use crate::mask::{apply_mask, mask_into};
 use crate::message::{Message, Text};
 use crate::utf8::Utf8Validator;
 use bytes::{Buf, BytesMut};
@@ -138,6 +138,20 @@ pub struct Protocol {
     needed: usize,
     /// permessage-deflate, when negotiated.
     deflate: Option<Box<DeflateState>>,
+    /// A data frame whose payload is being given in pieces
+    /// ([`Protocol::start_frame`]).
+    open_frame: Option<OpenFrame>,
+    /// Control frames queued while a frame is open: they go out after it.
+    held: Vec<u8>,
+}
+
+/// A frame started by [`Protocol::start_frame`], not yet complete.
+#[derive(Debug)]
+struct OpenFrame {
+    key: Option<[u8; 4]>,
+    /// Payload bytes given so far, of `len`.
+    given: u64,
+    len: u64,
 }
 
 /// Output capacity always kept after a flush. A larger buffer is kept
@@ -194,6 +208,8 @@ impl Protocol {
             discard_remaining: 0,
             needed: 2,
             deflate: None,
+            open_frame: None,
+            held: Vec::new(),
         }
     }
 
@@ -846,6 +862,11 @@ impl Protocol {
         if self.close_sent {
             return Err(UsageError::Closed);
         }
+        if self.open_frame.is_some() && !opcode.is_control() {
+            return Err(UsageError::BadFragmentSequence(
+                "a frame started with start_frame is still open: give the rest of its payload first",
+            ));
+        }
         match opcode {
             OpCode::Close => {
                 return Err(UsageError::BadFragmentSequence(
@@ -938,11 +959,155 @@ impl Protocol {
 
     #[inline]
     fn encode(&mut self, fin: bool, opcode: OpCode, payload: &[u8]) {
-        let mask = match self.role {
+        let mask = self.next_mask();
+        // Only control frames come here while a frame is open (data
+        // frames are refused): they wait until it is complete.
+        let out = if self.open_frame.is_some() {
+            &mut self.held
+        } else {
+            &mut self.out
+        };
+        encode_frame(out, fin, 0, opcode, mask, payload);
+    }
+
+    #[inline]
+    fn next_mask(&mut self) -> Option<[u8; 4]> {
+        match self.role {
             Role::Client => Some(self.rng.next_u32().to_ne_bytes()),
             Role::Server => None,
+        }
+    }
+
+    /// Starts a data frame of `len` payload bytes whose payload is then
+    /// given in pieces with [`frame_data`](Self::frame_data): each piece is
+    /// masked into the output as it comes, so a large message can be
+    /// masked and written a piece at a time, while the piece is still in
+    /// the cache, instead of masked whole and then written. On the wire it
+    /// is one ordinary frame. Until its last byte is given, data frames
+    /// are refused and control frames (a keepalive ping, a close) wait,
+    /// to go out right after it. The frame is sent uncompressed.
+    ///
+    /// ```
+    /// use floodgate_proto::{Config, OpCode, Protocol, Role};
+    /// let mut whole = Protocol::with_seed(Role::Client, Config::default(), 1);
+    /// let mut pieces = Protocol::with_seed(Role::Client, Config::default(), 1);
+    /// let payload = [7u8; 1000];
+    /// whole.send_binary(&payload).unwrap();
+    /// pieces.start_frame(OpCode::Binary, payload.len(), true).unwrap();
+    /// pieces.send_ping(b"later").unwrap(); // held until the frame is complete
+    /// for piece in payload.chunks(333) {
+    ///     pieces.frame_data(piece).unwrap();
+    /// }
+    /// assert_eq!(&pieces.output()[..whole.output().len()], whole.output());
+    /// assert_eq!(pieces.output()[whole.output().len()], 0x89); // then the ping
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`send_frame`](Self::send_frame); a control opcode (control
+    /// frames are small: send them whole); a frame already open; a
+    /// continuation of a compressed message.
+    pub fn start_frame(&mut self, opcode: OpCode, len: usize, fin: bool) -> Result<(), UsageError> {
+        if self.close_sent {
+            return Err(UsageError::Closed);
+        }
+        if self.open_frame.is_some() {
+            return Err(UsageError::BadFragmentSequence(
+                "a frame started with start_frame is still open: give the rest of its payload first",
+            ));
+        }
+        match opcode {
+            OpCode::Close | OpCode::Ping | OpCode::Pong => {
+                return Err(UsageError::BadFragmentSequence(
+                    "control frames are sent whole, with send_frame",
+                ))
+            }
+            OpCode::Text | OpCode::Binary => {
+                if self.sending_fragmented {
+                    return Err(UsageError::BadFragmentSequence(
+                        "a new message was started before the fragmented one was finished",
+                    ));
+                }
+            }
+            OpCode::Continuation => {
+                if !self.sending_fragmented {
+                    return Err(UsageError::BadFragmentSequence(
+                        "a continuation frame was sent with no fragmented message open",
+                    ));
+                }
+                if self.deflate.as_ref().is_some_and(|d| d.compressing) {
+                    return Err(UsageError::BadFragmentSequence(
+                        "a compressed message is continued with send_frame, not start_frame",
+                    ));
+                }
+            }
+        }
+        self.sending_fragmented = !fin;
+        let key = self.next_mask();
+        FrameHeader {
+            fin,
+            rsv: 0,
+            opcode,
+            mask: key,
+            payload_len: len as u64,
+        }
+        .encode(&mut self.out);
+        if len > 0 {
+            self.open_frame = Some(OpenFrame {
+                key,
+                given: 0,
+                len: len as u64,
+            });
+        }
+        Ok(())
+    }
+
+    /// Gives the next piece of the payload of the frame opened by
+    /// [`start_frame`](Self::start_frame), masked into the output. The
+    /// last byte completes the frame, and the control frames that waited
+    /// for it are queued after it.
+    ///
+    /// # Errors
+    ///
+    /// No frame is open, or the piece goes beyond the frame's length
+    /// (nothing is queued then).
+    pub fn frame_data(&mut self, piece: &[u8]) -> Result<(), UsageError> {
+        let Some(frame) = &mut self.open_frame else {
+            return Err(UsageError::BadFragmentSequence(
+                "no frame is open: start one with start_frame",
+            ));
         };
-        encode_frame(&mut self.out, fin, 0, opcode, mask, payload);
+        if piece.len() as u64 > frame.len - frame.given {
+            return Err(UsageError::BadFragmentSequence(
+                "more payload than the length given to start_frame",
+            ));
+        }
+        match frame.key {
+            Some(key) => {
+                // The key continues where the previous piece left it.
+                let at = (frame.given % 4) as usize;
+                let key = [
+                    key[at],
+                    key[(at + 1) % 4],
+                    key[(at + 2) % 4],
+                    key[(at + 3) % 4],
+                ];
+                mask_into(&mut self.out, piece, key);
+            }
+            None => self.out.extend_from_slice(piece),
+        }
+        frame.given += piece.len() as u64;
+        if frame.given == frame.len {
+            self.open_frame = None;
+            self.out.append(&mut self.held);
+        }
+        Ok(())
+    }
+
+    /// Whether a frame started by [`start_frame`](Self::start_frame) still
+    /// waits for payload.
+    pub fn frame_open(&self) -> bool {
+        self.open_frame.is_some()
     }
 
     // ----- output ----------------------------------------------------------
@@ -1073,6 +1238,72 @@ mod tests {
             rest.wrapping_add(1),
             "the rest stayed where it was"
         );
+    }
+
+    #[test]
+    fn a_frame_given_in_pieces_is_the_frame_sent_whole_for_either_role() {
+        let payload: Vec<u8> = (0..70_001u32).map(|i| (i % 251) as u8).collect();
+        for role in [Role::Client, Role::Server] {
+            let mut whole = Protocol::with_seed(role, Config::default(), 3);
+            let mut pieces = Protocol::with_seed(role, Config::default(), 3);
+            whole.send_binary(&payload).unwrap();
+            pieces
+                .start_frame(OpCode::Binary, payload.len(), true)
+                .unwrap();
+            // Pieces of every phase of the key: 1, 2, 3 and 5 bytes, then
+            // large ones.
+            let mut at = 0;
+            for n in [1, 2, 3, 5, 4096, 65_536].into_iter().cycle() {
+                let end = (at + n).min(payload.len());
+                assert!(pieces.frame_open());
+                pieces.frame_data(&payload[at..end]).unwrap();
+                at = end;
+                if at == payload.len() {
+                    break;
+                }
+            }
+            assert!(!pieces.frame_open());
+            assert_eq!(pieces.output(), whole.output(), "{role:?}");
+        }
+    }
+
+    #[test]
+    fn while_a_frame_is_open_data_is_refused_and_control_frames_wait() {
+        let mut p = client();
+        p.start_frame(OpCode::Text, 10, true).unwrap();
+        let header = p.output().len();
+        assert!(
+            p.send_binary(b"x").is_err(),
+            "a data frame inside the frame"
+        );
+        assert!(p.start_frame(OpCode::Binary, 1, true).is_err());
+        assert!(p.frame_data(&[0; 11]).is_err(), "beyond its length");
+        p.send_ping(b"p").unwrap();
+        p.send_close(None).unwrap();
+        assert_eq!(p.output().len(), header, "held until the frame is complete");
+        p.frame_data(b"hello").unwrap();
+        p.frame_data(b"world").unwrap();
+        let out = p.output();
+        assert_eq!(
+            out[header + 10] & 0x0F,
+            0x9,
+            "the ping right after the frame"
+        );
+        assert_eq!(out[header + 10 + 2 + 4 + 1] & 0x0F, 0x8, "then the close");
+        assert!(p.frame_data(b"!").is_err(), "no frame open");
+        assert!(p.start_frame(OpCode::Binary, 1, true).is_err(), "closed");
+        // Control opcodes are sent whole; an empty frame is complete at once.
+        let mut p = client();
+        assert!(p.start_frame(OpCode::Ping, 1, true).is_err());
+        p.start_frame(OpCode::Binary, 0, true).unwrap();
+        assert!(!p.frame_open());
+        // Fragments: a started message wants continuations.
+        p.start_frame(OpCode::Binary, 1, false).unwrap();
+        p.frame_data(b"a").unwrap();
+        assert!(p.start_frame(OpCode::Binary, 1, true).is_err());
+        p.start_frame(OpCode::Continuation, 1, true).unwrap();
+        p.frame_data(b"b").unwrap();
+        assert!(p.start_frame(OpCode::Continuation, 1, true).is_err());
     }
 
     #[test]

@@ -814,6 +814,31 @@ impl Connection {
         self.proto.send_frame(opcode, payload, fin)
     }
 
+    /// Starts a data frame whose payload is given in pieces (see
+    /// [`Protocol::start_frame`]): a large message masked and written a
+    /// piece at a time. Keepalive pings and a close queued meanwhile go out
+    /// after the frame.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Protocol::start_frame`]; `Closed` once closing.
+    pub fn start_frame(&mut self, opcode: OpCode, len: usize, fin: bool) -> Result<(), UsageError> {
+        self.check_can_send()?;
+        self.proto.start_frame(opcode, len, fin)
+    }
+
+    /// The next piece of the frame opened by
+    /// [`start_frame`](Self::start_frame) (see [`Protocol::frame_data`]).
+    /// Allowed whatever happened since the frame started: a frame begun
+    /// on the wire must be finished for anything after it to be read.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Protocol::frame_data`].
+    pub fn frame_data(&mut self, piece: &[u8]) -> Result<(), UsageError> {
+        self.proto.frame_data(piece)
+    }
+
     /// Queues a ping of the application's own (the keepalive's pings are
     /// sent by [`handle_timeout`](Self::handle_timeout)).
     ///

@@ -36,6 +36,16 @@ use std::io;
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
+/// Data messages from this many bytes are masked and written a piece at a
+/// time, as one frame (see `WebSocket::send_in_pieces`).
+const WRITE_IN_PIECES_FROM: usize = 128 * 1024;
+
+/// The piece: masked into the output, then written, while it is still in
+/// the L1 cache (48 KiB per core on the machines measured). In the `send`
+/// benchmark, 1 MiB messages sent as 32 KiB pieces went about 1.5x as fast
+/// as masked whole; 64 KiB pieces were no faster.
+const WRITE_PIECE: usize = 32 * 1024;
+
 /// A WebSocket connection with blocking calls.
 ///
 /// Made by [`crate::connect`] or [`crate::Client::connect`]. `S` is the
@@ -436,8 +446,46 @@ impl<S: Transport> WebSocket<S> {
             return self.close_with(frame);
         }
         self.check_open()?;
-        self.conn.send(&message)?;
+        self.queue(&message)?;
         self.flush_output()
+    }
+
+    /// Queues one message for the next flush; a large data message is
+    /// written now, in pieces (see [`send_in_pieces`](Self::send_in_pieces)),
+    /// with whatever was queued before it.
+    fn queue(&mut self, message: &Message) -> Result<()> {
+        let (opcode, payload) = match message {
+            Message::Text(t) => (OpCode::Text, t.as_bytes()),
+            Message::Binary(b) => (OpCode::Binary, &b[..]),
+            _ => return Ok(self.conn.send(message)?),
+        };
+        if payload.len() >= WRITE_IN_PIECES_FROM && self.conn.deflate().is_none() {
+            return self.send_in_pieces(opcode, payload);
+        }
+        Ok(self.conn.send_frame(opcode, payload, true)?)
+    }
+
+    /// Sends a large data message as one frame masked and written
+    /// [`WRITE_PIECE`] bytes at a time: each piece is still in the cache
+    /// when the kernel copies it, where a message masked whole is read
+    /// back from further away (the `send` benchmark at 1 MiB). A keepalive
+    /// ping due meanwhile goes out right after the frame.
+    fn send_in_pieces(&mut self, opcode: OpCode, payload: &[u8]) -> Result<()> {
+        self.conn.start_frame(opcode, payload.len(), true)?;
+        let mut given = 0;
+        while given < payload.len() {
+            let end = (given + WRITE_PIECE).min(payload.len());
+            self.conn.frame_data(&payload[given..end])?;
+            given = end;
+            if let Err(e) = self.flush_output() {
+                // The frame is made whole in the output whatever happened:
+                // after a write timeout its unsent rest goes out first with
+                // the next send, as for any message.
+                self.conn.frame_data(&payload[given..])?;
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     /// Sends several messages with one write: each is encoded after the
@@ -483,17 +531,21 @@ impl<S: Transport> WebSocket<S> {
                     close = Some(frame.clone());
                     break;
                 }
-                message => {
-                    if let Err(e) = self.conn.send(message) {
+                message => match self.queue(message) {
+                    Ok(()) => {}
+                    // Refused: what came before it is still written.
+                    Err(e) if matches!(e.kind(), ErrorKind::Usage(_)) => {
                         refused = Some(e);
                         break;
                     }
-                }
+                    // A large message written in pieces failed to write.
+                    Err(e) => return Err(e),
+                },
             }
         }
         self.flush_output()?;
         if let Some(e) = refused {
-            return Err(e.into());
+            return Err(e);
         }
         match close {
             Some(frame) => self.close_with(frame),
@@ -508,6 +560,9 @@ impl<S: Transport> WebSocket<S> {
     /// As for [`send`](Self::send).
     pub fn send_text(&mut self, text: &str) -> Result<()> {
         self.check_open()?;
+        if text.len() >= WRITE_IN_PIECES_FROM && self.conn.deflate().is_none() {
+            return self.send_in_pieces(OpCode::Text, text.as_bytes());
+        }
         self.conn.send_text(text)?;
         self.flush_output()
     }
@@ -519,6 +574,9 @@ impl<S: Transport> WebSocket<S> {
     /// As for [`send`](Self::send).
     pub fn send_binary(&mut self, data: &[u8]) -> Result<()> {
         self.check_open()?;
+        if data.len() >= WRITE_IN_PIECES_FROM && self.conn.deflate().is_none() {
+            return self.send_in_pieces(OpCode::Binary, data);
+        }
         self.conn.send_binary(data)?;
         self.flush_output()
     }
