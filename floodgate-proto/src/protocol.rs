@@ -862,11 +862,6 @@ impl Protocol {
         if self.close_sent {
             return Err(UsageError::Closed);
         }
-        if self.open_frame.is_some() && !opcode.is_control() {
-            return Err(UsageError::BadFragmentSequence(
-                "a frame started with start_frame is still open: give the rest of its payload first",
-            ));
-        }
         match opcode {
             OpCode::Close => {
                 return Err(UsageError::BadFragmentSequence(
@@ -918,7 +913,12 @@ impl Protocol {
                         Role::Client => Some(self.rng.next_u32().to_ne_bytes()),
                         Role::Server => None,
                     };
-                    encode_frame(&mut self.out, fin, rsv, opcode, mask, data);
+                    let out = if self.open_frame.is_some() {
+                        &mut self.held
+                    } else {
+                        &mut self.out
+                    };
+                    encode_frame(out, fin, rsv, opcode, mask, data);
                 } else {
                     self.encode(fin, opcode, payload);
                 }
@@ -960,8 +960,7 @@ impl Protocol {
     #[inline]
     fn encode(&mut self, fin: bool, opcode: OpCode, payload: &[u8]) {
         let mask = self.next_mask();
-        // Only control frames come here while a frame is open (data
-        // frames are refused): they wait until it is complete.
+        // Frames queued while a frame is open wait until it is complete.
         let out = if self.open_frame.is_some() {
             &mut self.held
         } else {
@@ -983,9 +982,10 @@ impl Protocol {
     /// masked into the output as it comes, so a large message can be
     /// masked and written a piece at a time, while the piece is still in
     /// the cache, instead of masked whole and then written. On the wire it
-    /// is one ordinary frame. Until its last byte is given, data frames
-    /// are refused and control frames (a keepalive ping, a close) wait,
-    /// to go out right after it. The frame is sent uncompressed.
+    /// is one ordinary frame. Until its last byte is given, every other
+    /// frame queued (a keepalive ping, a close, another sender's message)
+    /// waits, to go out right after it, in the order queued. The frame is
+    /// sent uncompressed.
     ///
     /// ```
     /// use floodgate_proto::{Config, OpCode, Protocol, Role};
@@ -1108,6 +1108,13 @@ impl Protocol {
     /// waits for payload.
     pub fn frame_open(&self) -> bool {
         self.open_frame.is_some()
+    }
+
+    /// Bytes queued: the [`output`](Self::output), and the frames that wait
+    /// for an open frame to complete. What a writer that bounds its queue
+    /// counts.
+    pub fn queued_len(&self) -> usize {
+        self.out.len() - self.out_pos + self.held.len()
     }
 
     // ----- output ----------------------------------------------------------
@@ -1268,28 +1275,32 @@ mod tests {
     }
 
     #[test]
-    fn while_a_frame_is_open_data_is_refused_and_control_frames_wait() {
+    fn while_a_frame_is_open_other_frames_wait_in_order() {
         let mut p = client();
         p.start_frame(OpCode::Text, 10, true).unwrap();
         let header = p.output().len();
         assert!(
-            p.send_binary(b"x").is_err(),
-            "a data frame inside the frame"
+            p.start_frame(OpCode::Binary, 1, true).is_err(),
+            "one at a time"
         );
-        assert!(p.start_frame(OpCode::Binary, 1, true).is_err());
         assert!(p.frame_data(&[0; 11]).is_err(), "beyond its length");
+        p.send_binary(b"x").unwrap();
         p.send_ping(b"p").unwrap();
         p.send_close(None).unwrap();
         assert_eq!(p.output().len(), header, "held until the frame is complete");
+        assert_eq!(p.queued_len(), header + 7 + 7 + 6, "held, and counted");
         p.frame_data(b"hello").unwrap();
         p.frame_data(b"world").unwrap();
         let out = p.output();
+        let after = &out[header + 10..];
         assert_eq!(
-            out[header + 10] & 0x0F,
-            0x9,
-            "the ping right after the frame"
+            (after[0], after[1] & 0x7F),
+            (0x82, 1),
+            "the binary message first"
         );
-        assert_eq!(out[header + 10 + 2 + 4 + 1] & 0x0F, 0x8, "then the close");
+        assert_eq!(after[7] & 0x0F, 0x9, "then the ping");
+        assert_eq!(after[14] & 0x0F, 0x8, "then the close");
+        assert_eq!(p.queued_len(), out.len());
         assert!(p.frame_data(b"!").is_err(), "no frame open");
         assert!(p.start_frame(OpCode::Binary, 1, true).is_err(), "closed");
         // Control opcodes are sent whole; an empty frame is complete at once.

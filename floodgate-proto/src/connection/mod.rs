@@ -90,6 +90,19 @@ mod timeouts;
 
 pub use timeouts::{Timeouts, DEFAULT_CLOSE_TIMEOUT, DEFAULT_FAIL_GRACE};
 
+/// Data messages from this many bytes are best sent in pieces (see
+/// [`Connection::write_piece`]): below it, one write of the whole frame
+/// costs less than several.
+pub const WRITE_IN_PIECES_FROM: usize = 128 * 1024;
+
+/// The piece a large message is sent in: masked into the output, then
+/// written, while it is still in the L1 cache (48 KiB per core on the
+/// machines measured), instead of masked whole and read back from further
+/// away by the kernel's copy. In the `send` benchmark 1 MiB messages sent
+/// in 32 KiB pieces went about 1.5x as fast as masked whole; 64 KiB pieces
+/// were no faster.
+pub const WRITE_PIECE: usize = 32 * 1024;
+
 use crate::close::CloseFrame;
 use crate::deflate::PerMessageDeflate;
 use crate::error::{ProtocolError, UsageError};
@@ -816,8 +829,8 @@ impl Connection {
 
     /// Starts a data frame whose payload is given in pieces (see
     /// [`Protocol::start_frame`]): a large message masked and written a
-    /// piece at a time. Keepalive pings and a close queued meanwhile go out
-    /// after the frame.
+    /// piece at a time. Frames queued meanwhile (keepalive pings, a close,
+    /// another sender's messages) go out after the frame.
     ///
     /// # Errors
     ///
@@ -825,6 +838,21 @@ impl Connection {
     pub fn start_frame(&mut self, opcode: OpCode, len: usize, fin: bool) -> Result<(), UsageError> {
         self.check_can_send()?;
         self.proto.start_frame(opcode, len, fin)
+    }
+
+    /// The piece size to send a data message of `len` bytes in, with
+    /// [`start_frame`](Self::start_frame) and [`frame_data`](Self::frame_data),
+    /// writing each piece before masking the next; `None`: encode it whole
+    /// (a message under [`WRITE_IN_PIECES_FROM`], or permessage-deflate
+    /// negotiated, where messages are compressed whole).
+    pub fn write_piece(&self, len: usize) -> Option<usize> {
+        (len >= WRITE_IN_PIECES_FROM && self.proto.deflate().is_none()).then_some(WRITE_PIECE)
+    }
+
+    /// Bytes queued, the frames waiting for an open frame included (see
+    /// [`Protocol::queued_len`]).
+    pub fn queued_len(&self) -> usize {
+        self.proto.queued_len()
     }
 
     /// The next piece of the frame opened by

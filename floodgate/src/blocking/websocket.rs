@@ -36,16 +36,6 @@ use std::io;
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
-/// Data messages from this many bytes are masked and written a piece at a
-/// time, as one frame (see `WebSocket::send_in_pieces`).
-const WRITE_IN_PIECES_FROM: usize = 128 * 1024;
-
-/// The piece: masked into the output, then written, while it is still in
-/// the L1 cache (48 KiB per core on the machines measured). In the `send`
-/// benchmark, 1 MiB messages sent as 32 KiB pieces went about 1.5x as fast
-/// as masked whole; 64 KiB pieces were no faster.
-const WRITE_PIECE: usize = 32 * 1024;
-
 /// A WebSocket connection with blocking calls.
 ///
 /// Made by [`crate::connect`] or [`crate::Client::connect`]. `S` is the
@@ -459,22 +449,21 @@ impl<S: Transport> WebSocket<S> {
             Message::Binary(b) => (OpCode::Binary, &b[..]),
             _ => return Ok(self.conn.send(message)?),
         };
-        if payload.len() >= WRITE_IN_PIECES_FROM && self.conn.deflate().is_none() {
-            return self.send_in_pieces(opcode, payload);
+        if let Some(piece) = self.conn.write_piece(payload.len()) {
+            return self.send_in_pieces(opcode, payload, piece);
         }
         Ok(self.conn.send_frame(opcode, payload, true)?)
     }
 
-    /// Sends a large data message as one frame masked and written
-    /// [`WRITE_PIECE`] bytes at a time: each piece is still in the cache
-    /// when the kernel copies it, where a message masked whole is read
-    /// back from further away (the `send` benchmark at 1 MiB). A keepalive
-    /// ping due meanwhile goes out right after the frame.
-    fn send_in_pieces(&mut self, opcode: OpCode, payload: &[u8]) -> Result<()> {
+    /// Sends a large data message as one frame masked and written `piece`
+    /// bytes at a time (see [`Connection::write_piece`]): each piece is
+    /// still in the cache when the kernel copies it. A keepalive ping due
+    /// meanwhile goes out right after the frame.
+    fn send_in_pieces(&mut self, opcode: OpCode, payload: &[u8], piece: usize) -> Result<()> {
         self.conn.start_frame(opcode, payload.len(), true)?;
         let mut given = 0;
         while given < payload.len() {
-            let end = (given + WRITE_PIECE).min(payload.len());
+            let end = (given + piece).min(payload.len());
             self.conn.frame_data(&payload[given..end])?;
             given = end;
             if let Err(e) = self.flush_output() {
@@ -560,8 +549,8 @@ impl<S: Transport> WebSocket<S> {
     /// As for [`send`](Self::send).
     pub fn send_text(&mut self, text: &str) -> Result<()> {
         self.check_open()?;
-        if text.len() >= WRITE_IN_PIECES_FROM && self.conn.deflate().is_none() {
-            return self.send_in_pieces(OpCode::Text, text.as_bytes());
+        if let Some(piece) = self.conn.write_piece(text.len()) {
+            return self.send_in_pieces(OpCode::Text, text.as_bytes(), piece);
         }
         self.conn.send_text(text)?;
         self.flush_output()
@@ -574,8 +563,8 @@ impl<S: Transport> WebSocket<S> {
     /// As for [`send`](Self::send).
     pub fn send_binary(&mut self, data: &[u8]) -> Result<()> {
         self.check_open()?;
-        if data.len() >= WRITE_IN_PIECES_FROM && self.conn.deflate().is_none() {
-            return self.send_in_pieces(OpCode::Binary, data);
+        if let Some(piece) = self.conn.write_piece(data.len()) {
+            return self.send_in_pieces(OpCode::Binary, data, piece);
         }
         self.conn.send_binary(data)?;
         self.flush_output()

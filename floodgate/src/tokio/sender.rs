@@ -207,6 +207,61 @@ impl Shared {
         written
     }
 
+    /// Sends one data message: whole through [`send_with`](Self::send_with),
+    /// or, when large, as one frame masked and written a piece at a time
+    /// (see [`Connection::write_piece`]), each piece still in the cache
+    /// when the kernel copies it. The writer is held throughout, so other
+    /// tasks' sends wait for it as for any write; what is queued without
+    /// the writer meanwhile (the reader's pongs, a `Sink`'s messages, a
+    /// close) goes out right after the frame.
+    pub(super) async fn send_data(&self, opcode: OpCode, payload: &[u8]) -> Result<()> {
+        let Some(piece) = self.conn().write_piece(payload.len()) else {
+            return self
+                .send_with(|c| c.send_frame(opcode, payload, true))
+                .await;
+        };
+        let mut writer = self.writer.lock().await;
+        if writer.shut_down {
+            return Err(ErrorKind::AlreadyClosed.into());
+        }
+        let timed = {
+            let mut conn = self.conn();
+            if conn.is_finished() {
+                return Err(ErrorKind::AlreadyClosed.into());
+            }
+            conn.start_frame(opcode, payload.len(), true)?;
+            let timed = conn.timeouts().send.is_some();
+            if timed {
+                conn.write_started(Instant::now().into_std());
+            }
+            timed
+        };
+        // Dropped half-way (a cancelled send), or failed, the frame is
+        // completed in the output, so that it never holds the frames queued
+        // after it: the rest goes out first with the next write.
+        let mut open = OpenFrame {
+            shared: self,
+            rest: payload,
+        };
+        let mut written = Ok(());
+        while !open.rest.is_empty() {
+            let (now, rest) = open.rest.split_at(piece.min(open.rest.len()));
+            self.conn().frame_data(now)?;
+            open.rest = rest;
+            written = writer.write_out(self).await;
+            if written.is_err() {
+                break;
+            }
+        }
+        drop(open);
+        if timed {
+            self.conn().write_finished();
+        }
+        drop(writer);
+        self.write_pending().await;
+        written
+    }
+
     /// Sends a close frame: the close deadline starts.
     ///
     /// It never waits behind a send blocked on a full socket: the frame is
@@ -329,6 +384,23 @@ impl Shared {
     /// Whether the socket was cut off here.
     pub(super) fn was_killed(&self) -> bool {
         self.killed.load(Ordering::SeqCst)
+    }
+}
+
+/// A frame begun with [`Connection::start_frame`] by
+/// [`Shared::send_data`] and the payload it still lacks: completed in the
+/// output when dropped.
+struct OpenFrame<'a> {
+    shared: &'a Shared,
+    rest: &'a [u8],
+}
+
+impl Drop for OpenFrame<'_> {
+    fn drop(&mut self) {
+        if !self.rest.is_empty() {
+            // Within the length `start_frame` was given: it cannot fail.
+            let _ = self.shared.conn().frame_data(self.rest);
+        }
     }
 }
 
@@ -494,6 +566,8 @@ impl Sender {
     pub async fn send(&self, message: impl Into<Message>) -> Result<()> {
         match message.into() {
             Message::Close(frame) => self.close_with(frame).await,
+            Message::Text(text) => self.shared.send_data(OpCode::Text, text.as_bytes()).await,
+            Message::Binary(data) => self.shared.send_data(OpCode::Binary, &data).await,
             message => self.shared.send_with(|c| c.send(&message)).await,
         }
     }
@@ -568,7 +642,7 @@ impl Sender {
     ///
     /// As for [`send`](Self::send).
     pub async fn send_text(&self, text: &str) -> Result<()> {
-        self.shared.send_with(|c| c.send_text(text)).await
+        self.shared.send_data(OpCode::Text, text.as_bytes()).await
     }
 
     /// Sends a binary message.
@@ -577,7 +651,7 @@ impl Sender {
     ///
     /// As for [`send`](Self::send).
     pub async fn send_binary(&self, data: &[u8]) -> Result<()> {
-        self.shared.send_with(|c| c.send_binary(data)).await
+        self.shared.send_data(OpCode::Binary, data).await
     }
 
     /// Sends one raw frame, so a caller can fragment a message (see the
@@ -736,7 +810,9 @@ impl Sink<Message> for Sender {
                     return Err(ErrorKind::AlreadyClosed.into());
                 }
                 conn.send(&message)?;
-                let queued = conn.output().len();
+                // Counted with what waits for another task's message
+                // written in pieces, which holds it back.
+                let queued = conn.queued_len();
                 drop(conn);
                 self.sink_queued = queued;
                 Ok(())
@@ -746,7 +822,9 @@ impl Sink<Message> for Sender {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         ready!(self.poll_sink(cx))?;
-        if self.shared.conn().has_output() {
+        // Also what waits behind another task's message written in
+        // pieces: flushed once the writer is had, after that message.
+        if self.shared.conn().queued_len() > 0 {
             return self.write_queued(cx);
         }
         Poll::Ready(Ok(()))

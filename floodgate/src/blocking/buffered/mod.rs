@@ -130,6 +130,55 @@ impl<S: Transport> Shared<S> {
         written
     }
 
+    /// Sends one data message: whole through [`send_with`](Self::send_with),
+    /// or, when large, as one frame masked and written a piece at a time
+    /// (see [`Connection::write_piece`]), each piece still in the cache
+    /// when the kernel copies it. The wire is held throughout, so other
+    /// senders wait for it as for any write; what the reader queues
+    /// meanwhile (a pong, a close) goes out right after the frame.
+    pub(crate) fn send_data(&self, opcode: OpCode, payload: &[u8]) -> Result<()> {
+        let Some(piece) = self.core().conn.write_piece(payload.len()) else {
+            return self.send_with(|c| c.send_frame(opcode, payload, true));
+        };
+        let mut wire = self.wire();
+        let timed = {
+            let mut core = self.core();
+            if core.ended || core.conn.is_finished() {
+                return Err(ErrorKind::AlreadyClosed.into());
+            }
+            core.conn.start_frame(opcode, payload.len(), true)?;
+            let timed = core.conn.timeouts().send.is_some();
+            if timed {
+                core.conn.write_started(Instant::now());
+            }
+            timed
+        };
+        let mut rest = payload;
+        let mut written = Ok(());
+        while !rest.is_empty() {
+            let (now, after) = rest.split_at(piece.min(rest.len()));
+            rest = after;
+            let mut core = self.core();
+            core.conn.frame_data(now)?;
+            if written.is_ok() {
+                core.conn.take_output(&mut wire.out);
+                drop(core);
+                written = self.write_out(&mut wire, self.write_timeout);
+            } else {
+                // Failed: the frame is completed in the output, so that it
+                // never holds the frames queued after it (the rest goes
+                // out first with the next write).
+                core.conn.frame_data(rest)?;
+                rest = &[];
+            }
+        }
+        if timed {
+            self.core().conn.write_finished();
+        }
+        self.release(wire);
+        written
+    }
+
     /// Writes what the wire holds (within `timeout`, `None`: no limit),
     /// then what others queued meanwhile.
     fn write_out(&self, wire: &mut Wire<S>, timeout: Option<Duration>) -> Result<()> {

@@ -72,7 +72,11 @@ impl<S: Transport> Sender<S> {
             text = message.as_text().is_some(),
             "sending a message"
         );
-        self.with_writer(|p| p.send(&message))
+        match &message {
+            Message::Text(text) => self.shared.send_data(OpCode::Text, text.as_bytes()),
+            Message::Binary(data) => self.shared.send_data(OpCode::Binary, data),
+            message => self.with_writer(|p| p.send(message)),
+        }
     }
 
     /// Sends several messages with one write: each is encoded after the
@@ -141,7 +145,7 @@ impl<S: Transport> Sender<S> {
     /// As for [`send`](Self::send).
     pub fn send_text(&self, text: &str) -> Result<()> {
         tracing::trace!(len = text.len(), "sending a text message");
-        self.with_writer(|p| p.send_text(text))
+        self.shared.send_data(OpCode::Text, text.as_bytes())
     }
 
     /// Sends a binary message.
@@ -151,7 +155,7 @@ impl<S: Transport> Sender<S> {
     /// As for [`send`](Self::send).
     pub fn send_binary(&self, data: &[u8]) -> Result<()> {
         tracing::trace!(len = data.len(), "sending a binary message");
-        self.with_writer(|p| p.send_binary(data))
+        self.shared.send_data(OpCode::Binary, data)
     }
 
     /// Sends one raw frame (see [`crate::WebSocket::send_frame`]).

@@ -1,0 +1,146 @@
+//! Large messages (128 KiB and up) are masked and written a piece at a time
+//! by every sender that can (`Connection::write_piece`), yet each is one
+//! frame on the wire: messages other threads or tasks send meanwhile, and
+//! the close, come before or after it, never inside; an async send
+//! cancelled half-way completes its frame in the output, so the next send
+//! goes out after it. The blocking `WebSocket`'s case (with keepalive
+//! pings falling due during the write) is in `tests/messages.rs`.
+//!
+//! Each server here stops reading for a while, so that the large write
+//! blocks on a full socket while the other sends happen.
+
+mod support;
+
+use floodgate::Client;
+use std::sync::mpsc;
+use std::time::Duration;
+use support::{ClientFrame, ScriptedServer};
+
+/// Not a multiple of the piece or of 4: the masking key's phase moves
+/// from piece to piece.
+const BIG: usize = (8 << 20) + 3;
+
+fn big_payload() -> Vec<u8> {
+    (0..BIG).map(|i| (i * 7 % 253) as u8).collect()
+}
+
+/// A server that reads nothing for `pause`, then every frame up to the
+/// client's close (answered), and hands them over.
+fn slow_server(pause: Duration) -> (ScriptedServer, mpsc::Receiver<Vec<ClientFrame>>) {
+    let (tx, rx) = mpsc::channel();
+    let server = ScriptedServer::start(move |mut conn| {
+        conn.accept_upgrade(None);
+        std::thread::sleep(pause);
+        let mut frames = Vec::new();
+        loop {
+            let frame = conn.read_frame();
+            if frame.opcode == 0x8 {
+                conn.send_close(1000, "");
+                break;
+            }
+            frames.push(frame);
+        }
+        tx.send(frames).unwrap();
+    });
+    (server, rx)
+}
+
+/// The big message arrived whole as one final binary frame, and the small
+/// ones (text) all arrived, in their order, none inside it.
+fn assert_big_whole_and_small_in_order(frames: &[ClientFrame], small: &[String]) {
+    let big = big_payload();
+    let bigs: Vec<&ClientFrame> = frames.iter().filter(|f| f.opcode == 0x2).collect();
+    assert_eq!(bigs.len(), 1, "one binary frame");
+    assert!(bigs[0].fin, "the big message is one final frame");
+    assert!(bigs[0].payload == big, "the big message's bytes differ");
+    let texts: Vec<String> = frames
+        .iter()
+        .filter(|f| f.opcode == 0x1)
+        .map(|f| String::from_utf8(f.payload.clone()).unwrap())
+        .collect();
+    assert_eq!(texts, small);
+    assert_eq!(frames.len(), 1 + small.len(), "nothing else");
+}
+
+fn small_messages() -> Vec<String> {
+    (0..200).map(|i| format!("small {i}")).collect()
+}
+
+#[test]
+fn a_buffered_sender_writes_a_large_message_whole_while_another_thread_sends() {
+    let (server, frames) = slow_server(Duration::from_millis(300));
+    let mut ws = Client::builder()
+        .send_buffer_size(64 << 10)
+        .connect_buffered(&server.url())
+        .expect("connect");
+    let big_sender = ws.sender();
+    let big = std::thread::spawn(move || big_sender.send_binary(&big_payload()));
+    let small = small_messages();
+    for text in &small {
+        ws.sender().send_text(text).expect("a small send");
+    }
+    big.join().unwrap().expect("the big send");
+    ws.close(1000, "").expect("close");
+    let frames = frames.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_big_whole_and_small_in_order(&frames, &small);
+}
+
+#[cfg(feature = "tokio")]
+mod async_senders {
+    use super::*;
+    use futures_util::SinkExt;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_large_message_is_whole_while_a_sink_of_another_task_sends() {
+        let (server, frames) = slow_server(Duration::from_millis(300));
+        let ws = Client::builder()
+            .send_buffer_size(64 << 10)
+            .connect_async(&server.url())
+            .await
+            .expect("connect");
+        let (sender, receiver) = ws.split();
+        let big_sender = sender.clone();
+        let big = tokio::spawn(async move { big_sender.send_binary(&big_payload()).await });
+        // Let the big send start and block on the socket.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let small = small_messages();
+        let mut sink = sender.clone();
+        for text in &small {
+            sink.feed(floodgate::Message::text(text.as_str()))
+                .await
+                .expect("feed");
+        }
+        sink.flush().await.expect("flush");
+        big.await.unwrap().expect("the big send");
+        drop(receiver);
+        sender.start_close(None).await.expect("close");
+        let frames = tokio::task::spawn_blocking(move || {
+            frames.recv_timeout(Duration::from_secs(20)).unwrap()
+        })
+        .await
+        .unwrap();
+        assert_big_whole_and_small_in_order(&frames, &small);
+    }
+
+    #[tokio::test]
+    async fn an_async_send_cancelled_half_way_completes_its_frame_first() {
+        let (server, frames) = slow_server(Duration::from_millis(400));
+        let mut ws = Client::builder()
+            .send_buffer_size(64 << 10)
+            .connect_async(&server.url())
+            .await
+            .expect("connect");
+        let payload = big_payload();
+        let cut = tokio::time::timeout(Duration::from_millis(100), ws.send_binary(&payload)).await;
+        assert!(cut.is_err(), "the send was cut short by the timeout");
+        let small = vec!["after".to_string()];
+        ws.send_text("after").await.expect("the next send");
+        ws.close(1000, "").await.expect("close");
+        let frames = tokio::task::spawn_blocking(move || {
+            frames.recv_timeout(Duration::from_secs(20)).unwrap()
+        })
+        .await
+        .unwrap();
+        assert_big_whole_and_small_in_order(&frames, &small);
+    }
+}
