@@ -3,8 +3,7 @@
 //! frame on the wire: messages other threads or tasks send meanwhile, and
 //! the close, come before or after it, never inside; an async send
 //! cancelled half-way completes its frame in the output, so the next send
-//! goes out after it. The blocking `WebSocket`'s case (with keepalive
-//! pings falling due during the write) is in `tests/messages.rs`.
+//! goes out after it; keepalive pings due during the write follow it.
 //!
 //! Each server here stops reading for a while, so that the large write
 //! blocks on a full socket while the other sends happen.
@@ -46,8 +45,9 @@ fn slow_server(pause: Duration) -> (ScriptedServer, mpsc::Receiver<Vec<ClientFra
 }
 
 /// The big message arrived whole as one final binary frame, and the small
-/// ones (text) all arrived, in their order, none inside it.
-fn assert_big_whole_and_small_in_order(frames: &[ClientFrame], small: &[String]) {
+/// ones (text) all arrived, in their order, none inside it; returns how
+/// many pings came too (nothing else did).
+fn assert_big_whole_and_small_in_order(frames: &[ClientFrame], small: &[String]) -> usize {
     let big = big_payload();
     let bigs: Vec<&ClientFrame> = frames.iter().filter(|f| f.opcode == 0x2).collect();
     assert_eq!(bigs.len(), 1, "one binary frame");
@@ -59,11 +59,35 @@ fn assert_big_whole_and_small_in_order(frames: &[ClientFrame], small: &[String])
         .map(|f| String::from_utf8(f.payload.clone()).unwrap())
         .collect();
     assert_eq!(texts, small);
-    assert_eq!(frames.len(), 1 + small.len(), "nothing else");
+    let pings = frames.iter().filter(|f| f.opcode == 0x9).count();
+    assert_eq!(frames.len(), 1 + small.len() + pings, "nothing else");
+    pings
 }
 
 fn small_messages() -> Vec<String> {
     (0..200).map(|i| format!("small {i}")).collect()
+}
+
+/// The blocking `WebSocket`, with keepalive pings falling due while its
+/// write is blocked: they go out after the frame, never inside it.
+#[test]
+fn a_direct_websocket_writes_a_large_message_whole_and_pings_after_it() {
+    let (server, frames) = slow_server(Duration::from_millis(400));
+    let mut ws = Client::builder()
+        .ping_interval(Some(Duration::from_millis(50)))
+        .ping_timeout(Some(Duration::from_secs(10)))
+        .send_buffer_size(64 << 10)
+        .connect(&server.url())
+        .expect("connect");
+    ws.send_binary(&big_payload()).expect("send_binary");
+    ws.send_text("after").expect("send");
+    ws.close(1000, "").expect("close");
+    let frames = frames.recv_timeout(Duration::from_secs(20)).unwrap();
+    let pings = assert_big_whole_and_small_in_order(&frames, &["after".to_string()]);
+    assert!(
+        pings > 0,
+        "no ping fell due during a write blocked for 400 ms"
+    );
 }
 
 #[test]

@@ -547,55 +547,6 @@ fn send_all_refuses_a_bad_control_frame_after_sending_what_came_before() {
     assert_eq!(ws.recv().expect("echo").as_text(), Some("after"));
 }
 
-/// A message from 128 KiB is masked and written a piece at a time, yet it
-/// is one frame on the wire with the right bytes (the masking key carries
-/// on across pieces), and the keepalive pings that fall due while its
-/// write is blocked go out after it, never inside it.
-#[test]
-fn a_large_message_written_in_pieces_is_one_frame_and_pings_wait_for_its_end() {
-    // Not a multiple of 4 or of the piece: the key's phase moves.
-    let len = (3 << 20) + 7;
-    let payload: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
-    let expected = payload.clone();
-    let (frames_tx, frames_rx) = mpsc::channel();
-    let server = ScriptedServer::start(move |mut conn| {
-        conn.accept_upgrade(None);
-        // Not reading for a while: the client's write blocks on the full
-        // socket and pings fall due meanwhile.
-        std::thread::sleep(Duration::from_millis(400));
-        let mut frames = Vec::new();
-        loop {
-            let frame = conn.read_frame();
-            if frame.opcode == 0x8 {
-                conn.send_close(1000, "");
-                break;
-            }
-            frames.push(frame);
-        }
-        frames_tx.send(frames).unwrap();
-    });
-    let mut ws = Client::builder()
-        .ping_interval(Some(Duration::from_millis(50)))
-        .ping_timeout(Some(Duration::from_secs(10)))
-        .send_buffer_size(64 << 10)
-        .connect(&server.url())
-        .expect("connect");
-    ws.send_binary(&payload).expect("send_binary");
-    ws.send(Message::text("after")).expect("send");
-    ws.close(1000, "").expect("close");
-    let frames = frames_rx.recv_timeout(Duration::from_secs(10)).unwrap();
-    let first = &frames[0];
-    assert_eq!((first.fin, first.rsv, first.opcode), (true, 0, 0x2));
-    assert!(first.payload == expected, "the payload differs");
-    let (pings, rest): (Vec<_>, Vec<_>) = frames[1..].iter().partition(|f| f.opcode == 0x9);
-    assert!(
-        !pings.is_empty(),
-        "no ping fell due during a write blocked for 400 ms"
-    );
-    assert_eq!(rest.len(), 1, "{rest:?}");
-    assert_eq!((rest[0].opcode, &rest[0].payload[..]), (0x1, &b"after"[..]));
-}
-
 /// `send_all` writes a large message among small ones in order, and
 /// `send_text` a large text, each as one frame.
 #[test]

@@ -180,6 +180,38 @@ impl Shared {
     where
         F: FnOnce(&mut Connection) -> std::result::Result<(), floodgate_proto::UsageError>,
     {
+        self.send_encoded(encode, None).await
+    }
+
+    /// Sends one data message: whole through [`send_with`](Self::send_with),
+    /// or, when large, as one frame masked and written a piece at a time
+    /// (see [`Connection::write_piece`]), each piece still in the cache
+    /// when the kernel copies it. The writer is held throughout, so other
+    /// tasks' sends wait for it as for any write; what is queued without
+    /// the writer meanwhile (the reader's pongs, a `Sink`'s messages, a
+    /// close) goes out right after the frame.
+    pub(super) async fn send_data(&self, opcode: OpCode, payload: &[u8]) -> Result<()> {
+        // Not in the `match`: the lock would be held through it.
+        let piece = self.conn().write_piece(payload.len());
+        match piece {
+            None => {
+                self.send_with(|c| c.send_frame(opcode, payload, true))
+                    .await
+            }
+            Some(piece) => {
+                let start = |c: &mut Connection| c.start_frame(opcode, payload.len(), true);
+                self.send_encoded(start, Some((payload, piece))).await
+            }
+        }
+    }
+
+    /// Takes the writer, encodes with `encode`, and writes out everything
+    /// queued; with `pieces`, the payload of the frame `encode` started,
+    /// given and written a piece at a time.
+    async fn send_encoded<F>(&self, encode: F, pieces: Option<(&[u8], usize)>) -> Result<()>
+    where
+        F: FnOnce(&mut Connection) -> std::result::Result<(), floodgate_proto::UsageError>,
+    {
         let mut writer = self.writer.lock().await;
         if writer.shut_down {
             return Err(ErrorKind::AlreadyClosed.into());
@@ -198,7 +230,10 @@ impl Shared {
             }
             timed
         };
-        let written = writer.write_out(self).await;
+        let written = match pieces {
+            None => writer.write_out(self).await,
+            Some((payload, piece)) => self.write_pieces(&mut writer, payload, piece).await,
+        };
         if timed {
             self.conn().write_finished();
         }
@@ -207,35 +242,9 @@ impl Shared {
         written
     }
 
-    /// Sends one data message: whole through [`send_with`](Self::send_with),
-    /// or, when large, as one frame masked and written a piece at a time
-    /// (see [`Connection::write_piece`]), each piece still in the cache
-    /// when the kernel copies it. The writer is held throughout, so other
-    /// tasks' sends wait for it as for any write; what is queued without
-    /// the writer meanwhile (the reader's pongs, a `Sink`'s messages, a
-    /// close) goes out right after the frame.
-    pub(super) async fn send_data(&self, opcode: OpCode, payload: &[u8]) -> Result<()> {
-        let Some(piece) = self.conn().write_piece(payload.len()) else {
-            return self
-                .send_with(|c| c.send_frame(opcode, payload, true))
-                .await;
-        };
-        let mut writer = self.writer.lock().await;
-        if writer.shut_down {
-            return Err(ErrorKind::AlreadyClosed.into());
-        }
-        let timed = {
-            let mut conn = self.conn();
-            if conn.is_finished() {
-                return Err(ErrorKind::AlreadyClosed.into());
-            }
-            conn.start_frame(opcode, payload.len(), true)?;
-            let timed = conn.timeouts().send.is_some();
-            if timed {
-                conn.write_started(Instant::now().into_std());
-            }
-            timed
-        };
+    /// Gives the open frame its `payload` and writes it, `piece` bytes at
+    /// a time.
+    async fn write_pieces(&self, writer: &mut Writer, payload: &[u8], piece: usize) -> Result<()> {
         // Dropped half-way (a cancelled send), or failed, the frame is
         // completed in the output, so that it never holds the frames queued
         // after it: the rest goes out first with the next write.
@@ -243,23 +252,13 @@ impl Shared {
             shared: self,
             rest: payload,
         };
-        let mut written = Ok(());
         while !open.rest.is_empty() {
             let (now, rest) = open.rest.split_at(piece.min(open.rest.len()));
             self.conn().frame_data(now)?;
             open.rest = rest;
-            written = writer.write_out(self).await;
-            if written.is_err() {
-                break;
-            }
+            writer.write_out(self).await?;
         }
-        drop(open);
-        if timed {
-            self.conn().write_finished();
-        }
-        drop(writer);
-        self.write_pending().await;
-        written
+        Ok(())
     }
 
     /// Sends a close frame: the close deadline starts.

@@ -106,6 +106,35 @@ impl<S: Transport> Shared<S> {
         &self,
         encode: impl FnOnce(&mut Connection) -> std::result::Result<(), UsageError>,
     ) -> Result<()> {
+        self.send_encoded(encode, None)
+    }
+
+    /// Sends one data message: whole through [`send_with`](Self::send_with),
+    /// or, when large, as one frame masked and written a piece at a time
+    /// (see [`Connection::write_piece`]), each piece still in the cache
+    /// when the kernel copies it. The wire is held throughout, so other
+    /// senders wait for it as for any write; what the reader queues
+    /// meanwhile (a pong, a close) goes out right after the frame.
+    pub(crate) fn send_data(&self, opcode: OpCode, payload: &[u8]) -> Result<()> {
+        // Not in the `match`: the lock would be held through it.
+        let piece = self.core().conn.write_piece(payload.len());
+        match piece {
+            None => self.send_with(|c| c.send_frame(opcode, payload, true)),
+            Some(piece) => {
+                let start = |c: &mut Connection| c.start_frame(opcode, payload.len(), true);
+                self.send_encoded(start, Some((payload, piece)))
+            }
+        }
+    }
+
+    /// Takes the wire, encodes with `encode`, and writes; with `pieces`,
+    /// the payload of the frame `encode` started, given and written a
+    /// piece at a time.
+    fn send_encoded(
+        &self,
+        encode: impl FnOnce(&mut Connection) -> std::result::Result<(), UsageError>,
+        pieces: Option<(&[u8], usize)>,
+    ) -> Result<()> {
         let mut wire = self.wire();
         // Only `Timeouts::send` needs to know when a write began: without
         // it, no clock read and no second lock per message.
@@ -122,7 +151,10 @@ impl<S: Transport> Shared<S> {
             }
             timed
         };
-        let written = self.write_out(&mut wire, self.write_timeout);
+        let written = match pieces {
+            None => self.write_out(&mut wire, self.write_timeout),
+            Some((payload, piece)) => self.write_pieces(&mut wire, payload, piece),
+        };
         if timed {
             self.core().conn.write_finished();
         }
@@ -130,53 +162,26 @@ impl<S: Transport> Shared<S> {
         written
     }
 
-    /// Sends one data message: whole through [`send_with`](Self::send_with),
-    /// or, when large, as one frame masked and written a piece at a time
-    /// (see [`Connection::write_piece`]), each piece still in the cache
-    /// when the kernel copies it. The wire is held throughout, so other
-    /// senders wait for it as for any write; what the reader queues
-    /// meanwhile (a pong, a close) goes out right after the frame.
-    pub(crate) fn send_data(&self, opcode: OpCode, payload: &[u8]) -> Result<()> {
-        let Some(piece) = self.core().conn.write_piece(payload.len()) else {
-            return self.send_with(|c| c.send_frame(opcode, payload, true));
-        };
-        let mut wire = self.wire();
-        let timed = {
-            let mut core = self.core();
-            if core.ended || core.conn.is_finished() {
-                return Err(ErrorKind::AlreadyClosed.into());
-            }
-            core.conn.start_frame(opcode, payload.len(), true)?;
-            let timed = core.conn.timeouts().send.is_some();
-            if timed {
-                core.conn.write_started(Instant::now());
-            }
-            timed
-        };
+    /// Gives the open frame its `payload` and writes it, `piece` bytes at
+    /// a time (the header is on the wire already).
+    fn write_pieces(&self, wire: &mut Wire<S>, payload: &[u8], piece: usize) -> Result<()> {
         let mut rest = payload;
-        let mut written = Ok(());
         while !rest.is_empty() {
             let (now, after) = rest.split_at(piece.min(rest.len()));
             rest = after;
             let mut core = self.core();
             core.conn.frame_data(now)?;
-            if written.is_ok() {
-                core.conn.take_output(&mut wire.out);
-                drop(core);
-                written = self.write_out(&mut wire, self.write_timeout);
-            } else {
-                // Failed: the frame is completed in the output, so that it
-                // never holds the frames queued after it (the rest goes
-                // out first with the next write).
-                core.conn.frame_data(rest)?;
-                rest = &[];
+            core.conn.take_output(&mut wire.out);
+            drop(core);
+            if let Err(e) = self.write_out(wire, self.write_timeout) {
+                // The frame is completed in the output, so that it never
+                // holds the frames queued after it (the rest goes out
+                // first with the next write).
+                self.core().conn.frame_data(rest)?;
+                return Err(e);
             }
         }
-        if timed {
-            self.core().conn.write_finished();
-        }
-        self.release(wire);
-        written
+        Ok(())
     }
 
     /// Writes what the wire holds (within `timeout`, `None`: no limit),
