@@ -139,10 +139,9 @@ pub struct Protocol {
     /// permessage-deflate, when negotiated.
     deflate: Option<Box<DeflateState>>,
     /// A data frame whose payload is being given in pieces
-    /// ([`Protocol::start_frame`]).
-    open_frame: Option<OpenFrame>,
-    /// Control frames queued while a frame is open: they go out after it.
-    held: Vec<u8>,
+    /// ([`Protocol::start_frame`]). Boxed: only large messages have one,
+    /// and an idle connection should not pay for the room.
+    open_frame: Option<Box<OpenFrame>>,
 }
 
 /// A frame started by [`Protocol::start_frame`], not yet complete.
@@ -152,6 +151,8 @@ struct OpenFrame {
     /// Payload bytes given so far, of `len`.
     given: u64,
     len: u64,
+    /// Frames queued while it is open: they go out after it.
+    held: Vec<u8>,
 }
 
 /// Output capacity always kept after a flush. A larger buffer is kept
@@ -209,7 +210,6 @@ impl Protocol {
             needed: 2,
             deflate: None,
             open_frame: None,
-            held: Vec::new(),
         }
     }
 
@@ -913,10 +913,9 @@ impl Protocol {
                         Role::Client => Some(self.rng.next_u32().to_ne_bytes()),
                         Role::Server => None,
                     };
-                    let out = if self.open_frame.is_some() {
-                        &mut self.held
-                    } else {
-                        &mut self.out
+                    let out = match &mut self.open_frame {
+                        Some(open) => &mut open.held,
+                        None => &mut self.out,
                     };
                     encode_frame(out, fin, rsv, opcode, mask, data);
                 } else {
@@ -961,10 +960,9 @@ impl Protocol {
     fn encode(&mut self, fin: bool, opcode: OpCode, payload: &[u8]) {
         let mask = self.next_mask();
         // Frames queued while a frame is open wait until it is complete.
-        let out = if self.open_frame.is_some() {
-            &mut self.held
-        } else {
-            &mut self.out
+        let out = match &mut self.open_frame {
+            Some(open) => &mut open.held,
+            None => &mut self.out,
         };
         encode_frame(out, fin, 0, opcode, mask, payload);
     }
@@ -1053,11 +1051,12 @@ impl Protocol {
         }
         .encode(&mut self.out);
         if len > 0 {
-            self.open_frame = Some(OpenFrame {
+            self.open_frame = Some(Box::new(OpenFrame {
                 key,
                 given: 0,
                 len: len as u64,
-            });
+                held: Vec::new(),
+            }));
         }
         Ok(())
     }
@@ -1098,8 +1097,9 @@ impl Protocol {
         }
         frame.given += piece.len() as u64;
         if frame.given == frame.len {
-            self.open_frame = None;
-            self.out.append(&mut self.held);
+            if let Some(mut open) = self.open_frame.take() {
+                self.out.append(&mut open.held);
+            }
         }
         Ok(())
     }
@@ -1114,7 +1114,8 @@ impl Protocol {
     /// for an open frame to complete. What a writer that bounds its queue
     /// counts.
     pub fn queued_len(&self) -> usize {
-        self.out.len() - self.out_pos + self.held.len()
+        let held = self.open_frame.as_ref().map_or(0, |open| open.held.len());
+        self.out.len() - self.out_pos + held
     }
 
     // ----- output ----------------------------------------------------------
