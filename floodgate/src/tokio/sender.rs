@@ -21,7 +21,7 @@ use super::receiver::{kept, Kept};
 use super::stream::AsyncStream;
 use crate::error::{Error, ErrorKind, Result, TimeoutKind};
 use crate::lifecycle::{earliest, error_of};
-use floodgate_proto::connection::{Connection, End};
+use floodgate_proto::connection::{Connection, End, WRITE_IN_PIECES_FROM};
 use floodgate_proto::deflate::PerMessageDeflate;
 use floodgate_proto::{CloseCode, CloseFrame, Message, OpCode};
 use futures_sink::Sink;
@@ -191,8 +191,13 @@ impl Shared {
     /// the writer meanwhile (the reader's pongs, a `Sink`'s messages, a
     /// close) goes out right after the frame.
     pub(super) async fn send_data(&self, opcode: OpCode, payload: &[u8]) -> Result<()> {
-        // Not in the `match`: the lock would be held through it.
-        let piece = self.conn().write_piece(payload.len());
+        // Small messages skip the lock that asking takes. (Not in the
+        // `match`: the lock would be held through it.)
+        let piece = if payload.len() >= WRITE_IN_PIECES_FROM {
+            self.conn().write_piece(payload.len())
+        } else {
+            None
+        };
         match piece {
             None => {
                 self.send_with(|c| c.send_frame(opcode, payload, true))

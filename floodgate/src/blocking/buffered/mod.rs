@@ -39,7 +39,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::ingest::Ingest;
 use crate::lifecycle::ArmedTimeout;
 use chunks::ChunkPool;
-use floodgate_proto::connection::{Connection, End};
+use floodgate_proto::connection::{Connection, End, WRITE_IN_PIECES_FROM};
 use floodgate_proto::{CloseCode, CloseFrame, Message, OpCode, UsageError};
 use http::{HeaderMap, StatusCode};
 use reader::Reader;
@@ -116,8 +116,13 @@ impl<S: Transport> Shared<S> {
     /// senders wait for it as for any write; what the reader queues
     /// meanwhile (a pong, a close) goes out right after the frame.
     pub(crate) fn send_data(&self, opcode: OpCode, payload: &[u8]) -> Result<()> {
-        // Not in the `match`: the lock would be held through it.
-        let piece = self.core().conn.write_piece(payload.len());
+        // Small messages skip the lock that asking takes. (Not in the
+        // `match`: the lock would be held through it.)
+        let piece = if payload.len() >= WRITE_IN_PIECES_FROM {
+            self.core().conn.write_piece(payload.len())
+        } else {
+            None
+        };
         match piece {
             None => self.send_with(|c| c.send_frame(opcode, payload, true)),
             Some(piece) => {
