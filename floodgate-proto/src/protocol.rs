@@ -876,21 +876,8 @@ impl Protocol {
                     return Err(UsageError::ControlPayloadTooLong(payload.len()));
                 }
             }
-            OpCode::Text | OpCode::Binary => {
-                if self.sending_fragmented {
-                    return Err(UsageError::BadFragmentSequence(
-                        "a new message was started before the fragmented one was finished",
-                    ));
-                }
-                self.sending_fragmented = !fin;
-            }
-            OpCode::Continuation => {
-                if !self.sending_fragmented {
-                    return Err(UsageError::BadFragmentSequence(
-                        "a continuation frame was sent with no fragmented message open",
-                    ));
-                }
-                self.sending_fragmented = !fin;
+            OpCode::Text | OpCode::Binary | OpCode::Continuation => {
+                self.sequence_data_frame(opcode, fin)?;
             }
         }
         match &mut self.deflate {
@@ -909,14 +896,8 @@ impl Protocol {
                     } else {
                         RSV1
                     };
-                    let mask = match self.role {
-                        Role::Client => Some(self.rng.next_u32().to_ne_bytes()),
-                        Role::Server => None,
-                    };
-                    let out = match &mut self.open_frame {
-                        Some(open) => &mut open.held,
-                        None => &mut self.out,
-                    };
+                    let mask = mask_key(self.role, &mut self.rng);
+                    let out = queue_for(&mut self.out, &mut self.open_frame);
                     encode_frame(out, fin, rsv, opcode, mask, data);
                 } else {
                     self.encode(fin, opcode, payload);
@@ -958,20 +939,26 @@ impl Protocol {
 
     #[inline]
     fn encode(&mut self, fin: bool, opcode: OpCode, payload: &[u8]) {
-        let mask = self.next_mask();
-        // Frames queued while a frame is open wait until it is complete.
-        let out = match &mut self.open_frame {
-            Some(open) => &mut open.held,
-            None => &mut self.out,
-        };
+        let mask = mask_key(self.role, &mut self.rng);
+        let out = queue_for(&mut self.out, &mut self.open_frame);
         encode_frame(out, fin, 0, opcode, mask, payload);
     }
 
-    #[inline]
-    fn next_mask(&mut self) -> Option<[u8; 4]> {
-        match self.role {
-            Role::Client => Some(self.rng.next_u32().to_ne_bytes()),
-            Role::Server => None,
+    /// Checks that a data frame (`Text`, `Binary`, `Continuation`) may
+    /// come next in the outgoing fragment sequence, and notes whether it
+    /// leaves a message open.
+    fn sequence_data_frame(&mut self, opcode: OpCode, fin: bool) -> Result<(), UsageError> {
+        match (opcode, self.sending_fragmented) {
+            (OpCode::Continuation, false) => Err(UsageError::BadFragmentSequence(
+                "a continuation frame was sent with no fragmented message open",
+            )),
+            (OpCode::Text | OpCode::Binary, true) => Err(UsageError::BadFragmentSequence(
+                "a new message was started before the fragmented one was finished",
+            )),
+            _ => {
+                self.sending_fragmented = !fin;
+                Ok(())
+            }
         }
     }
 
@@ -1014,34 +1001,18 @@ impl Protocol {
                 "a frame started with start_frame is still open: give the rest of its payload first",
             ));
         }
-        match opcode {
-            OpCode::Close | OpCode::Ping | OpCode::Pong => {
-                return Err(UsageError::BadFragmentSequence(
-                    "control frames are sent whole, with send_frame",
-                ))
-            }
-            OpCode::Text | OpCode::Binary => {
-                if self.sending_fragmented {
-                    return Err(UsageError::BadFragmentSequence(
-                        "a new message was started before the fragmented one was finished",
-                    ));
-                }
-            }
-            OpCode::Continuation => {
-                if !self.sending_fragmented {
-                    return Err(UsageError::BadFragmentSequence(
-                        "a continuation frame was sent with no fragmented message open",
-                    ));
-                }
-                if self.deflate.as_ref().is_some_and(|d| d.compressing) {
-                    return Err(UsageError::BadFragmentSequence(
-                        "a compressed message is continued with send_frame, not start_frame",
-                    ));
-                }
-            }
+        if opcode.is_control() {
+            return Err(UsageError::BadFragmentSequence(
+                "control frames are sent whole, with send_frame",
+            ));
         }
-        self.sending_fragmented = !fin;
-        let key = self.next_mask();
+        if opcode == OpCode::Continuation && self.deflate.as_ref().is_some_and(|d| d.compressing) {
+            return Err(UsageError::BadFragmentSequence(
+                "a compressed message is continued with send_frame, not start_frame",
+            ));
+        }
+        self.sequence_data_frame(opcode, fin)?;
+        let key = mask_key(self.role, &mut self.rng);
         FrameHeader {
             fin,
             rsv: 0,
@@ -1188,6 +1159,28 @@ fn header_len_hint(buf: &[u8]) -> usize {
     };
     let mask = if b1 & 0x80 != 0 { 4 } else { 0 };
     2 + extended + mask
+}
+
+/// A fresh masking key for a client's frame; none for a server's.
+#[inline]
+fn mask_key(role: Role, rng: &mut StdRng) -> Option<[u8; 4]> {
+    match role {
+        Role::Client => Some(rng.next_u32().to_ne_bytes()),
+        Role::Server => None,
+    }
+}
+
+/// Where a frame queued now goes: the output, or, while a frame given in
+/// pieces is open, behind it, to follow it once it is complete.
+#[inline]
+fn queue_for<'a>(
+    out: &'a mut Vec<u8>,
+    open_frame: &'a mut Option<Box<OpenFrame>>,
+) -> &'a mut Vec<u8> {
+    match open_frame {
+        Some(open) => &mut open.held,
+        None => out,
+    }
 }
 
 /// The default close frame a client sends when it ends a connection.
