@@ -462,3 +462,63 @@ async fn the_sink_writes_fed_messages_at_flush_and_send_all_in_one_go() {
         "{after:?}"
     );
 }
+
+#[tokio::test]
+async fn messages_fed_to_a_sink_go_before_later_sends_and_survive_its_drop() {
+    let server = echo_server();
+    let (mut sender, mut receiver) = floodgate::tokio::connect(&server.url())
+        .await
+        .unwrap()
+        .split();
+    // Fewer than the sink encodes at a time, not flushed: the sender's
+    // own `send_text` must still come after them.
+    for i in 0..10u8 {
+        sender.feed(Message::binary(vec![i; 5])).await.unwrap();
+    }
+    sender.send_text("after the fed ones").await.unwrap();
+    for i in 0..10u8 {
+        assert_eq!(receiver.recv().await.unwrap().as_bytes(), &[i; 5]);
+    }
+    assert_eq!(
+        receiver.recv().await.unwrap().as_text(),
+        Some("after the fed ones")
+    );
+
+    // A clone fed and dropped without a flush: what it fed goes out with
+    // the next write of another sender, before that sender's message.
+    let mut clone = sender.clone();
+    for i in 0..3u8 {
+        clone.feed(Message::text(format!("fed {i}"))).await.unwrap();
+    }
+    drop(clone);
+    sender.send_text("next").await.unwrap();
+    for i in 0..3u8 {
+        assert_eq!(
+            receiver.recv().await.unwrap().as_text(),
+            Some(format!("fed {i}").as_str())
+        );
+    }
+    assert_eq!(receiver.recv().await.unwrap().as_text(), Some("next"));
+
+    // Messages waiting to be encoded when another sender closes: the
+    // flush that would encode them says why they cannot go, and a feed
+    // after the close fails at once.
+    let mut fed = sender.clone();
+    fed.feed(Message::text("too late")).await.unwrap();
+    sender.start_close(None).await.unwrap();
+    let flushed = fed.flush().await;
+    assert!(
+        matches!(flushed, Err(ref e) if matches!(e.kind(), ErrorKind::Usage(_))),
+        "{flushed:?}"
+    );
+    let refused = fed.feed(Message::text("later still")).await;
+    assert!(
+        matches!(refused, Err(ref e) if matches!(e.kind(), ErrorKind::Usage(_))),
+        "{refused:?}"
+    );
+    let end = receiver.recv().await.unwrap_err();
+    assert!(
+        matches!(end.kind(), ErrorKind::ConnectionClosed(_)),
+        "{end}"
+    );
+}

@@ -17,7 +17,6 @@
 //! The receiver never waits for the writer's lock: what it queues (a pong,
 //! the answer to a close) is written by the lock's holder.
 
-use super::receiver::{kept, Kept};
 use super::stream::AsyncStream;
 use crate::error::{Error, ErrorKind, Result, TimeoutKind};
 use crate::lifecycle::{earliest, error_of};
@@ -47,6 +46,15 @@ const KEEP_WRITE_QUEUE: usize = 64 * 1024;
 /// costs one system call per thousands, small enough to stay in cache.
 const SINK_WRITE_AT: usize = 64 * 1024;
 
+/// The [`Sink`] encodes the messages fed to it this many at a time, under
+/// one lock of the connection: taking the lock per message cost a small
+/// message's send a fifth of its time (`send --sizes 16`, async row).
+const STASH_MESSAGES: usize = 64;
+
+/// ... or once this many payload bytes are fed, so that the connection's
+/// output (what `poll_ready` bounds) never lags far behind what was fed.
+const STASH_BYTES: usize = 16 * 1024;
+
 /// What the halves share: the connection, the writer, and what the
 /// handshake said (so that halves put back together by
 /// [`Receiver::reunite`](super::Receiver::reunite) still know it).
@@ -72,6 +80,10 @@ pub(super) struct Shared {
     end_decided: ::tokio::sync::Notify,
     /// `end_decided` was told.
     end_told: AtomicBool,
+    /// The connection can no longer send (a close sent or received, or
+    /// the end): set by [`ConnGuard`] as the lock is let go, so that the
+    /// [`Sink`]'s `start_send` refuses at once without taking the lock.
+    cannot_send: AtomicBool,
     /// The socket, to shut down without the writer's lock (which a write
     /// to a peer that stopped reading may hold for ever). Valid while the
     /// write half, which `writer` owns, is alive.
@@ -115,6 +127,10 @@ impl std::ops::DerefMut for ConnGuard<'_> {
 
 impl Drop for ConnGuard<'_> {
     fn drop(&mut self) {
+        // Once it cannot send, a connection never can again.
+        if !self.shared.cannot_send.load(Ordering::Relaxed) && !self.guard.can_send() {
+            self.shared.cannot_send.store(true, Ordering::Release);
+        }
         if !self.shared.end_told.load(Ordering::Relaxed)
             && self.guard.end().is_some()
             && !self.shared.end_told.swap(true, Ordering::SeqCst)
@@ -160,6 +176,7 @@ impl Shared {
             end_reported: ::tokio::sync::Notify::new(),
             end_decided: ::tokio::sync::Notify::new(),
             end_told: AtomicBool::new(false),
+            cannot_send: AtomicBool::new(false),
             #[cfg(unix)]
             fd,
             killed: AtomicBool::new(false),
@@ -493,9 +510,19 @@ type SendFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 /// the blocking [`crate::Sender`]'s names and contracts.
 ///
 /// Also a [`Sink`] of messages, which batches: `start_send` (`feed`)
-/// encodes into the connection's output, `poll_flush` writes everything
-/// queued with one system call, and `poll_ready` writes first once 64 KiB
-/// wait. A message the protocol refuses fails in `start_send`.
+/// keeps the message, and encodes what was fed into the connection's
+/// output 64 messages (or 16 KiB) at a time, under one lock;
+/// `poll_flush` encodes the rest and writes everything queued with one
+/// system call, and `poll_ready` writes first once 64 KiB wait. A message
+/// the protocol refuses (a control payload over 125 bytes, a connection
+/// that has ended or sent its close) fails in its `start_send`; when the
+/// connection closes while fed messages wait to be encoded, the call that
+/// encodes them fails (`start_send`, `poll_flush` or `poll_close`), and
+/// they are dropped. Messages fed to one
+/// `Sender` go out in the order fed, and before anything that `Sender`
+/// sends afterwards by its other methods; a `Sender` dropped with messages
+/// fed and not flushed encodes them, and the next write of any task sends
+/// them.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -525,22 +552,68 @@ type SendFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 /// a frame whose write was cut short is finished by the next send.
 pub struct Sender {
     pub(super) shared: Arc<Shared>,
-    /// The [`Sink`]'s send in progress.
-    pub(super) sink: Kept<SendFuture>,
-    pub(super) sink_closed: bool,
-    /// Bytes queued in the connection's output after this sink's last
-    /// `start_send`: `poll_ready` decides on it without taking the
-    /// connection's lock again.
-    pub(super) sink_queued: usize,
+    /// The [`Sink`]'s state. Behind a mutex only so that `Sender` stays
+    /// `Sync`: the sink's methods (`&mut self`) reach it without locking,
+    /// and the send methods (`&self`) lock it once per call, to encode
+    /// what was fed before their own message.
+    sink: Mutex<SinkState>,
+}
+
+#[derive(Default)]
+struct SinkState {
+    /// The send in progress.
+    sending: Option<SendFuture>,
+    /// `poll_close` ran.
+    closed: bool,
+    /// Bytes queued in the connection's output after the sink last
+    /// encoded (at most `u32::MAX`): `poll_ready` decides on it without
+    /// taking the connection's lock again.
+    queued: u32,
+    /// Messages fed and not encoded yet, and their payload bytes (at most
+    /// `u32::MAX`). (The two counts are `u32` to keep `Sender`, and so
+    /// `ReuniteError`, small.)
+    stash: Vec<Message>,
+    stash_bytes: u32,
+}
+
+impl SinkState {
+    /// Encodes the stash in order under one lock of the connection, and
+    /// returns how much output the connection then holds. The messages
+    /// after one the connection refuses are dropped with it: a refusal
+    /// here means the connection can no longer send (checks that depend on
+    /// the message alone were made when it was fed).
+    fn encode(&mut self, shared: &Shared) -> Result<usize> {
+        self.stash_bytes = 0;
+        let mut conn = shared.conn();
+        let mut messages = self.stash.drain(..);
+        if conn.is_finished() {
+            return Err(ErrorKind::AlreadyClosed.into());
+        }
+        for message in messages.by_ref() {
+            conn.send(&message)?;
+        }
+        // Counted with what waits for another task's message written in
+        // pieces, which holds it back.
+        let queued = conn.queued_len();
+        self.queued = u32::try_from(queued).unwrap_or(u32::MAX);
+        Ok(queued)
+    }
 }
 
 impl Clone for Sender {
     fn clone(&self) -> Sender {
-        Sender {
-            shared: self.shared.clone(),
-            sink: Mutex::new(None),
-            sink_closed: false,
-            sink_queued: 0,
+        Sender::new(self.shared.clone())
+    }
+}
+
+impl Drop for Sender {
+    /// Messages fed and not flushed are encoded, as they were when fed:
+    /// the next write of any task sends them.
+    fn drop(&mut self) {
+        let shared = self.shared.clone();
+        let sink = self.sink_state();
+        if !sink.stash.is_empty() {
+            let _ = sink.encode(&shared);
         }
     }
 }
@@ -554,6 +627,27 @@ impl fmt::Debug for Sender {
 }
 
 impl Sender {
+    pub(super) fn new(shared: Arc<Shared>) -> Sender {
+        Sender {
+            shared,
+            sink: Mutex::new(SinkState::default()),
+        }
+    }
+
+    fn sink_state(&mut self) -> &mut SinkState {
+        self.sink.get_mut().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Encodes what was fed to the sink and not yet encoded, so that it
+    /// goes before what the caller sends next.
+    fn fed_first(&self) -> Result<()> {
+        let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
+        if sink.stash.is_empty() {
+            return Ok(());
+        }
+        sink.encode(&self.shared).map(drop)
+    }
+
     /// Sends a message (text, binary, ping, pong; a `Close` message runs
     /// [`close_with`](Self::close_with), as in the blocking client).
     ///
@@ -568,6 +662,7 @@ impl Sender {
     /// first with the next send). For a `Close` message, as for
     /// [`close`](Self::close).
     pub async fn send(&self, message: impl Into<Message>) -> Result<()> {
+        self.fed_first()?;
         match message.into() {
             Message::Close(frame) => self.close_with(frame).await,
             Message::Text(text) => self.shared.send_data(OpCode::Text, text.as_bytes()).await,
@@ -611,6 +706,7 @@ impl Sender {
         I: IntoIterator,
         I::Item: Borrow<Message>,
     {
+        self.fed_first()?;
         let mut close = None;
         let mut refused = None;
         let written = self
@@ -646,6 +742,7 @@ impl Sender {
     ///
     /// As for [`send`](Self::send).
     pub async fn send_text(&self, text: &str) -> Result<()> {
+        self.fed_first()?;
         self.shared.send_data(OpCode::Text, text.as_bytes()).await
     }
 
@@ -655,6 +752,7 @@ impl Sender {
     ///
     /// As for [`send`](Self::send).
     pub async fn send_binary(&self, data: &[u8]) -> Result<()> {
+        self.fed_first()?;
         self.shared.send_data(OpCode::Binary, data).await
     }
 
@@ -668,6 +766,7 @@ impl Sender {
     /// As for [`send`](Self::send); [`ErrorKind::Usage`] for a frame out of
     /// sequence or a malformed control frame.
     pub async fn send_frame(&self, opcode: OpCode, payload: &[u8], fin: bool) -> Result<()> {
+        self.fed_first()?;
         self.shared
             .send_with(|c| c.send_frame(opcode, payload, fin))
             .await
@@ -679,6 +778,7 @@ impl Sender {
     ///
     /// As for [`send`](Self::send).
     pub async fn ping(&self, payload: &[u8]) -> Result<()> {
+        self.fed_first()?;
         self.shared.send_with(|c| c.send_ping(payload)).await
     }
 
@@ -688,6 +788,7 @@ impl Sender {
     ///
     /// As for [`send`](Self::send).
     pub async fn pong(&self, payload: &[u8]) -> Result<()> {
+        self.fed_first()?;
         self.shared.send_with(|c| c.send_pong(payload)).await
     }
 
@@ -741,6 +842,8 @@ impl Sender {
     /// [`ErrorKind::AlreadyClosed`] once the connection has ended; I/O
     /// errors.
     pub async fn start_close(&self, frame: Option<CloseFrame>) -> Result<()> {
+        // A stash the connection refuses does not stop the close.
+        let _ = self.fed_first();
         self.shared.send_close(frame).await
     }
 
@@ -761,19 +864,27 @@ impl Sender {
         conn.can_send() && !conn.is_finished() && !self.shared.was_killed()
     }
 
+    /// Encodes what was fed (see [`SinkState::encode`]).
+    fn encode_fed(&mut self) -> Result<usize> {
+        let shared = self.shared.clone();
+        self.sink_state().encode(&shared)
+    }
+
     /// Writes out what is queued (waiting for the writer if another task
     /// holds it), as the sink's send in progress.
     fn write_queued(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        self.sink_queued = 0;
         let shared = self.shared.clone();
-        *kept(&mut self.sink) = Some(Box::pin(async move { shared.send_with(|_| Ok(())).await }));
+        let sink = self.sink_state();
+        sink.queued = 0;
+        sink.sending = Some(Box::pin(async move { shared.send_with(|_| Ok(())).await }));
         self.poll_sink(cx)
     }
 
     fn poll_sink(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        if let Some(future) = kept(&mut self.sink).as_mut() {
+        let sink = self.sink_state();
+        if let Some(future) = sink.sending.as_mut() {
             let result = ready!(future.as_mut().poll(cx));
-            *kept(&mut self.sink) = None;
+            sink.sending = None;
             result?;
         }
         Poll::Ready(Ok(()))
@@ -787,38 +898,56 @@ impl Sink<Message> for Sender {
     /// written: then they are written first (the sink's backpressure).
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         ready!(self.poll_sink(cx))?;
-        if self.sink_queued >= SINK_WRITE_AT {
+        if self.sink_state().queued as usize >= SINK_WRITE_AT {
             return self.write_queued(cx);
         }
         Poll::Ready(Ok(()))
     }
 
-    /// Encodes the message into the connection's output, to be written by
-    /// the next `poll_flush` (or by the next write of any task): `feed`
-    /// then `flush` writes a run of messages with one system call, and no
+    /// Keeps the message, and encodes what was fed into the connection's
+    /// output once 64 messages or 16 KiB wait, to be written by the next
+    /// `poll_flush` (or by the next write of any task): `feed` then
+    /// `flush` writes a run of messages with one system call, the
+    /// connection's lock is taken once per 64 small messages, and no
     /// message is boxed or copied on the way.
     fn start_send(mut self: Pin<&mut Self>, message: Message) -> Result<()> {
+        let this = &mut *self;
         match message {
             // A Sink only sends: a `Close` message sends the close frame
-            // (as `start_close`), and the receiving side sees the
-            // server's answer.
+            // (as `start_close`) after what was fed, and the receiving
+            // side sees the server's answer.
             Message::Close(frame) => {
-                let shared = self.shared.clone();
-                *kept(&mut self.sink) =
+                // What was fed and cannot go does not stop the close.
+                let _ = this.encode_fed();
+                let shared = this.shared.clone();
+                this.sink_state().sending =
                     Some(Box::pin(async move { shared.send_close(frame).await }));
                 Ok(())
             }
             message => {
-                let mut conn = self.shared.conn();
-                if conn.is_finished() {
-                    return Err(ErrorKind::AlreadyClosed.into());
+                if this.shared.cannot_send.load(Ordering::Acquire) {
+                    let conn = this.shared.conn();
+                    return Err(if conn.is_finished() {
+                        ErrorKind::AlreadyClosed.into()
+                    } else {
+                        floodgate_proto::UsageError::Closed.into()
+                    });
                 }
-                conn.send(&message)?;
-                // Counted with what waits for another task's message
-                // written in pieces, which holds it back.
-                let queued = conn.queued_len();
-                drop(conn);
-                self.sink_queued = queued;
+                // What depends on the message alone fails here, not in
+                // the batch.
+                if let Message::Ping(payload) | Message::Pong(payload) = &message {
+                    if payload.len() > 125 {
+                        let len = payload.len();
+                        return Err(floodgate_proto::UsageError::ControlPayloadTooLong(len).into());
+                    }
+                }
+                let sink = this.sink_state();
+                let len = u32::try_from(message.len()).unwrap_or(u32::MAX);
+                sink.stash_bytes = sink.stash_bytes.saturating_add(len);
+                sink.stash.push(message);
+                if sink.stash.len() >= STASH_MESSAGES || sink.stash_bytes as usize >= STASH_BYTES {
+                    this.encode_fed()?;
+                }
                 Ok(())
             }
         }
@@ -828,7 +957,12 @@ impl Sink<Message> for Sender {
         ready!(self.poll_sink(cx))?;
         // Also what waits behind another task's message written in
         // pieces: flushed once the writer is had, after that message.
-        if self.shared.conn().queued_len() > 0 {
+        let queued = if self.sink_state().stash.is_empty() {
+            self.shared.conn().queued_len()
+        } else {
+            self.encode_fed()?
+        };
+        if queued > 0 {
             return self.write_queued(cx);
         }
         Poll::Ready(Ok(()))
@@ -840,11 +974,14 @@ impl Sink<Message> for Sender {
     /// [`Sender::close`] to wait for it.
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         ready!(self.poll_sink(cx))?;
-        if !self.sink_closed {
-            self.sink_closed = true;
+        if !self.sink_state().stash.is_empty() {
+            self.encode_fed()?;
+        }
+        if !self.sink_state().closed {
+            self.sink_state().closed = true;
             if !self.shared.conn().protocol().close_sent() {
                 let shared = self.shared.clone();
-                *kept(&mut self.sink) = Some(Box::pin(async move {
+                self.sink_state().sending = Some(Box::pin(async move {
                     shared
                         .send_close(Some(CloseFrame::new(CloseCode::NORMAL, "")))
                         .await

@@ -135,12 +135,7 @@ impl WebSocket {
                 in_flight_frames: false,
                 ended: false,
             },
-            sender: Sender {
-                shared,
-                sink: Mutex::new(None),
-                sink_closed: false,
-                sink_queued: 0,
-            },
+            sender: Sender::new(shared),
         }
     }
 
