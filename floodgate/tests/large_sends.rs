@@ -167,4 +167,72 @@ mod async_senders {
         .unwrap();
         assert_big_whole_and_small_in_order(&frames, &small);
     }
+
+    #[tokio::test]
+    async fn a_sink_writes_a_large_message_in_its_place_among_small_ones() {
+        let (server, frames) = slow_server(Duration::from_millis(200));
+        let mut ws = Client::builder()
+            .send_buffer_size(64 << 10)
+            .connect_async(&server.url())
+            .await
+            .expect("connect");
+        let before: Vec<String> = (0..3).map(|i| format!("before {i}")).collect();
+        let after: Vec<String> = (0..3).map(|i| format!("after {i}")).collect();
+        for text in &before {
+            ws.feed(floodgate::Message::text(text.as_str()))
+                .await
+                .expect("feed");
+        }
+        ws.feed(floodgate::Message::binary(big_payload()))
+            .await
+            .expect("feed the big one");
+        for text in &after {
+            ws.feed(floodgate::Message::text(text.as_str()))
+                .await
+                .expect("feed");
+        }
+        ws.flush().await.expect("flush");
+        ws.close(1000, "").await.expect("close");
+        let frames = tokio::task::spawn_blocking(move || {
+            frames.recv_timeout(Duration::from_secs(20)).unwrap()
+        })
+        .await
+        .unwrap();
+        let small: Vec<String> = before.iter().chain(&after).cloned().collect();
+        assert_big_whole_and_small_in_order(&frames, &small);
+        let big_at = frames.iter().position(|f| f.opcode == 0x2).unwrap();
+        let texts_before = frames[..big_at].iter().filter(|f| f.opcode == 0x1).count();
+        assert_eq!(
+            texts_before,
+            before.len(),
+            "the big message went out of its place"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sink_dropped_while_writing_a_large_message_completes_its_frame_first() {
+        let (server, frames) = slow_server(Duration::from_millis(400));
+        let ws = Client::builder()
+            .send_buffer_size(64 << 10)
+            .connect_async(&server.url())
+            .await
+            .expect("connect");
+        let (sender, receiver) = ws.split();
+        let mut sink = sender.clone();
+        sink.feed(floodgate::Message::binary(big_payload()))
+            .await
+            .expect("feed");
+        let cut = tokio::time::timeout(Duration::from_millis(100), sink.flush()).await;
+        assert!(cut.is_err(), "the flush was cut short by the timeout");
+        drop(sink);
+        sender.send_text("after").await.expect("the next send");
+        drop(receiver);
+        sender.start_close(None).await.expect("close");
+        let frames = tokio::task::spawn_blocking(move || {
+            frames.recv_timeout(Duration::from_secs(20)).unwrap()
+        })
+        .await
+        .unwrap();
+        assert_big_whole_and_small_in_order(&frames, &["after".to_string()]);
+    }
 }

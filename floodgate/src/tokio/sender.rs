@@ -513,7 +513,10 @@ type SendFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 /// keeps the message, and encodes what was fed into the connection's
 /// output 64 messages (or 16 KiB) at a time, under one lock;
 /// `poll_flush` encodes the rest and writes everything queued with one
-/// system call, and `poll_ready` writes first once 64 KiB wait. A message
+/// system call, and `poll_ready` writes first once 64 KiB wait. A data
+/// message of 128 KiB or more is written as [`send_binary`](Self::send_binary)
+/// writes it, a piece at a time, by the `poll_ready` or `poll_flush`
+/// after its `start_send`. A message
 /// the protocol refuses (a control payload over 125 bytes, a connection
 /// that has ended or sent its close) fails in its `start_send`; when the
 /// connection closes while fed messages wait to be encoded, the call that
@@ -870,6 +873,25 @@ impl Sender {
         self.sink_state().encode(&shared)
     }
 
+    /// Sends a large data message as the sink's send in progress, after
+    /// what was fed: as `send_binary` does, one frame masked and written a
+    /// piece at a time (see [`Shared::send_data`]), which `start_send`
+    /// could not do, since it cannot wait for the socket between pieces.
+    /// `poll_ready` and `poll_flush` drive it.
+    fn send_large(&mut self, message: Message) -> Result<()> {
+        if !self.sink_state().stash.is_empty() {
+            self.encode_fed()?;
+        }
+        let shared = self.shared.clone();
+        self.sink_state().sending = Some(Box::pin(async move {
+            match &message {
+                Message::Text(text) => shared.send_data(OpCode::Text, text.as_bytes()).await,
+                payload => shared.send_data(OpCode::Binary, payload.as_bytes()).await,
+            }
+        }));
+        Ok(())
+    }
+
     /// Writes out what is queued (waiting for the writer if another task
     /// holds it), as the sink's send in progress.
     fn write_queued(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
@@ -894,8 +916,9 @@ impl Sender {
 impl Sink<Message> for Sender {
     type Error = Error;
 
-    /// Ready unless more than 64 KiB wait to be
-    /// written: then they are written first (the sink's backpressure).
+    /// Ready unless more than 64 KiB wait to be written, or a large
+    /// message is being written: then that is done first (the sink's
+    /// backpressure).
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         ready!(self.poll_sink(cx))?;
         if self.sink_state().queued as usize >= SINK_WRITE_AT {
@@ -909,7 +932,8 @@ impl Sink<Message> for Sender {
     /// `poll_flush` (or by the next write of any task): `feed` then
     /// `flush` writes a run of messages with one system call, the
     /// connection's lock is taken once per 64 small messages, and no
-    /// message is boxed or copied on the way.
+    /// message is boxed or copied on the way. A data message of 128 KiB
+    /// or more starts its write in pieces, after what was fed before it.
     fn start_send(mut self: Pin<&mut Self>, message: Message) -> Result<()> {
         let this = &mut *self;
         match message {
@@ -939,6 +963,11 @@ impl Sink<Message> for Sender {
                     if payload.len() > 125 {
                         let len = payload.len();
                         return Err(floodgate_proto::UsageError::ControlPayloadTooLong(len).into());
+                    }
+                }
+                if message.len() >= WRITE_IN_PIECES_FROM {
+                    if let Message::Text(_) | Message::Binary(_) = message {
+                        return this.send_large(message);
                     }
                 }
                 let sink = this.sink_state();
