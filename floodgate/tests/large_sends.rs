@@ -114,14 +114,26 @@ mod async_senders {
     use super::*;
     use futures_util::SinkExt;
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_large_message_is_whole_while_a_sink_of_another_task_sends() {
-        let (server, frames) = slow_server(Duration::from_millis(300));
-        let ws = Client::builder()
+    /// A small send buffer, so that the large write blocks soon.
+    async fn connect_small_send_buffer(server: &ScriptedServer) -> floodgate::tokio::WebSocket {
+        Client::builder()
             .send_buffer_size(64 << 10)
             .connect_async(&server.url())
             .await
-            .expect("connect");
+            .expect("connect")
+    }
+
+    /// What the slow server read, once it has answered the close.
+    async fn frames_seen(frames: mpsc::Receiver<Vec<ClientFrame>>) -> Vec<ClientFrame> {
+        tokio::task::spawn_blocking(move || frames.recv_timeout(Duration::from_secs(20)).unwrap())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_large_message_is_whole_while_a_sink_of_another_task_sends() {
+        let (server, frames) = slow_server(Duration::from_millis(300));
+        let ws = connect_small_send_buffer(&server).await;
         let (sender, receiver) = ws.split();
         let big_sender = sender.clone();
         let big = tokio::spawn(async move { big_sender.send_binary(&big_payload()).await });
@@ -138,44 +150,28 @@ mod async_senders {
         big.await.unwrap().expect("the big send");
         drop(receiver);
         sender.start_close(None).await.expect("close");
-        let frames = tokio::task::spawn_blocking(move || {
-            frames.recv_timeout(Duration::from_secs(20)).unwrap()
-        })
-        .await
-        .unwrap();
+        let frames = frames_seen(frames).await;
         assert_big_whole_and_small_in_order(&frames, &small);
     }
 
     #[tokio::test]
     async fn an_async_send_cancelled_half_way_completes_its_frame_first() {
         let (server, frames) = slow_server(Duration::from_millis(400));
-        let mut ws = Client::builder()
-            .send_buffer_size(64 << 10)
-            .connect_async(&server.url())
-            .await
-            .expect("connect");
+        let mut ws = connect_small_send_buffer(&server).await;
         let payload = big_payload();
         let cut = tokio::time::timeout(Duration::from_millis(100), ws.send_binary(&payload)).await;
         assert!(cut.is_err(), "the send was cut short by the timeout");
         let small = vec!["after".to_string()];
         ws.send_text("after").await.expect("the next send");
         ws.close(1000, "").await.expect("close");
-        let frames = tokio::task::spawn_blocking(move || {
-            frames.recv_timeout(Duration::from_secs(20)).unwrap()
-        })
-        .await
-        .unwrap();
+        let frames = frames_seen(frames).await;
         assert_big_whole_and_small_in_order(&frames, &small);
     }
 
     #[tokio::test]
     async fn a_sink_writes_a_large_message_in_its_place_among_small_ones() {
         let (server, frames) = slow_server(Duration::from_millis(200));
-        let mut ws = Client::builder()
-            .send_buffer_size(64 << 10)
-            .connect_async(&server.url())
-            .await
-            .expect("connect");
+        let mut ws = connect_small_send_buffer(&server).await;
         let before: Vec<String> = (0..3).map(|i| format!("before {i}")).collect();
         let after: Vec<String> = (0..3).map(|i| format!("after {i}")).collect();
         for text in &before {
@@ -193,11 +189,7 @@ mod async_senders {
         }
         ws.flush().await.expect("flush");
         ws.close(1000, "").await.expect("close");
-        let frames = tokio::task::spawn_blocking(move || {
-            frames.recv_timeout(Duration::from_secs(20)).unwrap()
-        })
-        .await
-        .unwrap();
+        let frames = frames_seen(frames).await;
         let small: Vec<String> = before.iter().chain(&after).cloned().collect();
         assert_big_whole_and_small_in_order(&frames, &small);
         let big_at = frames.iter().position(|f| f.opcode == 0x2).unwrap();
@@ -212,11 +204,7 @@ mod async_senders {
     #[tokio::test]
     async fn a_sink_dropped_while_writing_a_large_message_completes_its_frame_first() {
         let (server, frames) = slow_server(Duration::from_millis(400));
-        let ws = Client::builder()
-            .send_buffer_size(64 << 10)
-            .connect_async(&server.url())
-            .await
-            .expect("connect");
+        let ws = connect_small_send_buffer(&server).await;
         let (sender, receiver) = ws.split();
         let mut sink = sender.clone();
         sink.feed(floodgate::Message::binary(big_payload()))
@@ -228,11 +216,7 @@ mod async_senders {
         sender.send_text("after").await.expect("the next send");
         drop(receiver);
         sender.start_close(None).await.expect("close");
-        let frames = tokio::task::spawn_blocking(move || {
-            frames.recv_timeout(Duration::from_secs(20)).unwrap()
-        })
-        .await
-        .unwrap();
+        let frames = frames_seen(frames).await;
         assert_big_whole_and_small_in_order(&frames, &["after".to_string()]);
     }
 }
