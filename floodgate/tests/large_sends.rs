@@ -219,4 +219,55 @@ mod async_senders {
         let frames = frames_seen(frames).await;
         assert_big_whole_and_small_in_order(&frames, &["after".to_string()]);
     }
+
+    #[tokio::test]
+    async fn a_large_message_fed_goes_before_the_senders_next_send_without_a_flush() {
+        let (server, frames) = slow_server(Duration::from_millis(400));
+        let (mut sink, receiver) = connect_small_send_buffer(&server).await.split();
+        // A flush cancelled mid-write (the server is not reading yet),
+        // then the same sender's next send: it finishes the sink's write
+        // first rather than wait for the writer that write holds.
+        sink.feed(floodgate::Message::binary(big_payload()))
+            .await
+            .expect("feed");
+        let cut = tokio::time::timeout(Duration::from_millis(50), sink.flush()).await;
+        assert!(cut.is_err(), "the flush was cut short by the timeout");
+        tokio::time::timeout(Duration::from_secs(10), sink.send_text("after"))
+            .await
+            .expect("the send after a cancelled flush did not hang")
+            .expect("the send after a cancelled flush");
+        // No flush at all: the sender's own next send still comes after.
+        sink.feed(floodgate::Message::binary(big_payload()))
+            .await
+            .expect("feed");
+        sink.send_text("last").await.expect("the next send");
+        drop(receiver);
+        sink.start_close(None).await.expect("close");
+        let frames = frames_seen(frames).await;
+        let kinds: Vec<u8> = frames
+            .iter()
+            .map(|f| f.opcode)
+            .filter(|&o| o != 0x9)
+            .collect();
+        assert_eq!(kinds, [0x2, 0x1, 0x2, 0x1], "big, after, big, last");
+        let big = big_payload();
+        for frame in frames.iter().filter(|f| f.opcode == 0x2) {
+            assert!(frame.fin && frame.payload == big, "a big message differs");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sender_dropped_before_writing_a_large_message_fed_still_sends_it() {
+        let (server, frames) = slow_server(Duration::from_millis(100));
+        let (sender, receiver) = connect_small_send_buffer(&server).await.split();
+        let mut sink = sender.clone();
+        sink.feed(floodgate::Message::binary(big_payload()))
+            .await
+            .expect("feed");
+        drop(sink);
+        sender.send_text("after").await.expect("the next send");
+        drop(receiver);
+        sender.start_close(None).await.expect("close");
+        assert_big_whole_and_small_in_order(&frames_seen(frames).await, &["after".to_string()]);
+    }
 }

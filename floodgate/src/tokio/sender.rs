@@ -408,6 +408,14 @@ impl Shared {
     }
 }
 
+/// The opcode of a data message (a text or binary one).
+fn data_opcode(message: &Message) -> OpCode {
+    match message {
+        Message::Text(_) => OpCode::Text,
+        _ => OpCode::Binary,
+    }
+}
+
 /// A frame begun with [`Connection::start_frame`] by
 /// [`Shared::send_data`] and the payload it still lacks: completed in the
 /// output when dropped.
@@ -521,11 +529,11 @@ type SendFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 /// that has ended or sent its close) fails in its `start_send`; when the
 /// connection closes while fed messages wait to be encoded, the call that
 /// encodes them fails (`start_send`, `poll_flush` or `poll_close`), and
-/// they are dropped. Messages fed to one
-/// `Sender` go out in the order fed, and before anything that `Sender`
-/// sends afterwards by its other methods; a `Sender` dropped with messages
-/// fed and not flushed encodes them, and the next write of any task sends
-/// them.
+/// they are dropped. Messages fed to one `Sender` go out in the order
+/// fed, and before anything that `Sender` sends afterwards by its other
+/// methods (which first finish a write the sink began, for instance under
+/// a flush that was cancelled); a `Sender` dropped with messages fed and
+/// not flushed encodes them, and the next write of any task sends them.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -558,25 +566,30 @@ pub struct Sender {
     /// The [`Sink`]'s state. Behind a mutex only so that `Sender` stays
     /// `Sync`: the sink's methods (`&mut self`) reach it without locking,
     /// and the send methods (`&self`) lock it once per call, to encode
-    /// what was fed before their own message.
-    sink: Mutex<SinkState>,
+    /// what was fed before their own message. Boxed: most senders never
+    /// use the sink, and `Sender` (in `WebSocket`, `ReuniteError`) stays
+    /// two words.
+    sink: Box<Mutex<SinkState>>,
 }
 
 #[derive(Default)]
 struct SinkState {
-    /// The send in progress.
+    /// The send in progress: it may hold the writer while suspended.
     sending: Option<SendFuture>,
+    /// A large data message fed, whose write in pieces has not begun:
+    /// `poll_sink` begins it. Kept as a message until then, so that a
+    /// `Sender` dropped first encodes it, and the frame is not opened
+    /// (holding back every other frame) before anyone drives it.
+    large: Option<Message>,
     /// `poll_close` ran.
     closed: bool,
     /// Bytes queued in the connection's output after the sink last
-    /// encoded (at most `u32::MAX`): `poll_ready` decides on it without
-    /// taking the connection's lock again.
-    queued: u32,
-    /// Messages fed and not encoded yet, and their payload bytes (at most
-    /// `u32::MAX`). (The two counts are `u32` to keep `Sender`, and so
-    /// `ReuniteError`, small.)
+    /// encoded: `poll_ready` decides on it without taking the
+    /// connection's lock again.
+    queued: usize,
+    /// Messages fed and not encoded yet, and their payload bytes.
     stash: Vec<Message>,
-    stash_bytes: u32,
+    stash_bytes: usize,
 }
 
 impl SinkState {
@@ -597,9 +610,8 @@ impl SinkState {
         }
         // Counted with what waits for another task's message written in
         // pieces, which holds it back.
-        let queued = conn.queued_len();
-        self.queued = u32::try_from(queued).unwrap_or(u32::MAX);
-        Ok(queued)
+        self.queued = conn.queued_len();
+        Ok(self.queued)
     }
 }
 
@@ -615,6 +627,9 @@ impl Drop for Sender {
     fn drop(&mut self) {
         let shared = self.shared.clone();
         let sink = self.sink_state();
+        if let Some(message) = sink.large.take() {
+            let _ = shared.conn().send(&message);
+        }
         if !sink.stash.is_empty() {
             let _ = sink.encode(&shared);
         }
@@ -633,7 +648,7 @@ impl Sender {
     pub(super) fn new(shared: Arc<Shared>) -> Sender {
         Sender {
             shared,
-            sink: Mutex::new(SinkState::default()),
+            sink: Box::new(Mutex::new(SinkState::default())),
         }
     }
 
@@ -641,14 +656,32 @@ impl Sender {
         self.sink.get_mut().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Encodes what was fed to the sink and not yet encoded, so that it
-    /// goes before what the caller sends next.
-    fn fed_first(&self) -> Result<()> {
-        let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
-        if sink.stash.is_empty() {
-            return Ok(());
+    /// Sends or encodes what was fed to the sink and not sent yet, so
+    /// that it goes before what the caller sends next: the sink's send in
+    /// progress is finished here (it may hold the writer, which this
+    /// caller is about to wait for), a large message not begun is sent,
+    /// and the stash is encoded. (At most one of the three is there: the
+    /// sink finishes each before it takes the next message.)
+    async fn fed_first(&self) -> Result<()> {
+        let (sending, large) = {
+            let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
+            if sink.sending.is_none() && sink.large.is_none() {
+                if sink.stash.is_empty() {
+                    return Ok(());
+                }
+                return sink.encode(&self.shared).map(drop);
+            }
+            (sink.sending.take(), sink.large.take())
+        };
+        if let Some(sending) = sending {
+            sending.await?;
         }
-        sink.encode(&self.shared).map(drop)
+        if let Some(message) = large {
+            self.shared
+                .send_data(data_opcode(&message), message.as_bytes())
+                .await?;
+        }
+        Ok(())
     }
 
     /// Sends a message (text, binary, ping, pong; a `Close` message runs
@@ -665,7 +698,7 @@ impl Sender {
     /// first with the next send). For a `Close` message, as for
     /// [`close`](Self::close).
     pub async fn send(&self, message: impl Into<Message>) -> Result<()> {
-        self.fed_first()?;
+        self.fed_first().await?;
         match message.into() {
             Message::Close(frame) => self.close_with(frame).await,
             Message::Text(text) => self.shared.send_data(OpCode::Text, text.as_bytes()).await,
@@ -709,7 +742,7 @@ impl Sender {
         I: IntoIterator,
         I::Item: Borrow<Message>,
     {
-        self.fed_first()?;
+        self.fed_first().await?;
         let mut close = None;
         let mut refused = None;
         let written = self
@@ -745,7 +778,7 @@ impl Sender {
     ///
     /// As for [`send`](Self::send).
     pub async fn send_text(&self, text: &str) -> Result<()> {
-        self.fed_first()?;
+        self.fed_first().await?;
         self.shared.send_data(OpCode::Text, text.as_bytes()).await
     }
 
@@ -755,7 +788,7 @@ impl Sender {
     ///
     /// As for [`send`](Self::send).
     pub async fn send_binary(&self, data: &[u8]) -> Result<()> {
-        self.fed_first()?;
+        self.fed_first().await?;
         self.shared.send_data(OpCode::Binary, data).await
     }
 
@@ -769,7 +802,7 @@ impl Sender {
     /// As for [`send`](Self::send); [`ErrorKind::Usage`] for a frame out of
     /// sequence or a malformed control frame.
     pub async fn send_frame(&self, opcode: OpCode, payload: &[u8], fin: bool) -> Result<()> {
-        self.fed_first()?;
+        self.fed_first().await?;
         self.shared
             .send_with(|c| c.send_frame(opcode, payload, fin))
             .await
@@ -781,7 +814,7 @@ impl Sender {
     ///
     /// As for [`send`](Self::send).
     pub async fn ping(&self, payload: &[u8]) -> Result<()> {
-        self.fed_first()?;
+        self.fed_first().await?;
         self.shared.send_with(|c| c.send_ping(payload)).await
     }
 
@@ -791,7 +824,7 @@ impl Sender {
     ///
     /// As for [`send`](Self::send).
     pub async fn pong(&self, payload: &[u8]) -> Result<()> {
-        self.fed_first()?;
+        self.fed_first().await?;
         self.shared.send_with(|c| c.send_pong(payload)).await
     }
 
@@ -845,8 +878,8 @@ impl Sender {
     /// [`ErrorKind::AlreadyClosed`] once the connection has ended; I/O
     /// errors.
     pub async fn start_close(&self, frame: Option<CloseFrame>) -> Result<()> {
-        // A stash the connection refuses does not stop the close.
-        let _ = self.fed_first();
+        // What was fed and cannot go does not stop the close.
+        let _ = self.fed_first().await;
         self.shared.send_close(frame).await
     }
 
@@ -873,22 +906,16 @@ impl Sender {
         self.sink_state().encode(&shared)
     }
 
-    /// Sends a large data message as the sink's send in progress, after
-    /// what was fed: as `send_binary` does, one frame masked and written a
-    /// piece at a time (see [`Shared::send_data`]), which `start_send`
-    /// could not do, since it cannot wait for the socket between pieces.
-    /// `poll_ready` and `poll_flush` drive it.
+    /// Takes a large data message as the sink's next send, after what was
+    /// fed: as `send_binary` does, one frame masked and written a piece at
+    /// a time (see [`Shared::send_data`]), which `start_send` could not
+    /// do, since it cannot wait for the socket between pieces.
+    /// `poll_ready` and `poll_flush` begin and drive it.
     fn send_large(&mut self, message: Message) -> Result<()> {
         if !self.sink_state().stash.is_empty() {
             self.encode_fed()?;
         }
-        let shared = self.shared.clone();
-        self.sink_state().sending = Some(Box::pin(async move {
-            match &message {
-                Message::Text(text) => shared.send_data(OpCode::Text, text.as_bytes()).await,
-                payload => shared.send_data(OpCode::Binary, payload.as_bytes()).await,
-            }
-        }));
+        self.sink_state().large = Some(message);
         Ok(())
     }
 
@@ -903,7 +930,15 @@ impl Sender {
     }
 
     fn poll_sink(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let shared = self.shared.clone();
         let sink = self.sink_state();
+        if let Some(message) = sink.large.take() {
+            sink.sending = Some(Box::pin(async move {
+                shared
+                    .send_data(data_opcode(&message), message.as_bytes())
+                    .await
+            }));
+        }
         if let Some(future) = sink.sending.as_mut() {
             let result = ready!(future.as_mut().poll(cx));
             sink.sending = None;
@@ -921,7 +956,7 @@ impl Sink<Message> for Sender {
     /// backpressure).
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         ready!(self.poll_sink(cx))?;
-        if self.sink_state().queued as usize >= SINK_WRITE_AT {
+        if self.sink_state().queued >= SINK_WRITE_AT {
             return self.write_queued(cx);
         }
         Poll::Ready(Ok(()))
@@ -971,10 +1006,9 @@ impl Sink<Message> for Sender {
                     }
                 }
                 let sink = this.sink_state();
-                let len = u32::try_from(message.len()).unwrap_or(u32::MAX);
-                sink.stash_bytes = sink.stash_bytes.saturating_add(len);
+                sink.stash_bytes += message.len();
                 sink.stash.push(message);
-                if sink.stash.len() >= STASH_MESSAGES || sink.stash_bytes as usize >= STASH_BYTES {
+                if sink.stash.len() >= STASH_MESSAGES || sink.stash_bytes >= STASH_BYTES {
                     this.encode_fed()?;
                 }
                 Ok(())
