@@ -625,13 +625,12 @@ impl Drop for Sender {
     /// Messages fed and not flushed are encoded, as they were when fed:
     /// the next write of any task sends them.
     fn drop(&mut self) {
-        let shared = self.shared.clone();
-        let sink = self.sink_state();
+        let (shared, sink) = self.parts();
         if let Some(message) = sink.large.take() {
             let _ = shared.conn().send(&message);
         }
         if !sink.stash.is_empty() {
-            let _ = sink.encode(&shared);
+            let _ = sink.encode(shared);
         }
     }
 }
@@ -653,7 +652,13 @@ impl Sender {
     }
 
     fn sink_state(&mut self) -> &mut SinkState {
-        self.sink.get_mut().unwrap_or_else(|e| e.into_inner())
+        self.parts().1
+    }
+
+    /// The connection and the sink's state, borrowed at once.
+    fn parts(&mut self) -> (&Shared, &mut SinkState) {
+        let sink = self.sink.get_mut().unwrap_or_else(|e| e.into_inner());
+        (&self.shared, sink)
     }
 
     /// Sends or encodes what was fed to the sink and not sent yet, so
@@ -902,8 +907,8 @@ impl Sender {
 
     /// Encodes what was fed (see [`SinkState::encode`]).
     fn encode_fed(&mut self) -> Result<usize> {
-        let shared = self.shared.clone();
-        self.sink_state().encode(&shared)
+        let (shared, sink) = self.parts();
+        sink.encode(shared)
     }
 
     /// Takes a large data message as the sink's next send, after what was
@@ -930,15 +935,15 @@ impl Sender {
     }
 
     fn poll_sink(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        let shared = self.shared.clone();
-        let sink = self.sink_state();
-        if let Some(message) = sink.large.take() {
-            sink.sending = Some(Box::pin(async move {
+        if let Some(message) = self.sink_state().large.take() {
+            let shared = self.shared.clone();
+            self.sink_state().sending = Some(Box::pin(async move {
                 shared
                     .send_data(data_opcode(&message), message.as_bytes())
                     .await
             }));
         }
+        let sink = self.sink_state();
         if let Some(future) = sink.sending.as_mut() {
             let result = ready!(future.as_mut().poll(cx));
             sink.sending = None;
