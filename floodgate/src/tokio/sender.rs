@@ -22,6 +22,7 @@ use crate::error::{Error, ErrorKind, Result, TimeoutKind};
 use crate::lifecycle::{earliest, error_of};
 use floodgate_proto::connection::{Connection, End, WRITE_IN_PIECES_FROM};
 use floodgate_proto::deflate::PerMessageDeflate;
+use floodgate_proto::frame::MAX_CONTROL_PAYLOAD;
 use floodgate_proto::{CloseCode, CloseFrame, Message, OpCode};
 use futures_sink::Sink;
 use http::{HeaderMap, StatusCode};
@@ -916,7 +917,7 @@ impl Sender {
     /// a time (see [`Shared::send_data`]), which `start_send` could not
     /// do, since it cannot wait for the socket between pieces.
     /// `poll_ready` and `poll_flush` begin and drive it.
-    fn send_large(&mut self, message: Message) -> Result<()> {
+    fn keep_large(&mut self, message: Message) -> Result<()> {
         if !self.sink_state().stash.is_empty() {
             self.encode_fed()?;
         }
@@ -1000,14 +1001,14 @@ impl Sink<Message> for Sender {
                 // What depends on the message alone fails here, not in
                 // the batch.
                 if let Message::Ping(payload) | Message::Pong(payload) = &message {
-                    if payload.len() > 125 {
+                    if payload.len() > MAX_CONTROL_PAYLOAD {
                         let len = payload.len();
                         return Err(floodgate_proto::UsageError::ControlPayloadTooLong(len).into());
                     }
                 }
                 if message.len() >= WRITE_IN_PIECES_FROM {
                     if let Message::Text(_) | Message::Binary(_) = message {
-                        return this.send_large(message);
+                        return this.keep_large(message);
                     }
                 }
                 let sink = this.sink_state();
